@@ -1,0 +1,71 @@
+/**
+ * The HTTP API of a controller replica. Any replica answers: everything is read from etcd.
+ */
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express, { type Request } from 'express';
+import type { Registry } from 'prom-client';
+import type { AdminService } from '../service/admin-service.js';
+import { errorHandler } from './http-errors.js';
+
+export interface ApiDeps {
+  admin: AdminService;
+  registry: Registry;
+  controllerId: string;
+  isLeader: () => boolean;
+}
+
+export function createApp(deps: ApiDeps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(express.json({ limit: '1mb' }));
+  const name = (req: Request) => String(req.params['name']);
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ ok: true, controller: deps.controllerId, leader: deps.isLeader() });
+  });
+  app.get('/v1/clusters', async (_req, res) => {
+    res.json(await deps.admin.listClusters());
+  });
+  app.post('/v1/clusters', async (req, res) => {
+    const body = (req.body ?? {}) as { name?: unknown; slots?: unknown; shards?: unknown };
+    const route = await deps.admin.createCluster({ name: String(body.name ?? ''), file: { slots: body.slots, shards: body.shards ?? [] } });
+    res.status(201).json(route);
+  });
+  app.get('/v1/clusters/:name', async (req, res) => {
+    res.json(await deps.admin.describeCluster(name(req)));
+  });
+  app.get('/v1/clusters/:name/route', async (req, res) => {
+    res.json(await deps.admin.route(name(req)));
+  });
+  app.get('/v1/clusters/:name/history', async (req, res) => {
+    const count = Math.min(1000, Math.max(1, Number(req.query['limit'] ?? 100) || 100));
+    res.json(await deps.admin.listHistory(name(req), count));
+  });
+  app.get('/v1/controllers', async (_req, res) => {
+    res.json(await deps.admin.listControllers());
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.type(deps.registry.contentType).send(await deps.registry.metrics());
+  });
+  app.use((_req, res) => {
+    res.status(404).json({ error: { code: 'NOT_FOUND', message: 'no such endpoint' } });
+  });
+  app.use(errorHandler);
+  return app;
+}
+
+/** Listens on host:port (port 0 picks a free one); resolves with the server and its real address. */
+export function listen(app: express.Express, hostPort: string): Promise<{ server: Server; address: string }> {
+  const i = hostPort.lastIndexOf(':');
+  const host = hostPort.slice(0, i);
+  const port = Number(hostPort.slice(i + 1));
+  return new Promise((resolve, reject) => {
+    const server = app.listen(port, host);
+    server.once('error', reject);
+    server.once('listening', () => {
+      const addr = server.address() as AddressInfo;
+      resolve({ server, address: `${host}:${addr.port}` });
+    });
+  });
+}

@@ -1,0 +1,77 @@
+import { readFileSync } from 'node:fs';
+import type { Argv } from 'yargs';
+import { parse as parseYaml } from 'yaml';
+import { ValidationError, errorMessage } from '../../model/errors.js';
+import { printJson, warn, withAdmin, type GlobalArgs } from '../run.js';
+import { clusterStatusText, clustersTable, routeTable } from '../tables.js';
+
+function readClusterFile(path: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ValidationError(`cannot read ${path}: ${errorMessage(err)}`);
+  }
+  try {
+    return parseYaml(text) ?? {};
+  } catch (err) {
+    throw new ValidationError(`${path} is not valid YAML: ${errorMessage(err).split('\n')[0]}`);
+  }
+}
+
+export function clusterCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
+  return y
+    .command(
+      'create <name>',
+      'create a cluster; with -f, its shards (slots are then spread evenly over them)',
+      (c) =>
+        c
+          .positional('name', { type: 'string', demandOption: true })
+          .option('slots', { type: 'number', describe: 'slot count, 1..16384 (default 1024)' })
+          .option('file', { alias: 'f', type: 'string', describe: 'cluster YAML: slots, probe settings, shards with master and slaves' }),
+      (argv) =>
+        withAdmin(argv, async (admin) => {
+          const file = argv.file === undefined ? undefined : readClusterFile(argv.file);
+          const route = await admin.createCluster({ name: argv.name, slots: argv.slots, file });
+          if (argv.json) printJson(route);
+          else process.stdout.write(`created cluster ${route.cluster}\n${routeTable(route)}\n`);
+        }),
+    )
+    .command(
+      'list',
+      'list clusters',
+      (c) => c,
+      (argv) =>
+        withAdmin(argv, async (admin) => {
+          const { clusters, problems } = await admin.listClusters();
+          warn(problems);
+          if (argv.json) printJson(clusters);
+          else process.stdout.write(`${clustersTable(clusters)}\n`);
+        }),
+    )
+    .command(
+      'show <name>',
+      'shards and instances with their role, link, offset and health as the controller last saw them',
+      (c) => c.positional('name', { type: 'string', demandOption: true }),
+      (argv) =>
+        withAdmin(argv, async (admin) => {
+          const status = await admin.describeCluster(argv.name);
+          warn(status.problems);
+          if (argv.json) printJson(status);
+          else process.stdout.write(`${clusterStatusText(status)}\n`);
+        }),
+    )
+    .command(
+      'delete <name>',
+      'delete a cluster and everything cfgserver keeps about it (not the Redis data)',
+      (c) => c.positional('name', { type: 'string', demandOption: true }).option('yes', { type: 'boolean', default: false, describe: 'confirm' }),
+      (argv) =>
+        withAdmin(argv, async (admin) => {
+          if (!argv.yes) throw new ValidationError(`deleting cluster ${argv.name} needs --yes`);
+          await admin.deleteCluster(argv.name);
+          if (argv.json) printJson({ deleted: argv.name });
+          else process.stdout.write(`deleted cluster ${argv.name}\n`);
+        }),
+    )
+    .demandCommand(1, 'say which cluster command: create, list, show or delete');
+}

@@ -1,0 +1,66 @@
+/**
+ * What every cfgctl command shares: the etcd connection from flags, printing, and the one mapping
+ * from typed errors to exit codes. A failure prints one line on stderr and changes nothing.
+ */
+import type { Etcd3 } from 'etcd3';
+import { CfgError, errorMessage, type ErrorCode } from '../model/errors.js';
+import { AdminService } from '../service/admin-service.js';
+import { DEFAULT_ETCD, createEtcd } from '../store/etcd.js';
+import { DEFAULT_PREFIX, Keys } from '../store/keys.js';
+
+export interface GlobalArgs {
+  etcd: string;
+  prefix: string;
+  json: boolean;
+  timeout: number;
+}
+
+export const EXIT_CODES: Record<ErrorCode, number> = {
+  VALIDATION: 2,
+  NOT_FOUND: 3,
+  ALREADY_EXISTS: 4,
+  CONFLICT: 4,
+  REFUSED: 5,
+  ETCD_UNAVAILABLE: 6,
+  NOT_LEADER: 6,
+  MALFORMED_VALUE: 7,
+  REDIS: 8,
+};
+
+export const globalOptions = {
+  etcd: {
+    type: 'string',
+    default: process.env['CFGSERVER_ETCD'] ?? DEFAULT_ETCD,
+    defaultDescription: '$CFGSERVER_ETCD or http://127.0.0.1:2379',
+    describe: 'etcd endpoints, comma-separated',
+  },
+  prefix: { type: 'string', default: process.env['CFGSERVER_PREFIX'] ?? DEFAULT_PREFIX, describe: 'key prefix of cfgserver in etcd' },
+  json: { type: 'boolean', default: false, describe: 'print JSON instead of tables' },
+  timeout: { type: 'number', default: 3000, describe: 'deadline of each etcd request, in ms' },
+} as const;
+
+/** Runs a command against etcd; prints the error and sets the exit code on failure. */
+export async function withAdmin(args: GlobalArgs, fn: (admin: AdminService) => Promise<void>): Promise<void> {
+  let etcd: Etcd3 | undefined;
+  try {
+    etcd = createEtcd({ endpoints: args.etcd, callTimeoutMs: args.timeout });
+    await fn(new AdminService(etcd, new Keys(args.prefix)));
+  } catch (err) {
+    fail(err);
+  } finally {
+    etcd?.close();
+  }
+}
+
+export function fail(err: unknown): void {
+  process.stderr.write(`cfgctl: ${errorMessage(err).split('\n')[0]}\n`);
+  process.exitCode = err instanceof CfgError ? EXIT_CODES[err.code] : 1;
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+export function warn(problems: string[]): void {
+  for (const p of problems) process.stderr.write(`warning: ${p}\n`);
+}

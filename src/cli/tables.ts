@@ -1,0 +1,92 @@
+/**
+ * Human-readable renderings of what cfgctl prints. cli-table3 does the layout.
+ */
+import Table from 'cli-table3';
+import type { ControllerStatus } from '../store/controller-registry.js';
+import type { ClusterStatus, ClusterSummary } from '../service/admin-service.js';
+import type { HistoryEntry, Route } from '../model/schemas.js';
+import { countSlots } from '../model/route.js';
+
+const PLAIN = Object.fromEntries(
+  ['top', 'top-mid', 'top-left', 'top-right', 'bottom', 'bottom-mid', 'bottom-left', 'bottom-right', 'left', 'left-mid', 'mid', 'mid-mid', 'right', 'right-mid', 'middle'].map((k) => [k, '']),
+);
+
+function table(head: string[], rows: (string | number)[][]): string {
+  // kubectl-like: no borders, columns separated by two spaces.
+  const t = new Table({ head, chars: PLAIN, style: { head: [], border: [], 'padding-left': 0, 'padding-right': 2 } });
+  t.push(...rows.map((r) => r.map(String)));
+  return t.toString();
+}
+
+export function rangesText(ranges: [number, number][]): string {
+  if (ranges.length === 0) return '-';
+  const text = ranges.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(',');
+  return text.length > 40 ? `${text.slice(0, 37)}...` : text;
+}
+
+function ago(iso: string | null, now = Date.now()): string {
+  if (!iso) return '-';
+  const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
+  return s < 60 ? `${s}s ago` : s < 3600 ? `${Math.round(s / 60)}m ago` : `${Math.round(s / 3600)}h ago`;
+}
+
+export function clustersTable(clusters: ClusterSummary[]): string {
+  if (clusters.length === 0) return 'no clusters';
+  return table(
+    ['CLUSTER', 'SLOTS', 'ASSIGNED', 'SHARDS', 'INSTANCES', 'EPOCH', 'PAUSED'],
+    clusters.map((c) => [c.name, c.slotCount, c.assignedSlots, c.shards, c.instances, c.epoch, c.paused ? 'yes' : 'no']),
+  );
+}
+
+export function clusterStatusText(status: ClusterStatus): string {
+  const { spec, route } = status;
+  const header = [
+    `cluster ${spec.name}: ${spec.slotCount} slots (${status.unassignedSlots} unassigned), epoch ${route.epoch}${spec.paused ? ', PAUSED' : ''}`,
+    `probe every ${spec.probe.intervalMs} ms, timeout ${spec.probe.timeoutMs} ms, down after ${spec.probe.downAfterMs} ms`,
+    `health as seen by ${status.healthFrom ?? 'no controller yet'}`,
+  ];
+  const rows = status.shards.flatMap((shard) =>
+    shard.instances.map((inst, i) => {
+      const h = inst.health;
+      const role = h ? (h.reachable ? h.role : 'down') : '?';
+      const link = h?.role === 'slave' ? `${h.masterAddress} ${h.linkUp ? 'up' : 'down'}` : '-';
+      return [
+        i === 0 ? shard.id : '',
+        i === 0 ? `${shard.slotCount} (${rangesText(shard.slots)})` : '',
+        inst.address,
+        inst.expectedRole,
+        role,
+        link,
+        h?.offset ?? '-',
+        h ? (h.reachable ? 'ok' : `unreachable since ${ago(h.since)}`) : 'not probed yet',
+      ];
+    }),
+  );
+  const body = rows.length ? table(['SHARD', 'SLOTS', 'INSTANCE', 'ROUTE ROLE', 'SEEN ROLE', 'REPLICATES FROM', 'OFFSET', 'HEALTH'], rows) : 'no shards';
+  return [...header, body].join('\n');
+}
+
+export function routeTable(route: Route): string {
+  const head = `cluster ${route.cluster} epoch ${route.epoch}, ${route.slotCount} slots, hash ${route.hash}, updated ${route.updatedAt}`;
+  if (route.shards.length === 0) return `${head}\nno shards`;
+  return `${head}\n${table(
+    ['SHARD', 'MASTER', 'SLAVES', 'SLOTS', 'RANGES'],
+    route.shards.map((s) => [s.id, s.master, s.slaves.join(',') || '-', countSlots(s.slots), rangesText(s.slots)]),
+  )}`;
+}
+
+export function controllersTable(controllers: ControllerStatus[]): string {
+  if (controllers.length === 0) return 'no live controllers';
+  return table(
+    ['CONTROLLER', 'LEADER', 'API', 'VERSION', 'PID', 'STARTED'],
+    controllers.map((c) => [c.id, c.leader ? 'yes' : '', c.address ?? '-', c.version, c.pid, c.startedAt]),
+  );
+}
+
+export function historyTable(entries: HistoryEntry[]): string {
+  if (entries.length === 0) return 'no history';
+  return table(
+    ['AT', 'CONTROLLER', 'ACTION', 'SHARD', 'TARGET', 'OUTCOME', 'MS', 'REASON'],
+    entries.map((e) => [e.at, e.controller, e.action, e.shard ?? '-', e.target ?? '-', e.outcome, e.durationMs ?? '-', e.reason]),
+  );
+}

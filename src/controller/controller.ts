@@ -1,0 +1,212 @@
+/**
+ * One controller replica. Every replica registers itself, probes every instance of every cluster
+ * and publishes what it saw; the one holding the leader lock also reconciles: it makes Redis match
+ * the route. State lives in etcd only — kill a replica at any moment and another carries on.
+ */
+import { hostname } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import type { Etcd3 } from 'etcd3';
+import type { Logger } from 'winston';
+import { ControllerMetrics } from '../api/metrics.js';
+import { LeaderElection } from '../election/leader-election.js';
+import { Session } from '../election/session.js';
+import { NotLeaderError, errorMessage } from '../model/errors.js';
+import { instancesOf } from '../model/route.js';
+import { RedisPool } from '../redis/pool.js';
+import type { StoredCluster } from '../store/cluster-store.js';
+import { createEtcd } from '../store/etcd.js';
+import { Keys } from '../store/keys.js';
+import { AdminService } from '../service/admin-service.js';
+import type { ControllerConfig } from './config.js';
+import { planReplication } from './decide.js';
+import { HealthTracker } from './health-tracker.js';
+import { Limiter, probeAll, type Observations } from './observe.js';
+import { Reconciler } from './reconciler.js';
+
+export const VERSION = '0.1.0';
+
+export class Controller {
+  readonly id: string;
+  readonly etcd: Etcd3;
+  readonly keys: Keys;
+  readonly admin: AdminService;
+  readonly metrics = new ControllerMetrics();
+  private readonly pool: RedisPool;
+  private readonly limiter: Limiter;
+  private readonly tracker: HealthTracker;
+  private session: Session | null = null;
+  private election: LeaderElection | null = null;
+  private reconciler: Reconciler | null = null;
+  private clusters: StoredCluster[] = [];
+  private readonly lastProbe = new Map<string, number>();
+  private readonly busy = new Set<string>();
+  private lastRefresh = 0;
+  private loopTimer: NodeJS.Timeout | undefined;
+  private stopping = false;
+  private readonly startedAt = new Date().toISOString();
+
+  constructor(
+    private readonly config: ControllerConfig,
+    private readonly log: Logger,
+    /** The HTTP address, once the API listens, for the registry. */
+    private apiAddress: string | null = null,
+  ) {
+    this.id = config.id ?? `${hostname()}-${process.pid}`;
+    this.etcd = createEtcd({ endpoints: config.etcd });
+    this.keys = new Keys(config.prefix);
+    this.admin = new AdminService(this.etcd, this.keys);
+    this.pool = new RedisPool({ timeoutMs: 500 });
+    this.limiter = new Limiter(config.probeConcurrency);
+    this.tracker = new HealthTracker(this.id, config.healthRefreshMs);
+  }
+
+  setApiAddress(address: string): void {
+    this.apiAddress = address;
+  }
+
+  isLeader(): boolean {
+    return this.election?.isLeader() ?? false;
+  }
+
+  async start(): Promise<void> {
+    await this.joinWithNewSession();
+    this.loopTimer = setInterval(() => void this.tick(), 100);
+  }
+
+  /** Stops acting; the leader resigns first so that another replica takes over at once. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearInterval(this.loopTimer);
+    await this.election?.resign();
+    await this.session?.close(true);
+    this.pool.close();
+    this.etcd.close();
+    this.log.info('controller stopped', { controller: this.id });
+  }
+
+  /** A new lease, registration and campaign: at start, and after a lease was lost. */
+  private async joinWithNewSession(): Promise<void> {
+    for (let attempt = 1; !this.stopping; attempt++) {
+      try {
+        const session = await Session.open(this.etcd, this.config.leaseTtlSeconds, this.log);
+        await this.admin.controllers.register(
+          { id: this.id, address: this.apiAddress, version: VERSION, pid: process.pid, startedAt: this.startedAt },
+          session.leaseId,
+        );
+        const election = new LeaderElection(this.etcd, this.keys, session, this.id, this.log);
+        election.on('elected', () => this.metrics.leader.set(1));
+        election.on('deposed', () => this.metrics.leader.set(0));
+        session.once('lost', () => this.onSessionLost());
+        this.session = session;
+        this.election = election;
+        this.reconciler = new Reconciler({
+          controllerId: this.id,
+          pool: this.pool,
+          history: this.admin.history,
+          election,
+          metrics: this.metrics,
+          log: this.log,
+          backoffMs: this.config.repairBackoffMs,
+        });
+        await election.start();
+        this.log.info('controller joined', { controller: this.id, lease: session.leaseId, ttlSeconds: this.config.leaseTtlSeconds });
+        return;
+      } catch (err) {
+        this.log.warn('cannot join etcd yet', { attempt, error: errorMessage(err) });
+        await new Promise((r) => setTimeout(r, Math.min(2000, 200 * attempt)));
+      }
+    }
+  }
+
+  private onSessionLost(): void {
+    if (this.stopping) return;
+    // Health keys went with the lease: publish everything again under the new one.
+    this.tracker.reset();
+    void this.joinWithNewSession();
+  }
+
+  private async tick(): Promise<void> {
+    const now = Date.now();
+    if (now - this.lastRefresh >= this.config.refreshMs) {
+      this.lastRefresh = now;
+      await this.refreshClusters();
+    }
+    for (const cluster of this.clusters) {
+      const name = cluster.spec.name;
+      if (this.busy.has(name) || now - (this.lastProbe.get(name) ?? 0) < cluster.spec.probe.intervalMs) continue;
+      this.busy.add(name);
+      this.lastProbe.set(name, now);
+      void this.cycle(cluster).finally(() => this.busy.delete(name));
+    }
+  }
+
+  private async refreshClusters(): Promise<void> {
+    try {
+      const listing = await this.admin.clusters.list();
+      for (const problem of listing.problems) this.log.error('skipping a cluster whose value is malformed', { error: problem.message, key: problem.key });
+      this.clusters = listing.clusters;
+      this.metrics.clusters.set(this.clusters.length);
+      this.pool.retain(new Set(this.clusters.flatMap((c) => instancesOf(c.route))));
+    } catch (err) {
+      this.log.warn('cannot read clusters; keeping the last list', { error: errorMessage(err) });
+    }
+  }
+
+  /**
+   * One cycle for one cluster: observe, publish, and — on the leader — decide and act.
+   * Returns what it did, as a sentence, which is also logged.
+   */
+  async cycle(cluster: StoredCluster): Promise<string> {
+    const name = cluster.spec.name;
+    const started = performance.now();
+    const sentence = await this.cycleSentence(cluster).catch((err) => `cycle failed: ${errorMessage(err)}`);
+    this.metrics.cycleSeconds.observe((performance.now() - started) / 1000);
+    this.log.log(sentence.startsWith('no action') ? 'debug' : 'info', sentence, { cluster: name, controller: this.id });
+    return sentence;
+  }
+
+  private async cycleSentence(cluster: StoredCluster): Promise<string> {
+    const name = cluster.spec.name;
+    const observations = await probeAll(this.pool, this.limiter, instancesOf(cluster.route));
+    let down = 0;
+    for (const obs of observations.values()) {
+      this.metrics.probes.inc({ result: obs.info ? 'ok' : 'failed' });
+      this.metrics.probeSeconds.observe(obs.latencyMs / 1000);
+      if (!obs.info) down++;
+    }
+    this.metrics.instancesDown.set({ cluster: name }, down);
+    await this.publishHealth(name, observations);
+
+    if (!this.election?.isLeader()) return `no action: not the leader; ${observations.size} instances probed, ${down} unreachable`;
+    const plan = planReplication(cluster.route, observations);
+    if (cluster.spec.paused) {
+      return plan.actions.length
+        ? `paused: would have done ${plan.actions.length} actions (${plan.actions.map((a) => a.reason).join('; ')})`
+        : 'no action: paused, and nothing to do';
+    }
+    if (plan.actions.length === 0) return `no action: I am the leader and Redis matches the route${plan.notes.length ? `; ${plan.notes.join('; ')}` : ''}`;
+    try {
+      const done = await this.reconciler!.apply(name, plan);
+      return done.join('; ');
+    } catch (err) {
+      if (err instanceof NotLeaderError) return `stopped acting: ${err.message}`;
+      throw err;
+    }
+  }
+
+  private async publishHealth(cluster: string, observations: Observations): Promise<void> {
+    const session = this.session;
+    if (!session?.isAlive()) return;
+    const writes = [...observations.values()]
+      .map((obs) => this.tracker.update(cluster, obs))
+      .filter((h) => h !== null)
+      .map((h) => this.admin.health.put(cluster, h, session.leaseId));
+    const results = await Promise.allSettled(writes);
+    const failed = results.filter((r) => r.status === 'rejected');
+    if (failed.length) {
+      // Publish everything again next time rather than trusting a partial write.
+      this.tracker.reset();
+      this.log.warn('could not publish health', { cluster, failed: failed.length, error: errorMessage((failed[0] as PromiseRejectedResult).reason) });
+    }
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * The leader's hands: carries out a plan on Redis, one action at a time, each only while this
+ * replica still holds the lock, and records every action in the cluster's history with its reason.
+ */
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'winston';
+import type { ControllerMetrics } from '../api/metrics.js';
+import type { LeaderElection } from '../election/leader-election.js';
+import { NotLeaderError, errorMessage } from '../model/errors.js';
+import type { HistoryEntry } from '../model/schemas.js';
+import { promote, replicaOf } from '../redis/commands.js';
+import type { RedisPool } from '../redis/pool.js';
+import type { HistoryStore } from '../store/history-store.js';
+import type { Action, Plan } from './decide.js';
+
+export interface ReconcilerDeps {
+  controllerId: string;
+  pool: RedisPool;
+  history: HistoryStore;
+  election: LeaderElection;
+  metrics: ControllerMetrics;
+  log: Logger;
+  /** Wait this long before repeating an action on the same instance. */
+  backoffMs: number;
+}
+
+export class Reconciler {
+  /** When an action last failed, by instance: it is not retried before the backoff has passed. */
+  private readonly lastFailure = new Map<string, number>();
+
+  constructor(private readonly deps: ReconcilerDeps) {}
+
+  /** Carries out the plan; returns one sentence per action saying what happened. */
+  async apply(cluster: string, plan: Plan): Promise<string[]> {
+    const sentences: string[] = [];
+    for (const action of plan.actions) {
+      const key = `${cluster}/${action.instance}`;
+      const failedAt = this.lastFailure.get(key);
+      if (failedAt !== undefined && Date.now() - failedAt < this.deps.backoffMs) {
+        sentences.push(`waiting before retrying ${describe(action)}, which failed ${Date.now() - failedAt} ms ago`);
+        continue;
+      }
+      const { sentence, failed } = await this.carryOut(cluster, action);
+      if (failed) this.lastFailure.set(key, Date.now());
+      else this.lastFailure.delete(key);
+      sentences.push(sentence);
+    }
+    return sentences;
+  }
+
+  private async carryOut(cluster: string, action: Action): Promise<{ sentence: string; failed: boolean }> {
+    // The local lease deadline says whether we may act; the fenced history write re-checks in etcd.
+    const fence = this.deps.election.requireFence();
+    const start = performance.now();
+    let outcome: HistoryEntry['outcome'] = 'done';
+    let error: string | null = null;
+    try {
+      if (action.kind === 'replicaof') await replicaOf(this.deps.pool, action.instance, action.master);
+      else await promote(this.deps.pool, action.instance);
+    } catch (err) {
+      outcome = 'failed';
+      error = errorMessage(err);
+    }
+    const durationMs = Math.round(performance.now() - start);
+    this.deps.metrics.actions.inc({ action: action.kind, outcome });
+    const entry: HistoryEntry = {
+      at: new Date().toISOString(),
+      cluster,
+      controller: this.deps.controllerId,
+      action: action.kind,
+      shard: action.shard,
+      target: action.instance,
+      reason: action.reason,
+      outcome,
+      durationMs,
+      detail: error ? { error } : action.kind === 'replicaof' ? { master: action.master } : undefined,
+    };
+    this.deps.log.log(outcome === 'done' ? 'info' : 'warn', `${describe(action)}: ${outcome}`, entry);
+    try {
+      await this.deps.history.append(entry, fence);
+    } catch (err) {
+      if (err instanceof NotLeaderError) throw err;
+      this.deps.log.warn('could not record history', { cluster, error: errorMessage(err) });
+    }
+    return { sentence: `${describe(action)} because ${action.reason}: ${outcome}${error ? ` (${error})` : ''}`, failed: outcome === 'failed' };
+  }
+}
+
+function describe(action: Action): string {
+  return action.kind === 'replicaof' ? `REPLICAOF ${action.master} on ${action.instance}` : `REPLICAOF NO ONE on ${action.instance}`;
+}

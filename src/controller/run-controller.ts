@@ -1,0 +1,36 @@
+/**
+ * `cfgserver controller`: a replica with its HTTP API, until SIGTERM/SIGINT, when the leader
+ * resigns so that another replica takes over at once.
+ */
+import type { Server } from 'node:http';
+import { createApp, listen } from '../api/server.js';
+import { createLogger } from '../log.js';
+import { errorMessage } from '../model/errors.js';
+import type { ControllerConfig } from './config.js';
+import { Controller } from './controller.js';
+
+export async function runController(config: ControllerConfig): Promise<void> {
+  const log = createLogger(config.logLevel);
+  const controller = new Controller(config, log);
+  let server: Server | undefined;
+  if (config.listen) {
+    const app = createApp({ admin: controller.admin, registry: controller.metrics.registry, controllerId: controller.id, isLeader: () => controller.isLeader() });
+    const bound = await listen(app, config.listen);
+    server = bound.server;
+    controller.setApiAddress(bound.address);
+    log.info('HTTP API listening', { address: bound.address });
+  }
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info('shutting down', { signal });
+    server?.close();
+    server?.closeAllConnections();
+    await controller.stop().catch((err) => log.error('error while stopping', { error: errorMessage(err) }));
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  await controller.start();
+}

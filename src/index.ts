@@ -1,0 +1,9 @@
+/**
+ * The library surface of cfgserver for Node programs: follow a route, map keys to slots.
+ */
+export { RouteWatcher, type RouteWatcherOptions, type RouteWatcherEvents } from './store/route-watcher.js';
+export { keySlot, crc16 } from './model/slot.js';
+export { routeSchema, type Route, type Shard } from './model/schemas.js';
+export { slotOwners } from './model/route.js';
+export { Keys, DEFAULT_PREFIX } from './store/keys.js';
+export * from './model/errors.js';

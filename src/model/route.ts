@@ -1,0 +1,98 @@
+/**
+ * Pure operations on a route document. Nothing here does I/O; the store and the services
+ * read a route, call these, and write the result with a compare on the revision they read.
+ */
+import { RefusedError } from './errors.js';
+import { ROUTE_FORMAT, type Route, type Shard } from './schemas.js';
+
+export type SlotRange = [number, number];
+
+/** Turns a sorted list of slots into inclusive ranges. */
+export function toRanges(slots: Iterable<number>): SlotRange[] {
+  const ranges: SlotRange[] = [];
+  for (const s of slots) {
+    const last = ranges[ranges.length - 1];
+    if (last && s === last[1] + 1) last[1] = s;
+    else ranges.push([s, s]);
+  }
+  return ranges;
+}
+
+export function countSlots(ranges: readonly SlotRange[]): number {
+  return ranges.reduce((n, [a, b]) => n + b - a + 1, 0);
+}
+
+/** owners[slot] = index of the owning shard in route.shards, or -1. */
+export function slotOwners(route: Pick<Route, 'slotCount' | 'shards'>): Int32Array {
+  const owners = new Int32Array(route.slotCount).fill(-1);
+  route.shards.forEach((shard, index) => {
+    for (const [a, b] of shard.slots) owners.fill(index, a, b + 1);
+  });
+  return owners;
+}
+
+export function unassignedSlots(route: Pick<Route, 'slotCount' | 'shards'>): number[] {
+  const owners = slotOwners(route);
+  const free: number[] = [];
+  owners.forEach((owner, slot) => owner === -1 && free.push(slot));
+  return free;
+}
+
+/**
+ * Gives every slot without an owner to a shard, so that shard sizes end as even as possible.
+ * Owned slots never move (that is migration's job). Returns the new shard list.
+ */
+export function assignUnownedEvenly(route: Pick<Route, 'slotCount' | 'shards'>): Shard[] {
+  if (route.shards.length === 0) throw new RefusedError('the cluster has no shard to assign slots to');
+  const n = route.shards.length;
+  const owned = route.shards.map((s) => countSlots(s.slots));
+  const free = unassignedSlots(route);
+  const gained: number[][] = route.shards.map(() => []);
+  let next = 0;
+  // First bring each shard up to its fair share, in shard order...
+  route.shards.forEach((_, i) => {
+    const fair = Math.floor(route.slotCount / n) + (i < route.slotCount % n ? 1 : 0);
+    while (owned[i]! < fair && next < free.length) {
+      gained[i]!.push(free[next++]!);
+      owned[i]!++;
+    }
+  });
+  // ...then, if some shards were already over their share, hand the rest to the smallest.
+  while (next < free.length) {
+    const smallest = owned.indexOf(Math.min(...owned));
+    gained[smallest]!.push(free[next++]!);
+    owned[smallest]!++;
+  }
+  return route.shards.map((shard, i) => {
+    if (gained[i]!.length === 0) return shard;
+    const all = [...expand(shard.slots), ...gained[i]!].sort((a, b) => a - b);
+    return { ...shard, slots: toRanges(all) };
+  });
+}
+
+function* expand(ranges: readonly SlotRange[]): Iterable<number> {
+  for (const [a, b] of ranges) for (let s = a; s <= b; s++) yield s;
+}
+
+/** The next free shard id of the form s<N>. */
+export function nextShardId(route: Pick<Route, 'shards'>): string {
+  const used = new Set(route.shards.map((s) => s.id));
+  for (let i = 0; ; i++) if (!used.has(`s${i}`)) return `s${i}`;
+}
+
+export function instancesOf(route: Pick<Route, 'shards'>): string[] {
+  return route.shards.flatMap((s) => [s.master, ...s.slaves]);
+}
+
+export function findShard(route: Pick<Route, 'shards'>, id: string): Shard | undefined {
+  return route.shards.find((s) => s.id === id);
+}
+
+export function newRoute(cluster: string, slotCount: number, shards: Shard[], epoch: number): Route {
+  return { format: ROUTE_FORMAT, cluster, epoch, slotCount, hash: 'crc16', shards, migrating: [], updatedAt: new Date().toISOString() };
+}
+
+/** The same route with changed shards and the next epoch: every published change bumps the epoch. */
+export function nextRoute(route: Route, shards: Shard[]): Route {
+  return { ...route, shards, epoch: route.epoch + 1, updatedAt: new Date().toISOString() };
+}

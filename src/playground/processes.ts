@@ -1,0 +1,216 @@
+/**
+ * Starting and stopping the real servers cfgserver works with — etcd, redis-server and controller
+ * replicas — on loopback. The playground and the test harness both use this module.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, closeSync } from 'node:fs';
+import { createConnection, createServer } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** A free TCP port on 127.0.0.1 (the OS picks it; a later bind may still race, rarely). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Whether `port` can be bound on 127.0.0.1 right now. */
+export function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/** `preferred` when it is free, else any free port. */
+export async function portOrFree(preferred: number | undefined): Promise<number> {
+  return preferred !== undefined && (await portIsFree(preferred)) ? preferred : freePort();
+}
+
+export async function waitFor<T>(what: string, check: () => Promise<T | null | undefined | false>, timeoutMs = 10_000, everyMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value) return value;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/** A child process with its output in a log file, stopped politely then firmly. */
+export class ManagedProcess {
+  readonly child: ChildProcess;
+  private exited: Promise<number | null>;
+  exitCode: number | null | undefined = undefined;
+
+  constructor(
+    readonly name: string,
+    command: string,
+    args: string[],
+    readonly logFile: string,
+    env: NodeJS.ProcessEnv = process.env,
+  ) {
+    mkdirSync(dirname(logFile), { recursive: true });
+    const fd = openSync(logFile, 'a');
+    this.child = spawn(command, args, { stdio: ['ignore', fd, fd], env });
+    closeSync(fd);
+    this.exited = new Promise((resolve) => {
+      this.child.once('exit', (code, signal) => {
+        this.exitCode = code ?? (signal ? null : code);
+        resolve(code);
+      });
+      this.child.once('error', () => resolve(null));
+    });
+  }
+
+  get pid(): number {
+    return this.child.pid ?? -1;
+  }
+
+  running(): boolean {
+    return this.exitCode === undefined;
+  }
+
+  /** SIGTERM, then SIGKILL after `graceMs`. Resolves when the process is gone. */
+  async stop(graceMs = 5000): Promise<void> {
+    if (!this.running()) return;
+    this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
+    await this.exited;
+    clearTimeout(timer);
+  }
+
+  /** kill -9: no chance to clean up, as in a machine failure. */
+  async kill9(): Promise<void> {
+    if (!this.running()) return;
+    this.child.kill('SIGKILL');
+    await this.exited;
+  }
+
+  signal(sig: NodeJS.Signals): void {
+    this.child.kill(sig);
+  }
+
+  waitExit(): Promise<number | null> {
+    return this.exited;
+  }
+}
+
+export interface EtcdServer {
+  endpoint: string;
+  process: ManagedProcess;
+  stop(): Promise<void>;
+}
+
+export async function startEtcd(dir: string, clientPort?: number): Promise<EtcdServer> {
+  const port = await portOrFree(clientPort);
+  const peer = await freePort();
+  const dataDir = join(dir, `etcd-${port}`);
+  const url = `http://127.0.0.1:${port}`;
+  const proc = new ManagedProcess('etcd', 'etcd', [
+    '--name', 'n1',
+    '--data-dir', dataDir,
+    '--listen-client-urls', url,
+    '--advertise-client-urls', url,
+    '--listen-peer-urls', `http://127.0.0.1:${peer}`,
+    '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
+    '--initial-cluster', `n1=http://127.0.0.1:${peer}`,
+    '--initial-cluster-state', 'new',
+    '--logger=zap',
+    '--log-outputs', join(dir, `etcd-${port}.log`),
+  ], join(dir, `etcd-${port}.out`));
+  await waitFor('etcd to become healthy', async () => {
+    if (!proc.running()) throw new Error(`etcd exited; see ${proc.logFile}`);
+    const res = await fetch(`${url}/health`);
+    return res.ok && ((await res.json()) as { health?: string }).health === 'true';
+  }, 15_000);
+  return { endpoint: url, process: proc, stop: () => proc.stop() };
+}
+
+export interface RedisServer {
+  address: string;
+  port: number;
+  process: ManagedProcess;
+  stop(): Promise<void>;
+}
+
+export async function startRedis(dir: string, port?: number, extraArgs: string[] = []): Promise<RedisServer> {
+  const p = await portOrFree(port);
+  const dataDir = join(dir, `redis-${p}`);
+  mkdirSync(dataDir, { recursive: true });
+  const proc = new ManagedProcess('redis', 'redis-server', [
+    '--bind', '127.0.0.1',
+    '--port', String(p),
+    '--save', '',
+    '--appendonly', 'no',
+    '--dir', dataDir,
+    '--repl-diskless-sync-delay', '0',
+    ...extraArgs,
+  ], join(dir, `redis-${p}.log`));
+  await waitFor(`redis-server on port ${p}`, async () => {
+    if (!proc.running()) throw new Error(`redis-server exited; see ${proc.logFile}`);
+    return (await redisPing(p)) === '+PONG';
+  });
+  return { address: `127.0.0.1:${p}`, port: p, process: proc, stop: () => proc.stop() };
+}
+
+function redisPing(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = createConnection({ host: '127.0.0.1', port }, () => socket.write('PING\r\n'));
+    socket.setTimeout(1000, () => socket.destroy(new Error('timeout')));
+    socket.once('data', (d) => {
+      resolve(d.toString().trim());
+      socket.end();
+    });
+    socket.once('error', reject);
+  });
+}
+
+/** The root of this package (where package.json is), from wherever this module runs. */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error('package.json not found above this module');
+    dir = up;
+  }
+  return dir;
+}
+
+/** The compiled cfgserver entry point: controller processes always run the built code. */
+export function cfgserverEntry(): string {
+  const entry = join(packageRoot(), 'dist', 'cli', 'cfgserver.js');
+  if (!existsSync(entry)) throw new Error(`${entry} is missing: run npm run build first`);
+  return entry;
+}
+
+export interface ControllerProcessOptions {
+  id: string;
+  etcd: string;
+  prefix?: string;
+  listen?: string;
+  leaseTtlSeconds?: number;
+  logFile: string;
+  extraArgs?: string[];
+}
+
+export function spawnController(o: ControllerProcessOptions): ManagedProcess {
+  const args = [cfgserverEntry(), 'controller', '--id', o.id, '--etcd', o.etcd];
+  if (o.prefix) args.push('--prefix', o.prefix);
+  if (o.listen) args.push('--listen', o.listen);
+  if (o.leaseTtlSeconds) args.push('--lease-ttl', String(o.leaseTtlSeconds));
+  args.push(...(o.extraArgs ?? []));
+  return new ManagedProcess(`controller ${o.id}`, process.execPath, args, o.logFile);
+}

@@ -1,0 +1,255 @@
+/**
+ * What an admin can ask of cfgserver. The CLI and the HTTP API are thin layers over this: they
+ * parse and print; every rule lives here. Changes are optimistic transactions: read, change the
+ * route, write only if nobody else wrote in between — the loser gets a ConflictError.
+ */
+import type { Etcd3 } from 'etcd3';
+import { AlreadyExistsError, NotFoundError, RefusedError, ValidationError } from '../model/errors.js';
+import { assignUnownedEvenly, countSlots, findShard, instancesOf, newRoute, nextRoute, nextShardId, unassignedSlots } from '../model/route.js';
+import {
+  DEFAULT_SLOTS,
+  address,
+  clusterFileSchema,
+  clusterName,
+  clusterSpecSchema,
+  parseInput,
+  probeSettings,
+  routeSchema,
+  shardId,
+  slotCount,
+  type ClusterFile,
+  type ClusterSpec,
+  type HistoryEntry,
+  type InstanceHealth,
+  type Route,
+  type Shard,
+} from '../model/schemas.js';
+import { ClusterStore, type StoredCluster } from '../store/cluster-store.js';
+import { ControllerRegistry, type ControllerStatus } from '../store/controller-registry.js';
+import { HealthStore, type HealthViews } from '../store/health-store.js';
+import { HistoryStore } from '../store/history-store.js';
+import type { Keys } from '../store/keys.js';
+
+export interface CreateClusterRequest {
+  name: string;
+  slots?: number;
+  /** Parsed YAML of a cluster file (validated here). */
+  file?: unknown;
+}
+
+export interface AddShardRequest {
+  id?: string;
+  master: string;
+  slaves?: string[];
+}
+
+export interface ClusterSummary {
+  name: string;
+  slotCount: number;
+  shards: number;
+  instances: number;
+  assignedSlots: number;
+  epoch: number;
+  paused: boolean;
+}
+
+export interface InstanceStatus {
+  address: string;
+  /** The role the route gives it. */
+  expectedRole: 'master' | 'slave';
+  /** What the controller last saw, null if no controller has seen it yet. */
+  health: InstanceHealth | null;
+}
+
+export interface ShardStatus {
+  id: string;
+  slots: [number, number][];
+  slotCount: number;
+  instances: InstanceStatus[];
+}
+
+export interface ClusterStatus {
+  spec: ClusterSpec;
+  route: Route;
+  unassignedSlots: number;
+  shards: ShardStatus[];
+  /** Which controller's view the health comes from. */
+  healthFrom: string | null;
+  problems: string[];
+}
+
+export class AdminService {
+  readonly clusters: ClusterStore;
+  readonly health: HealthStore;
+  readonly history: HistoryStore;
+  readonly controllers: ControllerRegistry;
+
+  constructor(etcd: Etcd3, keys: Keys) {
+    this.clusters = new ClusterStore(etcd, keys);
+    this.health = new HealthStore(etcd, keys);
+    this.history = new HistoryStore(etcd, keys);
+    this.controllers = new ControllerRegistry(etcd, keys);
+  }
+
+  async createCluster(request: CreateClusterRequest): Promise<Route> {
+    const name = parseInput(clusterName, request.name, 'cluster name');
+    const file: ClusterFile = request.file === undefined ? { shards: [] } : parseInput(clusterFileSchema, request.file, 'cluster file');
+    if (file.name !== undefined && file.name !== name) throw new ValidationError(`the cluster file names cluster ${file.name}, not ${name}`);
+    if (request.slots !== undefined && file.slots !== undefined && request.slots !== file.slots) {
+      throw new ValidationError(`--slots ${request.slots} disagrees with slots: ${file.slots} in the cluster file`);
+    }
+    const slots = parseInput(slotCount, request.slots ?? file.slots ?? DEFAULT_SLOTS, 'slot count');
+    const spec = parseInput(
+      clusterSpecSchema,
+      { name, slotCount: slots, hash: 'crc16', paused: false, probe: probeSettings.parse(file.probe ?? {}), createdAt: new Date().toISOString() },
+      'cluster',
+    );
+    const shards: Shard[] = [];
+    for (const s of file.shards) shards.push({ id: s.id ?? nextShardId({ shards }), master: s.master, slaves: s.slaves, slots: [] });
+    // Epochs start above the current etcd revision: a re-created cluster never goes back in epoch.
+    const epoch = (await this.clusters.currentRevision()) + 1;
+    const draft = newRoute(name, slots, shards.length ? assignUnownedEvenly({ slotCount: slots, shards }) : [], epoch);
+    const route = parseInput(routeSchema, draft, 'cluster topology');
+    await this.refuseInstancesInUse(name, instancesOf(route));
+    await this.clusters.create(spec, route);
+    return route;
+  }
+
+  async listClusters(): Promise<{ clusters: ClusterSummary[]; problems: string[] }> {
+    const listing = await this.clusters.list();
+    return {
+      clusters: listing.clusters.map(({ spec, route }) => ({
+        name: spec.name,
+        slotCount: spec.slotCount,
+        shards: route.shards.length,
+        instances: instancesOf(route).length,
+        assignedSlots: spec.slotCount - unassignedSlots(route).length,
+        epoch: route.epoch,
+        paused: spec.paused,
+      })),
+      problems: listing.problems.map((p) => p.message),
+    };
+  }
+
+  async getCluster(name: string): Promise<StoredCluster> {
+    return this.clusters.get(parseInput(clusterName, name, 'cluster name'));
+  }
+
+  async route(name: string): Promise<Route> {
+    return (await this.getCluster(name)).route;
+  }
+
+  async describeCluster(name: string): Promise<ClusterStatus> {
+    const { spec, route } = await this.getCluster(name);
+    const problems: string[] = [];
+    const [views, leader] = await Promise.all([
+      this.health.read(spec.name, (err) => problems.push(err.message)),
+      this.controllers.leader(),
+    ]);
+    const { source, view } = chooseView(views, leader?.controller ?? null);
+    const statusOf = (addr: string, expectedRole: 'master' | 'slave'): InstanceStatus => ({ address: addr, expectedRole, health: view.get(addr) ?? null });
+    return {
+      spec,
+      route,
+      unassignedSlots: unassignedSlots(route).length,
+      shards: route.shards.map((s) => ({
+        id: s.id,
+        slots: s.slots,
+        slotCount: countSlots(s.slots),
+        instances: [statusOf(s.master, 'master'), ...s.slaves.map((a) => statusOf(a, 'slave'))],
+      })),
+      healthFrom: source,
+      problems,
+    };
+  }
+
+  async deleteCluster(name: string): Promise<void> {
+    await this.clusters.delete(parseInput(clusterName, name, 'cluster name'));
+  }
+
+  async addShard(name: string, request: AddShardRequest): Promise<Shard> {
+    const current = await this.getCluster(name);
+    const master = parseInput(address, request.master, 'master address');
+    const slaves = (request.slaves ?? []).map((s) => parseInput(address, s, 'slave address'));
+    const id = request.id === undefined ? nextShardId(current.route) : parseInput(shardId, request.id, 'shard id');
+    if (findShard(current.route, id)) throw new AlreadyExistsError(`cluster ${name} already has a shard ${id}`);
+    const shard: Shard = { id, master, slaves, slots: [] };
+    const route = parseInput(routeSchema, nextRoute(current.route, [...current.route.shards, shard]), 'route');
+    await this.refuseInstancesInUse(name, [master, ...slaves], current.route);
+    await this.clusters.writeRoute(route, current.routeRevision);
+    return shard;
+  }
+
+  async removeShard(name: string, id: string): Promise<void> {
+    const current = await this.getCluster(name);
+    const shard = findShard(current.route, parseInput(shardId, id, 'shard id'));
+    if (!shard) throw new NotFoundError(`cluster ${name} has no shard ${id}`);
+    const owned = countSlots(shard.slots);
+    if (owned > 0) throw new RefusedError(`shard ${id} still owns ${owned} slots; migrate them away first`);
+    const route = nextRoute(
+      current.route,
+      current.route.shards.filter((s) => s.id !== shard.id),
+    );
+    await this.clusters.writeRoute(route, current.routeRevision);
+  }
+
+  /** Gives every unowned slot to a shard, evenly; slots that have an owner do not move. */
+  async assignSlotsEvenly(name: string): Promise<{ assigned: number; route: Route }> {
+    const current = await this.getCluster(name);
+    const free = unassignedSlots(current.route).length;
+    if (free === 0) return { assigned: 0, route: current.route };
+    const route = parseInput(routeSchema, nextRoute(current.route, assignUnownedEvenly(current.route)), 'route');
+    await this.clusters.writeRoute(route, current.routeRevision);
+    return { assigned: free, route };
+  }
+
+  async listControllers(): Promise<{ controllers: ControllerStatus[]; problems: string[] }> {
+    const problems: string[] = [];
+    const controllers = await this.controllers.list((err) => problems.push(err.message));
+    return { controllers, problems };
+  }
+
+  async listHistory(name: string, count = 100): Promise<{ entries: HistoryEntry[]; problems: string[] }> {
+    const { spec } = await this.getCluster(name);
+    const problems: string[] = [];
+    const entries = await this.history.list(spec.name, count, (err) => problems.push(err.message));
+    return { entries, problems };
+  }
+
+  /** An instance serves one shard of one cluster: refuse addresses another shard or cluster already uses. */
+  private async refuseInstancesInUse(cluster: string, candidates: string[], own?: Route): Promise<void> {
+    const seen = new Set<string>();
+    for (const addr of candidates) {
+      if (seen.has(addr)) throw new ValidationError(`instance ${addr} is listed twice`);
+      seen.add(addr);
+    }
+    const listing = await this.clusters.list();
+    const routes = listing.clusters.map((c) => c.route).filter((r) => r.cluster !== cluster);
+    if (own) routes.push(own);
+    for (const route of routes) {
+      for (const shard of route.shards) {
+        for (const addr of [shard.master, ...shard.slaves]) {
+          if (seen.has(addr)) throw new AlreadyExistsError(`instance ${addr} already serves shard ${shard.id} of cluster ${route.cluster}`);
+        }
+      }
+    }
+  }
+}
+
+/** The leader's view when it has one, else the freshest view of any live controller. */
+function chooseView(views: HealthViews, leader: string | null): { source: string | null; view: Map<string, InstanceHealth> } {
+  const fromLeader = leader ? views.get(leader) : undefined;
+  if (leader && fromLeader) return { source: leader, view: fromLeader };
+  let best: { source: string | null; view: Map<string, InstanceHealth> } = { source: null, view: new Map() };
+  let newest = '';
+  for (const [controller, view] of views) {
+    for (const h of view.values()) {
+      if (h.observedAt > newest) {
+        newest = h.observedAt;
+        best = { source: controller, view };
+      }
+    }
+  }
+  return best;
+}
+

@@ -1,0 +1,73 @@
+/**
+ * The etcd client as cfgserver uses it: deadlines on every unary call, a short watch
+ * reconnect backoff, and one conversion of driver errors into our typed errors.
+ */
+import { ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen, retry, type IBackoff } from 'cockatiel';
+import { Etcd3, isRecoverableError, type IKeyValue } from 'etcd3';
+import type { z } from 'zod';
+import { CfgError, EtcdUnavailableError, MalformedValueError, errorMessage } from '../model/errors.js';
+import { describeIssues } from '../model/schemas.js';
+
+export const DEFAULT_ETCD = 'http://127.0.0.1:2379';
+
+export interface EtcdOptions {
+  /** Comma-separated or list of endpoints; `http://` is added when missing. */
+  endpoints: string | string[];
+  /** Deadline of each unary call. */
+  callTimeoutMs?: number;
+  /** Retries of a recoverable failure (on another endpoint when there are several). */
+  retries?: number;
+}
+
+export function parseEndpoints(endpoints: string | string[]): string[] {
+  const list = (Array.isArray(endpoints) ? endpoints : endpoints.split(','))
+    .map((e) => e.trim())
+    .filter(Boolean)
+    .map((e) => (/^https?:\/\//.test(e) ? e : `http://${e}`));
+  if (list.length === 0) throw new EtcdUnavailableError('no etcd endpoint given');
+  return list;
+}
+
+export function createEtcd(options: EtcdOptions): Etcd3 {
+  const callTimeoutMs = options.callTimeoutMs ?? 3000;
+  return new Etcd3({
+    hosts: parseEndpoints(options.endpoints),
+    dialTimeout: callTimeoutMs,
+    defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + callTimeoutMs }),
+    faultHandling: {
+      global: retry(handleWhen(isRecoverableError), { maxAttempts: options.retries ?? 1 }),
+      host: () => circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 1000, breaker: new ConsecutiveBreaker(3) }),
+      // The default reaches 30 s between watch reconnects; a proxy must be back within a second or two.
+      // (etcd3 declares an IBackoff but calls .next() on it first: a factory is what it wants.)
+      watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 2000 }) as unknown as IBackoff<unknown>,
+    },
+  });
+}
+
+/** Runs an etcd call, converting driver errors (unreachable, deadline, …) into EtcdUnavailableError. */
+export async function etcdCall<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof CfgError) throw err;
+    throw new EtcdUnavailableError(`etcd request failed (${what}): ${errorMessage(err)}`, { cause: err });
+  }
+}
+
+/** Decodes one JSON value from etcd with a schema; anything else is a MalformedValueError. */
+export function decodeKv<T extends z.ZodType>(kv: IKeyValue, schema: T): z.infer<T> {
+  const key = kv.key.toString();
+  let raw: unknown;
+  try {
+    raw = JSON.parse(kv.value.toString());
+  } catch (err) {
+    throw new MalformedValueError(key, `not JSON (${errorMessage(err)})`);
+  }
+  const result = schema.safeParse(raw);
+  if (!result.success) throw new MalformedValueError(key, describeIssues(result.error));
+  return result.data;
+}
+
+export function encode(value: unknown): string {
+  return JSON.stringify(value);
+}

@@ -1,0 +1,43 @@
+/**
+ * Each controller replica's view of each instance, under `clusters/<c>/health/<controller>/<instance>`,
+ * bound to that replica's lease so that a dead replica's views disappear with it.
+ */
+import type { Etcd3 } from 'etcd3';
+import { MalformedValueError } from '../model/errors.js';
+import { instanceHealthSchema, type InstanceHealth } from '../model/schemas.js';
+import { decodeKv, encode, etcdCall } from './etcd.js';
+import type { Keys } from './keys.js';
+
+/** controller id → instance address → what that controller saw. */
+export type HealthViews = Map<string, Map<string, InstanceHealth>>;
+
+export class HealthStore {
+  constructor(
+    private readonly etcd: Etcd3,
+    private readonly keys: Keys,
+  ) {}
+
+  async put(cluster: string, health: InstanceHealth, leaseId: string): Promise<void> {
+    const key = this.keys.healthOf(cluster, health.controller, health.address);
+    await etcdCall(`write health of ${health.address}`, () => this.etcd.put(key).value(encode(health)).lease(leaseId).exec());
+  }
+
+  async read(cluster: string, onProblem?: (err: MalformedValueError) => void): Promise<HealthViews> {
+    const res = await etcdCall(`read health of ${cluster}`, () => this.etcd.getAll().prefix(this.keys.health(cluster)).exec());
+    const views: HealthViews = new Map();
+    for (const kv of res.kvs) {
+      const parsed = this.keys.parseHealthKey(cluster, kv.key.toString());
+      if (!parsed) continue;
+      try {
+        const health = decodeKv(kv, instanceHealthSchema);
+        const byInstance = views.get(parsed[0]) ?? new Map<string, InstanceHealth>();
+        byInstance.set(parsed[1], health);
+        views.set(parsed[0], byInstance);
+      } catch (err) {
+        if (err instanceof MalformedValueError) onProblem?.(err);
+        else throw err;
+      }
+    }
+    return views;
+  }
+}

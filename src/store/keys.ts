@@ -1,0 +1,72 @@
+/**
+ * The whole etcd key layout of cfgserver, in one place. Nothing else builds a key by hand.
+ */
+export const DEFAULT_PREFIX = '/cfgserver';
+
+export class Keys {
+  readonly prefix: string;
+
+  constructor(prefix = DEFAULT_PREFIX) {
+    this.prefix = prefix.replace(/\/+$/, '');
+  }
+
+  /** The leader lock: one key, created by the winner, bound to its lease. */
+  leader(): string {
+    return `${this.prefix}/election/leader`;
+  }
+
+  controllers(): string {
+    return `${this.prefix}/controllers/`;
+  }
+  controller(id: string): string {
+    return `${this.controllers()}${id}`;
+  }
+
+  clusters(): string {
+    return `${this.prefix}/clusters/`;
+  }
+  cluster(name: string): string {
+    return `${this.clusters()}${name}/`;
+  }
+  spec(name: string): string {
+    return `${this.cluster(name)}spec`;
+  }
+  route(name: string): string {
+    return `${this.cluster(name)}route`;
+  }
+  config(name: string): string {
+    return `${this.cluster(name)}config`;
+  }
+  tasks(name: string): string {
+    return `${this.cluster(name)}tasks/`;
+  }
+  health(name: string): string {
+    return `${this.cluster(name)}health/`;
+  }
+  healthOf(name: string, controller: string, instance: string): string {
+    return `${this.health(name)}${controller}/${instance}`;
+  }
+  proxies(name: string): string {
+    return `${this.cluster(name)}proxies/`;
+  }
+  history(name: string): string {
+    return `${this.cluster(name)}history/`;
+  }
+  historyEntry(name: string, sortableId: string): string {
+    return `${this.history(name)}${sortableId}`;
+  }
+
+  /** The cluster name of a `clusters/<name>/spec` key, or null for any other key. */
+  clusterOfSpecKey(key: string): string | null {
+    const rest = key.startsWith(this.clusters()) ? key.slice(this.clusters().length) : null;
+    const match = rest?.match(/^([^/]+)\/spec$/);
+    return match ? match[1]! : null;
+  }
+
+  /** [controller, instance] of a health key. */
+  parseHealthKey(name: string, key: string): [string, string] | null {
+    const rest = key.startsWith(this.health(name)) ? key.slice(this.health(name).length) : null;
+    const slash = rest?.indexOf('/') ?? -1;
+    return rest && slash > 0 ? [rest.slice(0, slash), rest.slice(slash + 1)] : null;
+  }
+}
