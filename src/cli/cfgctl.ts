@@ -57,8 +57,13 @@ export function buildCli(argv: string[]): Argv<GlobalArgs> {
     .version(false)
     .wrap(Math.min(120, process.stdout.columns ?? 100))
     .fail((message, err) => {
-      fail(err ?? new ValidationError(message));
+      // Throwing stops yargs from running the command after a parse error.
+      throw err ?? new ValidationError(message);
     });
 }
 
-await buildCli(hideBin(process.argv)).parseAsync();
+try {
+  await buildCli(hideBin(process.argv)).parseAsync();
+} catch (err) {
+  fail(err);
+}

@@ -6,7 +6,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { loadControllerConfig } from '../controller/config.js';
 import { runController } from '../controller/run-controller.js';
-import { CfgError, errorMessage } from '../model/errors.js';
+import { CfgError, ValidationError, errorMessage } from '../model/errors.js';
 import { runPlayground } from '../playground/playground.js';
 
 function die(err: unknown): never {
@@ -60,5 +60,5 @@ await yargs(hideBin(process.argv))
   .strict()
   .help()
   .alias('help', 'h')
-  .fail((message, err) => die(err ?? new Error(message)))
+  .fail((message, err) => die(err ?? new ValidationError(message)))
   .parseAsync();

@@ -174,8 +174,8 @@ export class AdminService {
     const id = request.id === undefined ? nextShardId(current.route) : parseInput(shardId, request.id, 'shard id');
     if (findShard(current.route, id)) throw new AlreadyExistsError(`cluster ${name} already has a shard ${id}`);
     const shard: Shard = { id, master, slaves, slots: [] };
-    const route = parseInput(routeSchema, nextRoute(current.route, [...current.route.shards, shard]), 'route');
     await this.refuseInstancesInUse(name, [master, ...slaves], current.route);
+    const route = parseInput(routeSchema, nextRoute(current.route, [...current.route.shards, shard]), 'route');
     await this.clusters.writeRoute(route, current.routeRevision);
     return shard;
   }
