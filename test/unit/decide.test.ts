@@ -1,0 +1,156 @@
+import { describe, it, expect } from 'vitest';
+import { planReplication } from '../../src/controller/decide.js';
+import type { Observation, Observations } from '../../src/controller/observe.js';
+import type { ReplicationInfo } from '../../src/redis/info.js';
+import { routeSchema, type Route } from '../../src/model/schemas.js';
+
+const M0 = '10.0.0.1:6379';
+const S0a = '10.0.0.2:6379';
+const S0b = '10.0.0.3:6379';
+const M1 = '10.0.1.1:6379';
+const S1 = '10.0.1.2:6379';
+
+function route(): Route {
+  return routeSchema.parse({
+    format: 1,
+    cluster: 'main',
+    epoch: 4,
+    slotCount: 1024,
+    hash: 'crc16',
+    shards: [
+      { id: 's0', master: M0, slaves: [S0a, S0b], slots: [[0, 511]] },
+      { id: 's1', master: M1, slaves: [S1], slots: [[512, 1023]] },
+    ],
+    updatedAt: '2024-01-01T00:00:00.000Z',
+  });
+}
+
+const at = new Date('2024-01-01T00:00:00.000Z');
+
+function master(address: string, connectedSlaves = 1): Observation {
+  const info: ReplicationInfo = { role: 'master', masterAddress: null, linkUp: null, linkDownSinceSec: null, offset: 100, connectedSlaves, replId: 'x' };
+  return { address, at, latencyMs: 1, info, error: null };
+}
+
+function slave(address: string, of: string, linkUp = true): Observation {
+  const info: ReplicationInfo = {
+    role: 'slave',
+    masterAddress: of,
+    linkUp,
+    linkDownSinceSec: linkUp ? null : 5,
+    offset: 100,
+    connectedSlaves: 0,
+    replId: 'x',
+  };
+  return { address, at, latencyMs: 1, info, error: null };
+}
+
+function down(address: string, error = 'connect ECONNREFUSED'): Observation {
+  return { address, at, latencyMs: 500, info: null, error };
+}
+
+/** Everything as the route says. */
+function healthy(): Observations {
+  return new Map([
+    [M0, master(M0, 2)],
+    [S0a, slave(S0a, M0)],
+    [S0b, slave(S0b, M0)],
+    [M1, master(M1)],
+    [S1, slave(S1, M1)],
+  ]);
+}
+
+describe('planReplication', () => {
+  it('plans nothing for healthy shards', () => {
+    expect(planReplication(route(), healthy())).toEqual({ actions: [], notes: [] });
+  });
+
+  it('plans nothing for a cluster without shards', () => {
+    expect(planReplication({ ...route(), shards: [] }, new Map())).toEqual({ actions: [], notes: [] });
+  });
+
+  it('makes a slave that is a master replicate from the route master', () => {
+    const obs = healthy();
+    obs.set(S0b, master(S0b, 0));
+    const plan = planReplication(route(), obs);
+    expect(plan.actions).toEqual([{ kind: 'replicaof', shard: 's0', instance: S0b, master: M0, reason: expect.any(String) }]);
+    expect(plan.actions[0]!.reason).toContain(S0b);
+    expect(plan.actions[0]!.reason).toMatch(/is a master/);
+    expect(plan.notes).toEqual([]);
+  });
+
+  it('re-points a slave that replicates from the wrong master', () => {
+    const obs = healthy();
+    obs.set(S1, slave(S1, M0));
+    const plan = planReplication(route(), obs);
+    expect(plan.actions).toHaveLength(1);
+    const action = plan.actions[0]!;
+    expect(action).toMatchObject({ kind: 'replicaof', shard: 's1', instance: S1, master: M1 });
+    expect(action.reason).toContain(M0);
+    expect(action.reason).toContain(M1);
+    expect(plan.notes).toEqual([]);
+  });
+
+  it('promotes a route master that is a slave', () => {
+    const obs = healthy();
+    obs.set(M1, slave(M1, S1));
+    obs.set(S1, master(S1));
+    const plan = planReplication(route(), obs);
+    expect(plan.actions).toContainEqual({ kind: 'promote', shard: 's1', instance: M1, reason: expect.stringContaining(S1) });
+    // Its slave, a master now, is pointed back at the route master.
+    expect(plan.actions).toContainEqual(expect.objectContaining({ kind: 'replicaof', shard: 's1', instance: S1, master: M1 }));
+    expect(plan.actions).toHaveLength(2);
+    // The promotion comes first.
+    expect(plan.actions[0]!.kind).toBe('promote');
+    expect(plan.actions.every((a) => a.shard === 's1')).toBe(true);
+  });
+
+  it('leaves the slaves of an unreachable master alone, with a note', () => {
+    const obs = healthy();
+    obs.set(M0, down(M0, 'connect ECONNREFUSED 10.0.0.1:6379'));
+    // Even a slave that looks wrong is left alone while its master is unreachable.
+    obs.set(S0a, master(S0a, 0));
+    const plan = planReplication(route(), obs);
+    expect(plan.actions).toEqual([]);
+    expect(plan.notes).toHaveLength(1);
+    expect(plan.notes[0]).toContain('shard s0');
+    expect(plan.notes[0]).toContain(M0);
+    expect(plan.notes[0]).toContain('ECONNREFUSED');
+  });
+
+  it('treats a master that was not probed as unreachable', () => {
+    const obs = healthy();
+    obs.delete(M1);
+    const plan = planReplication(route(), obs);
+    expect(plan.actions).toEqual([]);
+    expect(plan.notes).toEqual([expect.stringMatching(/shard s1: master 10\.0\.1\.1:6379 is unreachable \(not probed\)/)]);
+  });
+
+  it('only notes an unreachable slave', () => {
+    const obs = healthy();
+    obs.set(S0a, down(S0a, 'timeout'));
+    const plan = planReplication(route(), obs);
+    expect(plan.actions).toEqual([]);
+    expect(plan.notes).toHaveLength(1);
+    expect(plan.notes[0]).toContain(S0a);
+    expect(plan.notes[0]).toContain('timeout');
+    expect(plan.notes[0]).toContain('shard s0');
+  });
+
+  it('only notes a slave of the right master whose link is down', () => {
+    const obs = healthy();
+    obs.set(S1, slave(S1, M1, false));
+    const plan = planReplication(route(), obs);
+    expect(plan.actions).toEqual([]);
+    expect(plan.notes).toEqual([expect.stringContaining(`slave ${S1} has its link to ${M1} down`)]);
+  });
+
+  it('handles several shards independently', () => {
+    const obs = healthy();
+    obs.set(M0, down(M0));
+    obs.set(S1, master(S1));
+    const plan = planReplication(route(), obs);
+    expect(plan.actions).toEqual([expect.objectContaining({ kind: 'replicaof', shard: 's1', instance: S1, master: M1 })]);
+    expect(plan.notes).toEqual([expect.stringContaining('shard s0')]);
+  });
+});

@@ -1,0 +1,216 @@
+import { describe, it, expect } from 'vitest';
+import { parseInfoFields, parseReplicationInfo } from '../../src/redis/info.js';
+import { RedisError } from '../../src/model/errors.js';
+
+/** Redis sends INFO with CRLF line ends. */
+const crlf = (lines: string[]): string => lines.join('\r\n') + '\r\n';
+
+// Captured from redis-server 7.0.15.
+const MASTER = crlf([
+  '# Replication',
+  'role:master',
+  'connected_slaves:2',
+  'slave0:ip=127.0.0.1,port=16502,state=online,offset=50,lag=0',
+  'slave1:ip=127.0.0.1,port=16503,state=wait_bgsave,offset=0,lag=0',
+  'master_failover_state:no-failover',
+  'master_replid:b8975a66e1df29ec04eafb398584c6d790688381',
+  'master_replid2:0000000000000000000000000000000000000000',
+  'master_repl_offset:50',
+  'second_repl_offset:-1',
+  'repl_backlog_active:1',
+  'repl_backlog_size:1048576',
+  'repl_backlog_first_byte_offset:1',
+  'repl_backlog_histlen:50',
+]);
+
+const SLAVE_UP = crlf([
+  '# Replication',
+  'role:slave',
+  'master_host:127.0.0.1',
+  'master_port:16501',
+  'master_link_status:up',
+  'master_last_io_seconds_ago:0',
+  'master_sync_in_progress:0',
+  'slave_read_repl_offset:50',
+  'slave_repl_offset:48',
+  'slave_priority:100',
+  'slave_read_only:1',
+  'replica_announced:1',
+  'connected_slaves:0',
+  'master_failover_state:no-failover',
+  'master_replid:b8975a66e1df29ec04eafb398584c6d790688381',
+  'master_replid2:0000000000000000000000000000000000000000',
+  'master_repl_offset:50',
+  'second_repl_offset:-1',
+  'repl_backlog_active:1',
+  'repl_backlog_size:1048576',
+  'repl_backlog_first_byte_offset:1',
+  'repl_backlog_histlen:50',
+]);
+
+const SLAVE_DOWN = crlf([
+  '# Replication',
+  'role:slave',
+  'master_host:Redis-A.example.com',
+  'master_port:16501',
+  'master_link_status:down',
+  'master_last_io_seconds_ago:-1',
+  'master_sync_in_progress:0',
+  'slave_read_repl_offset:87',
+  'slave_repl_offset:87',
+  'master_link_down_since_seconds:2',
+  'slave_priority:100',
+  'slave_read_only:1',
+  'replica_announced:1',
+  'connected_slaves:1',
+  'slave0:ip=127.0.0.1,port=16504,state=online,offset=87,lag=1',
+  'master_failover_state:no-failover',
+  'master_replid:c328afc7c90be68ee26106ca910c28025f520f3a',
+  'master_replid2:0000000000000000000000000000000000000000',
+  'master_repl_offset:87',
+  'second_repl_offset:-1',
+  'repl_backlog_active:1',
+  'repl_backlog_size:1048576',
+  'repl_backlog_first_byte_offset:1',
+  'repl_backlog_histlen:87',
+]);
+
+/** A slave that never reached its master. */
+const SLAVE_NEVER_UP = crlf([
+  '# Replication',
+  'role:slave',
+  'master_host:127.0.0.1',
+  'master_port:16599',
+  'master_link_status:down',
+  'master_last_io_seconds_ago:-1',
+  'master_sync_in_progress:0',
+  'slave_read_repl_offset:1',
+  'slave_repl_offset:1',
+  'master_link_down_since_seconds:-1',
+  'slave_priority:100',
+  'slave_read_only:1',
+  'replica_announced:1',
+  'connected_slaves:0',
+  'master_failover_state:no-failover',
+  'master_replid:46f40e62b83d98a6e4249f8d3bc1304b07193a90',
+  'master_replid2:0000000000000000000000000000000000000000',
+  'master_repl_offset:0',
+  'second_repl_offset:-1',
+]);
+
+function expectRedisError(input: unknown, message: RegExp): void {
+  let caught: unknown;
+  try {
+    parseReplicationInfo(input);
+  } catch (err) {
+    caught = err;
+  }
+  expect(caught).toBeInstanceOf(RedisError);
+  expect((caught as RedisError).code).toBe('REDIS');
+  expect((caught as Error).message).toMatch(message);
+}
+
+describe('parseInfoFields', () => {
+  it('splits on the first colon and skips comments and blank lines', () => {
+    const fields = parseInfoFields('# Replication\r\nrole:master\r\n\r\nslave0:ip=1.2.3.4,port=6379\r\nweird\r\n');
+    expect(fields.get('role')).toBe('master');
+    expect(fields.get('slave0')).toBe('ip=1.2.3.4,port=6379');
+    expect(fields.has('# Replication')).toBe(false);
+    expect(fields.has('weird')).toBe(false);
+    expect(fields.size).toBe(2);
+  });
+
+  it('accepts LF line ends too', () => {
+    expect(parseInfoFields('role:slave\nmaster_port:1\n').get('master_port')).toBe('1');
+  });
+});
+
+describe('parseReplicationInfo', () => {
+  it('parses a master with connected slaves', () => {
+    expect(parseReplicationInfo(MASTER)).toEqual({
+      role: 'master',
+      masterAddress: null,
+      linkUp: null,
+      linkDownSinceSec: null,
+      offset: 50,
+      connectedSlaves: 2,
+      replId: 'b8975a66e1df29ec04eafb398584c6d790688381',
+    });
+  });
+
+  it('parses a slave whose link is up, taking the processed offset', () => {
+    expect(parseReplicationInfo(SLAVE_UP)).toEqual({
+      role: 'slave',
+      masterAddress: '127.0.0.1:16501',
+      linkUp: true,
+      linkDownSinceSec: null,
+      offset: 48,
+      connectedSlaves: 0,
+      replId: 'b8975a66e1df29ec04eafb398584c6d790688381',
+    });
+  });
+
+  it('parses a slave whose link is down, lower-casing the master host', () => {
+    expect(parseReplicationInfo(SLAVE_DOWN)).toEqual({
+      role: 'slave',
+      masterAddress: 'redis-a.example.com:16501',
+      linkUp: false,
+      linkDownSinceSec: 2,
+      offset: 87,
+      connectedSlaves: 1,
+      replId: 'c328afc7c90be68ee26106ca910c28025f520f3a',
+    });
+  });
+
+  it('reports -1 seconds for a slave whose link was never up', () => {
+    const info = parseReplicationInfo(SLAVE_NEVER_UP);
+    expect(info.linkUp).toBe(false);
+    expect(info.linkDownSinceSec).toBe(-1);
+    expect(info.masterAddress).toBe('127.0.0.1:16599');
+    expect(info.offset).toBe(1);
+  });
+
+  it('falls back to master_repl_offset and 0 connected slaves for an older slave', () => {
+    const text = crlf(['role:slave', 'master_host:h', 'master_port:1', 'master_link_status:up', 'master_repl_offset:77']);
+    const info = parseReplicationInfo(text);
+    expect(info.offset).toBe(77);
+    expect(info.connectedSlaves).toBe(0);
+    expect(info.replId).toBeNull();
+  });
+
+  it.each([
+    ['a number', 42, /expected text, got number/],
+    ['null', null, /expected text, got object/],
+    ['a Buffer', Buffer.from('role:master'), /expected text/],
+    ['empty text', '', /unknown role \(missing\)/],
+    ['text without a role', crlf(['# Replication', 'connected_slaves:0', 'master_repl_offset:0']), /unknown role \(missing\)/],
+    ['an unknown role', crlf(['role:sentinel', 'master_repl_offset:0']), /unknown role sentinel/],
+    ['a "replica" role (INFO says "slave")', crlf(['role:replica']), /unknown role replica/],
+    ['an error reply as text', '-ERR unknown command', /unknown role/],
+  ])('rejects %s', (_, input, message) => {
+    expectRedisError(input, message);
+  });
+
+  it('rejects a master with a non-integer or missing offset', () => {
+    expectRedisError(MASTER.replace('master_repl_offset:50', 'master_repl_offset:5x0'), /master_repl_offset is not an integer \(5x0\)/);
+    expectRedisError(MASTER.replace('master_repl_offset:50', 'master_repl_offset:1.5'), /master_repl_offset is not an integer/);
+    expectRedisError(MASTER.replace('master_repl_offset:50\r\n', ''), /master_repl_offset is missing/);
+    expectRedisError(MASTER.replace('connected_slaves:2', 'connected_slaves:two'), /connected_slaves/);
+  });
+
+  it('rejects a slave with a non-integer offset or port', () => {
+    expectRedisError(SLAVE_UP.replace('slave_repl_offset:48', 'slave_repl_offset:abc'), /slave_repl_offset is not an integer/);
+    expectRedisError(SLAVE_UP.replace('master_port:16501', 'master_port:'), /master_port/);
+    expectRedisError(SLAVE_UP.replace('master_port:16501\r\n', ''), /master_port is missing/);
+  });
+
+  it('rejects a slave without master_host or with an unknown link status', () => {
+    expectRedisError(SLAVE_UP.replace('master_host:127.0.0.1\r\n', ''), /without master_host/);
+    expectRedisError(SLAVE_UP.replace('master_link_status:up', 'master_link_status:sync'), /master_link_status is sync/);
+    expectRedisError(SLAVE_UP.replace('master_link_status:up\r\n', ''), /master_link_status is missing/);
+  });
+
+  it('rejects a down link without master_link_down_since_seconds', () => {
+    expectRedisError(SLAVE_DOWN.replace('master_link_down_since_seconds:2\r\n', ''), /master_link_down_since_seconds is missing/);
+  });
+});
