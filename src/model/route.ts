@@ -44,29 +44,22 @@ export function unassignedSlots(route: Pick<Route, 'slotCount' | 'shards'>): num
  */
 export function assignUnownedEvenly(route: Pick<Route, 'slotCount' | 'shards'>): Shard[] {
   if (route.shards.length === 0) throw new RefusedError('the cluster has no shard to assign slots to');
-  const n = route.shards.length;
-  const owned = route.shards.map((s) => countSlots(s.slots));
+  const sizes = route.shards.map((s) => countSlots(s.slots));
   const free = unassignedSlots(route);
-  const gained: number[][] = route.shards.map(() => []);
-  let next = 0;
-  // First bring each shard up to its fair share, in shard order...
-  route.shards.forEach((_, i) => {
-    const fair = Math.floor(route.slotCount / n) + (i < route.slotCount % n ? 1 : 0);
-    while (owned[i]! < fair && next < free.length) {
-      gained[i]!.push(free[next++]!);
-      owned[i]!++;
-    }
-  });
-  // ...then, if some shards were already over their share, hand the rest to the smallest.
-  while (next < free.length) {
-    const smallest = owned.indexOf(Math.min(...owned));
-    gained[smallest]!.push(free[next++]!);
-    owned[smallest]!++;
+  // Water-filling: each free slot raises the smallest shard (the first one on ties). Owned
+  // slots never move, so a shard already over its share simply gets nothing.
+  const gains = route.shards.map(() => 0);
+  for (let k = 0; k < free.length; k++) {
+    const smallest = sizes.indexOf(Math.min(...sizes));
+    sizes[smallest]!++;
+    gains[smallest]!++;
   }
+  // Hand the free slots out in contiguous blocks, in shard order, so that routes stay short.
+  let next = 0;
   return route.shards.map((shard, i) => {
-    if (gained[i]!.length === 0) return shard;
-    const all = [...expand(shard.slots), ...gained[i]!].sort((a, b) => a - b);
-    return { ...shard, slots: toRanges(all) };
+    const gained = free.slice(next, (next += gains[i]!));
+    if (gained.length === 0) return shard;
+    return { ...shard, slots: toRanges([...expand(shard.slots), ...gained].sort((a, b) => a - b)) };
   });
 }
 
