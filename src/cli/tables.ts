@@ -58,7 +58,7 @@ export function clusterStatusText(status: ClusterStatus): string {
         role,
         link,
         h?.offset ?? '-',
-        h ? (h.reachable ? 'ok' : `unreachable since ${ago(h.since)}`) : 'not probed yet',
+        h ? (h.reachable ? 'ok' : `${h.down ? 'DOWN' : 'unreachable'}, last ok ${ago(h.lastOkAt)}`) : 'not probed yet',
       ];
     }),
   );

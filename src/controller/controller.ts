@@ -147,6 +147,7 @@ export class Controller {
       this.clusters = listing.clusters;
       this.metrics.clusters.set(this.clusters.length);
       this.pool.retain(new Set(this.clusters.flatMap((c) => instancesOf(c.route))));
+      this.tracker.retain(new Set(this.clusters.flatMap((c) => instancesOf(c.route).map((a) => `${c.spec.name}/${a}`))));
     } catch (err) {
       this.log.warn('cannot read clusters; keeping the last list', { error: errorMessage(err) });
     }
@@ -175,7 +176,7 @@ export class Controller {
       if (!obs.info) down++;
     }
     this.metrics.instancesDown.set({ cluster: name }, down);
-    await this.publishHealth(name, observations);
+    await this.publishHealth(cluster, observations);
 
     if (!this.election?.isLeader()) return `no action: not the leader; ${observations.size} instances probed, ${down} unreachable`;
     const plan = planReplication(cluster.route, observations);
@@ -194,19 +195,19 @@ export class Controller {
     }
   }
 
-  private async publishHealth(cluster: string, observations: Observations): Promise<void> {
+  private async publishHealth(cluster: StoredCluster, observations: Observations): Promise<void> {
     const session = this.session;
     if (!session?.isAlive()) return;
     const writes = [...observations.values()]
-      .map((obs) => this.tracker.update(cluster, obs))
+      .map((obs) => this.tracker.update(cluster.spec.name, obs, cluster.spec.probe.downAfterMs))
       .filter((h) => h !== null)
-      .map((h) => this.admin.health.put(cluster, h, session.leaseId));
+      .map((h) => this.admin.health.put(cluster.spec.name, h, session.leaseId));
     const results = await Promise.allSettled(writes);
     const failed = results.filter((r) => r.status === 'rejected');
     if (failed.length) {
       // Publish everything again next time rather than trusting a partial write.
       this.tracker.reset();
-      this.log.warn('could not publish health', { cluster, failed: failed.length, error: errorMessage((failed[0] as PromiseRejectedResult).reason) });
+      this.log.warn('could not publish health', { cluster: cluster.spec.name, failed: failed.length, error: errorMessage((failed[0] as PromiseRejectedResult).reason) });
     }
   }
 }

@@ -1,7 +1,11 @@
 /**
  * Turns one replica's probe results into the health views it publishes: written when the state of
- * an instance changes (reachable, role, master, link), or when the last write is older than the
- * refresh period (so that offsets shown by `cfgctl cluster show` stay fresh) — never every probe.
+ * an instance changes (reachable, role, master, link, down), or when the last write is older than
+ * the refresh period (so that offsets shown by `cfgctl cluster show` stay fresh) — never every probe.
+ *
+ * It also judges, for this replica alone, whether an instance is down: no good probe for the
+ * whole down window (measured from the last good probe, or from the first failure this replica
+ * saw if it never saw a good one). One failed probe is never "down".
  */
 import type { InstanceHealth } from '../model/schemas.js';
 import type { Observation } from './observe.js';
@@ -11,8 +15,17 @@ interface Published {
   at: number;
 }
 
+interface Tracked {
+  published?: Published;
+  /** Time of the last good probe (ms since epoch). */
+  lastOk?: number;
+  /** Start of the current run of failed probes, and its length. */
+  failingSince?: number;
+  failures: number;
+}
+
 export class HealthTracker {
-  private readonly published = new Map<string, Published>();
+  private readonly tracked = new Map<string, Tracked>();
 
   constructor(
     private readonly controller: string,
@@ -20,49 +33,76 @@ export class HealthTracker {
   ) {}
 
   /** The view to publish for this observation, or null when etcd already has an equivalent one. */
-  update(cluster: string, obs: Observation, now = Date.now()): InstanceHealth | null {
+  update(cluster: string, obs: Observation, downAfterMs: number, now = obs.at.getTime()): InstanceHealth | null {
     const key = `${cluster}/${obs.address}`;
-    const previous = this.published.get(key);
-    const next = this.toHealth(obs, previous?.health);
-    const changed = !previous || stateOf(previous.health) !== stateOf(next);
-    if (!changed && now - previous.at < this.refreshMs) return null;
-    this.published.set(key, { health: next, at: now });
+    const t = this.tracked.get(key) ?? { failures: 0 };
+    this.tracked.set(key, t);
+    const at = obs.at.getTime();
+    if (obs.info) {
+      t.lastOk = at;
+      t.failingSince = undefined;
+      t.failures = 0;
+    } else {
+      t.failingSince ??= at;
+      t.failures++;
+    }
+    const next = this.toHealth(obs, t, downAfterMs, t.published?.health);
+    const previous = t.published;
+    if (previous && publishedState(previous.health) === publishedState(next) && now - previous.at < this.refreshMs) return null;
+    t.published = { health: next, at: now };
     return next;
   }
 
   /** The last view published for an instance, if any. */
   last(cluster: string, address: string): InstanceHealth | undefined {
-    return this.published.get(`${cluster}/${address}`)?.health;
+    return this.tracked.get(`${cluster}/${address}`)?.published?.health;
   }
 
-  /** Forget what was published, e.g. after the lease (and the keys bound to it) was lost. */
+  /** Forget what was published (e.g. after the lease, and the keys bound to it, was lost); keep probe times. */
   reset(): void {
-    this.published.clear();
+    for (const t of this.tracked.values()) t.published = undefined;
   }
 
-  private toHealth(obs: Observation, previous: InstanceHealth | undefined): InstanceHealth {
+  /** Forget instances no longer in any route. */
+  retain(keys: Set<string>): void {
+    for (const key of this.tracked.keys()) if (!keys.has(key)) this.tracked.delete(key);
+  }
+
+  private toHealth(obs: Observation, t: Tracked, downAfterMs: number, previous: InstanceHealth | undefined): InstanceHealth {
     const info = obs.info;
+    const at = obs.at.getTime();
+    const silentFor = info ? 0 : at - (t.lastOk ?? t.failingSince ?? at);
     const health: InstanceHealth = {
       address: obs.address,
       reachable: info !== null,
+      // Never on one failed probe, however long the gap since the last good one (a stalled loop).
+      down: !info && t.failures >= 2 && silentFor >= downAfterMs,
       role: info?.role ?? 'unknown',
       masterAddress: info?.masterAddress ?? null,
       linkUp: info?.linkUp ?? null,
       linkDownSinceSec: info?.linkDownSinceSec ?? null,
       offset: info?.offset ?? null,
       connectedSlaves: info?.connectedSlaves ?? null,
+      priority: info?.priority ?? null,
+      replId: info?.replId ?? null,
       error: obs.error,
-      lastOkAt: info ? obs.at.toISOString() : (previous?.lastOkAt ?? null),
+      lastOkAt: t.lastOk !== undefined ? new Date(t.lastOk).toISOString() : null,
       since: obs.at.toISOString(),
       observedAt: obs.at.toISOString(),
       controller: this.controller,
     };
-    // While the state stays the same, the view keeps the time it began (and the last known role).
+    // While the state stays the same, the view keeps the time that state began.
     if (previous && stateOf(previous) === stateOf(health)) health.since = previous.since;
     return health;
   }
 }
 
+/** What `since` measures: reachable, role, master, link. */
 function stateOf(h: InstanceHealth): string {
   return `${h.reachable}|${h.role}|${h.masterAddress}|${h.linkUp}`;
+}
+
+/** What makes a view worth writing at once: the state, or this replica's down verdict. */
+function publishedState(h: InstanceHealth): string {
+  return `${stateOf(h)}|${h.down}`;
 }

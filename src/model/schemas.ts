@@ -28,7 +28,9 @@ export const address = z
     if (i <= 0) return false;
     const port = Number(s.slice(i + 1));
     return hostPattern.test(s.slice(0, i)) && /^\d+$/.test(s.slice(i + 1)) && port >= 1 && port <= 65535;
-  }, 'an instance address is HOST:PORT with a port in 1..65535');
+  }, 'an instance address is HOST:PORT with a port in 1..65535')
+  // One spelling per instance ("h:06379" is "h:6379"), the one Redis reports in INFO.
+  .transform((s) => `${s.slice(0, s.lastIndexOf(':'))}:${Number(s.slice(s.lastIndexOf(':') + 1))}`);
 
 export const slotCount = z.number().int().min(1).max(MAX_SLOTS);
 
@@ -72,12 +74,31 @@ export const probeSettings = z.strictObject({
 });
 export type ProbeSettings = z.infer<typeof probeSettings>;
 
+export const failoverPolicy = z.strictObject({
+  /** Fail over automatically when a master is down (false: report only). */
+  auto: z.boolean().default(true),
+  /** At most this many automatic failovers per cluster per window; then report only. */
+  maxPerWindow: z.number().int().min(0).max(1000).default(3),
+  windowMs: z.number().int().min(1000).max(30 * 86_400_000).default(3_600_000),
+  /**
+   * A slave whose link to its master has been down longer than this is too stale to promote.
+   * null: Sentinel's rule, 10 × the down window + the time since the master went down.
+   */
+  maxLinkDownMs: z.number().int().min(0).nullable().default(null),
+  /** Planned switchover: the longest writes may stay paused while the target catches up. */
+  switchoverTimeoutMs: z.number().int().min(100).max(60_000).default(5000),
+  /** Planned switchover: refuse a target more than this many bytes behind, unless forced. */
+  switchoverMaxLagBytes: z.number().int().min(0).default(1_048_576),
+});
+export type FailoverPolicy = z.infer<typeof failoverPolicy>;
+
 export const clusterSpecSchema = z.strictObject({
   name: clusterName,
   slotCount,
   hash: z.literal('crc16'),
   paused: z.boolean().default(false),
   probe: probeSettings.default(() => probeSettings.parse({})),
+  failover: failoverPolicy.default(() => failoverPolicy.parse({})),
   createdAt: z.string(),
 });
 export type ClusterSpec = z.infer<typeof clusterSpecSchema>;
@@ -87,6 +108,7 @@ export const clusterFileSchema = z.strictObject({
   name: clusterName.optional(),
   slots: slotCount.optional(),
   probe: probeSettings.partial().optional(),
+  failover: failoverPolicy.partial().optional(),
   shards: z
     .array(
       z.strictObject({
@@ -103,12 +125,17 @@ export type ClusterFile = z.infer<typeof clusterFileSchema>;
 export const instanceHealthSchema = z.strictObject({
   address,
   reachable: z.boolean(),
+  /** This replica's own judgement: no good probe for the whole down window. */
+  down: z.boolean().default(false),
   role: z.enum(['master', 'slave', 'unknown']),
   masterAddress: z.string().nullable(),
   linkUp: z.boolean().nullable(),
   linkDownSinceSec: z.number().nullable(),
   offset: z.number().nullable(),
   connectedSlaves: z.number().nullable(),
+  /** replica-priority of a slave (0: never promote). */
+  priority: z.number().nullable().default(null),
+  replId: z.string().nullable().default(null),
   error: z.string().nullable(),
   /** When the instance last answered a probe (ISO time), null if never. */
   lastOkAt: z.string().nullable(),
@@ -141,6 +168,48 @@ export const historyEntrySchema = z.strictObject({
   detail: z.record(z.string(), z.unknown()).optional(),
 });
 export type HistoryEntry = z.infer<typeof historyEntrySchema>;
+
+export const taskStepSchema = z.strictObject({
+  step: z.string(),
+  at: z.string(),
+  durationMs: z.number().nullable(),
+  detail: z.string(),
+});
+export type TaskStep = z.infer<typeof taskStepSchema>;
+
+export const TERMINAL_TASK_STATES = ['done', 'failed', 'refused'] as const;
+
+/**
+ * A multi-step operation on one shard, persisted so that any leader can carry it on: `next` is
+ * the step to do next, written before (or with) the side effect of the step before it.
+ */
+export const taskSchema = z.strictObject({
+  id: z.string(),
+  cluster: clusterName,
+  kind: z.enum(['failover', 'switchover']),
+  shard: shardId,
+  state: z.enum(['pending', 'running', ...TERMINAL_TASK_STATES]),
+  next: z.string(),
+  /** The master when the task began. */
+  oldMaster: address,
+  /** The instance to promote: asked for (switchover --to) or chosen. */
+  target: address.nullable(),
+  force: z.boolean().default(false),
+  reason: z.string(),
+  requestedBy: z.string(),
+  controller: z.string().nullable(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  epochBefore: z.number().nullable().default(null),
+  epochAfter: z.number().nullable().default(null),
+  steps: z.array(taskStepSchema).default([]),
+  error: z.string().nullable().default(null),
+});
+export type Task = z.infer<typeof taskSchema>;
+
+export function isTerminal(task: Pick<Task, 'state'>): boolean {
+  return (TERMINAL_TASK_STATES as readonly string[]).includes(task.state);
+}
 
 /** Structural rules of a route that a schema cannot express field by field. */
 export function routeProblems(route: { slotCount: number; shards: { id: string; master: string; slaves: string[]; slots: [number, number][] }[] }): string[] {

@@ -16,6 +16,8 @@ export interface ReplicationInfo {
   offset: number;
   connectedSlaves: number;
   replId: string | null;
+  /** A slave's replica-priority (0: never to be promoted); null for a master. */
+  priority: number | null;
 }
 
 export function parseInfoFields(text: string): Map<string, string> {
@@ -47,6 +49,7 @@ export function parseReplicationInfo(text: unknown): ReplicationInfo {
       offset: intField(fields, 'master_repl_offset'),
       connectedSlaves: intField(fields, 'connected_slaves'),
       replId: fields.get('master_replid') ?? null,
+      priority: null,
     };
   }
   if (role === 'slave') {
@@ -63,6 +66,7 @@ export function parseReplicationInfo(text: unknown): ReplicationInfo {
       offset: fields.has('slave_repl_offset') ? intField(fields, 'slave_repl_offset') : intField(fields, 'master_repl_offset'),
       connectedSlaves: fields.has('connected_slaves') ? intField(fields, 'connected_slaves') : 0,
       replId: fields.get('master_replid') ?? null,
+      priority: fields.has('slave_priority') ? intField(fields, 'slave_priority') : null,
     };
   }
   throw new RedisError(`INFO replication: unknown role ${role ?? '(missing)'}`);

@@ -14,6 +14,7 @@ import {
   clusterSpecSchema,
   parseInput,
   probeSettings,
+  failoverPolicy,
   routeSchema,
   shardId,
   slotCount,
@@ -101,7 +102,15 @@ export class AdminService {
     const slots = parseInput(slotCount, request.slots ?? file.slots ?? DEFAULT_SLOTS, 'slot count');
     const spec = parseInput(
       clusterSpecSchema,
-      { name, slotCount: slots, hash: 'crc16', paused: false, probe: probeSettings.parse(file.probe ?? {}), createdAt: new Date().toISOString() },
+      {
+        name,
+        slotCount: slots,
+        hash: 'crc16',
+        paused: false,
+        probe: probeSettings.parse(file.probe ?? {}),
+        failover: failoverPolicy.parse(file.failover ?? {}),
+        createdAt: new Date().toISOString(),
+      },
       'cluster',
     );
     const shards: Shard[] = [];

@@ -40,6 +40,13 @@ export class Keys {
   tasks(name: string): string {
     return `${this.cluster(name)}tasks/`;
   }
+  task(name: string, id: string): string {
+    return `${this.tasks(name)}${id}`;
+  }
+  /** Present while a shard has an unfinished task; holds that task's id. */
+  busy(name: string, shard: string): string {
+    return `${this.cluster(name)}busy/${shard}`;
+  }
   health(name: string): string {
     return `${this.cluster(name)}health/`;
   }

@@ -28,7 +28,7 @@ function route(): Route {
 const at = new Date('2024-01-01T00:00:00.000Z');
 
 function master(address: string, connectedSlaves = 1): Observation {
-  const info: ReplicationInfo = { role: 'master', masterAddress: null, linkUp: null, linkDownSinceSec: null, offset: 100, connectedSlaves, replId: 'x' };
+  const info: ReplicationInfo = { role: 'master', masterAddress: null, linkUp: null, linkDownSinceSec: null, offset: 100, connectedSlaves, replId: 'x', priority: null };
   return { address, at, latencyMs: 1, info, error: null };
 }
 
@@ -41,6 +41,7 @@ function slave(address: string, of: string, linkUp = true): Observation {
     offset: 100,
     connectedSlaves: 0,
     replId: 'x',
+    priority: 100,
   };
   return { address, at, latencyMs: 1, info, error: null };
 }

@@ -135,6 +135,7 @@ describe('parseReplicationInfo', () => {
       offset: 50,
       connectedSlaves: 2,
       replId: 'b8975a66e1df29ec04eafb398584c6d790688381',
+      priority: null,
     });
   });
 
@@ -147,6 +148,7 @@ describe('parseReplicationInfo', () => {
       offset: 48,
       connectedSlaves: 0,
       replId: 'b8975a66e1df29ec04eafb398584c6d790688381',
+      priority: 100,
     });
   });
 
@@ -159,6 +161,7 @@ describe('parseReplicationInfo', () => {
       offset: 87,
       connectedSlaves: 1,
       replId: 'c328afc7c90be68ee26106ca910c28025f520f3a',
+      priority: 100,
     });
   });
 
@@ -168,6 +171,18 @@ describe('parseReplicationInfo', () => {
     expect(info.linkDownSinceSec).toBe(-1);
     expect(info.masterAddress).toBe('127.0.0.1:16599');
     expect(info.offset).toBe(1);
+    expect(info.priority).toBe(100);
+  });
+
+  it("parses a slave's replica-priority 0 (never to be promoted) as 0, not null", () => {
+    const info = parseReplicationInfo(SLAVE_UP.replace('slave_priority:100', 'slave_priority:0'));
+    expect(info.role).toBe('slave');
+    expect(info.priority).toBe(0);
+    expect(parseReplicationInfo(SLAVE_DOWN.replace('slave_priority:100', 'slave_priority:25')).priority).toBe(25);
+  });
+
+  it('gives a master no priority, even if its INFO had a slave_priority line', () => {
+    expect(parseReplicationInfo(MASTER.replace('role:master', 'role:master\r\nslave_priority:0')).priority).toBeNull();
   });
 
   it('falls back to master_repl_offset and 0 connected slaves for an older slave', () => {
@@ -176,6 +191,7 @@ describe('parseReplicationInfo', () => {
     expect(info.offset).toBe(77);
     expect(info.connectedSlaves).toBe(0);
     expect(info.replId).toBeNull();
+    expect(info.priority).toBeNull();
   });
 
   it.each([
@@ -202,6 +218,11 @@ describe('parseReplicationInfo', () => {
     expectRedisError(SLAVE_UP.replace('slave_repl_offset:48', 'slave_repl_offset:abc'), /slave_repl_offset is not an integer/);
     expectRedisError(SLAVE_UP.replace('master_port:16501', 'master_port:'), /master_port/);
     expectRedisError(SLAVE_UP.replace('master_port:16501\r\n', ''), /master_port is missing/);
+  });
+
+  it('rejects a slave with a non-integer priority', () => {
+    expectRedisError(SLAVE_UP.replace('slave_priority:100', 'slave_priority:high'), /slave_priority is not an integer \(high\)/);
+    expectRedisError(SLAVE_UP.replace('slave_priority:100', 'slave_priority:'), /slave_priority is not an integer/);
   });
 
   it('rejects a slave without master_host or with an unknown link status', () => {

@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { address, clusterFileSchema, clusterName, parseInput, routeSchema } from '../../src/model/schemas.js';
+import { address, clusterFileSchema, clusterName, instanceHealthSchema, parseInput, routeSchema } from '../../src/model/schemas.js';
 import { ValidationError } from '../../src/model/errors.js';
 
 function validRoute(): Record<string, unknown> & { shards: Record<string, unknown>[] } {
@@ -52,6 +52,35 @@ describe('address', () => {
   it('lower-cases the host', () => {
     expect(address.parse('Redis-A.Example.COM:6379')).toBe('redis-a.example.com:6379');
     expect(address.parse('LOCALHOST:6379')).toBe('localhost:6379');
+  });
+
+  it('trims surrounding whitespace', () => {
+    expect(address.parse('  host:6379\n')).toBe('host:6379');
+  });
+
+  it('never yields a port spelled differently from the one INFO reports (no leading zeros)', () => {
+    // parseReplicationInfo builds master addresses as `${host}:${Number(port)}`, and decide.ts
+    // compares them with route addresses as strings: "host:06379" would never match "host:6379".
+    const r = address.safeParse('host:06379');
+    expect(!r.success || r.data === 'host:6379').toBe(true);
+  });
+
+  it.each([
+    ['host:06379', 'host:6379'],
+    ['10.0.0.1:0080', '10.0.0.1:80'],
+    ['localhost:01', 'localhost:1'],
+    ['h:065535', 'h:65535'],
+    ['Redis-A.Example.COM:007000', 'redis-a.example.com:7000'],
+    ['  host:06379\n', 'host:6379'],
+  ])('normalises the port of %j to %j', (input, output) => {
+    expect(address.parse(input)).toBe(output);
+  });
+
+  it.each([
+    ['port 0 with leading zeros', 'localhost:0000'],
+    ['port 65536 with a leading zero', 'localhost:065536'],
+  ])('still rejects %s (%j)', (_, input) => {
+    expect(address.safeParse(input).success).toBe(false);
   });
 
   it.each([
@@ -150,6 +179,18 @@ describe('routeSchema', () => {
     expect(routeErrors(cased)).toMatch(/instance redis-a:6379 is in shard s0 and in shard s1/);
   });
 
+  it('normalises ports in a route, and sees one instance spelled with and without leading zeros', () => {
+    const input = validRoute();
+    input.shards[0]!.master = '10.0.0.1:06379';
+    input.shards[0]!.slaves = ['10.0.0.2:0006379'];
+    const route = routeSchema.parse(input);
+    expect(route.shards[0]!.master).toBe('10.0.0.1:6379');
+    expect(route.shards[0]!.slaves).toEqual(['10.0.0.2:6379']);
+    const twice = validRoute();
+    twice.shards[1]!.slaves = ['10.0.0.2:06379'];
+    expect(routeErrors(twice)).toMatch(/instance 10\.0\.0\.2:6379 is in shard s0 and in shard s1/);
+  });
+
   it('rejects an instance that is both master and slave of its shard', () => {
     const input = validRoute();
     input.shards[0]!.slaves = ['10.0.0.1:6379'];
@@ -212,9 +253,43 @@ describe('clusterFileSchema', () => {
   });
 });
 
+describe('instanceHealthSchema', () => {
+  const view = {
+    address: '10.0.0.1:06379',
+    reachable: false,
+    role: 'unknown',
+    masterAddress: null,
+    linkUp: null,
+    linkDownSinceSec: null,
+    offset: null,
+    connectedSlaves: null,
+    error: 'timeout',
+    lastOkAt: null,
+    since: '2024-01-01T00:00:00.000Z',
+    observedAt: '2024-01-01T00:00:00.000Z',
+    controller: 'ctl-1',
+  };
+
+  it('reads a view written before down, priority and replId existed, with their defaults', () => {
+    const h = instanceHealthSchema.parse(view);
+    expect(h).toMatchObject({ down: false, priority: null, replId: null });
+    expect(h.address).toBe('10.0.0.1:6379');
+  });
+
+  it('keeps down, priority and replId when present', () => {
+    expect(instanceHealthSchema.parse({ ...view, down: true, priority: 0, replId: 'abc' })).toMatchObject({ down: true, priority: 0, replId: 'abc' });
+  });
+
+  it('rejects a non-boolean down and an unknown field', () => {
+    expect(instanceHealthSchema.safeParse({ ...view, down: 'yes' }).success).toBe(false);
+    expect(instanceHealthSchema.safeParse({ ...view, weight: 1 }).success).toBe(false);
+  });
+});
+
 describe('parseInput', () => {
   it('returns the parsed value on success', () => {
     expect(parseInput(address, 'HOST:1', 'address')).toBe('host:1');
+    expect(parseInput(address, 'HOST:0001', 'address')).toBe('host:1');
   });
 
   it('throws a ValidationError naming what and the field', () => {

@@ -1,0 +1,67 @@
+/**
+ * Automatic failover of a shard whose master is down, as a persisted state machine:
+ *   choose -> promote -> publish -> repoint -> done
+ * Every step is idempotent, so a new leader can redo the step it finds in `next`.
+ */
+import { errorMessage } from '../../model/errors.js';
+import { findShard } from '../../model/route.js';
+import type { FailoverPolicy } from '../../model/schemas.js';
+import { promote, replicationInfo } from '../../redis/commands.js';
+import { chooseSlave } from '../choose.js';
+import type { Observations } from '../observe.js';
+import type { TaskDeps, TaskProgress } from './progress.js';
+import { publishMaster, repointOthers } from './shard-moves.js';
+
+export interface FailoverContext {
+  observations: Observations;
+  policy: FailoverPolicy;
+  downAfterMs: number;
+  masterDownForMs: number;
+}
+
+export async function runFailover(deps: TaskDeps, p: TaskProgress, ctx: FailoverContext): Promise<void> {
+  const { cluster, shard: shardId, oldMaster } = p.task;
+  for (;;) {
+    p.requireLeader();
+    switch (p.task.next) {
+      case 'choose': {
+        const route = (await deps.clusters.get(cluster)).route;
+        const shard = findShard(route, shardId);
+        if (!shard || shard.master !== oldMaster) return p.finish('refused', 'choose', `the route no longer names ${oldMaster} master of ${shardId}`);
+        const choice = chooseSlave(shard, ctx.observations, ctx);
+        if (!choice.ok) return p.finish('refused', 'choose', `no slave can be promoted: ${choice.reasons.join('; ')}`);
+        await p.advance('choose', 'promote', `chose ${choice.target}: ${choice.why}`, { target: choice.target, epochBefore: route.epoch });
+        break;
+      }
+      case 'promote': {
+        const target = p.task.target!;
+        let role: string;
+        try {
+          role = (await replicationInfo(deps.pool, target)).role;
+          if (role === 'slave') await promote(deps.pool, target);
+        } catch (err) {
+          // The chosen slave failed too: choose again among the others.
+          await p.advance('promote', 'choose', `could not promote ${target}: ${errorMessage(err)}; choosing again`, { target: null });
+          ctx.observations.delete(target);
+          break;
+        }
+        await p.advance('promote', 'publish', role === 'slave' ? `REPLICAOF NO ONE on ${target}` : `${target} was already a master`);
+        break;
+      }
+      case 'publish': {
+        const published = await publishMaster(deps.clusters, cluster, shardId, p.task.target!, oldMaster, () => deps.election.requireFence());
+        await p.advance('publish', 'repoint', published.detail, { epochAfter: published.epochAfter });
+        break;
+      }
+      case 'repoint': {
+        const route = (await deps.clusters.get(cluster)).route;
+        const shard = findShard(route, shardId);
+        const others = (shard?.slaves ?? []).filter((s) => s !== oldMaster);
+        const detail = await repointOthers(deps.pool, others, p.task.target!);
+        return p.finish('done', 'repoint', `${detail}; ${oldMaster} will be made a slave of ${p.task.target} when it answers again`);
+      }
+      default:
+        return p.finish('failed', p.task.next, `unknown step ${p.task.next}`);
+    }
+  }
+}

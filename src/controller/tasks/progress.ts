@@ -1,0 +1,92 @@
+/**
+ * The persistence of a task as it goes: each step is written to etcd (fenced) before the next
+ * step's side effect, with how long it took, and recorded in the cluster's history. A leader that
+ * dies between two steps leaves a task that the next leader continues from `next`.
+ */
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'winston';
+import type { LeaderElection } from '../../election/leader-election.js';
+import { NotLeaderError, errorMessage } from '../../model/errors.js';
+import type { HistoryEntry, Task } from '../../model/schemas.js';
+import type { RedisPool } from '../../redis/pool.js';
+import type { ClusterStore } from '../../store/cluster-store.js';
+import type { HistoryStore } from '../../store/history-store.js';
+import type { StoredTask, TaskStore } from '../../store/task-store.js';
+
+export interface TaskDeps {
+  controllerId: string;
+  pool: RedisPool;
+  clusters: ClusterStore;
+  tasks: TaskStore;
+  history: HistoryStore;
+  election: LeaderElection;
+  log: Logger;
+  /** Test hook: sleep this long after persisting the named step (CFGSERVER_TEST_PAUSE_AFTER=step:ms). */
+  pauseAfter?: { step: string; ms: number };
+}
+
+export class TaskProgress {
+  private stepStarted = performance.now();
+
+  constructor(
+    private readonly deps: TaskDeps,
+    private stored: StoredTask,
+  ) {}
+
+  get task(): Task {
+    return this.stored.task;
+  }
+
+  /** Throws NotLeaderError unless this replica may still act. */
+  requireLeader(): void {
+    this.deps.election.requireFence();
+  }
+
+  /** Records that `step` is done and that `next` comes next. */
+  async advance(step: string, next: string, detail: string, patch: Partial<Task> = {}): Promise<void> {
+    await this.persist(step, detail, { ...patch, state: 'running', next });
+    const hook = this.deps.pauseAfter;
+    if (hook && hook.step === step) {
+      this.deps.log.warn('test hook: pausing after step', { step, ms: hook.ms, task: this.task.id });
+      await new Promise((r) => setTimeout(r, hook.ms));
+    }
+  }
+
+  /** Ends the task. */
+  async finish(state: 'done' | 'failed' | 'refused', step: string, detail: string, patch: Partial<Task> = {}): Promise<void> {
+    await this.persist(step, detail, { ...patch, state, next: '-', error: state === 'done' ? null : detail });
+  }
+
+  private async persist(step: string, detail: string, patch: Partial<Task>): Promise<void> {
+    const fence = this.deps.election.requireFence();
+    const now = new Date();
+    const durationMs = Math.round(performance.now() - this.stepStarted);
+    const task: Task = {
+      ...this.task,
+      ...patch,
+      controller: this.deps.controllerId,
+      updatedAt: now.toISOString(),
+      steps: [...this.task.steps, { step, at: now.toISOString(), durationMs, detail }],
+    };
+    const revision = await this.deps.tasks.update(task, this.stored.revision, fence);
+    this.stored = { task, revision };
+    const outcome: HistoryEntry['outcome'] = task.state === 'failed' ? 'failed' : task.state === 'refused' ? 'refused' : task.state === 'done' ? 'done' : 'info';
+    const entry: HistoryEntry = {
+      at: now.toISOString(),
+      cluster: task.cluster,
+      controller: this.deps.controllerId,
+      action: `${task.kind}:${step}`,
+      shard: task.shard,
+      target: task.target,
+      reason: `${detail} [task ${task.id}: ${task.reason}]`,
+      outcome,
+      durationMs,
+    };
+    this.deps.log.log(outcome === 'failed' || outcome === 'refused' ? 'warn' : 'info', `${task.kind} ${task.shard}: ${step}: ${detail}`, { cluster: task.cluster, task: task.id, next: task.next, state: task.state, durationMs });
+    await this.deps.history.append(entry, fence).catch((err) => {
+      if (err instanceof NotLeaderError) throw err;
+      this.deps.log.warn('could not record history', { error: errorMessage(err) });
+    });
+    this.stepStarted = performance.now();
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * The steps that failover and switchover share: publishing a shard's new master in the route,
+ * and repointing the shard's other instances at it.
+ */
+import { ConflictError, RefusedError, errorMessage } from '../../model/errors.js';
+import { findShard, nextRoute } from '../../model/route.js';
+import type { Shard } from '../../model/schemas.js';
+import { replicaOf, replicationInfo } from '../../redis/commands.js';
+import type { RedisPool } from '../../redis/pool.js';
+import type { ClusterStore, Fence } from '../../store/cluster-store.js';
+
+export interface Published {
+  epochBefore: number;
+  epochAfter: number;
+  detail: string;
+}
+
+/**
+ * Makes `target` the master of the shard in the route and `oldMaster` one of its slaves, with a
+ * new epoch, fenced. Idempotent: if the route already says so, nothing is written.
+ */
+export async function publishMaster(clusters: ClusterStore, cluster: string, shardId: string, target: string, oldMaster: string, fence: () => Fence): Promise<Published> {
+  for (let attempt = 1; ; attempt++) {
+    const current = await clusters.get(cluster);
+    const shard = findShard(current.route, shardId);
+    if (!shard) throw new RefusedError(`shard ${shardId} is no longer in the route of ${cluster}`);
+    if (shard.master === target) {
+      return { epochBefore: current.route.epoch, epochAfter: current.route.epoch, detail: `the route already names ${target} master (epoch ${current.route.epoch})` };
+    }
+    if (shard.master !== oldMaster) throw new RefusedError(`the master of shard ${shardId} changed to ${shard.master} meanwhile`);
+    const moved: Shard = { ...shard, master: target, slaves: [...shard.slaves.filter((s) => s !== target), oldMaster] };
+    const route = nextRoute(
+      current.route,
+      current.route.shards.map((s) => (s.id === shardId ? moved : s)),
+    );
+    try {
+      await clusters.writeRoute(route, current.routeRevision, fence());
+      return { epochBefore: current.route.epoch, epochAfter: route.epoch, detail: `route epoch ${current.route.epoch} -> ${route.epoch}: ${target} is master of ${shardId}, ${oldMaster} a slave` };
+    } catch (err) {
+      // An admin changed the route in between (e.g. added a shard): read again and retry.
+      if (!(err instanceof ConflictError) || attempt >= 5) throw err;
+    }
+  }
+}
+
+/** REPLICAOF target on every other reachable instance of the shard; failures are reported, the reconciler retries them. */
+export async function repointOthers(pool: RedisPool, instances: string[], target: string): Promise<string> {
+  const results = await Promise.all(
+    instances
+      .filter((a) => a !== target)
+      .map(async (address) => {
+        try {
+          const info = await replicationInfo(pool, address);
+          if (info.role === 'slave' && info.masterAddress === target) return `${address} already follows`;
+          await replicaOf(pool, address, target);
+          return `${address} repointed`;
+        } catch (err) {
+          return `${address} not repointed (${errorMessage(err)}); the reconciler will retry`;
+        }
+      }),
+  );
+  return results.length ? results.join('; ') : 'no other instance';
+}

@@ -1,0 +1,108 @@
+/**
+ * Tasks (failover, switchover) under `clusters/<c>/tasks/<id>`. Ids sort by creation time. A task
+ * is created only if its shard has no unfinished task, and every update compares the revision it
+ * read — and, for the leader, its fencing token.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Etcd3 } from 'etcd3';
+import { ConflictError, MalformedValueError, NotFoundError, NotLeaderError, RefusedError } from '../model/errors.js';
+import { isTerminal, taskSchema, type Task } from '../model/schemas.js';
+import type { Fence } from './cluster-store.js';
+import { decodeKv, encode, etcdCall } from './etcd.js';
+import type { Keys } from './keys.js';
+
+export interface StoredTask {
+  task: Task;
+  revision: string;
+}
+
+/** Finished tasks kept per cluster; older ones are trimmed when a new task is created. */
+export const FINISHED_TASKS_KEPT = 200;
+
+export function newTaskId(kind: Task['kind'], shard: string, at = new Date()): string {
+  return `${String(at.getTime()).padStart(15, '0')}-${kind}-${shard}-${randomBytes(2).toString('hex')}`;
+}
+
+export class TaskStore {
+  constructor(
+    private readonly etcd: Etcd3,
+    private readonly keys: Keys,
+  ) {}
+
+  /** All tasks of a cluster, oldest first. Malformed ones are reported and skipped. */
+  async list(cluster: string, onProblem?: (err: MalformedValueError) => void): Promise<StoredTask[]> {
+    const res = await etcdCall(`read tasks of ${cluster}`, () => this.etcd.getAll().prefix(this.keys.tasks(cluster)).sort('Key', 'Ascend').exec());
+    const out: StoredTask[] = [];
+    for (const kv of res.kvs) {
+      try {
+        out.push({ task: decodeKv(kv, taskSchema), revision: kv.mod_revision });
+      } catch (err) {
+        if (err instanceof MalformedValueError) onProblem?.(err);
+        else throw err;
+      }
+    }
+    return out;
+  }
+
+  async get(cluster: string, id: string): Promise<StoredTask> {
+    const res = await etcdCall(`read task ${id}`, () => this.etcd.get(this.keys.task(cluster, id)).exec());
+    const kv = res.kvs[0];
+    if (!kv) throw new NotFoundError(`cluster ${cluster} has no task ${id}`);
+    return { task: decodeKv(kv, taskSchema), revision: kv.mod_revision };
+  }
+
+  /**
+   * Creates a task if its shard has no unfinished one: the shard's busy marker is created in the
+   * same transaction, so two creators (an admin and the leader, say) cannot both succeed.
+   */
+  async create(task: Task, fence?: Fence): Promise<StoredTask> {
+    const busyKey = this.keys.busy(task.cluster, task.shard);
+    let txn = this.etcd.if(busyKey, 'Create', '==', 0);
+    if (fence) txn = txn.and(fence.key, 'Create', '==', fence.createRevision);
+    const res = await etcdCall('create task', () =>
+      txn
+        .then(this.etcd.put(busyKey).value(task.id), this.etcd.put(this.keys.task(task.cluster, task.id)).value(encode(task)))
+        .else(this.etcd.get(busyKey))
+        .commit(),
+    );
+    if (!res.succeeded) {
+      const holder = res.responses[0]?.response_range.kvs[0]?.value.toString();
+      if (holder === task.id) return this.get(task.cluster, task.id); // our retried create did land
+      if (holder) throw new RefusedError(`shard ${task.shard} is busy with task ${holder}`);
+      throw new NotLeaderError('task not created: this controller no longer holds the leader lock');
+    }
+    await this.trim(task.cluster);
+    return { task, revision: res.header.revision };
+  }
+
+  /**
+   * Writes a new version of a task if it is still at `expectRevision` (and the fence holds).
+   * A task that reaches a final state frees its shard in the same transaction.
+   */
+  async update(task: Task, expectRevision: string, fence?: Fence): Promise<string> {
+    const key = this.keys.task(task.cluster, task.id);
+    let txn = this.etcd.if(key, 'Mod', '==', expectRevision);
+    if (fence) txn = txn.and(fence.key, 'Create', '==', fence.createRevision);
+    const ops = [this.etcd.put(key).value(encode(task))];
+    const busyKey = this.keys.busy(task.cluster, task.shard);
+    const free = isTerminal(task) ? [this.etcd.delete().key(busyKey)] : [];
+    const res = await etcdCall(`update task ${task.id}`, () => txn.then(...ops, ...free).commit());
+    if (res.succeeded) return res.header.revision;
+    const now = await this.get(task.cluster, task.id).catch(() => null);
+    if (now && encode(now.task) === encode(task)) return now.revision; // our retried write did land
+    if (fence && !(await this.holds(fence))) throw new NotLeaderError(`task ${task.id} not updated: this controller no longer holds the leader lock`);
+    throw new ConflictError(`task ${task.id} changed since it was read`);
+  }
+
+  private async holds(fence: Fence): Promise<boolean> {
+    const res = await etcdCall('read leader key', () => this.etcd.get(fence.key).exec());
+    return res.kvs[0]?.create_revision === fence.createRevision;
+  }
+
+  private async trim(cluster: string): Promise<void> {
+    const finished = (await this.list(cluster)).filter((t) => isTerminal(t.task));
+    for (const t of finished.slice(0, Math.max(0, finished.length - FINISHED_TASKS_KEPT))) {
+      await etcdCall('trim tasks', () => this.etcd.delete().key(this.keys.task(cluster, t.task.id)).exec());
+    }
+  }
+}
