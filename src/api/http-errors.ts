@@ -14,6 +14,8 @@ const STATUS: Record<ErrorCode, number> = {
   ETCD_UNAVAILABLE: 503,
   MALFORMED_VALUE: 500,
   REDIS: 502,
+  TASK_FAILED: 500,
+  TIMEOUT: 504,
 };
 
 export function httpStatusOf(err: unknown): number {

@@ -9,10 +9,12 @@ import { clusterCommands } from './commands/cluster.js';
 import { shardCommands } from './commands/shard.js';
 import { slotsCommands } from './commands/slots.js';
 import { fail, globalOptions, printJson, warn, withAdmin, type GlobalArgs } from './run.js';
-import { controllersTable, historyTable, routeTable } from './tables.js';
+import { controllersTable, historyTable, routeTable, tasksTable } from './tables.js';
+import { failoverCommand } from './commands/failover.js';
 
 export function buildCli(argv: string[]): Argv<GlobalArgs> {
-  return (yargs(argv).scriptName('cfgctl').options(globalOptions) as unknown as Argv<GlobalArgs>)
+  const base = yargs(argv).scriptName('cfgctl').options(globalOptions) as unknown as Argv<GlobalArgs>;
+  return failoverCommand(base)
     .command('cluster', 'create, list, show and delete clusters', (y) => clusterCommands(y))
     .command('shard', 'add and remove shards', (y) => shardCommands(y))
     .command('slots', 'assign slots to shards', (y) => slotsCommands(y))
@@ -24,6 +26,18 @@ export function buildCli(argv: string[]): Argv<GlobalArgs> {
         withAdmin(a, async (admin) => {
           const route = await admin.route(a.name);
           process.stdout.write(a.json ? `${JSON.stringify(route, null, 2)}\n` : `${routeTable(route)}\n`);
+        }),
+    )
+    .command(
+      'tasks <name>',
+      'failover and switchover tasks of a cluster, with their steps',
+      (c) => c.positional('name', { type: 'string', demandOption: true }),
+      (a) =>
+        withAdmin(a, async (admin) => {
+          const { tasks, problems } = await admin.listTasks(a.name);
+          warn(problems);
+          if (a.json) printJson(tasks);
+          else process.stdout.write(`${tasksTable(tasks)}\n`);
         }),
     )
     .command(

@@ -25,6 +25,8 @@ export const EXIT_CODES: Record<ErrorCode, number> = {
   NOT_LEADER: 6,
   MALFORMED_VALUE: 7,
   REDIS: 8,
+  TASK_FAILED: 9,
+  TIMEOUT: 10,
 };
 
 export const globalOptions = {

@@ -4,7 +4,7 @@
 import Table from 'cli-table3';
 import type { ControllerStatus } from '../store/controller-registry.js';
 import type { ClusterStatus, ClusterSummary } from '../service/admin-service.js';
-import type { HistoryEntry, Route } from '../model/schemas.js';
+import type { HistoryEntry, Route, Task } from '../model/schemas.js';
 import { countSlots } from '../model/route.js';
 
 const PLAIN = Object.fromEntries(
@@ -88,5 +88,13 @@ export function historyTable(entries: HistoryEntry[]): string {
   return table(
     ['AT', 'CONTROLLER', 'ACTION', 'SHARD', 'TARGET', 'OUTCOME', 'MS', 'REASON'],
     entries.map((e) => [e.at, e.controller, e.action, e.shard ?? '-', e.target ?? '-', e.outcome, e.durationMs ?? '-', e.reason]),
+  );
+}
+
+export function tasksTable(tasks: Task[]): string {
+  if (tasks.length === 0) return 'no tasks';
+  return table(
+    ['TASK', 'KIND', 'SHARD', 'STATE', 'NEXT', 'OLD MASTER', 'TARGET', 'EPOCH', 'STEPS', 'ERROR'],
+    tasks.map((t) => [t.id, t.kind, t.shard, t.state, t.next, t.oldMaster, t.target ?? '-', t.epochAfter ? `${t.epochBefore}->${t.epochAfter}` : '-', t.steps.map((s) => s.step).join(','), t.error ?? '']),
   );
 }

@@ -18,12 +18,19 @@ import { createEtcd } from '../store/etcd.js';
 import { Keys } from '../store/keys.js';
 import { AdminService } from '../service/admin-service.js';
 import type { ControllerConfig } from './config.js';
-import { planReplication } from './decide.js';
+import { LeaderDuties } from './leader-duties.js';
 import { HealthTracker } from './health-tracker.js';
 import { Limiter, probeAll, type Observations } from './observe.js';
 import { Reconciler } from './reconciler.js';
 
 export const VERSION = '0.1.0';
+
+/** Test-only: CFGSERVER_TEST_PAUSE_AFTER=<step>:<ms> makes the leader sleep after that task step. */
+function testPauseHook(): { step: string; ms: number } | undefined {
+  const raw = process.env['CFGSERVER_TEST_PAUSE_AFTER'];
+  const m = raw?.match(/^([a-z-]+):(\d+)$/);
+  return m ? { step: m[1]!, ms: Number(m[2]) } : undefined;
+}
 
 export class Controller {
   readonly id: string;
@@ -36,14 +43,17 @@ export class Controller {
   private readonly tracker: HealthTracker;
   private session: Session | null = null;
   private election: LeaderElection | null = null;
-  private reconciler: Reconciler | null = null;
+  private duties: LeaderDuties | null = null;
   private clusters: StoredCluster[] = [];
   private readonly lastProbe = new Map<string, number>();
   private readonly busy = new Set<string>();
+  private readonly lastSentence = new Map<string, string>();
   private lastRefresh = 0;
   private loopTimer: NodeJS.Timeout | undefined;
   private stopping = false;
   private readonly startedAt = new Date().toISOString();
+  /** Test-only: CFGSERVER_TEST_CUT_OFF=host:port,... are unreachable from this replica. */
+  private readonly cutOff = new Set((process.env['CFGSERVER_TEST_CUT_OFF'] ?? '').split(',').filter(Boolean));
 
   constructor(
     private readonly config: ControllerConfig,
@@ -99,7 +109,7 @@ export class Controller {
         session.once('lost', () => this.onSessionLost());
         this.session = session;
         this.election = election;
-        this.reconciler = new Reconciler({
+        const reconciler = new Reconciler({
           controllerId: this.id,
           pool: this.pool,
           history: this.admin.history,
@@ -107,6 +117,20 @@ export class Controller {
           metrics: this.metrics,
           log: this.log,
           backoffMs: this.config.repairBackoffMs,
+        });
+        this.duties = new LeaderDuties({
+          controllerId: this.id,
+          pool: this.pool,
+          clusters: this.admin.clusters,
+          tasks: this.admin.tasks,
+          history: this.admin.history,
+          health: this.admin.health,
+          registry: this.admin.controllers,
+          election,
+          log: this.log,
+          reconciler,
+          maxViewAgeMs: 2 * this.config.healthRefreshMs + 1000,
+          pauseAfter: testPauseHook(),
         });
         await election.start();
         this.log.info('controller joined', { controller: this.id, lease: session.leaseId, ttlSeconds: this.config.leaseTtlSeconds });
@@ -162,13 +186,16 @@ export class Controller {
     const started = performance.now();
     const sentence = await this.cycleSentence(cluster).catch((err) => `cycle failed: ${errorMessage(err)}`);
     this.metrics.cycleSeconds.observe((performance.now() - started) / 1000);
-    this.log.log(sentence.startsWith('no action') ? 'debug' : 'info', sentence, { cluster: name, controller: this.id });
+    // Say it at info level when it is news; a sentence repeated every cycle goes to debug.
+    const news = !sentence.startsWith('no action') && this.lastSentence.get(name) !== sentence;
+    this.lastSentence.set(name, sentence);
+    this.log.log(news ? 'info' : 'debug', sentence, { cluster: name, controller: this.id });
     return sentence;
   }
 
   private async cycleSentence(cluster: StoredCluster): Promise<string> {
     const name = cluster.spec.name;
-    const observations = await probeAll(this.pool, this.limiter, instancesOf(cluster.route));
+    const observations = await probeAll(this.pool, this.limiter, instancesOf(cluster.route), this.cutOff);
     let down = 0;
     for (const obs of observations.values()) {
       this.metrics.probes.inc({ result: obs.info ? 'ok' : 'failed' });
@@ -178,17 +205,11 @@ export class Controller {
     this.metrics.instancesDown.set({ cluster: name }, down);
     await this.publishHealth(cluster, observations);
 
-    if (!this.election?.isLeader()) return `no action: not the leader; ${observations.size} instances probed, ${down} unreachable`;
-    const plan = planReplication(cluster.route, observations);
-    if (cluster.spec.paused) {
-      return plan.actions.length
-        ? `paused: would have done ${plan.actions.length} actions (${plan.actions.map((a) => a.reason).join('; ')})`
-        : 'no action: paused, and nothing to do';
-    }
-    if (plan.actions.length === 0) return `no action: I am the leader and Redis matches the route${plan.notes.length ? `; ${plan.notes.join('; ')}` : ''}`;
+    if (!this.election?.isLeader() || !this.duties) return `no action: not the leader; ${observations.size} instances probed, ${down} unreachable`;
     try {
-      const done = await this.reconciler!.apply(name, plan);
-      return done.join('; ');
+      const done = await this.duties.run(cluster, observations);
+      if (done.length) return done.join('; ');
+      return `no action: I am the leader and Redis matches the route${cluster.spec.paused ? ' (cluster paused)' : ''}; ${down} of ${observations.size} instances unreachable`;
     } catch (err) {
       if (err instanceof NotLeaderError) return `stopped acting: ${err.message}`;
       throw err;

@@ -47,7 +47,15 @@ export async function probe(pool: RedisPool, address: string): Promise<Observati
   }
 }
 
-export async function probeAll(pool: RedisPool, limiter: Limiter, addresses: string[]): Promise<Observations> {
-  const results = await Promise.all(addresses.map((a) => limiter.run(() => probe(pool, a))));
+/**
+ * Probes every address. `cutOff` lists addresses this replica must treat as unreachable without
+ * asking: a fault-injection hook for tests of partial network failures (one replica cut off).
+ */
+export async function probeAll(pool: RedisPool, limiter: Limiter, addresses: string[], cutOff?: ReadonlySet<string>): Promise<Observations> {
+  const results = await Promise.all(
+    addresses.map((a) =>
+      cutOff?.has(a) ? { address: a, at: new Date(), latencyMs: 0, info: null, error: 'unreachable (test hook CFGSERVER_TEST_CUT_OFF)' } : limiter.run(() => probe(pool, a)),
+    ),
+  );
   return new Map(results.map((o) => [o.address, o]));
 }

@@ -11,7 +11,9 @@ export type ErrorCode =
   | 'NOT_LEADER'
   | 'ETCD_UNAVAILABLE'
   | 'MALFORMED_VALUE'
-  | 'REDIS';
+  | 'REDIS'
+  | 'TASK_FAILED'
+  | 'TIMEOUT';
 
 export abstract class CfgError extends Error {
   abstract readonly code: ErrorCode;
@@ -67,6 +69,16 @@ export class MalformedValueError extends CfgError {
 /** A Redis instance failed or answered something we cannot interpret. */
 export class RedisError extends CfgError {
   readonly code = 'REDIS';
+}
+
+/** A task (failover, switchover) ended in failure. */
+export class TaskFailedError extends CfgError {
+  readonly code = 'TASK_FAILED';
+}
+
+/** Waited long enough; the thing waited for may still happen. */
+export class TimeoutError extends CfgError {
+  readonly code = 'TIMEOUT';
 }
 
 export function errorMessage(err: unknown): string {

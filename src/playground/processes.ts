@@ -204,6 +204,8 @@ export interface ControllerProcessOptions {
   leaseTtlSeconds?: number;
   logFile: string;
   extraArgs?: string[];
+  /** Extra environment (test hooks). */
+  env?: Record<string, string>;
 }
 
 export function spawnController(o: ControllerProcessOptions): ManagedProcess {
@@ -212,5 +214,5 @@ export function spawnController(o: ControllerProcessOptions): ManagedProcess {
   if (o.listen) args.push('--listen', o.listen);
   if (o.leaseTtlSeconds) args.push('--lease-ttl', String(o.leaseTtlSeconds));
   args.push(...(o.extraArgs ?? []));
-  return new ManagedProcess(`controller ${o.id}`, process.execPath, args, o.logFile);
+  return new ManagedProcess(`controller ${o.id}`, process.execPath, args, o.logFile, { ...process.env, ...o.env });
 }

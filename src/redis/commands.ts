@@ -23,3 +23,12 @@ export async function promote(pool: RedisPool, address: string): Promise<void> {
 function expectOk(address: string, command: string, reply: unknown): void {
   if (typeof reply !== 'string' || !reply.startsWith('OK')) throw new RedisError(`${address}: ${command} answered ${JSON.stringify(reply)}`);
 }
+
+/** CLIENT PAUSE ms WRITE: write commands block (they do not fail) until unpaused or the time runs out. */
+export async function pauseWrites(pool: RedisPool, address: string, ms: number): Promise<void> {
+  expectOk(address, 'CLIENT PAUSE', await pool.call(address, 'CLIENT', 'PAUSE', Math.round(ms), 'WRITE'));
+}
+
+export async function unpause(pool: RedisPool, address: string): Promise<void> {
+  expectOk(address, 'CLIENT UNPAUSE', await pool.call(address, 'CLIENT', 'UNPAUSE'));
+}

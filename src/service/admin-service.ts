@@ -24,11 +24,13 @@ import {
   type InstanceHealth,
   type Route,
   type Shard,
+  type Task,
 } from '../model/schemas.js';
 import { ClusterStore, type StoredCluster } from '../store/cluster-store.js';
 import { ControllerRegistry, type ControllerStatus } from '../store/controller-registry.js';
 import { HealthStore, type HealthViews } from '../store/health-store.js';
 import { HistoryStore } from '../store/history-store.js';
+import { TaskStore, newTaskId } from '../store/task-store.js';
 import type { Keys } from '../store/keys.js';
 
 export interface CreateClusterRequest {
@@ -84,8 +86,10 @@ export class AdminService {
   readonly health: HealthStore;
   readonly history: HistoryStore;
   readonly controllers: ControllerRegistry;
+  readonly tasks: TaskStore;
 
   constructor(etcd: Etcd3, keys: Keys) {
+    this.tasks = new TaskStore(etcd, keys);
     this.clusters = new ClusterStore(etcd, keys);
     this.health = new HealthStore(etcd, keys);
     this.history = new HistoryStore(etcd, keys);
@@ -223,6 +227,59 @@ export class AdminService {
     const problems: string[] = [];
     const entries = await this.history.list(spec.name, count, (err) => problems.push(err.message));
     return { entries, problems };
+  }
+
+  async setPaused(name: string, paused: boolean): Promise<boolean> {
+    const current = await this.getCluster(name);
+    if (current.spec.paused === paused) return false;
+    await this.clusters.writeSpec({ ...current.spec, paused }, current.specRevision);
+    return true;
+  }
+
+  /**
+   * Asks the leader for a planned switchover of a shard's master: writes a pending task, which
+   * the leader carries out. Refused at once when the shard already has a task in flight.
+   */
+  async requestSwitchover(name: string, request: { shard: string; to?: string; force?: boolean; requestedBy?: string }): Promise<Task> {
+    const { route } = await this.getCluster(name);
+    const shard = findShard(route, parseInput(shardId, request.shard, 'shard id'));
+    if (!shard) throw new NotFoundError(`cluster ${name} has no shard ${request.shard}`);
+    const to = request.to === undefined ? null : parseInput(address, request.to, 'target address');
+    if (to !== null && !shard.slaves.includes(to)) throw new RefusedError(`${to} is not a slave of shard ${shard.id} (slaves: ${shard.slaves.join(', ') || 'none'})`);
+    if (shard.slaves.length === 0) throw new RefusedError(`shard ${shard.id} has no slave to switch to`);
+    const now = new Date();
+    const task: Task = {
+      id: newTaskId('switchover', shard.id, now),
+      cluster: route.cluster,
+      kind: 'switchover',
+      shard: shard.id,
+      state: 'pending',
+      next: 'check',
+      oldMaster: shard.master,
+      target: to,
+      force: request.force ?? false,
+      reason: `switchover asked by ${request.requestedBy ?? 'an admin'}${to ? ` to ${to}` : ''}${request.force ? ', forced' : ''}`,
+      requestedBy: request.requestedBy ?? 'admin',
+      controller: null,
+      createdAt: now.toISOString(),
+      updatedAt: now.toISOString(),
+      epochBefore: route.epoch,
+      epochAfter: null,
+      steps: [],
+      error: null,
+    };
+    return (await this.tasks.create(task)).task;
+  }
+
+  async listTasks(name: string): Promise<{ tasks: Task[]; problems: string[] }> {
+    const { spec } = await this.getCluster(name);
+    const problems: string[] = [];
+    const tasks = (await this.tasks.list(spec.name, (err) => problems.push(err.message))).map((t) => t.task);
+    return { tasks, problems };
+  }
+
+  async getTask(name: string, id: string): Promise<Task> {
+    return (await this.tasks.get(parseInput(clusterName, name, 'cluster name'), id)).task;
   }
 
   /** An instance serves one shard of one cluster: refuse addresses another shard or cluster already uses. */

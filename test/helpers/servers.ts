@@ -39,7 +39,7 @@ export interface TestWorld {
   /** Starts a redis-server that is stopped after the test file. */
   redis(extraArgs?: string[]): Promise<RedisServer>;
   /** Starts a controller process that is stopped after the test file. */
-  controller(id: string, prefix: string, extraArgs?: string[]): ManagedProcess;
+  controller(id: string, prefix: string, extraArgs?: string[], env?: Record<string, string>): ManagedProcess;
   admin(prefix: string): AdminService;
 }
 
@@ -59,7 +59,7 @@ export function useWorld(): TestWorld {
       cleanups.push(() => r.process.kill9());
       return r;
     };
-    world.controller = (id, prefix, extraArgs = []) => {
+    world.controller = (id, prefix, extraArgs = [], env = {}) => {
       const p = spawnController({
         id,
         etcd: world.etcd.endpoint,
@@ -67,6 +67,7 @@ export function useWorld(): TestWorld {
         leaseTtlSeconds: TEST_LEASE_TTL,
         logFile: join(world.dir, `controller-${id}.log`),
         extraArgs: ['--log-level', 'debug', ...extraArgs],
+        env,
       });
       cleanups.push(() => p.kill9());
       return p;

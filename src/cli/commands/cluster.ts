@@ -19,6 +19,15 @@ function readClusterFile(path: string): unknown {
   }
 }
 
+function setPaused(args: GlobalArgs, name: string, paused: boolean): Promise<void> {
+  return withAdmin(args, async (admin) => {
+    const changed = await admin.setPaused(name, paused);
+    const word = paused ? 'paused' : 'resumed';
+    if (args.json) printJson({ cluster: name, paused, changed });
+    else process.stdout.write(changed ? `${word} cluster ${name}\n` : `cluster ${name} was already ${paused ? 'paused' : 'running'}\n`);
+  });
+}
+
 export function clusterCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
   return y
     .command(
@@ -73,5 +82,17 @@ export function clusterCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
           else process.stdout.write(`deleted cluster ${argv.name}\n`);
         }),
     )
-    .demandCommand(1, 'say which cluster command: create, list, show or delete');
+    .command(
+      'pause <name>',
+      'stop automatic actions (failover, repairs) on a cluster; probing and status go on',
+      (c) => c.positional('name', { type: 'string', demandOption: true }),
+      (argv) => setPaused(argv, argv.name, true),
+    )
+    .command(
+      'resume <name>',
+      'let the controller act on a paused cluster again',
+      (c) => c.positional('name', { type: 'string', demandOption: true }),
+      (argv) => setPaused(argv, argv.name, false),
+    )
+    .demandCommand(1, 'say which cluster command: create, list, show, delete, pause or resume');
 }
