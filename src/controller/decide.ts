@@ -15,10 +15,12 @@ export interface Plan {
   actions: Action[];
   /** Things seen that need no action now, or that this controller may not fix itself. */
   notes: string[];
+  /** Repairs that would lose data, so not done: for an operator to look at (and for history). */
+  refusals: { shard: string; instance: string; reason: string }[];
 }
 
 export function planReplication(route: Route, observations: Observations): Plan {
-  const plan: Plan = { actions: [], notes: [] };
+  const plan: Plan = { actions: [], notes: [], refusals: [] };
   for (const shard of route.shards) {
     const master = observations.get(shard.master);
     if (!master?.info) {
@@ -39,7 +41,15 @@ export function planReplication(route: Route, observations: Observations): Plan 
         plan.notes.push(`shard ${shard.id}: slave ${slave} is unreachable (${seen?.error ?? 'not probed'})`);
         continue;
       }
-      if (seen.info.role === 'master') {
+      if (seen.info.role === 'master' && seen.info.offset > master.info.offset) {
+        // Making it a slave would replace its data with the master's: an empty master that
+        // restarted, or a route read before a failover, must never wipe a promoted slave.
+        plan.refusals.push({
+          shard: shard.id,
+          instance: slave,
+          reason: `${slave} is a master with replication offset ${seen.info.offset}, ahead of the route's master ${shard.master} at ${master.info.offset}: making it a slave would discard data; not done`,
+        });
+      } else if (seen.info.role === 'master') {
         plan.actions.push({
           kind: 'replicaof',
           shard: shard.id,

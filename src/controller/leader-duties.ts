@@ -15,7 +15,7 @@ import type { StoredCluster } from '../store/cluster-store.js';
 import type { ControllerRegistry } from '../store/controller-registry.js';
 import type { HealthStore } from '../store/health-store.js';
 import type { HistoryStore } from '../store/history-store.js';
-import { newTaskId, type StoredTask, type TaskStore } from '../store/task-store.js';
+import { newTaskId, type TaskStore } from '../store/task-store.js';
 import { planReplication } from './decide.js';
 import { judgeMasters, looksIsolated, type MasterVerdict } from './detect.js';
 import type { Observations } from './observe.js';
@@ -23,6 +23,9 @@ import type { Reconciler } from './reconciler.js';
 import { runFailover } from './tasks/failover.js';
 import { TaskProgress, type TaskDeps } from './tasks/progress.js';
 import { runSwitchover } from './tasks/switchover.js';
+
+/** A failover refused for want of a fit slave is tried again after this long, while the master stays down. */
+const REFUSED_RETRY_MS = 30_000;
 
 export interface LeaderDutiesDeps extends TaskDeps {
   health: HealthStore;
@@ -35,29 +38,42 @@ export interface LeaderDutiesDeps extends TaskDeps {
 export class LeaderDuties {
   /** The last refusal recorded per cluster/shard, so that history gets it once per episode. */
   private readonly noted = new Map<string, string>();
+  /** When a failover of a cluster/shard was last refused (no slave fit): retried only after a while. */
+  private readonly refusedAt = new Map<string, number>();
 
   constructor(private readonly deps: LeaderDutiesDeps) {}
 
   async run(cluster: StoredCluster, observations: Observations): Promise<string[]> {
     const name = cluster.spec.name;
     const said: string[] = [];
+    // Decide on the route as it is now, never on a cached copy: a copy read before a failover
+    // would have us make the promoted slave follow its dead (or restarted, empty) old master.
+    cluster = await this.deps.clusters.get(name);
     const tasks = await this.deps.tasks.list(name, (err) => this.deps.log.error('skipping a malformed task', { error: err.message }));
 
     // 1. Unfinished tasks.
     const unfinished = tasks.filter((t) => !isTerminal(t.task));
-    for (const stored of unfinished) said.push(await this.carryOn(cluster, stored, observations));
+    for (const stored of unfinished) said.push(await this.carryOn(cluster, new TaskProgress(this.deps, stored), observations));
     if (unfinished.length) cluster = await this.deps.clusters.get(name); // tasks may have changed the route
 
     // 2. Dead masters.
     const busy = new Set((await this.deps.tasks.list(name)).filter((t) => !isTerminal(t.task)).map((t) => t.task.shard));
     const down = await this.deadMasters(cluster);
+    if (down.isolated) {
+      said.push(down.isolated);
+      await this.noteOnce(`${name}/*isolated`, name, null, `no failover from this replica: ${down.isolated}`);
+    } else {
+      this.noted.delete(`${name}/*isolated`);
+    }
     let recentFailovers = tasks.filter((t) => t.task.kind === 'failover' && t.task.state !== 'refused' && Date.now() - Date.parse(t.task.createdAt) < cluster.spec.failover.windowMs).length;
     for (const verdict of down.verdicts) {
       if (busy.has(verdict.shard)) continue;
       const key = `${name}/${verdict.shard}`;
       const votes = `${verdict.votes.length} of ${verdict.needed} needed replicas (${verdict.votes.join(', ')}) judge ${verdict.master} down`;
       let refusal: string | null = null;
-      if (down.isolated) refusal = `no failover: ${down.isolated}`;
+      const refusedAt = this.refusedAt.get(key);
+      if (down.isolated) refusal = `no failover: this replica looks cut off`;
+      else if (refusedAt !== undefined && Date.now() - refusedAt < REFUSED_RETRY_MS) continue; // said already, in the refused task
       else if (cluster.spec.paused) refusal = `${votes}; the cluster is paused: no failover`;
       else if (!cluster.spec.failover.auto) refusal = `${votes}; automatic failover is off for this cluster`;
       else if (recentFailovers >= cluster.spec.failover.maxPerWindow) {
@@ -69,12 +85,19 @@ export class LeaderDuties {
         continue;
       }
       this.noted.delete(key);
-      said.push(await this.startFailover(cluster, verdict, votes, observations));
+      const outcome = await this.startFailover(cluster, verdict, votes, observations);
+      if (outcome.state === 'refused') this.refusedAt.set(key, Date.now());
+      else this.refusedAt.delete(key);
+      said.push(outcome.sentence);
       busy.add(verdict.shard);
       recentFailovers++;
     }
-    for (const key of [...this.noted.keys()]) {
-      if (key.startsWith(`${name}/`) && !down.verdicts.some((v) => `${name}/${v.shard}` === key)) this.noted.delete(key);
+    // A master that is back (or a shard that failed over) starts a new episode.
+    for (const map of [this.noted, this.refusedAt]) {
+      for (const key of [...map.keys()]) {
+        const [c, shard, instance] = key.split('/');
+        if (c === name && instance === undefined && shard !== '*isolated' && !down.verdicts.some((v) => v.shard === shard)) map.delete(key);
+      }
     }
 
     // 3. Replication repair, where no task runs and the master is alive.
@@ -82,6 +105,10 @@ export class LeaderDuties {
     const downShards = new Set(down.verdicts.map((v) => v.shard));
     const plan = planReplication(cluster.route, observations);
     plan.actions = plan.actions.filter((a) => !busy.has(a.shard) && !downShards.has(a.shard));
+    for (const r of plan.refusals.filter((r) => !busy.has(r.shard))) {
+      said.push(r.reason);
+      await this.noteOnce(`${name}/${r.shard}/${r.instance}`, name, { shard: r.shard, master: r.instance }, r.reason, 'replicaof');
+    }
     said.push(...(await this.deps.reconciler.apply(name, plan)));
     return said;
   }
@@ -93,10 +120,10 @@ export class LeaderDuties {
     ]);
     const opts = { live: controllers.map((c) => c.id), now: Date.now(), maxViewAgeMs: this.deps.maxViewAgeMs };
     const verdicts = judgeMasters(cluster.route, views, opts).filter((v) => v.down);
-    return { verdicts, isolated: verdicts.length ? looksIsolated(cluster.route, views, this.deps.controllerId, opts) : null };
+    return { verdicts, isolated: looksIsolated(cluster.route, views, this.deps.controllerId, opts) };
   }
 
-  private async startFailover(cluster: StoredCluster, verdict: MasterVerdict, votes: string, observations: Observations): Promise<string> {
+  private async startFailover(cluster: StoredCluster, verdict: MasterVerdict, votes: string, observations: Observations): Promise<{ sentence: string; state: Task['state'] | null }> {
     const now = new Date();
     const task: Task = {
       id: newTaskId('failover', verdict.shard, now),
@@ -120,35 +147,36 @@ export class LeaderDuties {
     };
     try {
       const stored = await this.deps.tasks.create(task, this.deps.election.requireFence());
-      return await this.carryOn(cluster, stored, observations, verdict);
+      const p = new TaskProgress(this.deps, stored);
+      return { sentence: await this.carryOn(cluster, p, observations, verdict), state: p.task.state };
     } catch (err) {
-      if (err instanceof RefusedError) return `failover of ${verdict.shard} not started: ${err.message}`;
+      if (err instanceof RefusedError) return { sentence: `failover of ${verdict.shard} not started: ${err.message}`, state: null };
       throw err;
     }
   }
 
   /** Runs a task until it ends (or this replica stops leading). */
-  private async carryOn(cluster: StoredCluster, stored: StoredTask, observations: Observations, verdict?: MasterVerdict): Promise<string> {
-    const p = new TaskProgress(this.deps, stored);
-    const resumed = stored.task.state === 'running' && stored.task.steps.length > 0;
+  private async carryOn(cluster: StoredCluster, p: TaskProgress, observations: Observations, verdict?: MasterVerdict): Promise<string> {
+    const start = p.task; // as found: p.task moves on as the steps are recorded
+    const resumed = start.state === 'running' && start.steps.length > 0;
     const ctx = { observations: new Map(observations), policy: cluster.spec.failover, downAfterMs: cluster.spec.probe.downAfterMs };
     try {
-      if (stored.task.kind === 'failover') {
-        const lastOk = verdict?.lastOkAt ?? Date.parse(stored.task.createdAt) - cluster.spec.probe.downAfterMs;
+      if (start.kind === 'failover') {
+        const lastOk = verdict?.lastOkAt ?? Date.parse(start.createdAt) - cluster.spec.probe.downAfterMs;
         await runFailover(this.deps, p, { ...ctx, masterDownForMs: Date.now() - lastOk });
       } else {
-        if (stored.task.state === 'pending') await p.advance('accepted', stored.task.next, `leader ${this.deps.controllerId} takes the task`);
+        if (start.state === 'pending') await p.advance('accepted', start.next, `leader ${this.deps.controllerId} takes the task`);
         await runSwitchover(this.deps, p, ctx, resumed);
       }
     } catch (err) {
       if (err instanceof NotLeaderError) throw err;
       // An unexpected failure (Redis or etcd) leaves the task where it is: the next cycle retries it.
-      return `${stored.task.kind} of ${stored.task.shard} stopped at step ${p.task.next}, will retry: ${errorMessage(err)}`;
+      return `${start.kind} of ${start.shard} stopped at step ${p.task.next}, will retry: ${errorMessage(err)}`;
     }
     return `${p.task.kind} of ${p.task.shard}: ${p.task.state}${p.task.error ? ` (${p.task.error})` : ''}${resumed ? ' (resumed)' : ''}`;
   }
 
-  private async noteOnce(key: string, cluster: string, verdict: MasterVerdict, reason: string): Promise<void> {
+  private async noteOnce(key: string, cluster: string, verdict: Pick<MasterVerdict, 'shard' | 'master'> | null, reason: string, action = 'failover'): Promise<void> {
     // The vote count changes as views refresh; one entry per kind of refusal is enough.
     const kind = reason.replace(/\d+/g, '#');
     if (this.noted.get(key) === kind) return;
@@ -157,14 +185,14 @@ export class LeaderDuties {
       at: new Date().toISOString(),
       cluster,
       controller: this.deps.controllerId,
-      action: 'failover',
-      shard: verdict.shard,
-      target: verdict.master,
+      action,
+      shard: verdict?.shard ?? null,
+      target: verdict?.master ?? null,
       reason,
       outcome: 'refused',
       durationMs: null,
     };
-    this.deps.log.warn(reason, { cluster, shard: verdict.shard });
+    this.deps.log.warn(reason, { cluster, shard: verdict?.shard });
     await this.deps.history.append(entry, this.deps.election.requireFence());
   }
 }

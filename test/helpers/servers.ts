@@ -36,8 +36,8 @@ export interface TestWorld {
   dir: string;
   etcd: EtcdServer;
   client: Etcd3;
-  /** Starts a redis-server that is stopped after the test file. */
-  redis(extraArgs?: string[]): Promise<RedisServer>;
+  /** Starts a redis-server (on `port`, e.g. to restart one) that is stopped after the test file. */
+  redis(extraArgs?: string[], port?: number): Promise<RedisServer>;
   /** Starts a controller process that is stopped after the test file. */
   controller(id: string, prefix: string, extraArgs?: string[], env?: Record<string, string>): ManagedProcess;
   admin(prefix: string): AdminService;
@@ -54,8 +54,8 @@ export function useWorld(): TestWorld {
     world.dir = mkdtempSync(join(tmpdir(), 'cfgserver-test-'));
     world.etcd = await startEtcd(world.dir);
     world.client = createEtcd({ endpoints: world.etcd.endpoint });
-    world.redis = async (extraArgs = []) => {
-      const r = await startRedis(world.dir, undefined, extraArgs);
+    world.redis = async (extraArgs = [], port) => {
+      const r = await startRedis(world.dir, port, extraArgs);
       cleanups.push(() => r.process.kill9());
       return r;
     };

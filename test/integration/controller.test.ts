@@ -1,25 +1,12 @@
-import { Redis } from 'ioredis';
-import { afterAll, describe, expect, it } from 'vitest';
-import { parseReplicationInfo } from '../../src/redis/info.js';
+import { describe, expect, it } from 'vitest';
 import { freePort, waitFor, type ManagedProcess } from '../../src/playground/processes.js';
 import { ControllerRegistry } from '../../src/store/controller-registry.js';
 import { Keys } from '../../src/store/keys.js';
+import { useRedisClients } from '../helpers/redis.js';
 import { TEST_LEASE_TTL, randomPrefix, useWorld } from '../helpers/servers.js';
 
 const world = useWorld();
-const clients: Redis[] = [];
-afterAll(() => clients.forEach((c) => c.disconnect()));
-
-function redisAt(address: string): Redis {
-  const [host, port] = address.split(':');
-  const client = new Redis({ host, port: Number(port), lazyConnect: false });
-  clients.push(client);
-  return client;
-}
-
-async function replication(address: string) {
-  return parseReplicationInfo(await redisAt(address).call('INFO', 'replication'));
-}
+const { at: redisAt, replication } = useRedisClients();
 
 async function leaderOf(prefix: string): Promise<string | null> {
   return (await new ControllerRegistry(world.client, new Keys(prefix)).leader())?.controller ?? null;
