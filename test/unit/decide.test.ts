@@ -63,11 +63,11 @@ function healthy(): Observations {
 
 describe('planReplication', () => {
   it('plans nothing for healthy shards', () => {
-    expect(planReplication(route(), healthy())).toEqual({ actions: [], notes: [] });
+    expect(planReplication(route(), healthy())).toEqual({ actions: [], notes: [], refusals: [] });
   });
 
   it('plans nothing for a cluster without shards', () => {
-    expect(planReplication({ ...route(), shards: [] }, new Map())).toEqual({ actions: [], notes: [] });
+    expect(planReplication({ ...route(), shards: [] }, new Map())).toEqual({ actions: [], notes: [], refusals: [] });
   });
 
   it('makes a slave that is a master replicate from the route master', () => {
@@ -78,6 +78,16 @@ describe('planReplication', () => {
     expect(plan.actions[0]!.reason).toContain(S0b);
     expect(plan.actions[0]!.reason).toMatch(/is a master/);
     expect(plan.notes).toEqual([]);
+  });
+
+  it('refuses to make a slave of a master that is ahead of the route master (it would lose data)', () => {
+    const obs = healthy();
+    const ahead = master(S0b, 0);
+    ahead.info = { ...ahead.info!, offset: 5000 };
+    obs.set(S0b, ahead);
+    const plan = planReplication(route(), obs);
+    expect(plan.actions).toEqual([]);
+    expect(plan.refusals).toEqual([{ shard: 's0', instance: S0b, reason: expect.stringMatching(/offset 5000, ahead of the route's master .* at 100: making it a slave would discard data/) }]);
   });
 
   it('re-points a slave that replicates from the wrong master', () => {
