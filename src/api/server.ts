@@ -42,6 +42,9 @@ export function createApp(deps: ApiDeps): express.Express {
     const count = Math.min(1000, Math.max(1, Number(req.query['limit'] ?? 100) || 100));
     res.json(await deps.admin.listHistory(name(req), count));
   });
+  app.get('/v1/clusters/:name/tasks', async (req, res) => {
+    res.json(await deps.admin.listTasks(name(req)));
+  });
   app.get('/v1/controllers', async (_req, res) => {
     res.json(await deps.admin.listControllers());
   });

@@ -109,6 +109,11 @@ describe('controller replicas on real etcd and redis', () => {
     const controllers = (await (await fetch(`${base}/v1/controllers`)).json()) as { controllers: { id: string; leader: boolean; address: string }[] };
     expect(controllers.controllers).toEqual([expect.objectContaining({ id: 'api1', leader: true, address: `127.0.0.1:${port}` })]);
 
+    const history = (await (await fetch(`${base}/v1/clusters/web/history?limit=5`)).json()) as { entries: unknown[]; problems: string[] };
+    expect(history).toEqual({ entries: [], problems: [] });
+    const tasks = (await (await fetch(`${base}/v1/clusters/web/tasks`)).json()) as { tasks: unknown[] };
+    expect(tasks.tasks).toEqual([]);
+
     const missing = await fetch(`${base}/v1/clusters/nope`);
     expect(missing.status).toBe(404);
     expect(await missing.json()).toEqual({ error: { code: 'NOT_FOUND', message: 'cluster nope does not exist' } });
