@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { AdminService } from '../service/admin-service.js';
 import { createEtcd } from '../store/etcd.js';
 import { Keys } from '../store/keys.js';
-import { packageRoot, portOrFree, spawnController, startEtcd, startRedis, type ManagedProcess } from './processes.js';
+import { packageRoot, portOrFree, spawnController, startEtcd, startRedis, type ManagedProcess, type RedisServer } from './processes.js';
 
 export interface PlaygroundOptions {
   dir?: string;
@@ -41,11 +41,38 @@ export async function runPlayground(options: PlaygroundOptions): Promise<void> {
     say(`etcd          ${etcd.endpoint}`);
 
     const shards: { master: string; slaves: string[] }[] = [];
+    const masterPids: number[] = [];
+    const port = (address: string) => address.split(':')[1];
+    // A redis-server that dies (kill -9) comes back 5 s later, empty, as a failed machine would
+    // after a reboot: the controller must make it a slave, never let it serve as a master again.
+    const live = new Map<number, RedisServer>();
+    const supervise = (server: RedisServer) => {
+      live.set(server.port, server);
+      void server.process.waitExit().then(() => {
+        if (stopping) return;
+        say(`redis ${server.address} died; restarting it in 5 s, empty`);
+        setTimeout(() => {
+          if (stopping) return;
+          startRedis(dir, server.port).then(
+            (back) => {
+              say(`redis ${back.address} is back (pid ${back.process.pid})`);
+              supervise(back);
+            },
+            (err) => say(`could not restart redis ${server.address}: ${err instanceof Error ? err.message : String(err)}`),
+          );
+        }, 5000);
+      });
+    };
+    stoppers.push(async () => {
+      for (const server of live.values()) await server.stop();
+    });
     for (let i = 0; i < options.shards; i++) {
       const master = await startRedis(dir, 7000 + 2 * i);
       const slave = await startRedis(dir, 7001 + 2 * i);
-      stoppers.push(master.stop, slave.stop);
+      supervise(master);
+      supervise(slave);
       shards.push({ master: master.address, slaves: [slave.address] });
+      masterPids.push(master.process.pid);
       say(`redis shard s${i}: master ${master.address} (pid ${master.process.pid}), slave ${slave.address} (pid ${slave.process.pid})`);
     }
 
@@ -56,12 +83,14 @@ export async function runPlayground(options: PlaygroundOptions): Promise<void> {
     say('cluster demo  created in etcd, slots spread evenly over the shards');
 
     const controllers: ManagedProcess[] = [];
+    const controllerPorts: number[] = [];
     for (let i = 1; i <= 2; i++) {
-      const port = await portOrFree(7100 + i);
-      const ctl = spawnController({ id: `ctl-${i}`, etcd: etcd.endpoint, listen: `127.0.0.1:${port}`, logFile: join(dir, `controller-${i}.log`) });
+      const apiPort = await portOrFree(7100 + i);
+      const ctl = spawnController({ id: `ctl-${i}`, etcd: etcd.endpoint, listen: `127.0.0.1:${apiPort}`, logFile: join(dir, `controller-${i}.log`) });
       controllers.push(ctl);
+      controllerPorts.push(apiPort);
       stoppers.push(() => ctl.stop());
-      say(`controller    ctl-${i}: http://127.0.0.1:${port} (pid ${ctl.pid}, log ${ctl.logFile})`);
+      say(`controller    ctl-${i}: http://127.0.0.1:${apiPort} (pid ${ctl.pid}, log ${ctl.logFile})`);
     }
 
     const root = packageRoot();
@@ -73,11 +102,17 @@ Try, in another terminal:
   cfgctl controllers                    # the two replicas; one leads
   cfgctl cluster show demo              # shards, roles, offsets as the leader sees them
   cfgctl route demo --json              # the route document proxies consume
-  redis-cli -p ${shards[0]!.slaves[0]!.split(':')[1]} replicaof 127.0.0.1 ${shards[1]!.master.split(':')[1]}
+  redis-cli -p ${port(shards[0]!.slaves[0]!)} replicaof 127.0.0.1 ${port(shards[1]!.master)}
                                         # break replication; watch the leader repair it:
   cfgctl history demo
+  kill -9 ${masterPids[0]}                          # the master of s0: within ~4 s its slave is master
+  cfgctl route demo; cfgctl tasks demo  # the new route epoch, the failover step by step
+                                        # 5 s after the kill the old master restarts, empty:
+  cfgctl cluster show demo              # it is made a slave of the new master
+  cfgctl failover demo --shard s1       # a planned switchover, losing no write
+  cfgctl cluster pause demo             # no automatic action until: cfgctl cluster resume demo
   kill -9 <pid of the leading controller>   # the other takes over within the lease TTL
-  curl http://127.0.0.1:${controllers.length ? '7101' : ''}/metrics
+  curl http://127.0.0.1:${controllerPorts[0]}/metrics
 
 Ctrl-C stops everything.`);
     await new Promise(() => undefined);
