@@ -187,9 +187,13 @@ describe('automatic failover on real etcd and redis', () => {
   it('does not fail over a master that only one replica cannot reach; that replica reports itself cut off', async () => {
     const { prefix, admin, master, more } = await shardWithSlaves('partial', 0, {}, 2);
     const cutOff = [master.address, more[0]!.master.address].join(',');
+    // Paused until both replicas run: alone, p1 would rightly be a majority of one.
+    await admin.setPaused('partial', true);
     world.controller('p1', prefix, [], { CFGSERVER_TEST_CUT_OFF: cutOff });
     await leaderIs(admin, 'p1');
     world.controller('p2', prefix);
+    await waitFor('p2 to publish its views', async () => (await admin.health.read('partial')).get('p2')?.get(master.address)?.reachable === true, 10_000);
+    await admin.setPaused('partial', false);
     const before = await admin.route('partial');
     // p1 (the leader) judges both masters down; p2 sees them fine.
     await waitFor('p1 to record that it looks cut off', async () => (await admin.listHistory('partial')).entries.some((e) => /looks cut off/.test(e.reason)), 15_000);

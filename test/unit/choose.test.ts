@@ -111,6 +111,8 @@ describe('chooseSlave', () => {
   it('a slave without a reported priority counts as priority 100', () => {
     const c = chosen(chooseSlave(shard([A, B]), obs(slave(A, { priority: null, offset: 10 }), slave(B, { priority: 101, offset: 999 })), opts()));
     expect(c.target).toBe(A);
+    expect(c.why).toContain(`${A} has priority 100 and offset 10`);
+    expect(chosen(chooseSlave(shard([A, B]), obs(slave(A, { priority: null, offset: 999 }), slave(B, { priority: 99, offset: 10 })), opts())).target).toBe(B);
   });
 
   it('never promotes a slave with replica-priority 0, and says why', () => {
