@@ -484,6 +484,7 @@ async function benchSentinel(dir: string, runs: number, downAfterMs: number, cle
   const checks = new RedisClients();
   cleanup.push(() => checks.close());
   const [host, port] = master.split(':') as [string, string];
+  await checks.connect([...servers.keys()]);
   for (const s of slaves) await checks.at(s).call('REPLICAOF', host, port);
   await waitFor('both slaves to replicate from the master', () => topologyIs(checks, master, slaves), 30_000, 100);
 

@@ -229,6 +229,22 @@ export class AdminService {
     return { entries, problems };
   }
 
+  /** Changes a cluster's probe and failover settings; unknown or invalid values change nothing. */
+  async updateSettings(name: string, patch: { probe?: Record<string, unknown>; failover?: Record<string, unknown> }): Promise<ClusterSpec> {
+    const current = await this.getCluster(name);
+    const spec = parseInput(
+      clusterSpecSchema,
+      {
+        ...current.spec,
+        probe: { ...current.spec.probe, ...definedOnly(patch.probe) },
+        failover: { ...current.spec.failover, ...definedOnly(patch.failover) },
+      },
+      'settings',
+    );
+    await this.clusters.writeSpec(spec, current.specRevision);
+    return spec;
+  }
+
   async setPaused(name: string, paused: boolean): Promise<boolean> {
     const current = await this.getCluster(name);
     if (current.spec.paused === paused) return false;
@@ -300,6 +316,10 @@ export class AdminService {
       }
     }
   }
+}
+
+function definedOnly(o: Record<string, unknown> | undefined): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== undefined));
 }
 
 /** The leader's view when it has one, else the freshest view of any live controller. */

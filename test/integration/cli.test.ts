@@ -108,6 +108,28 @@ describe('cfgctl against a real etcd', () => {
     expect(badAddr.stderr).toMatch(/port in 1\.\.65535/);
   });
 
+  it('changes settings, pauses and resumes; an invalid setting changes nothing', async () => {
+    const prefix = randomPrefix();
+    expect((await run(prefix, 'cluster', 'create', 'knobs')).code).toBe(0);
+    const set = await run(prefix, 'cluster', 'set', 'knobs', '--down-after-ms', '1500', '--no-auto-failover', '--max-failovers', '7', '--json');
+    expect(set.code).toBe(0);
+    const spec = (await world.admin(prefix).getCluster('knobs')).spec;
+    expect(spec.probe).toEqual({ intervalMs: 1000, timeoutMs: 500, downAfterMs: 1500 });
+    expect(spec.failover).toMatchObject({ auto: false, maxPerWindow: 7 });
+
+    const bad = await run(prefix, 'cluster', 'set', 'knobs', '--probe-interval-ms', '10', '--down-after-ms', '2000');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/invalid settings: probe\.intervalMs/);
+    expect((await world.admin(prefix).getCluster('knobs')).spec).toEqual(spec);
+
+    expect((await run(prefix, 'cluster', 'pause', 'knobs')).stdout).toBe('paused cluster knobs\n');
+    expect((await run(prefix, 'cluster', 'pause', 'knobs')).stdout).toBe('cluster knobs was already paused\n');
+    expect((await world.admin(prefix).getCluster('knobs')).spec.paused).toBe(true);
+    expect((await run(prefix, 'cluster', 'resume', 'knobs')).stdout).toBe('resumed cluster knobs\n');
+    expect((await world.admin(prefix).getCluster('knobs')).spec.paused).toBe(false);
+    expect((await run(prefix, 'cluster', 'pause', 'missing')).code).toBe(3);
+  });
+
   it('fails fast with one clear line when etcd is unreachable', async () => {
     const port = await freePort();
     const started = Date.now();

@@ -83,6 +83,36 @@ export function clusterCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         }),
     )
     .command(
+      'set <name>',
+      'change probe and failover settings of a cluster',
+      (c) =>
+        c
+          .positional('name', { type: 'string', demandOption: true })
+          .option('probe-interval-ms', { type: 'number', describe: 'how often every replica probes every instance' })
+          .option('probe-timeout-ms', { type: 'number', describe: 'probe timeout' })
+          .option('down-after-ms', { type: 'number', describe: 'no good probe for this long: down' })
+          .option('auto-failover', { type: 'boolean', describe: 'fail over dead masters automatically (--no-auto-failover: report only)' })
+          .option('max-failovers', { type: 'number', describe: 'automatic failovers allowed per window' })
+          .option('failover-window-ms', { type: 'number', describe: 'the window of --max-failovers' })
+          .option('max-link-down-ms', { type: 'number', describe: 'staleness bound of a slave to promote' })
+          .option('switchover-timeout-ms', { type: 'number', describe: 'longest write pause of a switchover' }),
+      (argv) =>
+        withAdmin(argv, async (admin) => {
+          const spec = await admin.updateSettings(argv.name, {
+            probe: { intervalMs: argv['probe-interval-ms'], timeoutMs: argv['probe-timeout-ms'], downAfterMs: argv['down-after-ms'] },
+            failover: {
+              auto: argv['auto-failover'],
+              maxPerWindow: argv['max-failovers'],
+              windowMs: argv['failover-window-ms'],
+              maxLinkDownMs: argv['max-link-down-ms'],
+              switchoverTimeoutMs: argv['switchover-timeout-ms'],
+            },
+          });
+          if (argv.json) printJson(spec);
+          else process.stdout.write(`cluster ${spec.name}: probe ${JSON.stringify(spec.probe)}, failover ${JSON.stringify(spec.failover)}\n`);
+        }),
+    )
+    .command(
       'pause <name>',
       'stop automatic actions (failover, repairs) on a cluster; probing and status go on',
       (c) => c.positional('name', { type: 'string', demandOption: true }),
@@ -94,5 +124,5 @@ export function clusterCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       (c) => c.positional('name', { type: 'string', demandOption: true }),
       (argv) => setPaused(argv, argv.name, false),
     )
-    .demandCommand(1, 'say which cluster command: create, list, show, delete, pause or resume');
+    .demandCommand(1, 'say which cluster command: create, list, show, set, delete, pause or resume');
 }
