@@ -65,7 +65,7 @@ export function chooseSlave(shard: Shard, observations: Observations, opts: Choo
     eligible.push({ address, priority: info.priority ?? 100, offset: info.offset });
   }
   if (eligible.length === 0) return { ok: false, reasons };
-  eligible.sort((a, b) => a.priority - b.priority || b.offset - a.offset || a.address.localeCompare(b.address));
+  eligible.sort((a, b) => a.priority - b.priority || b.offset - a.offset || (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
   const best = eligible[0]!;
   const others = eligible.slice(1).map((e) => `${e.address} at offset ${e.offset}`);
   return {

@@ -81,12 +81,18 @@ export class TaskStore {
    */
   async update(task: Task, expectRevision: string, fence?: Fence): Promise<string> {
     const key = this.keys.task(task.cluster, task.id);
-    let txn = this.etcd.if(key, 'Mod', '==', expectRevision);
-    if (fence) txn = txn.and(fence.key, 'Create', '==', fence.createRevision);
-    const ops = [this.etcd.put(key).value(encode(task))];
     const busyKey = this.keys.busy(task.cluster, task.shard);
-    const free = isTerminal(task) ? [this.etcd.delete().key(busyKey)] : [];
-    const res = await etcdCall(`update task ${task.id}`, () => txn.then(...ops, ...free).commit());
+    const write = (freeShard: boolean) => {
+      let txn = this.etcd.if(key, 'Mod', '==', expectRevision);
+      if (fence) txn = txn.and(fence.key, 'Create', '==', fence.createRevision);
+      // Free the shard only if it is still this task's: a finished task re-written later must
+      // not free the shard for the task that came after it.
+      if (freeShard) txn = txn.and(busyKey, 'Value', '==', task.id);
+      const ops = freeShard ? [this.etcd.put(key).value(encode(task)), this.etcd.delete().key(busyKey)] : [this.etcd.put(key).value(encode(task))];
+      return etcdCall(`update task ${task.id}`, () => txn.then(...ops).commit());
+    };
+    let res = await write(isTerminal(task));
+    if (!res.succeeded && isTerminal(task)) res = await write(false); // the shard was not ours to free
     if (res.succeeded) return res.header.revision;
     const now = await this.get(task.cluster, task.id).catch(() => null);
     if (now && encode(now.task) === encode(task)) return now.revision; // our retried write did land
