@@ -9,7 +9,7 @@ import { clusterCommands } from './commands/cluster.js';
 import { shardCommands } from './commands/shard.js';
 import { slotsCommands } from './commands/slots.js';
 import { fail, globalOptions, printJson, warn, withAdmin, type GlobalArgs } from './run.js';
-import { controllersTable, historyTable, routeTable, tasksTable } from './tables.js';
+import { controllersTable, historyTable, proxiesTable, routeTable, tasksTable } from './tables.js';
 import { failoverCommand } from './commands/failover.js';
 
 export function buildCli(argv: string[]): Argv<GlobalArgs> {
@@ -38,6 +38,18 @@ export function buildCli(argv: string[]): Argv<GlobalArgs> {
           warn(problems);
           if (a.json) printJson(tasks);
           else process.stdout.write(`${tasksTable(tasks)}\n`);
+        }),
+    )
+    .command(
+      'proxies <name>',
+      'live proxies of a cluster and the route epoch each has applied',
+      (c) => c.positional('name', { type: 'string', demandOption: true }),
+      (a) =>
+        withAdmin(a, async (admin) => {
+          const [{ proxies, problems }, route] = await Promise.all([admin.listProxies(a.name), admin.route(a.name)]);
+          warn(problems);
+          if (a.json) printJson(proxies);
+          else process.stdout.write(`route epoch ${route.epoch}\n${proxiesTable(proxies, route.epoch)}\n`);
         }),
     )
     .command(

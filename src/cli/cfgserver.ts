@@ -8,6 +8,10 @@ import { loadControllerConfig } from '../controller/config.js';
 import { runController } from '../controller/run-controller.js';
 import { CfgError, ValidationError, errorMessage } from '../model/errors.js';
 import { runPlayground } from '../playground/playground.js';
+import { runProxy } from '../proxy/run-proxy.js';
+import { createLogger } from '../log.js';
+import { clusterName, parseInput } from '../model/schemas.js';
+import { DEFAULT_ETCD } from '../store/etcd.js';
 
 function die(err: unknown): never {
   process.stderr.write(`cfgserver: ${errorMessage(err)}\n`);
@@ -45,6 +49,45 @@ await yargs(hideBin(process.argv))
     },
   )
   .command(
+    'proxy',
+    'run a proxy: RESP for clients, routed by slot to the shards\' masters, following the route in etcd',
+    (y) =>
+      y
+        .option('cluster', { type: 'string', demandOption: true, describe: 'the cluster to serve' })
+        .option('listen', { type: 'string', default: '127.0.0.1:6380', describe: 'HOST:PORT for clients' })
+        .option('etcd', { type: 'string', describe: 'etcd endpoints, comma-separated (default $CFGSERVER_ETCD or http://127.0.0.1:2379)' })
+        .option('prefix', { type: 'string', describe: 'key prefix in etcd (default /cfgserver)' })
+        .option('id', { type: 'string', describe: 'proxy id (default hostname-pid)' })
+        .option('metrics', { type: 'string', describe: 'HOST:PORT for /metrics and /healthz' })
+        .option('password', { type: 'string', describe: 'clients must AUTH with it (better: $CFGSERVER_PROXY_PASSWORD, not visible in ps)' })
+        .option('backend-password', { type: 'string', describe: 'password for the Redis instances (better: $CFGSERVER_BACKEND_PASSWORD)' })
+        .option('pool-size', { type: 'number', default: 2, describe: 'connections per Redis instance' })
+        .option('max-in-flight', { type: 'number', default: 1000, describe: 'commands per client awaiting replies before reading from it pauses' })
+        .option('backend-timeout', { type: 'number', default: 10_000, describe: 'ms without a reply before a backend connection is dropped' })
+        .option('log-level', { type: 'string', choices: ['error', 'warn', 'info', 'debug'], default: 'info' }),
+    async (argv) => {
+      try {
+        await runProxy({
+          cluster: parseInput(clusterName, argv.cluster, 'cluster name'),
+          listen: argv.listen,
+          etcd: argv.etcd ?? process.env['CFGSERVER_ETCD'] ?? DEFAULT_ETCD,
+          prefix: argv.prefix,
+          id: argv.id,
+          metricsListen: argv.metrics,
+          password: argv.password ?? process.env['CFGSERVER_PROXY_PASSWORD'] ?? null,
+          backendPassword: argv['backend-password'] ?? process.env['CFGSERVER_BACKEND_PASSWORD'],
+          poolSize: argv['pool-size'],
+          maxInFlight: argv['max-in-flight'],
+          backendTimeoutMs: argv['backend-timeout'],
+          leaseTtlSeconds: 3,
+          log: createLogger(argv['log-level']),
+        });
+      } catch (err) {
+        die(err);
+      }
+    },
+  )
+  .command(
     'playground',
     'start etcd, a cluster "demo" of 3 shards x (master + slave) and 2 controllers on loopback; Ctrl-C stops all',
     (y) =>
@@ -56,7 +99,7 @@ await yargs(hideBin(process.argv))
       await runPlayground({ dir: argv.dir, keep: argv.keep, shards: argv.shards }).catch(die);
     },
   )
-  .demandCommand(1, 'say which process to run: controller or playground')
+  .demandCommand(1, 'say which process to run: controller, proxy or playground')
   .strict()
   .help()
   .alias('help', 'h')

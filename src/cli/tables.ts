@@ -4,7 +4,7 @@
 import Table from 'cli-table3';
 import type { ControllerStatus } from '../store/controller-registry.js';
 import type { ClusterStatus, ClusterSummary } from '../service/admin-service.js';
-import type { HistoryEntry, Route, Task } from '../model/schemas.js';
+import type { HistoryEntry, ProxyInfo, Route, Task } from '../model/schemas.js';
 import { countSlots } from '../model/route.js';
 
 const PLAIN = Object.fromEntries(
@@ -96,5 +96,13 @@ export function tasksTable(tasks: Task[]): string {
   return table(
     ['TASK', 'KIND', 'SHARD', 'STATE', 'NEXT', 'OLD MASTER', 'TARGET', 'EPOCH', 'STEPS', 'ERROR'],
     tasks.map((t) => [t.id, t.kind, t.shard, t.state, t.next, t.oldMaster, t.target ?? '-', t.epochAfter ? `${t.epochBefore}->${t.epochAfter}` : '-', t.steps.map((s) => s.step).join(','), t.error ?? '']),
+  );
+}
+
+export function proxiesTable(proxies: ProxyInfo[], routeEpoch: number): string {
+  if (proxies.length === 0) return 'no live proxies';
+  return table(
+    ['PROXY', 'ADDRESS', 'EPOCH', 'CURRENT', 'METRICS', 'PID', 'STARTED'],
+    proxies.map((p) => [p.id, p.address, p.epoch ?? '-', p.epoch === routeEpoch ? 'yes' : 'NO', p.metrics ?? '-', p.pid, p.startedAt]),
   );
 }

@@ -22,8 +22,9 @@ import { LeaderDuties } from './leader-duties.js';
 import { HealthTracker } from './health-tracker.js';
 import { Limiter, probeAll, type Observations } from './observe.js';
 import { Reconciler } from './reconciler.js';
+import { VERSION } from '../version.js';
 
-export const VERSION = '0.1.0';
+export { VERSION };
 
 /** Test-only: CFGSERVER_TEST_PAUSE_AFTER=<step>:<ms> makes the leader sleep after that task step. */
 function testPauseHook(): { step: string; ms: number } | undefined {

@@ -155,6 +155,20 @@ export const controllerInfoSchema = z.strictObject({
 });
 export type ControllerInfo = z.infer<typeof controllerInfoSchema>;
 
+export const proxyInfoSchema = z.strictObject({
+  id: z.string(),
+  cluster: clusterName,
+  address: z.string(),
+  metrics: z.string().nullable(),
+  pid: z.number(),
+  version: z.string(),
+  /** The route epoch this proxy has applied. */
+  epoch: z.number().nullable(),
+  startedAt: z.string(),
+  updatedAt: z.string(),
+});
+export type ProxyInfo = z.infer<typeof proxyInfoSchema>;
+
 export const historyEntrySchema = z.strictObject({
   at: z.string(),
   cluster: clusterName,

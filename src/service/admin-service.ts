@@ -24,6 +24,7 @@ import {
   type InstanceHealth,
   type Route,
   type Shard,
+  type ProxyInfo,
   type Task,
 } from '../model/schemas.js';
 import { ClusterStore, type StoredCluster } from '../store/cluster-store.js';
@@ -31,6 +32,7 @@ import { ControllerRegistry, type ControllerStatus } from '../store/controller-r
 import { HealthStore, type HealthViews } from '../store/health-store.js';
 import { HistoryStore } from '../store/history-store.js';
 import { TaskStore, newTaskId } from '../store/task-store.js';
+import { ProxyRegistry } from '../store/proxy-registry.js';
 import type { Keys } from '../store/keys.js';
 
 export interface CreateClusterRequest {
@@ -87,8 +89,10 @@ export class AdminService {
   readonly history: HistoryStore;
   readonly controllers: ControllerRegistry;
   readonly tasks: TaskStore;
+  readonly proxies: ProxyRegistry;
 
   constructor(etcd: Etcd3, keys: Keys) {
+    this.proxies = new ProxyRegistry(etcd, keys);
     this.tasks = new TaskStore(etcd, keys);
     this.clusters = new ClusterStore(etcd, keys);
     this.health = new HealthStore(etcd, keys);
@@ -285,6 +289,13 @@ export class AdminService {
       error: null,
     };
     return (await this.tasks.create(task)).task;
+  }
+
+  async listProxies(name: string): Promise<{ proxies: ProxyInfo[]; problems: string[] }> {
+    const { spec } = await this.getCluster(name);
+    const problems: string[] = [];
+    const proxies = await this.proxies.list(spec.name, (err) => problems.push(err.message));
+    return { proxies, problems };
   }
 
   async listTasks(name: string): Promise<{ tasks: Task[]; problems: string[] }> {

@@ -56,6 +56,9 @@ export class Keys {
   proxies(name: string): string {
     return `${this.cluster(name)}proxies/`;
   }
+  proxy(name: string, id: string): string {
+    return `${this.proxies(name)}${id}`;
+  }
   history(name: string): string {
     return `${this.cluster(name)}history/`;
   }

@@ -1,0 +1,168 @@
+/**
+ * A pipelined connection to one Redis instance, shared by many client sessions. Requests are
+ * queued in order; everything sent in one event-loop turn goes out in one write; replies are
+ * matched to requests by order. If the connection breaks, or a reply takes longer than the
+ * timeout (a hung server), every waiting request gets an error reply and the next request
+ * reconnects.
+ */
+import { Socket, createConnection } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { encodeCommand, replyEnd, reply } from './resp.js';
+
+export type ReplyHandler = (reply: Buffer) => void;
+
+export interface BackendOptions {
+  /** A reply that has not come after this long fails the connection (and every waiting request). */
+  timeoutMs: number;
+  password?: string;
+  /** Called with the round trip of a sampled request, in seconds. */
+  onLatency?: (seconds: number) => void;
+}
+
+interface Waiting {
+  handler: ReplyHandler;
+  sentAt: number;
+}
+
+export class BackendConnection {
+  private socket: Socket | null = null;
+  private waiting: Waiting[] = [];
+  private head = 0;
+  private out: Buffer[] = [];
+  private flushScheduled = false;
+  private rest: Buffer | null = null;
+  private watchdog: NodeJS.Timeout | undefined;
+  private sampled = 0;
+  private closed = false;
+
+  constructor(
+    readonly address: string,
+    private readonly options: BackendOptions,
+  ) {}
+
+  /** Requests whose replies have not come yet. */
+  get inFlight(): number {
+    return this.waiting.length - this.head;
+  }
+
+  send(command: Buffer, handler: ReplyHandler): void {
+    if (this.closed) return handler(reply.error(`ERR proxy: backend ${this.address} is closed`));
+    if (!this.socket) this.connect();
+    this.waiting.push({ handler, sentAt: performance.now() });
+    this.out.push(command);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flush);
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    this.fail('closed');
+  }
+
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    if (!this.socket || this.out.length === 0) return;
+    const data = this.out.length === 1 ? this.out[0]! : Buffer.concat(this.out);
+    this.out = [];
+    this.socket.write(data);
+  };
+
+  private connect(): void {
+    const i = this.address.lastIndexOf(':');
+    const socket = createConnection({ host: this.address.slice(0, i), port: Number(this.address.slice(i + 1)) });
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 10_000);
+    this.socket = socket;
+    if (this.options.password) {
+      // AUTH goes first; its reply is consumed here, not handed to a client.
+      socket.write(encodeCommand(['AUTH', this.options.password]));
+      this.waiting.splice(this.head, 0, { handler: (r) => r[0] === 45 && this.fail(`AUTH refused: ${r.toString().trim()}`), sentAt: performance.now() });
+    }
+    socket.on('data', (chunk) => this.onData(chunk));
+    socket.on('error', (err) => this.fail(err.message));
+    socket.on('close', () => this.fail('connection closed'));
+    this.watchdog = setInterval(() => this.checkTimeout(), Math.max(100, this.options.timeoutMs / 4));
+    this.watchdog.unref();
+  }
+
+  private onData(chunk: Buffer): void {
+    const buf = this.rest ? Buffer.concat([this.rest, chunk]) : chunk;
+    this.rest = null;
+    let pos = 0;
+    try {
+      for (;;) {
+        const end = replyEnd(buf, pos);
+        if (end === -1) break;
+        const w = this.waiting[this.head];
+        if (!w) return this.fail('a reply nobody asked for');
+        this.waiting[this.head++] = undefined as unknown as Waiting;
+        if (this.options.onLatency && (this.sampled++ & 15) === 0) this.options.onLatency((performance.now() - w.sentAt) / 1000);
+        w.handler(buf.subarray(pos, end));
+        pos = end;
+      }
+    } catch (err) {
+      return this.fail(`protocol error from the server: ${(err as Error).message}`);
+    }
+    if (pos < buf.length) this.rest = buf.subarray(pos);
+    // Compact the queue now and then instead of shifting on every reply.
+    if (this.head > 1024 && this.head * 2 > this.waiting.length) {
+      this.waiting = this.waiting.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  private checkTimeout(): void {
+    const oldest = this.waiting[this.head];
+    if (oldest && performance.now() - oldest.sentAt > this.options.timeoutMs) this.fail(`no reply within ${this.options.timeoutMs} ms`);
+  }
+
+  /** Drops the connection; every waiting request gets an error reply. */
+  private fail(why: string): void {
+    const socket = this.socket;
+    if (!socket && this.inFlight === 0) return;
+    this.socket = null;
+    clearInterval(this.watchdog);
+    socket?.removeAllListeners('data');
+    socket?.removeAllListeners('close');
+    socket?.on('error', () => undefined);
+    socket?.destroy();
+    this.rest = null;
+    this.out = [];
+    const waiting = this.waiting.slice(this.head);
+    this.waiting = [];
+    this.head = 0;
+    const error = reply.error(`ERR proxy: backend ${this.address}: ${why}`);
+    for (const w of waiting) w.handler(error);
+  }
+}
+
+/** A few connections per instance; requests spread over them round-robin. */
+export class BackendPool {
+  private readonly connections: BackendConnection[];
+  private next = 0;
+
+  constructor(address: string, size: number, options: BackendOptions) {
+    this.connections = Array.from({ length: size }, () => new BackendConnection(address, options));
+  }
+
+  send(command: Buffer, handler: ReplyHandler): void {
+    this.pin().send(command, handler);
+  }
+
+  /** One of the connections, for a block of commands that must stay together (MULTI ... EXEC). */
+  pin(): BackendConnection {
+    const c = this.connections[this.next]!;
+    this.next = (this.next + 1) % this.connections.length;
+    return c;
+  }
+
+  inFlight(): number {
+    return this.connections.reduce((n, c) => n + c.inFlight, 0);
+  }
+
+  close(): void {
+    for (const c of this.connections) c.close();
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * What the proxy does with each command: where its keys are (from Redis's own key specs, see
+ * command-table.ts) and how it is handled — routed by slot, split across shards, answered by the
+ * proxy, or refused with a clear reason.
+ */
+import { COMMAND_TABLE } from './command-table.js';
+
+export interface KeySpec {
+  begin: { index: number } | { keyword: string; startfrom: number } | { unknown: true };
+  find: { lastkey: number; step: number; limit: number } | { keynumidx: number; firstkey: number; step: number } | { unknown: true };
+}
+
+export interface CommandSpec {
+  arity: number;
+  flags: string[];
+  acl: string[];
+  keys: KeySpec[];
+  container?: true;
+}
+
+export type Handling =
+  /** Keys (if several, all in one slot) decide the shard; the command is forwarded as received. */
+  | { kind: 'keyed' }
+  /** One key per sub-command: MGET, DEL, EXISTS, ... (step 1) or MSET (step 2); split by shard, merged. */
+  | { kind: 'split'; step: 1 | 2; merge: 'array' | 'sum' | 'ok' }
+  /** Answered by the proxy itself. */
+  | { kind: 'local' }
+  /** MULTI / EXEC / DISCARD: the session's transaction. */
+  | { kind: 'transaction' }
+  | { kind: 'refused'; reason: string };
+
+const SPLIT: Record<string, Handling> = {
+  MGET: { kind: 'split', step: 1, merge: 'array' },
+  MSET: { kind: 'split', step: 2, merge: 'ok' },
+  DEL: { kind: 'split', step: 1, merge: 'sum' },
+  UNLINK: { kind: 'split', step: 1, merge: 'sum' },
+  EXISTS: { kind: 'split', step: 1, merge: 'sum' },
+  TOUCH: { kind: 'split', step: 1, merge: 'sum' },
+};
+
+const LOCAL = new Set(['PING', 'ECHO', 'QUIT', 'SELECT', 'AUTH', 'HELLO', 'INFO', 'DBSIZE', 'SCAN', 'COMMAND', 'TIME', 'CLIENT', 'READONLY', 'READWRITE', 'RESET']);
+const TRANSACTION = new Set(['MULTI', 'EXEC', 'DISCARD']);
+/** Container commands whose key is their third word (OBJECT ENCODING key, XINFO STREAM key, ...). */
+const KEY_AFTER_SUBCOMMAND = new Set(['OBJECT', 'XINFO', 'XGROUP', 'MEMORY']);
+
+export function handlingOf(name: string): Handling {
+  const split = SPLIT[name];
+  if (split) return split;
+  if (LOCAL.has(name)) return { kind: 'local' };
+  if (TRANSACTION.has(name)) return { kind: 'transaction' };
+  const spec = COMMAND_TABLE[name];
+  if (!spec) return { kind: 'refused', reason: `unknown command '${name}'` };
+  if (name === 'WATCH' || name === 'UNWATCH') return { kind: 'refused', reason: `${name} is not supported through the proxy (it needs a connection of its own); use MULTI/EXEC with keys in one slot` };
+  if (spec.flags.includes('pubsub') || spec.acl.includes('@pubsub')) return { kind: 'refused', reason: `pub/sub (${name}) is not supported through the proxy: connect to a Redis instance for pub/sub` };
+  if (spec.flags.includes('blocking') && name !== 'XREAD' && name !== 'XREADGROUP') {
+    return { kind: 'refused', reason: `blocking command ${name} is not supported through the proxy (it would stall a shared backend connection)` };
+  }
+  if (name === 'KEYS') return { kind: 'refused', reason: 'KEYS would block every shard: use SCAN, which the proxy runs shard after shard' };
+  if (name === 'FLUSHALL' || name === 'FLUSHDB') return { kind: 'refused', reason: `${name} through the proxy is refused: flush the instances themselves if you really mean it` };
+  if (spec.flags.includes('admin') || spec.acl.includes('@dangerous') || spec.acl.includes('@admin')) {
+    return { kind: 'refused', reason: `${name} is refused by the proxy: it would act on one shard only, or on the servers; run it on the instances (cfgserver manages them)` };
+  }
+  if (spec.container && !KEY_AFTER_SUBCOMMAND.has(name)) return { kind: 'refused', reason: `${name} is not supported through the proxy` };
+  if (spec.keys.length === 0 && !spec.container) return { kind: 'refused', reason: `${name} has no key to route by` };
+  return { kind: 'keyed' };
+}
+
+/**
+ * Argument indexes of the keys of a command, following Redis's key specs; null when they cannot
+ * be found (an unknown spec, or a malformed count), so that the command is refused, not misrouted.
+ */
+export function keyIndexes(name: string, argv: readonly Buffer[]): number[] | null {
+  const argc = argv.length;
+  if (KEY_AFTER_SUBCOMMAND.has(name)) {
+    if (argc < 3) return [];
+    const sub = argv[1]!.toString().toUpperCase();
+    // MEMORY USAGE key is the only MEMORY subcommand with a key; XGROUP HELP and the like have none.
+    if (name === 'MEMORY' && sub !== 'USAGE') return [];
+    if (sub === 'HELP') return [];
+    return [2];
+  }
+  const spec = COMMAND_TABLE[name];
+  if (!spec) return null;
+  const out: number[] = [];
+  for (const ks of spec.keys) {
+    let start: number;
+    const begin = ks.begin;
+    if ('index' in begin) {
+      start = begin.index;
+    } else if ('keyword' in begin) {
+      const found = findKeyword(argv, begin.keyword, begin.startfrom);
+      if (found === -1) continue;
+      start = found + 1;
+    } else {
+      return null;
+    }
+    if (start >= argc) continue;
+    const find = ks.find;
+    if ('lastkey' in find) {
+      let last: number;
+      if (find.lastkey >= 0) last = start + find.lastkey;
+      else if (find.limit > 1) last = start + Math.floor((argc - start) / find.limit) - 1;
+      else last = argc + find.lastkey;
+      for (let i = start; i <= last && i < argc; i += find.step) out.push(i);
+    } else if ('keynumidx' in find) {
+      const raw = argv[start + find.keynumidx]?.toString();
+      if (raw === undefined || !/^\d+$/.test(raw)) return null;
+      const count = Number(raw);
+      const first = start + find.firstkey;
+      if (first + (count - 1) * find.step >= argc && count > 0) return null;
+      for (let k = 0; k < count; k++) out.push(first + k * find.step);
+    } else {
+      return null;
+    }
+  }
+  return out;
+}
+
+function findKeyword(argv: readonly Buffer[], keyword: string, startfrom: number): number {
+  const argc = argv.length;
+  if (startfrom >= 0) {
+    for (let i = startfrom; i < argc; i++) if (argv[i]!.toString().toUpperCase() === keyword) return i;
+  } else {
+    for (let i = argc + startfrom; i > 0; i--) if (argv[i]!.toString().toUpperCase() === keyword) return i;
+  }
+  return -1;
+}
+
+/** Arity check as Redis does it: positive = exact, negative = at least. */
+export function arityOk(name: string, argc: number): boolean {
+  const arity = COMMAND_TABLE[name]?.arity;
+  if (arity === undefined) return true;
+  return arity >= 0 ? argc === arity : argc >= -arity;
+}

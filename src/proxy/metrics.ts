@@ -1,0 +1,51 @@
+/**
+ * Prometheus metrics of a proxy. The hot path only bumps plain numbers; they are copied into the
+ * registry when /metrics is scraped.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export class ProxyCounters {
+  commands = 0;
+  errors = 0;
+  connectionsOpened = 0;
+  connections = 0;
+  epoch = 0;
+  invalidRoutes = 0;
+}
+
+export class ProxyMetrics {
+  readonly registry = new Registry();
+  readonly counters = new ProxyCounters();
+  readonly backendLatency: Histogram;
+
+  constructor() {
+    const c = this.counters;
+    const reg = [this.registry];
+    const counterFrom = (name: string, help: string, read: () => number) => {
+      let reported = 0;
+      return new Counter({
+        name,
+        help,
+        registers: reg,
+        collect() {
+          const now = read();
+          if (now > reported) this.inc(now - reported);
+          reported = now;
+        },
+      });
+    };
+    counterFrom('cfgserver_proxy_commands_total', 'Commands received from clients', () => c.commands);
+    counterFrom('cfgserver_proxy_error_replies_total', 'Error replies sent to clients', () => c.errors);
+    counterFrom('cfgserver_proxy_connections_total', 'Client connections accepted', () => c.connectionsOpened);
+    counterFrom('cfgserver_proxy_invalid_routes_total', 'Route values ignored (malformed or older epoch)', () => c.invalidRoutes);
+    new Gauge({ name: 'cfgserver_proxy_connections', help: 'Open client connections', registers: reg, collect() { this.set(c.connections); } });
+    new Gauge({ name: 'cfgserver_proxy_route_epoch', help: 'Epoch of the route in use', registers: reg, collect() { this.set(c.epoch); } });
+    this.backendLatency = new Histogram({
+      name: 'cfgserver_proxy_backend_latency_seconds',
+      help: 'Round trip to the Redis instances (one request in 16 is sampled)',
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1],
+      registers: reg,
+    });
+    collectDefaultMetrics({ register: this.registry, prefix: 'cfgserver_proxy_' });
+  }
+}

@@ -1,0 +1,252 @@
+/**
+ * `cfgserver proxy`: speaks RESP to clients as one Redis would, and sends each command to the
+ * master of the shard that owns its key's slot, following the cluster's route in etcd. It keeps
+ * serving its last good route while etcd is unreachable, and registers itself (with the epoch it
+ * applied) under its own lease. Stateless: run as many as you like.
+ */
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer, type Server, type Socket } from 'node:net';
+import { hostname } from 'node:os';
+import type { Etcd3 } from 'etcd3';
+import type { Logger } from 'winston';
+import { VERSION } from '../version.js';
+import { Session } from '../election/session.js';
+import { errorMessage } from '../model/errors.js';
+import type { Route } from '../model/schemas.js';
+import { createEtcd } from '../store/etcd.js';
+import { Keys } from '../store/keys.js';
+import { ProxyRegistry } from '../store/proxy-registry.js';
+import { RouteWatcher } from '../store/route-watcher.js';
+import { BackendPool } from './backend.js';
+import { REDIS_VERSION } from './command-table.js';
+import { ProxyMetrics } from './metrics.js';
+import { Router } from './router.js';
+import { ClientSession, type SessionContext } from './session.js';
+
+export interface ProxyOptions {
+  cluster: string;
+  listen: string;
+  etcd: string;
+  prefix?: string;
+  id?: string;
+  /** Clients must AUTH with this password. */
+  password: string | null;
+  /** Password the proxy sends to the Redis instances. */
+  backendPassword?: string;
+  /** HOST:PORT for /metrics. */
+  metricsListen?: string;
+  /** Connections per Redis instance. */
+  poolSize: number;
+  /** Commands per client waiting for replies before the proxy stops reading from that client. */
+  maxInFlight: number;
+  backendTimeoutMs: number;
+  leaseTtlSeconds: number;
+  log: Logger;
+}
+
+export class Proxy {
+  readonly id: string;
+  readonly metrics = new ProxyMetrics();
+  private readonly etcd: Etcd3;
+  private readonly watcher: RouteWatcher;
+  private readonly registry: ProxyRegistry;
+  private readonly pools = new Map<string, BackendPool>();
+  private readonly sessions = new Set<ClientSession>();
+  private router: Router | null = null;
+  private server: Server | null = null;
+  private httpServer: HttpServer | null = null;
+  private session: Session | null = null;
+  private address = '';
+  private metricsAddress: string | null = null;
+  private nextSessionId = 1;
+  private stopping = false;
+  private readonly startedAt = new Date().toISOString();
+
+  constructor(private readonly o: ProxyOptions) {
+    this.id = o.id ?? `${hostname()}-${process.pid}`;
+    this.etcd = createEtcd({ endpoints: o.etcd });
+    const keys = new Keys(o.prefix);
+    this.registry = new ProxyRegistry(this.etcd, keys);
+    this.watcher = new RouteWatcher({ cluster: o.cluster, etcd: this.etcd, prefix: o.prefix, retryMs: 500 });
+  }
+
+  /** The address clients connect to (with the real port when 0 was asked). */
+  get listenAddress(): string {
+    return this.address;
+  }
+
+  async start(): Promise<void> {
+    const log = this.o.log;
+    let lastUnreachableLog = 0;
+    this.watcher.on('unreachable', (err) => {
+      if (Date.now() - lastUnreachableLog > 10_000) log.warn('etcd unreachable: serving the last good route', { error: err.message, epoch: this.router?.epoch ?? null });
+      lastUnreachableLog = Date.now();
+    });
+    this.watcher.on('invalid', (err) => {
+      this.metrics.counters.invalidRoutes++;
+      log.error('ignored a route value', { error: err.message, epoch: this.router?.epoch ?? null });
+    });
+    this.watcher.on('deleted', () => log.error('the route key was deleted: serving the last good route', { epoch: this.router?.epoch ?? null }));
+    this.watcher.on('change', (route) => this.apply(route));
+    const route = await this.watcher.start();
+    if (!route) {
+      log.warn('no route yet for this cluster; waiting for one', { cluster: this.o.cluster });
+      await new Promise<void>((resolve) => this.watcher.once('change', () => resolve()));
+    }
+    await this.listen();
+    if (this.o.metricsListen) await this.serveMetrics(this.o.metricsListen);
+    await this.register();
+    log.info('proxy ready', { id: this.id, cluster: this.o.cluster, listen: this.address, epoch: this.router?.epoch, metrics: this.metricsAddress });
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.server?.close();
+    for (const s of this.sessions) s.socket.destroy();
+    this.httpServer?.close();
+    for (const pool of this.pools.values()) pool.close();
+    await this.session?.close(true);
+    await this.watcher.stop();
+    this.etcd.close();
+  }
+
+  private apply(route: Route): void {
+    const previous = this.router;
+    this.router = new Router(route, (address) => this.poolFor(address));
+    this.metrics.counters.epoch = route.epoch;
+    this.o.log.info('route applied', { epoch: route.epoch, previous: previous?.epoch ?? null, masters: this.router.masterAddresses });
+    // Pools of instances that are no longer masters close once their in-flight commands are done.
+    const inUse = new Set(route.shards.map((s) => s.master));
+    for (const [address, pool] of this.pools) {
+      if (!inUse.has(address)) this.retire(address, pool);
+    }
+    void this.register();
+  }
+
+  private retire(address: string, pool: BackendPool): void {
+    const check = setInterval(() => {
+      if (this.router?.masterAddresses.includes(address)) return clearInterval(check); // it came back
+      if (pool.inFlight() === 0) {
+        clearInterval(check);
+        if (this.pools.get(address) === pool) this.pools.delete(address);
+        pool.close();
+      }
+    }, 1000);
+    check.unref();
+  }
+
+  private poolFor(address: string): BackendPool {
+    let pool = this.pools.get(address);
+    if (!pool) {
+      pool = new BackendPool(address, this.o.poolSize, {
+        timeoutMs: this.o.backendTimeoutMs,
+        password: this.o.backendPassword,
+        onLatency: (s) => this.metrics.backendLatency.observe(s),
+      });
+      this.pools.set(address, pool);
+    }
+    return pool;
+  }
+
+  private listen(): Promise<void> {
+    const counters = this.metrics.counters;
+    const ctx: SessionContext = {
+      router: () => this.router!,
+      password: this.o.password,
+      maxInFlight: this.o.maxInFlight,
+      info: () => this.info(),
+      onCommand: () => counters.commands++,
+      onError: () => counters.errors++,
+      onClose: (s) => {
+        this.sessions.delete(s);
+        counters.connections--;
+      },
+    };
+    this.server = createServer((socket: Socket) => {
+      counters.connectionsOpened++;
+      counters.connections++;
+      this.sessions.add(new ClientSession(socket, ctx, this.nextSessionId++));
+    });
+    const i = this.o.listen.lastIndexOf(':');
+    return new Promise((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(Number(this.o.listen.slice(i + 1)), this.o.listen.slice(0, i), () => {
+        const a = this.server!.address() as { port: number };
+        this.address = `${this.o.listen.slice(0, i)}:${a.port}`;
+        resolve();
+      });
+    });
+  }
+
+  /** (Re)writes this proxy's registration with the epoch in use; opens a new lease if needed. */
+  private async register(): Promise<void> {
+    if (this.stopping || !this.address) return;
+    try {
+      if (!this.session?.isAlive()) {
+        this.session = await Session.open(this.etcd, this.o.leaseTtlSeconds, this.o.log);
+        this.session.once('lost', () => setTimeout(() => void this.register(), 500));
+      }
+      const now = new Date().toISOString();
+      await this.registry.put(
+        { id: this.id, cluster: this.o.cluster, address: this.address, metrics: this.metricsAddress, pid: process.pid, version: VERSION, epoch: this.router?.epoch ?? null, startedAt: this.startedAt, updatedAt: now },
+        this.session.leaseId,
+      );
+    } catch (err) {
+      this.o.log.warn('could not register in etcd; will retry', { error: errorMessage(err) });
+      setTimeout(() => void this.register(), 1000).unref();
+    }
+  }
+
+  private serveMetrics(hostPort: string): Promise<void> {
+    const i = hostPort.lastIndexOf(':');
+    this.httpServer = createHttpServer((req, res) => {
+      if (req.url === '/metrics') {
+        void this.metrics.registry.metrics().then((text) => {
+          res.writeHead(200, { 'content-type': this.metrics.registry.contentType });
+          res.end(text);
+        });
+      } else if (req.url === '/healthz') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ ok: true, id: this.id, epoch: this.router?.epoch ?? null }));
+      } else {
+        res.writeHead(404).end();
+      }
+    });
+    return new Promise((resolve, reject) => {
+      this.httpServer!.once('error', reject);
+      this.httpServer!.listen(Number(hostPort.slice(i + 1)), hostPort.slice(0, i), () => {
+        this.metricsAddress = `${hostPort.slice(0, i)}:${(this.httpServer!.address() as { port: number }).port}`;
+        resolve();
+      });
+    });
+  }
+
+  private info(): string {
+    const c = this.metrics.counters;
+    const lines = [
+      '# Server',
+      `redis_version:${REDIS_VERSION}`,
+      `cfgserver_version:${VERSION}`,
+      'redis_mode:proxy',
+      `process_id:${process.pid}`,
+      `proxy_id:${this.id}`,
+      `tcp_port:${this.address.split(':').pop()}`,
+      '',
+      '# Clients',
+      `connected_clients:${c.connections}`,
+      '',
+      '# Stats',
+      `total_connections_received:${c.connectionsOpened}`,
+      `total_commands_processed:${c.commands}`,
+      `total_error_replies:${c.errors}`,
+      '',
+      '# Route',
+      `cluster:${this.o.cluster}`,
+      `route_epoch:${this.router?.epoch ?? 0}`,
+      `shards:${this.router?.masterAddresses.length ?? 0}`,
+      ...(this.router?.masterAddresses.map((m, i) => `shard${i}_master:${m}`) ?? []),
+      '',
+    ];
+    return lines.join('\r\n');
+  }
+}

@@ -1,0 +1,38 @@
+/**
+ * One route, ready for the hot path: slot → the pool of its shard's master. A route change
+ * builds a new Router and swaps it in one assignment: commands already sent finish where they
+ * went, new ones use the new route.
+ */
+import { slotOwners } from '../model/route.js';
+import type { Route } from '../model/schemas.js';
+import type { BackendPool } from './backend.js';
+
+export class Router {
+  readonly epoch: number;
+  readonly slotCount: number;
+  readonly cluster: string;
+  private readonly owners: Int32Array;
+  /** Pool of each shard's master, by shard index. */
+  private readonly pools: BackendPool[];
+  readonly masterAddresses: string[];
+
+  constructor(route: Route, poolFor: (address: string) => BackendPool) {
+    this.epoch = route.epoch;
+    this.slotCount = route.slotCount;
+    this.cluster = route.cluster;
+    this.owners = slotOwners(route);
+    this.masterAddresses = route.shards.map((s) => s.master);
+    this.pools = this.masterAddresses.map(poolFor);
+  }
+
+  /** The pool of the master that owns `slot`, or null when no shard owns it. */
+  poolForSlot(slot: number): BackendPool | null {
+    const owner = this.owners[slot]!;
+    return owner < 0 ? null : this.pools[owner]!;
+  }
+
+  /** Every shard's master (DBSIZE, SCAN), in shard order. */
+  masters(): BackendPool[] {
+    return this.pools;
+  }
+}
