@@ -102,14 +102,14 @@ Try, in another terminal:
   cfgctl controllers                    # the two replicas; one leads
   cfgctl cluster show demo              # shards, roles, offsets as the leader sees them
   cfgctl route demo --json              # the route document proxies consume
-  redis-cli -p ${port(shards[0]!.slaves[0]!)} replicaof 127.0.0.1 ${port(shards[1]!.master)}
+  redis-cli -p ${port(shards[0]!.slaves[0]!)} replicaof 127.0.0.1 ${port(shards[shards.length - 1]!.master)}
                                         # break replication; watch the leader repair it:
   cfgctl history demo
   kill -9 ${masterPids[0]}                          # the master of s0: within ~4 s its slave is master
   cfgctl route demo; cfgctl tasks demo  # the new route epoch, the failover step by step
                                         # 5 s after the kill the old master restarts, empty:
   cfgctl cluster show demo              # it is made a slave of the new master
-  cfgctl failover demo --shard s1       # a planned switchover, losing no write
+  cfgctl failover demo --shard s${shards.length - 1}       # a planned switchover, losing no write
   cfgctl cluster pause demo             # no automatic action until: cfgctl cluster resume demo
   kill -9 <pid of the leading controller>   # the other takes over within the lease TTL
   curl http://127.0.0.1:${controllerPorts[0]}/metrics

@@ -138,24 +138,20 @@ export class BackendConnection {
   }
 }
 
-/** A few connections per instance; requests spread over them round-robin. */
+/** A few connections per instance; each client session is given one of them. */
 export class BackendPool {
   private readonly connections: BackendConnection[];
-  private next = 0;
 
   constructor(address: string, size: number, options: BackendOptions) {
     this.connections = Array.from({ length: size }, () => new BackendConnection(address, options));
   }
 
-  send(command: Buffer, handler: ReplyHandler): void {
-    this.pin().send(command, handler);
-  }
-
-  /** One of the connections, for a block of commands that must stay together (MULTI ... EXEC). */
-  pin(): BackendConnection {
-    const c = this.connections[this.next]!;
-    this.next = (this.next + 1) % this.connections.length;
-    return c;
+  /**
+   * The connection of a client session: a client's commands to one shard always travel on the
+   * same connection, so Redis runs them in the order the client sent them.
+   */
+  connectionFor(session: number): BackendConnection {
+    return this.connections[session % this.connections.length]!;
   }
 
   inFlight(): number {

@@ -201,7 +201,7 @@ export class ClientSession {
     const router = this.ctx.router();
     const pool = router.poolForSlot(slot);
     if (!pool) return this.answer(p, noOwner(router, slot));
-    pool.send(command, (r) => {
+    pool.connectionFor(this.id).send(command, (r) => {
       if (!retried && (startsWith(r, READONLY) || startsWith(r, BACKEND_DOWN)) && this.ctx.router().epoch !== router.epoch) {
         return this.forward(p, slot, command, true);
       }
@@ -211,7 +211,7 @@ export class ClientSession {
 
   /** Sends to a given pool (fan-out commands). */
   sendTo(pool: BackendPool, command: Buffer, handler: (r: Buffer) => void): void {
-    pool.send(command, handler);
+    pool.connectionFor(this.id).send(command, handler);
   }
 
   isAuthenticated(): boolean {
@@ -251,7 +251,7 @@ export class ClientSession {
     const pool = router.poolForSlot(tx.slot);
     if (!pool) return this.answer(p, noOwner(router, tx.slot));
     // One connection, one synchronous burst: nothing else can interleave with the block.
-    const connection = pool.pin();
+    const connection = pool.connectionFor(this.id);
     connection.send(MULTI, () => undefined);
     for (const q of tx.queued) connection.send(q, () => undefined);
     connection.send(EXEC, (r) => this.answer(p, r));
