@@ -110,6 +110,13 @@ export class Proxy {
     this.etcd.close();
   }
 
+  /** The most commands any one client has waiting for replies (a bound the proxy keeps). */
+  maxClientInFlight(): number {
+    let max = 0;
+    for (const s of this.sessions) max = Math.max(max, s.inFlight);
+    return max;
+  }
+
   private apply(route: Route): void {
     const previous = this.router;
     this.router = new Router(route, (address) => this.poolFor(address));
