@@ -1,6 +1,6 @@
 /**
  * `cfgserver playground`: a whole local deployment on loopback — etcd, a cluster `demo` of
- * 3 shards × (master + slave), and 2 controller replicas — with data in a temporary folder.
+ * 3 shards × (master + slave), 2 controller replicas and a proxy — with data in a temporary folder.
  * Ctrl-C stops everything.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { AdminService } from '../service/admin-service.js';
 import { createEtcd } from '../store/etcd.js';
 import { Keys } from '../store/keys.js';
-import { packageRoot, portOrFree, spawnController, startEtcd, startRedis, type ManagedProcess, type RedisServer } from './processes.js';
+import { ManagedProcess, packageRoot, portOrFree, spawnController, startEtcd, startRedis, type RedisServer } from './processes.js';
 
 export interface PlaygroundOptions {
   dir?: string;
@@ -93,12 +93,28 @@ export async function runPlayground(options: PlaygroundOptions): Promise<void> {
       say(`controller    ctl-${i}: http://127.0.0.1:${apiPort} (pid ${ctl.pid}, log ${ctl.logFile})`);
     }
 
+    const proxyPort = await portOrFree(6380);
+    const metricsPort = await portOrFree(6381);
+    const proxy = new ManagedProcess(
+      'proxy',
+      process.execPath,
+      [join(packageRoot(), 'dist/cli/cfgserver.js'), 'proxy', '--cluster', 'demo', '--listen', `127.0.0.1:${proxyPort}`, '--metrics', `127.0.0.1:${metricsPort}`, '--etcd', etcd.endpoint, '--id', 'proxy-1'],
+      join(dir, 'proxy.log'),
+    );
+    stoppers.push(() => proxy.stop());
+    say(`proxy         127.0.0.1:${proxyPort} (metrics http://127.0.0.1:${metricsPort}/metrics, pid ${proxy.pid}, log ${proxy.logFile})`);
+
     const root = packageRoot();
     const ctl = `node ${join(root, 'dist/cli/cfgctl.js')}`;
     say(`
 Try, in another terminal:
+  redis-cli -p ${proxyPort}                    # talk to the cluster as to one Redis
+  redis-benchmark -p ${proxyPort} -t set,get -r 100000 -q      # a quick load through the proxy
+  while :; do redis-cli -p ${proxyPort} incr demo:counter; sleep 0.2; done
+                                        # a writer that keeps going; meanwhile, elsewhere:
   export CFGSERVER_ETCD=${etcd.endpoint}
   alias cfgctl='${ctl}'
+  cfgctl proxies demo                   # the proxy and the route epoch it applied
   cfgctl controllers                    # the two replicas; one leads
   cfgctl cluster show demo              # shards, roles, offsets as the leader sees them
   cfgctl route demo --json              # the route document proxies consume

@@ -1,7 +1,7 @@
 /**
  * An in-process proxy for tests (stopped after the file), and a client to talk to it.
  */
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import { afterAll } from 'vitest';
 import { silentLogger } from '../../src/log.js';
 import { Proxy, type ProxyOptions } from '../../src/proxy/proxy.js';
@@ -31,7 +31,7 @@ export function useProxies() {
     await proxy.start();
     return proxy;
   };
-  const client = (proxy: Proxy, options: ConstructorParameters<typeof Redis>[0] & object = {}) => {
+  const client = (proxy: Proxy, options: RedisOptions = {}) => {
     const [host, port] = proxy.listenAddress.split(':');
     const c = new Redis({ host, port: Number(port), maxRetriesPerRequest: 0, ...options });
     c.on('error', () => undefined);
