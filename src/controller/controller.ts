@@ -66,7 +66,8 @@ export class Controller {
     this.etcd = createEtcd({ endpoints: config.etcd });
     this.keys = new Keys(config.prefix);
     this.admin = new AdminService(this.etcd, this.keys);
-    this.pool = new RedisPool({ timeoutMs: 500 });
+    // Probes have their cluster's own timeout; this one bounds admin commands (REPLICAOF, ...).
+    this.pool = new RedisPool({ timeoutMs: 5000, password: process.env['CFGSERVER_BACKEND_PASSWORD'] });
     this.limiter = new Limiter(config.probeConcurrency);
     this.tracker = new HealthTracker(this.id, config.healthRefreshMs);
   }
@@ -196,7 +197,7 @@ export class Controller {
 
   private async cycleSentence(cluster: StoredCluster): Promise<string> {
     const name = cluster.spec.name;
-    const observations = await probeAll(this.pool, this.limiter, instancesOf(cluster.route), this.cutOff);
+    const observations = await probeAll(this.pool, this.limiter, instancesOf(cluster.route), cluster.spec.probe.timeoutMs, this.cutOff);
     let down = 0;
     for (const obs of observations.values()) {
       this.metrics.probes.inc({ result: obs.info ? 'ok' : 'failed' });

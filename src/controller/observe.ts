@@ -7,6 +7,7 @@ import { errorMessage } from '../model/errors.js';
 import { replicationInfo } from '../redis/commands.js';
 import type { ReplicationInfo } from '../redis/info.js';
 import type { RedisPool } from '../redis/pool.js';
+import { withTimeout } from '../util/timeout.js';
 
 export interface Observation {
   address: string;
@@ -37,10 +38,10 @@ export class Limiter {
   }
 }
 
-export async function probe(pool: RedisPool, address: string): Promise<Observation> {
+export async function probe(pool: RedisPool, address: string, timeoutMs: number): Promise<Observation> {
   const start = performance.now();
   try {
-    const info = await replicationInfo(pool, address);
+    const info = await withTimeout(replicationInfo(pool, address), timeoutMs, `probe of ${address}`);
     return { address, at: new Date(), latencyMs: performance.now() - start, info, error: null };
   } catch (err) {
     return { address, at: new Date(), latencyMs: performance.now() - start, info: null, error: errorMessage(err) };
@@ -51,10 +52,10 @@ export async function probe(pool: RedisPool, address: string): Promise<Observati
  * Probes every address. `cutOff` lists addresses this replica must treat as unreachable without
  * asking: a fault-injection hook for tests of partial network failures (one replica cut off).
  */
-export async function probeAll(pool: RedisPool, limiter: Limiter, addresses: string[], cutOff?: ReadonlySet<string>): Promise<Observations> {
+export async function probeAll(pool: RedisPool, limiter: Limiter, addresses: string[], timeoutMs: number, cutOff?: ReadonlySet<string>): Promise<Observations> {
   const results = await Promise.all(
     addresses.map((a) =>
-      cutOff?.has(a) ? { address: a, at: new Date(), latencyMs: 0, info: null, error: 'unreachable (test hook CFGSERVER_TEST_CUT_OFF)' } : limiter.run(() => probe(pool, a)),
+      cutOff?.has(a) ? { address: a, at: new Date(), latencyMs: 0, info: null, error: 'unreachable (test hook CFGSERVER_TEST_CUT_OFF)' } : limiter.run(() => probe(pool, a, timeoutMs)),
     ),
   );
   return new Map(results.map((o) => [o.address, o]));

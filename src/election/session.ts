@@ -10,6 +10,7 @@ import { EtcdLeaseInvalidError } from 'etcd3';
 import type { Logger } from 'winston';
 import { errorMessage } from '../model/errors.js';
 import { etcdCall } from '../store/etcd.js';
+import { withTimeout } from '../util/timeout.js';
 
 export interface SessionEvents {
   /** The lease is gone or may be: stop everything bound to it. Fired once. */
@@ -73,7 +74,7 @@ export class Session extends EventEmitter<SessionEvents> {
     if (this.closed) return;
     const sentAt = performance.now();
     try {
-      const res = await withTimeout(this.lease.keepaliveOnce(), this.ttlMs / 3);
+      const res = await withTimeout(this.lease.keepaliveOnce(), this.ttlMs / 3, 'lease keep-alive');
       if (this.closed) return;
       const ttl = Number(res.TTL);
       if (!(ttl > 0)) return this.lose('etcd says the lease expired');
@@ -105,12 +106,4 @@ export class Session extends EventEmitter<SessionEvents> {
     clearTimeout(this.renewTimer);
     clearTimeout(this.expiryTimer);
   }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${Math.round(ms)} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

@@ -61,13 +61,17 @@ export class RedisPool {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => done(new Error(`not connected within ${this.options.timeoutMs} ms (${client.status})`)), this.options.timeoutMs);
       const onReady = () => done();
+      // A refused or reset connection fails the wait at once: a dead instance answers fast.
+      const onError = (err: Error) => done(err);
       const done = (err?: Error) => {
         clearTimeout(timer);
         client.off('ready', onReady);
+        client.off('error', onError);
         if (err) reject(err);
         else resolve();
       };
       client.on('ready', onReady);
+      client.on('error', onError);
     });
   }
 
