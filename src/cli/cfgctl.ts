@@ -8,7 +8,7 @@ import { ValidationError } from '../model/errors.js';
 import { clusterCommands } from './commands/cluster.js';
 import { shardCommands } from './commands/shard.js';
 import { slotsCommands } from './commands/slots.js';
-import { fail, globalOptions, printJson, warn, withAdmin, type GlobalArgs } from './run.js';
+import { fail, globalOptions, show, type GlobalArgs } from './run.js';
 import { controllersTable, historyTable, proxiesTable, routeTable, tasksTable } from './tables.js';
 import { failoverCommand } from './commands/failover.js';
 
@@ -22,59 +22,52 @@ export function buildCli(argv: string[]): Argv<GlobalArgs> {
       'route <name>',
       'the route of a cluster, as proxies see it',
       (c) => c.positional('name', { type: 'string', demandOption: true }),
-      (a) =>
-        withAdmin(a, async (admin) => {
-          const route = await admin.route(a.name);
-          process.stdout.write(a.json ? `${JSON.stringify(route, null, 2)}\n` : `${routeTable(route)}\n`);
-        }),
+      (a) => show(a, async (admin) => ({ value: await admin.route(a.name) }), routeTable),
     )
     .command(
       'tasks <name>',
       'failover and switchover tasks of a cluster, with their steps',
       (c) => c.positional('name', { type: 'string', demandOption: true }),
       (a) =>
-        withAdmin(a, async (admin) => {
+        show(a, async (admin) => {
           const { tasks, problems } = await admin.listTasks(a.name);
-          warn(problems);
-          if (a.json) printJson(tasks);
-          else process.stdout.write(`${tasksTable(tasks)}\n`);
-        }),
+          return { value: tasks, problems };
+        }, tasksTable),
     )
     .command(
       'proxies <name>',
       'live proxies of a cluster and the route epoch each has applied',
       (c) => c.positional('name', { type: 'string', demandOption: true }),
-      (a) =>
-        withAdmin(a, async (admin) => {
-          const [{ proxies, problems }, route] = await Promise.all([admin.listProxies(a.name), admin.route(a.name)]);
-          warn(problems);
-          if (a.json) printJson(proxies);
-          else process.stdout.write(`route epoch ${route.epoch}\n${proxiesTable(proxies, route.epoch)}\n`);
-        }),
+      (a) => {
+        let epoch = 0;
+        return show(
+          a,
+          async (admin) => {
+            const [{ proxies, problems }, route] = await Promise.all([admin.listProxies(a.name), admin.route(a.name)]);
+            epoch = route.epoch;
+            return { value: proxies, problems };
+          },
+          (proxies) => `route epoch ${epoch}\n${proxiesTable(proxies, epoch)}`,
+        );
+      },
     )
     .command(
       'controllers',
       'live controller replicas and which one leads',
       (c) => c,
-      (a) =>
-        withAdmin(a, async (admin) => {
-          const { controllers, problems } = await admin.listControllers();
-          warn(problems);
-          if (a.json) printJson(controllers);
-          else process.stdout.write(`${controllersTable(controllers)}\n`);
-        }),
+      (a) => show(a, async (admin) => {
+        const { controllers, problems } = await admin.listControllers();
+        return { value: controllers, problems };
+      }, controllersTable),
     )
     .command(
       'history <name>',
       'what the controller decided and did for a cluster, and why',
       (c) => c.positional('name', { type: 'string', demandOption: true }).option('limit', { type: 'number', default: 50, describe: 'newest entries to show' }),
-      (a) =>
-        withAdmin(a, async (admin) => {
-          const { entries, problems } = await admin.listHistory(a.name, a.limit);
-          warn(problems);
-          if (a.json) printJson(entries);
-          else process.stdout.write(`${historyTable(entries)}\n`);
-        }),
+      (a) => show(a, async (admin) => {
+        const { entries, problems } = await admin.listHistory(a.name, a.limit);
+        return { value: entries, problems };
+      }, historyTable),
     )
     .demandCommand(1, 'say what to do; see --help')
     .strict()

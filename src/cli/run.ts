@@ -66,3 +66,16 @@ export function printJson(value: unknown): void {
 export function warn(problems: string[]): void {
   for (const p of problems) process.stderr.write(`warning: ${p}\n`);
 }
+
+/**
+ * A read-only command: fetch something, warn about what could not be read, print it as JSON or
+ * as text. Every listing of cfgctl goes through here.
+ */
+export function show<T>(args: GlobalArgs, fetch: (admin: AdminService) => Promise<{ value: T; problems?: string[] }>, render: (value: T) => string): Promise<void> {
+  return withAdmin(args, async (admin) => {
+    const { value, problems = [] } = await fetch(admin);
+    warn(problems);
+    if (args.json) printJson(value);
+    else process.stdout.write(`${render(value)}\n`);
+  });
+}

@@ -1,50 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { Task } from '../../src/model/schemas.js';
-import { waitFor, type RedisServer } from '../../src/playground/processes.js';
+import { waitFor } from '../../src/playground/processes.js';
 import type { AdminService } from '../../src/service/admin-service.js';
+import { makeCluster, replicating } from '../helpers/cluster.js';
 import { useRedisClients } from '../helpers/redis.js';
-import { randomPrefix, useWorld } from '../helpers/servers.js';
+import { useWorld } from '../helpers/servers.js';
 
 const world = useWorld();
 const redis = useRedisClients();
-
-/** Fast probing so that tests run in seconds: probe every 200 ms, down after 1 s. */
-const FAST = { intervalMs: 200, timeoutMs: 200, downAfterMs: 1000 };
-
-interface Setup {
-  prefix: string;
-  admin: AdminService;
-  master: RedisServer;
-  slaves: RedisServer[];
-}
-
-async function shardWithSlaves(name: string, slaveCount: number, failover: Record<string, unknown> = {}, shards = 1): Promise<Setup & { more: { master: RedisServer; slaves: RedisServer[] }[] }> {
-  const prefix = randomPrefix();
-  const admin = world.admin(prefix);
-  const groups: { master: RedisServer; slaves: RedisServer[] }[] = [];
-  for (let i = 0; i < shards; i++) {
-    const master = await world.redis();
-    const slaves: RedisServer[] = [];
-    for (let j = 0; j < slaveCount; j++) slaves.push(await world.redis());
-    groups.push({ master, slaves });
-  }
-  await admin.createCluster({
-    name,
-    file: { probe: FAST, failover, shards: groups.map((g) => ({ master: g.master.address, slaves: g.slaves.map((s) => s.address) })) },
-  });
-  return { prefix, admin, master: groups[0]!.master, slaves: groups[0]!.slaves, more: groups.slice(1) };
-}
-
-async function replicating(slaves: RedisServer[], master: string): Promise<void> {
-  await waitFor(`slaves to replicate from ${master}`, async () => {
-    for (const s of slaves) {
-      const info = await redis.replication(s.address);
-      if (info.masterAddress !== master || !info.linkUp) return false;
-    }
-    return true;
-  }, 20_000);
-}
 
 async function tasksOf(admin: AdminService, cluster: string): Promise<Task[]> {
   return (await admin.listTasks(cluster)).tasks;
@@ -56,10 +20,10 @@ async function leaderIs(admin: AdminService, id: string): Promise<void> {
 
 describe('automatic failover on real etcd and redis', () => {
   it('kill -9 of a master: the best slave is promoted, the route epoch grows, the other slave follows, the old master returns as a slave', async () => {
-    const { prefix, admin, master, slaves } = await shardWithSlaves('auto', 2);
+    const { prefix, admin, master, slaves } = await makeCluster(world, 'auto', { slaves: 2 });
     world.controller('f1', prefix);
     world.controller('f2', prefix);
-    await replicating(slaves, master.address);
+    await replicating(redis, slaves, master.address);
     for (let i = 0; i < 50; i++) await redis.at(master.address).set(`key:${i}`, String(i));
     await waitFor('the writes to reach both slaves', async () => {
       for (const s of slaves) if ((await redis.at(s.address).get('key:49')) !== '49') return false;
@@ -79,7 +43,7 @@ describe('automatic failover on real etcd and redis', () => {
     expect((await redis.replication(promoted)).role).toBe('master');
     expect(await redis.at(promoted).get('key:49')).toBe('49');
     const other = slaves.find((s) => s.address !== promoted)!;
-    await replicating([other], promoted);
+    await replicating(redis, [other], promoted);
 
     const [task] = await tasksOf(admin, 'auto');
     expect(task).toMatchObject({ kind: 'failover', state: 'done', oldMaster: master.address, target: promoted });
@@ -91,19 +55,19 @@ describe('automatic failover on real etcd and redis', () => {
     // The old master comes back empty: it is made a slave of the new master, never a master.
     const back = await world.redis([], master.port);
     expect(back.port).toBe(master.port);
-    await replicating([back], promoted);
+    await replicating(redis, [back], promoted);
     expect(await redis.at(back.address).get('key:49')).toBe('49');
     expect(await redis.at(promoted).dbsize()).toBe(50);
     expect((await admin.route('auto')).shards[0]!.master).toBe(promoted);
   });
 
   it('kill -9 of the leader in the middle of a failover: the next leader finishes it, with exactly one promotion', async () => {
-    const { prefix, admin, master, slaves } = await shardWithSlaves('resume', 2);
+    const { prefix, admin, master, slaves } = await makeCluster(world, 'resume', { slaves: 2 });
     world.controller('r1', prefix, [], { CFGSERVER_TEST_PAUSE_AFTER: 'promote:60000' });
     await leaderIs(admin, 'r1');
     const first = (await admin.listControllers()).controllers[0]!;
     world.controller('r2', prefix);
-    await replicating(slaves, master.address);
+    await replicating(redis, slaves, master.address);
     await waitFor('both replicas to see the master', async () => (await admin.describeCluster('resume')).healthFrom !== null);
     await new Promise((r) => setTimeout(r, 500)); // let r2 publish its views
 
@@ -128,18 +92,18 @@ describe('automatic failover on real etcd and redis', () => {
     // Exactly one slave was promoted; the other follows it.
     const roles = await Promise.all(slaves.map((s) => redis.replication(s.address)));
     expect(roles.filter((r) => r.role === 'master')).toHaveLength(1);
-    await replicating(slaves.filter((s) => s.address !== midway.target), midway.target!);
+    await replicating(redis, slaves.filter((s) => s.address !== midway.target), midway.target!);
     const { entries } = await admin.listHistory('resume');
     expect(entries.filter((e) => e.action === 'failover:promote').map((e) => e.controller)).toEqual(['r1']);
     expect(entries.filter((e) => e.action === 'failover:publish').map((e) => e.controller)).toEqual(['r2']);
   });
 
   it('a deposed leader (SIGSTOP past its lease) cannot write the route when it wakes up', async () => {
-    const { prefix, admin, master, slaves } = await shardWithSlaves('stopped', 1);
+    const { prefix, admin, master, slaves } = await makeCluster(world, 'stopped', { slaves: 1 });
     const s1 = world.controller('s1', prefix, [], { CFGSERVER_TEST_PAUSE_AFTER: 'promote:2500' });
     await leaderIs(admin, 's1');
     world.controller('s2', prefix);
-    await replicating(slaves, master.address);
+    await replicating(redis, slaves, master.address);
     await new Promise((r) => setTimeout(r, 500));
 
     await master.process.kill9();
@@ -168,9 +132,9 @@ describe('automatic failover on real etcd and redis', () => {
 
   it('refuses a stale slave, and says why in history', async () => {
     // A slave whose link has been down longer than 0.5 s is too stale; detection takes 1 s.
-    const { prefix, admin, master, slaves } = await shardWithSlaves('stale', 1, { maxLinkDownMs: 500 });
+    const { prefix, admin, master, slaves } = await makeCluster(world, 'stale', { slaves: 1, failover: { maxLinkDownMs: 500 } });
     world.controller('st1', prefix);
-    await replicating(slaves, master.address);
+    await replicating(redis, slaves, master.address);
     const before = await admin.route('stale');
     await master.process.kill9();
     const refused = await waitFor('a refused failover', async () => (await tasksOf(admin, 'stale')).find((t) => t.state === 'refused'), 20_000);
@@ -185,8 +149,8 @@ describe('automatic failover on real etcd and redis', () => {
   });
 
   it('does not fail over a master that only one replica cannot reach; that replica reports itself cut off', async () => {
-    const { prefix, admin, master, more } = await shardWithSlaves('partial', 0, {}, 2);
-    const cutOff = [master.address, more[0]!.master.address].join(',');
+    const { prefix, admin, master, shards } = await makeCluster(world, 'partial', { slaves: 0, shards: 2 });
+    const cutOff = [master.address, shards[1]!.master.address].join(',');
     // Paused until both replicas run: alone, p1 would rightly be a majority of one.
     await admin.setPaused('partial', true);
     world.controller('p1', prefix, [], { CFGSERVER_TEST_CUT_OFF: cutOff });
@@ -206,9 +170,9 @@ describe('automatic failover on real etcd and redis', () => {
   });
 
   it('a paused cluster: a dead master is reported, not failed over; resuming lets the failover happen', async () => {
-    const { prefix, admin, master, slaves } = await shardWithSlaves('paused', 1);
+    const { prefix, admin, master, slaves } = await makeCluster(world, 'paused', { slaves: 1 });
     world.controller('z1', prefix);
-    await replicating(slaves, master.address);
+    await replicating(redis, slaves, master.address);
     await admin.setPaused('paused', true);
     const before = await admin.route('paused');
     await master.process.kill9();
@@ -225,16 +189,16 @@ describe('automatic failover on real etcd and redis', () => {
   });
 
   it('stops failing over automatically when the per-window budget is spent', async () => {
-    const { prefix, admin, master, slaves } = await shardWithSlaves('budget', 2, { maxPerWindow: 1 });
+    const { prefix, admin, master, slaves } = await makeCluster(world, 'budget', { slaves: 2, failover: { maxPerWindow: 1 } });
     world.controller('b1', prefix);
-    await replicating(slaves, master.address);
+    await replicating(redis, slaves, master.address);
     await master.process.kill9();
     const first = await waitFor('the first failover', async () => {
       const m = (await admin.route('budget')).shards[0]!.master;
       return m !== master.address ? m : null;
     }, 20_000);
     const promoted = slaves.find((s) => s.address === first)!;
-    await replicating(slaves.filter((s) => s !== promoted), first);
+    await replicating(redis, slaves.filter((s) => s !== promoted), first);
     await promoted.process.kill9();
     await waitFor('the budget refusal', async () => (await admin.listHistory('budget')).entries.some((e) => /1 failovers in the last 60 min already \(limit 1\)/.test(e.reason)), 15_000);
     expect((await admin.route('budget')).shards[0]!.master).toBe(first);

@@ -2,44 +2,24 @@ import { Redis } from 'ioredis';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ManagedProcess, cfgserverEntry, freePort, startEtcd, waitFor, type RedisServer } from '../../src/playground/processes.js';
+import { ManagedProcess, cfgserverEntry, freePort, startEtcd, waitFor } from '../../src/playground/processes.js';
+import { makeCluster, replicating } from '../helpers/cluster.js';
 import { Keys } from '../../src/store/keys.js';
 import { useProxies } from '../helpers/proxy.js';
 import { useRedisClients } from '../helpers/redis.js';
-import { cfgctl, randomPrefix, useWorld } from '../helpers/servers.js';
+import { cfgctl, useWorld } from '../helpers/servers.js';
 
 const world = useWorld();
 const redis = useRedisClients();
 const proxies = useProxies();
-const FAST = { intervalMs: 200, timeoutMs: 200, downAfterMs: 1000 };
 const extraClients: Redis[] = [];
 afterAll(() => extraClients.forEach((c) => c.disconnect()));
 
-async function shard(name: string, slaves: number) {
-  const prefix = randomPrefix();
-  const admin = world.admin(prefix);
-  const master = await world.redis();
-  const replicas: RedisServer[] = [];
-  for (let i = 0; i < slaves; i++) replicas.push(await world.redis());
-  await admin.createCluster({ name, file: { probe: FAST, shards: [{ master: master.address, slaves: replicas.map((r) => r.address) }] } });
-  return { prefix, admin, master, replicas };
-}
-
-async function following(replicas: RedisServer[], master: string) {
-  await waitFor('replication', async () => {
-    for (const r of replicas) {
-      const info = await redis.replication(r.address);
-      if (info.masterAddress !== master || !info.linkUp) return false;
-    }
-    return true;
-  }, 20_000);
-}
-
 describe('the proxy across route changes, failures and bad input', () => {
   it('a switchover under pipelined load through the proxy: no error, no acknowledged write lost', async () => {
-    const { prefix, admin, master, replicas } = await shard('switch', 1);
+    const { prefix, admin, master, slaves: replicas } = await makeCluster(world, 'switch', { slaves: 1 });
     world.controller('sw1', prefix);
-    await following(replicas, master.address);
+    await replicating(redis, replicas, master.address);
     const proxy = await proxies.start(world.etcd.endpoint, prefix, 'switch');
     const clients = Array.from({ length: 4 }, () => proxies.client(proxy));
     let stop = false;
@@ -74,10 +54,10 @@ describe('the proxy across route changes, failures and bad input', () => {
   });
 
   it('kill -9 of a master behind a proxy process: errors only during the failover, then writes land on the new master', async () => {
-    const { prefix, admin, master, replicas } = await shard('crash', 1);
+    const { prefix, admin, master, slaves: replicas } = await makeCluster(world, 'crash', { slaves: 1 });
     world.controller('c1', prefix);
     world.controller('c2', prefix);
-    await following(replicas, master.address);
+    await replicating(redis, replicas, master.address);
     const port = await freePort();
     const proc = new ManagedProcess('proxy', process.execPath, [cfgserverEntry(), 'proxy', '--cluster', 'crash', '--listen', `127.0.0.1:${port}`, '--etcd', world.etcd.endpoint, '--prefix', prefix, '--id', 'px1'], join(world.dir, 'proxy-px1.log'));
     try {
@@ -121,7 +101,7 @@ describe('the proxy across route changes, failures and bad input', () => {
   });
 
   it('ignores and reports a malformed route value, and keeps serving', async () => {
-    const { prefix, admin, master } = await shard('malformed', 0);
+    const { prefix, admin, master } = await makeCluster(world, 'malformed', { slaves: 0 });
     const proxy = await proxies.start(world.etcd.endpoint, prefix, 'malformed');
     const client = proxies.client(proxy);
     await client.set('k', 'v');
@@ -135,7 +115,7 @@ describe('the proxy across route changes, failures and bad input', () => {
   });
 
   it('bounds what one client can have in flight when a shard stops answering', async () => {
-    const { prefix, master } = await shard('slow', 0);
+    const { prefix, master } = await makeCluster(world, 'slow', { slaves: 0 });
     const proxy = await proxies.start(world.etcd.endpoint, prefix, 'slow', { maxInFlight: 100, backendTimeoutMs: 60_000 });
     master.process.signal('SIGSTOP');
     try {
@@ -157,7 +137,7 @@ describe('the proxy across route changes, failures and bad input', () => {
   });
 
   it('keeps serving its last route while etcd is down, and follows changes when etcd is back', async () => {
-    const { prefix, admin, master } = await shard('outage', 0);
+    const { prefix, admin, master } = await makeCluster(world, 'outage', { slaves: 0 });
     const proxy = await proxies.start(world.etcd.endpoint, prefix, 'outage');
     const client = proxies.client(proxy);
     const etcdPort = Number(new URL(world.etcd.endpoint).port);

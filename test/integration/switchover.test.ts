@@ -1,40 +1,19 @@
 import { describe, expect, it } from 'vitest';
 import { RefusedError } from '../../src/model/errors.js';
-import { waitFor, type RedisServer } from '../../src/playground/processes.js';
+import { waitFor } from '../../src/playground/processes.js';
+import { makeCluster, replicating } from '../helpers/cluster.js';
 import { RouteWatcher } from '../../src/store/route-watcher.js';
 import { useRedisClients } from '../helpers/redis.js';
-import { cfgctl, randomPrefix, useWorld } from '../helpers/servers.js';
+import { cfgctl, useWorld } from '../helpers/servers.js';
 
 const world = useWorld();
 const redis = useRedisClients();
-const FAST = { intervalMs: 200, timeoutMs: 200, downAfterMs: 1000 };
-
-async function cluster(name: string, slaveCount: number) {
-  const prefix = randomPrefix();
-  const admin = world.admin(prefix);
-  const master = await world.redis();
-  const slaves: RedisServer[] = [];
-  for (let i = 0; i < slaveCount; i++) slaves.push(await world.redis());
-  await admin.createCluster({ name, file: { probe: FAST, shards: [{ master: master.address, slaves: slaves.map((s) => s.address) }] } });
-  return { prefix, admin, master, slaves };
-}
-
-async function replicating(slaves: RedisServer[], master: string) {
-  await waitFor('replication', async () => {
-    for (const s of slaves) {
-      const info = await redis.replication(s.address);
-      if (info.masterAddress !== master || !info.linkUp) return false;
-    }
-    return true;
-  }, 20_000);
-}
-
 describe('planned switchover (cfgctl failover) on real etcd and redis', () => {
   it('under a continuous writer, every acknowledged write is on the new master', async () => {
-    const { prefix, admin, master, slaves } = await cluster('sw', 2);
+    const { prefix, admin, master, slaves } = await makeCluster(world, 'sw', { slaves: 2 });
     world.controller('w1', prefix);
     world.controller('w2', prefix);
-    await replicating(slaves, master.address);
+    await replicating(redis, slaves, master.address);
 
     const watcher = new RouteWatcher({ cluster: 'sw', etcd: world.client, prefix });
     await watcher.start();
@@ -79,13 +58,13 @@ describe('planned switchover (cfgctl failover) on real etcd and redis', () => {
       expect(missing, `acknowledged writes missing on the new master`).toEqual([]);
     }
     // The old master now follows the new one, and so does the other slave.
-    await replicating([master, slaves[0]!], slaves[1]!.address);
+    await replicating(redis, [master, slaves[0]!], slaves[1]!.address);
     // Writes that waited on the old master during the switch failed (READONLY) rather than being lost.
     expect(errors).toBeLessThan(50);
   });
 
   it('refuses a target that is not a slave of the shard, an unreachable target, and a busy shard', async () => {
-    const { prefix, admin, master, slaves } = await cluster('nope', 1);
+    const { prefix, admin, master, slaves } = await makeCluster(world, 'nope', { slaves: 1 });
     const notSlave = await cfgctl(world.etcd.endpoint, prefix, ['failover', 'nope', '--shard', 's0', '--to', master.address]);
     expect(notSlave.code).toBe(5);
     expect(notSlave.stderr).toMatch(/is not a slave of shard s0/);

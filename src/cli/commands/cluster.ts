@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Argv } from 'yargs';
 import { parse as parseYaml } from 'yaml';
 import { ValidationError, errorMessage } from '../../model/errors.js';
-import { printJson, warn, withAdmin, type GlobalArgs } from '../run.js';
+import { printJson, show, withAdmin, type GlobalArgs } from '../run.js';
 import { clusterStatusText, clustersTable, routeTable } from '../tables.js';
 
 function readClusterFile(path: string): unknown {
@@ -51,24 +51,20 @@ export function clusterCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       'list clusters',
       (c) => c,
       (argv) =>
-        withAdmin(argv, async (admin) => {
+        show(argv, async (admin) => {
           const { clusters, problems } = await admin.listClusters();
-          warn(problems);
-          if (argv.json) printJson(clusters);
-          else process.stdout.write(`${clustersTable(clusters)}\n`);
-        }),
+          return { value: clusters, problems };
+        }, clustersTable),
     )
     .command(
       'show <name>',
       'shards and instances with their role, link, offset and health as the controller last saw them',
       (c) => c.positional('name', { type: 'string', demandOption: true }),
       (argv) =>
-        withAdmin(argv, async (admin) => {
+        show(argv, async (admin) => {
           const status = await admin.describeCluster(argv.name);
-          warn(status.problems);
-          if (argv.json) printJson(status);
-          else process.stdout.write(`${clusterStatusText(status)}\n`);
-        }),
+          return { value: status, problems: status.problems };
+        }, clusterStatusText),
     )
     .command(
       'delete <name>',

@@ -1,0 +1,59 @@
+/**
+ * Test clusters on real redis-servers: shards of a master and slaves, created in etcd under a
+ * fresh prefix, and a wait for replication to be in place.
+ */
+import type { AdminService } from '../../src/service/admin-service.js';
+import { waitFor, type RedisServer } from '../../src/playground/processes.js';
+import type { useRedisClients } from './redis.js';
+import { randomPrefix, type TestWorld } from './servers.js';
+
+/** Fast probing so that tests run in seconds: probe every 200 ms, down after 1 s. */
+export const FAST_PROBE = { intervalMs: 200, timeoutMs: 200, downAfterMs: 1000 };
+
+export interface ShardServers {
+  master: RedisServer;
+  slaves: RedisServer[];
+}
+
+export interface TestCluster extends ShardServers {
+  prefix: string;
+  admin: AdminService;
+  /** Every shard, the first one being `master`/`slaves`. */
+  shards: ShardServers[];
+}
+
+export async function makeCluster(
+  world: TestWorld,
+  name: string,
+  options: { slaves?: number; shards?: number; failover?: Record<string, unknown>; probe?: Record<string, unknown> } = {},
+): Promise<TestCluster> {
+  const prefix = randomPrefix();
+  const admin = world.admin(prefix);
+  const shards: ShardServers[] = [];
+  for (let i = 0; i < (options.shards ?? 1); i++) {
+    const master = await world.redis();
+    const slaves: RedisServer[] = [];
+    for (let j = 0; j < (options.slaves ?? 1); j++) slaves.push(await world.redis());
+    shards.push({ master, slaves });
+  }
+  await admin.createCluster({
+    name,
+    file: {
+      probe: options.probe ?? FAST_PROBE,
+      failover: options.failover ?? {},
+      shards: shards.map((g) => ({ master: g.master.address, slaves: g.slaves.map((s) => s.address) })),
+    },
+  });
+  return { prefix, admin, master: shards[0]!.master, slaves: shards[0]!.slaves, shards };
+}
+
+/** Waits until every one of `slaves` replicates from `master` with its link up. */
+export async function replicating(redis: ReturnType<typeof useRedisClients>, slaves: RedisServer[], master: string): Promise<void> {
+  await waitFor(`slaves to replicate from ${master}`, async () => {
+    for (const s of slaves) {
+      const info = await redis.replication(s.address);
+      if (info.masterAddress !== master || !info.linkUp) return false;
+    }
+    return true;
+  }, 20_000);
+}
