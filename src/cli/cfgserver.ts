@@ -18,6 +18,14 @@ function die(err: unknown): never {
   process.exit(err instanceof CfgError && err.code === 'VALIDATION' ? 2 : 1);
 }
 
+/** Options every server process takes. */
+const serverOptions = {
+  etcd: { type: 'string', describe: 'etcd endpoints, comma-separated (default $CFGSERVER_ETCD or http://127.0.0.1:2379)' },
+  prefix: { type: 'string', describe: 'key prefix in etcd (default /cfgserver)' },
+  id: { type: 'string', describe: 'id of this process (default hostname-pid)' },
+  'log-level': { type: 'string', choices: ['error', 'warn', 'info', 'debug'] },
+} as const;
+
 await yargs(hideBin(process.argv))
   .scriptName('cfgserver')
   .command(
@@ -25,13 +33,10 @@ await yargs(hideBin(process.argv))
     'run a controller replica: probes Redis, competes for the leader lock; the leader reconciles',
     (y) =>
       y
-        .option('etcd', { type: 'string', describe: 'etcd endpoints, comma-separated (default $CFGSERVER_ETCD or http://127.0.0.1:2379)' })
-        .option('prefix', { type: 'string', describe: 'key prefix in etcd (default /cfgserver)' })
+        .options(serverOptions)
         .option('listen', { type: 'string', describe: 'HOST:PORT of the HTTP API (/healthz, /v1/..., /metrics)' })
         .option('config', { type: 'string', describe: 'YAML file of controller settings; flags override it' })
-        .option('id', { type: 'string', describe: 'replica id (default hostname-pid)' })
-        .option('lease-ttl', { type: 'number', describe: 'lease TTL in seconds (default 3)' })
-        .option('log-level', { type: 'string', choices: ['error', 'warn', 'info', 'debug'] }),
+        .option('lease-ttl', { type: 'number', describe: 'lease TTL in seconds (default 3)' }),
     async (argv) => {
       try {
         const config = loadControllerConfig(argv.config, {
@@ -54,17 +59,14 @@ await yargs(hideBin(process.argv))
     (y) =>
       y
         .option('cluster', { type: 'string', demandOption: true, describe: 'the cluster to serve' })
+        .options(serverOptions)
         .option('listen', { type: 'string', default: '127.0.0.1:6380', describe: 'HOST:PORT for clients' })
-        .option('etcd', { type: 'string', describe: 'etcd endpoints, comma-separated (default $CFGSERVER_ETCD or http://127.0.0.1:2379)' })
-        .option('prefix', { type: 'string', describe: 'key prefix in etcd (default /cfgserver)' })
-        .option('id', { type: 'string', describe: 'proxy id (default hostname-pid)' })
         .option('metrics', { type: 'string', describe: 'HOST:PORT for /metrics and /healthz' })
         .option('password', { type: 'string', describe: 'clients must AUTH with it (better: $CFGSERVER_PROXY_PASSWORD, not visible in ps)' })
         .option('backend-password', { type: 'string', describe: 'password for the Redis instances (better: $CFGSERVER_BACKEND_PASSWORD)' })
         .option('pool-size', { type: 'number', default: 2, describe: 'connections per Redis instance' })
         .option('max-in-flight', { type: 'number', default: 1000, describe: 'commands per client awaiting replies before reading from it pauses' })
-        .option('backend-timeout', { type: 'number', default: 10_000, describe: 'ms without a reply before a backend connection is dropped' })
-        .option('log-level', { type: 'string', choices: ['error', 'warn', 'info', 'debug'], default: 'info' }),
+        .option('backend-timeout', { type: 'number', default: 10_000, describe: 'ms without a reply before a backend connection is dropped' }),
     async (argv) => {
       try {
         await runProxy({
@@ -80,7 +82,7 @@ await yargs(hideBin(process.argv))
           maxInFlight: argv['max-in-flight'],
           backendTimeoutMs: argv['backend-timeout'],
           leaseTtlSeconds: 3,
-          log: createLogger(argv['log-level']),
+          log: createLogger(argv['log-level'] ?? 'info'),
         });
       } catch (err) {
         die(err);

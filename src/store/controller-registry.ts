@@ -2,9 +2,8 @@
  * Live controller replicas: `controllers/<id>`, each bound to its replica's lease, and who leads.
  */
 import type { Etcd3 } from 'etcd3';
-import { MalformedValueError } from '../model/errors.js';
 import { controllerInfoSchema, type ControllerInfo } from '../model/schemas.js';
-import { decodeKv, encode, etcdCall } from './etcd.js';
+import { decodeAll, encode, etcdCall, type ProblemHandler } from './etcd.js';
 import type { Keys } from './keys.js';
 
 export interface ControllerStatus extends ControllerInfo {
@@ -33,21 +32,12 @@ export class ControllerRegistry {
     return kv ? { controller: kv.value.toString(), since: kv.create_revision } : null;
   }
 
-  async list(onProblem?: (err: MalformedValueError) => void): Promise<ControllerStatus[]> {
+  async list(onProblem?: ProblemHandler): Promise<ControllerStatus[]> {
     const [res, leader] = await Promise.all([
       etcdCall('list controllers', () => this.etcd.getAll().prefix(this.keys.controllers()).exec()),
       this.leader(),
     ]);
-    const out: ControllerStatus[] = [];
-    for (const kv of res.kvs) {
-      try {
-        const info = decodeKv(kv, controllerInfoSchema);
-        out.push({ ...info, leader: info.id === leader?.controller });
-      } catch (err) {
-        if (err instanceof MalformedValueError) onProblem?.(err);
-        else throw err;
-      }
-    }
-    return out.sort((a, b) => a.id.localeCompare(b.id));
+    const out = decodeAll(res.kvs, controllerInfoSchema, onProblem, (info): ControllerStatus => ({ ...info, leader: info.id === leader?.controller }));
+    return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 }

@@ -68,6 +68,26 @@ export function decodeKv<T extends z.ZodType>(kv: IKeyValue, schema: T): z.infer
   return result.data;
 }
 
+export type ProblemHandler = (err: MalformedValueError) => void;
+
+/**
+ * Decodes every value of a range read, in order; a value that does not decode is handed to
+ * `onProblem` and skipped — one bad value never hides the others, nor crashes the reader.
+ */
+export function decodeAll<T extends z.ZodType, R = z.infer<T>>(kvs: IKeyValue[], schema: T, onProblem?: ProblemHandler, wrap?: (value: z.infer<T>, kv: IKeyValue) => R): R[] {
+  const out: R[] = [];
+  for (const kv of kvs) {
+    try {
+      const value = decodeKv(kv, schema);
+      out.push(wrap ? wrap(value, kv) : (value as R));
+    } catch (err) {
+      if (err instanceof MalformedValueError) onProblem?.(err);
+      else throw err;
+    }
+  }
+  return out;
+}
+
 export function encode(value: unknown): string {
   return JSON.stringify(value);
 }

@@ -3,9 +3,8 @@
  * bound to that replica's lease so that a dead replica's views disappear with it.
  */
 import type { Etcd3 } from 'etcd3';
-import { MalformedValueError } from '../model/errors.js';
 import { instanceHealthSchema, type InstanceHealth } from '../model/schemas.js';
-import { decodeKv, encode, etcdCall } from './etcd.js';
+import { decodeAll, encode, etcdCall, type ProblemHandler } from './etcd.js';
 import type { Keys } from './keys.js';
 
 /** controller id → instance address → what that controller saw. */
@@ -22,21 +21,15 @@ export class HealthStore {
     await etcdCall(`write health of ${health.address}`, () => this.etcd.put(key).value(encode(health)).lease(leaseId).exec());
   }
 
-  async read(cluster: string, onProblem?: (err: MalformedValueError) => void): Promise<HealthViews> {
+  async read(cluster: string, onProblem?: ProblemHandler): Promise<HealthViews> {
     const res = await etcdCall(`read health of ${cluster}`, () => this.etcd.getAll().prefix(this.keys.health(cluster)).exec());
     const views: HealthViews = new Map();
-    for (const kv of res.kvs) {
-      const parsed = this.keys.parseHealthKey(cluster, kv.key.toString());
-      if (!parsed) continue;
-      try {
-        const health = decodeKv(kv, instanceHealthSchema);
-        const byInstance = views.get(parsed[0]) ?? new Map<string, InstanceHealth>();
-        byInstance.set(parsed[1], health);
-        views.set(parsed[0], byInstance);
-      } catch (err) {
-        if (err instanceof MalformedValueError) onProblem?.(err);
-        else throw err;
-      }
+    const decoded = decodeAll(res.kvs, instanceHealthSchema, onProblem, (health, kv) => ({ health, at: this.keys.parseHealthKey(cluster, kv.key.toString()) }));
+    for (const { health, at } of decoded) {
+      if (!at) continue;
+      const byInstance = views.get(at[0]) ?? new Map<string, InstanceHealth>();
+      byInstance.set(at[1], health);
+      views.set(at[0], byInstance);
     }
     return views;
   }

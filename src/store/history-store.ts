@@ -3,10 +3,10 @@
  * the list is bounded, the oldest entries are trimmed.
  */
 import { Range, type Etcd3 } from 'etcd3';
-import { MalformedValueError, NotLeaderError } from '../model/errors.js';
+import { NotLeaderError } from '../model/errors.js';
 import { historyEntrySchema, type HistoryEntry } from '../model/schemas.js';
 import type { Fence } from './cluster-store.js';
-import { decodeKv, encode, etcdCall } from './etcd.js';
+import { decodeAll, encode, etcdCall, type ProblemHandler } from './etcd.js';
 import type { Keys } from './keys.js';
 
 export const DEFAULT_HISTORY_LIMIT = 1000;
@@ -40,20 +40,11 @@ export class HistoryStore {
   }
 
   /** The newest `count` entries, oldest first. */
-  async list(cluster: string, count = 100, onProblem?: (err: MalformedValueError) => void): Promise<HistoryEntry[]> {
+  async list(cluster: string, count = 100, onProblem?: ProblemHandler): Promise<HistoryEntry[]> {
     const res = await etcdCall(`read history of ${cluster}`, () =>
       this.etcd.getAll().prefix(this.keys.history(cluster)).sort('Key', 'Descend').limit(count).exec(),
     );
-    const entries: HistoryEntry[] = [];
-    for (const kv of res.kvs) {
-      try {
-        entries.push(decodeKv(kv, historyEntrySchema));
-      } catch (err) {
-        if (err instanceof MalformedValueError) onProblem?.(err);
-        else throw err;
-      }
-    }
-    return entries.reverse();
+    return decodeAll(res.kvs, historyEntrySchema, onProblem).reverse();
   }
 
   private async trim(cluster: string): Promise<void> {

@@ -3,9 +3,8 @@
  * the route epoch it has applied — what the controller's barrier waits on.
  */
 import type { Etcd3 } from 'etcd3';
-import { MalformedValueError } from '../model/errors.js';
 import { proxyInfoSchema, type ProxyInfo } from '../model/schemas.js';
-import { decodeKv, encode, etcdCall } from './etcd.js';
+import { decodeAll, encode, etcdCall, type ProblemHandler } from './etcd.js';
 import type { Keys } from './keys.js';
 
 export class ProxyRegistry {
@@ -18,17 +17,8 @@ export class ProxyRegistry {
     await etcdCall('register proxy', () => this.etcd.put(this.keys.proxy(info.cluster, info.id)).value(encode(info)).lease(leaseId).exec());
   }
 
-  async list(cluster: string, onProblem?: (err: MalformedValueError) => void): Promise<ProxyInfo[]> {
+  async list(cluster: string, onProblem?: ProblemHandler): Promise<ProxyInfo[]> {
     const res = await etcdCall(`list proxies of ${cluster}`, () => this.etcd.getAll().prefix(this.keys.proxies(cluster)).exec());
-    const out: ProxyInfo[] = [];
-    for (const kv of res.kvs) {
-      try {
-        out.push(decodeKv(kv, proxyInfoSchema));
-      } catch (err) {
-        if (err instanceof MalformedValueError) onProblem?.(err);
-        else throw err;
-      }
-    }
-    return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return decodeAll(res.kvs, proxyInfoSchema, onProblem).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 }

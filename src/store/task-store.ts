@@ -5,10 +5,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Etcd3 } from 'etcd3';
-import { ConflictError, MalformedValueError, NotFoundError, NotLeaderError, RefusedError } from '../model/errors.js';
+import { ConflictError, NotFoundError, NotLeaderError, RefusedError } from '../model/errors.js';
 import { isTerminal, taskSchema, type Task } from '../model/schemas.js';
 import type { Fence } from './cluster-store.js';
-import { decodeKv, encode, etcdCall } from './etcd.js';
+import { decodeAll, decodeKv, encode, etcdCall, type ProblemHandler } from './etcd.js';
 import type { Keys } from './keys.js';
 
 export interface StoredTask {
@@ -30,18 +30,9 @@ export class TaskStore {
   ) {}
 
   /** All tasks of a cluster, oldest first. Malformed ones are reported and skipped. */
-  async list(cluster: string, onProblem?: (err: MalformedValueError) => void): Promise<StoredTask[]> {
+  async list(cluster: string, onProblem?: ProblemHandler): Promise<StoredTask[]> {
     const res = await etcdCall(`read tasks of ${cluster}`, () => this.etcd.getAll().prefix(this.keys.tasks(cluster)).sort('Key', 'Ascend').exec());
-    const out: StoredTask[] = [];
-    for (const kv of res.kvs) {
-      try {
-        out.push({ task: decodeKv(kv, taskSchema), revision: kv.mod_revision });
-      } catch (err) {
-        if (err instanceof MalformedValueError) onProblem?.(err);
-        else throw err;
-      }
-    }
-    return out;
+    return decodeAll(res.kvs, taskSchema, onProblem, (task, kv): StoredTask => ({ task, revision: kv.mod_revision }));
   }
 
   async get(cluster: string, id: string): Promise<StoredTask> {

@@ -10,7 +10,7 @@ import { promote, replicationInfo } from '../../redis/commands.js';
 import { chooseSlave } from '../choose.js';
 import type { Observations } from '../observe.js';
 import type { TaskDeps, TaskProgress } from './progress.js';
-import { publishMaster, repointOthers } from './shard-moves.js';
+import { publishStep, repointStep } from './shard-moves.js';
 
 export interface FailoverContext {
   observations: Observations;
@@ -48,18 +48,11 @@ export async function runFailover(deps: TaskDeps, p: TaskProgress, ctx: Failover
         await p.advance('promote', 'publish', role === 'slave' ? `REPLICAOF NO ONE on ${target}` : `${target} was already a master`);
         break;
       }
-      case 'publish': {
-        const published = await publishMaster(deps.clusters, cluster, shardId, p.task.target!, oldMaster, () => deps.election.requireFence());
-        await p.advance('publish', 'repoint', published.detail, { epochAfter: published.epochAfter });
+      case 'publish':
+        await publishStep(deps, p, 'repoint');
         break;
-      }
-      case 'repoint': {
-        const route = (await deps.clusters.get(cluster)).route;
-        const shard = findShard(route, shardId);
-        const others = (shard?.slaves ?? []).filter((s) => s !== oldMaster);
-        const detail = await repointOthers(deps.pool, others, p.task.target!);
-        return p.finish('done', 'repoint', `${detail}; ${oldMaster} will be made a slave of ${p.task.target} when it answers again`);
-      }
+      case 'repoint':
+        return repointStep(deps, p, `; ${oldMaster} will be made a slave of ${p.task.target} when it answers again`);
       default:
         return p.finish('failed', p.task.next, `unknown step ${p.task.next}`);
     }

@@ -8,6 +8,7 @@ import type { Shard } from '../../model/schemas.js';
 import { replicaOf, replicationInfo } from '../../redis/commands.js';
 import type { RedisPool } from '../../redis/pool.js';
 import type { ClusterStore, Fence } from '../../store/cluster-store.js';
+import type { TaskDeps, TaskProgress } from './progress.js';
 
 export interface Published {
   epochBefore: number;
@@ -60,4 +61,19 @@ export async function repointOthers(pool: RedisPool, instances: string[], target
       }),
   );
   return results.length ? results.join('; ') : 'no other instance';
+}
+
+/** The `publish` step of a failover or switchover: the route names the target master. */
+export async function publishStep(deps: TaskDeps, p: TaskProgress, next: string): Promise<void> {
+  const { cluster, shard, target, oldMaster } = p.task;
+  const published = await publishMaster(deps.clusters, cluster, shard, target!, oldMaster, () => deps.election.requireFence());
+  await p.advance('publish', next, published.detail, { epochAfter: published.epochAfter });
+}
+
+/** The last step of a failover or switchover: the shard's other slaves follow the new master. */
+export async function repointStep(deps: TaskDeps, p: TaskProgress, note = ''): Promise<void> {
+  const { cluster, shard: shardId, target, oldMaster } = p.task;
+  const shard = findShard((await deps.clusters.get(cluster)).route, shardId);
+  const others = (shard?.slaves ?? []).filter((s) => s !== oldMaster);
+  await p.finish('done', 'repoint', `${await repointOthers(deps.pool, others, target!)}${note}`);
 }

@@ -16,7 +16,7 @@ import { pauseWrites, promote, replicaOf, replicationInfo, unpause } from '../..
 import { chooseSlave } from '../choose.js';
 import type { Observations } from '../observe.js';
 import type { TaskDeps, TaskProgress } from './progress.js';
-import { publishMaster, repointOthers } from './shard-moves.js';
+import { publishStep, repointStep } from './shard-moves.js';
 
 export interface SwitchoverContext {
   observations: Observations;
@@ -82,11 +82,9 @@ export async function runSwitchover(deps: TaskDeps, p: TaskProgress, ctx: Switch
         await p.advance('promote', 'publish', `REPLICAOF NO ONE on ${p.task.target}`);
         break;
       }
-      case 'publish': {
-        const published = await publishMaster(deps.clusters, cluster, shardId, p.task.target!, oldMaster, () => deps.election.requireFence());
-        await p.advance('publish', 'demote', published.detail, { epochAfter: published.epochAfter });
+      case 'publish':
+        await publishStep(deps, p, 'demote');
         break;
-      }
       case 'demote': {
         let detail: string;
         try {
@@ -99,11 +97,8 @@ export async function runSwitchover(deps: TaskDeps, p: TaskProgress, ctx: Switch
         await p.advance('demote', 'repoint', detail);
         break;
       }
-      case 'repoint': {
-        const shard = findShard((await deps.clusters.get(cluster)).route, shardId);
-        const others = (shard?.slaves ?? []).filter((s) => s !== oldMaster);
-        return p.finish('done', 'repoint', await repointOthers(deps.pool, others, p.task.target!));
-      }
+      case 'repoint':
+        return repointStep(deps, p);
       default:
         return p.finish('failed', p.task.next, `unknown step ${p.task.next}`);
     }
