@@ -48,6 +48,28 @@ export function hashedRange(key: Uint8Array, start = 0, end = key.length): [numb
 
 export function keySlot(key: string | Uint8Array, slotCount: number): number {
   const buf = typeof key === 'string' ? Buffer.from(key) : key;
-  const [from, to] = hashedRange(buf);
+  return bytesSlot(buf, 0, buf.length, slotCount);
+}
+
+/**
+ * The slot of the key at buf[start, end), allocating nothing: the proxy calls this for every
+ * command, on the bytes as received.
+ */
+export function bytesSlot(buf: Uint8Array, start: number, end: number, slotCount: number): number {
+  let from = start;
+  let to = end;
+  for (let open = start; open < end; open++) {
+    if (buf[open] !== OPEN_BRACE) continue;
+    for (let close = open + 1; close < end; close++) {
+      if (buf[close] === CLOSE_BRACE) {
+        if (close > open + 1) {
+          from = open + 1;
+          to = close;
+        }
+        break;
+      }
+    }
+    break;
+  }
   return crc16(buf, from, to) % slotCount;
 }

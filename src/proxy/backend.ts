@@ -19,15 +19,19 @@ export interface BackendOptions {
   onLatency?: (seconds: number) => void;
 }
 
-interface Waiting {
-  handler: ReplyHandler;
-  sentAt: number;
-}
 
 export class BackendConnection {
   private socket: Socket | null = null;
-  private waiting: Waiting[] = [];
+  /** Handlers of the requests sent and not answered yet, oldest at `head`. */
+  private waiting: ReplyHandler[] = [];
   private head = 0;
+  /** When a reply last came (or the queue last became non-empty): the hung-server watchdog's clock. */
+  private lastProgress = 0;
+  /** One request in 16 is timed, for the latency histogram: its sequence number and send time. */
+  private sent = 0;
+  private received = 0;
+  private sampleSeq = -1;
+  private sampleAt = 0;
   private out: Buffer[] = [];
   private flushScheduled = false;
   private rest: Buffer | null = null;
@@ -48,7 +52,13 @@ export class BackendConnection {
   send(command: Buffer, handler: ReplyHandler): void {
     if (this.closed) return handler(reply.error(`ERR proxy: backend ${this.address} is closed`));
     if (!this.socket) this.connect();
-    this.waiting.push({ handler, sentAt: performance.now() });
+    if (this.head === this.waiting.length) this.lastProgress = performance.now();
+    if (this.options.onLatency && this.sampleSeq < 0 && (this.sent & 15) === 0) {
+      this.sampleSeq = this.sent;
+      this.sampleAt = performance.now();
+    }
+    this.sent++;
+    this.waiting.push(handler);
     this.out.push(command);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -78,7 +88,8 @@ export class BackendConnection {
     if (this.options.password) {
       // AUTH goes first; its reply is consumed here, not handed to a client.
       socket.write(encodeCommand(['AUTH', this.options.password]));
-      this.waiting.splice(this.head, 0, { handler: (r) => r[0] === 45 && this.fail(`AUTH refused: ${r.toString().trim()}`), sentAt: performance.now() });
+      this.waiting.splice(this.head, 0, (r) => r[0] === 45 && this.fail(`AUTH refused: ${r.toString().trim()}`));
+      this.sent++;
     }
     socket.on('data', (chunk) => this.onData(chunk));
     socket.on('error', (err) => this.fail(err.message));
@@ -90,16 +101,20 @@ export class BackendConnection {
   private onData(chunk: Buffer): void {
     const buf = this.rest ? Buffer.concat([this.rest, chunk]) : chunk;
     this.rest = null;
+    this.lastProgress = performance.now();
     let pos = 0;
     try {
       for (;;) {
         const end = replyEnd(buf, pos);
         if (end === -1) break;
-        const w = this.waiting[this.head];
-        if (!w) return this.fail('a reply nobody asked for');
-        this.waiting[this.head++] = undefined as unknown as Waiting;
-        if (this.options.onLatency && (this.sampled++ & 15) === 0) this.options.onLatency((performance.now() - w.sentAt) / 1000);
-        w.handler(buf.subarray(pos, end));
+        const handler = this.waiting[this.head];
+        if (!handler) return this.fail('a reply nobody asked for');
+        this.waiting[this.head++] = undefined as unknown as ReplyHandler;
+        if (this.received++ === this.sampleSeq) {
+          this.options.onLatency?.((this.lastProgress - this.sampleAt) / 1000);
+          this.sampleSeq = -1;
+        }
+        handler(buf.subarray(pos, end));
         pos = end;
       }
     } catch (err) {
@@ -114,8 +129,7 @@ export class BackendConnection {
   }
 
   private checkTimeout(): void {
-    const oldest = this.waiting[this.head];
-    if (oldest && performance.now() - oldest.sentAt > this.options.timeoutMs) this.fail(`no reply within ${this.options.timeoutMs} ms`);
+    if (this.inFlight > 0 && performance.now() - this.lastProgress > this.options.timeoutMs) this.fail(`no reply within ${this.options.timeoutMs} ms`);
   }
 
   /** Drops the connection; every waiting request gets an error reply. */
@@ -133,8 +147,10 @@ export class BackendConnection {
     const waiting = this.waiting.slice(this.head);
     this.waiting = [];
     this.head = 0;
+    this.sent = this.received = 0;
+    this.sampleSeq = -1;
     const error = reply.error(`ERR proxy: backend ${this.address}: ${why}`);
-    for (const w of waiting) w.handler(error);
+    for (const handler of waiting) handler(error);
   }
 }
 

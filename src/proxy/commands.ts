@@ -65,6 +65,20 @@ export function handlingOf(name: string): Handling {
   return { kind: 'keyed' };
 }
 
+/** Commands whose only key is their first argument (GET, SET, HSET, INCR, ...): the hot path. */
+const SINGLE_FIRST_KEY = new Set(
+  Object.entries(COMMAND_TABLE)
+    .filter(([, spec]) => {
+      const [only] = spec.keys;
+      return spec.keys.length === 1 && !spec.flags.includes('movablekeys') && only && 'index' in only.begin && only.begin.index === 1 && 'lastkey' in only.find && only.find.lastkey === 0;
+    })
+    .map(([name]) => name),
+);
+
+export function hasSingleFirstKey(name: string): boolean {
+  return SINGLE_FIRST_KEY.has(name);
+}
+
 /**
  * Argument indexes of the keys of a command, following Redis's key specs; null when they cannot
  * be found (an unknown spec, or a malformed count), so that the command is refused, not misrouted.

@@ -40,11 +40,62 @@ function lineEnd(buf: Buffer, from: number): number {
   return i - 1;
 }
 
-export interface ParsedCommand {
-  /** The arguments, as views into the received bytes (not copies). */
-  argv: Buffer[];
-  /** The whole command as it was received, ready to forward (multibulk form). */
-  raw: Buffer;
+/**
+ * One request as received: the byte ranges of its arguments in the received buffer. Arguments are
+ * materialised as Buffers only when asked for — the hot path (one key, forwarded as is) needs
+ * none.
+ */
+export class ParsedCommand {
+  private argvCache: Buffer[] | null = null;
+  private nameCache: string | null = null;
+
+  constructor(
+    readonly buf: Buffer,
+    readonly start: number,
+    readonly end: number,
+    /** [start0, end0, start1, end1, ...] of the arguments in `buf`. */
+    readonly offsets: number[],
+  ) {}
+
+  get argc(): number {
+    return this.offsets.length >> 1;
+  }
+
+  arg(i: number): Buffer {
+    return this.buf.subarray(this.offsets[2 * i]!, this.offsets[2 * i + 1]!);
+  }
+
+  get argv(): Buffer[] {
+    if (!this.argvCache) this.argvCache = Array.from({ length: this.argc }, (_, i) => this.arg(i));
+    return this.argvCache;
+  }
+
+  /** The command name, upper-cased (cached per spelling: clients send the same few names). */
+  get name(): string {
+    if (this.nameCache === null) {
+      const spelled = this.buf.latin1Slice(this.offsets[0]!, this.offsets[1]!);
+      let upper = NAMES.get(spelled);
+      if (upper === undefined) {
+        upper = spelled.toUpperCase();
+        if (NAMES.size < 4096) NAMES.set(spelled, upper);
+      }
+      this.nameCache = upper;
+    }
+    return this.nameCache;
+  }
+
+  /** The whole command as received, ready to forward (multibulk form). */
+  get raw(): Buffer {
+    return this.buf.subarray(this.start, this.end);
+  }
+}
+
+const NAMES = new Map<string, string>();
+
+declare module 'node:buffer' {
+  interface Buffer {
+    latin1Slice(start: number, end: number): string;
+  }
 }
 
 /**
@@ -76,7 +127,7 @@ export class RequestParser {
     if (count > MAX_ARGS) throw new ProtocolError('invalid multibulk length');
     let pos = headerEnd + 2;
     if (count <= 0) return pos; // an empty request: Redis ignores it too
-    const argv: Buffer[] = new Array(count);
+    const offsets: number[] = new Array(2 * count);
     for (let i = 0; i < count; i++) {
       if (pos >= buf.length) return -1;
       if (buf[pos] !== DOLLAR) throw new ProtocolError(`expected '$', got '${String.fromCharCode(buf[pos]!)}'`);
@@ -88,10 +139,11 @@ export class RequestParser {
       const dataEnd = dataStart + len;
       if (dataEnd + 2 > buf.length) return -1;
       if (buf[dataEnd] !== CR || buf[dataEnd + 1] !== LF) throw new ProtocolError('expected CRLF after bulk data');
-      argv[i] = buf.subarray(dataStart, dataEnd);
+      offsets[2 * i] = dataStart;
+      offsets[2 * i + 1] = dataEnd;
       pos = dataEnd + 2;
     }
-    onCommand({ argv, raw: buf.subarray(start, pos) });
+    onCommand(new ParsedCommand(buf, start, pos, offsets));
     return pos;
   }
 
@@ -103,8 +155,9 @@ export class RequestParser {
     }
     const line = buf.subarray(start, nl > start && buf[nl - 1] === CR ? nl - 1 : nl).toString('latin1').trim();
     if (line.length > 0) {
-      const argv = line.split(/\s+/).map((a) => Buffer.from(a, 'latin1'));
-      onCommand({ argv, raw: encodeCommand(argv) });
+      // Inline commands are rare (telnet): re-encode as multibulk and parse that.
+      const encoded = encodeCommand(line.split(/\s+/).map((a) => Buffer.from(a, 'latin1')));
+      this.multibulk(encoded, 0, onCommand);
     }
     return nl + 1;
   }

@@ -5,9 +5,9 @@
  * faster than the shards answer, is paused: memory per client stays bounded.
  */
 import type { Socket } from 'node:net';
-import { keySlot } from '../model/slot.js';
+import { bytesSlot, keySlot } from '../model/slot.js';
 import type { BackendPool } from './backend.js';
-import { arityOk, handlingOf, keyIndexes, type Handling } from './commands.js';
+import { arityOk, handlingOf, hasSingleFirstKey, keyIndexes, type Handling } from './commands.js';
 import { runLocal } from './local-commands.js';
 import { dispatchSplit } from './multi-key.js';
 import { ProtocolError, RequestParser, reply, type ParsedCommand } from './resp.js';
@@ -143,10 +143,10 @@ export class ClientSession {
     if (this.closeAfterFlush) return;
     this.ctx.onCommand();
     const p = this.reserve();
-    const name = cmd.argv[0]!.toString('latin1').toUpperCase();
+    const name = cmd.name;
     if (!this.authed && name !== 'AUTH' && name !== 'HELLO' && name !== 'QUIT') return this.answer(p, reply.error('NOAUTH Authentication required.'));
     const handling = handlingOf(name);
-    if (handling.kind !== 'refused' && !arityOk(name, cmd.argv.length)) {
+    if (handling.kind !== 'refused' && !arityOk(name, cmd.argc)) {
       return this.answer(p, reply.error(`ERR wrong number of arguments for '${name.toLowerCase()}' command`));
     }
     if (this.transaction && handling.kind !== 'transaction') return this.queueInTransaction(p, name, handling, cmd);
@@ -163,7 +163,7 @@ export class ClientSession {
         if ((name === 'XREAD' || name === 'XREADGROUP') && cmd.argv.some((a) => a.length === 5 && a.toString().toUpperCase() === 'BLOCK')) {
           return this.answer(p, reply.error(`ERR proxy: ${name} with BLOCK is not supported through the proxy (it would stall a shared backend connection)`));
         }
-        const slot = this.slotOf(p, name, cmd.argv);
+        const slot = this.slotOf(p, name, cmd);
         if (slot === null) return;
         return this.forward(p, slot, cmd.raw);
       }
@@ -171,9 +171,11 @@ export class ClientSession {
   }
 
   /** The one slot of a keyed command, or null after answering with the reason it has none. */
-  private slotOf(p: Pending, name: string, argv: Buffer[]): number | null {
-    const router = this.ctx.router();
-    const indexes = keyIndexes(name, argv);
+  private slotOf(p: Pending, name: string, cmd: ParsedCommand): number | null {
+    const slotCount = this.ctx.router().slotCount;
+    // Most commands have one key, the first argument: no key-spec walk, no allocation.
+    if (hasSingleFirstKey(name)) return bytesSlot(cmd.buf, cmd.offsets[2]!, cmd.offsets[3]!, slotCount);
+    const indexes = keyIndexes(name, cmd.argv);
     if (indexes === null) {
       this.answer(p, reply.error(`ERR proxy: cannot find the keys of this ${name} command`));
       return null;
@@ -182,9 +184,9 @@ export class ClientSession {
       this.answer(p, reply.error(`ERR proxy: ${name} without a key cannot be routed`));
       return null;
     }
-    const slot = keySlot(argv[indexes[0]!]!, router.slotCount);
+    const slot = keySlot(cmd.arg(indexes[0]!), slotCount);
     for (let k = 1; k < indexes.length; k++) {
-      if (keySlot(argv[indexes[k]!]!, router.slotCount) !== slot) {
+      if (keySlot(cmd.arg(indexes[k]!), slotCount) !== slot) {
         this.answer(p, reply.error("CROSSSLOT Keys in request don't hash to the same slot"));
         return null;
       }
