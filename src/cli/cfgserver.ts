@@ -64,7 +64,7 @@ await yargs(hideBin(process.argv))
         .option('metrics', { type: 'string', describe: 'HOST:PORT for /metrics and /healthz' })
         .option('password', { type: 'string', describe: 'clients must AUTH with it (better: $CFGSERVER_PROXY_PASSWORD, not visible in ps)' })
         .option('backend-password', { type: 'string', describe: 'password for the Redis instances (better: $CFGSERVER_BACKEND_PASSWORD)' })
-        .option('pool-size', { type: 'number', default: 2, describe: 'connections per Redis instance' })
+        .option('pool-size', { type: 'number', default: 1, describe: 'pipelined connections per Redis instance (more isolates slow commands, fewer batch better)' })
         .option('max-in-flight', { type: 'number', default: 1000, describe: 'commands per client awaiting replies before reading from it pauses' })
         .option('backend-timeout', { type: 'number', default: 10_000, describe: 'ms without a reply before a backend connection is dropped' }),
     async (argv) => {
