@@ -5,7 +5,7 @@
  * applied) under its own lease. Stateless: run as many as you like.
  */
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { createServer, type Server, type Socket } from 'node:net';
+import { Socket, createServer, type Server } from 'node:net';
 import { hostname } from 'node:os';
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'winston';
@@ -169,10 +169,26 @@ export class Proxy {
         counters.connections--;
       },
     };
-    this.server = createServer((socket: Socket) => {
+    // Every client socket reads into one shared buffer (the `onread` option) rather than into a
+    // buffer allocated per read. net.Server has no `onread` option, so the accepted handle (paused:
+    // nothing read yet) is wrapped in a socket that has one; without a handle, 'data' events serve.
+    const shared = Buffer.allocUnsafe(64 * 1024);
+    this.server = createServer({ pauseOnConnect: true }, (accepted: Socket) => {
       counters.connectionsOpened++;
       counters.connections++;
-      this.sessions.add(new ClientSession(socket, ctx, this.nextSessionId++));
+      const handle = (accepted as unknown as { _handle: unknown })._handle;
+      let session: ClientSession;
+      if (handle) {
+        (accepted as unknown as { _handle: unknown })._handle = null;
+        const options = { handle, onread: { buffer: shared, callback: (n: number, buf: Buffer) => void session.onData(buf.subarray(0, n)) } };
+        const socket = new Socket(options as unknown as ConstructorParameters<typeof Socket>[0]);
+        session = new ClientSession(socket, ctx, this.nextSessionId++, true);
+        socket.resume();
+      } else {
+        session = new ClientSession(accepted, ctx, this.nextSessionId++);
+        accepted.resume();
+      }
+      this.sessions.add(session);
     });
     const i = this.o.listen.lastIndexOf(':');
     return new Promise((resolve, reject) => {

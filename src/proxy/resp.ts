@@ -113,7 +113,7 @@ export class RequestParser {
     while (pos < buf.length) {
       const end = buf[pos] === STAR ? this.multibulk(buf, pos, onCommand) : this.inline(buf, pos, onCommand);
       if (end === -1) {
-        this.rest = buf.subarray(pos);
+        this.rest = Buffer.from(buf.subarray(pos)); // `chunk` may be reused by the caller
         return;
       }
       pos = end;

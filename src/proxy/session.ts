@@ -50,14 +50,19 @@ export class ClientSession {
   private readPaused = false;
   name: string | null = null;
 
+  /**
+   * With `readsIntoSharedBuffer`, the socket was made with an `onread` buffer shared by all
+   * sessions and calls onData itself: nothing may keep a view of that buffer past onData.
+   */
   constructor(
     readonly socket: Socket,
     readonly ctx: SessionContext,
     readonly id: number,
+    readsIntoSharedBuffer = false,
   ) {
     this.authed = ctx.password === null;
     socket.setNoDelay(true);
-    socket.on('data', (chunk) => this.onData(chunk));
+    if (!readsIntoSharedBuffer) socket.on('data', (chunk) => this.onData(chunk));
     socket.on('drain', () => this.maybeResume());
     socket.on('error', () => undefined);
     socket.on('close', () => ctx.onClose(this));
@@ -67,7 +72,7 @@ export class ClientSession {
     return this.queue.length - this.head;
   }
 
-  private onData(chunk: Buffer): void {
+  onData(chunk: Buffer): void {
     try {
       this.parser.feed(chunk, (cmd) => this.handle(cmd));
     } catch (err) {
@@ -165,7 +170,8 @@ export class ClientSession {
         }
         const slot = this.slotOf(p, name, cmd);
         if (slot === null) return;
-        return this.forward(p, slot, cmd.raw);
+        // A copy: the received bytes may be in a buffer that the next read reuses.
+        return this.forward(p, slot, Buffer.from(cmd.raw));
       }
     }
   }
