@@ -7,6 +7,7 @@
  */
 import { Socket, createConnection } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { flushSoon } from './flush-soon.js';
 import { encodeCommand, replyEnd, reply } from './resp.js';
 
 export type ReplyHandler = (reply: Buffer) => void;
@@ -62,7 +63,7 @@ export class BackendConnection {
     this.out.push(command);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      setImmediate(this.flush);
+      flushSoon(this.flush);
     }
   }
 

@@ -8,6 +8,7 @@ import type { Socket } from 'node:net';
 import { bytesSlot, keySlot } from '../model/slot.js';
 import type { BackendPool } from './backend.js';
 import { arityOk, handlingOf, hasSingleFirstKey, keyIndexes, type Handling } from './commands.js';
+import { flushSoon } from './flush-soon.js';
 import { runLocal } from './local-commands.js';
 import { dispatchSplit } from './multi-key.js';
 import { ProtocolError, RequestParser, reply, type ParsedCommand } from './resp.js';
@@ -102,7 +103,7 @@ export class ClientSession {
   private scheduleFlush(): void {
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      setImmediate(this.flush);
+      flushSoon(this.flush);
     }
   }
 
