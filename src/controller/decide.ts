@@ -47,7 +47,7 @@ export function planReplication(route: Route, observations: Observations): Plan 
         plan.refusals.push({
           shard: shard.id,
           instance: slave,
-          reason: `${slave} is a master with replication offset ${seen.info.offset}, ahead of the route's master ${shard.master} at ${master.info.offset}: making it a slave would discard data; not done`,
+          reason: `${slave} is a master with replication offset ${seen.info.offset}, ahead of the route's master ${shard.master} at ${master.info.offset}: making it a slave would discard data it holds; not done. To discard it: redis-cli -h ${slave.replace(/:(\d+)$/, ' -p $1')} replicaof ${shard.master.replace(':', ' ')}`,
         });
       } else if (seen.info.role === 'master') {
         plan.actions.push({

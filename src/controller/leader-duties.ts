@@ -170,6 +170,11 @@ export class LeaderDuties {
       }
     } catch (err) {
       if (err instanceof NotLeaderError) throw err;
+      if (err instanceof RefusedError) {
+        // The world moved under the task (the shard's master changed, the shard went away): retrying cannot help.
+        await p.finish('failed', p.task.next, err.message);
+        return `${start.kind} of ${start.shard} failed: ${err.message}`;
+      }
       // An unexpected failure (Redis or etcd) leaves the task where it is: the next cycle retries it.
       return `${start.kind} of ${start.shard} stopped at step ${p.task.next}, will retry: ${errorMessage(err)}`;
     }
