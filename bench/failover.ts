@@ -8,7 +8,8 @@
  *   (a) kill -> the system announces a new master (cfgserver: the route in etcd, seen through a
  *       RouteWatcher; Sentinel: +switch-master on a subscribed sentinel), and
  *   (b) kill -> the first successful write on the new master, by a client that writes continuously
- *       and follows the master the way a client of that system would;
+ *       and follows the master the way a client of that system would (cfgserver: the route;
+ *       Sentinel: +switch-master, and SENTINEL get-master-addr-by-name after a failed write);
  * then restart the killed instance on its port and wait until it is a slave of the new master.
  * Failovers that no kill caused are counted as spurious. Progress goes to stderr, the result
  * table to stdout. Every process is stopped and the temporary folder removed at the end, on an
@@ -18,13 +19,13 @@
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import type { Task } from '../src/model/schemas.js';
-import { ManagedProcess, freePort, spawnController, startEtcd, startRedis, waitFor, type RedisServer } from '../src/playground/processes.js';
+import { ManagedProcess, freePort, packageRoot, spawnController, startEtcd, startRedis, waitFor, type RedisServer } from '../src/playground/processes.js';
 import { parseReplicationInfo, type ReplicationInfo } from '../src/redis/info.js';
 import { AdminService } from '../src/service/admin-service.js';
 import { createEtcd } from '../src/store/etcd.js';
@@ -248,12 +249,18 @@ interface System {
   steady(master: string): Promise<boolean>;
   /** Whether `address` is back, as a slave of `master` with its link up. */
   rejoined(address: string, master: string): Promise<boolean>;
+  /** A few lines on the state of things, for when a run fails. */
+  diagnose(): Promise<string[]>;
+}
+
+/** When a kill happened: performance.now(), and Date.now() to compare with times the system recorded. */
+interface Kill {
+  at: number;
+  wall: number;
 }
 
 interface Run {
-  /** Date.now() and performance.now() at the kill. */
-  killedAtWall: number;
-  killedAt: number;
+  kill: Kill;
   killed: string;
   newMaster: string;
   /** kill -> the new master announced (ms). */
@@ -277,12 +284,13 @@ async function waitSteady(system: System, checks: RedisClients): Promise<string>
 }
 
 /** kill -9 the master, time (a) and (b), restart it on its port, wait for it to rejoin. */
-async function killOnce(system: System, checks: RedisClients): Promise<Run> {
+async function killOnce(system: System, checks: RedisClients, kills: Kill[]): Promise<Run> {
   const killed = await waitSteady(system, checks);
   const server = system.servers.get(killed)!;
   const writeElsewhere = system.writer.nextWriteElsewhere(killed); // listening before the kill
-  const killedAtWall = Date.now();
-  const killedAt = performance.now();
+  const kill = { wall: Date.now(), at: performance.now() };
+  kills.push(kill);
+  const killedAt = kill.at;
   await server.process.kill9();
 
   const [change, write] = await withTimeout(
@@ -296,10 +304,10 @@ async function killOnce(system: System, checks: RedisClients): Promise<Run> {
     throw new Error(`port ${server.port} was taken: cannot restart ${killed} in place`);
   }
   system.servers.set(killed, restarted);
-  await waitFor(`${killed} to rejoin as a slave of ${change.master}`, () => system.rejoined(killed, change.master), REJOIN_TIMEOUT_MS, 50);
+  // Of the master in place now: a spurious failover may have moved it on since.
+  await waitFor(`${killed} to rejoin as a slave of the master`, () => system.rejoined(killed, system.feed.current), REJOIN_TIMEOUT_MS, 50);
   return {
-    killedAtWall,
-    killedAt,
+    kill,
     killed,
     newMaster: change.master,
     announced: change.at - killedAt,
@@ -311,6 +319,8 @@ async function killOnce(system: System, checks: RedisClients): Promise<Run> {
 
 interface Measured {
   runs: Run[];
+  /** Every kill, including that of a run that failed. */
+  kills: Kill[];
   /** Changes of master that no kill caused. */
   spurious: number;
   /** Set when the measurement stopped early. */
@@ -319,32 +329,51 @@ interface Measured {
   notes: string[];
   /** Median time from the kill to each step of the failover, as the system recorded them. */
   breakdown: [string, number][];
+  writes: number;
+  failedWrites: number;
 }
 
-async function measure(system: System, checks: RedisClients, runs: number): Promise<Pick<Measured, 'runs' | 'error'>> {
+async function measure(system: System, checks: RedisClients, runs: number): Promise<Pick<Measured, 'runs' | 'kills' | 'error' | 'writes' | 'failedWrites'>> {
   const done: Run[] = [];
+  const kills: Kill[] = [];
+  const counts = () => ({ kills, writes: system.writer.writes, failedWrites: system.writer.failures });
   try {
     for (let i = 1; i <= runs; i++) {
-      const run = await killOnce(system, checks);
+      const run = await killOnce(system, checks, kills);
       done.push(run);
       const odd = run.firstWriteOn !== run.newMaster ? ` (first write on ${run.firstWriteOn}!)` : '';
       log(`${system.name} run ${i}/${runs}: killed ${run.killed}; (a) ${run.announced.toFixed(0)} ms -> ${run.newMaster}; (b) ${run.firstWrite.toFixed(0)} ms${odd}; rejoined after ${(run.rejoined / 1000).toFixed(1)} s`);
     }
-    return { runs: done };
+    return { runs: done, ...counts() };
   } catch (err) {
     log(`${system.name}: stopped after ${done.length} runs: ${err instanceof Error ? err.message : String(err)}`);
-    return { runs: done, error: err instanceof Error ? err.message : String(err) };
+    for (const line of await system.diagnose().catch((e) => [`(no diagnosis: ${String(e)})`])) log(`  ${line}`);
+    return { runs: done, error: err instanceof Error ? err.message : String(err), ...counts() };
   }
 }
 
 /** Changes of master that are not the first one after a kill (before the next kill). */
-function spuriousChanges(changes: { at: number }[], kills: number[]): number {
+function spuriousChanges(changes: { at: number }[], kills: Kill[]): number {
   let caused = 0;
   kills.forEach((kill, k) => {
-    const until = kills[k + 1] ?? Infinity;
-    if (changes.some((c) => c.at > kill && c.at <= until)) caused++;
+    const until = kills[k + 1]?.at ?? Infinity;
+    if (changes.some((c) => c.at > kill.at && c.at <= until)) caused++;
   });
   return changes.length - caused;
+}
+
+/** INFO replication of every instance, in one line each. */
+async function describeShard(checks: RedisClients, addresses: string[]): Promise<string[]> {
+  return Promise.all(
+    addresses.map(async (a) => {
+      try {
+        const i = await checks.replication(a);
+        return `${a}: ${i.role}${i.role === 'slave' ? ` of ${i.masterAddress}, link ${i.linkUp ? 'up' : 'down'}` : `, ${i.connectedSlaves} slaves`}, offset ${i.offset}`;
+      } catch (err) {
+        return `${a}: ${err instanceof Error ? err.message : String(err)}`;
+      }
+    }),
+  );
 }
 
 /** Whether `master` is a master and every slave replicates from it with its link up. */
@@ -420,10 +449,15 @@ async function benchCfgserver(dir: string, runs: number, downAfterMs: number, cl
     servers,
     steady: () => cfgserverSteady(admin, [...servers.keys()]),
     rejoined: (address, newMaster) => slaveOf(checks, address, newMaster),
+    diagnose: async () => [
+      `route names ${feed.current} master (${feed.changes.length} changes of master seen)`,
+      ...(await describeShard(checks, [...servers.keys()])),
+      ...(await admin.listTasks(CLUSTER)).tasks.slice(-3).map((t) => `task ${t.id}: ${t.state}, next ${t.next}${t.error ? `: ${t.error}` : ''}`),
+    ],
   };
   const measured = await measure(system, checks, runs);
   const tasks = (await admin.listTasks(CLUSTER)).tasks.filter((t) => t.kind === 'failover');
-  return { ...measured, ...taskReport(tasks, measured.runs, feed), breakdown: cfgserverBreakdown(tasks, measured.runs) };
+  return { ...measured, ...taskReport(tasks, measured.kills, feed), breakdown: cfgserverBreakdown(tasks, measured.runs, measured.kills) };
 }
 
 /** Every controller replica sees every instance up, and no task is in flight. */
@@ -436,20 +470,20 @@ async function cfgserverSteady(admin: AdminService, addresses: string[]): Promis
   return tasks.tasks.every((t) => ['done', 'failed', 'refused'].includes(t.state));
 }
 
-/** The failover task each kill caused: the first created after it (and before the next kill). */
-function taskOfRun(tasks: Task[], runs: Run[], k: number): Task | undefined {
-  const from = runs[k]!.killedAtWall;
-  const until = runs[k + 1]?.killedAtWall ?? Infinity;
+/** The failover task kill k caused: the first created after it (and before the next kill). */
+function taskOfKill(tasks: Task[], kills: Kill[], k: number): Task | undefined {
+  const from = kills[k]!.wall;
+  const until = kills[k + 1]?.wall ?? Infinity;
   return tasks.find((t) => Date.parse(t.createdAt) >= from && Date.parse(t.createdAt) < until);
 }
 
-function taskReport(tasks: Task[], runs: Run[], feed: MasterFeed): Pick<Measured, 'spurious' | 'notes'> {
-  const caused = new Set(runs.map((_, k) => taskOfRun(tasks, runs, k)).filter((t) => t !== undefined));
+function taskReport(tasks: Task[], kills: Kill[], feed: MasterFeed): Pick<Measured, 'spurious' | 'notes'> {
+  const caused = new Set(kills.map((_, k) => taskOfKill(tasks, kills, k)).filter((t) => t !== undefined));
   const uncaused = tasks.filter((t) => !caused.has(t));
   const notDone = tasks.filter((t) => t.state !== 'done');
-  const routeSpurious = spuriousChanges(feed.changes, runs.map((r) => r.killedAt));
+  const routeSpurious = spuriousChanges(feed.changes, kills);
   const notes = [
-    `cfgserver: ${tasks.length} failover tasks for ${runs.length} kills; ${notDone.length} not done; ${uncaused.length} not caused by a kill; ${routeSpurious} route changes of master not caused by a kill`,
+    `cfgserver: ${tasks.length} failover tasks for ${kills.length} kills; ${notDone.length} not done; ${uncaused.length} not caused by a kill; ${routeSpurious} route changes of master not caused by a kill`,
   ];
   for (const t of [...notDone, ...uncaused]) notes.push(`  task ${t.id}: ${t.state} — ${t.reason}${t.error ? ` — ${t.error}` : ''}`);
   // A spurious failover shows as a task (even one that was refused) or as a route change.
@@ -457,17 +491,17 @@ function taskReport(tasks: Task[], runs: Run[], feed: MasterFeed): Pick<Measured
 }
 
 /** Median time from the kill to each step the leader recorded in the task. */
-function cfgserverBreakdown(tasks: Task[], runs: Run[]): [string, number][] {
+function cfgserverBreakdown(tasks: Task[], runs: Run[], kills: Kill[]): [string, number][] {
   const rows: Record<string, number[]> = { 'failover task created (master judged down)': [], 'slave promoted (REPLICAOF NO ONE)': [], 'route written to etcd': [] };
   runs.forEach((run, k) => {
-    const task = taskOfRun(tasks, runs, k);
+    const task = taskOfKill(tasks, kills, k);
     if (!task) return;
     const stepAt = (name: string) => task.steps.find((s) => s.step === name)?.at;
-    rows['failover task created (master judged down)']!.push(Date.parse(task.createdAt) - run.killedAtWall);
+    rows['failover task created (master judged down)']!.push(Date.parse(task.createdAt) - run.kill.wall);
     const promoted = stepAt('promote');
-    if (promoted) rows['slave promoted (REPLICAOF NO ONE)']!.push(Date.parse(promoted) - run.killedAtWall);
+    if (promoted) rows['slave promoted (REPLICAOF NO ONE)']!.push(Date.parse(promoted) - run.kill.wall);
     const published = stepAt('publish');
-    if (published) rows['route written to etcd']!.push(Date.parse(published) - run.killedAtWall);
+    if (published) rows['route written to etcd']!.push(Date.parse(published) - run.kill.wall);
   });
   return Object.entries(rows).map(([what, values]) => [what, stats(values).median]);
 }
@@ -525,14 +559,22 @@ async function benchSentinel(dir: string, runs: number, downAfterMs: number, cle
     servers,
     steady: (m) => sentinelsAgree(checks, sentinels, m),
     rejoined: (address, newMaster) => slaveOf(checks, address, newMaster),
+    diagnose: async () => [
+      `sentinel 1 last announced ${feed.current} (${feed.changes.length} +switch-master seen)`,
+      ...(await describeShard(checks, [...servers.keys()])),
+      ...(await Promise.all(sentinels.map(async (s) => {
+        const m = fields(await checks.at(s).call('SENTINEL', 'MASTER', CLUSTER));
+        return `sentinel ${s}: master ${m.get('ip')}:${m.get('port')} ${m.get('flags')}, failover state ${m.get('failover-state') ?? '-'}`;
+      }))),
+    ],
   };
   const measured = await measure(system, checks, runs);
-  const spurious = spuriousChanges(feed.changes, measured.runs.map((r) => r.killedAt));
+  const spurious = spuriousChanges(feed.changes, measured.kills);
   return {
     ...measured,
     spurious,
-    notes: [`Sentinel: ${feed.changes.length} +switch-master events (sentinel 1) for ${measured.runs.length} kills; ${spurious} not caused by a kill`],
-    breakdown: sentinelBreakdown(events, measured.runs),
+    notes: [`Sentinel: ${feed.changes.length} +switch-master events (sentinel 1) for ${measured.kills.length} kills; ${spurious} not caused by a kill`],
+    breakdown: sentinelBreakdown(events, measured.runs, measured.kills),
   };
 }
 
@@ -627,7 +669,7 @@ function askMaster(sentinel: Redis, use: (master: string) => void): () => void {
 }
 
 /** Median time from the kill to the first report of each Sentinel event (any sentinel). */
-function sentinelBreakdown(events: Map<string, number[]>, runs: Run[]): [string, number][] {
+function sentinelBreakdown(events: Map<string, number[]>, runs: Run[], kills: Kill[]): [string, number][] {
   const labels: Record<string, string> = {
     '+sdown': '+sdown (a sentinel judges the master down)',
     '+odown': '+odown (quorum agrees)',
@@ -637,9 +679,9 @@ function sentinelBreakdown(events: Map<string, number[]>, runs: Run[]): [string,
   return SENTINEL_EVENTS.map((event) => {
     const firsts: number[] = [];
     runs.forEach((run, k) => {
-      const until = runs[k + 1]?.killedAt ?? Infinity;
-      const first = events.get(event)!.find((at) => at > run.killedAt && at < until);
-      if (first !== undefined) firsts.push(first - run.killedAt);
+      const until = kills[k + 1]?.at ?? Infinity;
+      const first = events.get(event)!.find((at) => at > run.kill.at && at < until);
+      if (first !== undefined) firsts.push(first - run.kill.at);
     });
     return [labels[event]!, stats(firsts).median];
   });
@@ -648,41 +690,70 @@ function sentinelBreakdown(events: Map<string, number[]>, runs: Run[]): [string,
 // ---------------------------------------------------------------------------------------------
 // The report
 
-function machine(): string[] {
-  const redis = execFileSync('redis-server', ['--version']).toString().match(/v=(\S+)/)?.[1] ?? '?';
-  const etcd = execFileSync('etcd', ['--version']).toString().match(/etcd Version: (\S+)/)?.[1] ?? '?';
-  return [
-    `machine: ${availableParallelism()} CPUs (${cpus()[0]?.model.trim() ?? '?'}), node ${process.version}, redis ${redis}, etcd ${etcd}, ${process.platform}`,
-  ];
+/** What was measured, on what: read at the start, since the checkout or the machine's load may change meanwhile. */
+interface Setting {
+  machine: string;
+  code: string;
+  loadAtStart: number;
 }
 
-function report(command: string, runs: number, downAfterMs: number, cfg: Measured, sen: Measured): string {
+function setting(): Setting {
+  const redis = execFileSync('redis-server', ['--version']).toString().match(/v=(\S+)/)?.[1] ?? '?';
+  const etcd = execFileSync('etcd', ['--version']).toString().match(/etcd Version: (\S+)/)?.[1] ?? '?';
+  return {
+    machine: `${availableParallelism()} CPUs (${cpus()[0]?.model.trim() ?? '?'}), node ${process.version}, redis ${redis}, etcd ${etcd}, ${process.platform}`,
+    code: codeVersion(),
+    loadAtStart: loadavg()[0]!,
+  };
+}
+
+function settingLines(s: Setting): string[] {
+  // Other work on the machine skews timings: the load average says whether there was any.
+  return [`machine: ${s.machine}`, `cfgserver: ${s.code}`, `load average (1 min): ${s.loadAtStart.toFixed(2)} at the start, ${loadavg()[0]!.toFixed(2)} at the end`];
+}
+
+/** Which cfgserver was measured: the commit, and whether src/ differed from it. (Controllers run dist/: build first.) */
+function codeVersion(): string {
+  try {
+    const git = (...args: string[]) => execFileSync('git', args, { cwd: packageRoot(), stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    const dirty = git('status', '--porcelain', '--', 'src') !== '';
+    return `commit ${git('rev-parse', '--short', 'HEAD')}${dirty ? ' with uncommitted changes in src/' : ''}`;
+  } catch {
+    return 'not a git checkout';
+  }
+}
+
+function report(command: string, where: Setting, runs: number, downAfterMs: number, cfg: Measured, sen: Measured): string {
   const fmt = (n: number) => (Number.isFinite(n) ? n.toFixed(0) : '-');
   const triple = (values: number[]) => {
     const s = stats(values);
     return `${fmt(s.min)} / ${fmt(s.median)} / ${fmt(s.max)}`;
   };
+  const cells = (...c: string[]) => `| ${c[0]!.padEnd(18)} | ${c[1]!.padEnd(5)} | ${c[2]!.padEnd(20)} | ${c[3]!.padEnd(20)} | ${c[4]!.padEnd(9)} |`;
   const row = (name: string, m: Measured) =>
-    `| ${name.padEnd(19)} | ${`${m.runs.length}/${runs}`.padEnd(5)} | ${triple(m.runs.map((r) => r.announced)).padEnd(18)} | ${triple(m.runs.map((r) => r.firstWrite)).padEnd(18)} | ${String(m.spurious).padEnd(9)} |`;
+    cells(name, `${m.runs.length}/${runs}`, triple(m.runs.map((r) => r.announced)), triple(m.runs.map((r) => r.firstWrite)), String(m.spurious));
   const ratio = (pick: (r: Run) => number) => stats(cfg.runs.map(pick)).median / stats(sen.runs.map(pick)).median;
-  const ra = ratio((r) => r.announced);
-  const rb = ratio((r) => r.firstWrite);
-  const verdict = (r: number) => (!Number.isFinite(r) ? '-' : `${r.toFixed(2)} ${r <= 0.8 ? '(meets ≤ 0.8)' : '(misses ≤ 0.8)'}`);
+  const verdict = (r: number) => (!Number.isFinite(r) ? '-' : `${r.toFixed(2)} (${r <= 0.8 ? 'meets' : 'misses'} ≤ 0.8)`);
+  const perRun = (name: string, m: Measured) => `  ${name.padEnd(9)}  ${m.runs.map((r) => `${fmt(r.announced)}/${fmt(r.firstWrite)}`).join(' ')}`;
   const lines = [
-    '',
     `Failover after kill -9 of the master: 1 master + 2 slaves, down-after ${downAfterMs} ms, ${runs} kills per system`,
     `command: ${command}`,
-    ...machine(),
+    ...settingLines(where),
     '',
-    '| system              | runs  | (a) announced, ms  | (b) first write, ms | spurious  |',
-    '|                     |       | min / median / max | min / median / max  | failovers |',
-    '|---------------------|-------|--------------------|---------------------|-----------|',
+    cells('system', 'runs', '(a) announced, ms', '(b) first write, ms', 'spurious'),
+    cells('', '', 'min / median / max', 'min / median / max', 'failovers'),
+    `|${'-'.repeat(20)}|${'-'.repeat(7)}|${'-'.repeat(22)}|${'-'.repeat(22)}|${'-'.repeat(11)}|`,
     row('cfgserver', cfg),
     row('Sentinel', sen),
-    `| cfgserver/Sentinel  |       | ${verdict(ra).padEnd(18)} | ${verdict(rb).padEnd(19)} |           |`,
+    cells('cfgserver/Sentinel', '', verdict(ratio((r) => r.announced)), verdict(ratio((r) => r.firstWrite)), ''),
     '',
-    '(a) kill -> the new master announced to the client (cfgserver: route change from the RouteWatcher; Sentinel: +switch-master on sentinel 1)',
+    '(a) kill -> the new master announced to the client (cfgserver: route change seen by a RouteWatcher;',
+    '    Sentinel: +switch-master on the one sentinel the client subscribes to)',
     '(b) kill -> first successful SET on the new master by the continuous writer',
+    '',
+    'Each run, (a)/(b) in ms:',
+    perRun('cfgserver', cfg),
+    perRun('Sentinel', sen),
     '',
     'Where the time goes (median ms after the kill):',
     ...cfg.breakdown.map(([what, ms]) => `  cfgserver  ${fmt(ms).padStart(5)}  ${what}`),
@@ -690,15 +761,16 @@ function report(command: string, runs: number, downAfterMs: number, cfg: Measure
     '',
     ...cfg.notes,
     ...sen.notes,
-    `writers: cfgserver ${writerLine(cfg)}; Sentinel ${writerLine(sen)}`,
+    `old master back as a slave (median after the kill): cfgserver ${rejoinMedian(cfg)}, Sentinel ${rejoinMedian(sen)}`,
+    `writes: cfgserver ${cfg.writes} ok / ${cfg.failedWrites} failed; Sentinel ${sen.writes} ok / ${sen.failedWrites} failed`,
   ];
   for (const [name, m] of [['cfgserver', cfg], ['Sentinel', sen]] as const) if (m.error) lines.push(`${name} STOPPED EARLY: ${m.error}`);
-  return `${lines.join('\n')}\n`;
+  return `\n${lines.join('\n')}\n`;
 }
 
-function writerLine(m: Measured): string {
-  const rejoin = stats(m.runs.map((r) => r.rejoined / 1000));
-  return `old master back as a slave after ${Number.isFinite(rejoin.median) ? rejoin.median.toFixed(1) : '-'} s (median)`;
+function rejoinMedian(m: Measured): string {
+  const s = stats(m.runs.map((r) => r.rejoined / 1000));
+  return Number.isFinite(s.median) ? `${s.median.toFixed(1)} s` : '-';
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -730,6 +802,7 @@ async function main(): Promise<number> {
   if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs takes a positive integer');
   if (!Number.isInteger(downAfterMs) || downAfterMs < 500) throw new Error('--down-after takes milliseconds, at least 500 (cfgserver’s minimum)');
   const command = `node --import tsx bench/failover.ts ${process.argv.slice(2).join(' ')}`.trim();
+  const where = setting();
 
   const dir = mkdtempSync(join(tmpdir(), 'cfgserver-bench-'));
   const cleanup = new Cleanup();
@@ -747,7 +820,7 @@ async function main(): Promise<number> {
     const cfg = await isolated(cleanup, (c) => benchCfgserver(join(dir, 'cfgserver'), runs, downAfterMs, c));
     log(`(B) Sentinel: ${runs} kills`);
     const sen = await isolated(cleanup, (c) => benchSentinel(join(dir, 'sentinel'), runs, downAfterMs, c));
-    process.stdout.write(report(command, runs, downAfterMs, cfg, sen));
+    process.stdout.write(report(command, where, runs, downAfterMs, cfg, sen));
     return cfg.error || sen.error ? 1 : 0;
   } finally {
     await cleanup.run();
