@@ -12,6 +12,8 @@ import { encodeCommand, replyEnd, reply } from './resp.js';
 
 export type ReplyHandler = (reply: Buffer) => void;
 
+const OUT_CHUNK = 64 * 1024;
+
 export interface BackendOptions {
   /** A reply that has not come after this long fails the connection (and every waiting request). */
   timeoutMs: number;
@@ -33,11 +35,14 @@ export class BackendConnection {
   private received = 0;
   private sampleSeq = -1;
   private sampleAt = 0;
+  /** Full outgoing buffers not written yet, then the current one from outStart to outEnd. */
   private out: Buffer[] = [];
+  private outBuf = Buffer.allocUnsafe(OUT_CHUNK);
+  private outStart = 0;
+  private outEnd = 0;
   private flushScheduled = false;
   private rest: Buffer | null = null;
   private watchdog: NodeJS.Timeout | undefined;
-  private sampled = 0;
   private closed = false;
 
   constructor(
@@ -50,8 +55,18 @@ export class BackendConnection {
     return this.waiting.length - this.head;
   }
 
-  send(command: Buffer, handler: ReplyHandler): void {
-    if (this.closed) return handler(reply.error(`ERR proxy: backend ${this.address} is closed`));
+  /**
+   * Queues a command. Its bytes are copied at once into the connection's outgoing buffer (the
+   * caller's may be reused by the next read); the returned view of that copy stays valid, for a
+   * caller that may send the command again elsewhere.
+   */
+  send(command: Buffer, handler: ReplyHandler): Buffer {
+    if (this.closed) {
+      // Answered later, never from inside send(): callers may not be ready for their handler yet.
+      const error = reply.error(`ERR proxy: backend ${this.address} is closed`);
+      setImmediate(() => handler(error));
+      return Buffer.from(command);
+    }
     if (!this.socket) this.connect();
     if (this.head === this.waiting.length) this.lastProgress = performance.now();
     if (this.options.onLatency && this.sampleSeq < 0 && (this.sent & 15) === 0) {
@@ -60,11 +75,28 @@ export class BackendConnection {
     }
     this.sent++;
     this.waiting.push(handler);
-    this.out.push(command);
+    const copy = this.append(command);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       flushSoon(this.flush);
     }
+    return copy;
+  }
+
+  /**
+   * Appends bytes to the outgoing buffer. Written regions are never overwritten (socket.write may
+   * still hold them): a full buffer is handed on and a new one started.
+   */
+  private append(bytes: Buffer): Buffer {
+    if (this.outEnd + bytes.length > this.outBuf.length) {
+      if (this.outEnd > this.outStart) this.out.push(this.outBuf.subarray(this.outStart, this.outEnd));
+      this.outBuf = Buffer.allocUnsafe(Math.max(OUT_CHUNK, bytes.length));
+      this.outStart = this.outEnd = 0;
+    }
+    bytes.copy(this.outBuf, this.outEnd);
+    const copy = this.outBuf.subarray(this.outEnd, this.outEnd + bytes.length);
+    this.outEnd += bytes.length;
+    return copy;
   }
 
   close(): void {
@@ -74,6 +106,8 @@ export class BackendConnection {
 
   private readonly flush = (): void => {
     this.flushScheduled = false;
+    if (this.outEnd > this.outStart) this.out.push(this.outBuf.subarray(this.outStart, this.outEnd));
+    this.outStart = this.outEnd;
     if (!this.socket || this.out.length === 0) return;
     const data = this.out.length === 1 ? this.out[0]! : Buffer.concat(this.out);
     this.out = [];
@@ -145,6 +179,7 @@ export class BackendConnection {
     socket?.destroy();
     this.rest = null;
     this.out = [];
+    this.outStart = this.outEnd;
     const waiting = this.waiting.slice(this.head);
     this.waiting = [];
     this.head = 0;

@@ -75,10 +75,6 @@ const SINGLE_FIRST_KEY = new Set(
     .map(([name]) => name),
 );
 
-export function hasSingleFirstKey(name: string): boolean {
-  return SINGLE_FIRST_KEY.has(name);
-}
-
 /**
  * Argument indexes of the keys of a command, following Redis's key specs; null when they cannot
  * be found (an unknown spec, or a malformed count), so that the command is refused, not misrouted.
@@ -140,9 +136,31 @@ function findKeyword(argv: readonly Buffer[], keyword: string, startfrom: number
   return -1;
 }
 
+
+/** Everything the proxy needs to know about a command name, looked up once per spelling. */
+export interface CommandInfo {
+  /** Upper-cased. */
+  name: string;
+  handling: Handling;
+  arity: number | undefined;
+  /** Its only key is its first argument. */
+  singleFirstKey: boolean;
+}
+
+const INFO = new Map<string, CommandInfo>();
+
+/** The info of a command name as the client spelled it (clients send the same few spellings). */
+export function commandInfo(spelled: string): CommandInfo {
+  let info = INFO.get(spelled);
+  if (info === undefined) {
+    const name = spelled.toUpperCase();
+    info = { name, handling: handlingOf(name), arity: COMMAND_TABLE[name]?.arity, singleFirstKey: SINGLE_FIRST_KEY.has(name) };
+    if (INFO.size < 4096) INFO.set(spelled, info); // bounded: a client sending random names cannot grow it
+  }
+  return info;
+}
+
 /** Arity check as Redis does it: positive = exact, negative = at least. */
-export function arityOk(name: string, argc: number): boolean {
-  const arity = COMMAND_TABLE[name]?.arity;
-  if (arity === undefined) return true;
-  return arity >= 0 ? argc === arity : argc >= -arity;
+export function arityAccepts(arity: number | undefined, argc: number): boolean {
+  return arity === undefined || (arity >= 0 ? argc === arity : argc >= -arity);
 }

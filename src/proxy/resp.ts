@@ -47,7 +47,6 @@ function lineEnd(buf: Buffer, from: number): number {
  */
 export class ParsedCommand {
   private argvCache: Buffer[] | null = null;
-  private nameCache: string | null = null;
 
   constructor(
     readonly buf: Buffer,
@@ -70,18 +69,9 @@ export class ParsedCommand {
     return this.argvCache;
   }
 
-  /** The command name, upper-cased (cached per spelling: clients send the same few names). */
-  get name(): string {
-    if (this.nameCache === null) {
-      const spelled = this.buf.latin1Slice(this.offsets[0]!, this.offsets[1]!);
-      let upper = NAMES.get(spelled);
-      if (upper === undefined) {
-        upper = spelled.toUpperCase();
-        if (NAMES.size < 4096) NAMES.set(spelled, upper);
-      }
-      this.nameCache = upper;
-    }
-    return this.nameCache;
+  /** The command name as the client spelled it. */
+  get spelledName(): string {
+    return this.buf.latin1Slice(this.offsets[0]!, this.offsets[1]!);
   }
 
   /** The whole command as received, ready to forward (multibulk form). */
@@ -89,8 +79,6 @@ export class ParsedCommand {
     return this.buf.subarray(this.start, this.end);
   }
 }
-
-const NAMES = new Map<string, string>();
 
 declare module 'node:buffer' {
   interface Buffer {

@@ -7,7 +7,7 @@
 import type { Socket } from 'node:net';
 import { bytesSlot, keySlot } from '../model/slot.js';
 import type { BackendPool } from './backend.js';
-import { arityOk, handlingOf, hasSingleFirstKey, keyIndexes, type Handling } from './commands.js';
+import { arityAccepts, commandInfo, handlingOf, keyIndexes, type CommandInfo, type Handling } from './commands.js';
 import { flushSoon } from './flush-soon.js';
 import { runLocal } from './local-commands.js';
 import { dispatchSplit } from './multi-key.js';
@@ -149,10 +149,10 @@ export class ClientSession {
     if (this.closeAfterFlush) return;
     this.ctx.onCommand();
     const p = this.reserve();
-    const name = cmd.name;
+    const info = commandInfo(cmd.spelledName);
+    const { name, handling } = info;
     if (!this.authed && name !== 'AUTH' && name !== 'HELLO' && name !== 'QUIT') return this.answer(p, reply.error('NOAUTH Authentication required.'));
-    const handling = handlingOf(name);
-    if (handling.kind !== 'refused' && !arityOk(name, cmd.argc)) {
+    if (handling.kind !== 'refused' && !arityAccepts(info.arity, cmd.argc)) {
       return this.answer(p, reply.error(`ERR wrong number of arguments for '${name.toLowerCase()}' command`));
     }
     if (this.transaction && handling.kind !== 'transaction') return this.queueInTransaction(p, name, handling, cmd);
@@ -169,19 +169,19 @@ export class ClientSession {
         if ((name === 'XREAD' || name === 'XREADGROUP') && cmd.argv.some((a) => a.length === 5 && a.toString().toUpperCase() === 'BLOCK')) {
           return this.answer(p, reply.error(`ERR proxy: ${name} with BLOCK is not supported through the proxy (it would stall a shared backend connection)`));
         }
-        const slot = this.slotOf(p, name, cmd);
+        const slot = this.slotOf(p, info, cmd);
         if (slot === null) return;
-        // A copy: the received bytes may be in a buffer that the next read reuses.
-        return this.forward(p, slot, Buffer.from(cmd.raw));
+        return this.forward(p, slot, cmd.raw);
       }
     }
   }
 
   /** The one slot of a keyed command, or null after answering with the reason it has none. */
-  private slotOf(p: Pending, name: string, cmd: ParsedCommand): number | null {
+  private slotOf(p: Pending, info: CommandInfo, cmd: ParsedCommand): number | null {
     const slotCount = this.ctx.router().slotCount;
+    const name = info.name;
     // Most commands have one key, the first argument: no key-spec walk, no allocation.
-    if (hasSingleFirstKey(name)) return bytesSlot(cmd.buf, cmd.offsets[2]!, cmd.offsets[3]!, slotCount);
+    if (info.singleFirstKey) return bytesSlot(cmd.buf, cmd.offsets[2]!, cmd.offsets[3]!, slotCount);
     const indexes = keyIndexes(name, cmd.argv);
     if (indexes === null) {
       this.answer(p, reply.error(`ERR proxy: cannot find the keys of this ${name} command`));
@@ -210,9 +210,10 @@ export class ClientSession {
     const router = this.ctx.router();
     const pool = router.poolForSlot(slot);
     if (!pool) return this.answer(p, noOwner(router, slot));
-    pool.connectionFor(this.id).send(command, (r) => {
+    // `sent` is the backend's own copy of the bytes: still valid when a retry needs them.
+    const sent = pool.connectionFor(this.id).send(command, (r) => {
       if (!retried && (startsWith(r, READONLY) || startsWith(r, BACKEND_DOWN)) && this.ctx.router().epoch !== router.epoch) {
-        return this.forward(p, slot, command, true);
+        return this.forward(p, slot, sent, true);
       }
       this.answer(p, r);
     });
