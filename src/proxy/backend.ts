@@ -13,6 +13,7 @@ import { encodeCommand, replyEnd, reply } from './resp.js';
 export type ReplyHandler = (reply: Buffer) => void;
 
 const OUT_CHUNK = 64 * 1024;
+const SHARED_READ_BUFFER = Buffer.allocUnsafe(256 * 1024);
 
 export interface BackendOptions {
   /** A reply that has not come after this long fails the connection (and every waiting request). */
@@ -116,7 +117,19 @@ export class BackendConnection {
 
   private connect(): void {
     const i = this.address.lastIndexOf(':');
-    const socket = createConnection({ host: this.address.slice(0, i), port: Number(this.address.slice(i + 1)) });
+    // Replies are read into one buffer shared by every backend connection (no allocation per
+    // read); onData copies what must outlive the read.
+    const socket = createConnection({
+      host: this.address.slice(0, i),
+      port: Number(this.address.slice(i + 1)),
+      onread: {
+        buffer: SHARED_READ_BUFFER,
+        callback: (n: number, buf: Uint8Array) => {
+          this.onData(Buffer.from(buf.buffer, buf.byteOffset, n), true);
+          return true;
+        },
+      },
+    });
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 10_000);
     this.socket = socket;
@@ -126,15 +139,16 @@ export class BackendConnection {
       this.waiting.splice(this.head, 0, (r) => r[0] === 45 && this.fail(`AUTH refused: ${r.toString().trim()}`));
       this.sent++;
     }
-    socket.on('data', (chunk) => this.onData(chunk));
+
     socket.on('error', (err) => this.fail(err.message));
     socket.on('close', () => this.fail('connection closed'));
     this.watchdog = setInterval(() => this.checkTimeout(), Math.max(100, this.options.timeoutMs / 4));
     this.watchdog.unref();
   }
 
-  private onData(chunk: Buffer): void {
+  private onData(chunk: Buffer, shared = false): void {
     const buf = this.rest ? Buffer.concat([this.rest, chunk]) : chunk;
+    const volatile = shared && !this.rest; // a view of the shared read buffer: copy what is kept
     this.rest = null;
     this.lastProgress = performance.now();
     let pos = 0;
@@ -149,13 +163,13 @@ export class BackendConnection {
           this.options.onLatency?.((this.lastProgress - this.sampleAt) / 1000);
           this.sampleSeq = -1;
         }
-        handler(buf.subarray(pos, end));
+        handler(volatile ? Buffer.from(buf.subarray(pos, end)) : buf.subarray(pos, end));
         pos = end;
       }
     } catch (err) {
       return this.fail(`protocol error from the server: ${(err as Error).message}`);
     }
-    if (pos < buf.length) this.rest = buf.subarray(pos);
+    if (pos < buf.length) this.rest = volatile ? Buffer.from(buf.subarray(pos)) : buf.subarray(pos);
     // Compact the queue now and then instead of shifting on every reply.
     if (this.head > 1024 && this.head * 2 > this.waiting.length) {
       this.waiting = this.waiting.slice(this.head);
