@@ -32,25 +32,32 @@ const CLIENTS = arg('clients', 50);
 interface Result {
   rps: number;
   p99: number;
-  cpuUsPerOp: number | null;
+  /** CPU microseconds per command of the proxy process: user space, kernel. */
+  userUsPerOp: number | null;
+  sysUsPerOp: number | null;
 }
 
-/** CPU time (user + system) of a process so far, in microseconds, from /proc. */
-function cpuMicros(pid: number): number {
+/** CPU time of a process so far, [user, system], in microseconds, from /proc. */
+function cpuMicros(pid: number): [number, number] {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime
-  return (ticks * 1e6) / 100; // USER_HZ is 100 on Linux
+  // utime, stime in clock ticks; USER_HZ is 100 on Linux
+  return [(Number(fields[11]) * 1e6) / 100, (Number(fields[12]) * 1e6) / 100];
 }
 
 async function benchmark(port: number, test: 'set' | 'get', pipeline: number, pid: number | null): Promise<Result> {
-  const before = pid ? cpuMicros(pid) : 0;
+  const before = pid ? cpuMicros(pid) : [0, 0];
   const { stdout } = await run('redis-benchmark', ['-h', '127.0.0.1', '-p', String(port), '-c', String(CLIENTS), '-n', String(REQUESTS), '-r', '100000', '-t', test, '-P', String(pipeline), '--csv'], { maxBuffer: 1 << 20 });
-  const after = pid ? cpuMicros(pid) : 0;
+  const after = pid ? cpuMicros(pid) : [0, 0];
   // "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
   const row = stdout.trim().split('\n').find((l) => l.startsWith(`"${test.toUpperCase()}"`));
   if (!row) throw new Error(`unexpected redis-benchmark output: ${stdout}`);
   const cols = row.split(',').map((c) => Number(c.replace(/"/g, '')));
-  return { rps: cols[1]!, p99: cols[6]!, cpuUsPerOp: pid ? (after - before) / REQUESTS : null };
+  return {
+    rps: cols[1]!,
+    p99: cols[6]!,
+    userUsPerOp: pid ? (after[0]! - before[0]!) / REQUESTS : null,
+    sysUsPerOp: pid ? (after[1]! - before[1]!) / REQUESTS : null,
+  };
 }
 
 function median(values: number[]): number {
@@ -115,19 +122,20 @@ async function main(): Promise<void> {
     const { stdout: redisVersion } = await run('redis-server', ['--version']);
     console.log(`\nbench/proxy: redis-benchmark -c ${CLIENTS} -n ${REQUESTS} -r 100000, median of ${ROUNDS} interleaved rounds`);
     console.log(`machine: ${cpus().length} cores (${cpus()[0]?.model}), node ${process.version}, ${redisVersion.trim().split(' ').slice(0, 3).join(' ')}, nutcracker 0.5.0; 3 shards on loopback\n`);
-    console.log('test  -P  target                       ops/s     p99 ms  proxy CPU µs/op');
+    console.log('test  -P  target                       ops/s     p99 ms  proxy CPU µs/op (user + kernel)');
     for (const pipeline of [1, 16]) {
       for (const test of ['set', 'get'] as const) {
         for (const t of targets) {
           const rs = results.get(`${t.name}|${test}|${pipeline}`)!;
-          const cpu = rs[0]!.cpuUsPerOp === null ? '-' : median(rs.map((r) => r.cpuUsPerOp!)).toFixed(2);
-          console.log(`${test.toUpperCase().padEnd(5)} ${String(pipeline).padStart(2)}  ${t.name.padEnd(27)} ${String(Math.round(median(rs.map((r) => r.rps)))).padStart(8)}  ${median(rs.map((r) => r.p99)).toFixed(3).padStart(7)}  ${cpu.padStart(8)}`);
+          const cpu = rs[0]!.userUsPerOp === null ? '-' : `${median(rs.map((r) => r.userUsPerOp! + r.sysUsPerOp!)).toFixed(2)} (${median(rs.map((r) => r.userUsPerOp!)).toFixed(2)} + ${median(rs.map((r) => r.sysUsPerOp!)).toFixed(2)})`;
+          console.log(`${test.toUpperCase().padEnd(5)} ${String(pipeline).padStart(2)}  ${t.name.padEnd(27)} ${String(Math.round(median(rs.map((r) => r.rps)))).padStart(8)}  ${median(rs.map((r) => r.p99)).toFixed(3).padStart(7)}  ${cpu}`);
         }
         const ours = results.get(`cfgserver proxy|${test}|${pipeline}`)!;
         const theirs = results.get(`twemproxy -v 3|${test}|${pipeline}`)!;
         const rpsRatio = median(ours.map((r) => r.rps)) / median(theirs.map((r) => r.rps));
         const p99Ratio = median(ours.map((r) => r.p99)) / median(theirs.map((r) => r.p99));
-        const cpuRatio = median(ours.map((r) => r.cpuUsPerOp!)) / median(theirs.map((r) => r.cpuUsPerOp!));
+        const cpu = (rs: Result[]) => median(rs.map((r) => r.userUsPerOp! + r.sysUsPerOp!));
+        const cpuRatio = cpu(ours) / cpu(theirs);
         console.log(`${''.padEnd(9)}cfgserver / twemproxy: throughput ${rpsRatio.toFixed(2)}x, p99 ${p99Ratio.toFixed(2)}x, CPU per op ${cpuRatio.toFixed(2)}x\n`);
       }
     }
