@@ -24,7 +24,6 @@ import { Limiter, probeAll, type Observations } from './observe.js';
 import { Reconciler } from './reconciler.js';
 import { VERSION } from '../version.js';
 
-export { VERSION };
 
 /** Test-only: CFGSERVER_TEST_PAUSE_AFTER=<step>:<ms> makes the leader sleep after that task step. */
 function testPauseHook(): { step: string; ms: number } | undefined {

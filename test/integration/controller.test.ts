@@ -12,6 +12,20 @@ async function leaderOf(prefix: string): Promise<string | null> {
   return (await new ControllerRegistry(world.client, new Keys(prefix)).leader())?.controller ?? null;
 }
 
+/** Two replicas under a fresh prefix, once one leads and both are registered. */
+async function twoReplicas(ids: [string, string]) {
+  const prefix = randomPrefix();
+  const procs = new Map<string, ManagedProcess>(ids.map((id) => [id, world.controller(id, prefix)]));
+  const leader = await waitFor('a leader', () => leaderOf(prefix), 10_000);
+  await waitFor('both replicas registered', async () => (await world.admin(prefix).listControllers()).controllers.length === 2, 10_000);
+  const nextLeader = () =>
+    waitFor('a new leader', async () => {
+      const l = await leaderOf(prefix);
+      return l && l !== leader ? l : null;
+    }, 10_000, 10);
+  return { prefix, procs, leader, nextLeader };
+}
+
 describe('controller replicas on real etcd and redis', () => {
   it('the leader makes every slave replicate from its master, repairs drift, and records why', async () => {
     const prefix = randomPrefix();
@@ -47,19 +61,10 @@ describe('controller replicas on real etcd and redis', () => {
   });
 
   it('kill -9 of the leader: another replica leads within the lease TTL + 1 s', async () => {
-    const prefix = randomPrefix();
-    const procs = new Map<string, ManagedProcess>([
-      ['k1', world.controller('k1', prefix)],
-      ['k2', world.controller('k2', prefix)],
-    ]);
-    const first = await waitFor('a leader', () => leaderOf(prefix), 10_000);
-    await waitFor('both replicas registered', async () => (await world.admin(prefix).listControllers()).controllers.length === 2, 10_000);
+    const { prefix, procs, leader: first, nextLeader } = await twoReplicas(['k1', 'k2']);
     const killedAt = Date.now();
     await procs.get(first)!.kill9();
-    const second = await waitFor('a new leader', async () => {
-      const l = await leaderOf(prefix);
-      return l && l !== first ? l : null;
-    }, 10_000, 20);
+    const second = await nextLeader();
     const takeover = Date.now() - killedAt;
     expect(second).not.toBe(first);
     expect(takeover).toBeLessThanOrEqual(TEST_LEASE_TTL * 1000 + 1000);
@@ -68,19 +73,10 @@ describe('controller replicas on real etcd and redis', () => {
   });
 
   it('SIGTERM of the leader: it resigns and another replica leads within 1 s', async () => {
-    const prefix = randomPrefix();
-    const procs = new Map<string, ManagedProcess>([
-      ['t1', world.controller('t1', prefix)],
-      ['t2', world.controller('t2', prefix)],
-    ]);
-    const first = await waitFor('a leader', () => leaderOf(prefix), 10_000);
-    await waitFor('both replicas registered', async () => (await world.admin(prefix).listControllers()).controllers.length === 2, 10_000);
+    const { procs, leader: first, nextLeader } = await twoReplicas(['t1', 't2']);
     const stoppedAt = Date.now();
     procs.get(first)!.signal('SIGTERM');
-    const second = await waitFor('a new leader', async () => {
-      const l = await leaderOf(prefix);
-      return l && l !== first ? l : null;
-    }, 5000, 10);
+    const second = await nextLeader();
     expect(Date.now() - stoppedAt).toBeLessThanOrEqual(1000);
     expect(await procs.get(first)!.waitExit()).toBe(0);
     expect(second).not.toBe(first);
