@@ -43,21 +43,26 @@ function lineEnd(buf: Buffer, from: number): number {
 /**
  * One request as received: the byte ranges of its arguments in the received buffer. Arguments are
  * materialised as Buffers only when asked for — the hot path (one key, forwarded as is) needs
- * none.
+ * none. The parser reuses one ParsedCommand for every request: it is valid only during the
+ * onCommand call, and whoever keeps anything copies it.
  */
 export class ParsedCommand {
   private argvCache: Buffer[] | null = null;
+  buf: Buffer = Buffer.alloc(0);
+  start = 0;
+  end = 0;
+  argc = 0;
+  /** [start0, end0, start1, end1, ...] of the arguments in `buf` (only the first 2 × argc count). */
+  readonly offsets: number[] = [];
 
-  constructor(
-    readonly buf: Buffer,
-    readonly start: number,
-    readonly end: number,
-    /** [start0, end0, start1, end1, ...] of the arguments in `buf`. */
-    readonly offsets: number[],
-  ) {}
-
-  get argc(): number {
-    return this.offsets.length >> 1;
+  /** Makes this the request at buf[start, end) whose arguments were just written to `offsets`. */
+  reset(buf: Buffer, start: number, end: number, argc: number): this {
+    this.buf = buf;
+    this.start = start;
+    this.end = end;
+    this.argc = argc;
+    this.argvCache = null;
+    return this;
   }
 
   arg(i: number): Buffer {
@@ -92,6 +97,7 @@ declare module 'node:buffer' {
  */
 export class RequestParser {
   private rest: Buffer | null = null;
+  private readonly cmd = new ParsedCommand();
 
   /** Parses every complete command in `chunk` (after what was left over); keeps the incomplete tail. */
   feed(chunk: Buffer, onCommand: (cmd: ParsedCommand) => void): void {
@@ -115,7 +121,7 @@ export class RequestParser {
     if (count > MAX_ARGS) throw new ProtocolError('invalid multibulk length');
     let pos = headerEnd + 2;
     if (count <= 0) return pos; // an empty request: Redis ignores it too
-    const offsets: number[] = new Array(2 * count);
+    const offsets = this.cmd.offsets;
     for (let i = 0; i < count; i++) {
       if (pos >= buf.length) return -1;
       if (buf[pos] !== DOLLAR) throw new ProtocolError(`expected '$', got '${String.fromCharCode(buf[pos]!)}'`);
@@ -131,7 +137,7 @@ export class RequestParser {
       offsets[2 * i + 1] = dataEnd;
       pos = dataEnd + 2;
     }
-    onCommand(new ParsedCommand(buf, start, pos, offsets));
+    onCommand(this.cmd.reset(buf, start, pos, count));
     return pos;
   }
 
