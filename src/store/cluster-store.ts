@@ -55,8 +55,8 @@ export class ClusterStore {
   }
 
   async list(): Promise<ClusterListing> {
-    const keys = await etcdCall('list clusters', () => this.etcd.getAll().prefix(this.keys.clusters()).keys());
-    const names = keys.map((k) => this.keys.clusterOfSpecKey(k)).filter((n): n is string => n !== null);
+    const keys = await etcdCall('list clusters', () => this.etcd.getAll().prefix(this.keys.clusterIndex()).keys());
+    const names = keys.map((k) => k.slice(this.keys.clusterIndex().length));
     const listing: ClusterListing = { clusters: [], problems: [] };
     for (const name of names.sort()) {
       try {
@@ -73,7 +73,11 @@ export class ClusterStore {
     const res = await etcdCall(`create cluster ${spec.name}`, () =>
       this.etcd
         .if(this.keys.spec(spec.name), 'Create', '==', 0)
-        .then(this.etcd.put(this.keys.spec(spec.name)).value(encode(spec)), this.etcd.put(this.keys.route(spec.name)).value(encode(route)))
+        .then(
+          this.etcd.put(this.keys.spec(spec.name)).value(encode(spec)),
+          this.etcd.put(this.keys.route(spec.name)).value(encode(route)),
+          this.etcd.put(this.keys.clusterIndexEntry(spec.name)).value(''),
+        )
         .commit(),
     );
     if (!res.succeeded) {
@@ -111,7 +115,10 @@ export class ClusterStore {
 
   async delete(name: string): Promise<void> {
     const res = await etcdCall(`delete cluster ${name}`, () =>
-      this.etcd.if(this.keys.spec(name), 'Version', '>', 0).then(this.etcd.delete().prefix(this.keys.cluster(name))).commit(),
+      this.etcd
+        .if(this.keys.spec(name), 'Version', '>', 0)
+        .then(this.etcd.delete().prefix(this.keys.cluster(name)), this.etcd.delete().key(this.keys.clusterIndexEntry(name)))
+        .commit(),
     );
     if (!res.succeeded) throw new NotFoundError(`cluster ${name} does not exist`);
   }

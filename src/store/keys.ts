@@ -66,11 +66,15 @@ export class Keys {
     return `${this.history(name)}${sortableId}`;
   }
 
-  /** The cluster name of a `clusters/<name>/spec` key, or null for any other key. */
-  clusterOfSpecKey(key: string): string | null {
-    const rest = key.startsWith(this.clusters()) ? key.slice(this.clusters().length) : null;
-    const match = rest?.match(/^([^/]+)\/spec$/);
-    return match ? match[1]! : null;
+  /**
+   * One empty key per cluster, so that listing clusters reads a key per cluster rather than
+   * every key under clusters/ (health, history, tasks of them all).
+   */
+  clusterIndex(): string {
+    return `${this.prefix}/cluster-names/`;
+  }
+  clusterIndexEntry(name: string): string {
+    return `${this.clusterIndex()}${name}`;
   }
 
   /** [controller, instance] of a health key. */

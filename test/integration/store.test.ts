@@ -104,6 +104,7 @@ describe('cluster store on a real etcd', () => {
     const keys = new Keys(prefix);
     await world.client.put(keys.spec('broken')).value('{"name": "broken", "slotCount": "many"');
     await world.client.put(keys.route('broken')).value('{}');
+    await world.client.put(keys.clusterIndexEntry('broken')).value('');
     const { clusters, problems } = await admin.listClusters();
     expect(clusters.map((c) => c.name)).toEqual(['good']);
     expect(problems).toHaveLength(1);
