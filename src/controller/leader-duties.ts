@@ -54,10 +54,12 @@ export class LeaderDuties {
     // 1. Unfinished tasks.
     const unfinished = tasks.filter((t) => !isTerminal(t.task));
     for (const stored of unfinished) said.push(await this.carryOn(cluster, new TaskProgress(this.deps, stored), observations));
-    if (unfinished.length) cluster = await this.deps.clusters.get(name); // tasks may have changed the route
+    // Tasks that ran may have changed the route, and those that did not finish keep their shard busy.
+    const stillRunning = unfinished.length ? (await this.deps.tasks.list(name)).filter((t) => !isTerminal(t.task)) : [];
+    if (unfinished.length) cluster = await this.deps.clusters.get(name);
 
     // 2. Dead masters.
-    const busy = new Set((await this.deps.tasks.list(name)).filter((t) => !isTerminal(t.task)).map((t) => t.task.shard));
+    const busy = new Set(stillRunning.map((t) => t.task.shard));
     const down = await this.deadMasters(cluster);
     if (down.isolated) {
       said.push(down.isolated);
