@@ -131,8 +131,13 @@ describe('automatic failover on real etcd and redis', () => {
   });
 
   it('refuses a stale slave, and says why in history', async () => {
-    // A slave whose link has been down longer than 0.5 s is too stale; detection takes 1 s.
-    const { prefix, admin, master, slaves } = await makeCluster(world, 'stale', { slaves: 1, failover: { maxLinkDownMs: 500 } });
+    // A slave whose link has been down longer than 1 s is too stale; detection takes 3 s, and
+    // Redis reports the link's down time in whole seconds, so by then it says 2 or more.
+    const { prefix, admin, master, slaves } = await makeCluster(world, 'stale', {
+      slaves: 1,
+      probe: { intervalMs: 200, timeoutMs: 200, downAfterMs: 3000 },
+      failover: { maxLinkDownMs: 1000 },
+    });
     world.controller('st1', prefix);
     await replicating(redis, slaves, master.address);
     const before = await admin.route('stale');
