@@ -110,6 +110,20 @@ describe('controller replicas on real etcd and redis', () => {
     const tasks = (await (await fetch(`${base}/v1/clusters/web/tasks`)).json()) as { tasks: unknown[] };
     expect(tasks.tasks).toEqual([]);
 
+    // Creating through the API: validated like the CLI, and nothing written on bad input.
+    const post = (body: string) => fetch(`${base}/v1/clusters`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    const created = await post(JSON.stringify({ name: 'viaapi', slots: 16, shards: [{ master: '127.0.0.1:7999' }] }));
+    expect(created.status).toBe(201);
+    expect(((await created.json()) as { shards: { slots: unknown }[] }).shards[0]!.slots).toEqual([[0, 15]]);
+    const bad = await post(JSON.stringify({ name: 'Bad Name' }));
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { code: string } }).error.code).toBe('VALIDATION');
+    const garbage = await post('{not json');
+    expect(garbage.status).toBe(400);
+    const again = await post(JSON.stringify({ name: 'viaapi' }));
+    expect(again.status).toBe(409);
+    expect((await world.admin(prefix).listClusters()).clusters.map((c) => c.name)).toEqual(['viaapi', 'web']);
+
     const missing = await fetch(`${base}/v1/clusters/nope`);
     expect(missing.status).toBe(404);
     expect(await missing.json()).toEqual({ error: { code: 'NOT_FOUND', message: 'cluster nope does not exist' } });
@@ -119,6 +133,6 @@ describe('controller replicas on real etcd and redis', () => {
     const metrics = await (await fetch(`${base}/metrics`)).text();
     expect(metrics).toMatch(/^cfgserver_controller_leader 1$/m);
     expect(metrics).toMatch(/^cfgserver_probes_total\{result="ok"\} [1-9]/m);
-    expect(metrics).toMatch(/^cfgserver_clusters 1$/m);
+    expect(metrics).toMatch(/^cfgserver_clusters [12]$/m); // 2 once it has seen the cluster made through the API
   });
 });
