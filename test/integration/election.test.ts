@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { LeaderElection } from '../../src/election/leader-election.js';
 import { Session } from '../../src/election/session.js';
 import { NotLeaderError } from '../../src/model/errors.js';
 import { nextRoute } from '../../src/model/route.js';
-import { ClusterStore, type Fence } from '../../src/store/cluster-store.js';
+import { ClusterStore } from '../../src/store/cluster-store.js';
+import { candidate } from '../helpers/election.js';
 import { createEtcd } from '../../src/store/etcd.js';
 import { HistoryStore } from '../../src/store/history-store.js';
 import { Keys } from '../../src/store/keys.js';
@@ -12,20 +12,11 @@ import { log, randomPrefix, useWorld } from '../helpers/servers.js';
 
 const world = useWorld();
 
-async function candidate(keys: Keys, id: string) {
-  const etcd = createEtcd({ endpoints: world.etcd.endpoint });
-  const session = await Session.open(etcd, 2, log);
-  const election = new LeaderElection(etcd, keys, session, id, log);
-  const elected = new Promise<Fence>((resolve) => election.once('elected', resolve));
-  await election.start();
-  return { etcd, session, election, elected };
-}
-
 describe('leader election and fencing on a real etcd', () => {
   it('elects exactly one leader; resigning hands over at once', async () => {
     const keys = new Keys(randomPrefix());
-    const a = await candidate(keys, 'a');
-    const b = await candidate(keys, 'b');
+    const a = await candidate(world.etcd.endpoint, keys, 'a');
+    const b = await candidate(world.etcd.endpoint, keys, 'b');
     try {
       await waitFor('a leader', async () => a.election.isLeader() || b.election.isLeader());
       expect([a.election.isLeader(), b.election.isLeader()].filter(Boolean)).toHaveLength(1);
@@ -37,11 +28,7 @@ describe('leader election and fencing on a real etcd', () => {
       expect(leader.election.isLeader()).toBe(false);
       expect(() => leader.election.requireFence()).toThrow(NotLeaderError);
     } finally {
-      for (const c of [a, b]) {
-        await c.election.resign();
-        await c.session.close();
-        c.etcd.close();
-      }
+      for (const c of [a, b]) await c.close();
     }
   });
 
@@ -50,9 +37,9 @@ describe('leader election and fencing on a real etcd', () => {
     const keys = new Keys(prefix);
     const admin = world.admin(prefix);
     await admin.createCluster({ name: 'fenced', file: { shards: [{ master: '127.0.0.1:7000' }] } });
-    const a = await candidate(keys, 'a');
+    const a = await candidate(world.etcd.endpoint, keys, 'a');
     const fenceA = await a.elected;
-    const b = await candidate(keys, 'b');
+    const b = await candidate(world.etcd.endpoint, keys, 'b');
     const store = new ClusterStore(world.client, keys);
     const history = new HistoryStore(world.client, keys);
     try {
@@ -85,11 +72,7 @@ describe('leader election and fencing on a real etcd', () => {
       await store.writeRoute(late, current.routeRevision, fenceB);
       expect((await store.get('fenced')).route.shards).toEqual([]);
     } finally {
-      for (const c of [a, b]) {
-        await c.election.resign();
-        await c.session.close();
-        c.etcd.close();
-      }
+      for (const c of [a, b]) await c.close();
     }
   });
 

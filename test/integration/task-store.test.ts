@@ -1,13 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { LeaderElection } from '../../src/election/leader-election.js';
-import { Session } from '../../src/election/session.js';
 import { ConflictError, MalformedValueError, NotFoundError, NotLeaderError, RefusedError } from '../../src/model/errors.js';
 import { taskSchema, type Task } from '../../src/model/schemas.js';
-import type { Fence } from '../../src/store/cluster-store.js';
-import { createEtcd } from '../../src/store/etcd.js';
 import { Keys } from '../../src/store/keys.js';
 import { FINISHED_TASKS_KEPT, TaskStore, newTaskId } from '../../src/store/task-store.js';
-import { log, randomPrefix, useWorld } from '../helpers/servers.js';
+import { candidate } from '../helpers/election.js';
+import { randomPrefix, useWorld } from '../helpers/servers.js';
 
 const world = useWorld();
 
@@ -45,25 +42,6 @@ function finished(task: Task, state: 'done' | 'failed' | 'refused' = 'done'): Ta
 
 async function rawGet(key: string): Promise<string | null> {
   return world.client.get(key).string();
-}
-
-/** A leader elected on the real etcd, holding a real fence. */
-async function leader(keys: Keys, id: string) {
-  const etcd = createEtcd({ endpoints: world.etcd.endpoint });
-  const session = await Session.open(etcd, 2, log);
-  const election = new LeaderElection(etcd, keys, session, id, log);
-  const elected = new Promise<Fence>((resolve) => election.once('elected', resolve));
-  await election.start();
-  return {
-    session,
-    election,
-    elected,
-    async close() {
-      await election.resign();
-      await session.close();
-      etcd.close();
-    },
-  };
 }
 
 describe('task store on a real etcd', () => {
@@ -192,8 +170,8 @@ describe('task store on a real etcd', () => {
 
   it('a fenced create and update land while the fence holds, and are refused once it does not, writing nothing', async () => {
     const { keys, store } = setup();
-    const a = await leader(keys, 'a');
-    let b: Awaited<ReturnType<typeof leader>> | null = null;
+    const a = await candidate(world.etcd.endpoint, keys, 'a');
+    let b: Awaited<ReturnType<typeof candidate>> | null = null;
     try {
       const fenceA = await a.elected;
 
@@ -219,7 +197,7 @@ describe('task store on a real etcd', () => {
       expect(await rawGet(keys.busy(CLUSTER, 's0'))).toBe(task.id);
 
       // Another replica takes the lock: a's fence still fails (the key exists, with another create revision)...
-      b = await leader(keys, 'b');
+      b = await candidate(world.etcd.endpoint, keys, 'b');
       const fenceB = await b.elected;
       expect(fenceB.createRevision).not.toBe(fenceA.createRevision);
       await expect(store.update(finished(step, 'failed'), rev, fenceA)).rejects.toBeInstanceOf(NotLeaderError);
