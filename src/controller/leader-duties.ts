@@ -8,14 +8,12 @@
  *   3. repair replication (REPLICAOF) on shards with no task and a live master.
  * Refusals are recorded in history once per episode, not every cycle.
  */
-import type { Logger } from 'winston';
 import { NotLeaderError, RefusedError, errorMessage } from '../model/errors.js';
 import { isTerminal, type HistoryEntry, type Task } from '../model/schemas.js';
 import type { StoredCluster } from '../store/cluster-store.js';
 import type { ControllerRegistry } from '../store/controller-registry.js';
 import type { HealthStore } from '../store/health-store.js';
-import type { HistoryStore } from '../store/history-store.js';
-import { newTaskId, type TaskStore } from '../store/task-store.js';
+import { newTaskId } from '../store/task-store.js';
 import { planReplication } from './decide.js';
 import { judgeMasters, looksIsolated, type MasterVerdict } from './detect.js';
 import type { Observations } from './observe.js';

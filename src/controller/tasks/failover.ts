@@ -4,13 +4,12 @@
  * Every step is idempotent, so a new leader can redo the step it finds in `next`.
  */
 import { errorMessage } from '../../model/errors.js';
-import { findShard } from '../../model/route.js';
 import type { FailoverPolicy } from '../../model/schemas.js';
 import { promote, replicationInfo } from '../../redis/commands.js';
 import { chooseSlave } from '../choose.js';
 import type { Observations } from '../observe.js';
 import type { TaskDeps, TaskProgress } from './progress.js';
-import { publishStep, repointStep } from './shard-moves.js';
+import { publishStep, repointStep, shardStillAsFound } from './shard-moves.js';
 
 export interface FailoverContext {
   observations: Observations;
@@ -20,17 +19,16 @@ export interface FailoverContext {
 }
 
 export async function runFailover(deps: TaskDeps, p: TaskProgress, ctx: FailoverContext): Promise<void> {
-  const { cluster, shard: shardId, oldMaster } = p.task;
+  const { oldMaster } = p.task;
   for (;;) {
     p.requireLeader();
     switch (p.task.next) {
       case 'choose': {
-        const route = (await deps.clusters.get(cluster)).route;
-        const shard = findShard(route, shardId);
-        if (!shard || shard.master !== oldMaster) return p.finish('refused', 'choose', `the route no longer names ${oldMaster} master of ${shardId}`);
-        const choice = chooseSlave(shard, ctx.observations, ctx);
+        const found = await shardStillAsFound(deps, p, 'choose');
+        if (!found) return;
+        const choice = chooseSlave(found.shard, ctx.observations, ctx);
         if (!choice.ok) return p.finish('refused', 'choose', `no slave can be promoted: ${choice.reasons.join('; ')}`);
-        await p.advance('choose', 'promote', `chose ${choice.target}: ${choice.why}`, { target: choice.target, epochBefore: route.epoch });
+        await p.advance('choose', 'promote', `chose ${choice.target}: ${choice.why}`, { target: choice.target, epochBefore: found.epoch });
         break;
       }
       case 'promote': {

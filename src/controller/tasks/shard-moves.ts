@@ -77,3 +77,16 @@ export async function repointStep(deps: TaskDeps, p: TaskProgress, note = ''): P
   const others = (shard?.slaves ?? []).filter((s) => s !== oldMaster);
   await p.finish('done', 'repoint', `${await repointOthers(deps.pool, others, target!)}${note}`);
 }
+
+/**
+ * The task's shard as the route has it now, with the route's epoch; null (and the task refused)
+ * when the route no longer names the task's old master master of that shard.
+ */
+export async function shardStillAsFound(deps: TaskDeps, p: TaskProgress, step: string): Promise<{ shard: Shard; epoch: number } | null> {
+  const { cluster, shard: shardId, oldMaster } = p.task;
+  const route = (await deps.clusters.get(cluster)).route;
+  const shard = findShard(route, shardId);
+  if (shard && shard.master === oldMaster) return { shard, epoch: route.epoch };
+  await p.finish('refused', step, `the route no longer names ${oldMaster} master of ${shardId}`);
+  return null;
+}

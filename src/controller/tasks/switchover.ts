@@ -16,7 +16,7 @@ import { pauseWrites, promote, replicaOf, replicationInfo, unpause } from '../..
 import { chooseSlave } from '../choose.js';
 import type { Observations } from '../observe.js';
 import type { TaskDeps, TaskProgress } from './progress.js';
-import { publishStep, repointStep } from './shard-moves.js';
+import { publishStep, repointStep, shardStillAsFound } from './shard-moves.js';
 
 export interface SwitchoverContext {
   observations: Observations;
@@ -28,7 +28,7 @@ export interface SwitchoverContext {
 const BEFORE_PUBLISH = new Set(['pause', 'catchup', 'promote', 'publish']);
 
 export async function runSwitchover(deps: TaskDeps, p: TaskProgress, ctx: SwitchoverContext, resumed: boolean): Promise<void> {
-  const { cluster, shard: shardId, oldMaster } = p.task;
+  const { oldMaster } = p.task;
   const timeoutMs = ctx.policy.switchoverTimeoutMs;
   if (resumed && BEFORE_PUBLISH.has(p.task.next) && p.task.next !== 'pause') await restartFromPause(deps, p);
   let pausedAt = 0;
@@ -36,9 +36,9 @@ export async function runSwitchover(deps: TaskDeps, p: TaskProgress, ctx: Switch
     p.requireLeader();
     switch (p.task.next) {
       case 'check': {
-        const route = (await deps.clusters.get(cluster)).route;
-        const shard = findShard(route, shardId);
-        if (!shard || shard.master !== oldMaster) return p.finish('refused', 'check', `the route no longer names ${oldMaster} master of ${shardId}`);
+        const found = await shardStillAsFound(deps, p, 'check');
+        if (!found) return;
+        const { shard, epoch } = found;
         const master = ctx.observations.get(oldMaster)?.info;
         if (!master || master.role !== 'master') return p.finish('refused', 'check', `the master ${oldMaster} is not a reachable master now; a switchover needs it (a dead master is failover's job)`);
         const choice = chooseSlave(shard, ctx.observations, { ...ctx, masterDownForMs: 0, only: p.task.target, force: p.task.force });
@@ -48,7 +48,7 @@ export async function runSwitchover(deps: TaskDeps, p: TaskProgress, ctx: Switch
         if (!p.task.force && (target.linkUp === false || lag > ctx.policy.switchoverMaxLagBytes)) {
           return p.finish('refused', 'check', `${choice.target} is ${lag} bytes behind${target.linkUp === false ? ' with its link down' : ''} (limit ${ctx.policy.switchoverMaxLagBytes}); use --force to switch anyway`);
         }
-        await p.advance('check', 'pause', `target ${choice.target}, ${lag} bytes behind: ${choice.why}`, { target: choice.target, epochBefore: route.epoch });
+        await p.advance('check', 'pause', `target ${choice.target}, ${lag} bytes behind: ${choice.why}`, { target: choice.target, epochBefore: epoch });
         break;
       }
       case 'pause': {
