@@ -16,9 +16,18 @@ const OUT_CHUNK = 64 * 1024;
 const SHARED_READ_BUFFER = Buffer.allocUnsafe(256 * 1024);
 
 export interface BackendOptions {
-  /** A reply that has not come after this long fails the connection (and every waiting request). */
+  /**
+   * A reply that has not come after this long fails the connection (and every waiting request).
+   * 0: no watchdog (a pinned connection whose blocking command may rightly wait for ever).
+   */
   timeoutMs: number;
   password?: string;
+  /** The protocol the connection speaks (HELLO 3 is sent first for 3): the clients' own. */
+  proto?: 2 | 3;
+  /** Replies nobody waits for (a subscribed connection's messages); without it they fail the connection. */
+  onUnsolicited?: (reply: Buffer) => void;
+  /** Told when the connection breaks (a subscribed connection then subscribes again). */
+  onBroken?: (why: string) => void;
   /** Called with the round trip of a sampled request, in seconds. */
   onLatency?: (seconds: number) => void;
 }
@@ -100,9 +109,25 @@ export class BackendConnection {
     return copy;
   }
 
-  close(): void {
+  /** Closes for good; waiting requests get `error` (a proxy error reply by default). */
+  /** Sends a command whose replies go to `onUnsolicited` (SUBSCRIBE and the like). */
+  post(command: Buffer): void {
+    if (this.closed) return;
+    if (!this.socket) this.connect();
+    this.append(command);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      flushSoon(this.flush);
+    }
+  }
+
+  close(error?: Buffer): void {
     this.closed = true;
-    this.fail('closed');
+    this.fail('closed', error);
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
   }
 
   private readonly flush = (): void => {
@@ -133,17 +158,26 @@ export class BackendConnection {
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 10_000);
     this.socket = socket;
-    if (this.options.password) {
-      // AUTH goes first; its reply is consumed here, not handed to a client.
-      socket.write(encodeCommand(['AUTH', this.options.password]));
-      this.waiting.splice(this.head, 0, (r) => r[0] === 45 && this.fail(`AUTH refused: ${r.toString().trim()}`));
+    // AUTH (or HELLO 3, which authenticates too) goes first; its reply is consumed here.
+    const handshake = this.handshake();
+    if (handshake) {
+      socket.write(handshake);
+      this.waiting.splice(this.head, 0, (r) => (r[0] === 45 || r[0] === 33) && this.fail(`handshake refused: ${r.toString().trim()}`));
       this.sent++;
     }
 
     socket.on('error', (err) => this.fail(err.message));
     socket.on('close', () => this.fail('connection closed'));
-    this.watchdog = setInterval(() => this.checkTimeout(), Math.max(100, this.options.timeoutMs / 4));
-    this.watchdog.unref();
+    if (this.options.timeoutMs > 0) {
+      this.watchdog = setInterval(() => this.checkTimeout(), Math.max(100, this.options.timeoutMs / 4));
+      this.watchdog.unref();
+    }
+  }
+
+  private handshake(): Buffer | null {
+    const password = this.options.password;
+    if (this.options.proto === 3) return encodeCommand(password ? ['HELLO', '3', 'AUTH', 'default', password] : ['HELLO', '3']);
+    return password ? encodeCommand(['AUTH', password]) : null;
   }
 
   private onData(chunk: Buffer, shared = false): void {
@@ -157,7 +191,12 @@ export class BackendConnection {
         const end = replyEnd(buf, pos);
         if (end === -1) break;
         const handler = this.waiting[this.head];
-        if (!handler) return this.fail('a reply nobody asked for');
+        if (!handler) {
+          if (!this.options.onUnsolicited) return this.fail('a reply nobody asked for');
+          this.options.onUnsolicited(volatile ? Buffer.from(buf.subarray(pos, end)) : buf.subarray(pos, end));
+          pos = end;
+          continue;
+        }
         this.waiting[this.head++] = undefined as unknown as ReplyHandler;
         if (this.received++ === this.sampleSeq) {
           this.options.onLatency?.((this.lastProgress - this.sampleAt) / 1000);
@@ -182,7 +221,7 @@ export class BackendConnection {
   }
 
   /** Drops the connection; every waiting request gets an error reply. */
-  private fail(why: string): void {
+  private fail(why: string, errorReply?: Buffer): void {
     const socket = this.socket;
     if (!socket && this.inFlight === 0) return;
     this.socket = null;
@@ -199,32 +238,54 @@ export class BackendConnection {
     this.head = 0;
     this.sent = this.received = 0;
     this.sampleSeq = -1;
-    const error = reply.error(`ERR proxy: backend ${this.address}: ${why}`);
+    const error = errorReply ?? reply.error(`ERR proxy: backend ${this.address}: ${why}`);
     for (const handler of waiting) handler(error);
+    if (!this.closed) this.options.onBroken?.(why);
   }
 }
 
-/** A few connections per instance; each client session is given one of them. */
+/**
+ * A few connections per instance and protocol; each client session is given one of them. RESP3
+ * clients get connections that sent HELLO 3, so Redis itself shapes their replies (maps, sets,
+ * doubles, nulls): the proxy never translates a reply between protocols.
+ */
 export class BackendPool {
-  private readonly connections: BackendConnection[];
+  private readonly resp2: BackendConnection[];
+  private resp3: BackendConnection[] | null = null;
 
-  constructor(address: string, size: number, options: BackendOptions) {
-    this.connections = Array.from({ length: size }, () => new BackendConnection(address, options));
+  constructor(
+    readonly address: string,
+    private readonly size: number,
+    private readonly options: BackendOptions,
+  ) {
+    this.resp2 = Array.from({ length: size }, () => new BackendConnection(address, { ...options, proto: 2 }));
   }
 
   /**
    * The connection of a client session: a client's commands to one shard always travel on the
    * same connection, so Redis runs them in the order the client sent them.
    */
-  connectionFor(session: number): BackendConnection {
-    return this.connections[session % this.connections.length]!;
+  connectionFor(session: number, proto: 2 | 3 = 2): BackendConnection {
+    if (proto === 2) return this.resp2[session % this.size]!;
+    this.resp3 ??= Array.from({ length: this.size }, () => new BackendConnection(this.address, { ...this.options, proto: 3 }));
+    return this.resp3[session % this.size]!;
+  }
+
+  /** A connection of its own for one client (blocking commands, WATCH, pub/sub). */
+  dedicated(proto: 2 | 3): BackendConnection {
+    return new BackendConnection(this.address, { ...this.options, proto, timeoutMs: 0 });
+  }
+
+  /** A connection for subscriptions: every reply goes to `onReply`; `onBroken` when it breaks. */
+  subscriber(onReply: (reply: Buffer) => void, onBroken: (why: string) => void): BackendConnection {
+    return new BackendConnection(this.address, { ...this.options, proto: 2, timeoutMs: 0, onUnsolicited: onReply, onBroken });
   }
 
   inFlight(): number {
-    return this.connections.reduce((n, c) => n + c.inFlight, 0);
+    return [...this.resp2, ...(this.resp3 ?? [])].reduce((n, c) => n + c.inFlight, 0);
   }
 
   close(): void {
-    for (const c of this.connections) c.close();
+    for (const c of [...this.resp2, ...(this.resp3 ?? [])]) c.close();
   }
 }

@@ -25,8 +25,14 @@ export type Handling =
   | { kind: 'split'; step: 1 | 2; merge: 'array' | 'sum' | 'ok' }
   /** Answered by the proxy itself. */
   | { kind: 'local' }
-  /** MULTI / EXEC / DISCARD: the session's transaction. */
+  /** MULTI / EXEC / DISCARD / WATCH / UNWATCH: the session's transaction. */
   | { kind: 'transaction' }
+  /** Blocks until data comes: sent on a backend connection of the client's own (pinned). */
+  | { kind: 'blocking' }
+  /** (P|S)SUBSCRIBE, (P|S)UNSUBSCRIBE: the session's subscriptions. */
+  | { kind: 'subscription' }
+  /** PUBLISH: routed by the slot of its channel, where subscribers of that channel listen. */
+  | { kind: 'channel' }
   | { kind: 'refused'; reason: string };
 
 const SPLIT: Record<string, Handling> = {
@@ -39,7 +45,8 @@ const SPLIT: Record<string, Handling> = {
 };
 
 const LOCAL = new Set(['PING', 'ECHO', 'QUIT', 'SELECT', 'AUTH', 'HELLO', 'INFO', 'DBSIZE', 'SCAN', 'COMMAND', 'TIME', 'CLIENT', 'READONLY', 'READWRITE', 'RESET']);
-const TRANSACTION = new Set(['MULTI', 'EXEC', 'DISCARD']);
+const TRANSACTION = new Set(['MULTI', 'EXEC', 'DISCARD', 'WATCH', 'UNWATCH']);
+const SUBSCRIPTION = new Set(['SUBSCRIBE', 'UNSUBSCRIBE', 'PSUBSCRIBE', 'PUNSUBSCRIBE', 'SSUBSCRIBE', 'SUNSUBSCRIBE']);
 /** Container commands whose key is their third word (OBJECT ENCODING key, XINFO STREAM key, ...). */
 const KEY_AFTER_SUBCOMMAND = new Set(['OBJECT', 'XINFO', 'XGROUP', 'MEMORY']);
 
@@ -48,16 +55,20 @@ export function handlingOf(name: string): Handling {
   if (split) return split;
   if (LOCAL.has(name)) return { kind: 'local' };
   if (TRANSACTION.has(name)) return { kind: 'transaction' };
+  if (SUBSCRIPTION.has(name)) return { kind: 'subscription' };
+  if (name === 'PUBLISH') return { kind: 'channel' };
+  if (name === 'SPUBLISH') return { kind: 'keyed' };
   const spec = COMMAND_TABLE[name];
   if (!spec) return { kind: 'refused', reason: `unknown command '${name}'` };
-  if (name === 'WATCH' || name === 'UNWATCH') return { kind: 'refused', reason: `${name} is not supported through the proxy (it needs a connection of its own); use MULTI/EXEC with keys in one slot` };
-  if (spec.flags.includes('pubsub') || spec.acl.includes('@pubsub')) return { kind: 'refused', reason: `pub/sub (${name}) is not supported through the proxy: connect to a Redis instance for pub/sub` };
-  if (spec.flags.includes('blocking') && name !== 'XREAD' && name !== 'XREADGROUP') {
-    return { kind: 'refused', reason: `blocking command ${name} is not supported through the proxy (it would stall a shared backend connection)` };
-  }
+  if (name === 'MOVE') return { kind: 'refused', reason: 'only database 0 exists behind the proxy: MOVE to another database is refused' };
+  if (name === 'WAIT') return { kind: 'refused', reason: 'WAIT is not supported through the proxy yet: the proxy spreads a client\'s writes over shared connections, so no one connection can wait for them' };
+  if (spec.flags.includes('pubsub') || spec.acl.includes('@pubsub')) return { kind: 'refused', reason: `${name} is not supported through the proxy` };
+  // XREAD and XREADGROUP block only with BLOCK among their options: decided per command.
+  if (spec.flags.includes('blocking') && name !== 'XREAD' && name !== 'XREADGROUP') return { kind: 'blocking' };
   if (name === 'KEYS') return { kind: 'refused', reason: 'KEYS would block every shard: use SCAN, which the proxy runs shard after shard' };
   if (name === 'FLUSHALL' || name === 'FLUSHDB') return { kind: 'refused', reason: `${name} through the proxy is refused: flush the instances themselves if you really mean it` };
-  if (spec.flags.includes('admin') || spec.acl.includes('@dangerous') || spec.acl.includes('@admin')) {
+  // SORT is @dangerous only for the keys its patterns may read: those are checked per command.
+  if (name !== 'SORT' && name !== 'SORT_RO' && (spec.flags.includes('admin') || spec.acl.includes('@dangerous') || spec.acl.includes('@admin'))) {
     return { kind: 'refused', reason: `${name} is refused by the proxy: it would act on one shard only, or on the servers; run it on the instances (cfgserver manages them)` };
   }
   if (spec.container && !KEY_AFTER_SUBCOMMAND.has(name)) return { kind: 'refused', reason: `${name} is not supported through the proxy` };
@@ -81,6 +92,7 @@ const SINGLE_FIRST_KEY = new Set(
  */
 export function keyIndexes(name: string, argv: readonly Buffer[]): number[] | null {
   const argc = argv.length;
+  if (name === 'SORT' || name === 'SORT_RO') return sortKeyIndexes(argv);
   if (KEY_AFTER_SUBCOMMAND.has(name)) {
     if (argc < 3) return [];
     const sub = argv[1]!.toString().toUpperCase();
@@ -124,6 +136,43 @@ export function keyIndexes(name: string, argv: readonly Buffer[]): number[] | nu
     }
   }
   return out;
+}
+
+/**
+ * SORT's keys: the sorted key and its STORE destination. Its BY and GET patterns name other keys
+ * too; like Redis Cluster, they are accepted only when they hash to the sorted key's slot (a
+ * pattern is returned as a key position so that the one-slot check covers it), or are `#` / have
+ * no `*` (which reads no other key).
+ */
+function sortKeyIndexes(argv: readonly Buffer[]): number[] | null {
+  const out = [1];
+  for (let i = 2; i < argv.length; i++) {
+    const word = argv[i]!.toString().toUpperCase();
+    if (word === 'LIMIT') i += 2;
+    else if (word === 'STORE' || word === 'BY' || word === 'GET') {
+      const value = argv[i + 1];
+      if (value === undefined) return out; // a syntax error: Redis will say so
+      const pattern = value.toString();
+      if (word === 'STORE' || (pattern !== '#' && pattern.includes('*') && !(word === 'BY' && pattern.toLowerCase() === 'nosort'))) out.push(i + 1);
+      i++;
+    }
+  }
+  return out;
+}
+
+/**
+ * XREAD / XREADGROUP block only if BLOCK is among their options (before STREAMS): a stream key
+ * named "block" does not make them block.
+ */
+export function streamReadBlocks(name: string, argv: readonly Buffer[]): boolean {
+  let i = name === 'XREADGROUP' ? 4 : 1;
+  while (i < argv.length) {
+    const word = argv[i]!.toString().toUpperCase();
+    if (word === 'STREAMS') return false;
+    if (word === 'BLOCK') return true;
+    i += word === 'COUNT' ? 2 : 1;
+  }
+  return false;
 }
 
 function findKeyword(argv: readonly Buffer[], keyword: string, startfrom: number): number {

@@ -3,6 +3,7 @@
  * HELLO 2, INFO (about the proxy), DBSIZE (summed), SCAN (shard after shard), TIME and COMMAND
  * (from one shard), CLIENT SETNAME/GETNAME/ID, READONLY/READWRITE, RESET.
  */
+import { REDIS_VERSION } from './command-table.js';
 import { arrayElements, encodeCommand, integerReply, isError, reply } from './resp.js';
 import type { ClientSession, Pending } from './session.js';
 
@@ -10,6 +11,8 @@ export function runLocal(session: ClientSession, p: Pending, name: string, argv:
   const arg = (i: number) => argv[i]?.toString() ?? '';
   switch (name) {
     case 'PING':
+      // A subscribed RESP2 client gets PING's answer in the shape of a message, as from Redis.
+      if (session.pubsub?.active && session.proto === 2) return session.answer(p, reply.array([reply.bulk('pong'), reply.bulk(argv[1] ?? '')]));
       return session.answer(p, argv.length > 1 ? reply.bulk(argv[1]!) : reply.pong);
     case 'ECHO':
       return session.answer(p, argv.length === 2 ? reply.bulk(argv[1]!) : wrongArgs(name));
@@ -61,9 +64,16 @@ function auth(session: ClientSession, p: Pending, args: Buffer[]): void {
   session.answer(p, ok ? reply.ok : reply.error('WRONGPASS invalid username-password pair or user is disabled.'));
 }
 
+/**
+ * HELLO [protover [AUTH user pass] [SETNAME name]]: RESP2 or RESP3 as the client asks; the reply is
+ * shaped as Redis's (a map in RESP3, a flat array in RESP2). Nothing changes if an option is bad.
+ */
 function hello(session: ClientSession, p: Pending, argv: Buffer[]): void {
   const version = argv[1]?.toString();
-  if (version !== undefined && version !== '2') return session.answer(p, reply.error('NOPROTO sorry, this protocol version is not supported'));
+  if (version !== undefined && version !== '2' && version !== '3') {
+    return session.answer(p, reply.error(/^-?\d+$/.test(version) ? 'NOPROTO unsupported protocol version' : 'ERR Protocol version is not an integer or out of range'));
+  }
+  let name: string | undefined;
   for (let i = 2; i < argv.length; i++) {
     const opt = argv[i]!.toString().toUpperCase();
     if (opt === 'AUTH' && i + 2 < argv.length) {
@@ -72,7 +82,7 @@ function hello(session: ClientSession, p: Pending, argv: Buffer[]): void {
       }
       i += 2;
     } else if (opt === 'SETNAME' && i + 1 < argv.length) {
-      session.name = argv[++i]!.toString();
+      name = argv[++i]!.toString();
     } else {
       return session.answer(p, reply.error(`ERR Syntax error in HELLO option '${argv[i]!.toString()}'`));
     }
@@ -80,16 +90,19 @@ function hello(session: ClientSession, p: Pending, argv: Buffer[]): void {
   if (!session.isAuthenticated()) {
     return session.answer(p, reply.error('NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time'));
   }
+  if (name !== undefined) session.name = name;
+  if (version !== undefined) session.proto = version === '3' ? 3 : 2;
   const fields: [string, Buffer][] = [
     ['server', reply.bulk('redis')],
-    ['version', reply.bulk('7.0.15')],
-    ['proto', reply.integer(2)],
+    ['version', reply.bulk(REDIS_VERSION)],
+    ['proto', reply.integer(session.proto)],
     ['id', reply.integer(session.id)],
-    ['mode', reply.bulk('proxy')],
+    ['mode', reply.bulk('standalone')],
     ['role', reply.bulk('master')],
     ['modules', reply.array([])],
   ];
-  session.answer(p, reply.array(fields.flatMap(([k, v]) => [reply.bulk(k), v])));
+  const flat = fields.flatMap(([k, v]) => [reply.bulk(k), v]);
+  session.answer(p, session.proto === 3 ? Buffer.concat([Buffer.from(`%${fields.length}\r\n`), ...flat]) : reply.array(flat));
 }
 
 function client(session: ClientSession, p: Pending, argv: Buffer[]): void {
@@ -98,7 +111,7 @@ function client(session: ClientSession, p: Pending, argv: Buffer[]): void {
     session.name = argv[2]!.toString();
     return session.answer(p, reply.ok);
   }
-  if (sub === 'GETNAME') return session.answer(p, reply.bulk(session.name));
+  if (sub === 'GETNAME') return session.answer(p, session.name === null ? session.nullReply() : reply.bulk(session.name));
   if (sub === 'ID') return session.answer(p, reply.integer(session.id));
   return session.answer(p, reply.error(`ERR proxy: CLIENT ${sub ?? ''} is not supported through the proxy`));
 }

@@ -122,6 +122,7 @@ export class Proxy {
     this.router = new Router(route, (address) => this.poolFor(address));
     this.metrics.counters.epoch = route.epoch;
     this.o.log.info('route applied', { epoch: route.epoch, previous: previous?.epoch ?? null, masters: this.router.masterAddresses });
+    for (const s of this.sessions) s.routeChanged(this.router);
     // Pools of instances that are no longer masters close once their in-flight commands are done.
     const inUse = new Set(route.shards.map((s) => s.master));
     for (const [address, pool] of this.pools) {

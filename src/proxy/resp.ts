@@ -169,18 +169,23 @@ export function replyEnd(buf: Buffer, pos: number): number {
     const end = lineEnd(buf, pos);
     if (end === -1) return -1;
     pending--;
-    if (type === DOLLAR) {
+    if (type === DOLLAR || type === 33 || type === 61) {
       const len = readInt(buf, pos + 1, end);
       pos = end + 2;
       if (len >= 0) {
         pos += len + 2;
         if (pos > buf.length) return -1;
       }
-    } else if (type === STAR) {
+    } else if (type === STAR || type === 126 || type === 62) {
       const n = readInt(buf, pos + 1, end);
       pos = end + 2;
       if (n > 0) pending += n;
-    } else if (type === 43 || type === 45 || type === 58) {
+    } else if (type === 37 || type === 124) {
+      // a map, or an attribute (whose annotated reply follows it)
+      const n = readInt(buf, pos + 1, end);
+      pos = end + 2;
+      pending += 2 * n + (type === 124 ? 1 : 0);
+    } else if (type === 43 || type === 45 || type === 58 || type === 95 || type === 44 || type === 35 || type === 40) {
       pos = end + 2; // + - :
     } else {
       throw new ProtocolError(`unexpected reply type '${String.fromCharCode(type)}'`);
@@ -191,7 +196,7 @@ export function replyEnd(buf: Buffer, pos: number): number {
 
 /** The element replies of an array reply (for merging MGET answers). */
 export function arrayElements(reply: Buffer): Buffer[] {
-  if (reply[0] !== STAR) throw new ProtocolError('expected an array reply');
+  if (reply[0] !== STAR && reply[0] !== 126 && reply[0] !== 62) throw new ProtocolError('expected an array reply');
   const end = lineEnd(reply, 0);
   const n = readInt(reply, 1, end);
   const out: Buffer[] = [];

@@ -31,6 +31,12 @@ export class Router {
     return owner < 0 ? null : this.pools[owner]!;
   }
 
+  /** A slot that some shard owns (for commands without a key), or null when none is owned. */
+  firstSlot(): number | null {
+    const i = this.owners.findIndex((o) => o >= 0);
+    return i === -1 ? null : i;
+  }
+
   /** Every shard's master (DBSIZE, SCAN), in shard order. */
   masters(): BackendPool[] {
     return this.pools;

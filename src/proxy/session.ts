@@ -3,16 +3,24 @@
  * answered strictly in the order they arrived, whatever order the shards reply in. All replies
  * ready in one event-loop turn go out in one write. A client that sends faster than it reads, or
  * faster than the shards answer, is paused: memory per client stays bounded.
+ *
+ * Most commands travel on backend connections shared by every client ("the shared lane"). A
+ * client that needs a connection of its own — a blocking pop, WATCH — gets one (its "pinned"
+ * connection, to one master) for as long as it needs it. The client's order holds across the two:
+ * a command that must travel on another lane than the commands still in flight waits (is held)
+ * until they are answered, as the command after a BLPOP waits on a plain Redis connection.
  */
 import type { Socket } from 'node:net';
 import { bytesSlot, keySlot } from '../model/slot.js';
-import type { BackendPool } from './backend.js';
-import { arityAccepts, commandInfo, handlingOf, keyIndexes, type CommandInfo, type Handling } from './commands.js';
+import type { BackendConnection, BackendPool } from './backend.js';
+import { arityAccepts, commandInfo, keyIndexes, streamReadBlocks, type CommandInfo } from './commands.js';
 import { flushSoon } from './flush-soon.js';
 import { runLocal } from './local-commands.js';
 import { dispatchSplit } from './multi-key.js';
+import { PubSub } from './pubsub.js';
 import { ProtocolError, RequestParser, reply, type ParsedCommand } from './resp.js';
 import type { Router } from './router.js';
+import { TransactionState } from './transaction.js';
 
 export interface SessionContext {
   /** The router in use now (swapped on every route change). */
@@ -31,11 +39,11 @@ export class Pending {
   reply: Buffer | null = null;
 }
 
-interface Transaction {
-  queued: Buffer[];
-  slot: number | null;
-  aborted: string | null;
-}
+/** The lane of commands that use the shared, pipelined backend connections. */
+const SHARED = 'shared';
+
+/** In RESP2, a subscribed client may only send these (as Redis says). */
+const ALLOWED_WHILE_SUBSCRIBED = new Set(['SUBSCRIBE', 'UNSUBSCRIBE', 'PSUBSCRIBE', 'PUNSUBSCRIBE', 'SSUBSCRIBE', 'SUNSUBSCRIBE', 'PING', 'QUIT', 'RESET']);
 
 const READONLY = Buffer.from('-READONLY');
 const BACKEND_DOWN = Buffer.from('-ERR proxy: backend');
@@ -46,9 +54,19 @@ export class ClientSession {
   private head = 0;
   private flushScheduled = false;
   private authed: boolean;
-  private transaction: Transaction | null = null;
   private closeAfterFlush = false;
   private readPaused = false;
+  /** The lane of the commands in flight: SHARED, or `pinned:<address>`. */
+  private lane = SHARED;
+  /** Requests (copies) waiting for the commands in flight to be answered, in arrival order. */
+  private held: Buffer[] | null = null;
+  /** The client's own backend connection, and the slot it was opened for. */
+  private pinned: BackendConnection | null = null;
+  private pinnedSlot = -1;
+  /** The protocol the client chose with HELLO (replies come from backends speaking the same). */
+  proto: 2 | 3 = 2;
+  readonly transaction = new TransactionState();
+  pubsub: PubSub | null = null;
   name: string | null = null;
 
   /**
@@ -66,7 +84,10 @@ export class ClientSession {
     if (!readsIntoSharedBuffer) socket.on('data', (chunk) => this.onData(chunk));
     socket.on('drain', () => this.maybeResume());
     socket.on('error', () => undefined);
-    socket.on('close', () => ctx.onClose(this));
+    socket.on('close', () => {
+      this.closeBackends();
+      ctx.onClose(this);
+    });
   }
 
   get inFlight(): number {
@@ -83,7 +104,7 @@ export class ClientSession {
       this.closeAfterFlush = true;
       this.socket.pause();
     }
-    if (this.inFlight > this.ctx.maxInFlight) this.pauseReading();
+    if (this.inFlight + (this.held?.length ?? 0) > this.ctx.maxInFlight) this.pauseReading();
   }
 
   /** Reserves the next reply position. */
@@ -98,6 +119,11 @@ export class ClientSession {
     if (p.reply !== null) return;
     p.reply = data;
     if (this.queue[this.head] === p) this.scheduleFlush();
+  }
+
+  /** Sends something the client did not ask for (a pub/sub message) after what is queued. */
+  push(data: Buffer): void {
+    this.answer(this.reserve(), data);
   }
 
   private scheduleFlush(): void {
@@ -128,6 +154,7 @@ export class ClientSession {
       this.socket.end();
       return;
     }
+    if (this.held && this.inFlight === 0) this.releaseHeld();
     this.maybeResume();
   };
 
@@ -139,66 +166,127 @@ export class ClientSession {
   }
 
   private maybeResume(): void {
-    if (this.readPaused && !this.closeAfterFlush && this.inFlight <= this.ctx.maxInFlight / 2 && !this.socket.writableNeedDrain) {
+    if (this.readPaused && !this.closeAfterFlush && this.inFlight + (this.held?.length ?? 0) <= this.ctx.maxInFlight / 2 && !this.socket.writableNeedDrain) {
       this.readPaused = false;
       this.socket.resume();
     }
   }
 
+  /**
+   * Claims `lane` for a command about to be sent. False when commands of another lane are still
+   * in flight: the command is then held (with every later one) until they are answered.
+   */
+  private enterLane(lane: string, cmd: ParsedCommand): boolean {
+    if (lane !== this.lane && this.inFlight > 0) {
+      this.held = [Buffer.from(cmd.raw)];
+      return false;
+    }
+    this.lane = lane;
+    return true;
+  }
+
+  /** Runs the held requests again, in order; one of them may start holding again. */
+  private releaseHeld(): void {
+    const held = this.held!;
+    this.held = null;
+    const replay = new RequestParser();
+    for (const raw of held) {
+      // handle() may have started holding again: then the rest joins the new hold, in order.
+      const holding = this.held as Buffer[] | null;
+      if (holding) holding.push(raw);
+      else replay.feed(raw, (cmd) => this.handle(cmd));
+    }
+  }
+
   private handle(cmd: ParsedCommand): void {
     if (this.closeAfterFlush) return;
+    if (this.held) {
+      this.held.push(Buffer.from(cmd.raw));
+      return;
+    }
     this.ctx.onCommand();
-    const p = this.reserve();
     const info = commandInfo(cmd.spelledName);
     const { name, handling } = info;
-    if (!this.authed && name !== 'AUTH' && name !== 'HELLO' && name !== 'QUIT') return this.answer(p, reply.error('NOAUTH Authentication required.'));
-    if (handling.kind !== 'refused' && !arityAccepts(info.arity, cmd.argc)) {
-      return this.answer(p, reply.error(`ERR wrong number of arguments for '${name.toLowerCase()}' command`));
+    if (!this.authed && name !== 'AUTH' && name !== 'HELLO' && name !== 'QUIT' && name !== 'RESET') return this.answer(this.reserve(), reply.error('NOAUTH Authentication required.'));
+    if (this.pubsub?.active && this.proto === 2 && !ALLOWED_WHILE_SUBSCRIBED.has(name)) {
+      return this.answer(
+        this.reserve(),
+        reply.error(`ERR Can't execute '${name.toLowerCase()}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context`),
+      );
     }
-    if (this.transaction && handling.kind !== 'transaction') return this.queueInTransaction(p, name, handling, cmd);
+    if (handling.kind === 'refused' && handling.reason.startsWith('unknown command')) {
+      this.transaction.abort();
+      return this.answer(this.reserve(), reply.error(`ERR unknown command '${cmd.spelledName}', with args beginning with: ${cmd.argv.slice(1, 4).map((a) => `'${a.toString()}' `).join('')}`));
+    }
+    if (handling.kind !== 'refused' && !arityAccepts(info.arity, cmd.argc)) {
+      this.transaction.abort();
+      return this.answer(this.reserve(), reply.error(`ERR wrong number of arguments for '${name.toLowerCase()}' command`));
+    }
+    if (this.transaction.open && !this.transaction.runsAtOnce(name)) return this.transaction.enqueue(this, this.reserve(), info, cmd);
     switch (handling.kind) {
       case 'refused':
-        return this.answer(p, reply.error(`ERR proxy: ${handling.reason}`));
+        return this.answer(this.reserve(), reply.error(`ERR proxy: ${handling.reason}`));
       case 'local':
-        return runLocal(this, p, name, cmd.argv);
+        return runLocal(this, this.reserve(), name, cmd.argv);
       case 'transaction':
-        return this.transactionCommand(p, name);
+        return this.transaction.command(this, name, cmd);
+      case 'subscription':
+        this.pubsub ??= new PubSub(this);
+        return this.pubsub.command(this.reserve(), name, cmd.argv);
       case 'split':
-        return dispatchSplit(this, p, name, handling, cmd.argv);
+        if (!this.enterLane(SHARED, cmd)) return;
+        return dispatchSplit(this, this.reserve(), name, handling, cmd.argv);
+      case 'channel':
+        if (!this.enterLane(SHARED, cmd)) return;
+        return this.forward(this.reserve(), keySlot(cmd.arg(1), this.ctx.router().slotCount), cmd.raw);
+      case 'blocking':
       case 'keyed': {
-        if ((name === 'XREAD' || name === 'XREADGROUP') && cmd.argv.some((a) => a.length === 5 && a.toString().toUpperCase() === 'BLOCK')) {
-          return this.answer(p, reply.error(`ERR proxy: ${name} with BLOCK is not supported through the proxy (it would stall a shared backend connection)`));
-        }
-        const slot = this.slotOf(p, info, cmd);
-        if (slot === null) return;
-        return this.forward(p, slot, cmd.raw);
+        const blocks = handling.kind === 'blocking' || ((name === 'XREAD' || name === 'XREADGROUP') && streamReadBlocks(name, cmd.argv));
+        const slot = this.slotOf(info, cmd);
+        if (typeof slot !== 'number') return this.answer(this.reserve(), slot);
+        if (blocks || this.transaction.watchesSlotOf(this, slot)) return this.sendPinned(slot, cmd);
+        if (!this.enterLane(SHARED, cmd)) return;
+        return this.forward(this.reserve(), slot, cmd.raw);
       }
     }
   }
 
-  /** The one slot of a keyed command, or null after answering with the reason it has none. */
-  private slotOf(p: Pending, info: CommandInfo, cmd: ParsedCommand): number | null {
-    const slotCount = this.ctx.router().slotCount;
+  /**
+   * The one slot of a keyed command, or the error reply that says why it has none. A command
+   * whose key count is malformed, or that has no key (EVAL with numkeys 0), goes to the first
+   * shard's master: Redis then answers it (or rejects it) in its own words.
+   */
+  private slotOf(info: CommandInfo, cmd: ParsedCommand): number | Buffer {
+    const router = this.ctx.router();
+    const slotCount = router.slotCount;
     const name = info.name;
     // Most commands have one key, the first argument: no key-spec walk, no allocation.
     if (info.singleFirstKey) return bytesSlot(cmd.buf, cmd.offsets[2]!, cmd.offsets[3]!, slotCount);
+    if (name === 'COPY' && cmd.argv.some((a, i) => i > 2 && a.toString().toUpperCase() === 'DB')) return reply.error('ERR proxy: only database 0 exists behind the proxy: COPY ... DB is refused');
     const indexes = keyIndexes(name, cmd.argv);
-    if (indexes === null) {
-      this.answer(p, reply.error(`ERR proxy: cannot find the keys of this ${name} command`));
-      return null;
-    }
-    if (indexes.length === 0) {
-      this.answer(p, reply.error(`ERR proxy: ${name} without a key cannot be routed`));
-      return null;
+    if (indexes === null || indexes.length === 0) {
+      const first = router.firstSlot();
+      return first ?? reply.error(`ERR proxy: ${name} without a key needs a shard, and the cluster has none`);
     }
     const slot = keySlot(cmd.arg(indexes[0]!), slotCount);
     for (let k = 1; k < indexes.length; k++) {
-      if (keySlot(cmd.arg(indexes[k]!), slotCount) !== slot) {
-        this.answer(p, reply.error("CROSSSLOT Keys in request don't hash to the same slot"));
-        return null;
-      }
+      if (keySlot(cmd.arg(indexes[k]!), slotCount) !== slot) return reply.error("CROSSSLOT Keys in request don't hash to the same slot");
     }
     return slot;
+  }
+
+  /** The slot of every key of a command (keyed or split): null without keys, -1 across slots. */
+  slotOfAny(info: CommandInfo, cmd: ParsedCommand): number | null {
+    const router = this.ctx.router();
+    const handling = info.handling;
+    let indexes: number[] | null;
+    if (handling.kind === 'split') indexes = Array.from({ length: Math.floor((cmd.argc - 1) / handling.step) }, (_, k) => 1 + k * handling.step);
+    else if (handling.kind === 'channel') indexes = [1];
+    else if (info.singleFirstKey) indexes = [1];
+    else indexes = keyIndexes(info.name, cmd.argv);
+    if (!indexes || indexes.length === 0) return null;
+    const slots = new Set(indexes.map((i) => keySlot(cmd.arg(i), router.slotCount)));
+    return slots.size === 1 ? [...slots][0]! : -1;
   }
 
   /**
@@ -211,7 +299,7 @@ export class ClientSession {
     const pool = router.poolForSlot(slot);
     if (!pool) return this.answer(p, noOwner(router, slot));
     // `sent` is the backend's own copy of the bytes: still valid when a retry needs them.
-    const sent = pool.connectionFor(this.id).send(command, (r) => {
+    const sent = pool.connectionFor(this.id, this.proto).send(command, (r) => {
       if (!retried && (startsWith(r, READONLY) || startsWith(r, BACKEND_DOWN)) && this.ctx.router().epoch !== router.epoch) {
         return this.forward(p, slot, sent, true);
       }
@@ -221,16 +309,84 @@ export class ClientSession {
 
   /** Sends to a given pool (fan-out commands). */
   sendTo(pool: BackendPool, command: Buffer, handler: (r: Buffer) => void): void {
-    pool.connectionFor(this.id).send(command, handler);
+    pool.connectionFor(this.id, this.proto).send(command, handler);
+  }
+
+  /**
+   * The client's own connection to the master of `slot`, opened if needed. Null when no shard
+   * owns the slot. Opening one to another master closes the previous one (its WATCH is lost).
+   */
+  pinnedFor(slot: number): BackendConnection | null {
+    const pool = this.ctx.router().poolForSlot(slot);
+    if (!pool) return null;
+    if (this.pinned && this.pinned.address === pool.address && !this.pinned.isClosed) {
+      this.pinnedSlot = slot;
+      return this.pinned;
+    }
+    this.pinned?.close();
+    this.transaction.pinnedLost();
+    this.pinned = pool.dedicated(this.proto);
+    this.pinnedSlot = slot;
+    return this.pinned;
+  }
+
+  /** Sends a command on the client's pinned connection to the master of `slot` (in order). */
+  sendPinned(slot: number, cmd: ParsedCommand): void {
+    const connection = this.enterPinnedLane(slot, cmd);
+    if (connection === false) return;
+    const p = this.reserve();
+    if (connection === null) return this.answer(p, noOwner(this.ctx.router(), slot));
+    connection.send(cmd.raw, (r) => this.answer(p, r));
+  }
+
+  /** Claims the pinned lane of `slot`'s master for a command the caller sends itself (EXEC). */
+  enterPinnedLane(slot: number, cmd: ParsedCommand): BackendConnection | null | false {
+    const address = this.ctx.router().poolForSlot(slot)?.address;
+    if (address === undefined) return null;
+    if (!this.enterLane(`pinned:${address}`, cmd)) return false;
+    return this.pinnedFor(slot);
+  }
+
+  /** Claims the shared lane for a command the caller sends itself; false when it was held. */
+  enterSharedLane(cmd: ParsedCommand): boolean {
+    return this.enterLane(SHARED, cmd);
+  }
+
+  /** Reserves a reply position for a caller that answers it itself. */
+  reply(): Pending {
+    return this.reserve();
+  }
+
+  /** The pinned connection, if it is still open and its master still owns its slot. */
+  pinnedConnection(): BackendConnection | null {
+    return this.pinned && !this.pinned.isClosed ? this.pinned : null;
+  }
+
+  /**
+   * A new route: a pinned connection whose master no longer owns its slot is closed, so that a
+   * blocked command ends with an error instead of waiting on a demoted or dead master for ever;
+   * subscriptions follow their channels to the new masters.
+   */
+  routeChanged(router: Router): void {
+    if (this.pinned && router.poolForSlot(this.pinnedSlot)?.address !== this.pinned.address) {
+      this.pinned.close(reply.error(`UNBLOCKED proxy: the master of slot ${this.pinnedSlot} changed (route epoch ${router.epoch}) while the command waited; retry it`));
+      this.pinned = null;
+      this.transaction.pinnedLost();
+    }
+    this.pubsub?.routeChanged(router);
   }
 
   isAuthenticated(): boolean {
     return this.authed;
   }
 
+  /** True when `password` is right; a wrong one leaves the session as it was (as in Redis). */
   authenticate(password: string): boolean {
-    if (this.ctx.password !== null && password === this.ctx.password) this.authed = true;
-    return this.authed;
+    if (this.ctx.password !== null && password === this.ctx.password) {
+      this.authed = true;
+      return true;
+    }
+    return false;
   }
 
   quit(p: Pending): void {
@@ -238,65 +394,30 @@ export class ClientSession {
     this.closeAfterFlush = true;
   }
 
+  /** RESET: back to a new connection's state (RESP2, no transaction, no subscription, no name). */
   resetState(): void {
-    this.transaction = null;
+    this.transaction.reset(this);
+    this.pubsub?.reset();
+    this.pubsub = null;
     this.name = null;
+    this.proto = 2;
+    this.authed = this.ctx.password === null;
   }
 
-  // MULTI / EXEC / DISCARD: commands are queued here and sent as one block to the shard of
-  // their (single) slot when EXEC comes.
-  private transactionCommand(p: Pending, name: string): void {
-    if (name === 'MULTI') {
-      if (this.transaction) return this.answer(p, reply.error('ERR MULTI calls can not be nested'));
-      this.transaction = { queued: [], slot: null, aborted: null };
-      return this.answer(p, reply.ok);
-    }
-    const tx = this.transaction;
-    this.transaction = null;
-    if (!tx) return this.answer(p, reply.error(`ERR ${name} without MULTI`));
-    if (name === 'DISCARD') return this.answer(p, reply.ok);
-    if (tx.aborted) return this.answer(p, reply.error('EXECABORT Transaction discarded because of previous errors.'));
-    if (tx.queued.length === 0 || tx.slot === null) return this.answer(p, Buffer.from('*0\r\n'));
-    const router = this.ctx.router();
-    const pool = router.poolForSlot(tx.slot);
-    if (!pool) return this.answer(p, noOwner(router, tx.slot));
-    // One connection, one synchronous burst: nothing else can interleave with the block.
-    const connection = pool.connectionFor(this.id);
-    connection.send(MULTI, () => undefined);
-    for (const q of tx.queued) connection.send(q, () => undefined);
-    connection.send(EXEC, (r) => this.answer(p, r));
+  /** A null reply in the client's protocol. */
+  nullReply(): Buffer {
+    return this.proto === 3 ? NULL3 : NULL_BULK;
   }
 
-  private queueInTransaction(p: Pending, name: string, handling: Handling, cmd: ParsedCommand): void {
-    const tx = this.transaction!;
-    if (handling.kind !== 'keyed' && handling.kind !== 'split') {
-      tx.aborted = name;
-      return this.answer(p, reply.error(handling.kind === 'refused' ? `ERR proxy: ${handling.reason}` : `ERR proxy: ${name} cannot be used inside MULTI through the proxy`));
-    }
-    const slot = this.slotOfAny(name, cmd.argv);
-    if (slot === null || slot === -1 || (tx.slot !== null && slot !== tx.slot)) {
-      tx.aborted = name;
-      return this.answer(p, reply.error(slot === null ? `ERR proxy: ${name} without a key cannot be used inside MULTI` : "CROSSSLOT Keys in request don't hash to the same slot"));
-    }
-    tx.slot = slot;
-    tx.queued.push(Buffer.from(cmd.raw));
-    this.answer(p, reply.queued);
-  }
-
-  /** The single slot of all keys of a command (keyed or split); null without keys, -1 across slots. */
-  private slotOfAny(name: string, argv: Buffer[]): number | null {
-    const router = this.ctx.router();
-    const handling = handlingOf(name);
-    const indexes =
-      handling.kind === 'split' ? Array.from({ length: Math.floor((argv.length - 1) / handling.step) }, (_, k) => 1 + k * handling.step) : keyIndexes(name, argv);
-    if (!indexes || indexes.length === 0) return null;
-    const slots = new Set(indexes.map((i) => keySlot(argv[i]!, router.slotCount)));
-    return slots.size === 1 ? [...slots][0]! : -1;
+  private closeBackends(): void {
+    this.pinned?.close();
+    this.pinned = null;
+    this.pubsub?.reset();
   }
 }
 
-const MULTI = Buffer.from('*1\r\n$5\r\nMULTI\r\n');
-const EXEC = Buffer.from('*1\r\n$4\r\nEXEC\r\n');
+const NULL3 = Buffer.from('_\r\n');
+const NULL_BULK = Buffer.from('$-1\r\n');
 
 function startsWith(buf: Buffer, prefix: Buffer): boolean {
   return buf.length >= prefix.length && buf.compare(prefix, 0, prefix.length, 0, prefix.length) === 0;
