@@ -334,7 +334,7 @@ function bullmqScenarios(target: () => Target) {
       expect([...processed.values()].filter((n) => n !== 1)).toEqual([]);
       expect(processed.size).toBe(1000);
       expect((await queue.getJobCounts('completed')).completed).toBe(1000);
-      expect(errors).toEqual([]);
+      expect(errors, 'errors the queue and the worker reported').toEqual([]);
     } finally {
       // A worker stuck on a connection that never became ready must not hold the file open.
       await within('closing the worker', 10_000, worker.close()).catch(() => worker.close(true));
