@@ -61,6 +61,8 @@ export function handlingOf(name: string): Handling {
   if (spec.flags.includes('blocking') && name !== 'XREAD' && name !== 'XREADGROUP') {
     return { kind: 'refused', reason: `blocking command ${name} is not supported through the proxy (it would stall a shared backend connection)` };
   }
+  // Behind the proxy only database 0 exists: MOVE would hide the key in another one.
+  if (name === 'MOVE') return { kind: 'refused', reason: 'MOVE is not supported through the proxy: only database 0 exists behind it' };
   if (spec.flags.includes('admin') || spec.acl.includes('@dangerous') || spec.acl.includes('@admin')) {
     return { kind: 'refused', reason: `${name} is refused by the proxy: it would act on one shard only, or on the servers; run it on the instances (cfgserver manages them)` };
   }
