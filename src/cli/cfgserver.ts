@@ -66,7 +66,8 @@ await yargs(hideBin(process.argv))
         .option('backend-password', { type: 'string', describe: 'password for the Redis instances (better: $CFGSERVER_BACKEND_PASSWORD)' })
         .option('pool-size', { type: 'number', default: 1, describe: 'pipelined connections per Redis instance (more isolates slow commands, fewer batch better)' })
         .option('max-in-flight', { type: 'number', default: 1000, describe: 'commands per client awaiting replies before reading from it pauses' })
-        .option('backend-timeout', { type: 'number', default: 10_000, describe: 'ms without a reply before a backend connection is dropped' }),
+        .option('backend-timeout', { type: 'number', default: 10_000, describe: 'ms without a reply before a backend connection is dropped' })
+        .option('allow-flush', { type: 'boolean', default: false, describe: 'let clients run FLUSHALL, FLUSHDB, SCRIPT FLUSH, FUNCTION FLUSH (on every master)' }),
     async (argv) => {
       try {
         await runProxy({
@@ -81,6 +82,7 @@ await yargs(hideBin(process.argv))
           poolSize: argv['pool-size'],
           maxInFlight: argv['max-in-flight'],
           backendTimeoutMs: argv['backend-timeout'],
+          allowFlush: argv['allow-flush'],
           leaseTtlSeconds: 3,
           log: createLogger(argv['log-level'] ?? 'info'),
         });

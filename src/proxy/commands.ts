@@ -16,6 +16,8 @@ export interface CommandSpec {
   acl: string[];
   keys: KeySpec[];
   container?: true;
+  /** A container's subcommands by upper-cased name (OBJECT → ENCODING, ...), when known. */
+  subcommands?: Record<string, CommandSpec>;
 }
 
 export type Handling =
@@ -44,7 +46,11 @@ const SPLIT: Record<string, Handling> = {
   TOUCH: { kind: 'split', step: 1, merge: 'sum' },
 };
 
-const LOCAL = new Set(['PING', 'ECHO', 'QUIT', 'SELECT', 'AUTH', 'HELLO', 'INFO', 'DBSIZE', 'SCAN', 'COMMAND', 'TIME', 'CLIENT', 'READONLY', 'READWRITE', 'RESET']);
+const LOCAL = new Set([
+  'PING', 'ECHO', 'QUIT', 'SELECT', 'AUTH', 'HELLO', 'INFO', 'COMMAND', 'TIME', 'CLIENT', 'READONLY', 'READWRITE', 'RESET',
+  // Fanned out to every shard's master (fan-out.ts, scan.ts).
+  'DBSIZE', 'SCAN', 'KEYS', 'RANDOMKEY', 'FLUSHALL', 'FLUSHDB', 'SCRIPT', 'FUNCTION',
+]);
 const TRANSACTION = new Set(['MULTI', 'EXEC', 'DISCARD', 'WATCH', 'UNWATCH']);
 const SUBSCRIPTION = new Set(['SUBSCRIBE', 'UNSUBSCRIBE', 'PSUBSCRIBE', 'PUNSUBSCRIBE', 'SSUBSCRIBE', 'SUNSUBSCRIBE']);
 /** Container commands whose key is their third word (OBJECT ENCODING key, XINFO STREAM key, ...). */
@@ -58,15 +64,14 @@ export function handlingOf(name: string): Handling {
   if (SUBSCRIPTION.has(name)) return { kind: 'subscription' };
   if (name === 'PUBLISH') return { kind: 'channel' };
   if (name === 'SPUBLISH') return { kind: 'keyed' };
-  const spec = COMMAND_TABLE[name];
+  const spec = table[name];
   if (!spec) return { kind: 'refused', reason: `unknown command '${name}'` };
+  // Behind the proxy only database 0 exists: MOVE would hide the key in another one.
   if (name === 'MOVE') return { kind: 'refused', reason: 'only database 0 exists behind the proxy: MOVE to another database is refused' };
   if (name === 'WAIT') return { kind: 'refused', reason: 'WAIT is not supported through the proxy yet: the proxy spreads a client\'s writes over shared connections, so no one connection can wait for them' };
   if (spec.flags.includes('pubsub') || spec.acl.includes('@pubsub')) return { kind: 'refused', reason: `${name} is not supported through the proxy` };
   // XREAD and XREADGROUP block only with BLOCK among their options: decided per command.
   if (spec.flags.includes('blocking') && name !== 'XREAD' && name !== 'XREADGROUP') return { kind: 'blocking' };
-  if (name === 'KEYS') return { kind: 'refused', reason: 'KEYS would block every shard: use SCAN, which the proxy runs shard after shard' };
-  if (name === 'FLUSHALL' || name === 'FLUSHDB') return { kind: 'refused', reason: `${name} through the proxy is refused: flush the instances themselves if you really mean it` };
   // SORT is @dangerous only for the keys its patterns may read: those are checked per command.
   if (name !== 'SORT' && name !== 'SORT_RO' && (spec.flags.includes('admin') || spec.acl.includes('@dangerous') || spec.acl.includes('@admin'))) {
     return { kind: 'refused', reason: `${name} is refused by the proxy: it would act on one shard only, or on the servers; run it on the instances (cfgserver manages them)` };
@@ -77,14 +82,31 @@ export function handlingOf(name: string): Handling {
 }
 
 /** Commands whose only key is their first argument (GET, SET, HSET, INCR, ...): the hot path. */
-const SINGLE_FIRST_KEY = new Set(
-  Object.entries(COMMAND_TABLE)
-    .filter(([, spec]) => {
-      const [only] = spec.keys;
-      return spec.keys.length === 1 && !spec.flags.includes('movablekeys') && only && 'index' in only.begin && only.begin.index === 1 && 'lastkey' in only.find && only.find.lastkey === 0;
-    })
-    .map(([name]) => name),
-);
+function singleFirstKeyCommands(t: Record<string, CommandSpec>): Set<string> {
+  return new Set(
+    Object.entries(t)
+      .filter(([, spec]) => {
+        const [only] = spec.keys;
+        return spec.keys.length === 1 && !spec.flags.includes('movablekeys') && only && 'index' in only.begin && only.begin.index === 1 && 'lastkey' in only.find && only.find.lastkey === 0;
+      })
+      .map(([name]) => name),
+  );
+}
+
+/** The table in use: the backends' own (command-source.ts) once read, the built-in one until then. */
+let table: Record<string, CommandSpec> = COMMAND_TABLE;
+let SINGLE_FIRST_KEY = singleFirstKeyCommands(table);
+
+export function commandTable(): Readonly<Record<string, CommandSpec>> {
+  return table;
+}
+
+/** Switches to another table; every lookup derived from the old one is dropped with it. */
+export function useCommandTable(next: Record<string, CommandSpec>): void {
+  table = next;
+  SINGLE_FIRST_KEY = singleFirstKeyCommands(next);
+  INFO.clear();
+}
 
 /**
  * Argument indexes of the keys of a command, following Redis's key specs; null when they cannot
@@ -93,6 +115,9 @@ const SINGLE_FIRST_KEY = new Set(
 export function keyIndexes(name: string, argv: readonly Buffer[]): number[] | null {
   const argc = argv.length;
   if (name === 'SORT' || name === 'SORT_RO') return sortKeyIndexes(argv);
+  const container = table[name];
+  const sub = container?.subcommands && argc >= 2 ? container.subcommands[argv[1]!.toString().toUpperCase()] : undefined;
+  if (sub) return keysBySpecs(sub, argv);
   if (KEY_AFTER_SUBCOMMAND.has(name)) {
     if (argc < 3) return [];
     const sub = argv[1]!.toString().toUpperCase();
@@ -101,8 +126,13 @@ export function keyIndexes(name: string, argv: readonly Buffer[]): number[] | nu
     if (sub === 'HELP') return [];
     return [2];
   }
-  const spec = COMMAND_TABLE[name];
+  const spec = table[name];
   if (!spec) return null;
+  return keysBySpecs(spec, argv);
+}
+
+function keysBySpecs(spec: CommandSpec, argv: readonly Buffer[]): number[] | null {
+  const argc = argv.length;
   const out: number[] = [];
   for (const ks of spec.keys) {
     let start: number;
@@ -203,7 +233,7 @@ export function commandInfo(spelled: string): CommandInfo {
   let info = INFO.get(spelled);
   if (info === undefined) {
     const name = spelled.toUpperCase();
-    info = { name, handling: handlingOf(name), arity: COMMAND_TABLE[name]?.arity, singleFirstKey: SINGLE_FIRST_KEY.has(name) };
+    info = { name, handling: handlingOf(name), arity: table[name]?.arity, singleFirstKey: SINGLE_FIRST_KEY.has(name) };
     if (INFO.size < 4096) INFO.set(spelled, info); // bounded: a client sending random names cannot grow it
   }
   return info;

@@ -1,10 +1,12 @@
 /**
- * Commands the proxy answers itself, or by asking every shard: PING, ECHO, QUIT, SELECT 0, AUTH,
- * HELLO 2, INFO (about the proxy), DBSIZE (summed), SCAN (shard after shard), TIME and COMMAND
- * (from one shard), CLIENT SETNAME/GETNAME/ID, READONLY/READWRITE, RESET.
+ * Commands the proxy answers itself: PING, ECHO, QUIT, SELECT 0, AUTH, HELLO 2, INFO (about the
+ * proxy), TIME and COMMAND (from one shard), CLIENT SETNAME/GETNAME/ID, READONLY/READWRITE,
+ * RESET; and the dispatch of those answered by asking every shard (fan-out.ts, scan.ts).
  */
 import { REDIS_VERSION } from './command-table.js';
-import { arrayElements, encodeCommand, integerReply, isError, reply } from './resp.js';
+import { dbsize, flush, functionCommand, keys, randomKey, script } from './fan-out.js';
+import { encodeCommand, reply } from './resp.js';
+import { scan } from './scan.js';
 import type { ClientSession, Pending } from './session.js';
 
 export function runLocal(session: ClientSession, p: Pending, name: string, argv: Buffer[]): void {
@@ -27,9 +29,20 @@ export function runLocal(session: ClientSession, p: Pending, name: string, argv:
     case 'INFO':
       return session.answer(p, reply.bulk(session.ctx.info()));
     case 'DBSIZE':
-      return fanOut(session, p, encodeCommand(['DBSIZE']), (replies) => reply.integer(replies.reduce((n, r) => n + (integerReply(r) ?? 0), 0)));
+      return dbsize(session, p);
     case 'SCAN':
       return scan(session, p, argv);
+    case 'KEYS':
+      return keys(session, p, argv);
+    case 'RANDOMKEY':
+      return randomKey(session, p);
+    case 'FLUSHALL':
+    case 'FLUSHDB':
+      return flush(session, p, name, argv);
+    case 'SCRIPT':
+      return script(session, p, argv);
+    case 'FUNCTION':
+      return functionCommand(session, p, argv);
     case 'TIME':
     case 'COMMAND': {
       const first = session.ctx.router().masters()[0];
@@ -114,46 +127,4 @@ function client(session: ClientSession, p: Pending, argv: Buffer[]): void {
   if (sub === 'GETNAME') return session.answer(p, session.name === null ? session.nullReply() : reply.bulk(session.name));
   if (sub === 'ID') return session.answer(p, reply.integer(session.id));
   return session.answer(p, reply.error(`ERR proxy: CLIENT ${sub ?? ''} is not supported through the proxy`));
-}
-
-/** Sends a command to every shard's master and combines the replies (any error wins). */
-function fanOut(session: ClientSession, p: Pending, command: Buffer, combine: (replies: Buffer[]) => Buffer): void {
-  const masters = session.ctx.router().masters();
-  if (masters.length === 0) return session.answer(p, combine([]));
-  const replies: Buffer[] = new Array(masters.length);
-  let left = masters.length;
-  masters.forEach((pool, i) =>
-    session.sendTo(pool, command, (r) => {
-      replies[i] = r;
-      if (--left === 0) session.answer(p, replies.find(isError) ?? combine(replies));
-    }),
-  );
-}
-
-/**
- * SCAN across shards: the proxy's cursor is the shard's own cursor followed by a 4-digit shard
- * index. A shard is scanned to its end before the next one starts; "0" means done. (A route
- * change during a scan can skip or repeat keys, as a rehash can in Redis.)
- */
-function scan(session: ClientSession, p: Pending, argv: Buffer[]): void {
-  const cursor = argv[1]?.toString() ?? '';
-  if (!/^\d+$/.test(cursor)) return session.answer(p, reply.error('ERR invalid cursor'));
-  const masters = session.ctx.router().masters();
-  const index = cursor === '0' ? 0 : Number(cursor.slice(-4));
-  const inner = cursor === '0' ? '0' : cursor.slice(0, -4) || '0';
-  if (cursor !== '0' && cursor.length < 5) return session.answer(p, reply.error('ERR invalid cursor'));
-  const pool = masters[index];
-  if (!pool) return session.answer(p, reply.array([reply.bulk('0'), reply.array([])]));
-  session.sendTo(pool, encodeCommand([argv[0]!, inner, ...argv.slice(2)]), (r) => {
-    if (isError(r)) return session.answer(p, r);
-    let parts: Buffer[];
-    try {
-      parts = arrayElements(r);
-    } catch {
-      return session.answer(p, reply.error('ERR proxy: unexpected SCAN reply from a shard'));
-    }
-    const next = parts[0]!.toString().split('\r\n')[1] ?? '0';
-    const proxyCursor = next !== '0' ? `${next}${String(index).padStart(4, '0')}` : index + 1 < masters.length ? `0${String(index + 1).padStart(4, '0')}` : '0';
-    session.answer(p, reply.array([reply.bulk(proxyCursor), parts[1]!]));
-  });
 }

@@ -18,6 +18,7 @@ import { Keys } from '../store/keys.js';
 import { ProxyRegistry } from '../store/proxy-registry.js';
 import { RouteWatcher } from '../store/route-watcher.js';
 import { BackendPool } from './backend.js';
+import { CommandSource } from './command-source.js';
 import { REDIS_VERSION } from './command-table.js';
 import { ProxyMetrics } from './metrics.js';
 import { Router } from './router.js';
@@ -41,6 +42,8 @@ export interface ProxyOptions {
   maxInFlight: number;
   backendTimeoutMs: number;
   leaseTtlSeconds: number;
+  /** FLUSHALL, FLUSHDB, SCRIPT FLUSH, FUNCTION FLUSH on every master; refused otherwise. */
+  allowFlush?: boolean;
   log: Logger;
 }
 
@@ -61,9 +64,11 @@ export class Proxy {
   private nextSessionId = 1;
   private stopping = false;
   private readonly startedAt = new Date().toISOString();
+  private readonly commands: CommandSource;
 
   constructor(private readonly o: ProxyOptions) {
     this.id = o.id ?? `${hostname()}-${process.pid}`;
+    this.commands = new CommandSource(o.log);
     this.etcd = createEtcd({ endpoints: o.etcd });
     const keys = new Keys(o.prefix);
     this.registry = new ProxyRegistry(this.etcd, keys);
@@ -93,6 +98,8 @@ export class Proxy {
       log.warn('no route yet for this cluster; waiting for one', { cluster: this.o.cluster });
       await new Promise<void>((resolve) => this.watcher.once('change', () => resolve()));
     }
+    // The first commands should already be routed with the backends' own command table.
+    await this.commands.ready(this.o.backendTimeoutMs);
     await this.listen();
     if (this.o.metricsListen) await this.serveMetrics(this.o.metricsListen);
     await this.register();
@@ -123,6 +130,7 @@ export class Proxy {
     this.metrics.counters.epoch = route.epoch;
     this.o.log.info('route applied', { epoch: route.epoch, previous: previous?.epoch ?? null, masters: this.router.masterAddresses });
     for (const s of this.sessions) s.routeChanged(this.router);
+    this.commands.onMasters(this.router.masterAddresses, (address) => this.poolFor(address));
     // Pools of instances that are no longer masters close once their in-flight commands are done.
     const inUse = new Set(route.shards.map((s) => s.master));
     for (const [address, pool] of this.pools) {
@@ -161,6 +169,7 @@ export class Proxy {
     const ctx: SessionContext = {
       router: () => this.router!,
       password: this.o.password,
+      allowFlush: this.o.allowFlush ?? false,
       maxInFlight: this.o.maxInFlight,
       info: () => this.info(),
       onCommand: () => counters.commands++,

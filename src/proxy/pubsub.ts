@@ -15,7 +15,7 @@
  */
 import { keySlot } from '../model/slot.js';
 import type { BackendConnection, BackendPool } from './backend.js';
-import { arrayElements, encodeCommand, reply } from './resp.js';
+import { arrayElements, bulkValue, encodeCommand, reply } from './resp.js';
 import type { Router } from './router.js';
 import type { ClientSession, Pending } from './session.js';
 
@@ -172,11 +172,11 @@ export class PubSub {
     } catch {
       return; // not a pub/sub reply (nothing else is expected on this connection)
     }
-    const verb = bulkString(parts[0]);
+    const verb = bulkText(parts[0]);
     const kind = verb === undefined ? undefined : MESSAGE_KIND[verb];
     if (kind !== undefined) {
       // Only from where the session listens now: a channel being moved may briefly have two.
-      const name = bulkString(parts[1]);
+      const name = bulkText(parts[1]);
       const at = name === undefined ? undefined : this.subscriptions[kind].get(name);
       if (at === undefined || (at !== '' && at !== link.address)) return;
       const message = this.session.proto === 3 ? Buffer.from(r) : r;
@@ -245,9 +245,11 @@ export class PubSub {
   }
 }
 
-/** The text of a bulk string reply, or undefined for anything else. */
-function bulkString(r: Buffer | undefined): string | undefined {
-  if (!r || r[0] !== 36) return undefined;
-  const crlf = r.indexOf(13);
-  return r.toString('latin1', crlf + 2, r.length - 2);
+/** The text of a bulk string element, or undefined for anything else. */
+function bulkText(r: Buffer | undefined): string | undefined {
+  try {
+    return r === undefined ? undefined : (bulkValue(r)?.toString('latin1') ?? undefined);
+  } catch {
+    return undefined;
+  }
 }

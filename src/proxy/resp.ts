@@ -245,3 +245,12 @@ export const reply = {
   },
   array: (items: Buffer[]) => Buffer.concat([Buffer.from(`*${items.length}\r\n`), ...items]),
 };
+
+/** The bytes of a bulk string reply; null for a null reply (`$-1` or RESP3 `_`). Throws for others. */
+export function bulkValue(r: Buffer): Buffer | null {
+  if (r[0] === 95) return null;
+  if (r[0] !== DOLLAR) throw new ProtocolError('expected a bulk reply');
+  const crlf = r.indexOf(CR);
+  const len = readInt(r, 1, crlf);
+  return len < 0 ? null : r.subarray(crlf + 2, crlf + 2 + len);
+}

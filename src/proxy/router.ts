@@ -3,7 +3,7 @@
  * builds a new Router and swaps it in one assignment: commands already sent finish where they
  * went, new ones use the new route.
  */
-import { slotOwners } from '../model/route.js';
+import { countSlots, slotOwners } from '../model/route.js';
 import type { Route } from '../model/schemas.js';
 import type { BackendPool } from './backend.js';
 
@@ -15,6 +15,10 @@ export class Router {
   /** Pool of each shard's master, by shard index. */
   private readonly pools: BackendPool[];
   readonly masterAddresses: string[];
+  /** Shard ids, by shard index. */
+  readonly shardIds: string[];
+  /** Slots each shard owns, by shard index. */
+  readonly slotsOwned: number[];
 
   constructor(route: Route, poolFor: (address: string) => BackendPool) {
     this.epoch = route.epoch;
@@ -22,6 +26,8 @@ export class Router {
     this.cluster = route.cluster;
     this.owners = slotOwners(route);
     this.masterAddresses = route.shards.map((s) => s.master);
+    this.shardIds = route.shards.map((s) => s.id);
+    this.slotsOwned = route.shards.map((s) => countSlots(s.slots));
     this.pools = this.masterAddresses.map(poolFor);
   }
 
@@ -35,6 +41,11 @@ export class Router {
   firstSlot(): number | null {
     const i = this.owners.findIndex((o) => o >= 0);
     return i === -1 ? null : i;
+  }
+
+  /** Index of the shard that owns `slot` in the route, or -1. */
+  ownerOf(slot: number): number {
+    return this.owners[slot]!;
   }
 
   /** Every shard's master (DBSIZE, SCAN), in shard order. */

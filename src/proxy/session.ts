@@ -26,6 +26,8 @@ export interface SessionContext {
   /** The router in use now (swapped on every route change). */
   router(): Router;
   password: string | null;
+  /** FLUSHALL / FLUSHDB / SCRIPT FLUSH / FUNCTION FLUSH go to every master (else refused). */
+  allowFlush: boolean;
   /** At most this many commands waiting for their reply before reading from the client pauses. */
   maxInFlight: number;
   info(): string;

@@ -1,0 +1,164 @@
+/**
+ * Commands whose answer is per shard: sent to every shard's master and merged. A shard may hold
+ * keys of slots it does not own (copied there by a migration not trimmed yet, or written by hand):
+ * whatever lists or counts keys only counts those of slots the shard owns in the route.
+ */
+import { keySlot } from '../model/slot.js';
+import { arrayElements, bulkValue, encodeCommand, integerReply, isError, reply } from './resp.js';
+import type { Router } from './router.js';
+import type { ClientSession, Pending } from './session.js';
+
+/**
+ * Sends `command` to the masters of the given shards (default: every shard) and combines the
+ * replies, in shard order; an error from any shard is the answer.
+ */
+export function fanOut(
+  session: ClientSession,
+  p: Pending,
+  command: Buffer,
+  combine: (replies: Buffer[], shards: number[], router: Router) => Buffer,
+  only?: (router: Router, shard: number) => boolean,
+): void {
+  const router = session.ctx.router();
+  const pools = router.masters();
+  const shards = pools.map((_, i) => i).filter((i) => !only || only(router, i));
+  const finish = (replies: Buffer[]) => {
+    const failed = replies.find(isError);
+    if (failed) return session.answer(p, failed);
+    try {
+      session.answer(p, combine(replies, shards, router));
+    } catch {
+      session.answer(p, reply.error('ERR proxy: unexpected reply from a shard'));
+    }
+  };
+  if (shards.length === 0) return finish([]);
+  const replies: Buffer[] = new Array(shards.length);
+  let left = shards.length;
+  shards.forEach((shard, k) =>
+    session.sendTo(pools[shard]!, command, (r) => {
+      replies[k] = r;
+      if (--left === 0) finish(replies);
+    }),
+  );
+}
+
+const owningSlots = (router: Router, shard: number) => router.slotsOwned[shard]! > 0;
+
+/** The data of a bulk reply (`$3\r\nfoo\r\n` → foo), null for a nil. */
+/** The elements (bulk replies, as received) of an array of keys that the shard owns. */
+export function ownedKeys(router: Router, shard: number, keys: Buffer[]): Buffer[] {
+  return keys.filter((k) => router.ownerOf(keySlot(bulkValue(k)!, router.slotCount)) === shard);
+}
+
+/** KEYS pattern: every shard that owns slots, merged. */
+export function keys(session: ClientSession, p: Pending, argv: Buffer[]): void {
+  fanOut(session, p, encodeCommand(argv), (replies, shards, router) => reply.array(replies.flatMap((r, k) => ownedKeys(router, shards[k]!, arrayElements(r)))), owningSlots);
+}
+
+/**
+ * The sum of the DBSIZE of the shards that own slots: exact as long as no shard holds keys of
+ * slots it does not own. Counting exactly would mean scanning every key (Redis outside cluster
+ * mode cannot count keys by slot), which DBSIZE, an O(1) command, must not turn into.
+ */
+export function dbsize(session: ClientSession, p: Pending): void {
+  fanOut(
+    session,
+    p,
+    encodeCommand(['DBSIZE']),
+    (replies) =>
+      reply.integer(
+        replies.reduce((n, r) => {
+          const size = integerReply(r);
+          if (size === null) throw new Error('DBSIZE is not an integer');
+          return n + size;
+        }, 0),
+      ),
+    owningSlots,
+  );
+}
+
+const RANDOMKEY = encodeCommand(['RANDOMKEY']);
+const RANDOMKEY_ATTEMPTS = 10;
+
+/**
+ * RANDOMKEY of a random shard, asked again (another random shard) while the key that comes back
+ * is of a slot that shard does not own; nil when every shard is empty, or when the attempts run
+ * out (shards holding mostly foreign keys).
+ */
+export function randomKey(session: ClientSession, p: Pending): void {
+  const router = session.ctx.router();
+  const candidates = router.masters().map((_, i) => i).filter((i) => owningSlots(router, i));
+  const attempt = (left: number): void => {
+    if (candidates.length === 0 || left === 0) return session.answer(p, session.nullReply());
+    const pick = Math.floor(Math.random() * candidates.length);
+    const shard = candidates[pick]!;
+    session.sendTo(router.masters()[shard]!, RANDOMKEY, (r) => {
+      if (isError(r)) return session.answer(p, r);
+      let key: Buffer | null;
+      try {
+        key = bulkValue(r);
+      } catch {
+        return session.answer(p, reply.error('ERR proxy: unexpected RANDOMKEY reply from a shard'));
+      }
+      if (key === null) {
+        candidates.splice(pick, 1); // an empty shard stays empty for this purpose
+        return attempt(left);
+      }
+      if (router.ownerOf(keySlot(key, router.slotCount)) === shard) return session.answer(p, r);
+      attempt(left - 1);
+    });
+  };
+  attempt(RANDOMKEY_ATTEMPTS);
+}
+
+function allOk(): Buffer {
+  return reply.ok;
+}
+
+function refuseFlush(session: ClientSession, p: Pending, what: string): boolean {
+  if (session.ctx.allowFlush) return false;
+  session.answer(p, reply.error(`ERR proxy: ${what} is refused: it would empty every shard. Start the proxy with --allow-flush to allow it`));
+  return true;
+}
+
+/** FLUSHALL / FLUSHDB [ASYNC|SYNC]: every master, even one without slots (its keys are stale). */
+export function flush(session: ClientSession, p: Pending, name: string, argv: Buffer[]): void {
+  if (refuseFlush(session, p, name)) return;
+  fanOut(session, p, encodeCommand(argv), allOk);
+}
+
+/** SCRIPT LOAD / EXISTS / FLUSH on every master, so that EVALSHA works whatever shard a key is in. */
+export function script(session: ClientSession, p: Pending, argv: Buffer[]): void {
+  const sub = argv[1]!.toString().toUpperCase();
+  const command = encodeCommand(argv);
+  switch (sub) {
+    case 'LOAD':
+      return fanOut(session, p, command, (replies) => {
+        const sha = replies[0];
+        if (!sha) return reply.error('ERR proxy: the cluster has no shard');
+        if (replies.some((r) => !r.equals(sha))) return reply.error('ERR proxy: the shards answered SCRIPT LOAD with different digests');
+        return sha;
+      });
+    case 'EXISTS':
+      return fanOut(session, p, command, (replies) => {
+        const each = replies.map(arrayElements);
+        const shas = argv.length - 2;
+        const out: Buffer[] = [];
+        for (let i = 0; i < shas; i++) out.push(reply.integer(each.length > 0 && each.every((e) => integerReply(e[i]!) === 1) ? 1 : 0));
+        return reply.array(out);
+      });
+    case 'FLUSH':
+      if (refuseFlush(session, p, 'SCRIPT FLUSH')) return;
+      return fanOut(session, p, command, allOk);
+    default:
+      return session.answer(p, reply.error(`ERR proxy: SCRIPT ${sub} is not supported through the proxy (SCRIPT LOAD, EXISTS and FLUSH are)`));
+  }
+}
+
+/** FUNCTION FLUSH on every master; the other FUNCTION subcommands are run on the instances. */
+export function functionCommand(session: ClientSession, p: Pending, argv: Buffer[]): void {
+  const sub = argv[1]!.toString().toUpperCase();
+  if (sub !== 'FLUSH') return session.answer(p, reply.error(`ERR proxy: FUNCTION ${sub} is not supported through the proxy: run it on each master`));
+  if (refuseFlush(session, p, 'FUNCTION FLUSH')) return;
+  fanOut(session, p, encodeCommand(argv), allOk);
+}
