@@ -40,28 +40,42 @@ export function dispatchSplit(session: ClientSession, p: Pending, name: string, 
   all.forEach((part, i) => {
     session.sendTo(part.pool, encodeCommand(part.args), (r) => {
       replies[i] = r;
-      if (--left === 0) session.answer(p, merge(handling, all, replies, keyCount));
+      if (--left === 0) session.answer(p, merge(name, handling, all, replies, keyCount));
     });
   });
 }
 
-function merge(handling: Split, parts: Part[], replies: Buffer[], keyCount: number): Buffer {
-  const failed = replies.find(isError);
-  if (failed) return failed;
-  if (handling.merge === 'ok') return reply.ok;
-  if (handling.merge === 'sum') {
-    let sum = 0;
-    for (const r of replies) {
-      const n = integerReply(r);
-      if (n === null) return reply.error('ERR proxy: unexpected reply from a shard');
-      sum += n;
-    }
-    return reply.integer(sum);
+/**
+ * One answer from the parts' answers. When some parts failed (a shard down, a wrong type), the
+ * parts that ran still count: MGET gives each failed key its shard's error in place of a value;
+ * DEL, UNLINK, EXISTS, TOUCH and MSET answer an error that says what the other shards did, so a
+ * client learns both that the command partly failed and how far it got.
+ */
+function merge(name: string, handling: Split, parts: Part[], replies: Buffer[], keyCount: number): Buffer {
+  const failures = parts.flatMap((part, i) => (isError(replies[i]!) ? [`${part.pool.address}: ${errorText(replies[i]!)}`] : []));
+  if (failures.length === parts.length) return replies[0]!; // nothing ran: the shard's own error, as Redis would give it
+  if (handling.merge === 'array') {
+    const values: Buffer[] = new Array(keyCount);
+    parts.forEach((part, i) => {
+      const r = replies[i]!;
+      const elements = isError(r) ? null : arrayElements(r);
+      part.positions.forEach((pos, j) => (values[pos] = elements ? elements[j]! : r));
+    });
+    return reply.array(values);
   }
-  const values: Buffer[] = new Array(keyCount);
+  let sum = 0;
+  let keysDone = 0;
   parts.forEach((part, i) => {
-    const elements = arrayElements(replies[i]!);
-    part.positions.forEach((pos, j) => (values[pos] = elements[j]!));
+    const r = replies[i]!;
+    if (isError(r)) return;
+    keysDone += part.positions.length;
+    if (handling.merge === 'sum') sum += integerReply(r) ?? 0;
   });
-  return reply.array(values);
+  if (failures.length === 0) return handling.merge === 'ok' ? reply.ok : reply.integer(sum);
+  const done = handling.merge === 'ok' ? `${keysDone} of ${keyCount} keys were set` : `the shards of ${keysDone} of ${keyCount} keys answered ${sum}`;
+  return reply.error(`ERR proxy: ${name} partly failed: ${done}; ${failures.join('; ')}`);
+}
+
+function errorText(r: Buffer): string {
+  return r.toString('latin1', 1).trim();
 }

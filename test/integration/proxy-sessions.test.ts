@@ -250,4 +250,30 @@ describe('answers as Redis gives them', () => {
     };
     for (const script of scripts) expect(await run(viaProxy, script)).toEqual(await run(direct, script));
   });
+
+  it('a command split over shards answers what the shards that ran did, and names the one that failed', async () => {
+    const { proxy, masters, admin } = await setup('partial');
+    const client = await raw(proxy.listenAddress);
+    const route = await admin.route('partial');
+    const owners = slotOwners(route);
+    const keys = Array.from({ length: 30 }, (_, i) => `p:${i}`);
+    expect(await client.call('MSET', ...keys.flatMap((k) => [k, 'v']))).toBe('+OK\r\n');
+    const dead = route.shards[0]!.master;
+    const onDead = keys.filter((k) => route.shards[owners[keySlot(k, route.slotCount)]!]!.master === dead);
+    expect(onDead.length).toBeGreaterThan(0);
+    expect(onDead.length).toBeLessThan(keys.length);
+    await masters.find((m) => m.address === dead)!.process.kill9();
+    // MGET: a value for every key whose shard answered, the shard's error for the others.
+    const mget = await client.call('MGET', ...keys);
+    const elements = mget.split('\r\n').slice(1, -1);
+    expect(elements.filter((e) => e.startsWith('-ERR proxy: backend')).length).toBe(onDead.length);
+    expect(elements.filter((e) => e === 'v').length).toBe(keys.length - onDead.length);
+    // DEL: an error that says how many keys the shards that answered deleted, and which failed.
+    const del = await client.call('DEL', ...keys);
+    expect(del).toMatch(new RegExp(`^-ERR proxy: DEL partly failed: the shards of ${keys.length - onDead.length} of ${keys.length} keys answered ${keys.length - onDead.length}; ${dead.replace(/\./g, '\\.')}: `));
+    expect(await client.call('EXISTS', ...keys.filter((k) => !onDead.includes(k)))).toBe(':0\r\n');
+    // MSET likewise; with every key on the dead shard, the shard's own error comes back.
+    expect(await client.call('MSET', ...keys.flatMap((k) => [k, 'w']))).toMatch(new RegExp(`^-ERR proxy: MSET partly failed: ${keys.length - onDead.length} of ${keys.length} keys were set; `));
+    expect(await client.call('DEL', ...onDead)).toMatch(/^-ERR proxy: backend/);
+  });
 });
