@@ -327,6 +327,17 @@ export class RequestParser {
   }
 }
 
+// How each reply type is delimited (0: not a reply type).
+const LENGTH_PREFIXED = 1; // $ ! =
+const ONE_LINE = 2; // + - : _ , # (
+const AGGREGATE = 3; // * ~ > : n replies
+const PAIRS = 4; // % | : 2n replies
+const REPLY_KIND = new Uint8Array(256);
+for (const t of [DOLLAR, BLOB_ERROR, VERBATIM]) REPLY_KIND[t] = LENGTH_PREFIXED;
+for (const t of [PLUS, MINUS, COLON, NULL, DOUBLE, BOOLEAN, BIG_NUMBER]) REPLY_KIND[t] = ONE_LINE;
+for (const t of [STAR, SET, PUSH]) REPLY_KIND[t] = AGGREGATE;
+for (const t of [MAP, ATTRIBUTE]) REPLY_KIND[t] = PAIRS;
+
 // Where scanReply stopped in an incomplete reply (set just before it returns -1).
 let stopPending = 0;
 let stopPos = 0;
@@ -344,7 +355,8 @@ function scanReply(buf: Buffer, start: number, pos: number, pending: number): nu
     const type = buf[pos]!;
     const end = lineEnd(buf, pos);
     if (end === -1) return stopReply(pending, pos, 0);
-    if (type === DOLLAR || type === BLOB_ERROR || type === VERBATIM) {
+    const kind = REPLY_KIND[type]!;
+    if (kind === LENGTH_PREFIXED) {
       const len = readInt(buf, pos + 1, end);
       if (len < 0) {
         if (len !== -1 || type !== DOLLAR) throw new ProtocolError('invalid bulk length');
@@ -355,13 +367,13 @@ function scanReply(buf: Buffer, start: number, pos: number, pending: number): nu
         if (buf[next - 2] !== CR || buf[next - 1] !== LF) throw new ProtocolError('expected CRLF after bulk data');
         pos = next;
       }
-    } else if (type === PLUS || type === MINUS || type === COLON || type === NULL || type === DOUBLE || type === BOOLEAN || type === BIG_NUMBER) {
+    } else if (kind === ONE_LINE) {
       pos = end + 2;
-    } else if (type === STAR || type === SET || type === PUSH || type === MAP || type === ATTRIBUTE) {
+    } else if (kind === AGGREGATE || kind === PAIRS) {
       const n = readInt(buf, pos + 1, end);
       if (n < -1 || (n === -1 && type !== STAR)) throw new ProtocolError('invalid aggregate length');
       pos = end + 2;
-      if (n > 0) pending += type === MAP || type === ATTRIBUTE ? 2 * n : n;
+      if (n > 0) pending += kind === PAIRS ? 2 * n : n;
       // An attribute annotates the reply that follows it: they are one reply.
       if (type === ATTRIBUTE) pending++;
     } else {
