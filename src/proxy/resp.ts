@@ -251,7 +251,7 @@ export class RequestParser {
       } else {
         // A line is incomplete: no rescan until its end has come.
         const complete = chunk.indexOf(LF, off) !== -1;
-        this.checkLine(tail.len + chunk.length - off, tail.buf[0]!);
+        if (!complete) this.checkLine(tail.len + chunk.length - off, tail.buf[0]!);
         tail.append(chunk, off, chunk.length, 0);
         off = chunk.length;
         if (!complete) return off;

@@ -113,6 +113,17 @@ describe('RequestParser', () => {
     expect(parser.buffered).toBe(0);
   });
 
+  it('takes a line completed by a read that brings more than 64 KiB of requests after it', () => {
+    const parser = new RequestParser();
+    let n = 0;
+    parser.feed(Buffer.from('*2\r\n$3\r\nGET\r\n$1'), () => n++);
+    const more = Buffer.concat([Buffer.from('\r\nk\r\n'), ...Array.from({ length: 5000 }, () => encodeCommand(['GET', 'k']))]);
+    expect(more.length).toBeGreaterThan(64 * 1024);
+    parser.feed(more, () => n++);
+    expect(n).toBe(5001);
+    expect(parser.buffered).toBe(0);
+  });
+
   it('takes a 64 MiB bulk fed in 64 KiB chunks with one buffer, each byte copied once, and no concat', () => {
     const big = value(64 * MiB);
     const stream = Buffer.concat([Buffer.from(`*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$${big.length}\r\n`), big, Buffer.from('\r\n'), encodeCommand(['PING'])]);
