@@ -34,6 +34,12 @@ const MAX_BULK = 512 * 1024 * 1024;
 const UNAUTH_MAX_ARGS = 10;
 const UNAUTH_MAX_BULK = 16 * 1024;
 const MAX_LINE = 64 * 1024;
+/**
+ * Finishing an incomplete request or reply, the first lines of a read are added one at a time, so
+ * that a small one costs a small copy; after that many, the rest of the read at once, so that one
+ * made of many small parts is scanned in bulk.
+ */
+const LINE_STEPS = 8;
 /** A request parser keeps its tail buffer for the next tail up to this size. */
 const TAIL_REUSE_MAX = 64 * 1024;
 
@@ -241,6 +247,7 @@ export class RequestParser {
   private finishTail(chunk: Buffer, onCommand: (cmd: ParsedCommand) => void): number {
     const tail = this.tail;
     let off = 0;
+    let steps = 0;
     while (off < chunk.length) {
       if (this.tailNeed > 0) {
         // Only the bytes of this request: what follows it is parsed in place.
@@ -250,11 +257,15 @@ export class RequestParser {
         if (tail.len < this.tailNeed) return off;
       } else {
         // A line is incomplete: no rescan until its end has come.
-        const complete = chunk.indexOf(LF, off) !== -1;
-        if (!complete) this.checkLine(tail.len + chunk.length - off, tail.buf[0]!);
-        tail.append(chunk, off, chunk.length, 0);
-        off = chunk.length;
-        if (!complete) return off;
+        const lf = chunk.indexOf(LF, off);
+        if (lf === -1) {
+          this.checkLine(tail.len + chunk.length - off, tail.buf[0]!);
+          tail.append(chunk, off, chunk.length, 0);
+          return chunk.length;
+        }
+        const to = ++steps <= LINE_STEPS ? lf + 1 : chunk.length;
+        tail.append(chunk, off, to, 0);
+        off = to;
       }
       const buf = tail.view();
       const end = buf[0] === STAR ? this.multibulk(buf, 0, this.tailCount, this.tailArg, this.tailPos, onCommand) : this.inline(buf, 0, onCommand);
@@ -455,6 +466,7 @@ export class ReplyReader {
   private finishTail(chunk: Buffer, onReply: (reply: Buffer) => boolean): number {
     const tail = this.tail;
     let off = 0;
+    let steps = 0;
     while (off < chunk.length) {
       if (this.tailNeed > 0) {
         const to = Math.min(chunk.length, off + this.tailNeed - tail.len);
@@ -462,10 +474,14 @@ export class ReplyReader {
         off = to;
         if (tail.len < this.tailNeed) return off;
       } else {
-        const complete = chunk.indexOf(LF, off) !== -1;
-        tail.append(chunk, off, chunk.length, 0);
-        off = chunk.length;
-        if (!complete) return off;
+        const lf = chunk.indexOf(LF, off);
+        if (lf === -1) {
+          tail.append(chunk, off, chunk.length, 0);
+          return chunk.length;
+        }
+        const to = ++steps <= LINE_STEPS ? lf + 1 : chunk.length;
+        tail.append(chunk, off, to, 0);
+        off = to;
       }
       const end = scanReply(tail.view(), 0, this.tailPos, this.tailPending);
       if (end === -1) {

@@ -122,6 +122,8 @@ describe('RequestParser', () => {
     parser.feed(more, () => n++);
     expect(n).toBe(5001);
     expect(parser.buffered).toBe(0);
+    // Only the bytes of the incomplete request were copied, not the requests after it.
+    expect(parser.tailStats.copiedBytes).toBeLessThan(64);
   });
 
   it('takes a 64 MiB bulk fed in 64 KiB chunks with one buffer, each byte copied once, and no concat', () => {
