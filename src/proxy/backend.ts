@@ -8,7 +8,7 @@
 import { Socket, createConnection } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { flushSoon } from './flush-soon.js';
-import { encodeCommand, replyEnd, reply } from './resp.js';
+import { ReplyReader, encodeCommand, reply } from './resp.js';
 
 export type ReplyHandler = (reply: Buffer) => void;
 
@@ -51,7 +51,10 @@ export class BackendConnection {
   private outStart = 0;
   private outEnd = 0;
   private flushScheduled = false;
-  private rest: Buffer | null = null;
+  /** Delimits replies; holds the incomplete one at the end of a read. */
+  private readonly reader = new ReplyReader();
+  /** The socket whose read is being parsed. */
+  private reading: Socket | null = null;
   private watchdog: NodeJS.Timeout | undefined;
   private closed = false;
 
@@ -181,40 +184,40 @@ export class BackendConnection {
   }
 
   private onData(chunk: Buffer, shared = false): void {
-    const buf = this.rest ? Buffer.concat([this.rest, chunk]) : chunk;
-    const volatile = shared && !this.rest; // a view of the shared read buffer: copy what is kept
-    this.rest = null;
     this.lastProgress = performance.now();
-    let pos = 0;
+    this.reading = this.socket;
     try {
-      for (;;) {
-        const end = replyEnd(buf, pos);
-        if (end === -1) break;
-        const handler = this.waiting[this.head];
-        if (!handler) {
-          if (!this.options.onUnsolicited) return this.fail('a reply nobody asked for');
-          this.options.onUnsolicited(volatile ? Buffer.from(buf.subarray(pos, end)) : buf.subarray(pos, end));
-          pos = end;
-          continue;
-        }
-        this.waiting[this.head++] = undefined as unknown as ReplyHandler;
-        if (this.received++ === this.sampleSeq) {
-          this.options.onLatency?.((this.lastProgress - this.sampleAt) / 1000);
-          this.sampleSeq = -1;
-        }
-        handler(volatile ? Buffer.from(buf.subarray(pos, end)) : buf.subarray(pos, end));
-        pos = end;
-      }
+      // `shared`: a view of the shared read buffer, so the reader copies the replies it hands out.
+      this.reader.feed(chunk, shared, this.onReply);
     } catch (err) {
       return this.fail(`protocol error from the server: ${(err as Error).message}`);
     }
-    if (pos < buf.length) this.rest = volatile ? Buffer.from(buf.subarray(pos)) : buf.subarray(pos);
     // Compact the queue now and then instead of shifting on every reply.
     if (this.head > 1024 && this.head * 2 > this.waiting.length) {
       this.waiting = this.waiting.slice(this.head);
       this.head = 0;
     }
   }
+
+  private readonly onReply = (r: Buffer): boolean => {
+    const handler = this.waiting[this.head];
+    if (!handler) {
+      if (this.options.onUnsolicited) {
+        this.options.onUnsolicited(r);
+        return this.socket === this.reading;
+      }
+      this.fail('a reply nobody asked for');
+      return false;
+    }
+    this.waiting[this.head++] = undefined as unknown as ReplyHandler;
+    if (this.received++ === this.sampleSeq) {
+      this.options.onLatency?.((this.lastProgress - this.sampleAt) / 1000);
+      this.sampleSeq = -1;
+    }
+    handler(r);
+    // A handler may have dropped this connection (AUTH refused): the rest of the read is not for the next one.
+    return this.socket === this.reading;
+  };
 
   private checkTimeout(): void {
     if (this.inFlight > 0 && performance.now() - this.lastProgress > this.options.timeoutMs) this.fail(`no reply within ${this.options.timeoutMs} ms`);
@@ -230,7 +233,7 @@ export class BackendConnection {
     socket?.removeAllListeners('close');
     socket?.on('error', () => undefined);
     socket?.destroy();
-    this.rest = null;
+    this.reader.reset();
     this.out = [];
     this.outStart = this.outEnd;
     const waiting = this.waiting.slice(this.head);

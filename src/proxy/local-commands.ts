@@ -5,7 +5,7 @@
  */
 import { REDIS_VERSION } from './command-table.js';
 import { dbsize, flush, functionCommand, keys, randomKey, script } from './fan-out.js';
-import { encodeCommand, reply } from './resp.js';
+import { encodeCommand, encodeFor, reply } from './resp.js';
 import { scan } from './scan.js';
 import type { ClientSession, Pending } from './session.js';
 
@@ -114,8 +114,7 @@ function hello(session: ClientSession, p: Pending, argv: Buffer[]): void {
     ['role', reply.bulk('master')],
     ['modules', reply.array([])],
   ];
-  const flat = fields.flatMap(([k, v]) => [reply.bulk(k), v]);
-  session.answer(p, session.proto === 3 ? Buffer.concat([Buffer.from(`%${fields.length}\r\n`), ...flat]) : reply.array(flat));
+  session.answer(p, encodeFor(session.proto).map(fields.map(([k, v]) => [reply.bulk(k), v])));
 }
 
 function client(session: ClientSession, p: Pending, argv: Buffer[]): void {

@@ -1,6 +1,7 @@
 /**
- * RESP2 on the proxy's hot path: requests are split into arguments by position and replies are
- * delimited by position — values are never decoded, bytes are forwarded as they came.
+ * RESP on the proxy's hot path: requests are split into arguments by position and replies
+ * (RESP2 or RESP3) are delimited by position — values are never decoded, bytes are forwarded as
+ * they came.
  */
 
 export class ProtocolError extends Error {
@@ -11,8 +12,36 @@ const CR = 13;
 const LF = 10;
 const STAR = 42; // *
 const DOLLAR = 36; // $
+const PLUS = 43; // +
+const MINUS = 45; // -
+const COLON = 58; // :
+// RESP3
+const NULL = 95; // _
+const DOUBLE = 44; // ,
+const BOOLEAN = 35; // #
+const BIG_NUMBER = 40; // (
+const BLOB_ERROR = 33; // !
+const VERBATIM = 61; // =
+const MAP = 37; // %
+const SET = 126; // ~
+const PUSH = 62; // >
+const ATTRIBUTE = 124; // |
+
+// Redis's limits: proto-max-bulk-len (512 MB) and 1M arguments; before AUTH, 10 arguments of
+// 16 KiB; a line (inline request, or a header not ended yet) of 64 KiB.
 const MAX_ARGS = 1024 * 1024;
 const MAX_BULK = 512 * 1024 * 1024;
+const UNAUTH_MAX_ARGS = 10;
+const UNAUTH_MAX_BULK = 16 * 1024;
+const MAX_LINE = 64 * 1024;
+/**
+ * Finishing an incomplete request or reply, the first lines of a read are added one at a time, so
+ * that a small one costs a small copy; after that many, the rest of the read at once, so that one
+ * made of many small parts is scanned in bulk.
+ */
+const LINE_STEPS = 8;
+/** A request parser keeps its tail buffer for the next tail up to this size. */
+const TAIL_REUSE_MAX = 64 * 1024;
 
 /** Reads the decimal integer at buf[start, end) (the bytes before a CRLF). */
 function readInt(buf: Buffer, start: number, end: number): number {
@@ -91,47 +120,192 @@ declare module 'node:buffer' {
   }
 }
 
+/** Copies made for requests or replies split across reads: what the tests count. */
+export interface TailStats {
+  /** Buffers allocated (or grown) to hold an incomplete request or reply. */
+  allocations: number;
+  /** Bytes copied into them, growth included. */
+  copiedBytes: number;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * The owned copy of an incomplete request or reply left at the end of a read. It is sized for
+ * what is known to be coming (a bulk's announced length), so a big value is copied once, as it
+ * arrives, instead of once per read; without a known size it at least doubles, which keeps growth
+ * by small steps linear too.
+ */
+class Tail {
+  buf: Buffer = EMPTY;
+  len = 0;
+  readonly stats: TailStats = { allocations: 0, copiedBytes: 0 };
+
+  /** Appends src[from, to), with room for at least `reserve` bytes in all. */
+  append(src: Buffer, from: number, to: number, reserve: number): void {
+    const want = Math.max(this.len + (to - from), reserve);
+    if (want > this.buf.length) {
+      const grown = Buffer.allocUnsafe(Math.max(want, 2 * this.buf.length));
+      if (this.len > 0) this.buf.copy(grown, 0, 0, this.len);
+      this.stats.allocations++;
+      this.stats.copiedBytes += this.len;
+      this.buf = grown;
+    }
+    src.copy(this.buf, this.len, from, to);
+    this.stats.copiedBytes += to - from;
+    this.len += to - from;
+  }
+
+  /** Forgets the contents; `reuse` keeps a small buffer for the next tail. */
+  clear(reuse: boolean): void {
+    this.len = 0;
+    if (!reuse || this.buf.length > TAIL_REUSE_MAX) this.buf = EMPTY;
+  }
+
+  /** The contents (a view: only valid until the next append). */
+  view(): Buffer {
+    return this.buf.subarray(0, this.len);
+  }
+}
+
 /**
  * Incremental parser of client requests: multibulk (`*N\r\n$len\r\n...`) as every client library
  * sends, and inline commands (`PING\r\n`) as telnet users type.
+ *
+ * Requests complete in a read are parsed in place (their arguments are views of the chunk, nothing
+ * is allocated). Only an incomplete request at the end of a read is copied, and where its scan
+ * stopped is remembered: the next read resumes there, and when a bulk's length is known, reads are
+ * appended without scanning until it is all there. A request of any size costs time linear in it.
  */
 export class RequestParser {
-  private rest: Buffer | null = null;
   private readonly cmd = new ParsedCommand();
+  private readonly tail = new Tail();
+  private maxArgs = MAX_ARGS;
+  private maxBulk = MAX_BULK;
+  // Where the scan of the incomplete request in `tail` stopped, relative to the request's start:
+  /** Its argument count; -1 while its `*N` line is incomplete (and for an inline request). */
+  private tailCount = -1;
+  /** Arguments already scanned (their offsets are in `cmd.offsets`, relative to `tail`). */
+  private tailArg = 0;
+  /** Start of the first argument not scanned yet. */
+  private tailPos = 0;
+  /** Length the tail must reach before scanning can go on (the end of a bulk); 0: an incomplete line. */
+  private tailNeed = 0;
 
-  /** Parses every complete command in `chunk` (after what was left over); keeps the incomplete tail. */
+  /**
+   * Before AUTH, limits are Redis's for unauthenticated clients: at most 10 arguments of at most
+   * 16384 bytes, refused as soon as the header says so — a stranger cannot make the proxy buffer
+   * a big body. Takes effect from the next request, even one in the same read (AUTH, then a big SET).
+   */
+  setAuthenticated(authenticated: boolean): void {
+    this.maxArgs = authenticated ? MAX_ARGS : UNAUTH_MAX_ARGS;
+    this.maxBulk = authenticated ? MAX_BULK : UNAUTH_MAX_BULK;
+  }
+
+  /** Bytes held for a request not complete yet (a query-buffer limit can be enforced on it). */
+  get buffered(): number {
+    return this.tail.len;
+  }
+
+  get tailStats(): Readonly<TailStats> {
+    return this.tail.stats;
+  }
+
+  /**
+   * Parses every complete command in `chunk` (after what was left over); keeps the incomplete
+   * tail. `chunk` may be a view of a read buffer reused after this call: what is kept is copied.
+   */
   feed(chunk: Buffer, onCommand: (cmd: ParsedCommand) => void): void {
-    const buf = this.rest ? Buffer.concat([this.rest, chunk]) : chunk;
-    this.rest = null;
-    let pos = 0;
-    while (pos < buf.length) {
-      const end = buf[pos] === STAR ? this.multibulk(buf, pos, onCommand) : this.inline(buf, pos, onCommand);
-      if (end === -1) {
-        this.rest = Buffer.from(buf.subarray(pos)); // `chunk` may be reused by the caller
-        return;
-      }
+    let pos = this.tail.len > 0 ? this.finishTail(chunk, onCommand) : 0;
+    const len = chunk.length;
+    while (pos < len) {
+      const end = chunk[pos] === STAR ? this.multibulk(chunk, pos, -1, 0, pos, onCommand) : this.inline(chunk, pos, onCommand);
+      if (end === -1) return this.keepTail(chunk, pos);
       pos = end;
     }
   }
 
-  private multibulk(buf: Buffer, start: number, onCommand: (cmd: ParsedCommand) => void): number {
-    const headerEnd = lineEnd(buf, start);
-    if (headerEnd === -1) return -1;
-    const count = readInt(buf, start + 1, headerEnd);
-    if (count > MAX_ARGS) throw new ProtocolError('invalid multibulk length');
-    let pos = headerEnd + 2;
-    if (count <= 0) return pos; // an empty request: Redis ignores it too
+  /** Copies the incomplete request at chunk[start, ...) (its scan state is already recorded). */
+  private keepTail(chunk: Buffer, start: number): void {
+    this.checkLine(chunk.length - start, chunk[start]!);
     const offsets = this.cmd.offsets;
-    for (let i = 0; i < count; i++) {
-      if (pos >= buf.length) return -1;
+    for (let k = 0; k < 2 * this.tailArg; k++) offsets[k] = offsets[k]! - start;
+    this.tail.append(chunk, start, chunk.length, this.tailNeed);
+  }
+
+  /** Refuses a line (header or inline request) still incomplete after 64 KiB, as Redis does. */
+  private checkLine(tailLength: number, firstByte: number): void {
+    if (this.tailNeed > 0 || tailLength - this.tailPos <= MAX_LINE) return;
+    if (firstByte !== STAR) throw new ProtocolError('too big inline request');
+    throw new ProtocolError(this.tailCount === -1 ? 'too big mbulk count string' : 'too big bulk count string');
+  }
+
+  /**
+   * Adds the start of `chunk` to the incomplete request and parses it when it can; returns where
+   * in `chunk` the requests after it start (chunk.length when it took everything).
+   */
+  private finishTail(chunk: Buffer, onCommand: (cmd: ParsedCommand) => void): number {
+    const tail = this.tail;
+    let off = 0;
+    let steps = 0;
+    while (off < chunk.length) {
+      if (this.tailNeed > 0) {
+        // Only the bytes of this request: what follows it is parsed in place.
+        const to = Math.min(chunk.length, off + this.tailNeed - tail.len);
+        tail.append(chunk, off, to, this.tailNeed);
+        off = to;
+        if (tail.len < this.tailNeed) return off;
+      } else {
+        // A line is incomplete: no rescan until its end has come.
+        const lf = chunk.indexOf(LF, off);
+        if (lf === -1) {
+          this.checkLine(tail.len + chunk.length - off, tail.buf[0]!);
+          tail.append(chunk, off, chunk.length, 0);
+          return chunk.length;
+        }
+        const to = ++steps <= LINE_STEPS ? lf + 1 : chunk.length;
+        tail.append(chunk, off, to, 0);
+        off = to;
+      }
+      const buf = tail.view();
+      const end = buf[0] === STAR ? this.multibulk(buf, 0, this.tailCount, this.tailArg, this.tailPos, onCommand) : this.inline(buf, 0, onCommand);
+      if (end === -1) {
+        this.checkLine(tail.len, buf[0]!);
+        continue;
+      }
+      // Bytes past the request's end came from `chunk`: parse them there.
+      off -= tail.len - end;
+      tail.clear(true);
+      return off;
+    }
+    return off;
+  }
+
+  /**
+   * Parses the request at `start`, from its argument `arg` at `pos` (count -1: from its header).
+   * Returns its end, or -1 after recording where the scan stopped.
+   */
+  private multibulk(buf: Buffer, start: number, count: number, arg: number, pos: number, onCommand: (cmd: ParsedCommand) => void): number {
+    if (count === -1) {
+      const headerEnd = lineEnd(buf, start);
+      if (headerEnd === -1) return this.stop(-1, 0, 0, 0);
+      count = readInt(buf, start + 1, headerEnd);
+      if (count > this.maxArgs) throw new ProtocolError(this.maxArgs === MAX_ARGS ? 'invalid multibulk length' : 'unauthenticated multibulk length');
+      pos = headerEnd + 2;
+      if (count <= 0) return pos; // an empty request: Redis ignores it too
+    }
+    const offsets = this.cmd.offsets;
+    for (let i = arg; i < count; i++) {
+      if (pos >= buf.length) return this.stop(count, i, pos - start, 0);
       if (buf[pos] !== DOLLAR) throw new ProtocolError(`expected '$', got '${String.fromCharCode(buf[pos]!)}'`);
       const lenEnd = lineEnd(buf, pos);
-      if (lenEnd === -1) return -1;
+      if (lenEnd === -1) return this.stop(count, i, pos - start, 0);
       const len = readInt(buf, pos + 1, lenEnd);
-      if (len < 0 || len > MAX_BULK) throw new ProtocolError('invalid bulk length');
+      if (len < 0) throw new ProtocolError('invalid bulk length');
+      if (len > this.maxBulk) throw new ProtocolError(this.maxBulk === MAX_BULK ? 'invalid bulk length' : 'unauthenticated bulk length');
       const dataStart = lenEnd + 2;
       const dataEnd = dataStart + len;
-      if (dataEnd + 2 > buf.length) return -1;
+      if (dataEnd + 2 > buf.length) return this.stop(count, i, pos - start, dataEnd + 2 - start);
       if (buf[dataEnd] !== CR || buf[dataEnd + 1] !== LF) throw new ProtocolError('expected CRLF after bulk data');
       offsets[2 * i] = dataStart;
       offsets[2 * i + 1] = dataEnd;
@@ -141,66 +315,212 @@ export class RequestParser {
     return pos;
   }
 
+  private stop(count: number, arg: number, pos: number, need: number): -1 {
+    this.tailCount = count;
+    this.tailArg = arg;
+    this.tailPos = pos;
+    this.tailNeed = need;
+    return -1;
+  }
+
   private inline(buf: Buffer, start: number, onCommand: (cmd: ParsedCommand) => void): number {
     const nl = buf.indexOf(LF, start);
-    if (nl === -1) {
-      if (buf.length - start > 64 * 1024) throw new ProtocolError('too big inline request');
-      return -1;
-    }
+    if (nl === -1) return this.stop(-1, 0, 0, 0);
+    if (nl - start > MAX_LINE) throw new ProtocolError('too big inline request');
     const line = buf.subarray(start, nl > start && buf[nl - 1] === CR ? nl - 1 : nl).toString('latin1').trim();
     if (line.length > 0) {
       // Inline commands are rare (telnet): re-encode as multibulk and parse that.
+      // (The multibulk limits apply to it as well.)
       const encoded = encodeCommand(line.split(/\s+/).map((a) => Buffer.from(a, 'latin1')));
-      this.multibulk(encoded, 0, onCommand);
+      this.multibulk(encoded, 0, -1, 0, 0, onCommand);
     }
     return nl + 1;
   }
 }
 
+// How each reply type is delimited (0: not a reply type).
+const LENGTH_PREFIXED = 1; // $ ! =
+const ONE_LINE = 2; // + - : _ , # (
+const AGGREGATE = 3; // * ~ > : n replies
+const PAIRS = 4; // % | : 2n replies
+const REPLY_KIND = new Uint8Array(256);
+for (const t of [DOLLAR, BLOB_ERROR, VERBATIM]) REPLY_KIND[t] = LENGTH_PREFIXED;
+for (const t of [PLUS, MINUS, COLON, NULL, DOUBLE, BOOLEAN, BIG_NUMBER]) REPLY_KIND[t] = ONE_LINE;
+for (const t of [STAR, SET, PUSH]) REPLY_KIND[t] = AGGREGATE;
+for (const t of [MAP, ATTRIBUTE]) REPLY_KIND[t] = PAIRS;
+
+// Where scanReply stopped in an incomplete reply (set just before it returns -1).
+let stopPending = 0;
+let stopPos = 0;
+let stopNeed = 0;
+
 /**
- * End offset of the one complete reply that starts at `pos`, or -1 if it has not fully arrived.
- * Nested arrays are walked without recursion.
+ * Walks replies from `pos` (absolute) until `pending` complete ones have been passed (elements of
+ * aggregates count too), without recursion. Returns the end, or -1 after setting stopPending,
+ * stopPos (absolute: the element to re-read) and stopNeed (relative to `start`: the length the
+ * buffer must reach before the walk can go on; 0 when a line is incomplete).
  */
-export function replyEnd(buf: Buffer, pos: number): number {
-  let pending = 1;
+function scanReply(buf: Buffer, start: number, pos: number, pending: number): number {
   while (pending > 0) {
-    if (pos >= buf.length) return -1;
+    if (pos >= buf.length) return stopReply(pending, pos, 0);
     const type = buf[pos]!;
     const end = lineEnd(buf, pos);
-    if (end === -1) return -1;
-    pending--;
-    if (type === DOLLAR || type === 33 || type === 61) {
+    if (end === -1) return stopReply(pending, pos, 0);
+    const kind = REPLY_KIND[type]!;
+    if (kind === LENGTH_PREFIXED) {
       const len = readInt(buf, pos + 1, end);
-      pos = end + 2;
-      if (len >= 0) {
-        pos += len + 2;
-        if (pos > buf.length) return -1;
+      if (len < 0) {
+        if (len !== -1 || type !== DOLLAR) throw new ProtocolError('invalid bulk length');
+        pos = end + 2;
+      } else {
+        const next = end + 4 + len;
+        if (next > buf.length) return stopReply(pending, pos, next - start);
+        if (buf[next - 2] !== CR || buf[next - 1] !== LF) throw new ProtocolError('expected CRLF after bulk data');
+        pos = next;
       }
-    } else if (type === STAR || type === 126 || type === 62) {
-      const n = readInt(buf, pos + 1, end);
+    } else if (kind === ONE_LINE) {
       pos = end + 2;
-      if (n > 0) pending += n;
-    } else if (type === 37 || type === 124) {
-      // a map, or an attribute (whose annotated reply follows it)
+    } else if (kind === AGGREGATE || kind === PAIRS) {
       const n = readInt(buf, pos + 1, end);
+      if (n < -1 || (n === -1 && type !== STAR)) throw new ProtocolError('invalid aggregate length');
       pos = end + 2;
-      pending += 2 * n + (type === 124 ? 1 : 0);
-    } else if (type === 43 || type === 45 || type === 58 || type === 95 || type === 44 || type === 35 || type === 40) {
-      pos = end + 2; // + - :
+      if (n > 0) pending += kind === PAIRS ? 2 * n : n;
+      // An attribute annotates the reply that follows it: they are one reply.
+      if (type === ATTRIBUTE) pending++;
     } else {
       throw new ProtocolError(`unexpected reply type '${String.fromCharCode(type)}'`);
     }
+    pending--;
   }
   return pos;
 }
 
-/** The element replies of an array reply (for merging MGET answers). */
+function stopReply(pending: number, pos: number, need: number): -1 {
+  stopPending = pending;
+  stopPos = pos;
+  stopNeed = need;
+  return -1;
+}
+
+/**
+ * End offset of the one complete reply (RESP2 or RESP3) that starts at `pos`, or -1 if it has
+ * not fully arrived. Nested aggregates are walked without recursion.
+ */
+export function replyEnd(buf: Buffer, pos: number): number {
+  return scanReply(buf, pos, pos, 1);
+}
+
+/**
+ * Splits a backend's byte stream into replies, in linear time whatever their size: replies
+ * complete in a read are delimited in place; an incomplete one is copied and its scan resumed
+ * where it stopped (and, when a bulk's length is known, not resumed before it is all there).
+ */
+export class ReplyReader {
+  private readonly tail = new Tail();
+  private tailPending = 1;
+  private tailPos = 0;
+  private tailNeed = 0;
+
+  /** Bytes held for a reply not complete yet. */
+  get buffered(): number {
+    return this.tail.len;
+  }
+
+  get tailStats(): Readonly<TailStats> {
+    return this.tail.stats;
+  }
+
+  /** Forgets the incomplete reply (the connection was dropped). */
+  reset(): void {
+    this.tail.clear(false);
+  }
+
+  /**
+   * Calls `onReply` with each complete reply, in order, until it returns false. The replies are
+   * the receiver's to keep: with `volatile` (chunk is a view of a read buffer reused after this
+   * call) a reply lying in `chunk` is copied; one assembled from several reads is not (its
+   * buffer is never reused).
+   */
+  feed(chunk: Buffer, volatile: boolean, onReply: (reply: Buffer) => boolean): void {
+    let pos = 0;
+    if (this.tail.len > 0) {
+      pos = this.finishTail(chunk, onReply);
+      if (pos === -1) return;
+    }
+    const len = chunk.length;
+    while (pos < len) {
+      const end = scanReply(chunk, pos, pos, 1);
+      if (end === -1) {
+        this.tailPending = stopPending;
+        this.tailPos = stopPos - pos;
+        this.tailNeed = stopNeed;
+        this.tail.append(chunk, pos, len, stopNeed);
+        return;
+      }
+      if (!onReply(volatile ? Buffer.from(chunk.subarray(pos, end)) : chunk.subarray(pos, end))) return;
+      pos = end;
+    }
+  }
+
+  /** Like RequestParser.finishTail; -1 when onReply said stop. */
+  private finishTail(chunk: Buffer, onReply: (reply: Buffer) => boolean): number {
+    const tail = this.tail;
+    let off = 0;
+    let steps = 0;
+    while (off < chunk.length) {
+      if (this.tailNeed > 0) {
+        const to = Math.min(chunk.length, off + this.tailNeed - tail.len);
+        tail.append(chunk, off, to, this.tailNeed);
+        off = to;
+        if (tail.len < this.tailNeed) return off;
+      } else {
+        const lf = chunk.indexOf(LF, off);
+        if (lf === -1) {
+          tail.append(chunk, off, chunk.length, 0);
+          return chunk.length;
+        }
+        const to = ++steps <= LINE_STEPS ? lf + 1 : chunk.length;
+        tail.append(chunk, off, to, 0);
+        off = to;
+      }
+      const end = scanReply(tail.view(), 0, this.tailPos, this.tailPending);
+      if (end === -1) {
+        this.tailPending = stopPending;
+        this.tailPos = stopPos;
+        this.tailNeed = stopNeed;
+        continue;
+      }
+      off -= tail.len - end;
+      const complete = tail.buf.subarray(0, end);
+      this.tail.clear(false); // `complete` keeps the buffer: it must not be reused
+      this.tailPending = 1;
+      this.tailPos = this.tailNeed = 0;
+      if (!onReply(complete)) return -1;
+      return off;
+    }
+    return off;
+  }
+}
+
+/**
+ * The element replies of an aggregate reply: an array, set or push (its n elements), or a map
+ * (its 2n keys and values, alternating). Attributes before it are skipped. A null array has none.
+ */
 export function arrayElements(reply: Buffer): Buffer[] {
-  if (reply[0] !== STAR && reply[0] !== 126 && reply[0] !== 62) throw new ProtocolError('expected an array reply');
-  const end = lineEnd(reply, 0);
-  const n = readInt(reply, 1, end);
+  let pos = 0;
+  while (reply[pos] === ATTRIBUTE) {
+    const end = lineEnd(reply, pos);
+    if (end === -1) throw new ProtocolError('truncated attribute');
+    pos = scanReply(reply, pos, end + 2, 2 * readInt(reply, pos + 1, end));
+    if (pos === -1) throw new ProtocolError('truncated attribute');
+  }
+  const type = reply[pos];
+  if (type !== STAR && type !== SET && type !== PUSH && type !== MAP) throw new ProtocolError('expected an array reply');
+  const end = lineEnd(reply, pos);
+  if (end === -1) throw new ProtocolError('truncated array reply');
+  const n = readInt(reply, pos + 1, end) * (type === MAP ? 2 : 1);
   const out: Buffer[] = [];
-  let pos = end + 2;
+  pos = end + 2;
   for (let i = 0; i < n; i++) {
     const next = replyEnd(reply, pos);
     if (next === -1) throw new ProtocolError('truncated array reply');
@@ -212,12 +532,13 @@ export function arrayElements(reply: Buffer): Buffer[] {
 
 /** The value of an integer reply, or null for any other reply. */
 export function integerReply(reply: Buffer): number | null {
-  if (reply[0] !== 58) return null;
+  if (reply[0] !== COLON) return null;
   return readInt(reply, 1, lineEnd(reply, 0));
 }
 
+/** An error reply: a simple error (`-`) or a RESP3 blob error (`!`). */
 export function isError(reply: Buffer): boolean {
-  return reply[0] === 45;
+  return reply[0] === MINUS || reply[0] === BLOB_ERROR;
 }
 
 export function encodeCommand(argv: (Buffer | string)[]): Buffer {
@@ -246,9 +567,74 @@ export const reply = {
   array: (items: Buffer[]) => Buffer.concat([Buffer.from(`*${items.length}\r\n`), ...items]),
 };
 
+/** Replies that only exist in RESP3 (for a client that said HELLO 3). */
+export const reply3 = {
+  null: Buffer.from('_\r\n'),
+  boolean: (b: boolean) => Buffer.from(b ? '#t\r\n' : '#f\r\n'),
+  double: (n: number) => Buffer.from(`,${formatDouble(n)}\r\n`),
+  /** `entries` are encoded replies: [key, value] pairs. */
+  map: (entries: [Buffer, Buffer][]) => Buffer.concat([Buffer.from(`%${entries.length}\r\n`), ...entries.flat()]),
+  set: (items: Buffer[]) => Buffer.concat([Buffer.from(`~${items.length}\r\n`), ...items]),
+  push: (items: Buffer[]) => Buffer.concat([Buffer.from(`>${items.length}\r\n`), ...items]),
+  /** A verbatim string; `format` is its 3-letter type (txt, mkd). */
+  verbatim: (text: string, format = 'txt') => {
+    const data = Buffer.from(`${format}:${text}`);
+    return Buffer.concat([Buffer.from(`=${data.length}\r\n`), data, CRLF]);
+  },
+};
+
+function formatDouble(n: number): string {
+  if (Number.isNaN(n)) return 'nan';
+  if (n === Infinity) return 'inf';
+  if (n === -Infinity) return '-inf';
+  return String(n);
+}
+
+/** The replies whose encoding depends on the protocol the client chose. */
+export interface ProtocolReplies {
+  readonly proto: 2 | 3;
+  /** A null (RESP2: the null bulk string). */
+  readonly null: Buffer;
+  /** A null where RESP2 has the null array (`*-1`). */
+  readonly nullArray: Buffer;
+  boolean(b: boolean): Buffer;
+  double(n: number): Buffer;
+  map(entries: [Buffer, Buffer][]): Buffer;
+  set(items: Buffer[]): Buffer;
+  verbatim(text: string): Buffer;
+}
+
+const RESP2: ProtocolReplies = {
+  proto: 2,
+  null: Buffer.from('$-1\r\n'),
+  nullArray: Buffer.from('*-1\r\n'),
+  // What Redis answers a RESP2 client in place of each RESP3 type:
+  boolean: (b) => reply.integer(b ? 1 : 0),
+  double: (n) => reply.bulk(formatDouble(n)),
+  map: (entries) => reply.array(entries.flat()),
+  set: (items) => reply.array(items),
+  verbatim: (text) => reply.bulk(text),
+};
+
+const RESP3: ProtocolReplies = {
+  proto: 3,
+  null: reply3.null,
+  nullArray: reply3.null,
+  boolean: reply3.boolean,
+  double: reply3.double,
+  map: reply3.map,
+  set: reply3.set,
+  verbatim: (text) => reply3.verbatim(text),
+};
+
+/** The encoders for a client speaking `proto` (2 unless it said HELLO 3). */
+export function encodeFor(proto: 2 | 3): ProtocolReplies {
+  return proto === 3 ? RESP3 : RESP2;
+}
+
 /** The bytes of a bulk string reply; null for a null reply (`$-1` or RESP3 `_`). Throws for others. */
 export function bulkValue(r: Buffer): Buffer | null {
-  if (r[0] === 95) return null;
+  if (r[0] === NULL) return null;
   if (r[0] !== DOLLAR) throw new ProtocolError('expected a bulk reply');
   const crlf = r.indexOf(CR);
   const len = readInt(r, 1, crlf);

@@ -18,7 +18,7 @@ import { flushSoon } from './flush-soon.js';
 import { runLocal } from './local-commands.js';
 import { dispatchSplit } from './multi-key.js';
 import { PubSub } from './pubsub.js';
-import { ProtocolError, RequestParser, reply, type ParsedCommand } from './resp.js';
+import { ProtocolError, RequestParser, encodeFor, isError, reply, type ParsedCommand } from './resp.js';
 import type { Router } from './router.js';
 import { TransactionState } from './transaction.js';
 
@@ -82,6 +82,7 @@ export class ClientSession {
     readsIntoSharedBuffer = false,
   ) {
     this.authed = ctx.password === null;
+    this.parser.setAuthenticated(this.authed);
     socket.setNoDelay(true);
     if (!readsIntoSharedBuffer) socket.on('data', (chunk) => this.onData(chunk));
     socket.on('drain', () => this.maybeResume());
@@ -140,7 +141,7 @@ export class ClientSession {
     const out: Buffer[] = [];
     while (this.head < this.queue.length && this.queue[this.head]!.reply !== null) {
       const r = this.queue[this.head]!.reply!;
-      if (r[0] === 45) this.ctx.onError();
+      if (isError(r)) this.ctx.onError();
       out.push(r);
       this.queue[this.head++] = undefined as unknown as Pending;
     }
@@ -386,6 +387,7 @@ export class ClientSession {
   authenticate(password: string): boolean {
     if (this.ctx.password !== null && password === this.ctx.password) {
       this.authed = true;
+      this.parser.setAuthenticated(true);
       return true;
     }
     return false;
@@ -404,11 +406,12 @@ export class ClientSession {
     this.name = null;
     this.proto = 2;
     this.authed = this.ctx.password === null;
+    this.parser.setAuthenticated(this.authed);
   }
 
   /** A null reply in the client's protocol. */
   nullReply(): Buffer {
-    return this.proto === 3 ? NULL3 : NULL_BULK;
+    return encodeFor(this.proto).null;
   }
 
   private closeBackends(): void {
@@ -418,8 +421,6 @@ export class ClientSession {
   }
 }
 
-const NULL3 = Buffer.from('_\r\n');
-const NULL_BULK = Buffer.from('$-1\r\n');
 
 function startsWith(buf: Buffer, prefix: Buffer): boolean {
   return buf.length >= prefix.length && buf.compare(prefix, 0, prefix.length, 0, prefix.length) === 0;

@@ -10,7 +10,7 @@
  */
 import type { BackendConnection } from './backend.js';
 import type { CommandInfo } from './commands.js';
-import { reply, type ParsedCommand } from './resp.js';
+import { encodeFor, reply, type ParsedCommand } from './resp.js';
 import { noOwner, type ClientSession, type Pending } from './session.js';
 
 /** Commands that run at once even inside MULTI (as in Redis). */
@@ -27,8 +27,6 @@ const MULTI = Buffer.from('*1\r\n$5\r\nMULTI\r\n');
 const EXEC = Buffer.from('*1\r\n$4\r\nEXEC\r\n');
 const UNWATCH = Buffer.from('*1\r\n$7\r\nUNWATCH\r\n');
 const EMPTY_ARRAY = Buffer.from('*0\r\n');
-const NULL_ARRAY = Buffer.from('*-1\r\n');
-const NULL3 = Buffer.from('_\r\n');
 
 export class TransactionState {
   /** Copies of the commands queued since MULTI; null when no MULTI is open. */
@@ -159,7 +157,7 @@ export class TransactionState {
         const lost = this.watchLost;
         this.queued = null;
         this.unwatch();
-        if (lost) return session.answer(session.reply(), session.proto === 3 ? NULL3 : NULL_ARRAY);
+        if (lost) return session.answer(session.reply(), encodeFor(session.proto).nullArray);
         return session.answer(session.reply(), reply.error("CROSSSLOT Keys in request don't hash to the same slot as the watched keys"));
       }
       const connection = session.enterPinnedLane(this.watch.slot, cmd);

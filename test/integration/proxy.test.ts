@@ -142,6 +142,16 @@ describe('the proxy on real etcd and redis', () => {
     // A wrong password after a right one is refused, and leaves the client authenticated (as Redis).
     await expect(anon.call('AUTH', 'wrong')).rejects.toThrow(/WRONGPASS/);
     expect(await anon.get('x')).toBe('1');
+    // Before AUTH, Redis's small limits: a 100 MB bulk header is refused at once, nothing buffered.
+    const [host, port] = proxy.listenAddress.split(':');
+    const stranger = connect(Number(port), host);
+    const answer = await new Promise<string>((resolve) => {
+      let got = '';
+      stranger.on('data', (d) => (got += d.toString()));
+      stranger.on('close', () => resolve(got));
+      stranger.write('*2\r\n$3\r\nSET\r\n$100000000\r\n');
+    });
+    expect(answer).toBe('-ERR Protocol error: unauthenticated bulk length\r\n');
     const withPassword = proxies.client(proxy, { password: 's3cret' });
     expect(await withPassword.get('x')).toBe('1');
   });
