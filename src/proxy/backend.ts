@@ -73,7 +73,7 @@ export class BackendConnection {
    * caller's may be reused by the next read); the returned view of that copy stays valid, for a
    * caller that may send the command again elsewhere.
    */
-  send(command: Buffer, handler: ReplyHandler): Buffer {
+  send(command: Buffer, handler: ReplyHandler, owned = false): Buffer {
     if (this.closed) {
       // Answered later, never from inside send(): callers may not be ready for their handler yet.
       const error = reply.error(`ERR proxy: backend ${this.address} is closed`);
@@ -88,12 +88,20 @@ export class BackendConnection {
     }
     this.sent++;
     this.waiting.push(handler);
-    const copy = this.append(command);
+    const copy = owned && command.length >= OUT_CHUNK ? this.appendOwned(command) : this.append(command);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       flushSoon(this.flush);
     }
     return copy;
+  }
+
+  /** Queues a big buffer nobody will reuse as it is: copying 64 MiB would stall every client. */
+  private appendOwned(bytes: Buffer): Buffer {
+    if (this.outEnd > this.outStart) this.out.push(this.outBuf.subarray(this.outStart, this.outEnd));
+    this.outStart = this.outEnd;
+    this.out.push(bytes);
+    return bytes;
   }
 
   /**
@@ -138,9 +146,16 @@ export class BackendConnection {
     if (this.outEnd > this.outStart) this.out.push(this.outBuf.subarray(this.outStart, this.outEnd));
     this.outStart = this.outEnd;
     if (!this.socket || this.out.length === 0) return;
-    const data = this.out.length === 1 ? this.out[0]! : Buffer.concat(this.out);
+    const out = this.out;
     this.out = [];
-    this.socket.write(data);
+    if (out.length === 1) {
+      this.socket.write(out[0]!);
+    } else {
+      // One writev, no concatenation: `out` may hold a big request queued as it is.
+      this.socket.cork();
+      for (const b of out) this.socket.write(b);
+      this.socket.uncork();
+    }
   };
 
   private connect(): void {

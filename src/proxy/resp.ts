@@ -84,8 +84,15 @@ export class ParsedCommand {
   /** [start0, end0, start1, end1, ...] of the arguments in `buf` (only the first 2 × argc count). */
   readonly offsets: number[] = [];
 
+  /**
+   * The bytes are in a buffer the parser will never reuse (a big request assembled over several
+   * reads): whoever forwards them may keep them instead of copying.
+   */
+  owned = false;
+
   /** Makes this the request at buf[start, end) whose arguments were just written to `offsets`. */
-  reset(buf: Buffer, start: number, end: number, argc: number): this {
+  reset(buf: Buffer, start: number, end: number, argc: number, owned = false): this {
+    this.owned = owned;
     this.buf = buf;
     this.start = start;
     this.end = end;
@@ -181,6 +188,8 @@ export class RequestParser {
   private readonly cmd = new ParsedCommand();
   private readonly tail = new Tail();
   private maxArgs = MAX_ARGS;
+  /** The request being completed is in a tail buffer that is dropped afterwards. */
+  private tailOwned = false;
   private maxBulk = MAX_BULK;
   // Where the scan of the incomplete request in `tail` stopped, relative to the request's start:
   /** Its argument count; -1 while its `*N` line is incomplete (and for an inline request). */
@@ -268,6 +277,7 @@ export class RequestParser {
         off = to;
       }
       const buf = tail.view();
+      this.tailOwned = tail.buf.length > TAIL_REUSE_MAX; // clear() below drops it
       const end = buf[0] === STAR ? this.multibulk(buf, 0, this.tailCount, this.tailArg, this.tailPos, onCommand) : this.inline(buf, 0, onCommand);
       if (end === -1) {
         this.checkLine(tail.len, buf[0]!);
@@ -311,7 +321,8 @@ export class RequestParser {
       offsets[2 * i + 1] = dataEnd;
       pos = dataEnd + 2;
     }
-    onCommand(this.cmd.reset(buf, start, pos, count));
+    onCommand(this.cmd.reset(buf, start, pos, count, this.tailOwned));
+    this.tailOwned = false;
     return pos;
   }
 

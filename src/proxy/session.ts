@@ -249,7 +249,7 @@ export class ClientSession {
         if (typeof slot !== 'number') return this.answer(this.reserve(), slot);
         if (blocks || this.transaction.watchesSlotOf(this, slot)) return this.sendPinned(slot, cmd);
         if (!this.enterLane(SHARED, cmd)) return;
-        return this.forward(this.reserve(), slot, cmd.raw);
+        return this.forward(this.reserve(), slot, cmd.raw, false, cmd.owned);
       }
     }
   }
@@ -297,7 +297,7 @@ export class ClientSession {
    * the master (READONLY) or is gone, and the route changed meanwhile, the command is sent once
    * more, to the new owner: a switchover then looks like a pause to the client, not an error.
    */
-  forward(p: Pending, slot: number, command: Buffer, retried = false): void {
+  forward(p: Pending, slot: number, command: Buffer, retried = false, owned = false): void {
     const router = this.ctx.router();
     const pool = router.poolForSlot(slot);
     if (!pool) return this.answer(p, noOwner(router, slot));
@@ -307,7 +307,7 @@ export class ClientSession {
         return this.forward(p, slot, sent, true);
       }
       this.answer(p, r);
-    });
+    }, owned);
   }
 
   /** Sends to a given pool (fan-out commands). */
