@@ -12,6 +12,25 @@ import { ReplyReader, encodeCommand, reply } from './resp.js';
 
 export type ReplyHandler = (reply: Buffer) => void;
 
+/** Where a command's bytes were copied to (valid as long as the holder keeps the buffer). */
+export interface SentRange {
+  sentBuf: Buffer | null;
+  sentStart: number;
+  sentEnd: number;
+}
+
+/** Receives the reply of a command, without a closure per command (the hot path's reply position). */
+export interface ReplyTarget {
+  onReply(reply: Buffer): void;
+}
+
+type Waiter = ReplyHandler | ReplyTarget;
+
+function deliver(waiter: Waiter, reply: Buffer): void {
+  if (typeof waiter === 'function') waiter(reply);
+  else waiter.onReply(reply);
+}
+
 const OUT_CHUNK = 64 * 1024;
 const SHARED_READ_BUFFER = Buffer.allocUnsafe(256 * 1024);
 
@@ -36,7 +55,7 @@ export interface BackendOptions {
 export class BackendConnection {
   private socket: Socket | null = null;
   /** Handlers of the requests sent and not answered yet, oldest at `head`. */
-  private waiting: ReplyHandler[] = [];
+  private waiting: Waiter[] = [];
   private head = 0;
   /** When a reply last came (or the queue last became non-empty): the hung-server watchdog's clock. */
   private lastProgress = 0;
@@ -73,12 +92,41 @@ export class BackendConnection {
    * caller's may be reused by the next read); the returned view of that copy stays valid, for a
    * caller that may send the command again elsewhere.
    */
-  send(command: Buffer, handler: ReplyHandler, owned = false): Buffer {
+  send(command: Buffer, handler: Waiter, owned = false): Buffer {
+    if (!this.expect(handler)) return Buffer.from(command);
+    const copy = owned && command.length >= OUT_CHUNK ? this.appendOwned(command) : this.append(command);
+    this.scheduleFlush();
+    return copy;
+  }
+
+  /**
+   * The hot path: copies buf[start, end) straight into the outgoing buffer, and tells `target`
+   * where the copy is (for a resend), without allocating anything per command.
+   */
+  sendRange(buf: Buffer, start: number, end: number, target: ReplyTarget & SentRange): void {
+    if (!this.expect(target)) {
+      target.sentBuf = Buffer.from(buf.subarray(start, end));
+      target.sentStart = 0;
+      target.sentEnd = end - start;
+      return;
+    }
+    const length = end - start;
+    if (this.outEnd + length > this.outBuf.length) this.newOutBuffer(length);
+    buf.copy(this.outBuf, this.outEnd, start, end);
+    target.sentBuf = this.outBuf;
+    target.sentStart = this.outEnd;
+    this.outEnd += length;
+    target.sentEnd = this.outEnd;
+    this.scheduleFlush();
+  }
+
+  /** Registers who waits for the next reply; false (and an error reply soon) when closed. */
+  private expect(waiter: Waiter): boolean {
     if (this.closed) {
       // Answered later, never from inside send(): callers may not be ready for their handler yet.
       const error = reply.error(`ERR proxy: backend ${this.address} is closed`);
-      setImmediate(() => handler(error));
-      return Buffer.from(command);
+      setImmediate(() => deliver(waiter, error));
+      return false;
     }
     if (!this.socket) this.connect();
     if (this.head === this.waiting.length) this.lastProgress = performance.now();
@@ -87,13 +135,22 @@ export class BackendConnection {
       this.sampleAt = performance.now();
     }
     this.sent++;
-    this.waiting.push(handler);
-    const copy = owned && command.length >= OUT_CHUNK ? this.appendOwned(command) : this.append(command);
+    this.waiting.push(waiter);
+    return true;
+  }
+
+  private scheduleFlush(): void {
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       flushSoon(this.flush);
     }
-    return copy;
+  }
+
+  /** Hands the current outgoing buffer on and starts one with room for `length` bytes. */
+  private newOutBuffer(length: number): void {
+    if (this.outEnd > this.outStart) this.out.push(this.outBuf.subarray(this.outStart, this.outEnd));
+    this.outBuf = Buffer.allocUnsafe(Math.max(OUT_CHUNK, length));
+    this.outStart = this.outEnd = 0;
   }
 
   /** Queues a big buffer nobody will reuse as it is: copying 64 MiB would stall every client. */
@@ -109,11 +166,7 @@ export class BackendConnection {
    * still hold them): a full buffer is handed on and a new one started.
    */
   private append(bytes: Buffer): Buffer {
-    if (this.outEnd + bytes.length > this.outBuf.length) {
-      if (this.outEnd > this.outStart) this.out.push(this.outBuf.subarray(this.outStart, this.outEnd));
-      this.outBuf = Buffer.allocUnsafe(Math.max(OUT_CHUNK, bytes.length));
-      this.outStart = this.outEnd = 0;
-    }
+    if (this.outEnd + bytes.length > this.outBuf.length) this.newOutBuffer(bytes.length);
     bytes.copy(this.outBuf, this.outEnd);
     const copy = this.outBuf.subarray(this.outEnd, this.outEnd + bytes.length);
     this.outEnd += bytes.length;
@@ -224,12 +277,12 @@ export class BackendConnection {
       this.fail('a reply nobody asked for');
       return false;
     }
-    this.waiting[this.head++] = undefined as unknown as ReplyHandler;
+    this.waiting[this.head++] = undefined as unknown as Waiter;
     if (this.received++ === this.sampleSeq) {
       this.options.onLatency?.((this.lastProgress - this.sampleAt) / 1000);
       this.sampleSeq = -1;
     }
-    handler(r);
+    deliver(handler, r);
     // A handler may have dropped this connection (AUTH refused): the rest of the read is not for the next one.
     return this.socket === this.reading;
   };
@@ -257,7 +310,7 @@ export class BackendConnection {
     this.sent = this.received = 0;
     this.sampleSeq = -1;
     const error = errorReply ?? reply.error(`ERR proxy: backend ${this.address}: ${why}`);
-    for (const handler of waiting) handler(error);
+    for (const waiter of waiting) deliver(waiter, error);
     if (!this.closed) this.options.onBroken?.(why);
   }
 }

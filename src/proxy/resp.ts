@@ -428,6 +428,8 @@ export function replyEnd(buf: Buffer, pos: number): number {
  */
 export class ReplyReader {
   private readonly tail = new Tail();
+  /** End offsets of the complete replies of one read (reused). */
+  private readonly ends: number[] = [];
   private tailPending = 1;
   private tailPos = 0;
   private tailNeed = 0;
@@ -459,17 +461,37 @@ export class ReplyReader {
       if (pos === -1) return;
     }
     const len = chunk.length;
-    while (pos < len) {
-      const end = scanReply(chunk, pos, pos, 1);
-      if (end === -1) {
-        this.tailPending = stopPending;
-        this.tailPos = stopPos - pos;
-        this.tailNeed = stopNeed;
-        this.tail.append(chunk, pos, len, stopNeed);
-        return;
+    // Delimit every complete reply first, so that a volatile chunk is copied once, not per reply.
+    const ends = this.ends;
+    let count = 0;
+    let end = pos;
+    while (end < len) {
+      const next = scanReply(chunk, end, end, 1);
+      if (next === -1) break;
+      ends[count++] = next;
+      end = next;
+    }
+    if (count > 0) {
+      let source = chunk;
+      let base = 0;
+      if (volatile) {
+        source = Buffer.allocUnsafe(end - pos);
+        chunk.copy(source, 0, pos, end);
+        base = pos;
       }
-      if (!onReply(volatile ? Buffer.from(chunk.subarray(pos, end)) : chunk.subarray(pos, end))) return;
-      pos = end;
+      let from = pos;
+      for (let i = 0; i < count; i++) {
+        const to = ends[i]!;
+        if (!onReply(source.subarray(from - base, to - base))) return;
+        from = to;
+      }
+    }
+    if (end < len) {
+      // The scan that stopped at `end` set where it stopped.
+      this.tailPending = stopPending;
+      this.tailPos = stopPos - end;
+      this.tailNeed = stopNeed;
+      this.tail.append(chunk, end, len, stopNeed);
     }
   }
 

@@ -12,7 +12,7 @@
  */
 import type { Socket } from 'node:net';
 import { bytesSlot, keySlot } from '../model/slot.js';
-import type { BackendConnection, BackendPool } from './backend.js';
+import type { BackendConnection, BackendPool, ReplyTarget, SentRange } from './backend.js';
 import { arityAccepts, commandInfo, keyIndexes, streamReadBlocks, type CommandInfo } from './commands.js';
 import { flushSoon } from './flush-soon.js';
 import { runLocal } from './local-commands.js';
@@ -36,9 +36,25 @@ export interface SessionContext {
   onClose(session: ClientSession): void;
 }
 
-/** A reply position in the client's queue. */
-export class Pending {
+/**
+ * A reply position in the client's queue. It receives its backend's reply itself (no closure per
+ * command), and remembers where its command's bytes were copied, for the one resend allowed.
+ */
+export class Pending implements ReplyTarget, SentRange {
   reply: Buffer | null = null;
+  slot = -1;
+  /** The route epoch the command was sent under. */
+  epoch = 0;
+  retried = false;
+  sentBuf: Buffer | null = null;
+  sentStart = 0;
+  sentEnd = 0;
+
+  constructor(private readonly session: ClientSession) {}
+
+  onReply(r: Buffer): void {
+    this.session.backendReplied(this, r);
+  }
 }
 
 /** The lane of commands that use the shared, pipelined backend connections. */
@@ -112,7 +128,7 @@ export class ClientSession {
 
   /** Reserves the next reply position. */
   private reserve(): Pending {
-    const p = new Pending();
+    const p = new Pending(this);
     this.queue.push(p);
     return p;
   }
@@ -249,7 +265,7 @@ export class ClientSession {
         if (typeof slot !== 'number') return this.answer(this.reserve(), slot);
         if (blocks || this.transaction.watchesSlotOf(this, slot)) return this.sendPinned(slot, cmd);
         if (!this.enterLane(SHARED, cmd)) return;
-        return this.forward(this.reserve(), slot, cmd.raw, false, cmd.owned);
+        return this.forwardParsed(slot, cmd);
       }
     }
   }
@@ -297,17 +313,41 @@ export class ClientSession {
    * the master (READONLY) or is gone, and the route changed meanwhile, the command is sent once
    * more, to the new owner: a switchover then looks like a pause to the client, not an error.
    */
-  forward(p: Pending, slot: number, command: Buffer, retried = false, owned = false): void {
+  forward(p: Pending, slot: number, command: Buffer, owned = false): void {
     const router = this.ctx.router();
     const pool = router.poolForSlot(slot);
     if (!pool) return this.answer(p, noOwner(router, slot));
-    // `sent` is the backend's own copy of the bytes: still valid when a retry needs them.
-    const sent = pool.connectionFor(this.id, this.proto).send(command, (r) => {
-      if (!retried && (startsWith(r, READONLY) || startsWith(r, BACKEND_DOWN)) && this.ctx.router().epoch !== router.epoch) {
-        return this.forward(p, slot, sent, true);
+    p.slot = slot;
+    p.epoch = router.epoch;
+    p.sentBuf = pool.connectionFor(this.id, this.proto).send(command, p, owned);
+    p.sentStart = 0;
+    p.sentEnd = p.sentBuf.length;
+  }
+
+  /** The hot path: a command forwarded from where it lies in the read buffer, nothing allocated but its reply position. */
+  private forwardParsed(slot: number, cmd: ParsedCommand): void {
+    const p = this.reserve();
+    if (cmd.owned) return this.forward(p, slot, cmd.raw, true);
+    const router = this.ctx.router();
+    const pool = router.poolForSlot(slot);
+    if (!pool) return this.answer(p, noOwner(router, slot));
+    p.slot = slot;
+    p.epoch = router.epoch;
+    pool.connectionFor(this.id, this.proto).sendRange(cmd.buf, cmd.start, cmd.end, p);
+  }
+
+  /** A backend's reply to a forwarded command: answered, or resent once after a route change. */
+  backendReplied(p: Pending, r: Buffer): void {
+    if (r[0] === 45 && !p.retried && p.sentBuf !== null && (startsWith(r, READONLY) || startsWith(r, BACKEND_DOWN))) {
+      const router = this.ctx.router();
+      const pool = router.epoch !== p.epoch ? router.poolForSlot(p.slot) : null;
+      if (pool) {
+        p.retried = true;
+        p.epoch = router.epoch;
+        return pool.connectionFor(this.id, this.proto).sendRange(p.sentBuf, p.sentStart, p.sentEnd, p);
       }
-      this.answer(p, r);
-    }, owned);
+    }
+    this.answer(p, r);
   }
 
   /** Sends to a given pool (fan-out commands). */
