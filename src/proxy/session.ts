@@ -30,10 +30,25 @@ export interface SessionContext {
   allowFlush: boolean;
   /** At most this many commands waiting for their reply before reading from the client pauses. */
   maxInFlight: number;
+  /** The byte bounds of one client (0: none); see docs/proxy.md, "Limits". */
+  limits: ClientLimits;
+  /** The session is being closed for going past its output bound (`bytes` held for it). */
+  onOutputLimit(session: ClientSession, bytes: number, limit: number): void;
   info(): string;
   onCommand(): void;
   onError(): void;
   onClose(session: ClientSession): void;
+}
+
+export interface ClientLimits {
+  /** Bytes of requests awaiting replies (or held) before reading from the client pauses. */
+  maxInFlightBytes: number;
+  /** Replies held for a client that does not read them, past which it is closed. */
+  outputBytes: number;
+  /** The same for a client with a subscription (messages come whether it reads or not). */
+  pubsubOutputBytes: number;
+  /** Commands one MULTI may queue (the proxy holds them until EXEC). */
+  maxMultiCommands: number;
 }
 
 /** A reply position in the client's queue. */
@@ -70,6 +85,21 @@ export class ClientSession {
   readonly transaction = new TransactionState();
   pubsub: PubSub | null = null;
   name: string | null = null;
+  // The byte bounds and the idle clock, kept apart from the reply queue's own fields.
+  /** Bytes of the requests whose replies have not been written yet. */
+  private requestBytes = 0;
+  /** Bytes of the held requests (counted in requestBytes once they are sent). */
+  private heldBytes = 0;
+  /** Flat [reply number, bytes] pairs of the requests in requestBytes, oldest first. */
+  private requestMarks: number[] = [];
+  private requestMarksHead = 0;
+  /** Replies written so far: numbers the reply positions (the next one is repliesWritten + inFlight). */
+  private repliesWritten = 0;
+  /** Bytes of replies ready but not written yet (waiting behind an earlier one, or for the flush). */
+  private answeredBytes = 0;
+  /** Set by every read, cleared by the idle sweep: a coarse clock, so reads never call Date.now(). */
+  private heard = true;
+  private lastActivity = Date.now();
 
   /**
    * With `readsIntoSharedBuffer`, the socket was made with an `onread` buffer shared by all
@@ -97,6 +127,7 @@ export class ClientSession {
   }
 
   onData(chunk: Buffer): void {
+    this.heard = true;
     try {
       this.parser.feed(chunk, (cmd) => this.handle(cmd));
     } catch (err) {
@@ -106,7 +137,7 @@ export class ClientSession {
       this.closeAfterFlush = true;
       this.socket.pause();
     }
-    if (this.inFlight + (this.held?.length ?? 0) > this.ctx.maxInFlight) this.pauseReading();
+    if (this.inFlight + (this.held?.length ?? 0) > this.ctx.maxInFlight || this.overInFlightBytes(1)) this.pauseReading();
   }
 
   /** Reserves the next reply position. */
@@ -120,7 +151,9 @@ export class ClientSession {
   answer(p: Pending, data: Buffer): void {
     if (p.reply !== null) return;
     p.reply = data;
+    this.answeredBytes += data.length;
     if (this.queue[this.head] === p) this.scheduleFlush();
+    else this.checkOutputLimit();
   }
 
   /** Sends something the client did not ask for (a pub/sub message) after what is queued. */
@@ -144,13 +177,17 @@ export class ClientSession {
       out.push(r);
       this.queue[this.head++] = undefined as unknown as Pending;
     }
+    if (out.length) this.countWritten(out);
     if (this.head > 1024 && this.head * 2 > this.queue.length) {
       this.queue = this.queue.slice(this.head);
       this.head = 0;
     }
     if (out.length && !this.socket.destroyed) {
       const ok = this.socket.write(out.length === 1 ? out[0]! : Buffer.concat(out));
-      if (!ok) this.pauseReading();
+      if (!ok) {
+        this.pauseReading();
+        this.checkOutputLimit();
+      }
     }
     if (this.closeAfterFlush && this.inFlight === 0) {
       this.socket.end();
@@ -168,7 +205,7 @@ export class ClientSession {
   }
 
   private maybeResume(): void {
-    if (this.readPaused && !this.closeAfterFlush && this.inFlight + (this.held?.length ?? 0) <= this.ctx.maxInFlight / 2 && !this.socket.writableNeedDrain) {
+    if (this.readPaused && !this.closeAfterFlush && this.inFlight + (this.held?.length ?? 0) <= this.ctx.maxInFlight / 2 && !this.overInFlightBytes(0.5) && !this.socket.writableNeedDrain) {
       this.readPaused = false;
       this.socket.resume();
     }
@@ -191,6 +228,7 @@ export class ClientSession {
   private releaseHeld(): void {
     const held = this.held!;
     this.held = null;
+    this.heldBytes = 0;
     const replay = new RequestParser();
     for (const raw of held) {
       // handle() may have started holding again: then the rest joins the new hold, in order.
@@ -198,9 +236,81 @@ export class ClientSession {
       if (holding) holding.push(raw);
       else replay.feed(raw, (cmd) => this.handle(cmd));
     }
+    const holding = this.held as Buffer[] | null;
+    if (holding) this.heldBytes = holding.reduce((n, b) => n + b.length, 0);
   }
 
+  /** Runs one request, and counts its bytes until its reply is written (or while it is held). */
   private handle(cmd: ParsedCommand): void {
+    const bytes = cmd.end - cmd.start;
+    const replyNumber = this.repliesWritten + this.inFlight;
+    const held = this.held?.length ?? 0;
+    this.dispatch(cmd);
+    if (this.repliesWritten + this.inFlight > replyNumber) {
+      this.requestBytes += bytes;
+      this.requestMarks.push(replyNumber, bytes);
+    } else if ((this.held?.length ?? 0) > held) {
+      this.heldBytes += bytes;
+    }
+  }
+
+  /** Replies written: the requests they answer no longer count against the byte bound. */
+  private countWritten(out: Buffer[]): void {
+    this.repliesWritten += out.length;
+    for (const r of out) this.answeredBytes -= r.length;
+    const marks = this.requestMarks;
+    let i = this.requestMarksHead;
+    while (i < marks.length && marks[i]! < this.repliesWritten) {
+      this.requestBytes -= marks[i + 1]!;
+      i += 2;
+    }
+    if (i === marks.length) {
+      marks.length = 0;
+      i = 0;
+    } else if (i > 2048 && i * 2 > marks.length) {
+      this.requestMarks = marks.slice(i);
+      i = 0;
+    }
+    this.requestMarksHead = i;
+  }
+
+  /** Whether the bytes in flight (and held) are above `fraction` of the client's bound. */
+  private overInFlightBytes(fraction: number): boolean {
+    const max = this.ctx.limits.maxInFlightBytes;
+    return max > 0 && this.requestBytes + this.heldBytes > max * fraction;
+  }
+
+  /**
+   * Closes a client that lets replies pile up past its output bound (what the kernel has not
+   * taken yet, and what waits to be written), as Redis's client-output-buffer-limit does: the
+   * shared backend connections cannot stop reading for one client, so closing it is the bound.
+   */
+  private checkOutputLimit(): void {
+    const limits = this.ctx.limits;
+    const limit = this.pubsub?.active ? limits.pubsubOutputBytes : limits.outputBytes;
+    if (limit <= 0 || this.socket.destroyed) return;
+    const bytes = this.socket.writableLength + this.answeredBytes;
+    if (bytes <= limit) return;
+    this.ctx.onOutputLimit(this, bytes, limit);
+    this.socket.destroy();
+  }
+
+  /**
+   * For the proxy's idle sweep (about once a second): true when the client has sent nothing for
+   * `ms` and waits for nothing. A command in flight (a BLPOP blocked for ever included) or a
+   * subscription keeps it, as Redis exempts blocked and subscribed clients from its `timeout`;
+   * the clock restarts when such a wait ends, as Redis's does on the reply.
+   */
+  isIdle(now: number, ms: number): boolean {
+    if (this.heard || this.inFlight > 0 || this.held || this.pubsub?.active) {
+      this.heard = false;
+      this.lastActivity = now;
+      return false;
+    }
+    return now - this.lastActivity >= ms;
+  }
+
+  private dispatch(cmd: ParsedCommand): void {
     if (this.closeAfterFlush) return;
     if (this.held) {
       this.held.push(Buffer.from(cmd.raw));
