@@ -212,6 +212,7 @@ export class Proxy {
     // Whatever the client already sent is read and dropped, so that closing does not reset the
     // connection before the error reaches it; one that keeps it open is cut after a second.
     accepted.on('data', () => undefined);
+    accepted.resume();
     accepted.end(MAX_CLIENTS_REACHED);
     setTimeout(() => accepted.destroy(), 1000).unref();
   }
