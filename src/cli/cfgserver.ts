@@ -8,6 +8,7 @@ import { loadControllerConfig } from '../controller/config.js';
 import { runController } from '../controller/run-controller.js';
 import { CfgError, ValidationError, errorMessage } from '../model/errors.js';
 import { runPlayground } from '../playground/playground.js';
+import { LIMIT_DEFAULTS } from '../proxy/proxy.js';
 import { runProxy } from '../proxy/run-proxy.js';
 import { createLogger } from '../log.js';
 import { clusterName, parseInput } from '../model/schemas.js';
@@ -66,6 +67,13 @@ await yargs(hideBin(process.argv))
         .option('backend-password', { type: 'string', describe: 'password for the Redis instances (better: $CFGSERVER_BACKEND_PASSWORD)' })
         .option('pool-size', { type: 'number', default: 1, describe: 'pipelined connections per Redis instance (more isolates slow commands, fewer batch better)' })
         .option('max-in-flight', { type: 'number', default: 1000, describe: 'commands per client awaiting replies before reading from it pauses' })
+        .option('max-in-flight-bytes', { type: 'number', default: LIMIT_DEFAULTS.maxInFlightBytes, describe: 'request bytes per client awaiting replies before reading from it pauses (0: no bound)' })
+        .option('max-clients', { type: 'number', default: LIMIT_DEFAULTS.maxClients, describe: 'clients connected at once; the next gets -ERR max number of clients reached (Redis: maxclients)' })
+        .option('idle-timeout', { type: 'number', default: LIMIT_DEFAULTS.idleTimeoutSeconds, describe: 'seconds without a request before a client is closed, 0: never; not subscribed or blocked clients (Redis: timeout)' })
+        .option('tcp-keepalive', { type: 'number', default: LIMIT_DEFAULTS.tcpKeepAliveSeconds, describe: 'seconds of silence before TCP keep-alive probes on client sockets, 0: off (Redis: tcp-keepalive)' })
+        .option('client-output-limit', { type: 'number', default: LIMIT_DEFAULTS.clientOutputLimitBytes, describe: 'bytes of replies held for a client before it is closed, 0: no bound' })
+        .option('pubsub-output-limit', { type: 'number', default: LIMIT_DEFAULTS.pubsubOutputLimitBytes, describe: 'the same for a subscribed client (Redis: client-output-buffer-limit pubsub)' })
+        .option('max-multi-commands', { type: 'number', default: LIMIT_DEFAULTS.maxMultiCommands, describe: 'commands one MULTI may queue (the proxy holds them until EXEC), 0: no bound' })
         .option('backend-timeout', { type: 'number', default: 10_000, describe: 'ms without a reply before a backend connection is dropped' })
         .option('allow-flush', { type: 'boolean', default: false, describe: 'let clients run FLUSHALL, FLUSHDB, SCRIPT FLUSH, FUNCTION FLUSH (on every master)' }),
     async (argv) => {
@@ -81,6 +89,13 @@ await yargs(hideBin(process.argv))
           backendPassword: argv['backend-password'] ?? process.env['CFGSERVER_BACKEND_PASSWORD'],
           poolSize: argv['pool-size'],
           maxInFlight: argv['max-in-flight'],
+          maxInFlightBytes: argv['max-in-flight-bytes'],
+          maxClients: argv['max-clients'],
+          idleTimeoutSeconds: argv['idle-timeout'],
+          tcpKeepAliveSeconds: argv['tcp-keepalive'],
+          clientOutputLimitBytes: argv['client-output-limit'],
+          pubsubOutputLimitBytes: argv['pubsub-output-limit'],
+          maxMultiCommands: argv['max-multi-commands'],
           backendTimeoutMs: argv['backend-timeout'],
           allowFlush: argv['allow-flush'],
           leaseTtlSeconds: 3,

@@ -11,6 +11,14 @@ export class ProxyCounters {
   connections = 0;
   epoch = 0;
   invalidRoutes = 0;
+  /** Clients turned away at --max-clients. */
+  rejectedConnections = 0;
+  /** Clients closed for going past their output bound. */
+  outputLimitClosed = 0;
+  /** Clients closed by --idle-timeout. */
+  idleClosed = 0;
+  /** Failed accepts (EMFILE, ENFILE, ...). */
+  acceptErrors = 0;
 }
 
 export class ProxyMetrics {
@@ -38,6 +46,10 @@ export class ProxyMetrics {
     counterFrom('cfgserver_proxy_error_replies_total', 'Error replies sent to clients', () => c.errors);
     counterFrom('cfgserver_proxy_connections_total', 'Client connections accepted', () => c.connectionsOpened);
     counterFrom('cfgserver_proxy_invalid_routes_total', 'Route values ignored (malformed or older epoch)', () => c.invalidRoutes);
+    counterFrom('cfgserver_proxy_rejected_connections_total', 'Clients refused because --max-clients were connected', () => c.rejectedConnections);
+    counterFrom('cfgserver_proxy_output_limit_closed_total', 'Clients closed for letting replies pile up past their output limit', () => c.outputLimitClosed);
+    counterFrom('cfgserver_proxy_idle_closed_total', 'Clients closed by --idle-timeout', () => c.idleClosed);
+    counterFrom('cfgserver_proxy_accept_errors_total', 'Connections the listening socket failed to accept (EMFILE, ENFILE, ...)', () => c.acceptErrors);
     new Gauge({ name: 'cfgserver_proxy_connections', help: 'Open client connections', registers: reg, collect() { this.set(c.connections); } });
     new Gauge({ name: 'cfgserver_proxy_route_epoch', help: 'Epoch of the route in use', registers: reg, collect() { this.set(c.epoch); } });
     this.backendLatency = new Histogram({

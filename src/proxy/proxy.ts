@@ -44,8 +44,41 @@ export interface ProxyOptions {
   leaseTtlSeconds: number;
   /** FLUSHALL, FLUSHDB, SCRIPT FLUSH, FUNCTION FLUSH on every master; refused otherwise. */
   allowFlush?: boolean;
+  // Bounds on what one client, or all of them, can make the proxy hold: docs/proxy.md, "Limits".
+  // Left out, each takes its value in LIMIT_DEFAULTS.
+  /** Clients connected at once; the next one is told so and closed (Redis: maxclients). */
+  maxClients?: number;
+  /** Seconds without a request before an idle client is closed; 0: never (Redis: timeout). */
+  idleTimeoutSeconds?: number;
+  /** TCP keep-alive probes on client sockets after this many idle seconds; 0: off (Redis: tcp-keepalive). */
+  tcpKeepAliveSeconds?: number;
+  /** Replies held for a client past which it is closed; 0: no bound (Redis: client-output-buffer-limit normal). */
+  clientOutputLimitBytes?: number;
+  /** The same for a subscribed client (Redis: client-output-buffer-limit pubsub, hard). */
+  pubsubOutputLimitBytes?: number;
+  /** Request bytes per client awaiting replies before reading from it pauses; 0: no bound. */
+  maxInFlightBytes?: number;
+  /** Commands one MULTI may queue; 0: no bound. */
+  maxMultiCommands?: number;
   log: Logger;
 }
+
+const MiB = 1024 * 1024;
+
+export const LIMIT_DEFAULTS = {
+  maxClients: 10_000,
+  idleTimeoutSeconds: 0,
+  tcpKeepAliveSeconds: 300,
+  // Redis leaves normal clients unbounded; a proxy shared by many applications should not let one
+  // client that stopped reading take all its memory. 256 MiB is far above any sane reply backlog.
+  clientOutputLimitBytes: 256 * MiB,
+  pubsubOutputLimitBytes: 32 * MiB,
+  maxInFlightBytes: 64 * MiB,
+  // Redis has no bound (the queue lives in its memory); here it lives in the proxy's.
+  maxMultiCommands: 10_000,
+} as const;
+
+const MAX_CLIENTS_REACHED = '-ERR max number of clients reached\r\n';
 
 export class Proxy {
   readonly id: string;
@@ -65,6 +98,9 @@ export class Proxy {
   private stopping = false;
   private readonly startedAt = new Date().toISOString();
   private readonly commands: CommandSource;
+  private idleSweep: NodeJS.Timeout | null = null;
+  private acceptErrorsLogged = 0;
+  private lastAcceptErrorLog = 0;
 
   constructor(private readonly o: ProxyOptions) {
     this.id = o.id ?? `${hostname()}-${process.pid}`;
@@ -108,6 +144,7 @@ export class Proxy {
 
   async stop(): Promise<void> {
     this.stopping = true;
+    if (this.idleSweep) clearInterval(this.idleSweep);
     this.server?.close();
     for (const s of this.sessions) s.socket.destroy();
     this.httpServer?.close();
@@ -164,13 +201,70 @@ export class Proxy {
     return pool;
   }
 
+  private limit<K extends keyof typeof LIMIT_DEFAULTS>(name: K): number {
+    return this.o[name] ?? LIMIT_DEFAULTS[name];
+  }
+
+  /** Past --max-clients: told so and closed, as Redis does. */
+  private refuse(accepted: Socket): void {
+    this.metrics.counters.rejectedConnections++;
+    accepted.on('error', () => undefined);
+    // Whatever the client already sent is read and dropped, so that closing does not reset the
+    // connection before the error reaches it; one that keeps it open is cut after a second.
+    accepted.on('data', () => undefined);
+    accepted.resume();
+    accepted.end(MAX_CLIENTS_REACHED);
+    setTimeout(() => accepted.destroy(), 1000).unref();
+  }
+
+  /**
+   * A failed accept (EMFILE, ENFILE, ...) is survived: the server keeps listening, and the log
+   * says so at most every 10 s, however many fail (they come in bursts, one per pending client).
+   */
+  private onAcceptError(err: NodeJS.ErrnoException): void {
+    this.metrics.counters.acceptErrors++;
+    const now = Date.now();
+    if (now - this.lastAcceptErrorLog < 10_000) return;
+    this.o.log.error('could not accept a client connection; still listening', { error: err.message, code: err.code, failedSinceLastLog: this.metrics.counters.acceptErrors - this.acceptErrorsLogged });
+    this.lastAcceptErrorLog = now;
+    this.acceptErrorsLogged = this.metrics.counters.acceptErrors;
+  }
+
+  /** One timer for every session (not one per session): closes those idle for --idle-timeout. */
+  private startIdleSweep(): void {
+    const ms = this.limit('idleTimeoutSeconds') * 1000;
+    if (ms <= 0) return;
+    this.idleSweep = setInterval(() => {
+      const now = Date.now();
+      for (const s of this.sessions) {
+        if (!s.isIdle(now, ms)) continue;
+        this.metrics.counters.idleClosed++;
+        this.o.log.debug('closed an idle client', { client: s.id, idleSeconds: ms / 1000 });
+        s.socket.destroy();
+      }
+    }, Math.min(1000, ms));
+    this.idleSweep.unref();
+  }
+
   private listen(): Promise<void> {
     const counters = this.metrics.counters;
+    const maxClients = this.limit('maxClients');
+    const keepAliveMs = this.limit('tcpKeepAliveSeconds') * 1000;
     const ctx: SessionContext = {
       router: () => this.router!,
       password: this.o.password,
       allowFlush: this.o.allowFlush ?? false,
       maxInFlight: this.o.maxInFlight,
+      limits: {
+        maxInFlightBytes: this.limit('maxInFlightBytes'),
+        outputBytes: this.limit('clientOutputLimitBytes'),
+        pubsubOutputBytes: this.limit('pubsubOutputLimitBytes'),
+        maxMultiCommands: this.limit('maxMultiCommands'),
+      },
+      onOutputLimit: (s, bytes, limit) => {
+        counters.outputLimitClosed++;
+        this.o.log.warn('closed a client past its output buffer limit', { client: s.id, bytes, limit, subscribed: s.pubsub?.active ?? false });
+      },
       info: () => this.info(),
       onCommand: () => counters.commands++,
       onError: () => counters.errors++,
@@ -184,6 +278,7 @@ export class Proxy {
     // nothing read yet) is wrapped in a socket that has one; without a handle, 'data' events serve.
     const shared = Buffer.allocUnsafe(64 * 1024);
     this.server = createServer({ pauseOnConnect: true }, (accepted: Socket) => {
+      if (this.sessions.size >= maxClients) return this.refuse(accepted);
       counters.connectionsOpened++;
       counters.connections++;
       const handle = (accepted as unknown as { _handle: unknown })._handle;
@@ -198,6 +293,8 @@ export class Proxy {
         session = new ClientSession(accepted, ctx, this.nextSessionId++);
         accepted.resume();
       }
+      // Finds clients that vanished without a FIN (a host gone, a NAT that forgot the connection).
+      if (keepAliveMs > 0) session.socket.setKeepAlive(true, keepAliveMs);
       this.sessions.add(session);
     });
     const i = this.o.listen.lastIndexOf(':');
@@ -206,6 +303,10 @@ export class Proxy {
       this.server!.listen(Number(this.o.listen.slice(i + 1)), this.o.listen.slice(0, i), () => {
         const a = this.server!.address() as { port: number };
         this.address = `${this.o.listen.slice(0, i)}:${a.port}`;
+        // From now on 'error' means a failed accept: without a handler it would end the process.
+        this.server!.off('error', reject);
+        this.server!.on('error', (err) => this.onAcceptError(err));
+        this.startIdleSweep();
         resolve();
       });
     });
@@ -272,6 +373,7 @@ export class Proxy {
       `total_connections_received:${c.connectionsOpened}`,
       `total_commands_processed:${c.commands}`,
       `total_error_replies:${c.errors}`,
+      `rejected_connections:${c.rejectedConnections}`,
       '',
       '# Route',
       `cluster:${this.o.cluster}`,

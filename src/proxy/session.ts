@@ -30,10 +30,25 @@ export interface SessionContext {
   allowFlush: boolean;
   /** At most this many commands waiting for their reply before reading from the client pauses. */
   maxInFlight: number;
+  /** The byte bounds of one client (0: none); see docs/proxy.md, "Limits". */
+  limits: ClientLimits;
+  /** The session is being closed for going past its output bound (`bytes` held for it). */
+  onOutputLimit(session: ClientSession, bytes: number, limit: number): void;
   info(): string;
   onCommand(): void;
   onError(): void;
   onClose(session: ClientSession): void;
+}
+
+export interface ClientLimits {
+  /** Bytes of requests awaiting replies (or held) before reading from the client pauses. */
+  maxInFlightBytes: number;
+  /** Replies held for a client that does not read them, past which it is closed. */
+  outputBytes: number;
+  /** The same for a client with a subscription (messages come whether it reads or not). */
+  pubsubOutputBytes: number;
+  /** Commands one MULTI may queue (the proxy holds them until EXEC). */
+  maxMultiCommands: number;
 }
 
 /**
@@ -42,6 +57,8 @@ export interface SessionContext {
  */
 export class Pending implements ReplyTarget, SentRange {
   reply: Buffer | null = null;
+  /** Bytes of the request it answers, counted against the client's in-flight byte bound. */
+  requestBytes = 0;
   slot = -1;
   /** The route epoch the command was sent under. */
   epoch = 0;
@@ -86,6 +103,18 @@ export class ClientSession {
   readonly transaction = new TransactionState();
   pubsub: PubSub | null = null;
   name: string | null = null;
+  // The byte bounds and the idle clock, kept apart from the reply queue's own fields.
+  /** Bytes of the requests whose replies have not been written yet. */
+  private requestBytes = 0;
+  /** Bytes of the held requests (counted in requestBytes once they are sent). */
+  private heldBytes = 0;
+  /** Bytes of the request being dispatched, given to the first reply position it reserves. */
+  private incomingBytes = 0;
+  /** Bytes of replies ready but not written yet (waiting behind an earlier one, or for the flush). */
+  private answeredBytes = 0;
+  /** Set by every read, cleared by the idle sweep: a coarse clock, so reads never call Date.now(). */
+  private heard = true;
+  private lastActivity = Date.now();
 
   /**
    * With `readsIntoSharedBuffer`, the socket was made with an `onread` buffer shared by all
@@ -114,6 +143,7 @@ export class ClientSession {
   }
 
   onData(chunk: Buffer): void {
+    this.heard = true;
     try {
       this.parser.feed(chunk, (cmd) => this.handle(cmd));
     } catch (err) {
@@ -123,12 +153,15 @@ export class ClientSession {
       this.closeAfterFlush = true;
       this.socket.pause();
     }
-    if (this.inFlight + (this.held?.length ?? 0) > this.ctx.maxInFlight) this.pauseReading();
+    if (this.inFlight + (this.held?.length ?? 0) > this.ctx.maxInFlight || this.overInFlightBytes(1)) this.pauseReading();
   }
 
   /** Reserves the next reply position. */
   private reserve(): Pending {
     const p = new Pending(this);
+    p.requestBytes = this.incomingBytes;
+    this.requestBytes += this.incomingBytes;
+    this.incomingBytes = 0;
     this.queue.push(p);
     return p;
   }
@@ -137,7 +170,9 @@ export class ClientSession {
   answer(p: Pending, data: Buffer): void {
     if (p.reply !== null) return;
     p.reply = data;
+    this.answeredBytes += data.length;
     if (this.queue[this.head] === p) this.scheduleFlush();
+    else this.checkOutputLimit();
   }
 
   /** Sends something the client did not ask for (a pub/sub message) after what is queued. */
@@ -156,9 +191,13 @@ export class ClientSession {
     this.flushScheduled = false;
     const out: Buffer[] = [];
     while (this.head < this.queue.length && this.queue[this.head]!.reply !== null) {
-      const r = this.queue[this.head]!.reply!;
+      const p = this.queue[this.head]!;
+      const r = p.reply!;
       if (isError(r)) this.ctx.onError();
       out.push(r);
+      // Written: its request no longer counts against the byte bound.
+      this.requestBytes -= p.requestBytes;
+      this.answeredBytes -= r.length;
       this.queue[this.head++] = undefined as unknown as Pending;
     }
     if (this.head > 1024 && this.head * 2 > this.queue.length) {
@@ -167,7 +206,10 @@ export class ClientSession {
     }
     if (out.length && !this.socket.destroyed) {
       const ok = this.socket.write(out.length === 1 ? out[0]! : Buffer.concat(out));
-      if (!ok) this.pauseReading();
+      if (!ok) {
+        this.pauseReading();
+        this.checkOutputLimit();
+      }
     }
     if (this.closeAfterFlush && this.inFlight === 0) {
       this.socket.end();
@@ -185,7 +227,7 @@ export class ClientSession {
   }
 
   private maybeResume(): void {
-    if (this.readPaused && !this.closeAfterFlush && this.inFlight + (this.held?.length ?? 0) <= this.ctx.maxInFlight / 2 && !this.socket.writableNeedDrain) {
+    if (this.readPaused && !this.closeAfterFlush && this.inFlight + (this.held?.length ?? 0) <= this.ctx.maxInFlight / 2 && !this.overInFlightBytes(0.5) && !this.socket.writableNeedDrain) {
       this.readPaused = false;
       this.socket.resume();
     }
@@ -208,6 +250,7 @@ export class ClientSession {
   private releaseHeld(): void {
     const held = this.held!;
     this.held = null;
+    this.heldBytes = 0;
     const replay = new RequestParser();
     for (const raw of held) {
       // handle() may have started holding again: then the rest joins the new hold, in order.
@@ -215,9 +258,57 @@ export class ClientSession {
       if (holding) holding.push(raw);
       else replay.feed(raw, (cmd) => this.handle(cmd));
     }
+    const holding = this.held as Buffer[] | null;
+    if (holding) this.heldBytes = holding.reduce((n, b) => n + b.length, 0);
   }
 
+  /** Runs one request, and counts its bytes until its reply is written (or while it is held). */
   private handle(cmd: ParsedCommand): void {
+    const bytes = cmd.end - cmd.start;
+    const held = this.held?.length ?? 0;
+    this.incomingBytes = bytes;
+    this.dispatch(cmd);
+    this.incomingBytes = 0;
+    if ((this.held?.length ?? 0) > held) this.heldBytes += bytes;
+  }
+
+  /** Whether the bytes in flight (and held) are above `fraction` of the client's bound. */
+  private overInFlightBytes(fraction: number): boolean {
+    const max = this.ctx.limits.maxInFlightBytes;
+    return max > 0 && this.requestBytes + this.heldBytes > max * fraction;
+  }
+
+  /**
+   * Closes a client that lets replies pile up past its output bound (what the kernel has not
+   * taken yet, and what waits to be written), as Redis's client-output-buffer-limit does: the
+   * shared backend connections cannot stop reading for one client, so closing it is the bound.
+   */
+  private checkOutputLimit(): void {
+    const limits = this.ctx.limits;
+    const limit = this.pubsub?.active ? limits.pubsubOutputBytes : limits.outputBytes;
+    if (limit <= 0 || this.socket.destroyed) return;
+    const bytes = this.socket.writableLength + this.answeredBytes;
+    if (bytes <= limit) return;
+    this.ctx.onOutputLimit(this, bytes, limit);
+    this.socket.destroy();
+  }
+
+  /**
+   * For the proxy's idle sweep (about once a second): true when the client has sent nothing for
+   * `ms` and waits for nothing. A command in flight (a BLPOP blocked for ever included) or a
+   * subscription keeps it, as Redis exempts blocked and subscribed clients from its `timeout`;
+   * the clock restarts when such a wait ends, as Redis's does on the reply.
+   */
+  isIdle(now: number, ms: number): boolean {
+    if (this.heard || this.inFlight > 0 || this.held || this.pubsub?.active) {
+      this.heard = false;
+      this.lastActivity = now;
+      return false;
+    }
+    return now - this.lastActivity >= ms;
+  }
+
+  private dispatch(cmd: ParsedCommand): void {
     if (this.closeAfterFlush) return;
     if (this.held) {
       this.held.push(Buffer.from(cmd.raw));

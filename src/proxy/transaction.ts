@@ -66,6 +66,10 @@ export class TransactionState {
       this.aborted = true;
       session.answer(p, reply.error(message));
     };
+    // Redis has no such bound, but it keeps a MULTI queue in its own memory: the proxy keeps it
+    // in one client's, and one client must not make the proxy hold without bound.
+    const max = session.ctx.limits.maxMultiCommands;
+    if (max > 0 && this.queued!.length >= max) return refuse(`ERR proxy: a transaction may queue at most ${max} commands (--max-multi-commands)`);
     if (handling.kind === 'refused') return refuse(`ERR proxy: ${handling.reason}`);
     if (handling.kind === 'local' && !QUEUEABLE_LOCAL.has(name)) return refuse(`ERR proxy: ${name} cannot be used inside MULTI through the proxy`);
     if (handling.kind === 'subscription' || handling.kind === 'transaction') return refuse(`ERR proxy: ${name} cannot be used inside MULTI through the proxy`);
@@ -74,7 +78,8 @@ export class TransactionState {
       if (slot === -1 || (slot !== null && this.slot !== null && slot !== this.slot)) return refuse("CROSSSLOT Keys in request don't hash to the same slot");
       if (slot !== null) this.slot = slot;
     }
-    this.queued!.push(Buffer.from(cmd.raw));
+    // A transaction already doomed to EXECABORT need not keep its commands.
+    if (!this.aborted) this.queued!.push(Buffer.from(cmd.raw));
     session.answer(p, reply.queued);
   }
 
