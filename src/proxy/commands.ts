@@ -35,6 +35,8 @@ export type Handling =
   | { kind: 'subscription' }
   /** PUBLISH: routed by the slot of its channel, where subscribers of that channel listen. */
   | { kind: 'channel' }
+  /** WAIT: after the client's earlier commands, on every master (wait.ts). */
+  | { kind: 'wait' }
   | { kind: 'refused'; reason: string };
 
 const SPLIT: Record<string, Handling> = {
@@ -68,7 +70,7 @@ export function handlingOf(name: string): Handling {
   if (!spec) return { kind: 'refused', reason: `unknown command '${name}'` };
   // Behind the proxy only database 0 exists: MOVE would hide the key in another one.
   if (name === 'MOVE') return { kind: 'refused', reason: 'only database 0 exists behind the proxy: MOVE to another database is refused' };
-  if (name === 'WAIT') return { kind: 'refused', reason: 'WAIT is not supported through the proxy yet: the proxy spreads a client\'s writes over shared connections, so no one connection can wait for them' };
+  if (name === 'WAIT') return { kind: 'wait' };
   if (spec.flags.includes('pubsub') || spec.acl.includes('@pubsub')) return { kind: 'refused', reason: `${name} is not supported through the proxy` };
   // XREAD and XREADGROUP block only with BLOCK among their options: decided per command.
   if (spec.flags.includes('blocking') && name !== 'XREAD' && name !== 'XREADGROUP') return { kind: 'blocking' };

@@ -21,6 +21,7 @@ import { PubSub } from './pubsub.js';
 import { ProtocolError, RequestParser, encodeFor, isError, reply, type ParsedCommand } from './resp.js';
 import type { Router } from './router.js';
 import { TransactionState } from './transaction.js';
+import { waitForReplicas } from './wait.js';
 
 export interface SessionContext {
   /** The router in use now (swapped on every route change). */
@@ -346,6 +347,10 @@ export class ClientSession {
       case 'split':
         if (!this.enterLane(SHARED, cmd)) return;
         return dispatchSplit(this, this.reserve(), name, handling, cmd.argv);
+      case 'wait':
+        // Its own lane: it runs once every earlier command is answered, and later ones wait for it.
+        if (!this.enterLane('wait', cmd)) return;
+        return waitForReplicas(this, this.reserve(), cmd.argv);
       case 'channel':
         if (!this.enterLane(SHARED, cmd)) return;
         return this.forward(this.reserve(), keySlot(cmd.arg(1), this.ctx.router().slotCount), cmd.raw);

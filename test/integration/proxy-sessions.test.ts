@@ -123,6 +123,32 @@ describe('blocking commands on a connection of their own', () => {
   });
 });
 
+describe('WAIT', () => {
+  it('waits until every shard\'s replicas have the client\'s earlier writes', async () => {
+    const prefix = randomPrefix();
+    const master = await world.redis();
+    const slave = await world.redis(['--replicaof', '127.0.0.1', String(master.port)]);
+    await world.admin(prefix).createCluster({ name: 'wait', file: { shards: [{ master: master.address, slaves: [slave.address] }] } });
+    const proxy = await proxies.start(world.etcd.endpoint, prefix, 'wait');
+    await waitFor('the slave in sync', async () => (await redis.replication(slave.address)).linkUp === true);
+    const client = await raw(proxy.listenAddress);
+    expect(await client.call('SET', 'w', '1')).toBe('+OK\r\n');
+    expect(await client.call('WAIT', '1', '5000')).toBe(':1\r\n');
+    // A stalled slave cannot acknowledge: WAIT answers 0 when its timeout runs out, as Redis does.
+    slave.process.signal('SIGSTOP');
+    try {
+      const [set, waited] = await Promise.all([client.call('SET', 'w', '2'), client.call('WAIT', '1', '300')]);
+      expect([set, waited]).toEqual(['+OK\r\n', ':0\r\n']);
+    } finally {
+      slave.process.signal('SIGCONT');
+    }
+    expect(await client.call('WAIT', '1', '5000')).toBe(':1\r\n');
+    expect(await redis.at(slave.address).get('w')).toBe('2');
+    // Bad arguments get Redis's own error.
+    expect(await client.call('WAIT', 'x', '1')).toBe(await (await raw(master.address)).call('WAIT', 'x', '1'));
+  });
+});
+
 describe('WATCH / MULTI / EXEC', () => {
   it('runs an optimistic transaction, and aborts it when a watched key changed', async () => {
     const { proxy } = await setup('watch');
