@@ -108,6 +108,7 @@ export function useCommandTable(next: Record<string, CommandSpec>): void {
   table = next;
   SINGLE_FIRST_KEY = singleFirstKeyCommands(next);
   INFO.clear();
+  BY_BYTES.clear();
 }
 
 /**
@@ -244,4 +245,22 @@ export function commandInfo(spelled: string): CommandInfo {
 /** Arity check as Redis does it: positive = exact, negative = at least. */
 export function arityAccepts(arity: number | undefined, argc: number): boolean {
   return arity === undefined || (arity >= 0 ? argc === arity : argc >= -arity);
+}
+
+/** Short names (GET, SET, HSET, LPUSH, ...) by their bytes packed in a number: no string per command. */
+const BY_BYTES = new Map<number, CommandInfo>();
+
+/** The info of the command name at buf[start, end), as the client spelled it. */
+export function commandInfoAt(buf: Buffer, start: number, end: number): CommandInfo {
+  const length = end - start;
+  if (length > 6) return commandInfo(buf.latin1Slice(start, end));
+  // length, then the bytes: distinct names give distinct numbers below 2^51.
+  let key = length;
+  for (let i = start; i < end; i++) key = key * 256 + buf[i]!;
+  let info = BY_BYTES.get(key);
+  if (info === undefined) {
+    info = commandInfo(buf.latin1Slice(start, end));
+    if (BY_BYTES.size < 4096) BY_BYTES.set(key, info);
+  }
+  return info;
 }

@@ -13,7 +13,7 @@
 import type { Socket } from 'node:net';
 import { bytesSlot, keySlot } from '../model/slot.js';
 import type { BackendConnection, BackendPool, ReplyTarget, SentRange } from './backend.js';
-import { arityAccepts, commandInfo, keyIndexes, streamReadBlocks, type CommandInfo } from './commands.js';
+import { arityAccepts, commandInfoAt, keyIndexes, streamReadBlocks, type CommandInfo } from './commands.js';
 import { flushSoon } from './flush-soon.js';
 import { runLocal } from './local-commands.js';
 import { dispatchSplit } from './multi-key.js';
@@ -146,7 +146,7 @@ export class ClientSession {
   onData(chunk: Buffer): void {
     this.heard = true;
     try {
-      this.parser.feed(chunk, (cmd) => this.handle(cmd));
+      this.parser.feed(chunk, this.onCommand);
     } catch (err) {
       if (!(err instanceof ProtocolError)) throw err;
       // Like Redis: answer the garbage with an error, then close this connection only.
@@ -156,6 +156,9 @@ export class ClientSession {
     }
     if (this.inFlight + (this.held?.length ?? 0) > this.ctx.maxInFlight || this.overInFlightBytes(1)) this.pauseReading();
   }
+
+  /** The parser's callback, made once (not per read). */
+  private readonly onCommand = (cmd: ParsedCommand): void => this.handle(cmd);
 
   /** Reserves the next reply position. */
   private reserve(): Pending {
@@ -316,7 +319,7 @@ export class ClientSession {
       return;
     }
     this.ctx.onCommand();
-    const info = commandInfo(cmd.spelledName);
+    const info = commandInfoAt(cmd.buf, cmd.offsets[0]!, cmd.offsets[1]!);
     const { name, handling } = info;
     if (!this.authed && name !== 'AUTH' && name !== 'HELLO' && name !== 'QUIT' && name !== 'RESET') return this.answer(this.reserve(), reply.error('NOAUTH Authentication required.'));
     if (this.pubsub?.active && this.proto === 2 && !ALLOWED_WHILE_SUBSCRIBED.has(name)) {
