@@ -5,6 +5,7 @@
  */
 import { Redis } from 'ioredis';
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ManagedProcess, cfgserverEntry, freePort, waitFor } from '../../src/playground/processes.js';
@@ -112,5 +113,21 @@ describe('cfgserver proxy --workers 2', () => {
     expect(proc.exitCode).toBe(0);
     expect((await admin.listProxies('wk')).proxies).toEqual([]);
     for (const pid of workerPids) expect(alive(pid)).toBe(false);
+  });
+
+  it('stops with exit code 1, instead of restarting forever, when the workers cannot start (port taken)', async () => {
+    const { prefix } = await makeCluster(world, 'wkbad', { shards: 1, slaves: 0 });
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as { port: number }).port;
+    try {
+      const logFile = join(world.dir, 'proxy-workers-bad.log');
+      const proc = new ManagedProcess('proxy --workers 2 (bad)', process.execPath, [cfgserverEntry(), 'proxy', '--cluster', 'wkbad', '--listen', `127.0.0.1:${port}`, '--etcd', world.etcd.endpoint, '--prefix', prefix, '--workers', '2'], logFile);
+      procs.push(proc);
+      expect(await proc.waitExit()).toBe(1);
+      expect(readFileSync(logFile, 'utf8')).toMatch(/failed before any worker was ready/);
+    } finally {
+      taken.close();
+    }
   });
 });
