@@ -9,7 +9,7 @@ import { runController } from '../controller/run-controller.js';
 import { CfgError, ValidationError, errorMessage } from '../model/errors.js';
 import { runPlayground } from '../playground/playground.js';
 import { LIMIT_DEFAULTS } from '../proxy/proxy.js';
-import { runProxy } from '../proxy/run-proxy.js';
+import { parseWorkers, runProxyCommand } from '../proxy/run-proxy.js';
 import { createLogger } from '../log.js';
 import { clusterName, parseInput } from '../model/schemas.js';
 import { DEFAULT_ETCD } from '../store/etcd.js';
@@ -62,7 +62,8 @@ await yargs(hideBin(process.argv))
         .option('cluster', { type: 'string', demandOption: true, describe: 'the cluster to serve' })
         .options(serverOptions)
         .option('listen', { type: 'string', default: '127.0.0.1:6380', describe: 'HOST:PORT for clients' })
-        .option('metrics', { type: 'string', describe: 'HOST:PORT for /metrics and /healthz' })
+        .option('metrics', { type: 'string', describe: 'HOST:PORT for /metrics and /healthz (with --workers: the supervisor\'s, every worker aggregated)' })
+        .option('workers', { type: 'string', default: '1', describe: 'processes sharing the client port, each a whole proxy (0 or auto: one per core)' })
         .option('password', { type: 'string', describe: 'clients must AUTH with it (better: $CFGSERVER_PROXY_PASSWORD, not visible in ps)' })
         .option('backend-password', { type: 'string', describe: 'password for the Redis instances (better: $CFGSERVER_BACKEND_PASSWORD)' })
         .option('pool-size', { type: 'number', default: 1, describe: 'pipelined connections per Redis instance (more isolates slow commands, fewer batch better)' })
@@ -78,7 +79,7 @@ await yargs(hideBin(process.argv))
         .option('allow-flush', { type: 'boolean', default: false, describe: 'let clients run FLUSHALL, FLUSHDB, SCRIPT FLUSH, FUNCTION FLUSH (on every master)' }),
     async (argv) => {
       try {
-        await runProxy({
+        await runProxyCommand({
           cluster: parseInput(clusterName, argv.cluster, 'cluster name'),
           listen: argv.listen,
           etcd: argv.etcd ?? process.env['CFGSERVER_ETCD'] ?? DEFAULT_ETCD,
@@ -100,7 +101,7 @@ await yargs(hideBin(process.argv))
           allowFlush: argv['allow-flush'],
           leaseTtlSeconds: 3,
           log: createLogger(argv['log-level'] ?? 'info'),
-        });
+        }, parseWorkers(argv.workers));
       } catch (err) {
         die(err);
       }

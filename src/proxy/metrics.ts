@@ -51,7 +51,9 @@ export class ProxyMetrics {
     counterFrom('cfgserver_proxy_idle_closed_total', 'Clients closed by --idle-timeout', () => c.idleClosed);
     counterFrom('cfgserver_proxy_accept_errors_total', 'Connections the listening socket failed to accept (EMFILE, ENFILE, ...)', () => c.acceptErrors);
     new Gauge({ name: 'cfgserver_proxy_connections', help: 'Open client connections', registers: reg, collect() { this.set(c.connections); } });
-    new Gauge({ name: 'cfgserver_proxy_route_epoch', help: 'Epoch of the route in use', registers: reg, collect() { this.set(c.epoch); } });
+    // Summed across --workers processes like the rest, except the epoch: the oldest one any
+    // worker still serves is the one that matters while a route change spreads.
+    new Gauge({ name: 'cfgserver_proxy_route_epoch', help: 'Epoch of the route in use', aggregator: 'min', registers: reg, collect() { this.set(c.epoch); } });
     this.backendLatency = new Histogram({
       name: 'cfgserver_proxy_backend_latency_seconds',
       help: 'Round trip to the Redis instances (one request in 16 is sampled)',
