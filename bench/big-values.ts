@@ -8,26 +8,18 @@
  * Needs etcd and redis-server. The proxy runs from the TypeScript sources through tsx (no build
  * needed); --entry runs another cfgserver entry point, e.g. an older checkout's, to compare.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { AdminService } from '../src/service/admin-service.js';
-import { createEtcd } from '../src/store/etcd.js';
-import { Keys } from '../src/store/keys.js';
-import { ManagedProcess, freePort, packageRoot, startEtcd, startRedis, waitFor } from '../src/playground/processes.js';
+import { ManagedProcess, freePort, packageRoot, waitFor } from '../src/playground/processes.js';
+import { argNumber, argText, median, withCluster } from './common.js';
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1]! : fallback;
-}
-
-const SIZES_MIB = arg('sizes', '1,16,64').split(',').map(Number);
-const ROUNDS = Number(arg('rounds', '3'));
-const ENTRY = arg('entry', join(packageRoot(), 'src', 'cli', 'cfgserver.ts'));
+const SIZES_MIB = argText('sizes', '1,16,64').split(',').map(Number);
+const ROUNDS = argNumber('rounds', 3);
+const ENTRY = argText('entry', join(packageRoot(), 'src', 'cli', 'cfgserver.ts'));
 /** The pinger's bounds: it stops at whichever comes first. */
 const PING_MAX_COUNT = 1_000_000;
 const PING_MAX_MS = 120_000;
@@ -91,22 +83,8 @@ interface Sample {
   maxPingMs: number;
 }
 
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
-
 async function main(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'cfgserver-bench-big-'));
-  const stops: (() => Promise<unknown>)[] = [];
-  try {
-    const etcd = await startEtcd(dir);
-    stops.push(etcd.stop);
-    const shard = await startRedis(dir);
-    stops.push(shard.stop);
-    const client = createEtcd({ endpoints: etcd.endpoint });
-    await new AdminService(client, new Keys()).createCluster({ name: 'big', file: { shards: [{ master: shard.address }] } });
-    client.close();
+  await withCluster('big', 1, async ({ dir, etcd, shards: [shard], stops }) => {
 
     const proxyPort = await freePort();
     const proxy = new ManagedProcess('cfgserver proxy', process.execPath, ['--import', 'tsx', ENTRY, 'proxy', '--cluster', 'big', '--listen', `127.0.0.1:${proxyPort}`, '--etcd', etcd.endpoint, '--log-level', 'warn'], join(dir, 'proxy.log'));
@@ -177,10 +155,7 @@ async function main(): Promise<void> {
       }
     }
     console.log('\n(max PING: the longest round trip of a PING loop on another connection to the same target during the op, over all rounds)');
-  } finally {
-    for (const stop of stops.reverse()) await stop().catch(() => undefined);
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 await main();

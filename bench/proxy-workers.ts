@@ -9,26 +9,15 @@
  * Needs what bench/proxy needs (etcd, redis-server, redis-benchmark, nutcracker, npm run build).
  * CPU µs per op is summed over every process of a target: the supervisor and its workers.
  */
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { readFileSync, readdirSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { AdminService } from '../src/service/admin-service.js';
-import { createEtcd } from '../src/store/etcd.js';
-import { Keys } from '../src/store/keys.js';
-import { ManagedProcess, cfgserverEntry, freePort, packageRoot, startEtcd, startRedis, waitFor, type RedisServer } from '../src/playground/processes.js';
+import { ManagedProcess, cfgserverEntry, freePort, packageRoot } from '../src/playground/processes.js';
+import { argNumber, cpuMicros, median, redisBenchmark, run, startTwemproxy, whenServing, withCluster } from './common.js';
 
-const run = promisify(execFile);
-
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-}
-
-const REQUESTS = arg('requests', 200_000);
-const ROUNDS = arg('rounds', 3);
-const CLIENTS = arg('clients', 50);
+const REQUESTS = argNumber('requests', 200_000);
+const ROUNDS = argNumber('rounds', 3);
+const CLIENTS = argNumber('clients', 50);
 
 interface Result {
   rps: number;
@@ -38,15 +27,10 @@ interface Result {
   shares: number[];
 }
 
-/** CPU time (user + kernel) of a process so far, in microseconds; 0 once it is gone. */
-function cpuMicros(pid: number): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    // utime, stime in clock ticks; USER_HZ is 100 on Linux
-    return ((Number(fields[11]) + Number(fields[12])) * 1e6) / 100;
-  } catch {
-    return 0;
-  }
+/** CPU time (user + kernel) of a process so far, in microseconds. */
+function cpuTotal(pid: number): number {
+  const [user, kernel] = cpuMicros(pid);
+  return user + kernel;
 }
 
 /** `pid` and its children (a supervisor's workers), from /proc/<pid>/task/<tid>/children. */
@@ -62,37 +46,16 @@ function family(pid: number): number[] {
 
 async function benchmark(port: number, test: 'set' | 'get', pipeline: number, pid: number | null): Promise<Result> {
   const pids = pid ? family(pid) : [];
-  const before = pids.map(cpuMicros);
-  const { stdout } = await run('redis-benchmark', ['-h', '127.0.0.1', '-p', String(port), '-c', String(CLIENTS), '-n', String(REQUESTS), '-r', '100000', '-t', test, '-P', String(pipeline), '--csv'], { maxBuffer: 1 << 20 });
-  const used = pids.map((p, i) => cpuMicros(p) - before[i]!);
-  const row = stdout.trim().split('\n').find((l) => l.startsWith(`"${test.toUpperCase()}"`));
-  if (!row) throw new Error(`unexpected redis-benchmark output: ${stdout}`);
-  const cols = row.split(',').map((c) => Number(c.replace(/"/g, '')));
+  const before = pids.map(cpuTotal);
+  const { rps, p99 } = await redisBenchmark(port, test, pipeline, CLIENTS, REQUESTS);
+  const used = pids.map((p, i) => cpuTotal(p) - before[i]!);
   const total = used.reduce((a, b) => a + b, 0);
-  return { rps: cols[1]!, p99: cols[6]!, cpuUsPerOp: pid ? total / REQUESTS : null, shares: total > 0 ? used.map((u) => u / total) : [] };
-}
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
+  return { rps, p99, cpuUsPerOp: pid ? total / REQUESTS : null, shares: total > 0 ? used.map((u) => u / total) : [] };
 }
 
 async function main(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'cfgserver-bench-workers-'));
-  const stops: (() => Promise<void>)[] = [];
-  try {
-    const etcd = await startEtcd(dir);
-    stops.push(etcd.stop);
-    const shards: RedisServer[] = [];
-    for (let i = 0; i < 3; i++) {
-      const r = await startRedis(dir);
-      stops.push(r.stop);
-      shards.push(r);
-    }
-    const client = createEtcd({ endpoints: etcd.endpoint });
-    await new AdminService(client, new Keys()).createCluster({ name: 'bench', file: { shards: shards.map((s) => ({ master: s.address })) } });
-    client.close();
-
+  await withCluster('bench', 3, async (c) => {
+    const { dir, etcd, shards, stops } = c;
     const start = async (name: string, command: string, args: (port: number) => string[], env: NodeJS.ProcessEnv = process.env) => {
       const port = await freePort();
       const p = new ManagedProcess(name, command, args(port), join(dir, `${name.replace(/\W+/g, '-')}.log`), env);
@@ -102,27 +65,18 @@ async function main(): Promise<void> {
     const cfg = (workers: number) => (port: number) => [cfgserverEntry(), 'proxy', '--cluster', 'bench', '--listen', `127.0.0.1:${port}`, '--etcd', etcd.endpoint, '--log-level', 'warn', '--workers', String(workers)];
     const forwarder = (workers: number) => (port: number) => ['--import', 'tsx', join(packageRoot(), 'bench', 'forwarder.ts'), '--listen', String(port), '--backend', shards[0]!.address, '--workers', String(workers)];
 
-    const twemPort = await freePort();
-    const conf = join(dir, 'nutcracker.yml');
-    writeFileSync(
-      conf,
-      `bench:\n  listen: 127.0.0.1:${twemPort}\n  hash: fnv1a_64\n  distribution: ketama\n  redis: true\n  preconnect: true\n  auto_eject_hosts: false\n  servers:\n${shards.map((s) => `   - ${s.address}:1`).join('\n')}\n`,
-    );
-    const twem = new ManagedProcess('nutcracker', 'nutcracker', ['-c', conf, '-v', '3', '-a', '127.0.0.1', '-s', String(await freePort()), '-o', join(dir, 'nutcracker.log')], join(dir, 'nutcracker.out'));
-    stops.push(() => twem.stop());
+    const twem = await startTwemproxy(c);
 
     const targets = [
       { name: 'redis (direct, one shard)', port: shards[0]!.port, pid: null as number | null },
-      { name: 'twemproxy -v 3', port: twemPort, pid: twem.pid as number | null },
+      { name: 'twemproxy -v 3', port: twem.port, pid: twem.pid as number | null },
       await start('cfgserver --workers 1', process.execPath, cfg(1)),
       await start('cfgserver --workers 2', process.execPath, cfg(2)),
       await start('cfgserver --workers 2 (rr)', process.execPath, cfg(2), { ...process.env, NODE_CLUSTER_SCHED_POLICY: 'rr' }),
       await start('forwarder, 1 process', process.execPath, forwarder(1)),
       await start('forwarder, 2 workers', process.execPath, forwarder(2)),
     ];
-    for (const t of targets) {
-      await waitFor(`${t.name} on ${t.port}`, async () => (await run('redis-cli', ['-p', String(t.port), 'set', 'warm', 'up'])).stdout.trim() === 'OK', 20_000);
-    }
+    for (const t of targets) await whenServing(t.name, t.port);
     // Every worker must be up before a run, or the CPU sums would miss one.
     await new Promise((r) => setTimeout(r, 2000));
 
@@ -160,10 +114,7 @@ async function main(): Promise<void> {
         );
       }
     }
-  } finally {
-    for (const stop of stops.reverse()) await stop().catch(() => undefined);
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 await main();

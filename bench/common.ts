@@ -1,0 +1,104 @@
+/**
+ * What the benches share: their flags, medians, CPU time from /proc, redis-benchmark runs, and a
+ * cluster of real Redis servers behind etcd that is always stopped.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { AdminService } from '../src/service/admin-service.js';
+import { createEtcd } from '../src/store/etcd.js';
+import { Keys } from '../src/store/keys.js';
+import { ManagedProcess, freePort, startEtcd, startRedis, waitFor, type EtcdServer, type RedisServer } from '../src/playground/processes.js';
+
+export const run = promisify(execFile);
+
+/** `--name value` from the command line, or the fallback. */
+export function argText(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback;
+}
+
+export function argNumber(name: string, fallback: number): number {
+  return Number(argText(name, String(fallback)));
+}
+
+export function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+/** CPU time of a process so far, [user, kernel], in microseconds, from /proc; [0, 0] once it is gone. */
+export function cpuMicros(pid: number): [number, number] {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    // utime, stime in clock ticks; USER_HZ is 100 on Linux
+    return [(Number(fields[11]) * 1e6) / 100, (Number(fields[12]) * 1e6) / 100];
+  } catch {
+    return [0, 0];
+  }
+}
+
+/** One redis-benchmark run: ops/s and p99 in ms. */
+export async function redisBenchmark(port: number, test: 'set' | 'get', pipeline: number, clients: number, requests: number): Promise<{ rps: number; p99: number }> {
+  const { stdout } = await run('redis-benchmark', ['-h', '127.0.0.1', '-p', String(port), '-c', String(clients), '-n', String(requests), '-r', '100000', '-t', test, '-P', String(pipeline), '--csv'], { maxBuffer: 1 << 20 });
+  // "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
+  const row = stdout.trim().split('\n').find((l) => l.startsWith(`"${test.toUpperCase()}"`));
+  if (!row) throw new Error(`unexpected redis-benchmark output: ${stdout}`);
+  const cols = row.split(',').map((c) => Number(c.replace(/"/g, '')));
+  return { rps: cols[1]!, p99: cols[6]! };
+}
+
+export interface BenchCluster {
+  dir: string;
+  etcd: EtcdServer;
+  shards: RedisServer[];
+  /** Stopped, last first, when the bench ends. */
+  stops: (() => Promise<unknown>)[];
+}
+
+/**
+ * Runs `body` with etcd and `shardCount` Redis masters in a cluster `name` (slots spread evenly),
+ * and stops everything afterwards, whatever happened.
+ */
+export async function withCluster(name: string, shardCount: number, body: (c: BenchCluster) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), `cfgserver-bench-${name}-`));
+  const stops: (() => Promise<unknown>)[] = [];
+  try {
+    const etcd = await startEtcd(dir);
+    stops.push(etcd.stop);
+    const shards: RedisServer[] = [];
+    for (let i = 0; i < shardCount; i++) {
+      const r = await startRedis(dir);
+      stops.push(r.stop);
+      shards.push(r);
+    }
+    const client = createEtcd({ endpoints: etcd.endpoint });
+    await new AdminService(client, new Keys()).createCluster({ name, file: { shards: shards.map((s) => ({ master: s.address })) } });
+    client.close();
+    await body({ dir, etcd, shards, stops });
+  } finally {
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * twemproxy (nutcracker) over the cluster's shards, at `-v 3`: its fastest log level (FIELD-NOTES:
+ * the default costs a getpeername every dozen requests). Returns its client port and pid.
+ */
+export async function startTwemproxy(c: BenchCluster): Promise<{ port: number; pid: number }> {
+  const port = await freePort();
+  const conf = join(c.dir, 'nutcracker.yml');
+  const servers = c.shards.map((s) => `   - ${s.address}:1`).join('\n');
+  writeFileSync(conf, `bench:\n  listen: 127.0.0.1:${port}\n  hash: fnv1a_64\n  distribution: ketama\n  redis: true\n  preconnect: true\n  auto_eject_hosts: false\n  servers:\n${servers}\n`);
+  const twem = new ManagedProcess('nutcracker', 'nutcracker', ['-c', conf, '-v', '3', '-a', '127.0.0.1', '-s', String(await freePort()), '-o', join(c.dir, 'nutcracker.log')], join(c.dir, 'nutcracker.out'));
+  c.stops.push(() => twem.stop());
+  return { port, pid: twem.pid };
+}
+
+/** Waits until a RESP server on `port` answers SET. */
+export async function whenServing(name: string, port: number, timeoutMs = 20_000): Promise<void> {
+  await waitFor(`${name} on ${port}`, async () => (await run('redis-cli', ['-p', String(port), 'set', 'warm', 'up'])).stdout.trim() === 'OK', timeoutMs);
+}
