@@ -8,7 +8,7 @@
 import { Socket, createConnection } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { flushSoon } from './flush-soon.js';
-import { ReplyReader, encodeCommand, reply } from './resp.js';
+import { ReplyReader, copyBytes, encodeCommand, reply } from './resp.js';
 
 export type ReplyHandler = (reply: Buffer) => void;
 
@@ -19,16 +19,19 @@ export interface SentRange {
   sentEnd: number;
 }
 
-/** Receives the reply of a command, without a closure per command (the hot path's reply position). */
+/**
+ * Receives the reply of a command as buf[start, end), without a closure or a Buffer per command
+ * (the hot path's reply position).
+ */
 export interface ReplyTarget {
-  onReply(reply: Buffer): void;
+  onReply(buf: Buffer, start: number, end: number): void;
 }
 
 type Waiter = ReplyHandler | ReplyTarget;
 
-function deliver(waiter: Waiter, reply: Buffer): void {
-  if (typeof waiter === 'function') waiter(reply);
-  else waiter.onReply(reply);
+function deliver(waiter: Waiter, buf: Buffer, start: number, end: number): void {
+  if (typeof waiter === 'function') waiter(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
+  else waiter.onReply(buf, start, end);
 }
 
 const OUT_CHUNK = 64 * 1024;
@@ -112,7 +115,7 @@ export class BackendConnection {
     }
     const length = end - start;
     if (this.outEnd + length > this.outBuf.length) this.newOutBuffer(length);
-    buf.copy(this.outBuf, this.outEnd, start, end);
+    copyBytes(buf, start, end, this.outBuf, this.outEnd);
     target.sentBuf = this.outBuf;
     target.sentStart = this.outEnd;
     this.outEnd += length;
@@ -125,7 +128,7 @@ export class BackendConnection {
     if (this.closed) {
       // Answered later, never from inside send(): callers may not be ready for their handler yet.
       const error = reply.error(`ERR proxy: backend ${this.address} is closed`);
-      setImmediate(() => deliver(waiter, error));
+      setImmediate(() => deliver(waiter, error, 0, error.length));
       return false;
     }
     if (!this.socket) this.connect();
@@ -267,11 +270,11 @@ export class BackendConnection {
     }
   }
 
-  private readonly onReply = (r: Buffer): boolean => {
+  private readonly onReply = (buf: Buffer, start: number, end: number): boolean => {
     const handler = this.waiting[this.head];
     if (!handler) {
       if (this.options.onUnsolicited) {
-        this.options.onUnsolicited(r);
+        this.options.onUnsolicited(buf.subarray(start, end));
         return this.socket === this.reading;
       }
       this.fail('a reply nobody asked for');
@@ -282,7 +285,7 @@ export class BackendConnection {
       this.options.onLatency?.((this.lastProgress - this.sampleAt) / 1000);
       this.sampleSeq = -1;
     }
-    deliver(handler, r);
+    deliver(handler, buf, start, end);
     // A handler may have dropped this connection (AUTH refused): the rest of the read is not for the next one.
     return this.socket === this.reading;
   };
@@ -310,7 +313,7 @@ export class BackendConnection {
     this.sent = this.received = 0;
     this.sampleSeq = -1;
     const error = errorReply ?? reply.error(`ERR proxy: backend ${this.address}: ${why}`);
-    for (const waiter of waiting) deliver(waiter, error);
+    for (const waiter of waiting) deliver(waiter, error, 0, error.length);
     if (!this.closed) this.options.onBroken?.(why);
   }
 }

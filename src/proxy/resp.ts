@@ -426,6 +426,23 @@ export function replyEnd(buf: Buffer, pos: number): number {
  * complete in a read are delimited in place; an incomplete one is copied and its scan resumed
  * where it stopped (and, when a bulk's length is known, not resumed before it is all there).
  */
+/** Receives one reply as buf[start, end) (the receiver's to keep); false stops the reading. */
+export type ReplyRangeHandler = (buf: Buffer, start: number, end: number) => boolean;
+
+/**
+ * Copies src[start, end) to dst at `at`; returns the end. Small ranges (most commands and replies)
+ * are copied byte by byte: Buffer#copy makes a typed-array view per call, which costs more.
+ */
+export function copyBytes(src: Buffer, start: number, end: number, dst: Buffer, at: number): number {
+  const n = end - start;
+  if (n <= 64) {
+    for (let i = 0; i < n; i++) dst[at + i] = src[start + i]!;
+  } else {
+    src.copy(dst, at, start, end);
+  }
+  return at + n;
+}
+
 export class ReplyReader {
   private readonly tail = new Tail();
   /** End offsets of the complete replies of one read (reused). */
@@ -454,7 +471,7 @@ export class ReplyReader {
    * call) a reply lying in `chunk` is copied; one assembled from several reads is not (its
    * buffer is never reused).
    */
-  feed(chunk: Buffer, volatile: boolean, onReply: (reply: Buffer) => boolean): void {
+  feed(chunk: Buffer, volatile: boolean, onReply: ReplyRangeHandler): void {
     let pos = 0;
     if (this.tail.len > 0) {
       pos = this.finishTail(chunk, onReply);
@@ -482,7 +499,7 @@ export class ReplyReader {
       let from = pos;
       for (let i = 0; i < count; i++) {
         const to = ends[i]!;
-        if (!onReply(source.subarray(from - base, to - base))) return;
+        if (!onReply(source, from - base, to - base)) return;
         from = to;
       }
     }
@@ -496,7 +513,7 @@ export class ReplyReader {
   }
 
   /** Like RequestParser.finishTail; -1 when onReply said stop. */
-  private finishTail(chunk: Buffer, onReply: (reply: Buffer) => boolean): number {
+  private finishTail(chunk: Buffer, onReply: ReplyRangeHandler): number {
     const tail = this.tail;
     let off = 0;
     let steps = 0;
@@ -528,7 +545,7 @@ export class ReplyReader {
       this.tail.clear(false); // `complete` keeps the buffer: it must not be reused
       this.tailPending = 1;
       this.tailPos = this.tailNeed = 0;
-      if (!onReply(complete)) return -1;
+      if (!onReply(complete, 0, complete.length)) return -1;
       return off;
     }
     return off;

@@ -18,7 +18,7 @@ import { flushSoon } from './flush-soon.js';
 import { runLocal } from './local-commands.js';
 import { dispatchSplit } from './multi-key.js';
 import { PubSub } from './pubsub.js';
-import { ProtocolError, RequestParser, encodeFor, isError, reply, type ParsedCommand } from './resp.js';
+import { ProtocolError, RequestParser, copyBytes, encodeFor, reply, type ParsedCommand } from './resp.js';
 import type { Router } from './router.js';
 import { TransactionState } from './transaction.js';
 import { waitForReplicas } from './wait.js';
@@ -57,7 +57,10 @@ export interface ClientLimits {
  * command), and remembers where its command's bytes were copied, for the one resend allowed.
  */
 export class Pending implements ReplyTarget, SentRange {
+  /** The reply: reply[replyStart, replyEnd) (a range of a backend read's copy, or a whole buffer). */
   reply: Buffer | null = null;
+  replyStart = 0;
+  replyEnd = 0;
   /** Bytes of the request it answers, counted against the client's in-flight byte bound. */
   requestBytes = 0;
   slot = -1;
@@ -70,8 +73,8 @@ export class Pending implements ReplyTarget, SentRange {
 
   constructor(private readonly session: ClientSession) {}
 
-  onReply(r: Buffer): void {
-    this.session.backendReplied(this, r);
+  onReply(buf: Buffer, start: number, end: number): void {
+    this.session.backendReplied(this, buf, start, end);
   }
 }
 
@@ -172,9 +175,16 @@ export class ClientSession {
 
   /** Fills a reply position; replies leave in the order their positions were reserved. */
   answer(p: Pending, data: Buffer): void {
+    this.answerRange(p, data, 0, data.length);
+  }
+
+  /** Fills a reply position with buf[start, end) (kept as a range: no Buffer made for it). */
+  answerRange(p: Pending, buf: Buffer, start: number, end: number): void {
     if (p.reply !== null) return;
-    p.reply = data;
-    this.answeredBytes += data.length;
+    p.reply = buf;
+    p.replyStart = start;
+    p.replyEnd = end;
+    this.answeredBytes += end - start;
     if (this.queue[this.head] === p) this.scheduleFlush();
     else this.checkOutputLimit();
   }
@@ -193,23 +203,39 @@ export class ClientSession {
 
   private readonly flush = (): void => {
     this.flushScheduled = false;
-    const out: Buffer[] = [];
-    while (this.head < this.queue.length && this.queue[this.head]!.reply !== null) {
+    // The ready replies at the head, gathered into one buffer for one write.
+    let end = this.head;
+    let bytes = 0;
+    while (end < this.queue.length && this.queue[end]!.reply !== null) {
+      const p = this.queue[end++]!;
+      bytes += p.replyEnd - p.replyStart;
+    }
+    let data: Buffer | null = null;
+    if (end - this.head === 1) {
       const p = this.queue[this.head]!;
+      data = p.replyStart === 0 && p.replyEnd === p.reply!.length ? p.reply! : p.reply!.subarray(p.replyStart, p.replyEnd);
+    } else if (end > this.head) {
+      data = Buffer.allocUnsafe(bytes);
+    }
+    let at = 0;
+    for (let i = this.head; i < end; i++) {
+      const p = this.queue[i]!;
       const r = p.reply!;
-      if (isError(r)) this.ctx.onError();
-      out.push(r);
+      const first = r[p.replyStart];
+      if (first === 45 || first === 33) this.ctx.onError(); // - or ! (RESP3 blob error)
+      if (data !== null && end - this.head > 1) at = copyBytes(r, p.replyStart, p.replyEnd, data, at);
       // Written: its request no longer counts against the byte bound.
       this.requestBytes -= p.requestBytes;
-      this.answeredBytes -= r.length;
-      this.queue[this.head++] = undefined as unknown as Pending;
+      this.queue[i] = undefined as unknown as Pending;
     }
+    this.answeredBytes -= bytes;
+    this.head = end;
     if (this.head > 1024 && this.head * 2 > this.queue.length) {
       this.queue = this.queue.slice(this.head);
       this.head = 0;
     }
-    if (out.length && !this.socket.destroyed) {
-      const ok = this.socket.write(out.length === 1 ? out[0]! : Buffer.concat(out));
+    if (data !== null && !this.socket.destroyed) {
+      const ok = this.socket.write(data);
       if (!ok) {
         this.pauseReading();
         this.checkOutputLimit();
@@ -436,8 +462,8 @@ export class ClientSession {
   }
 
   /** A backend's reply to a forwarded command: answered, or resent once after a route change. */
-  backendReplied(p: Pending, r: Buffer): void {
-    if (r[0] === 45 && !p.retried && p.sentBuf !== null && (startsWith(r, READONLY) || startsWith(r, BACKEND_DOWN))) {
+  backendReplied(p: Pending, buf: Buffer, start: number, end: number): void {
+    if (buf[start] === 45 && !p.retried && p.sentBuf !== null && (startsWith(buf, start, end, READONLY) || startsWith(buf, start, end, BACKEND_DOWN))) {
       const router = this.ctx.router();
       const pool = router.epoch !== p.epoch ? router.poolForSlot(p.slot) : null;
       if (pool) {
@@ -446,7 +472,7 @@ export class ClientSession {
         return pool.connectionFor(this.id, this.proto).sendRange(p.sentBuf, p.sentStart, p.sentEnd, p);
       }
     }
-    this.answer(p, r);
+    this.answerRange(p, buf, start, end);
   }
 
   /** Sends to a given pool (fan-out commands). */
@@ -561,8 +587,8 @@ export class ClientSession {
 }
 
 
-function startsWith(buf: Buffer, prefix: Buffer): boolean {
-  return buf.length >= prefix.length && buf.compare(prefix, 0, prefix.length, 0, prefix.length) === 0;
+function startsWith(buf: Buffer, start: number, end: number, prefix: Buffer): boolean {
+  return end - start >= prefix.length && buf.compare(prefix, 0, prefix.length, start, start + prefix.length) === 0;
 }
 
 export function noOwner(router: Router, slot: number): Buffer {
