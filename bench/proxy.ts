@@ -2,7 +2,7 @@
  * bench/proxy — throughput and p99 of one cfgserver proxy process against twemproxy (nutcracker)
  * over the same three shards, and against Redis directly, measured in one interleaved run.
  *
- *   node --import tsx bench/proxy.ts [--requests N] [--rounds R] [--clients C]
+ *   node --import tsx bench/proxy.ts [--requests N] [--rounds R] [--clients C] [--compare path/to/cfgserver.js]
  *
  * Needs etcd, redis-server, redis-benchmark and nutcracker (apt-get install etcd-server
  * redis-server redis-tools nutcracker) and a build (npm run build). Prints ops/s, p99 and CPU
@@ -11,7 +11,7 @@
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { ManagedProcess, cfgserverEntry, freePort } from '../src/playground/processes.js';
-import { argNumber, cpuMicros, median, redisBenchmark, run, startTwemproxy, whenServing, withCluster } from './common.js';
+import { argNumber, argText, cpuMicros, median, redisBenchmark, run, startTwemproxy, whenServing, withCluster } from './common.js';
 
 const REQUESTS = argNumber('requests', 200_000);
 const ROUNDS = argNumber('rounds', 3);
@@ -51,6 +51,15 @@ async function main(): Promise<void> {
       { name: 'twemproxy -v 3', port: twem.port, pid: twem.pid },
       { name: 'cfgserver proxy', port: cfgPort, pid: cfgProxy.pid },
     ];
+    // --compare ENTRY: another build of cfgserver (e.g. the previous commit's) in the same run.
+    const compare = argText('compare', '');
+    if (compare) {
+      const port = await freePort();
+      const other = new ManagedProcess('cfgserver compare', process.execPath, [compare, 'proxy', '--cluster', 'bench', '--listen', `127.0.0.1:${port}`, '--etcd', etcd.endpoint, '--log-level', 'warn'], join(dir, 'compare.log'));
+      stops.push(() => other.stop());
+      await whenServing('compare', port, 15_000);
+      targets.push({ name: 'cfgserver (--compare)', port, pid: other.pid });
+    }
     const results = new Map<string, Result[]>();
     for (let round = 1; round <= ROUNDS; round++) {
       for (const pipeline of [1, 16]) {
