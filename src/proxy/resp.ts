@@ -163,6 +163,28 @@ class Tail {
     this.len += to - from;
   }
 
+  /**
+   * Appends the next piece of `chunk` from `off`: up to `need` bytes in all when the length of what
+   * is awaited is known (need > 0), else up to the next line end (after LINE_STEPS lines, all of
+   * it, so that a request of many small parts is scanned in bulk). Returns the offset reached in
+   * `chunk`, or -1 when it took everything and more must come.
+   */
+  appendPiece(chunk: Buffer, off: number, need: number, step: number): number {
+    if (need > 0) {
+      const to = Math.min(chunk.length, off + need - this.len);
+      this.append(chunk, off, to, need);
+      return this.len < need ? -1 : to;
+    }
+    const lf = chunk.indexOf(LF, off);
+    if (lf === -1) {
+      this.append(chunk, off, chunk.length, 0);
+      return -1;
+    }
+    const to = step <= LINE_STEPS ? lf + 1 : chunk.length;
+    this.append(chunk, off, to, 0);
+    return to;
+  }
+
   /** Forgets the contents; `reuse` keeps a small buffer for the next tail. */
   clear(reuse: boolean): void {
     this.len = 0;
@@ -258,23 +280,12 @@ export class RequestParser {
     let off = 0;
     let steps = 0;
     while (off < chunk.length) {
-      if (this.tailNeed > 0) {
-        // Only the bytes of this request: what follows it is parsed in place.
-        const to = Math.min(chunk.length, off + this.tailNeed - tail.len);
-        tail.append(chunk, off, to, this.tailNeed);
-        off = to;
-        if (tail.len < this.tailNeed) return off;
-      } else {
-        // A line is incomplete: no rescan until its end has come.
-        const lf = chunk.indexOf(LF, off);
-        if (lf === -1) {
-          this.checkLine(tail.len + chunk.length - off, tail.buf[0]!);
-          tail.append(chunk, off, chunk.length, 0);
-          return chunk.length;
-        }
-        const to = ++steps <= LINE_STEPS ? lf + 1 : chunk.length;
-        tail.append(chunk, off, to, 0);
-        off = to;
+      // Only the bytes of this request (what follows it is parsed in place), and no rescan of an
+      // incomplete line until its end has come.
+      off = tail.appendPiece(chunk, off, this.tailNeed, ++steps);
+      if (off === -1) {
+        if (this.tailNeed === 0) this.checkLine(tail.len, tail.buf[0]!);
+        return chunk.length;
       }
       const buf = tail.view();
       this.tailOwned = tail.buf.length > TAIL_REUSE_MAX; // clear() below drops it
@@ -518,21 +529,8 @@ export class ReplyReader {
     let off = 0;
     let steps = 0;
     while (off < chunk.length) {
-      if (this.tailNeed > 0) {
-        const to = Math.min(chunk.length, off + this.tailNeed - tail.len);
-        tail.append(chunk, off, to, this.tailNeed);
-        off = to;
-        if (tail.len < this.tailNeed) return off;
-      } else {
-        const lf = chunk.indexOf(LF, off);
-        if (lf === -1) {
-          tail.append(chunk, off, chunk.length, 0);
-          return chunk.length;
-        }
-        const to = ++steps <= LINE_STEPS ? lf + 1 : chunk.length;
-        tail.append(chunk, off, to, 0);
-        off = to;
-      }
+      off = tail.appendPiece(chunk, off, this.tailNeed, ++steps);
+      if (off === -1) return chunk.length;
       const end = scanReply(tail.view(), 0, this.tailPos, this.tailPending);
       if (end === -1) {
         this.tailPending = stopPending;
