@@ -4,7 +4,7 @@
  * writes the built-in fallback table. Key-spec maps are flat [name, value, ...] arrays in RESP2
  * and objects in `redis-cli --json` output; both are accepted.
  */
-import type { CommandSpec, KeySpec } from './commands.js';
+import type { CommandSpec, KeySpec } from './command-spec.js';
 import { ProtocolError } from './resp.js';
 
 /** Only what the proxy's routing decisions read; the rest would just be carried around. */

@@ -3,22 +3,10 @@
  * command-table.ts) and how it is handled — routed by slot, split across shards, answered by the
  * proxy, or refused with a clear reason.
  */
+import type { CommandSpec } from './command-spec.js';
 import { COMMAND_TABLE } from './command-table.js';
 
-export interface KeySpec {
-  begin: { index: number } | { keyword: string; startfrom: number } | { unknown: true };
-  find: { lastkey: number; step: number; limit: number } | { keynumidx: number; firstkey: number; step: number } | { unknown: true };
-}
-
-export interface CommandSpec {
-  arity: number;
-  flags: string[];
-  acl: string[];
-  keys: KeySpec[];
-  container?: true;
-  /** A container's subcommands by upper-cased name (OBJECT → ENCODING, ...), when known. */
-  subcommands?: Record<string, CommandSpec>;
-}
+export type { CommandSpec, KeySpec } from './command-spec.js';
 
 export type Handling =
   /** Keys (if several, all in one slot) decide the shard; the command is forwarded as received. */

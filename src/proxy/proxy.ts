@@ -22,7 +22,8 @@ import { CommandSource } from './command-source.js';
 import { REDIS_VERSION } from './command-table.js';
 import { ProxyMetrics } from './metrics.js';
 import { Router } from './router.js';
-import { ClientSession, type SessionContext } from './session.js';
+import type { SessionContext } from './client.js';
+import { ClientSession } from './session.js';
 
 export interface ProxyOptions {
   cluster: string;
@@ -250,7 +251,7 @@ export class Proxy {
     const counters = this.metrics.counters;
     const maxClients = this.limit('maxClients');
     const keepAliveMs = this.limit('tcpKeepAliveSeconds') * 1000;
-    const ctx: SessionContext = {
+    const ctx: SessionContext<ClientSession> = {
       router: () => this.router!,
       password: this.o.password,
       allowFlush: this.o.allowFlush ?? false,

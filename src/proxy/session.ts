@@ -12,7 +12,8 @@
  */
 import type { Socket } from 'node:net';
 import { bytesSlot, keySlot } from '../model/slot.js';
-import type { BackendConnection, BackendPool, ReplyTarget, SentRange } from './backend.js';
+import type { BackendConnection, BackendPool } from './backend.js';
+import { Pending, noOwner, type Client, type ReplySink, type SessionContext } from './client.js';
 import { arityAccepts, commandInfoAt, keyIndexes, streamReadBlocks, type CommandInfo } from './commands.js';
 import { flushSoon } from './flush-soon.js';
 import { runLocal } from './local-commands.js';
@@ -23,61 +24,6 @@ import type { Router } from './router.js';
 import { TransactionState } from './transaction.js';
 import { waitForReplicas } from './wait.js';
 
-export interface SessionContext {
-  /** The router in use now (swapped on every route change). */
-  router(): Router;
-  password: string | null;
-  /** FLUSHALL / FLUSHDB / SCRIPT FLUSH / FUNCTION FLUSH go to every master (else refused). */
-  allowFlush: boolean;
-  /** At most this many commands waiting for their reply before reading from the client pauses. */
-  maxInFlight: number;
-  /** The byte bounds of one client (0: none); see docs/proxy.md, "Limits". */
-  limits: ClientLimits;
-  /** The session is being closed for going past its output bound (`bytes` held for it). */
-  onOutputLimit(session: ClientSession, bytes: number, limit: number): void;
-  info(): string;
-  onCommand(): void;
-  onError(): void;
-  onClose(session: ClientSession): void;
-}
-
-export interface ClientLimits {
-  /** Bytes of requests awaiting replies (or held) before reading from the client pauses. */
-  maxInFlightBytes: number;
-  /** Replies held for a client that does not read them, past which it is closed. */
-  outputBytes: number;
-  /** The same for a client with a subscription (messages come whether it reads or not). */
-  pubsubOutputBytes: number;
-  /** Commands one MULTI may queue (the proxy holds them until EXEC). */
-  maxMultiCommands: number;
-}
-
-/**
- * A reply position in the client's queue. It receives its backend's reply itself (no closure per
- * command), and remembers where its command's bytes were copied, for the one resend allowed.
- */
-export class Pending implements ReplyTarget, SentRange {
-  /** The reply: reply[replyStart, replyEnd) (a range of a backend read's copy, or a whole buffer). */
-  reply: Buffer | null = null;
-  replyStart = 0;
-  replyEnd = 0;
-  /** Bytes of the request it answers, counted against the client's in-flight byte bound. */
-  requestBytes = 0;
-  slot = -1;
-  /** The route epoch the command was sent under. */
-  epoch = 0;
-  retried = false;
-  sentBuf: Buffer | null = null;
-  sentStart = 0;
-  sentEnd = 0;
-
-  constructor(private readonly session: ClientSession) {}
-
-  onReply(buf: Buffer, start: number, end: number): void {
-    this.session.backendReplied(this, buf, start, end);
-  }
-}
-
 /** The lane of commands that use the shared, pipelined backend connections. */
 const SHARED = 'shared';
 
@@ -87,7 +33,7 @@ const ALLOWED_WHILE_SUBSCRIBED = new Set(['SUBSCRIBE', 'UNSUBSCRIBE', 'PSUBSCRIB
 const READONLY = Buffer.from('-READONLY');
 const BACKEND_DOWN = Buffer.from('-ERR proxy: backend');
 
-export class ClientSession {
+export class ClientSession implements Client, ReplySink {
   private readonly parser = new RequestParser();
   private queue: Pending[] = [];
   private head = 0;
@@ -128,7 +74,7 @@ export class ClientSession {
    */
   constructor(
     readonly socket: Socket,
-    readonly ctx: SessionContext,
+    readonly ctx: SessionContext<ClientSession>,
     readonly id: number,
     readsIntoSharedBuffer = false,
   ) {
@@ -539,6 +485,10 @@ export class ClientSession {
     return this.reserve();
   }
 
+  get subscribed(): boolean {
+    return this.pubsub?.active ?? false;
+  }
+
   /** The pinned connection, if it is still open and its master still owns its slot. */
   pinnedConnection(): BackendConnection | null {
     return this.pinned && !this.pinned.isClosed ? this.pinned : null;
@@ -603,8 +553,4 @@ export class ClientSession {
 
 function startsWith(buf: Buffer, start: number, end: number, prefix: Buffer): boolean {
   return end - start >= prefix.length && buf.compare(prefix, 0, prefix.length, start, start + prefix.length) === 0;
-}
-
-export function noOwner(router: Router, slot: number): Buffer {
-  return reply.error(`CLUSTERDOWN proxy: slot ${slot} of cluster ${router.cluster} has no shard (route epoch ${router.epoch})`);
 }

@@ -1,0 +1,105 @@
+/**
+ * What a client session offers the pieces that handle its commands (transactions, pub/sub,
+ * fan-out, local and split commands, WAIT): they see this narrow face, never the session itself,
+ * so that the session depends on them and not the other way round.
+ */
+import type { BackendConnection, BackendPool, ReplyTarget, SentRange } from './backend.js';
+import type { CommandInfo } from './commands.js';
+import { reply, type ParsedCommand } from './resp.js';
+import type { Router } from './router.js';
+
+/** What a session needs from its proxy; `S` is the session type the proxy is told about. */
+export interface SessionContext<S = Client> {
+  /** The router in use now (swapped on every route change). */
+  router(): Router;
+  password: string | null;
+  /** FLUSHALL / FLUSHDB / SCRIPT FLUSH / FUNCTION FLUSH go to every master (else refused). */
+  allowFlush: boolean;
+  /** At most this many commands waiting for their reply before reading from the client pauses. */
+  maxInFlight: number;
+  /** The byte bounds of one client (0: none); see docs/proxy.md, "Limits". */
+  limits: ClientLimits;
+  /** The session is being closed for going past its output bound (`bytes` held for it). */
+  onOutputLimit(session: S, bytes: number, limit: number): void;
+  info(): string;
+  onCommand(): void;
+  onError(): void;
+  onClose(session: S): void;
+}
+
+export interface ClientLimits {
+  /** Bytes of requests awaiting replies (or held) before reading from the client pauses. */
+  maxInFlightBytes: number;
+  /** Replies held for a client that does not read them, past which it is closed. */
+  outputBytes: number;
+  /** The same for a client with a subscription (messages come whether it reads or not). */
+  pubsubOutputBytes: number;
+  /** Commands one MULTI may queue (the proxy holds them until EXEC). */
+  maxMultiCommands: number;
+}
+
+/**
+ * A reply position in the client's queue. It receives its backend's reply itself (no closure per
+ * command), and remembers where its command's bytes were copied, for the one resend allowed.
+ */
+export class Pending implements ReplyTarget, SentRange {
+  /** The reply: reply[replyStart, replyEnd) (a range of a backend read's copy, or a whole buffer). */
+  reply: Buffer | null = null;
+  replyStart = 0;
+  replyEnd = 0;
+  /** Bytes of the request it answers, counted against the client's in-flight byte bound. */
+  requestBytes = 0;
+  slot = -1;
+  /** The route epoch the command was sent under. */
+  epoch = 0;
+  retried = false;
+  sentBuf: Buffer | null = null;
+  sentStart = 0;
+  sentEnd = 0;
+
+  constructor(private readonly owner: ReplySink) {}
+
+  onReply(buf: Buffer, start: number, end: number): void {
+    this.owner.backendReplied(this, buf, start, end);
+  }
+}
+
+/** Where a forwarded command's reply goes (the session: answered, or resent once). */
+export interface ReplySink {
+  backendReplied(p: Pending, buf: Buffer, start: number, end: number): void;
+}
+
+export interface Client {
+  readonly ctx: SessionContext;
+  readonly id: number;
+  /** The protocol the client chose with HELLO. */
+  proto: 2 | 3;
+  name: string | null;
+  /** It has a subscription (a RESP2 client may then only (un)subscribe, ping, quit, reset). */
+  readonly subscribed: boolean;
+  /** Reserves the next reply position. */
+  reply(): Pending;
+  /** Fills a reply position; replies leave in the order their positions were reserved. */
+  answer(p: Pending, data: Buffer): void;
+  /** Sends something the client did not ask for (a pub/sub message) after what is queued. */
+  push(data: Buffer): void;
+  /** A null reply in the client's protocol. */
+  nullReply(): Buffer;
+  /** Sends to a given master on the client's shared connection to it. */
+  sendTo(pool: BackendPool, command: Buffer, handler: (r: Buffer) => void): void;
+  authenticate(password: string): boolean;
+  isAuthenticated(): boolean;
+  quit(p: Pending): void;
+  /** RESET: back to a new connection's state. */
+  resetState(): void;
+  /** The slot of every key of a command: null without keys, -1 across slots. */
+  slotOfAny(info: CommandInfo, cmd: ParsedCommand): number | null;
+  /** The pinned connection to `slot`'s master for a command the caller sends; false: held for now; null: no owner. */
+  enterPinnedLane(slot: number, cmd: ParsedCommand): BackendConnection | null | false;
+  /** Claims the shared lane for a command the caller sends; false when it was held. */
+  enterSharedLane(cmd: ParsedCommand): boolean;
+}
+
+export function noOwner(router: Router, slot: number): Buffer {
+  return reply.error(`CLUSTERDOWN proxy: slot ${slot} of cluster ${router.cluster} has no shard (route epoch ${router.epoch})`);
+}
