@@ -35,6 +35,10 @@ function deliver(waiter: Waiter, buf: Buffer, start: number, end: number): void 
 }
 
 const OUT_CHUNK = 64 * 1024;
+
+/** How a backend error says what became of the command (a client retries only the first safely). */
+export const NOT_RUN = 'the command did not run';
+export const NOT_KNOWN = 'the command may have run';
 const SHARED_READ_BUFFER = Buffer.allocUnsafe(256 * 1024);
 
 export interface BackendOptions {
@@ -79,6 +83,8 @@ export class BackendConnection {
   private reading: Socket | null = null;
   private watchdog: NodeJS.Timeout | undefined;
   private closed = false;
+  /** The socket is connected: commands written may have reached Redis. */
+  private connected = false;
 
   constructor(
     readonly address: string,
@@ -240,6 +246,7 @@ export class BackendConnection {
       this.sent++;
     }
 
+    socket.once('connect', () => (this.connected = true));
     socket.on('error', (err) => this.fail(err.message));
     socket.on('close', () => this.fail('connection closed'));
     if (this.options.timeoutMs > 0) {
@@ -299,6 +306,9 @@ export class BackendConnection {
     const socket = this.socket;
     if (!socket && this.inFlight === 0) return;
     this.socket = null;
+    // Nothing reaches Redis before the connection is made: then the commands surely did not run.
+    const outcome = this.connected ? NOT_KNOWN : NOT_RUN;
+    this.connected = false;
     clearInterval(this.watchdog);
     socket?.removeAllListeners('data');
     socket?.removeAllListeners('close');
@@ -312,7 +322,7 @@ export class BackendConnection {
     this.head = 0;
     this.sent = this.received = 0;
     this.sampleSeq = -1;
-    const error = errorReply ?? reply.error(`ERR proxy: backend ${this.address}: ${why}`);
+    const error = errorReply ?? reply.error(`ERR proxy: backend ${this.address}: ${why}; ${outcome}`);
     for (const waiter of waiting) deliver(waiter, error, 0, error.length);
     if (!this.closed) this.options.onBroken?.(why);
   }

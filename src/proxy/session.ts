@@ -12,7 +12,7 @@
  */
 import type { Socket } from 'node:net';
 import { bytesSlot, keySlot } from '../model/slot.js';
-import type { BackendConnection, BackendPool } from './backend.js';
+import { NOT_RUN, type BackendConnection, type BackendPool } from './backend.js';
 import { Pending, noOwner, type Client, type ReplySink, type SessionContext } from './client.js';
 import { arityAccepts, commandInfoAt, keyIndexes, streamReadBlocks, type CommandInfo } from './commands.js';
 import { flushSoon } from './flush-soon.js';
@@ -31,7 +31,15 @@ const SHARED = 'shared';
 const ALLOWED_WHILE_SUBSCRIBED = new Set(['SUBSCRIBE', 'UNSUBSCRIBE', 'PSUBSCRIBE', 'PUNSUBSCRIBE', 'SSUBSCRIBE', 'SUNSUBSCRIBE', 'PING', 'QUIT', 'RESET']);
 
 const READONLY = Buffer.from('-READONLY');
+const LOADING = Buffer.from('-LOADING');
 const BACKEND_DOWN = Buffer.from('-ERR proxy: backend');
+const NOT_RUN_TAIL = Buffer.from(`${NOT_RUN}\r\n`);
+
+/** The error reply proves the command did not run on the instance. */
+function didNotRun(buf: Buffer, start: number, end: number): boolean {
+  if (startsWith(buf, start, end, READONLY) || startsWith(buf, start, end, LOADING)) return true;
+  return startsWith(buf, start, end, BACKEND_DOWN) && end - start >= NOT_RUN_TAIL.length && buf.compare(NOT_RUN_TAIL, 0, NOT_RUN_TAIL.length, end - NOT_RUN_TAIL.length, end) === 0;
+}
 
 export class ClientSession implements Client, ReplySink {
   private readonly parser = new RequestParser();
@@ -58,6 +66,8 @@ export class ClientSession implements Client, ReplySink {
   private requestBytes = 0;
   /** Bytes of the held requests (counted in requestBytes once they are sent). */
   private heldBytes = 0;
+  /** The route epoch of the client's latest command (resends of earlier ones do not count). */
+  private lastEpoch = 0;
   /** Reply positions not answered yet. */
   private unanswered = 0;
   /** Bytes of the request being dispatched, given to the first reply position it reserves. */
@@ -301,6 +311,8 @@ export class ClientSession implements Client, ReplySink {
       return;
     }
     this.ctx.onCommand();
+    // Every command from here on counts as "later" for a resend of an earlier one (see backendReplied).
+    this.lastEpoch = this.ctx.router().epoch;
     const info = commandInfoAt(cmd.buf, cmd.offsets[0]!, cmd.offsets[1]!);
     const { name, handling } = info;
     if (!this.authed && name !== 'AUTH' && name !== 'HELLO' && name !== 'QUIT' && name !== 'RESET') return this.answer(this.reserve(), reply.error('NOAUTH Authentication required.'));
@@ -417,15 +429,26 @@ export class ClientSession implements Client, ReplySink {
     pool.connectionFor(this.id, this.proto).sendRange(cmd.buf, cmd.start, cmd.end, p);
   }
 
-  /** A backend's reply to a forwarded command: answered, or resent once after a route change. */
+  /**
+   * A backend's reply to a forwarded command. A reply that proves the command did not run
+   * (`-READONLY`, `-LOADING`, a backend that could not be reached) after the route moved its slot
+   * is sent once more, to the new owner — but only while no later command of this client has gone
+   * out under a newer route: otherwise the resend would run after it (`SET k 1; SET k 2` could end
+   * as 1), and the client is told instead that the command did not run. Nothing that may have run
+   * is ever sent twice.
+   */
   backendReplied(p: Pending, buf: Buffer, start: number, end: number): void {
-    if (buf[start] === 45 && !p.retried && p.sentBuf !== null && (startsWith(buf, start, end, READONLY) || startsWith(buf, start, end, BACKEND_DOWN))) {
+    if (buf[start] === 45 && !p.retried && p.sentBuf !== null && didNotRun(buf, start, end)) {
       const router = this.ctx.router();
-      const pool = router.epoch !== p.epoch ? router.poolForSlot(p.slot) : null;
-      if (pool) {
-        p.retried = true;
-        p.epoch = router.epoch;
-        return pool.connectionFor(this.id, this.proto).sendRange(p.sentBuf, p.sentStart, p.sentEnd, p);
+      if (router.epoch !== p.epoch) {
+        const pool = router.poolForSlot(p.slot);
+        if (pool && this.lastEpoch === p.epoch) {
+          p.retried = true;
+          p.epoch = router.epoch;
+          return pool.connectionFor(this.id, this.proto).sendRange(p.sentBuf, p.sentStart, p.sentEnd, p);
+        }
+        const why = buf.toString('latin1', start + 1, end - 2);
+        return this.answer(p, reply.error(`ERR proxy: the route changed (epoch ${router.epoch}) while this command was in flight and a later command of yours already went to the new master, so it was not sent again; ${NOT_RUN} (${why})`));
       }
     }
     this.answerRange(p, buf, start, end);
