@@ -369,7 +369,8 @@ export class BackendPool {
     return [...this.resp2, ...(this.resp3 ?? [])].reduce((n, c) => n + c.inFlight, 0);
   }
 
-  close(): void {
-    for (const c of [...this.resp2, ...(this.resp3 ?? [])]) c.close();
+  /** Closes every connection; waiting requests get `error` (a proxy error reply by default). */
+  close(error?: Buffer): void {
+    for (const c of [...this.resp2, ...(this.resp3 ?? [])]) c.close(error);
   }
 }

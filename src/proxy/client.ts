@@ -50,8 +50,11 @@ export class Pending implements ReplyTarget, SentRange {
   /** Bytes of the request it answers, counted against the client's in-flight byte bound. */
   requestBytes = 0;
   slot = -1;
-  /** The route epoch the command was sent under. */
+  /** The route epoch the command was sent under, and the master's pool it went to. */
   epoch = 0;
+  pool: BackendPool | null = null;
+  /** It may change data: a success from a master the route no longer names is not passed on. */
+  write = false;
   retried = false;
   sentBuf: Buffer | null = null;
   sentStart = 0;

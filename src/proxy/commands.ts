@@ -215,6 +215,8 @@ export interface CommandInfo {
   arity: number | undefined;
   /** Its only key is its first argument. */
   singleFirstKey: boolean;
+  /** It may change data (Redis's `write` flag): its success must come from a master the route names. */
+  write: boolean;
 }
 
 const INFO = new Map<string, CommandInfo>();
@@ -224,7 +226,7 @@ export function commandInfo(spelled: string): CommandInfo {
   let info = INFO.get(spelled);
   if (info === undefined) {
     const name = spelled.toUpperCase();
-    info = { name, handling: handlingOf(name), arity: table[name]?.arity, singleFirstKey: SINGLE_FIRST_KEY.has(name) };
+    info = { name, handling: handlingOf(name), arity: table[name]?.arity, singleFirstKey: SINGLE_FIRST_KEY.has(name), write: table[name]?.flags.includes('write') ?? false };
     if (INFO.size < 4096) INFO.set(spelled, info); // bounded: a client sending random names cannot grow it
   }
   return info;

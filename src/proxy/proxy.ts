@@ -17,13 +17,14 @@ import { createEtcd } from '../store/etcd.js';
 import { Keys } from '../store/keys.js';
 import { ProxyRegistry } from '../store/proxy-registry.js';
 import { RouteWatcher } from '../store/route-watcher.js';
-import { BackendPool } from './backend.js';
+import { BackendPool, NOT_KNOWN } from './backend.js';
 import { CommandSource } from './command-source.js';
 import { REDIS_VERSION } from './command-table.js';
 import { ProxyMetrics } from './metrics.js';
 import { Router } from './router.js';
 import type { SessionContext } from './client.js';
 import { ClientSession } from './session.js';
+import { reply } from './resp.js';
 
 export interface ProxyOptions {
   cluster: string;
@@ -90,6 +91,8 @@ export class Proxy {
   private readonly pools = new Map<string, BackendPool>();
   private readonly sessions = new Set<ClientSession>();
   private router: Router | null = null;
+  /** The newest epoch applied with nothing older in flight to a master it no longer names. */
+  private drainedEpoch: number | null = null;
   private server: Server | null = null;
   private httpServer: HttpServer | null = null;
   private session: Session | null = null;
@@ -171,10 +174,36 @@ export class Proxy {
     this.commands.onMasters(this.router.masterAddresses, (address) => this.poolFor(address));
     // Pools of instances that are no longer masters close once their in-flight commands are done.
     const inUse = new Set(route.shards.map((s) => s.master));
+    const gone: BackendPool[] = [];
     for (const [address, pool] of this.pools) {
-      if (!inUse.has(address)) this.retire(address, pool);
+      if (!inUse.has(address)) {
+        gone.push(pool);
+        this.retire(address, pool);
+      }
     }
-    void this.register();
+    this.acknowledgeWhenDrained(route.epoch, gone);
+  }
+
+  /**
+   * Registers `epoch` as applied only once nothing sent under an older route to a master it no
+   * longer names is in flight: the epoch in the registration means "drained", which is what a
+   * controller's barrier needs. What is still in flight after the backend timeout is answered
+   * with an error that says the command may have run, so the acknowledgement cannot hang.
+   */
+  private acknowledgeWhenDrained(epoch: number, gone: BackendPool[]): void {
+    const deadline = Date.now() + this.o.backendTimeoutMs;
+    const check = () => {
+      if (this.router?.epoch !== epoch) return; // a newer route took over: it acknowledges itself
+      const busy = gone.filter((pool) => pool.inFlight() > 0);
+      if (busy.length > 0 && Date.now() < deadline) return void setTimeout(check, 10).unref();
+      for (const pool of busy) {
+        pool.close(reply.error(`ERR proxy: the route (epoch ${epoch}) no longer names ${pool.address}, which did not answer in time; ${NOT_KNOWN}`));
+        if (this.pools.get(pool.address) === pool) this.pools.delete(pool.address);
+      }
+      this.drainedEpoch = epoch;
+      void this.register();
+    };
+    check();
   }
 
   private retire(address: string, pool: BackendPool): void {
@@ -323,7 +352,7 @@ export class Proxy {
       }
       const now = new Date().toISOString();
       await this.registry.put(
-        { id: this.id, cluster: this.o.cluster, address: this.address, metrics: this.metricsAddress, pid: process.pid, version: VERSION, epoch: this.router?.epoch ?? null, startedAt: this.startedAt, updatedAt: now },
+        { id: this.id, cluster: this.o.cluster, address: this.address, metrics: this.metricsAddress, pid: process.pid, version: VERSION, epoch: this.drainedEpoch, startedAt: this.startedAt, updatedAt: now },
         this.session.leaseId,
       );
     } catch (err) {
@@ -342,7 +371,7 @@ export class Proxy {
         });
       } else if (req.url === '/healthz') {
         res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ ok: true, id: this.id, epoch: this.router?.epoch ?? null }));
+        res.end(JSON.stringify({ ok: true, id: this.id, epoch: this.router?.epoch ?? null, drainedEpoch: this.drainedEpoch }));
       } else {
         res.writeHead(404).end();
       }

@@ -12,7 +12,7 @@
  */
 import type { Socket } from 'node:net';
 import { bytesSlot, keySlot } from '../model/slot.js';
-import { NOT_RUN, type BackendConnection, type BackendPool } from './backend.js';
+import { NOT_KNOWN, NOT_RUN, type BackendConnection, type BackendPool } from './backend.js';
 import { Pending, noOwner, type Client, type ReplySink, type SessionContext } from './client.js';
 import { arityAccepts, commandInfoAt, keyIndexes, streamReadBlocks, type CommandInfo } from './commands.js';
 import { flushSoon } from './flush-soon.js';
@@ -358,7 +358,7 @@ export class ClientSession implements Client, ReplySink {
         if (typeof slot !== 'number') return this.answer(this.reserve(), slot);
         if (blocks || this.transaction.watchesSlotOf(this, slot)) return this.sendPinned(slot, cmd);
         if (!this.enterLane(SHARED, cmd)) return;
-        return this.forwardParsed(slot, cmd);
+        return this.forwardParsed(slot, cmd, info.write);
       }
     }
   }
@@ -412,20 +412,23 @@ export class ClientSession implements Client, ReplySink {
     if (!pool) return this.answer(p, noOwner(router, slot));
     p.slot = slot;
     p.epoch = router.epoch;
+    p.pool = pool;
     p.sentBuf = pool.connectionFor(this.id, this.proto).send(command, p, owned);
     p.sentStart = 0;
     p.sentEnd = p.sentBuf.length;
   }
 
   /** The hot path: a command forwarded from where it lies in the read buffer, nothing allocated but its reply position. */
-  private forwardParsed(slot: number, cmd: ParsedCommand): void {
+  private forwardParsed(slot: number, cmd: ParsedCommand, write: boolean): void {
     const p = this.reserve();
+    p.write = write;
     if (cmd.owned) return this.forward(p, slot, cmd.raw, true);
     const router = this.ctx.router();
     const pool = router.poolForSlot(slot);
     if (!pool) return this.answer(p, noOwner(router, slot));
     p.slot = slot;
     p.epoch = router.epoch;
+    p.pool = pool;
     pool.connectionFor(this.id, this.proto).sendRange(cmd.buf, cmd.start, cmd.end, p);
   }
 
@@ -438,6 +441,12 @@ export class ClientSession implements Client, ReplySink {
    * is ever sent twice.
    */
   backendReplied(p: Pending, buf: Buffer, start: number, end: number): void {
+    if (p.write && buf[start] !== 45 && p.epoch !== this.ctx.router().epoch && this.ctx.router().poolForSlot(p.slot) !== p.pool) {
+      // A write answered by a master that the route no longer names for its slot: it ran on an
+      // instance that is being (or was) replaced, so the success may not survive. Never pass it on.
+      const router = this.ctx.router();
+      return this.answer(p, reply.error(`ERR proxy: the route (epoch ${router.epoch}) no longer names ${p.pool?.address ?? 'the master'} as the master of slot ${p.slot}; it answered after the change, so ${NOT_KNOWN}`));
+    }
     if (buf[start] === 45 && !p.retried && p.sentBuf !== null && didNotRun(buf, start, end)) {
       const router = this.ctx.router();
       if (router.epoch !== p.epoch) {
@@ -445,6 +454,7 @@ export class ClientSession implements Client, ReplySink {
         if (pool && this.lastEpoch === p.epoch) {
           p.retried = true;
           p.epoch = router.epoch;
+          p.pool = pool;
           return pool.connectionFor(this.id, this.proto).sendRange(p.sentBuf, p.sentStart, p.sentEnd, p);
         }
         const why = buf.toString('latin1', start + 1, end - 2);

@@ -125,7 +125,7 @@ export class TransactionState {
 
   private watchKeys(session: Client, cmd: ParsedCommand): void {
     if (this.queued) return session.answer(session.reply(), reply.error('ERR WATCH inside MULTI is not allowed'));
-    const info = { name: 'WATCH', handling: { kind: 'keyed' }, arity: -2, singleFirstKey: false } as const;
+    const info = { name: 'WATCH', handling: { kind: 'keyed' }, arity: -2, singleFirstKey: false, write: false } as const;
     const slot = session.slotOfAny(info, cmd);
     if (slot === null || slot === -1) return session.answer(session.reply(), reply.error("CROSSSLOT Keys in request don't hash to the same slot"));
     if (this.watch && !this.watchLost && !this.watchesSlotOf(session, slot)) {

@@ -33,7 +33,7 @@ async function setup(name: string) {
     await world.client.put(new Keys(prefix).route(name)).value(JSON.stringify(next));
     await waitFor('the proxy on the new route', async () => proxy.metrics.counters.epoch === next.epoch);
   };
-  return { a, b, proxy, client, moveTo };
+  return { a, b, proxy, client, moveTo, prefix };
 }
 
 describe('resends across a route change', () => {
@@ -83,5 +83,36 @@ describe('resends across a route change', () => {
     const { a, client } = await setup('order-unreachable');
     await a.process.kill9();
     expect(await client.call('SET', 'k', '1')).toMatch(/^-ERR proxy: backend 127\.0\.0\.1:\d+: .*; the command did not run\r\n$/);
+  });
+
+  it('a write that an old master acknowledges after the route named another is not passed on', async () => {
+    const { a, b, client, moveTo } = await setup('order-stale-ack');
+    await redis.at(a.address).call('CLIENT', 'PAUSE', '5000', 'WRITE');
+    const set = client.call('SET', 'k', 'on-the-old-master');
+    await new Promise((r) => setTimeout(r, 100));
+    await moveTo(b.address);
+    // The old master resumes still a master (a stall, not a demotion) and runs the write: its OK
+    // would be a lie, since that master's data is about to be replaced.
+    await redis.at(a.address).call('CLIENT', 'UNPAUSE');
+    expect(await set).toMatch(/^-ERR proxy: the route \(epoch \d+\) no longer names 127\.0\.0\.1:\d+ as the master of slot \d+; it answered after the change, so the command may have run/);
+    expect(await redis.at(a.address).get('k')).toBe('on-the-old-master');
+    // The client goes on, on the new master.
+    expect(await client.call('SET', 'k', 'new')).toBe('+OK\r\n');
+  });
+
+  it('registers a new epoch only when nothing sent under the old route to a replaced master is in flight', async () => {
+    const { a, b, client, moveTo, prefix } = await setup('order-drain');
+    const epochs = async () => (await world.admin(prefix).listProxies('order-drain')).proxies.map((p) => p.epoch);
+    const before = (await epochs())[0]!;
+    await redis.at(a.address).call('CLIENT', 'PAUSE', '5000', 'WRITE');
+    const set = client.call('SET', 'k', '1');
+    await new Promise((r) => setTimeout(r, 100));
+    await moveTo(b.address);
+    // Applied, but not drained: the registration still says the old epoch.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await epochs()).toEqual([before]);
+    await redis.at(a.address).call('CLIENT', 'UNPAUSE');
+    await set;
+    await waitFor('the drained epoch registered', async () => (await epochs())[0] === before! + 1);
   });
 });
