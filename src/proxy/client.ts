@@ -13,6 +13,8 @@ export interface SessionContext<S = Client> {
   /** The router in use now (swapped on every route change). */
   router(): Router;
   password: string | null;
+  /** `blocked`: the route may be stale (cut off from etcd and every controller): forward nothing. */
+  guard: { readonly blocked: boolean };
   /** FLUSHALL / FLUSHDB / SCRIPT FLUSH / FUNCTION FLUSH go to every master (else refused). */
   allowFlush: boolean;
   /** At most this many commands waiting for their reply before reading from the client pauses. */

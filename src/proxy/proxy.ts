@@ -15,12 +15,14 @@ import { errorMessage } from '../model/errors.js';
 import type { Route } from '../model/schemas.js';
 import { createEtcd } from '../store/etcd.js';
 import { Keys } from '../store/keys.js';
+import { ControllerRegistry } from '../store/controller-registry.js';
 import { ProxyRegistry } from '../store/proxy-registry.js';
 import { RouteWatcher } from '../store/route-watcher.js';
 import { BackendPool, NOT_KNOWN } from './backend.js';
 import { CommandSource } from './command-source.js';
 import { REDIS_VERSION } from './command-table.js';
 import { ProxyMetrics } from './metrics.js';
+import { RouteGuard } from './route-guard.js';
 import { Router } from './router.js';
 import type { SessionContext } from './client.js';
 import { ClientSession } from './session.js';
@@ -103,6 +105,11 @@ export class Proxy {
   private readonly startedAt = new Date().toISOString();
   private readonly commands: CommandSource;
   private idleSweep: NodeJS.Timeout | null = null;
+  private readonly controllerRegistry: ControllerRegistry;
+  private controllerAddresses: string[] = [];
+  private controllerRefresh: NodeJS.Timeout | null = null;
+  /** Refuses forwarding when the route may be stale (cut off from etcd and every controller). */
+  readonly guard: RouteGuard;
   private acceptErrorsLogged = 0;
   private lastAcceptErrorLog = 0;
 
@@ -113,6 +120,28 @@ export class Proxy {
     const keys = new Keys(o.prefix);
     this.registry = new ProxyRegistry(this.etcd, keys);
     this.watcher = new RouteWatcher({ cluster: o.cluster, etcd: this.etcd, prefix: o.prefix, retryMs: 500 });
+    this.controllerRegistry = new ControllerRegistry(this.etcd, keys);
+    const ttlMs = o.leaseTtlSeconds * 1000;
+    this.guard = new RouteGuard({
+      cluster: o.cluster,
+      ttlMs,
+      checkMs: Math.max(100, Math.min(500, ttlMs / 4)),
+      leaseAlive: () => this.session?.isAlive() ?? false,
+      epoch: () => this.router?.epoch ?? 0,
+      controllers: () => this.controllerAddresses,
+      onRoute: (route) => this.apply(route),
+      log: o.log,
+    });
+  }
+
+  /** Where /metrics and /healthz are served (with the real port when 0 was asked), if anywhere. */
+  get metricsListenAddress(): string | null {
+    return this.metricsAddress;
+  }
+
+  /** The controllers' HTTP addresses the proxy would ask while cut off from etcd. */
+  knownControllers(): string[] {
+    return [...this.controllerAddresses];
   }
 
   /** The address clients connect to (with the real port when 0 was asked). */
@@ -143,11 +172,17 @@ export class Proxy {
     await this.listen();
     if (this.o.metricsListen) await this.serveMetrics(this.o.metricsListen);
     await this.register();
+    await this.refreshControllers();
+    this.controllerRefresh = setInterval(() => void this.refreshControllers(), 5000);
+    this.controllerRefresh.unref();
+    this.guard.start();
     log.info('proxy ready', { id: this.id, cluster: this.o.cluster, listen: this.address, epoch: this.router?.epoch, metrics: this.metricsAddress });
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
+    this.guard.stop();
+    if (this.controllerRefresh) clearInterval(this.controllerRefresh);
     if (this.idleSweep) clearInterval(this.idleSweep);
     this.server?.close();
     for (const s of this.sessions) s.socket.destroy();
@@ -165,7 +200,19 @@ export class Proxy {
     return max;
   }
 
+  /** The controllers' HTTP addresses, kept while etcd answers, for when it does not (route-guard.ts). */
+  private async refreshControllers(): Promise<void> {
+    try {
+      const list = await this.controllerRegistry.list();
+      this.controllerAddresses = list.flatMap((c) => (c.address ? [c.address] : []));
+    } catch {
+      // etcd unreachable: keep the last list
+    }
+  }
+
   private apply(route: Route): void {
+    // The watch and a controller (while etcd is cut off) may both bring an epoch: apply it once.
+    if (this.router && route.epoch <= this.router.epoch) return;
     const previous = this.router;
     this.router = new Router(route, (address) => this.poolFor(address));
     this.metrics.counters.epoch = route.epoch;
@@ -283,6 +330,7 @@ export class Proxy {
     const ctx: SessionContext<ClientSession> = {
       router: () => this.router!,
       password: this.o.password,
+      guard: this.guard,
       allowFlush: this.o.allowFlush ?? false,
       maxInFlight: this.o.maxInFlight,
       limits: {
@@ -370,8 +418,10 @@ export class Proxy {
           res.end(text);
         });
       } else if (req.url === '/healthz') {
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ ok: true, id: this.id, epoch: this.router?.epoch ?? null, drainedEpoch: this.drainedEpoch }));
+        // Not ready while the route may be stale: a load balancer should send clients elsewhere.
+        const ok = !this.guard.blocked;
+        res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ ok, id: this.id, epoch: this.router?.epoch ?? null, drainedEpoch: this.drainedEpoch, routeConfirmed: ok }));
       } else {
         res.writeHead(404).end();
       }

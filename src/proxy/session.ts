@@ -27,6 +27,9 @@ import { waitForReplicas } from './wait.js';
 /** The lane of commands that use the shared, pipelined backend connections. */
 const SHARED = 'shared';
 
+/** Answered without any backend: still served while the route may be stale. */
+const CONNECTION_ONLY = new Set(['PING', 'ECHO', 'QUIT', 'AUTH', 'HELLO', 'SELECT', 'CLIENT', 'RESET', 'INFO', 'READONLY', 'READWRITE']);
+
 /** In RESP2, a subscribed client may only send these (as Redis says). */
 const ALLOWED_WHILE_SUBSCRIBED = new Set(['SUBSCRIBE', 'UNSUBSCRIBE', 'PSUBSCRIBE', 'PUNSUBSCRIBE', 'SSUBSCRIBE', 'SUNSUBSCRIBE', 'PING', 'QUIT', 'RESET']);
 
@@ -321,6 +324,9 @@ export class ClientSession implements Client, ReplySink {
         this.reserve(),
         reply.error(`ERR Can't execute '${name.toLowerCase()}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context`),
       );
+    }
+    if (this.ctx.guard.blocked && !CONNECTION_ONLY.has(name)) {
+      return this.answer(this.reserve(), reply.error(`CLUSTERDOWN proxy: cut off from etcd and from every controller for longer than its lease: route epoch ${this.ctx.router().epoch} may be stale, so nothing is forwarded; ${NOT_RUN}`));
     }
     if (handling.kind === 'refused' && handling.reason.startsWith('unknown command')) {
       this.transaction.abort();

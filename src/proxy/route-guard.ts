@@ -1,0 +1,105 @@
+/**
+ * May this proxy go on forwarding with the route it has?
+ *
+ * While its own etcd lease is alive, yes: it sees every route change through its watch. When it
+ * cannot renew the lease (its etcd member hung, its link cut), the route may have changed without
+ * it — a failover may have replaced a master it still writes to. Then it asks the controllers'
+ * HTTP API (any replica reads the route from etcd):
+ * - a controller answers the route: the same epoch confirms it; a newer one is applied at once;
+ * - every controller it knows answers that it cannot reach etcd either (or it knows none): nobody
+ *   can change the route (changes go through etcd, failovers through a controller), so serving the
+ *   last one is safe;
+ * - nobody answers: the proxy keeps forwarding only until its lease could have expired (the TTL
+ *   after the last confirmation), then refuses with CLUSTERDOWN and /healthz says not ready, so
+ *   that a stalled proxy cannot write to a master the route no longer names.
+ */
+import type { Logger } from 'winston';
+import { routeSchema, type Route } from '../model/schemas.js';
+
+export interface RouteGuardOptions {
+  cluster: string;
+  /** How long a confirmation holds: the proxy's lease TTL. */
+  ttlMs: number;
+  /** How often the guard looks (and asks the controllers when it must). */
+  checkMs: number;
+  /** The proxy's own etcd lease is alive now. */
+  leaseAlive(): boolean;
+  /** The epoch in use. */
+  epoch(): number;
+  /** HTTP addresses (HOST:PORT) of the controller replicas last seen in etcd. */
+  controllers(): string[];
+  /** A newer route a controller gave. */
+  onRoute(route: Route): void;
+  log: Logger;
+}
+
+type Answer = { kind: 'route'; route: Route } | { kind: 'no-etcd' } | { kind: 'none' };
+
+export class RouteGuard {
+  /** Forwarding is refused: cut off from etcd and from every controller past the TTL. */
+  blocked = false;
+  private confirmedUntil: number;
+  private timer: NodeJS.Timeout | null = null;
+  private asking = false;
+
+  constructor(private readonly o: RouteGuardOptions) {
+    this.confirmedUntil = Date.now() + o.ttlMs;
+  }
+
+  start(): void {
+    this.timer = setInterval(() => void this.check(), this.o.checkMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  /** One look: confirm the route by the lease or by a controller, or block at the deadline. */
+  async check(): Promise<void> {
+    if (this.o.leaseAlive()) return this.confirm('lease');
+    if (this.asking) return;
+    this.asking = true;
+    try {
+      const answers = await Promise.all(this.o.controllers().map((c) => this.ask(c)));
+      const routes = answers.flatMap((a) => (a.kind === 'route' ? [a.route] : []));
+      const newest = routes.reduce<Route | null>((best, r) => (best === null || r.epoch > best.epoch ? r : best), null);
+      if (newest && newest.epoch > this.o.epoch()) {
+        this.o.log.warn('route from a controller while cut off from etcd', { epoch: newest.epoch, previous: this.o.epoch() });
+        this.o.onRoute(newest);
+      }
+      if (newest && newest.epoch >= this.o.epoch()) return this.confirm('a controller');
+      // No controller known (none runs, so none can fail a master over), or every one cut off from
+      // etcd too: nobody can change the route now.
+      if (answers.every((a) => a.kind === 'no-etcd')) return this.confirm(answers.length === 0 ? 'no controller is known' : 'every controller is cut off from etcd too');
+    } finally {
+      this.asking = false;
+    }
+    if (!this.blocked && Date.now() > this.confirmedUntil) {
+      this.blocked = true;
+      this.o.log.error('cut off from etcd and from every controller past the lease TTL: refusing to forward', { epoch: this.o.epoch() });
+    }
+  }
+
+  private confirm(by: string): void {
+    this.confirmedUntil = Date.now() + this.o.ttlMs;
+    if (this.blocked) {
+      this.blocked = false;
+      this.o.log.warn('route confirmed again: forwarding', { by, epoch: this.o.epoch() });
+    }
+  }
+
+  /** What one controller says, within a short timeout; a malformed answer counts as none. */
+  private async ask(address: string): Promise<Answer> {
+    try {
+      const res = await fetch(`http://${address}/v1/clusters/${encodeURIComponent(this.o.cluster)}/route`, { signal: AbortSignal.timeout(Math.min(1000, this.o.checkMs)) });
+      const body = (await res.json()) as unknown;
+      if (res.status === 503 && (body as { error?: { code?: string } })?.error?.code === 'ETCD_UNAVAILABLE') return { kind: 'no-etcd' };
+      if (!res.ok) return { kind: 'none' };
+      const parsed = routeSchema.safeParse(body);
+      return parsed.success && parsed.data.cluster === this.o.cluster ? { kind: 'route', route: parsed.data } : { kind: 'none' };
+    } catch {
+      return { kind: 'none' };
+    }
+  }
+}
