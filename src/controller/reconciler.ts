@@ -54,9 +54,9 @@ export class Reconciler {
     const start = performance.now();
     let outcome: HistoryEntry['outcome'] = 'done';
     let error: string | null = null;
+    let rewrite: string | null = null;
     try {
-      if (action.kind === 'replicaof') await replicaOf(this.deps.pool, action.instance, action.master);
-      else await promote(this.deps.pool, action.instance);
+      rewrite = action.kind === 'replicaof' ? await replicaOf(this.deps.pool, action.instance, action.master) : await promote(this.deps.pool, action.instance);
     } catch (err) {
       outcome = 'failed';
       error = errorMessage(err);
@@ -73,8 +73,10 @@ export class Reconciler {
       reason: action.reason,
       outcome,
       durationMs,
-      detail: error ? { error } : action.kind === 'replicaof' ? { master: action.master } : undefined,
+      detail: error ? { error } : { ...(action.kind === 'replicaof' ? { master: action.master } : {}), ...(rewrite ? { configRewrite: rewrite } : {}) },
     };
+    // The role changed, but a restart would undo it: the operator should know.
+    if (rewrite) this.deps.log.warn(rewrite, { cluster, instance: action.instance });
     this.deps.log.log(outcome === 'done' ? 'info' : 'warn', `${describe(action)}: ${outcome}`, entry);
     try {
       await this.deps.history.append(entry, fence);
@@ -82,7 +84,7 @@ export class Reconciler {
       if (err instanceof NotLeaderError) throw err;
       this.deps.log.warn('could not record history', { cluster, error: errorMessage(err) });
     }
-    return { sentence: `${describe(action)} because ${action.reason}: ${outcome}${error ? ` (${error})` : ''}`, failed: outcome === 'failed' };
+    return { sentence: `${describe(action)} because ${action.reason}: ${outcome}${error ? ` (${error})` : ''}${rewrite ? ` (${rewrite})` : ''}`, failed: outcome === 'failed' };
   }
 }
 
