@@ -73,7 +73,7 @@ export class Reconciler {
       reason: action.reason,
       outcome,
       durationMs,
-      detail: error ? { error } : { ...(action.kind === 'replicaof' ? { master: action.master } : {}), ...(rewrite ? { configRewrite: rewrite } : {}) },
+      detail: error ? { error } : action.kind === 'replicaof' ? { master: action.master, ...(rewrite ? { configRewrite: rewrite } : {}) } : rewrite ? { configRewrite: rewrite } : undefined,
     };
     // The role changed, but a restart would undo it: the operator should know.
     if (rewrite) this.deps.log.warn(rewrite, { cluster, instance: action.instance });

@@ -52,7 +52,7 @@ export async function runFailover(deps: TaskDeps, p: TaskProgress, ctx: Failover
         await publishStep(deps, p, 'repoint');
         break;
       case 'repoint':
-        return repointStep(deps, p, `; ${oldMaster} will be made a slave of ${p.task.target} when it answers again`);
+        return repointStep(deps, p, `; ${oldMaster} will be made a slave of ${p.task.target} when it answers again, unless it holds writes ${p.task.target} lacks`);
       default:
         return p.finish('failed', p.task.next, `unknown step ${p.task.next}`);
     }
