@@ -8,10 +8,11 @@ import type { ControllerMetrics } from '../api/metrics.js';
 import type { LeaderElection } from '../election/leader-election.js';
 import { NotLeaderError, errorMessage } from '../model/errors.js';
 import type { HistoryEntry } from '../model/schemas.js';
-import { promote, replicaOf } from '../redis/commands.js';
+import { pauseWrites, promote, replicaOf, replicationInfo, unpause, type RewriteProblem } from '../redis/commands.js';
 import type { RedisPool } from '../redis/pool.js';
 import type { HistoryStore } from '../store/history-store.js';
 import type { Action, Plan } from './decide.js';
+import { judgeReturningMaster } from './lineage.js';
 
 export interface ReconcilerDeps {
   controllerId: string;
@@ -48,6 +49,28 @@ export class Reconciler {
     return sentences;
   }
 
+  /**
+   * REPLICAOF on an instance that may be a master: the plan judged it from a probe that can be
+   * older than a write it took since (a probe queued on a stopped master is answered the moment it
+   * resumes). So its writes are paused (clients wait, no error), it is judged again on fresh INFO,
+   * and only then made a slave — a write that waited then fails READONLY instead of being wiped.
+   */
+  private async replicaOfUnlessItWipes(action: Extract<Action, { kind: 'replicaof' }>): Promise<{ refused: string } | { rewrite: RewriteProblem }> {
+    const { pool } = this.deps;
+    if ((await replicationInfo(pool, action.instance)).role !== 'master') return { rewrite: await replicaOf(pool, action.instance, action.master) };
+    await pauseWrites(pool, action.instance, RECHECK_PAUSE_MS);
+    try {
+      const [old, master] = await Promise.all([replicationInfo(pool, action.instance), replicationInfo(pool, action.master)]);
+      if (old.role === 'master') {
+        const verdict = judgeReturningMaster(action.instance, old, action.master, master);
+        if (!verdict.safe) return { refused: verdict.why };
+      }
+      return { rewrite: await replicaOf(pool, action.instance, action.master) };
+    } finally {
+      await unpause(pool, action.instance).catch(() => undefined);
+    }
+  }
+
   private async carryOut(cluster: string, action: Action): Promise<{ sentence: string; failed: boolean }> {
     // The local lease deadline says whether we may act; the fenced history write re-checks in etcd.
     const fence = this.deps.election.requireFence();
@@ -56,7 +79,16 @@ export class Reconciler {
     let error: string | null = null;
     let rewrite: string | null = null;
     try {
-      rewrite = action.kind === 'replicaof' ? await replicaOf(this.deps.pool, action.instance, action.master) : await promote(this.deps.pool, action.instance);
+      if (action.kind === 'promote') rewrite = await promote(this.deps.pool, action.instance);
+      else {
+        const result = await this.replicaOfUnlessItWipes(action);
+        if ('refused' in result) {
+          // Not recorded here: the next cycle sees the same and records the refusal once.
+          this.deps.log.warn(result.refused, { cluster, instance: action.instance });
+          return { sentence: `${describe(action)} not done on re-check: ${result.refused}`, failed: false };
+        }
+        rewrite = result.rewrite;
+      }
     } catch (err) {
       outcome = 'failed';
       error = errorMessage(err);
@@ -87,6 +119,9 @@ export class Reconciler {
     return { sentence: `${describe(action)} because ${action.reason}: ${outcome}${error ? ` (${error})` : ''}${rewrite ? ` (${rewrite})` : ''}`, failed: outcome === 'failed' };
   }
 }
+
+/** How long the old master's writes may wait while it is judged again; it answers in milliseconds. */
+const RECHECK_PAUSE_MS = 2000;
 
 function describe(action: Action): string {
   return action.kind === 'replicaof' ? `REPLICAOF ${action.master} on ${action.instance}` : `REPLICAOF NO ONE on ${action.instance}`;
