@@ -58,12 +58,14 @@ export function clusterStatusText(status: ClusterStatus): string {
         role,
         link,
         h?.offset ?? '-',
-        h ? (h.reachable ? 'ok' : `${h.down ? 'DOWN' : 'unreachable'}, last ok ${ago(h.lastOkAt)}`) : 'not probed yet',
+        `${h ? (h.reachable ? 'ok' : `${h.down ? 'DOWN' : 'unreachable'}, last ok ${ago(h.lastOkAt)}`) : 'not probed yet'}${inst.refused ? `; refused: ${inst.refused.summary}` : ''}`,
       ];
     }),
   );
   const body = rows.length ? table(['SHARD', 'SLOTS', 'INSTANCE', 'ROUTE ROLE', 'SEEN ROLE', 'REPLICATES FROM', 'OFFSET', 'HEALTH'], rows) : 'no shards';
-  return [...header, body].join('\n');
+  // The full reason carries the command that discards the data: the operator's decision to make.
+  const refusals = status.shards.flatMap((s) => s.instances.filter((i) => i.refused).map((i) => `refused since ${i.refused!.at}: ${i.refused!.reason}`));
+  return [...header, body, ...refusals].join('\n');
 }
 
 export function routeTable(route: Route): string {

@@ -3,6 +3,8 @@
  * observations (what is). Nothing here does I/O; the reconciler carries the actions out.
  */
 import type { Route } from '../model/schemas.js';
+import { splitAddress } from '../redis/pool.js';
+import { judgeReturningMaster, type LineageVerdict } from './lineage.js';
 import type { Observations } from './observe.js';
 
 export type Action =
@@ -16,7 +18,26 @@ export interface Plan {
   /** Things seen that need no action now, or that this controller may not fix itself. */
   notes: string[];
   /** Repairs that would lose data, so not done: for an operator to look at (and for history). */
-  refusals: { shard: string; instance: string; reason: string }[];
+  refusals: Refusal[];
+}
+
+export interface Refusal {
+  shard: string;
+  instance: string;
+  kind: Exclude<LineageVerdict, { safe: true }>['kind'];
+  /** A few words for status displays ("holds writes the master lacks"). */
+  summary: string;
+  reason: string;
+}
+
+/**
+ * The operator's way out, named in every refusal: the controller never discards data itself.
+ * CONFIG REWRITE too, or a restart from a config file would bring back the master it was.
+ */
+export function discardInstructions(instance: string, master: string): string {
+  const { host, port } = splitAddress(instance);
+  const to = splitAddress(master);
+  return `To discard its data and make it a slave: redis-cli -h ${host} -p ${port} replicaof ${to.host} ${to.port} && redis-cli -h ${host} -p ${port} config rewrite`;
 }
 
 export function planReplication(route: Route, observations: Observations): Plan {
@@ -41,22 +62,27 @@ export function planReplication(route: Route, observations: Observations): Plan 
         plan.notes.push(`shard ${shard.id}: slave ${slave} is unreachable (${seen?.error ?? 'not probed'})`);
         continue;
       }
-      if (seen.info.role === 'master' && seen.info.offset > master.info.offset) {
-        // Making it a slave would replace its data with the master's: an empty master that
-        // restarted, or a route read before a failover, must never wipe a promoted slave.
-        plan.refusals.push({
-          shard: shard.id,
-          instance: slave,
-          reason: `${slave} is a master with replication offset ${seen.info.offset}, ahead of the route's master ${shard.master} at ${master.info.offset}: making it a slave would discard data it holds; not done. To discard it: redis-cli -h ${slave.replace(/:(\d+)$/, ' -p $1')} replicaof ${shard.master.replace(':', ' ')}`,
-        });
-      } else if (seen.info.role === 'master') {
-        plan.actions.push({
-          kind: 'replicaof',
-          shard: shard.id,
-          instance: slave,
-          master: shard.master,
-          reason: `${slave} is a master but the route names it a slave of ${shard.master}`,
-        });
+      if (seen.info.role === 'master') {
+        // Making it a slave replaces its data with the master's: an old master that took writes
+        // the new one never got, or a master restarted from its files, must not be wiped unasked.
+        const verdict = judgeReturningMaster(slave, seen.info, shard.master, master.info);
+        if (verdict.safe) {
+          plan.actions.push({
+            kind: 'replicaof',
+            shard: shard.id,
+            instance: slave,
+            master: shard.master,
+            reason: `${slave} is a master but the route names it a slave of ${shard.master} (${verdict.why})`,
+          });
+        } else {
+          plan.refusals.push({
+            shard: shard.id,
+            instance: slave,
+            kind: verdict.kind,
+            summary: verdict.summary,
+            reason: `${verdict.why}: making it a slave would discard data it holds; not done. ${discardInstructions(slave, shard.master)}`,
+          });
+        }
       } else if (seen.info.masterAddress !== shard.master) {
         plan.actions.push({
           kind: 'replicaof',

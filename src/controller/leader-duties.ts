@@ -105,9 +105,15 @@ export class LeaderDuties {
     const downShards = new Set(down.verdicts.map((v) => v.shard));
     const plan = planReplication(cluster.route, observations);
     plan.actions = plan.actions.filter((a) => !busy.has(a.shard) && !downShards.has(a.shard));
-    for (const r of plan.refusals.filter((r) => !busy.has(r.shard))) {
+    const refused = plan.refusals.filter((r) => !busy.has(r.shard));
+    // An instance no longer refused (its data discarded, or it caught up) starts a new episode.
+    for (const key of [...this.noted.keys()]) {
+      const [c, shard, instance] = key.split('/');
+      if (c === name && instance !== undefined && !refused.some((r) => r.shard === shard && r.instance === instance)) this.noted.delete(key);
+    }
+    for (const r of refused) {
       said.push(r.reason);
-      await this.noteOnce(`${name}/${r.shard}/${r.instance}`, name, { shard: r.shard, master: r.instance }, r.reason, 'replicaof');
+      await this.noteOnce(`${name}/${r.shard}/${r.instance}`, name, { shard: r.shard, master: r.instance }, r.reason, 'replicaof', { refusal: r.kind, summary: r.summary });
     }
     said.push(...(await this.deps.reconciler.apply(name, plan)));
     return said;
@@ -181,7 +187,7 @@ export class LeaderDuties {
     return `${p.task.kind} of ${p.task.shard}: ${p.task.state}${p.task.error ? ` (${p.task.error})` : ''}${resumed ? ' (resumed)' : ''}`;
   }
 
-  private async noteOnce(key: string, cluster: string, verdict: Pick<MasterVerdict, 'shard' | 'master'> | null, reason: string, action = 'failover'): Promise<void> {
+  private async noteOnce(key: string, cluster: string, verdict: Pick<MasterVerdict, 'shard' | 'master'> | null, reason: string, action = 'failover', detail?: Record<string, unknown>): Promise<void> {
     // The vote count changes as views refresh; one entry per kind of refusal is enough.
     const kind = reason.replace(/\d+/g, '#');
     if (this.noted.get(key) === kind) return;
@@ -196,6 +202,7 @@ export class LeaderDuties {
       reason,
       outcome: 'refused',
       durationMs: null,
+      ...(detail ? { detail } : {}),
     };
     this.deps.log.warn(reason, { cluster, shard: verdict?.shard });
     await this.deps.history.append(entry, this.deps.election.requireFence());

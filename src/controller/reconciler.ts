@@ -8,10 +8,11 @@ import type { ControllerMetrics } from '../api/metrics.js';
 import type { LeaderElection } from '../election/leader-election.js';
 import { NotLeaderError, errorMessage } from '../model/errors.js';
 import type { HistoryEntry } from '../model/schemas.js';
-import { promote, replicaOf } from '../redis/commands.js';
+import { pauseWrites, promote, replicaOf, replicationInfo, unpause, type RewriteProblem } from '../redis/commands.js';
 import type { RedisPool } from '../redis/pool.js';
 import type { HistoryStore } from '../store/history-store.js';
 import type { Action, Plan } from './decide.js';
+import { judgeReturningMaster } from './lineage.js';
 
 export interface ReconcilerDeps {
   controllerId: string;
@@ -48,15 +49,46 @@ export class Reconciler {
     return sentences;
   }
 
+  /**
+   * REPLICAOF on an instance that may be a master: the plan judged it from a probe that can be
+   * older than a write it took since (a probe queued on a stopped master is answered the moment it
+   * resumes). So its writes are paused (clients wait, no error), it is judged again on fresh INFO,
+   * and only then made a slave — a write that waited then fails READONLY instead of being wiped.
+   */
+  private async replicaOfUnlessItWipes(action: Extract<Action, { kind: 'replicaof' }>): Promise<{ refused: string } | { rewrite: RewriteProblem }> {
+    const { pool } = this.deps;
+    if ((await replicationInfo(pool, action.instance)).role !== 'master') return { rewrite: await replicaOf(pool, action.instance, action.master) };
+    await pauseWrites(pool, action.instance, RECHECK_PAUSE_MS);
+    try {
+      const [old, master] = await Promise.all([replicationInfo(pool, action.instance), replicationInfo(pool, action.master)]);
+      if (old.role === 'master') {
+        const verdict = judgeReturningMaster(action.instance, old, action.master, master);
+        if (!verdict.safe) return { refused: verdict.why };
+      }
+      return { rewrite: await replicaOf(pool, action.instance, action.master) };
+    } finally {
+      await unpause(pool, action.instance).catch(() => undefined);
+    }
+  }
+
   private async carryOut(cluster: string, action: Action): Promise<{ sentence: string; failed: boolean }> {
     // The local lease deadline says whether we may act; the fenced history write re-checks in etcd.
     const fence = this.deps.election.requireFence();
     const start = performance.now();
     let outcome: HistoryEntry['outcome'] = 'done';
     let error: string | null = null;
+    let rewrite: string | null = null;
     try {
-      if (action.kind === 'replicaof') await replicaOf(this.deps.pool, action.instance, action.master);
-      else await promote(this.deps.pool, action.instance);
+      if (action.kind === 'promote') rewrite = await promote(this.deps.pool, action.instance);
+      else {
+        const result = await this.replicaOfUnlessItWipes(action);
+        if ('refused' in result) {
+          // Not recorded here: the next cycle sees the same and records the refusal once.
+          this.deps.log.warn(result.refused, { cluster, instance: action.instance });
+          return { sentence: `${describe(action)} not done on re-check: ${result.refused}`, failed: false };
+        }
+        rewrite = result.rewrite;
+      }
     } catch (err) {
       outcome = 'failed';
       error = errorMessage(err);
@@ -73,8 +105,10 @@ export class Reconciler {
       reason: action.reason,
       outcome,
       durationMs,
-      detail: error ? { error } : action.kind === 'replicaof' ? { master: action.master } : undefined,
+      detail: error ? { error } : action.kind === 'replicaof' ? { master: action.master, ...(rewrite ? { configRewrite: rewrite } : {}) } : rewrite ? { configRewrite: rewrite } : undefined,
     };
+    // The role changed, but a restart would undo it: the operator should know.
+    if (rewrite) this.deps.log.warn(rewrite, { cluster, instance: action.instance });
     this.deps.log.log(outcome === 'done' ? 'info' : 'warn', `${describe(action)}: ${outcome}`, entry);
     try {
       await this.deps.history.append(entry, fence);
@@ -82,9 +116,12 @@ export class Reconciler {
       if (err instanceof NotLeaderError) throw err;
       this.deps.log.warn('could not record history', { cluster, error: errorMessage(err) });
     }
-    return { sentence: `${describe(action)} because ${action.reason}: ${outcome}${error ? ` (${error})` : ''}`, failed: outcome === 'failed' };
+    return { sentence: `${describe(action)} because ${action.reason}: ${outcome}${error ? ` (${error})` : ''}${rewrite ? ` (${rewrite})` : ''}`, failed: outcome === 'failed' };
   }
 }
+
+/** How long the old master's writes may wait while it is judged again; it answers in milliseconds. */
+const RECHECK_PAUSE_MS = 2000;
 
 function describe(action: Action): string {
   return action.kind === 'replicaof' ? `REPLICAOF ${action.master} on ${action.instance}` : `REPLICAOF NO ONE on ${action.instance}`;

@@ -1,5 +1,5 @@
 /**
- * Parsing of `INFO replication`. A Redis that answers something else (or nonsense) gets a
+ * Parsing of `INFO replication` (optionally with the `keyspace` section). A Redis that answers something else (or nonsense) gets a
  * RedisError, never a half-filled record.
  */
 import { RedisError } from '../model/errors.js';
@@ -15,7 +15,22 @@ export interface ReplicationInfo {
   /** master_repl_offset for a master; the processed offset for a slave. */
   offset: number;
   connectedSlaves: number;
+  /** master_replid: the replication history this instance is on now. */
   replId: string | null;
+  /**
+   * master_replid2: the history it was on before it was last promoted, null if none (Redis shows
+   * forty zeros). Valid up to `secondReplOffset`.
+   */
+  replId2: string | null;
+  /**
+   * second_repl_offset: the first offset that is NOT shared with `replId2`'s history (Redis sets
+   * it to the promotion offset + 1); null when there is no previous history (Redis shows -1).
+   */
+  secondReplOffset: number | null;
+  /** master_repl_offset as such (for a slave it can be ahead of the processed offset). */
+  masterReplOffset: number | null;
+  /** Keys in all databases, from the keyspace section; null when the reply had no such section. */
+  keys: number | null;
   /** A slave's replica-priority (0: never to be promoted); null for a master. */
   priority: number | null;
 }
@@ -28,6 +43,33 @@ export function parseInfoFields(text: string): Map<string, string> {
     if (i > 0) fields.set(line.slice(0, i), line.slice(i + 1).trim());
   }
   return fields;
+}
+
+const NO_REPL_ID = /^0+$/;
+
+/** The fields that say which replication history an instance is on, and how much of it it has. */
+function historyFields(fields: Map<string, string>): Pick<ReplicationInfo, 'replId' | 'replId2' | 'secondReplOffset' | 'masterReplOffset'> {
+  const replId2 = fields.get('master_replid2');
+  const second = fields.has('second_repl_offset') ? intField(fields, 'second_repl_offset') : -1;
+  return {
+    replId: fields.get('master_replid') ?? null,
+    replId2: replId2 && !NO_REPL_ID.test(replId2) ? replId2 : null,
+    secondReplOffset: second >= 0 ? second : null,
+    masterReplOffset: fields.has('master_repl_offset') ? intField(fields, 'master_repl_offset') : null,
+  };
+}
+
+/** Sums `dbN:keys=K,...` lines; null if the text has no keyspace section at all. */
+function keyCount(text: string, fields: Map<string, string>): number | null {
+  if (!/^# Keyspace\s*$/m.test(text)) return null;
+  let keys = 0;
+  for (const [name, value] of fields) {
+    if (!/^db\d+$/.test(name)) continue;
+    const m = /(?:^|,)keys=(\d+)(?:,|$)/.exec(value);
+    if (!m) throw new RedisError(`INFO keyspace: ${name} has no key count (${value})`);
+    keys += Number(m[1]);
+  }
+  return keys;
 }
 
 function intField(fields: Map<string, string>, name: string): number {
@@ -48,7 +90,8 @@ export function parseReplicationInfo(text: unknown): ReplicationInfo {
       linkDownSinceSec: null,
       offset: intField(fields, 'master_repl_offset'),
       connectedSlaves: intField(fields, 'connected_slaves'),
-      replId: fields.get('master_replid') ?? null,
+      ...historyFields(fields),
+      keys: keyCount(text, fields),
       priority: null,
     };
   }
@@ -65,7 +108,8 @@ export function parseReplicationInfo(text: unknown): ReplicationInfo {
       linkDownSinceSec: link === 'down' ? intField(fields, 'master_link_down_since_seconds') : null,
       offset: fields.has('slave_repl_offset') ? intField(fields, 'slave_repl_offset') : intField(fields, 'master_repl_offset'),
       connectedSlaves: fields.has('connected_slaves') ? intField(fields, 'connected_slaves') : 0,
-      replId: fields.get('master_replid') ?? null,
+      ...historyFields(fields),
+      keys: keyCount(text, fields),
       priority: fields.has('slave_priority') ? intField(fields, 'slave_priority') : null,
     };
   }

@@ -64,6 +64,11 @@ export interface InstanceStatus {
   expectedRole: 'master' | 'slave';
   /** What the controller last saw, null if no controller has seen it yet. */
   health: InstanceHealth | null;
+  /**
+   * The leader refused to make this instance (seen as a master, routed as a slave) a slave, because
+   * that would discard data only it holds; null otherwise. From the cluster's history.
+   */
+  refused: { summary: string; reason: string; at: string } | null;
 }
 
 export interface ShardStatus {
@@ -159,12 +164,21 @@ export class AdminService {
   async describeCluster(name: string): Promise<ClusterStatus> {
     const { spec, route } = await this.getCluster(name);
     const problems: string[] = [];
-    const [views, leader] = await Promise.all([
+    const [views, leader, history] = await Promise.all([
       this.health.read(spec.name, (err) => problems.push(err.message)),
       this.controllers.leader(),
+      this.history.list(spec.name, REFUSAL_LOOKBACK, (err) => problems.push(err.message)),
     ]);
     const { source, view } = chooseView(views, leader?.controller ?? null);
-    const statusOf = (addr: string, expectedRole: 'master' | 'slave'): InstanceStatus => ({ address: addr, expectedRole, health: view.get(addr) ?? null });
+    const refusals = latestReplicaofRefusals(history);
+    const statusOf = (addr: string, expectedRole: 'master' | 'slave'): InstanceStatus => {
+      const health = view.get(addr) ?? null;
+      const refusal = refusals.get(addr);
+      // A refusal holds only while the instance is still the master it was: once an operator
+      // discarded its data (it replicates now), the old entry is just history.
+      const stillRefused = refusal && expectedRole === 'slave' && health?.reachable && health.role === 'master';
+      return { address: addr, expectedRole, health, refused: stillRefused ? refusal : null };
+    };
     return {
       spec,
       route,
@@ -334,6 +348,20 @@ function definedOnly(o: Record<string, unknown> | undefined): Record<string, unk
 }
 
 /** The leader's view when it has one, else the freshest view of any live controller. */
+/** How many recent history entries `describeCluster` searches for replication refusals. */
+const REFUSAL_LOOKBACK = 200;
+
+/** The newest refused REPLICAOF per instance. */
+function latestReplicaofRefusals(entries: HistoryEntry[]): Map<string, { summary: string; reason: string; at: string }> {
+  const found = new Map<string, { summary: string; reason: string; at: string }>();
+  for (const e of entries) {
+    if (e.action !== 'replicaof' || e.outcome !== 'refused' || !e.target) continue;
+    const summary = typeof e.detail?.summary === 'string' ? e.detail.summary : 'refused';
+    found.set(e.target, { summary, reason: e.reason, at: e.at }); // oldest first: the last one wins
+  }
+  return found;
+}
+
 function chooseView(views: HealthViews, leader: string | null): { source: string | null; view: Map<string, InstanceHealth> } {
   const fromLeader = leader ? views.get(leader) : undefined;
   if (leader && fromLeader) return { source: leader, view: fromLeader };

@@ -34,13 +34,17 @@ function slave(address: string, o: SlaveOpts = {}): Observation {
     offset: o.offset ?? 1000,
     connectedSlaves: 0,
     replId: 'repl-a',
+    replId2: null,
+    secondReplOffset: null,
+    masterReplOffset: o.offset ?? 1000,
+    keys: 0,
     priority: o.priority !== undefined ? o.priority : 100,
   };
   return { address, at, latencyMs: 1, info, error: null };
 }
 
 function master(address: string, offset = 1000): Observation {
-  const info: ReplicationInfo = { role: 'master', masterAddress: null, linkUp: null, linkDownSinceSec: null, offset, connectedSlaves: 0, replId: 'repl-b', priority: null };
+  const info: ReplicationInfo = { role: 'master', masterAddress: null, linkUp: null, linkDownSinceSec: null, offset, connectedSlaves: 0, replId: 'repl-b', replId2: null, secondReplOffset: null, masterReplOffset: offset, keys: 0, priority: null };
   return { address, at, latencyMs: 1, info, error: null };
 }
 

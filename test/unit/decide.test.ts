@@ -28,7 +28,7 @@ function route(): Route {
 const at = new Date('2024-01-01T00:00:00.000Z');
 
 function master(address: string, connectedSlaves = 1): Observation {
-  const info: ReplicationInfo = { role: 'master', masterAddress: null, linkUp: null, linkDownSinceSec: null, offset: 100, connectedSlaves, replId: 'x', priority: null };
+  const info: ReplicationInfo = { role: 'master', masterAddress: null, linkUp: null, linkDownSinceSec: null, offset: 100, connectedSlaves, replId: 'x', replId2: null, secondReplOffset: null, masterReplOffset: 100, keys: 0, priority: null };
   return { address, at, latencyMs: 1, info, error: null };
 }
 
@@ -41,6 +41,10 @@ function slave(address: string, of: string, linkUp = true): Observation {
     offset: 100,
     connectedSlaves: 0,
     replId: 'x',
+    replId2: null,
+    secondReplOffset: null,
+    masterReplOffset: 100,
+    keys: 0,
     priority: 100,
   };
   return { address, at, latencyMs: 1, info, error: null };
@@ -87,7 +91,59 @@ describe('planReplication', () => {
     obs.set(S0b, ahead);
     const plan = planReplication(route(), obs);
     expect(plan.actions).toEqual([]);
-    expect(plan.refusals).toEqual([{ shard: 's0', instance: S0b, reason: expect.stringMatching(/offset 5000, ahead of the route's master .* at 100: making it a slave would discard data/) }]);
+    expect(plan.refusals).toEqual([
+      {
+        shard: 's0',
+        instance: S0b,
+        kind: 'ahead',
+        summary: 'holds writes the master lacks',
+        reason: expect.stringMatching(/offset 5000, ahead of the route's master .* at 100: making it a slave would discard data/),
+      },
+    ]);
+    expect(plan.refusals[0]!.reason).toContain(`redis-cli -h 10.0.0.3 -p 6379 replicaof 10.0.0.1 6379 && redis-cli -h 10.0.0.3 -p 6379 config rewrite`);
+  });
+
+  describe('a returning old master (the route names it a slave, it is a master)', () => {
+    const A = 'e058e2f9b133640e932c70a92fc5e8509b220069';
+    const B = '8294a81b5683cf970e0a31198dc06ec93a27872d';
+    // S0a was promoted at offset 50 of history A, and has taken 1000 bytes since.
+    function afterFailover(old: Partial<ReplicationInfo>): Observations {
+      const obs = healthy();
+      const m = master(M0, 1);
+      m.info = { ...m.info!, replId: B, replId2: A, secondReplOffset: 51, offset: 1050, masterReplOffset: 1050, keys: 10 };
+      obs.set(M0, m);
+      const back = master(S0b, 0);
+      back.info = { ...back.info!, ...old };
+      obs.set(S0b, back);
+      obs.set(S0a, slave(S0a, M0));
+      return obs;
+    }
+
+    it('is made a slave when it is at or before the point the new master branched off', () => {
+      const plan = planReplication(route(), afterFailover({ replId: A, offset: 50, keys: 10 }));
+      expect(plan.refusals).toEqual([]);
+      expect(plan.actions).toEqual([expect.objectContaining({ kind: 'replicaof', instance: S0b, master: M0 })]);
+      expect(plan.actions[0]!.reason).toMatch(/branched from the history of 10\.0\.0\.3:6379 at offset 50/);
+    });
+
+    it('is refused when it took writes after the branch point, though its raw offset is lower', () => {
+      const plan = planReplication(route(), afterFailover({ replId: A, offset: 90, keys: 11 }));
+      expect(plan.actions).toEqual([]);
+      expect(plan.refusals).toEqual([{ shard: 's0', instance: S0b, kind: 'branched', summary: 'holds writes the master lacks', reason: expect.stringContaining('40 bytes of writes after the branch') }]);
+      expect(plan.refusals[0]!.reason).toMatch(/not done\. To discard its data and make it a slave: redis-cli -h 10\.0\.0\.3 -p 6379 replicaof 10\.0\.0\.1 6379/);
+    });
+
+    it('is refused when restarted from its files (new history, offset 0) with keys in it', () => {
+      const plan = planReplication(route(), afterFailover({ replId: 'f'.repeat(40), offset: 0, keys: 3 }));
+      expect(plan.actions).toEqual([]);
+      expect(plan.refusals).toEqual([expect.objectContaining({ instance: S0b, kind: 'unrelated', summary: 'holds data from another replication history' })]);
+    });
+
+    it('is made a slave when restarted empty', () => {
+      const plan = planReplication(route(), afterFailover({ replId: 'f'.repeat(40), offset: 0, keys: 0 }));
+      expect(plan.refusals).toEqual([]);
+      expect(plan.actions).toEqual([expect.objectContaining({ kind: 'replicaof', instance: S0b, master: M0, reason: expect.stringContaining('holds no key') })]);
+    });
   });
 
   it('re-points a slave that replicates from the wrong master', () => {

@@ -14,7 +14,7 @@ const NEVER_DOWN = 600_000;
 const DOWN = 3000;
 
 function asMaster(t: number, offset = 100, connectedSlaves = 1): Observation {
-  const info: ReplicationInfo = { role: 'master', masterAddress: null, linkUp: null, linkDownSinceSec: null, offset, connectedSlaves, replId: 'r', priority: null };
+  const info: ReplicationInfo = { role: 'master', masterAddress: null, linkUp: null, linkDownSinceSec: null, offset, connectedSlaves, replId: 'r', replId2: null, secondReplOffset: null, masterReplOffset: offset, keys: 0, priority: null };
   return { address: ADDR, at: new Date(t), latencyMs: 1, info, error: null };
 }
 
@@ -27,6 +27,10 @@ function asSlave(t: number, of = '10.0.0.9:6379', linkUp = true, offset = 100, p
     offset,
     connectedSlaves: 0,
     replId: 'r',
+    replId2: null,
+    secondReplOffset: null,
+    masterReplOffset: offset,
+    keys: 0,
     priority,
   };
   return { address: ADDR, at: new Date(t), latencyMs: 1, info, error: null };

@@ -98,6 +98,41 @@ const SLAVE_NEVER_UP = crlf([
   'second_repl_offset:-1',
 ]);
 
+// Captured from redis-server 7.0.15 with INFO replication keyspace: a slave just promoted
+// (REPLICAOF NO ONE) at offset 50, then its old master after one more write.
+const PROMOTED = crlf([
+  '# Replication',
+  'role:master',
+  'connected_slaves:0',
+  'master_failover_state:no-failover',
+  'master_replid:8294a81b5683cf970e0a31198dc06ec93a27872d',
+  'master_replid2:e058e2f9b133640e932c70a92fc5e8509b220069',
+  'master_repl_offset:50',
+  'second_repl_offset:51',
+  'repl_backlog_active:1',
+  'repl_backlog_size:1048576',
+  'repl_backlog_first_byte_offset:1',
+  'repl_backlog_histlen:50',
+  '',
+  '# Keyspace',
+  'db0:keys=1,expires=0,avg_ttl=0',
+]);
+
+const OLD_MASTER_AFTER_WRITE = crlf([
+  '# Replication',
+  'role:master',
+  'connected_slaves:0',
+  'master_failover_state:no-failover',
+  'master_replid:e058e2f9b133640e932c70a92fc5e8509b220069',
+  'master_replid2:0000000000000000000000000000000000000000',
+  'master_repl_offset:78',
+  'second_repl_offset:-1',
+  'repl_backlog_active:1',
+  'repl_backlog_size:1048576',
+  'repl_backlog_first_byte_offset:1',
+  'repl_backlog_histlen:78',
+]);
+
 function expectRedisError(input: unknown, message: RegExp): void {
   let caught: unknown;
   try {
@@ -135,8 +170,46 @@ describe('parseReplicationInfo', () => {
       offset: 50,
       connectedSlaves: 2,
       replId: 'b8975a66e1df29ec04eafb398584c6d790688381',
+      replId2: null,
+      secondReplOffset: null,
+      masterReplOffset: 50,
+      keys: null,
       priority: null,
     });
+  });
+
+  it('parses a promoted slave: the history it left and where it branched, and its key count', () => {
+    expect(parseReplicationInfo(PROMOTED)).toMatchObject({
+      role: 'master',
+      offset: 50,
+      replId: '8294a81b5683cf970e0a31198dc06ec93a27872d',
+      replId2: 'e058e2f9b133640e932c70a92fc5e8509b220069',
+      secondReplOffset: 51,
+      masterReplOffset: 50,
+      keys: 1,
+    });
+  });
+
+  it('parses an old master that took a write after its slave was promoted', () => {
+    expect(parseReplicationInfo(OLD_MASTER_AFTER_WRITE)).toMatchObject({
+      replId: 'e058e2f9b133640e932c70a92fc5e8509b220069',
+      replId2: null,
+      secondReplOffset: null,
+      offset: 78,
+      keys: null,
+    });
+  });
+
+  it('counts keys over all databases; an empty keyspace section is 0 keys', () => {
+    const two = PROMOTED.replace('db0:keys=1,expires=0,avg_ttl=0', 'db0:keys=4,expires=1,avg_ttl=9\r\ndb3:keys=6,expires=0,avg_ttl=0');
+    expect(parseReplicationInfo(two).keys).toBe(10);
+    expect(parseReplicationInfo(PROMOTED.replace('db0:keys=1,expires=0,avg_ttl=0\r\n', '')).keys).toBe(0);
+    expectRedisError(PROMOTED.replace('keys=1', 'keys=x'), /db0 has no key count/);
+  });
+
+  it("takes a slave's master_repl_offset apart from its processed offset", () => {
+    const info = parseReplicationInfo(SLAVE_UP);
+    expect(info).toMatchObject({ offset: 48, masterReplOffset: 50, replId2: null, secondReplOffset: null });
   });
 
   it('parses a slave whose link is up, taking the processed offset', () => {
@@ -148,6 +221,10 @@ describe('parseReplicationInfo', () => {
       offset: 48,
       connectedSlaves: 0,
       replId: 'b8975a66e1df29ec04eafb398584c6d790688381',
+      replId2: null,
+      secondReplOffset: null,
+      masterReplOffset: 50,
+      keys: null,
       priority: 100,
     });
   });
@@ -161,6 +238,10 @@ describe('parseReplicationInfo', () => {
       offset: 87,
       connectedSlaves: 1,
       replId: 'c328afc7c90be68ee26106ca910c28025f520f3a',
+      replId2: null,
+      secondReplOffset: null,
+      masterReplOffset: 87,
+      keys: null,
       priority: 100,
     });
   });

@@ -34,23 +34,25 @@ export async function runFailover(deps: TaskDeps, p: TaskProgress, ctx: Failover
       case 'promote': {
         const target = p.task.target!;
         let role: string;
+        let rewrite: string | null = null;
         try {
           role = (await replicationInfo(deps.pool, target)).role;
-          if (role === 'slave') await promote(deps.pool, target);
+          if (role === 'slave') rewrite = await promote(deps.pool, target);
         } catch (err) {
           // The chosen slave failed too: choose again among the others.
           await p.advance('promote', 'choose', `could not promote ${target}: ${errorMessage(err)}; choosing again`, { target: null });
           ctx.observations.delete(target);
           break;
         }
-        await p.advance('promote', 'publish', role === 'slave' ? `REPLICAOF NO ONE on ${target}` : `${target} was already a master`);
+        if (rewrite) deps.log.warn(rewrite, { cluster: p.task.cluster, instance: target });
+        await p.advance('promote', 'publish', `${role === 'slave' ? `REPLICAOF NO ONE on ${target}` : `${target} was already a master`}${rewrite ? ` (${rewrite})` : ''}`);
         break;
       }
       case 'publish':
         await publishStep(deps, p, 'repoint');
         break;
       case 'repoint':
-        return repointStep(deps, p, `; ${oldMaster} will be made a slave of ${p.task.target} when it answers again`);
+        return repointStep(deps, p, `; ${oldMaster} will be made a slave of ${p.task.target} when it answers again, unless it holds writes ${p.task.target} lacks`);
       default:
         return p.finish('failed', p.task.next, `unknown step ${p.task.next}`);
     }

@@ -53,8 +53,8 @@ export async function repointOthers(pool: RedisPool, instances: string[], target
         try {
           const info = await replicationInfo(pool, address);
           if (info.role === 'slave' && info.masterAddress === target) return `${address} already follows`;
-          await replicaOf(pool, address, target);
-          return `${address} repointed`;
+          const rewrite = await replicaOf(pool, address, target);
+          return `${address} repointed${rewrite ? ` (${rewrite})` : ''}`;
         } catch (err) {
           return `${address} not repointed (${errorMessage(err)}); the reconciler will retry`;
         }

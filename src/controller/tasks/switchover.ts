@@ -78,8 +78,9 @@ export async function runSwitchover(deps: TaskDeps, p: TaskProgress, ctx: Switch
         break;
       }
       case 'promote': {
-        await promote(deps.pool, p.task.target!);
-        await p.advance('promote', 'publish', `REPLICAOF NO ONE on ${p.task.target}`);
+        const rewrite = await promote(deps.pool, p.task.target!);
+        if (rewrite) deps.log.warn(rewrite, { cluster: p.task.cluster, instance: p.task.target });
+        await p.advance('promote', 'publish', `REPLICAOF NO ONE on ${p.task.target}${rewrite ? ` (${rewrite})` : ''}`);
         break;
       }
       case 'publish':
@@ -88,9 +89,10 @@ export async function runSwitchover(deps: TaskDeps, p: TaskProgress, ctx: Switch
       case 'demote': {
         let detail: string;
         try {
-          await replicaOf(deps.pool, oldMaster, p.task.target!);
+          const rewrite = await replicaOf(deps.pool, oldMaster, p.task.target!);
           await unpause(deps.pool, oldMaster);
-          detail = `REPLICAOF ${p.task.target} on ${oldMaster}, then CLIENT UNPAUSE`;
+          if (rewrite) deps.log.warn(rewrite, { cluster: p.task.cluster, instance: oldMaster });
+          detail = `REPLICAOF ${p.task.target} on ${oldMaster}, then CLIENT UNPAUSE${rewrite ? ` (${rewrite})` : ''}`;
         } catch (err) {
           detail = `could not demote ${oldMaster} now (${errorMessage(err)}); the route lists it as a slave, the reconciler will demote it`;
         }
@@ -118,6 +120,7 @@ async function restartFromPause(deps: TaskDeps, p: TaskProgress): Promise<void> 
     return;
   }
   const info = await replicationInfo(deps.pool, target);
-  if (info.role === 'master') await replicaOf(deps.pool, target, p.task.oldMaster);
+  const rewrite = info.role === 'master' ? await replicaOf(deps.pool, target, p.task.oldMaster) : null;
+  if (rewrite) deps.log.warn(rewrite, { cluster: p.task.cluster, instance: target });
   await p.advance('resume', 'pause', `resumed before the route changed: ${info.role === 'master' ? `${target} follows ${p.task.oldMaster} again; ` : ''}starting again from the pause`);
 }
