@@ -63,6 +63,11 @@ export class Elector extends EventEmitter<ElectorEvents> implements LeaderLock {
     return this.election.requireFence();
   }
 
+  /** Sessions that ended (failed to start or were lost) since the last one that lasted. */
+  get failedAttempts(): number {
+    return this.failures;
+  }
+
   currentSession(): Session | null {
     return this.session?.isAlive() ? this.session : null;
   }
