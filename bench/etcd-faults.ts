@@ -153,6 +153,7 @@ async function main(): Promise<void> {
       const failoversBefore = await failoverCount(admin);
       tracker.lastGapMs = null;
       let member: EtcdMember;
+      let label: string | null = null;
       if (step.kind === 'kill -9 etcd leader') {
         member = (await waitFor('an etcd leader', () => cluster.leader(), 30_000, 100))!;
         await member.kill9();
@@ -161,6 +162,7 @@ async function main(): Promise<void> {
         await member.restart();
       } else {
         member = cluster.members[step.n % cluster.members.length]!;
+        if ((await cluster.leader()) === member) label = `${member.name} (Raft leader)`;
         member.signal('SIGSTOP');
         await sleep(stopSeconds * 1000);
         member.signal('SIGCONT');
@@ -170,7 +172,7 @@ async function main(): Promise<void> {
       await waitFor('a cfgserver leader', async () => (await client.get(keys.leader()).exec()).kvs.length > 0, 30_000, 100);
       const result: FaultResult = {
         fault: `${step.kind} #${step.n + 1}`,
-        member: member.name,
+        member: label ?? member.name,
         leaderChanges: tracker.terms.length - termsBefore,
         leaseLost: leaseLostLines(controllers) - lostBefore,
         leaderGapMs: tracker.lastGapMs,
