@@ -10,14 +10,16 @@
  *   leader extends every lease on promotion, so a leader change only ever lengthens that.
  * - We claim the lease until `s + t − margin`, margin = min(500 ms, T/5): room for the rate
  *   difference between clocks and for a timer that fires late on a busy machine.
- * - A keep-alive goes every T/4, each attempt with its own timeout A = min(1 s, T/6). An attempt
- *   that is not answered in A (a hung or leaderless member) is followed at once by one on the next
- *   endpoint, without cancelling the first (its late answer still counts, from its own send time).
+ * - A keep-alive goes every T/6, each attempt with its own timeout A = min(500 ms, T/12). An
+ *   attempt that is not answered in A (a hung member, or one whose Raft leader is gone) is followed
+ *   at once by one on every endpoint, and again every A, without cancelling any: a late answer
+ *   still counts, from its own send time, so a short A costs a few more streams, never a lease.
  *   With T = 3 s: the budget after the last answered send is 2.5 s; the next keep-alive leaves at
- *   0.75 s, so 1.75 s remain for three attempts of 0.5 s each — one hung member costs one attempt,
- *   and the next attempt goes elsewhere. With T = 2 s: 1.6 s budget, next send at 0.5 s, then
- *   three attempts of 0.33 s. (The old schedule, every T/3 with a T/3 timeout, gave up after one
- *   slow reply plus one more.)
+ *   0.5 s, so at least 2 s remain, tried every 0.25 s — a hung member costs 0.25 s, and when
+ *   etcd's own leader hangs or dies (1–2 s to elect the next one, during which no member can renew
+ *   anything) a fresh attempt reaches the new leader within 0.25 s of its election. With T = 2 s:
+ *   1.6 s budget, next send at 0.33 s, attempts every 0.17 s. (The old schedule, every T/3 with a
+ *   T/3 timeout and the attempt cancelled, gave up after one slow reply plus one more.)
  * - Keep-alives stick to the endpoint that last answered, so a healthy session costs one stream
  *   per keep-alive on one member.
  */
@@ -68,8 +70,8 @@ export class Session extends EventEmitter<SessionEvents> {
   ) {
     super();
     if (onLost) this.once('lost', onLost);
-    this.intervalMs = ttlMs / 4;
-    this.attemptTimeoutMs = Math.min(1000, ttlMs / 6);
+    this.intervalMs = ttlMs / 6;
+    this.attemptTimeoutMs = Math.min(500, ttlMs / 12);
     this.lastAnsweredSend = grantedAt;
     this.deadline = grantedAt + ttlMs - this.safetyMargin();
     this.armExpiry();
@@ -142,27 +144,39 @@ export class Session extends EventEmitter<SessionEvents> {
     this.renewTimer = setTimeout(() => void this.renew(), Math.max(0, delayMs));
   }
 
-  /** One keep-alive round: endpoint after endpoint until one answers or the lease may be gone. */
+  /**
+   * One keep-alive round: first to the endpoint that answered last; if that is not answered
+   * within A, to every endpoint at once, again every A, until one answers or the lease may be
+   * gone. Fanning out matters when etcd's own leader hangs: every member then stalls until a new
+   * leader is elected, and only a keep-alive sent after that election can be answered in time.
+   */
   private async renew(): Promise<void> {
     const roundStart = performance.now();
     let answered = false;
-    for (let i = 0; !this.closed && !answered && performance.now() < this.deadline; i++) {
-      const index = (this.current + i) % this.channels.length;
-      const attempt = this.keepAlive(index).then((ok) => {
-        if (ok) answered = true;
-        return ok;
+    let waves = 0;
+    let wave = [this.current];
+    const all = this.channels.map((_, i) => i);
+    while (!this.closed && !answered && performance.now() < this.deadline) {
+      waves++;
+      const attempts = wave.map((i) =>
+        this.keepAlive(i).then((ok) => {
+          if (ok) answered = true;
+          return ok;
+        }),
+      );
+      const outcome = await Promise.race([anyTrue(attempts), sleep(this.attemptTimeoutMs).then(() => 'timeout' as const)]);
+      if (answered || this.closed) break;
+      // Every endpoint refused at once (etcd down): do not spin; the deadline timer decides.
+      if (outcome === false) await sleep(Math.min(100, this.attemptTimeoutMs));
+      wave = all;
+    }
+    if (waves > 1 && !this.closed) {
+      this.log.warn(answered ? 'lease keep-alive answered only after retrying on every etcd endpoint' : 'lease keep-alive unanswered', {
+        waves,
+        tookMs: Math.round(performance.now() - roundStart),
+        endpoint: this.endpoint,
+        remainingMs: Math.round(this.remainingMs()),
       });
-      const outcome = await Promise.race([attempt, sleep(this.attemptTimeoutMs).then(() => 'timeout' as const)]);
-      if (outcome === 'timeout') {
-        this.log.warn('lease keep-alive not answered in time; trying the next etcd endpoint', {
-          endpoint: this.channels[index]!.endpoint,
-          timeoutMs: Math.round(this.attemptTimeoutMs),
-          remainingMs: Math.round(this.remainingMs()),
-        });
-      } else if (!outcome && (i + 1) % this.channels.length === 0) {
-        // Every endpoint refused at once (etcd down): do not spin, the deadline timer decides.
-        await sleep(Math.min(100, this.attemptTimeoutMs));
-      }
     }
     if (!this.closed) this.scheduleRenewal(roundStart + this.intervalMs - performance.now());
   }
@@ -197,7 +211,7 @@ export class Session extends EventEmitter<SessionEvents> {
       }
       return true;
     } catch (err) {
-      if (!this.closed) this.log.warn('lease keep-alive failed', { endpoint: channel.endpoint, error: errorMessage(err), remainingMs: Math.round(this.remainingMs()) });
+      if (!this.closed) this.log.debug('lease keep-alive failed', { endpoint: channel.endpoint, error: errorMessage(err), remainingMs: Math.round(this.remainingMs()) });
       return false;
     } finally {
       clearTimeout(timer);
@@ -232,6 +246,19 @@ export class Session extends EventEmitter<SessionEvents> {
   private closeChannels(): void {
     for (const c of this.channels) if (c.owned) c.client.close();
   }
+}
+
+/** True as soon as one of `attempts` is true; false once all of them are false. */
+function anyTrue(attempts: Promise<boolean>[]): Promise<boolean> {
+  return new Promise((resolve) => {
+    let pending = attempts.length;
+    for (const a of attempts) {
+      void a.then((ok) => {
+        if (ok) resolve(true);
+        else if (--pending === 0) resolve(false);
+      });
+    }
+  });
 }
 
 function sleep(ms: number): Promise<void> {
