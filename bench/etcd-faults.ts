@@ -2,7 +2,7 @@
  * etcd member faults against a running cfgserver: a 3-member etcd on loopback, 3 controller
  * processes (lease TTL 3 s, the default), one cluster of one shard with a live master and slave.
  *
- *   node --import tsx bench/etcd-faults.ts [--kills N] [--stops N] [--stop-seconds S] [--keep]
+ *   node --import tsx bench/etcd-faults.ts [--kills N] [--stops N] [--stop-seconds S] [--ttl S] [--keep]
  *
  * Faults, one after the other: N times kill -9 of the etcd Raft leader (then it is restarted on
  * its data directory), N times SIGSTOP of one member (in turn) for S seconds, then SIGCONT.
@@ -24,7 +24,7 @@ import { Keys } from '../src/store/keys.js';
 
 const CLUSTER = 'faults';
 const PREFIX = '/bench-faults';
-const TTL = 3;
+const TTL = argNumber('ttl', 3);
 
 const kills = argNumber('kills', 10);
 const stops = argNumber('stops', 5);
@@ -38,6 +38,8 @@ interface FaultResult {
   member: string;
   leaderChanges: number;
   leaseLost: number;
+  /** Of those, the ones etcd answered "expired" to (it revoked the lease), not our own deadline. */
+  revokedByEtcd: number;
   /** Fault start → a cfgserver leader key held again, when it went missing. */
   leaderGapMs: number | null;
   failovers: number;
@@ -85,8 +87,10 @@ class LeaderTracker {
   }
 }
 
-function leaseLostLines(controllers: ManagedProcess[]): number {
-  return controllers.reduce((n, c) => n + (readFileSync(c.logFile, 'utf8').match(/lease lost/g)?.length ?? 0), 0);
+/** "lease lost" lines in the controllers' logs; `revoked`: those where etcd itself said the lease was gone. */
+function leaseLostLines(controllers: ManagedProcess[], revoked = false): number {
+  const pattern = revoked ? /"lease lost","reason":"etcd says the lease expired"/g : /"lease lost"/g;
+  return controllers.reduce((n, c) => n + (readFileSync(c.logFile, 'utf8').match(pattern)?.length ?? 0), 0);
 }
 
 async function failoverCount(admin: AdminService): Promise<number> {
@@ -150,6 +154,7 @@ async function main(): Promise<void> {
     for (const step of plan) {
       const termsBefore = tracker.terms.length;
       const lostBefore = leaseLostLines(controllers);
+      const revokedBefore = leaseLostLines(controllers, true);
       const failoversBefore = await failoverCount(admin);
       tracker.lastGapMs = null;
       let member: EtcdMember;
@@ -175,18 +180,19 @@ async function main(): Promise<void> {
         member: label ?? member.name,
         leaderChanges: tracker.terms.length - termsBefore,
         leaseLost: leaseLostLines(controllers) - lostBefore,
+        revokedByEtcd: leaseLostLines(controllers, true) - revokedBefore,
         leaderGapMs: tracker.lastGapMs,
         failovers: (await failoverCount(admin)) - failoversBefore,
       };
       results.push(result);
-      say(`${result.fault} (${result.member}): leader changes ${result.leaderChanges}, lease lost ${result.leaseLost}, failovers ${result.failovers}${result.leaderGapMs !== null ? `, no leader for ${result.leaderGapMs} ms` : ''}`);
+      say(`${result.fault} (${result.member}): leader changes ${result.leaderChanges}, lease lost ${result.leaseLost} (${result.revokedByEtcd} revoked by etcd), failovers ${result.failovers}${result.leaderGapMs !== null ? `, no leader for ${result.leaderGapMs} ms` : ''}`);
     }
 
-    const rows = [['fault', 'member', 'cfgserver leader changes', 'lease lost (logs)', 'no-leader gap ms', 'failovers']];
-    for (const r of results) rows.push([r.fault, r.member, String(r.leaderChanges), String(r.leaseLost), r.leaderGapMs === null ? '-' : String(r.leaderGapMs), String(r.failovers)]);
+    const rows = [['fault', 'member', 'cfgserver leader changes', 'lease lost (logs)', 'of which etcd revoked', 'no-leader gap ms', 'failovers']];
+    for (const r of results) rows.push([r.fault, r.member, String(r.leaderChanges), String(r.leaseLost), String(r.revokedByEtcd), r.leaderGapMs === null ? '-' : String(r.leaderGapMs), String(r.failovers)]);
     const sum = (pick: (r: FaultResult) => number, kind: string) => results.filter((r) => r.fault.startsWith(kind)).reduce((n, r) => n + pick(r), 0);
     for (const kind of ['kill -9 etcd leader', 'SIGSTOP member']) {
-      rows.push([`total ${kind}`, '', String(sum((r) => r.leaderChanges, kind)), String(sum((r) => r.leaseLost, kind)), '', String(sum((r) => r.failovers, kind))]);
+      rows.push([`total ${kind}`, '', String(sum((r) => r.leaderChanges, kind)), String(sum((r) => r.leaseLost, kind)), String(sum((r) => r.revokedByEtcd, kind)), '', String(sum((r) => r.failovers, kind))]);
     }
     const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
     for (const r of rows) process.stdout.write(`| ${r.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |\n`);
