@@ -188,3 +188,28 @@ describe('elections and sessions that start or end badly (one etcd)', () => {
     }
   }, 30_000);
 });
+
+describe('require-leader (etcd hasleader metadata)', () => {
+  it('a member that has lost its Raft leader refuses at once instead of letting the call wait', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cfgserver-etcd-faults-'));
+    const cluster = await startEtcdCluster(dir, 3);
+    const [a, b, alone] = cluster.members as [EtcdMember, EtcdMember, EtcdMember];
+    const etcd = createEtcd({ endpoints: alone.endpoint, retries: 0 });
+    try {
+      await a.kill9();
+      await b.kill9();
+      // The survivor keeps its old leader until its election timeout passes; then it has none.
+      const error = await waitFor('the lone member to answer "no leader"', async () => {
+        const started = Date.now();
+        const err = await etcd.get('x').string().then(() => null, (e: unknown) => e as Error);
+        return err && /no leader/.test(err.message) ? { err, tookMs: Date.now() - started } : null;
+      }, 20_000, 200);
+      // Without hasleader the same read waits out its whole deadline (3 s here) on every attempt.
+      expect(error.tookMs).toBeLessThan(1000);
+    } finally {
+      etcd.close();
+      await cluster.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 40_000);
+});
