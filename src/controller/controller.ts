@@ -41,7 +41,7 @@ export class Controller {
   private readonly limiter: Limiter;
   private readonly tracker: HealthTracker;
   private readonly elector: Elector;
-  private readonly duties: LeaderDuties;
+  private duties: LeaderDuties;
   private clusters: StoredCluster[] = [];
   private readonly lastProbe = new Map<string, number>();
   private readonly busy = new Set<string>();
@@ -85,6 +85,12 @@ export class Controller {
     });
     this.elector.on('elected', () => this.metrics.leader.set(1));
     this.elector.on('deposed', () => this.metrics.leader.set(0));
+    this.duties = this.newDuties();
+    // A new session is a new episode: refusals are recorded again and repair back-offs start over.
+    this.elector.on('session', () => (this.duties = this.newDuties()));
+  }
+
+  private newDuties(): LeaderDuties {
     const reconciler = new Reconciler({
       controllerId: this.id,
       pool: this.pool,
@@ -94,7 +100,7 @@ export class Controller {
       log: this.log,
       backoffMs: this.config.repairBackoffMs,
     });
-    this.duties = new LeaderDuties({
+    return new LeaderDuties({
       controllerId: this.id,
       pool: this.pool,
       clusters: this.admin.clusters,

@@ -74,11 +74,13 @@ export class Elector extends EventEmitter<ElectorEvents> implements LeaderLock {
 
   /** Resigns (so that another replica takes over at once), revokes the lease and ends the loop. */
   async stop(): Promise<void> {
+    // Taken before the loop wakes up and lets go of them.
+    const { election, session } = this;
     this.stopped = true;
     this.signalStop();
     this.wake?.();
-    await this.election?.resign();
-    await this.session?.close(true);
+    await election?.resign();
+    await session?.close(true);
     await this.running;
   }
 
