@@ -8,8 +8,7 @@ import { performance } from 'node:perf_hooks';
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'winston';
 import { ControllerMetrics } from '../api/metrics.js';
-import { LeaderElection } from '../election/leader-election.js';
-import { Session } from '../election/session.js';
+import { Elector } from '../election/elector.js';
 import { NotLeaderError, errorMessage } from '../model/errors.js';
 import { instancesOf } from '../model/route.js';
 import { RedisPool } from '../redis/pool.js';
@@ -41,16 +40,14 @@ export class Controller {
   private readonly pool: RedisPool;
   private readonly limiter: Limiter;
   private readonly tracker: HealthTracker;
-  private session: Session | null = null;
-  private election: LeaderElection | null = null;
-  private duties: LeaderDuties | null = null;
+  private readonly elector: Elector;
+  private duties: LeaderDuties;
   private clusters: StoredCluster[] = [];
   private readonly lastProbe = new Map<string, number>();
   private readonly busy = new Set<string>();
   private readonly lastSentence = new Map<string, string>();
   private lastRefresh = 0;
   private loopTimer: NodeJS.Timeout | undefined;
-  private stopping = false;
   private readonly startedAt = new Date().toISOString();
   /** Test-only: CFGSERVER_TEST_CUT_OFF=host:port,... are unreachable from this replica. */
   private readonly cutOff = new Set((process.env['CFGSERVER_TEST_CUT_OFF'] ?? '').split(',').filter(Boolean));
@@ -69,6 +66,54 @@ export class Controller {
     this.pool = new RedisPool({ timeoutMs: 5000, password: process.env['CFGSERVER_BACKEND_PASSWORD'] });
     this.limiter = new Limiter(config.probeConcurrency);
     this.tracker = new HealthTracker(this.id, config.healthRefreshMs);
+    // One elector for the replica's lifetime: it opens a new session (and campaigns again) after
+    // every failure, for ever, so a replica never stays up without a lease.
+    this.elector = new Elector({
+      etcd: this.etcd,
+      keys: this.keys,
+      id: this.id,
+      ttlSeconds: config.leaseTtlSeconds,
+      log,
+      onSession: async (session) => {
+        // Health keys went with the previous lease: publish everything again under the new one.
+        this.tracker.reset();
+        await this.admin.controllers.register(
+          { id: this.id, address: this.apiAddress, version: VERSION, pid: process.pid, startedAt: this.startedAt },
+          session.leaseId,
+        );
+      },
+    });
+    this.elector.on('elected', () => this.metrics.leader.set(1));
+    this.elector.on('deposed', () => this.metrics.leader.set(0));
+    this.duties = this.newDuties();
+    // A new session is a new episode: refusals are recorded again and repair back-offs start over.
+    this.elector.on('session', () => (this.duties = this.newDuties()));
+  }
+
+  private newDuties(): LeaderDuties {
+    const reconciler = new Reconciler({
+      controllerId: this.id,
+      pool: this.pool,
+      history: this.admin.history,
+      election: this.elector,
+      metrics: this.metrics,
+      log: this.log,
+      backoffMs: this.config.repairBackoffMs,
+    });
+    return new LeaderDuties({
+      controllerId: this.id,
+      pool: this.pool,
+      clusters: this.admin.clusters,
+      tasks: this.admin.tasks,
+      history: this.admin.history,
+      health: this.admin.health,
+      registry: this.admin.controllers,
+      election: this.elector,
+      log: this.log,
+      reconciler,
+      maxViewAgeMs: 2 * this.config.healthRefreshMs + 1000,
+      pauseAfter: testPauseHook(),
+    });
   }
 
   setApiAddress(address: string): void {
@@ -76,78 +121,21 @@ export class Controller {
   }
 
   isLeader(): boolean {
-    return this.election?.isLeader() ?? false;
+    return this.elector.isLeader();
   }
 
   async start(): Promise<void> {
-    await this.joinWithNewSession();
+    this.elector.start();
     this.loopTimer = setInterval(() => void this.tick(), 100);
   }
 
   /** Stops acting; the leader resigns first so that another replica takes over at once. */
   async stop(): Promise<void> {
-    this.stopping = true;
     clearInterval(this.loopTimer);
-    await this.election?.resign();
-    await this.session?.close(true);
+    await this.elector.stop();
     this.pool.close();
     this.etcd.close();
     this.log.info('controller stopped', { controller: this.id });
-  }
-
-  /** A new lease, registration and campaign: at start, and after a lease was lost. */
-  private async joinWithNewSession(): Promise<void> {
-    for (let attempt = 1; !this.stopping; attempt++) {
-      try {
-        const session = await Session.open(this.etcd, this.config.leaseTtlSeconds, this.log);
-        await this.admin.controllers.register(
-          { id: this.id, address: this.apiAddress, version: VERSION, pid: process.pid, startedAt: this.startedAt },
-          session.leaseId,
-        );
-        const election = new LeaderElection(this.etcd, this.keys, session, this.id, this.log);
-        election.on('elected', () => this.metrics.leader.set(1));
-        election.on('deposed', () => this.metrics.leader.set(0));
-        session.once('lost', () => this.onSessionLost());
-        this.session = session;
-        this.election = election;
-        const reconciler = new Reconciler({
-          controllerId: this.id,
-          pool: this.pool,
-          history: this.admin.history,
-          election,
-          metrics: this.metrics,
-          log: this.log,
-          backoffMs: this.config.repairBackoffMs,
-        });
-        this.duties = new LeaderDuties({
-          controllerId: this.id,
-          pool: this.pool,
-          clusters: this.admin.clusters,
-          tasks: this.admin.tasks,
-          history: this.admin.history,
-          health: this.admin.health,
-          registry: this.admin.controllers,
-          election,
-          log: this.log,
-          reconciler,
-          maxViewAgeMs: 2 * this.config.healthRefreshMs + 1000,
-          pauseAfter: testPauseHook(),
-        });
-        await election.start();
-        this.log.info('controller joined', { controller: this.id, lease: session.leaseId, ttlSeconds: this.config.leaseTtlSeconds });
-        return;
-      } catch (err) {
-        this.log.warn('cannot join etcd yet', { attempt, error: errorMessage(err) });
-        await new Promise((r) => setTimeout(r, Math.min(2000, 200 * attempt)));
-      }
-    }
-  }
-
-  private onSessionLost(): void {
-    if (this.stopping) return;
-    // Health keys went with the lease: publish everything again under the new one.
-    this.tracker.reset();
-    void this.joinWithNewSession();
   }
 
   private async tick(): Promise<void> {
@@ -206,7 +194,7 @@ export class Controller {
     this.metrics.instancesDown.set({ cluster: name }, down);
     await this.publishHealth(cluster, observations);
 
-    if (!this.election?.isLeader() || !this.duties) return `no action: not the leader; ${observations.size} instances probed, ${down} unreachable`;
+    if (!this.elector.isLeader()) return `no action: not the leader; ${observations.size} instances probed, ${down} unreachable`;
     try {
       const done = await this.duties.run(cluster, observations);
       if (done.length) return done.join('; ');
@@ -218,8 +206,8 @@ export class Controller {
   }
 
   private async publishHealth(cluster: StoredCluster, observations: Observations): Promise<void> {
-    const session = this.session;
-    if (!session?.isAlive()) return;
+    const session = this.elector.currentSession();
+    if (!session) return;
     const writes = [...observations.values()]
       .map((obs) => this.tracker.update(cluster.spec.name, obs, cluster.spec.probe.downAfterMs))
       .filter((h) => h !== null)

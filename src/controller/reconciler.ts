@@ -5,7 +5,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'winston';
 import type { ControllerMetrics } from '../api/metrics.js';
-import type { LeaderElection } from '../election/leader-election.js';
+import type { LeaderLock } from '../election/leader-election.js';
 import { NotLeaderError, errorMessage } from '../model/errors.js';
 import type { HistoryEntry } from '../model/schemas.js';
 import { pauseWrites, promote, replicaOf, replicationInfo, unpause, type RewriteProblem } from '../redis/commands.js';
@@ -18,7 +18,7 @@ export interface ReconcilerDeps {
   controllerId: string;
   pool: RedisPool;
   history: HistoryStore;
-  election: LeaderElection;
+  election: LeaderLock;
   metrics: ControllerMetrics;
   log: Logger;
   /** Wait this long before repeating an action on the same instance. */

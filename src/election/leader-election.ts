@@ -4,6 +4,7 @@
  * a leader makes compares it, so a deposed leader's writes fail instead of landing late.
  */
 import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
 import type { Etcd3, Watcher } from 'etcd3';
 import type { Logger } from 'winston';
 import { NotLeaderError, errorMessage } from '../model/errors.js';
@@ -12,17 +13,35 @@ import { etcdCall } from '../store/etcd.js';
 import type { Keys } from '../store/keys.js';
 import type { Session } from './session.js';
 
+/**
+ * etcd sends progress notifications on a quiet watch only every 10 minutes by default
+ * (--experimental-watch-progress-notify-interval), so a steady-state leader watch is normally
+ * silent: re-creating it once a minute costs one request and bounds how long a watch stuck on a
+ * hung member can go unnoticed. The periodic campaign (every TTL) covers the time in between.
+ */
+const WATCH_QUIET_MS = 60_000;
+
 export interface LeaderEvents {
   elected: [fence: Fence];
   deposed: [reason: string];
 }
 
-export class LeaderElection extends EventEmitter<LeaderEvents> {
+/** What leader-only code needs: whether it may act, and the token to fence its writes with. */
+export interface LeaderLock {
+  isLeader(): boolean;
+  /** The fencing token for a leader-only write; throws NotLeaderError if this replica may not act. */
+  requireFence(): Fence;
+}
+
+export class LeaderElection extends EventEmitter<LeaderEvents> implements LeaderLock {
   private fence: Fence | null = null;
   private watcher: Watcher | null = null;
   private retryTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private campaigning: Promise<void> | null = null;
+  private watchdog: NodeJS.Timeout | undefined;
+  private lastWatchNews = 0;
+  private rewatching = false;
 
   constructor(
     private readonly etcd: Etcd3,
@@ -32,18 +51,64 @@ export class LeaderElection extends EventEmitter<LeaderEvents> {
     private readonly log: Logger,
   ) {
     super();
-    session.once('lost', (reason) => this.depose(`lease lost: ${reason}`));
+    session.onLost((reason) => {
+      this.depose(`lease lost: ${reason}`);
+      this.halt();
+    });
   }
 
   /** Starts campaigning: now, whenever the leader key disappears, and periodically as a safety net. */
   async start(): Promise<void> {
-    this.watcher = await etcdCall('watch leader key', () => this.etcd.watch().key(this.keys.leader()).create());
-    this.watcher.on('delete', () => void this.campaign());
-    this.watcher.on('put', (kv) => {
+    await this.watch();
+    this.watchdog = setInterval(() => void this.checkWatch(), Math.min(WATCH_QUIET_MS / 4, 5000));
+    await this.campaign();
+  }
+
+  /** Stops campaigning and watching without touching the key (the session is gone or going). */
+  halt(): void {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    clearInterval(this.watchdog);
+    void this.watcher?.cancel().catch(() => undefined);
+    this.watcher = null;
+  }
+
+  private async watch(): Promise<void> {
+    const watcher = await etcdCall('watch leader key', () => this.etcd.watch().key(this.keys.leader()).create());
+    if (this.stopped) return void (await watcher.cancel().catch(() => undefined));
+    this.lastWatchNews = performance.now();
+    // Progress notifications arrive as 'data' too (etcd3 asks for them on every watch).
+    const news = () => (this.lastWatchNews = performance.now());
+    watcher.on('data', news);
+    watcher.on('connected', news);
+    watcher.on('delete', () => void this.campaign());
+    watcher.on('put', (kv) => {
       if (this.fence && kv.create_revision !== this.fence.createRevision) this.depose('another controller holds the leader key');
     });
-    this.watcher.on('error', (err) => this.log.warn('leader watch error', { error: errorMessage(err) }));
-    await this.campaign();
+    watcher.on('error', (err) => this.log.warn('leader watch error', { error: errorMessage(err) }));
+    this.watcher = watcher;
+  }
+
+  /**
+   * A watch on a member that hangs can stay open and silent for ever. A watch with neither an
+   * event nor a progress notification for WATCH_QUIET_MS is re-created (on whichever member etcd3
+   * picks), and a campaign runs at once in case a delete was missed meanwhile.
+   */
+  private async checkWatch(): Promise<void> {
+    if (this.stopped || this.rewatching || performance.now() - this.lastWatchNews < WATCH_QUIET_MS) return;
+    this.rewatching = true;
+    try {
+      const old = this.watcher;
+      this.watcher = null;
+      void old?.cancel().catch(() => undefined);
+      await this.watch();
+      this.log.debug('leader watch re-created after a quiet period', { quietMs: WATCH_QUIET_MS });
+      void this.campaign();
+    } catch (err) {
+      this.log.warn('cannot re-create the leader watch; will try again', { error: errorMessage(err) });
+    } finally {
+      this.rewatching = false;
+    }
   }
 
   isLeader(): boolean {
@@ -58,9 +123,7 @@ export class LeaderElection extends EventEmitter<LeaderEvents> {
 
   /** Gives the lock up at once (SIGTERM), so that another replica takes over without waiting for the TTL. */
   async resign(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.retryTimer);
-    await this.watcher?.cancel().catch(() => undefined);
+    this.halt();
     const fence = this.fence;
     if (!fence) return;
     this.depose('resigned');

@@ -216,3 +216,118 @@ export function spawnController(o: ControllerProcessOptions): ManagedProcess {
   args.push(...(o.extraArgs ?? []));
   return new ManagedProcess(`controller ${o.id}`, process.execPath, args, o.logFile, { ...process.env, ...o.env });
 }
+
+export interface EtcdMember {
+  name: string;
+  endpoint: string;
+  peerUrl: string;
+  process: ManagedProcess;
+  readonly pid: number;
+  /** SIGTERM, then SIGKILL. */
+  stop(): Promise<void>;
+  kill9(): Promise<void>;
+  /** SIGSTOP / SIGCONT: a hung member, whose TCP connections stay open but never answer. */
+  signal(sig: NodeJS.Signals): void;
+  /** Starts the member again on its data directory (after kill9), once it answers. */
+  restart(): Promise<void>;
+}
+
+export interface EtcdCluster {
+  members: EtcdMember[];
+  /** Every client endpoint, comma-separated, for --etcd. */
+  endpoints: string;
+  /** The member that is the Raft leader now, as the running members see it (null if none answers). */
+  leader(): Promise<EtcdMember | null>;
+  stop(): Promise<void>;
+}
+
+interface MemberStatus {
+  header?: { member_id?: string };
+  leader?: string;
+}
+
+/** A member's own status through etcd's JSON gateway, with a short timeout (a stopped member never answers). */
+async function memberStatus(endpoint: string, timeoutMs = 500): Promise<MemberStatus | null> {
+  try {
+    const res = await fetch(`${endpoint}/v3/maintenance/status`, { method: 'POST', body: '{}', signal: AbortSignal.timeout(timeoutMs) });
+    return res.ok ? ((await res.json()) as MemberStatus) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** `size` etcd members on loopback forming one new cluster; resolves once it has a leader. */
+export async function startEtcdCluster(dir: string, size = 3, extraArgs: string[] = []): Promise<EtcdCluster> {
+  const ports: { client: number; peer: number }[] = [];
+  for (let i = 0; i < size; i++) ports.push({ client: await freePort(), peer: await freePort() });
+  const names = ports.map((_, i) => `m${i + 1}`);
+  const initialCluster = names.map((n, i) => `${n}=http://127.0.0.1:${ports[i]!.peer}`).join(',');
+  const token = `cfgserver-${ports[0]!.client}`;
+  const members: EtcdMember[] = names.map((name, i) => {
+    const url = `http://127.0.0.1:${ports[i]!.client}`;
+    const peerUrl = `http://127.0.0.1:${ports[i]!.peer}`;
+    const spawnMember = () =>
+      new ManagedProcess(`etcd ${name}`, 'etcd', [
+        '--name', name,
+        '--data-dir', join(dir, `etcd-${token}-${name}`),
+        '--listen-client-urls', url,
+        '--advertise-client-urls', url,
+        '--listen-peer-urls', peerUrl,
+        '--initial-advertise-peer-urls', peerUrl,
+        '--initial-cluster', initialCluster,
+        '--initial-cluster-token', token,
+        '--initial-cluster-state', 'new',
+        '--logger=zap',
+        '--log-outputs', join(dir, `etcd-${token}-${name}.log`),
+        ...extraArgs,
+      ], join(dir, `etcd-${token}-${name}.out`));
+    const member: EtcdMember = {
+      name,
+      endpoint: url,
+      peerUrl,
+      process: spawnMember(),
+      get pid() {
+        return member.process.pid;
+      },
+      stop: () => member.process.stop(),
+      kill9: () => member.process.kill9(),
+      signal: (sig) => member.process.signal(sig),
+      async restart() {
+        await member.process.kill9();
+        // Its data directory holds its membership: the initial-cluster flags are ignored now.
+        member.process = spawnMember();
+        await waitFor(`etcd ${name} to answer again`, async () => {
+          if (!member.process.running()) throw new Error(`etcd ${name} exited; see ${member.process.logFile}`);
+          return (await memberStatus(url)) !== null;
+        }, 15_000, 100);
+      },
+    };
+    return member;
+  });
+  const cluster: EtcdCluster = {
+    members,
+    endpoints: members.map((m) => m.endpoint).join(','),
+    async leader() {
+      const statuses = await Promise.all(members.map(async (m) => ({ m, s: m.process.running() ? await memberStatus(m.endpoint) : null })));
+      const leaderId = statuses.find(({ s }) => s?.leader && s.leader !== '0')?.s?.leader;
+      return statuses.find(({ s }) => leaderId && s?.header?.member_id === leaderId)?.m ?? null;
+    },
+    async stop() {
+      for (const m of members) {
+        // A stopped process ignores SIGTERM until continued.
+        if (m.process.running()) m.signal('SIGCONT');
+        await m.stop();
+      }
+    },
+  };
+  try {
+    await waitFor('the etcd cluster to elect a leader', async () => {
+      for (const m of members) if (!m.process.running()) throw new Error(`etcd ${m.name} exited; see ${m.process.logFile}`);
+      return cluster.leader();
+    }, 20_000, 100);
+  } catch (err) {
+    await cluster.stop();
+    throw err;
+  }
+  return cluster;
+}

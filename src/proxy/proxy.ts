@@ -395,8 +395,8 @@ export class Proxy {
     if (this.stopping || !this.address) return;
     try {
       if (!this.session?.isAlive()) {
-        this.session = await Session.open(this.etcd, this.o.leaseTtlSeconds, this.o.log);
-        this.session.once('lost', () => setTimeout(() => void this.register(), 500));
+        // The listener goes in with the lease: a loss while registering is not missed.
+        this.session = await Session.open(this.etcd, this.o.leaseTtlSeconds, this.o.log, { onLost: () => setTimeout(() => void this.register(), 500) });
       }
       const now = new Date().toISOString();
       await this.registry.put(

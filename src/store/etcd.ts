@@ -28,10 +28,34 @@ export function parseEndpoints(endpoints: string | string[]): string[] {
   return list;
 }
 
+/** The endpoints each client made by createEtcd was given: sessions keep their leases alive on each in turn. */
+const endpointsOfClient = new WeakMap<Etcd3, string[]>();
+
+export function endpointsOf(etcd: Etcd3): string[] | undefined {
+  return endpointsOfClient.get(etcd);
+}
+
+/**
+ * gRPC keep-alive: a member that is hung (SIGSTOP, a stalled disk, a dead host behind a live
+ * TCP stack) still holds our TCP connection open, so without pings a watch or keep-alive stream
+ * on it just waits. etcd's server refuses pings more often than every 5 s
+ * (--grpc-keepalive-min-time) and answers them with GOAWAY too_many_pings; it also counts pings on
+ * a connection with no stream open as abuse (its enforcement policy has PermitWithoutStream
+ * false), so pinging idle channels would get them torn down every few seconds. Pings while a
+ * call is open are exactly what detects a hung member under a watch.
+ */
+export const GRPC_KEEPALIVE = {
+  'grpc.keepalive_time_ms': 5000,
+  'grpc.keepalive_timeout_ms': 2000,
+  'grpc.keepalive_permit_without_calls': 0,
+} as const;
+
 export function createEtcd(options: EtcdOptions): Etcd3 {
   const callTimeoutMs = options.callTimeoutMs ?? 3000;
-  return new Etcd3({
-    hosts: parseEndpoints(options.endpoints),
+  const hosts = parseEndpoints(options.endpoints);
+  const etcd = new Etcd3({
+    hosts,
+    grpcOptions: { ...GRPC_KEEPALIVE },
     dialTimeout: callTimeoutMs,
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + callTimeoutMs }),
     faultHandling: {
@@ -42,6 +66,32 @@ export function createEtcd(options: EtcdOptions): Etcd3 {
       watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 2000 }) as unknown as IBackoff<unknown>,
     },
   });
+  endpointsOfClient.set(etcd, hosts);
+  requireLeader(etcd);
+  return etcd;
+}
+
+/**
+ * etcd's "require leader" (gRPC metadata `hasleader: true`): a member that has lost its Raft
+ * leader (a minority side of a partition) refuses such calls at once with "no leader" (which
+ * etcd3 treats as recoverable, so the call moves to another member) and cancels such watch
+ * streams when it loses its leader, instead of keeping them open and silent.
+ *
+ * etcd3 1.1.2 has no option for it: every call's metadata comes from a private
+ * `pool.authenticator.getMetadata()`. We wrap that method when it has the expected shape and
+ * do without (logged by the caller via the return value) when a later etcd3 changes it.
+ */
+export function requireLeader(etcd: Etcd3): boolean {
+  const auth = (etcd as unknown as { pool?: { authenticator?: { getMetadata?: () => Promise<{ clone(): { set(k: string, v: string): void } }> } } }).pool?.authenticator;
+  const original = auth?.getMetadata;
+  if (!auth || typeof original !== 'function') return false;
+  auth.getMetadata = async () => {
+    // The authenticator caches one metadata object when auth is on: never mutate the shared one.
+    const md = (await original.call(auth)).clone();
+    md.set('hasleader', 'true');
+    return md as never;
+  };
+  return true;
 }
 
 /** Runs an etcd call, converting driver errors (unreachable, deadline, …) into EtcdUnavailableError. */

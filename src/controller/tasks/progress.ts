@@ -5,7 +5,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'winston';
-import type { LeaderElection } from '../../election/leader-election.js';
+import type { LeaderLock } from '../../election/leader-election.js';
 import { NotLeaderError, errorMessage } from '../../model/errors.js';
 import type { HistoryEntry, Task } from '../../model/schemas.js';
 import type { RedisPool } from '../../redis/pool.js';
@@ -19,7 +19,7 @@ export interface TaskDeps {
   clusters: ClusterStore;
   tasks: TaskStore;
   history: HistoryStore;
-  election: LeaderElection;
+  election: LeaderLock;
   log: Logger;
   /** Test hook: sleep this long after persisting the named step (CFGSERVER_TEST_PAUSE_AFTER=step:ms). */
   pauseAfter?: { step: string; ms: number };
