@@ -39,7 +39,7 @@ const SPLIT: Record<string, Handling> = {
 const LOCAL = new Set([
   'PING', 'ECHO', 'QUIT', 'SELECT', 'AUTH', 'HELLO', 'INFO', 'COMMAND', 'TIME', 'CLIENT', 'READONLY', 'READWRITE', 'RESET',
   // Fanned out to every shard's master (fan-out.ts, scan.ts).
-  'DBSIZE', 'SCAN', 'KEYS', 'RANDOMKEY', 'FLUSHALL', 'FLUSHDB', 'SCRIPT', 'FUNCTION',
+  'DBSIZE', 'SCAN', 'KEYS', 'RANDOMKEY', 'FLUSHALL', 'FLUSHDB', 'SCRIPT', 'FUNCTION', 'PUBSUB',
 ]);
 const TRANSACTION = new Set(['MULTI', 'EXEC', 'DISCARD', 'WATCH', 'UNWATCH']);
 const SUBSCRIPTION = new Set(['SUBSCRIBE', 'UNSUBSCRIBE', 'PSUBSCRIBE', 'PUNSUBSCRIBE', 'SSUBSCRIBE', 'SUNSUBSCRIBE']);

@@ -4,7 +4,7 @@
  * whatever lists or counts keys only counts those of slots the shard owns in the route.
  */
 import { keySlot } from '../model/slot.js';
-import { arrayElements, bulkValue, encodeCommand, integerReply, isError, reply } from './resp.js';
+import { arrayElements, bulkValue, encodeCommand, encodeFor, integerReply, isError, reply } from './resp.js';
 import type { Router } from './router.js';
 import type { Client, Pending } from './client.js';
 
@@ -161,4 +161,38 @@ export function functionCommand(session: Client, p: Pending, argv: Buffer[]): vo
   if (sub !== 'FLUSH') return session.answer(p, reply.error(`ERR proxy: FUNCTION ${sub} is not supported through the proxy: run it on each master`));
   if (refuseFlush(session, p, 'FUNCTION FLUSH')) return;
   fanOut(session, p, encodeCommand(argv), allOk);
+}
+
+/**
+ * PUBSUB introspection over every master: CHANNELS and SHARDCHANNELS merge the channel lists (a
+ * channel is listed once), NUMSUB and SHARDNUMSUB add up each channel's subscribers, NUMPAT is the
+ * largest count of any master (the proxy subscribes each pattern on every master, so a sum would
+ * count every proxy client once per master).
+ */
+export function pubsub(session: Client, p: Pending, argv: Buffer[]): void {
+  const sub = argv[1]?.toString().toUpperCase();
+  const command = encodeCommand(argv);
+  switch (sub) {
+    case 'CHANNELS':
+    case 'SHARDCHANNELS':
+      return fanOut(session, p, command, (replies) => {
+        const seen = new Map<string, Buffer>();
+        for (const r of replies) for (const ch of arrayElements(r)) seen.set(ch.toString('latin1'), ch);
+        return reply.array([...seen.values()]);
+      });
+    case 'NUMSUB':
+    case 'SHARDNUMSUB':
+      return fanOut(session, p, command, (replies) => {
+        const counts = argv.slice(2).map(() => 0);
+        for (const r of replies) {
+          const pairs = arrayElements(r);
+          counts.forEach((_, i) => (counts[i]! += integerReply(pairs[2 * i + 1]!) ?? 0));
+        }
+        return encodeFor(session.proto).map(argv.slice(2).map((ch, i): [Buffer, Buffer] => [reply.bulk(ch), reply.integer(counts[i]!)]));
+      });
+    case 'NUMPAT':
+      return fanOut(session, p, command, (replies) => reply.integer(Math.max(0, ...replies.map((r) => integerReply(r) ?? 0))));
+    default:
+      return session.answer(p, reply.error(`ERR proxy: PUBSUB ${sub ?? ''} is not supported through the proxy`));
+  }
 }

@@ -4,7 +4,7 @@
  * RESET; and the dispatch of those answered by asking every shard (fan-out.ts, scan.ts).
  */
 import { REDIS_VERSION } from './command-table.js';
-import { dbsize, flush, functionCommand, keys, randomKey, script } from './fan-out.js';
+import { dbsize, flush, functionCommand, keys, pubsub, randomKey, script } from './fan-out.js';
 import { encodeCommand, encodeFor, reply } from './resp.js';
 import { scan } from './scan.js';
 import type { Client, Pending } from './client.js';
@@ -41,6 +41,8 @@ export function runLocal(session: Client, p: Pending, name: string, argv: Buffer
       return flush(session, p, name, argv);
     case 'SCRIPT':
       return script(session, p, argv);
+    case 'PUBSUB':
+      return pubsub(session, p, argv);
     case 'FUNCTION':
       return functionCommand(session, p, argv);
     case 'TIME':

@@ -225,6 +225,22 @@ describe('pub/sub', () => {
     expect(sub.unsolicited).toEqual([]);
   });
 
+  it('PUBSUB CHANNELS, NUMSUB and NUMPAT answer for the whole cluster', async () => {
+    const { proxy } = await setup('pubsub-introspection');
+    const sub = await raw(proxy.listenAddress);
+    const ask = await raw(proxy.listenAddress);
+    await sub.call('SUBSCRIBE', 'news', 'alerts', 'weather');
+    for (let i = 0; i < 2; i++) await sub.nextUnsolicited();
+    await sub.call('PSUBSCRIBE', 'metric.*');
+    const channels = await ask.call('PUBSUB', 'CHANNELS');
+    expect(channels.split('\r\n').filter((l) => !/^[*$]/.test(l) && l).sort()).toEqual(['alerts', 'news', 'weather']);
+    expect(await ask.call('PUBSUB', 'NUMSUB', 'news', 'weather', 'nobody')).toBe('*6\r\n$4\r\nnews\r\n:1\r\n$7\r\nweather\r\n:1\r\n$6\r\nnobody\r\n:0\r\n');
+    // The pattern is subscribed on every master, and counted once.
+    expect(await ask.call('PUBSUB', 'NUMPAT')).toBe(':1\r\n');
+    await ask.call('HELLO', '3');
+    expect(await ask.call('PUBSUB', 'NUMSUB', 'news')).toBe('%1\r\n$4\r\nnews\r\n:1\r\n');
+  });
+
   it('RESP3 subscribers get pushes and may run other commands meanwhile', async () => {
     const { proxy } = await setup('pubsub3');
     const sub = await raw(proxy.listenAddress);
