@@ -127,5 +127,8 @@ function client(session: Client, p: Pending, argv: Buffer[]): void {
   }
   if (sub === 'GETNAME') return session.answer(p, session.name === null ? session.nullReply() : reply.bulk(session.name));
   if (sub === 'ID') return session.answer(p, reply.integer(session.id));
+  if (sub === 'TRACKING' || sub === 'CACHING' || sub === 'GETREDIR' || sub === 'TRACKINGINFO') {
+    return session.answer(p, reply.error(`ERR proxy: CLIENT ${sub} is not supported through the proxy: client-side caching needs invalidation messages from every master your keys live on, routed to your connection; read through the proxy without a local cache`));
+  }
   return session.answer(p, reply.error(`ERR proxy: CLIENT ${sub ?? ''} is not supported through the proxy`));
 }

@@ -99,6 +99,7 @@ describe('the proxy on real etcd and redis', () => {
       [['CONFIG', 'GET', 'save'], /CONFIG is not supported through the proxy/],
       [['REPLICAOF', 'NO', 'ONE'], /REPLICAOF is refused/],
       [['MOVE', 'k', '1'], /only database 0/],
+      [['CLIENT', 'TRACKING', 'on'], /client-side caching needs invalidation messages/],
       [['COPY', 'k', 'k2', 'DB', '1'], /only database 0/],
       [['NOSUCHCOMMAND'], /unknown command/],
       [['GET'], /wrong number of arguments for 'get'/],
