@@ -408,18 +408,28 @@ export class ClientSession implements Client, ReplySink {
   }
 
   /**
-   * Sends a command to the master that owns `slot`. If the reply says the instance stopped being
-   * the master (READONLY) or is gone, and the route changed meanwhile, the command is sent once
-   * more, to the new owner: a switchover then looks like a pause to the client, not an error.
+   * The shared connection to the master that owns `slot`, with `p` made ready to receive its reply
+   * (where it went and under which epoch: see backendReplied); null after answering that no shard
+   * owns the slot.
    */
-  forward(p: Pending, slot: number, command: Buffer, owned = false): void {
+  private target(p: Pending, slot: number): BackendConnection | null {
     const router = this.ctx.router();
     const pool = router.poolForSlot(slot);
-    if (!pool) return this.answer(p, noOwner(router, slot));
+    if (!pool) {
+      this.answer(p, noOwner(router, slot));
+      return null;
+    }
     p.slot = slot;
     p.epoch = router.epoch;
     p.pool = pool;
-    p.sentBuf = pool.connectionFor(this.id, this.proto).send(command, p, owned);
+    return pool.connectionFor(this.id, this.proto);
+  }
+
+  /** Sends a command (its own buffer) to the master that owns `slot`; its reply answers `p`. */
+  forward(p: Pending, slot: number, command: Buffer, owned = false): void {
+    const connection = this.target(p, slot);
+    if (!connection) return;
+    p.sentBuf = connection.send(command, p, owned);
     p.sentStart = 0;
     p.sentEnd = p.sentBuf.length;
   }
@@ -429,13 +439,7 @@ export class ClientSession implements Client, ReplySink {
     const p = this.reserve();
     p.write = write;
     if (cmd.owned) return this.forward(p, slot, cmd.raw, true);
-    const router = this.ctx.router();
-    const pool = router.poolForSlot(slot);
-    if (!pool) return this.answer(p, noOwner(router, slot));
-    p.slot = slot;
-    p.epoch = router.epoch;
-    p.pool = pool;
-    pool.connectionFor(this.id, this.proto).sendRange(cmd.buf, cmd.start, cmd.end, p);
+    this.target(p, slot)?.sendRange(cmd.buf, cmd.start, cmd.end, p);
   }
 
   /**
