@@ -144,8 +144,9 @@ describe('automatic failover on real etcd and redis', () => {
     await master.process.kill9();
     const refused = await waitFor('a refused failover', async () => (await tasksOf(admin, 'stale')).find((t) => t.state === 'refused'), 20_000);
     expect(refused.error).toMatch(new RegExp(`${slaves[0]!.address} is too stale: its link to ${master.address} has been down \\d+ s, more than the bound of 1 s`));
-    const { entries } = await admin.listHistory('stale');
-    expect(entries.find((e) => e.outcome === 'refused' && e.action === 'failover:choose')?.reason).toMatch(/too stale/);
+    // The history entry is written just after the task's state.
+    const entry = await waitFor('the refusal in history', async () => (await admin.listHistory('stale')).entries.find((e) => e.outcome === 'refused' && e.action === 'failover:choose'));
+    expect(entry.reason).toMatch(/too stale/);
     expect(await admin.route('stale')).toEqual(before);
     expect((await redis.replication(slaves[0]!.address)).role).toBe('slave');
     // Not retried every cycle: one refused task for this episode (retry comes after 30 s).

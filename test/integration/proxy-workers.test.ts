@@ -80,7 +80,11 @@ describe('cfgserver proxy --workers 2', () => {
     expect(new Set(pids).size).toBe(2);
     expect(pids).not.toContain(proc.pid);
 
-    const h = await health(metricsPort);
+    // The supervisor hears of its workers' state by IPC, which may come just after the registration.
+    const h = await waitFor('the supervisor to see both workers ready', async () => {
+      const now = await health(metricsPort);
+      return (now as { ready?: number }).ready === 2 ? now : null;
+    });
     expect(h).toMatchObject({ ok: true, workers: 2, ready: 2, epochs: [route.epoch, route.epoch] });
 
     await serveMany(port, 60, 'a');
