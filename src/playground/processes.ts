@@ -157,6 +157,11 @@ export async function startRedis(dir: string, port?: number, extraArgs: string[]
     '--appendonly', 'no',
     '--dir', dataDir,
     '--repl-diskless-sync-delay', '0',
+    // Without persistence, a replica still writes the RDB of each full sync to its dir unless it
+    // loads it from the socket; a restart would then reload that stale copy (which cfgserver, not
+    // able to prove it holds nothing the new master lacks, refuses to wipe). These instances are
+    // meant to come back empty.
+    '--repl-diskless-load', 'on-empty-db',
     ...extraArgs,
   ], join(dir, `redis-${p}.log`));
   await waitFor(`redis-server on port ${p}`, async () => {
