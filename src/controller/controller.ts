@@ -24,13 +24,6 @@ import { Reconciler } from './reconciler.js';
 import { VERSION } from '../version.js';
 
 
-/** Test-only: CFGSERVER_TEST_PAUSE_AFTER=<step>:<ms> makes the leader sleep after that task step. */
-function testPauseHook(): { step: string; ms: number } | undefined {
-  const raw = process.env['CFGSERVER_TEST_PAUSE_AFTER'];
-  const m = raw?.match(/^([a-z-]+):(\d+)$/);
-  return m ? { step: m[1]!, ms: Number(m[2]) } : undefined;
-}
-
 export class Controller {
   readonly id: string;
   readonly etcd: Etcd3;
@@ -49,8 +42,6 @@ export class Controller {
   private lastRefresh = 0;
   private loopTimer: NodeJS.Timeout | undefined;
   private readonly startedAt = new Date().toISOString();
-  /** Test-only: CFGSERVER_TEST_CUT_OFF=host:port,... are unreachable from this replica. */
-  private readonly cutOff = new Set((process.env['CFGSERVER_TEST_CUT_OFF'] ?? '').split(',').filter(Boolean));
 
   constructor(
     private readonly config: ControllerConfig,
@@ -112,7 +103,6 @@ export class Controller {
       log: this.log,
       reconciler,
       maxViewAgeMs: 2 * this.config.healthRefreshMs + 1000,
-      pauseAfter: testPauseHook(),
     });
   }
 
@@ -184,7 +174,7 @@ export class Controller {
 
   private async cycleSentence(cluster: StoredCluster): Promise<string> {
     const name = cluster.spec.name;
-    const observations = await probeAll(this.pool, this.limiter, instancesOf(cluster.route), cluster.spec.probe.timeoutMs, this.cutOff);
+    const observations = await probeAll(this.pool, this.limiter, instancesOf(cluster.route), cluster.spec.probe.timeoutMs);
     let down = 0;
     for (const obs of observations.values()) {
       this.metrics.probes.inc({ result: obs.info ? 'ok' : 'failed' });

@@ -48,15 +48,8 @@ export async function probe(pool: RedisPool, address: string, timeoutMs: number)
   }
 }
 
-/**
- * Probes every address. `cutOff` lists addresses this replica must treat as unreachable without
- * asking: a fault-injection hook for tests of partial network failures (one replica cut off).
- */
-export async function probeAll(pool: RedisPool, limiter: Limiter, addresses: string[], timeoutMs: number, cutOff?: ReadonlySet<string>): Promise<Observations> {
-  const results = await Promise.all(
-    addresses.map((a) =>
-      cutOff?.has(a) ? { address: a, at: new Date(), latencyMs: 0, info: null, error: 'unreachable (test hook CFGSERVER_TEST_CUT_OFF)' } : limiter.run(() => probe(pool, a, timeoutMs)),
-    ),
-  );
+/** Probes every address (in parallel, capped by `limiter`). */
+export async function probeAll(pool: RedisPool, limiter: Limiter, addresses: string[], timeoutMs: number): Promise<Observations> {
+  const results = await Promise.all(addresses.map((a) => limiter.run(() => probe(pool, a, timeoutMs))));
   return new Map(results.map((o) => [o.address, o]));
 }

@@ -209,12 +209,14 @@ export interface ControllerProcessOptions {
   leaseTtlSeconds?: number;
   logFile: string;
   extraArgs?: string[];
-  /** Extra environment (test hooks). */
+  /** Extra environment. */
   env?: Record<string, string>;
+  /** Node options before the entry point (a test harness's `--import` of fault injection). */
+  nodeArgs?: string[];
 }
 
 export function spawnController(o: ControllerProcessOptions): ManagedProcess {
-  const args = [cfgserverEntry(), 'controller', '--id', o.id, '--etcd', o.etcd];
+  const args = [...(o.nodeArgs ?? []), cfgserverEntry(), 'controller', '--id', o.id, '--etcd', o.etcd];
   if (o.prefix) args.push('--prefix', o.prefix);
   if (o.listen) args.push('--listen', o.listen);
   if (o.leaseTtlSeconds) args.push('--lease-ttl', String(o.leaseTtlSeconds));

@@ -5,6 +5,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import type { Etcd3 } from 'etcd3';
@@ -32,6 +33,16 @@ export function randomPrefix(): string {
   return `/test-${randomBytes(4).toString('hex')}`;
 }
 
+/** Faults the harness injects into a controller process (test/helpers/faults/preload.mjs). */
+export interface ControllerFaults {
+  /** Addresses this replica alone cannot connect to (a partial network cut). */
+  unreachable?: string[];
+  /** The leader sleeps this long after recording this task step (to kill or stop it in between). */
+  pauseAfter?: { step: string; ms: number };
+}
+
+const FAULT_PRELOAD = pathToFileURL(join(packageRoot(), 'test', 'helpers', 'faults', 'preload.mjs')).href;
+
 export interface TestWorld {
   dir: string;
   etcd: EtcdServer;
@@ -39,7 +50,8 @@ export interface TestWorld {
   /** Starts a redis-server (on `port`, e.g. to restart one) that is stopped after the test file. */
   redis(extraArgs?: string[], port?: number): Promise<RedisServer>;
   /** Starts a controller process that is stopped after the test file. */
-  controller(id: string, prefix: string, extraArgs?: string[], env?: Record<string, string>): ManagedProcess;
+  /** Starts a controller process (with injected faults, if any) that is stopped after the test file. */
+  controller(id: string, prefix: string, extraArgs?: string[], faults?: ControllerFaults): ManagedProcess;
   admin(prefix: string): AdminService;
 }
 
@@ -59,8 +71,12 @@ export function useWorld(): TestWorld {
       cleanups.push(() => r.process.kill9());
       return r;
     };
-    world.controller = (id, prefix, extraArgs = [], env = {}) => {
+    world.controller = (id, prefix, extraArgs = [], faults = {}) => {
+      const env: Record<string, string> = {};
+      if (faults.unreachable) env['FAULT_UNREACHABLE'] = faults.unreachable.join(',');
+      if (faults.pauseAfter) env['FAULT_PAUSE_AFTER'] = `${faults.pauseAfter.step}:${faults.pauseAfter.ms}`;
       const p = spawnController({
+        nodeArgs: Object.keys(env).length > 0 ? ['--import', FAULT_PRELOAD] : [],
         id,
         etcd: world.etcd.endpoint,
         prefix,

@@ -63,7 +63,7 @@ describe('automatic failover on real etcd and redis', () => {
 
   it('kill -9 of the leader in the middle of a failover: the next leader finishes it, with exactly one promotion', async () => {
     const { prefix, admin, master, slaves } = await makeCluster(world, 'resume', { slaves: 2 });
-    world.controller('r1', prefix, [], { CFGSERVER_TEST_PAUSE_AFTER: 'promote:60000' });
+    world.controller('r1', prefix, [], { pauseAfter: { step: 'promote', ms: 60_000 } });
     await leaderIs(admin, 'r1');
     const first = (await admin.listControllers()).controllers[0]!;
     world.controller('r2', prefix);
@@ -100,7 +100,7 @@ describe('automatic failover on real etcd and redis', () => {
 
   it('a deposed leader (SIGSTOP past its lease) cannot write the route when it wakes up', async () => {
     const { prefix, admin, master, slaves } = await makeCluster(world, 'stopped', { slaves: 1 });
-    const s1 = world.controller('s1', prefix, [], { CFGSERVER_TEST_PAUSE_AFTER: 'promote:2500' });
+    const s1 = world.controller('s1', prefix, [], { pauseAfter: { step: 'promote', ms: 2500 } });
     await leaderIs(admin, 's1');
     world.controller('s2', prefix);
     await replicating(redis, slaves, master.address);
@@ -156,10 +156,10 @@ describe('automatic failover on real etcd and redis', () => {
 
   it('does not fail over a master that only one replica cannot reach; that replica reports itself cut off', async () => {
     const { prefix, admin, master, shards } = await makeCluster(world, 'partial', { slaves: 0, shards: 2 });
-    const cutOff = [master.address, shards[1]!.master.address].join(',');
+    const cutOff = [master.address, shards[1]!.master.address];
     // Paused until both replicas run: alone, p1 would rightly be a majority of one.
     await admin.setPaused('partial', true);
-    world.controller('p1', prefix, [], { CFGSERVER_TEST_CUT_OFF: cutOff });
+    world.controller('p1', prefix, [], { unreachable: cutOff });
     await leaderIs(admin, 'p1');
     world.controller('p2', prefix);
     await waitFor('p2 to publish its views', async () => (await admin.health.read('partial')).get('p2')?.get(master.address)?.reachable === true, 10_000);

@@ -21,8 +21,6 @@ export interface TaskDeps {
   history: HistoryStore;
   election: LeaderLock;
   log: Logger;
-  /** Test hook: sleep this long after persisting the named step (CFGSERVER_TEST_PAUSE_AFTER=step:ms). */
-  pauseAfter?: { step: string; ms: number };
 }
 
 export class TaskProgress {
@@ -45,11 +43,6 @@ export class TaskProgress {
   /** Records that `step` is done and that `next` comes next. */
   async advance(step: string, next: string, detail: string, patch: Partial<Task> = {}): Promise<void> {
     await this.persist(step, detail, { ...patch, state: 'running', next });
-    const hook = this.deps.pauseAfter;
-    if (hook && hook.step === step) {
-      this.deps.log.warn('test hook: pausing after step', { step, ms: hook.ms, task: this.task.id });
-      await new Promise((r) => setTimeout(r, hook.ms));
-    }
   }
 
   /** Ends the task. */
