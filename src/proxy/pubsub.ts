@@ -15,7 +15,7 @@
  */
 import { keySlot } from '../model/slot.js';
 import type { BackendConnection, BackendPool } from './backend.js';
-import { arrayElements, bulkValue, encodeCommand, reply } from './resp.js';
+import { arrayElements, bulkValue, encodeCommand, reply, reply3 } from './resp.js';
 import type { Router } from './router.js';
 import type { Client, Pending } from './client.js';
 
@@ -141,9 +141,8 @@ export class PubSub {
 
   /** A confirmation as Redis gives it: [verb, name, count] (a push in RESP3). */
   private confirmation(verb: string, name: Buffer | null, count: number): Buffer {
-    const r = reply.array([reply.bulk(verb), name === null ? this.session.nullReply() : reply.bulk(name), reply.integer(count)]);
-    if (this.session.proto === 3) r[0] = 0x3e; // '>'
-    return r;
+    const items = [reply.bulk(verb), name === null ? this.session.nullReply() : reply.bulk(name), reply.integer(count)];
+    return this.session.proto === 3 ? reply3.push(items) : reply.array(items);
   }
 
   private ownerOf(router: Router, name: Buffer): string | null {

@@ -451,14 +451,13 @@ export class ClientSession implements Client, ReplySink {
    * is ever sent twice.
    */
   backendReplied(p: Pending, buf: Buffer, start: number, end: number): void {
-    if (p.write && buf[start] !== 45 && p.epoch !== this.ctx.router().epoch && this.ctx.router().poolForSlot(p.slot) !== p.pool) {
+    const router = this.ctx.router();
+    if (p.write && buf[start] !== 45 && p.epoch !== router.epoch && router.poolForSlot(p.slot) !== p.pool) {
       // A write answered by a master that the route no longer names for its slot: it ran on an
       // instance that is being (or was) replaced, so the success may not survive. Never pass it on.
-      const router = this.ctx.router();
       return this.answer(p, reply.error(`ERR proxy: the route (epoch ${router.epoch}) no longer names ${p.pool?.address ?? 'the master'} as the master of slot ${p.slot}; it answered after the change, so ${NOT_KNOWN}`));
     }
     if (buf[start] === 45 && !p.retried && p.sentBuf !== null && didNotRun(buf, start, end)) {
-      const router = this.ctx.router();
       if (router.epoch !== p.epoch) {
         const pool = router.poolForSlot(p.slot);
         if (pool && this.lastEpoch === p.epoch) {
