@@ -45,6 +45,10 @@ export function createApp(deps: ApiDeps): express.Express {
   app.get('/v1/clusters/:name/tasks', async (req, res) => {
     res.json(await deps.admin.listTasks(name(req)));
   });
+  app.post('/v1/clusters/:name/tasks/:id/cancel', async (req, res) => {
+    const body = (req.body ?? {}) as { by?: unknown };
+    res.json(await deps.admin.cancelTask(name(req), String(req.params['id']), typeof body.by === 'string' && body.by ? body.by : `http@${req.ip ?? 'unknown'}`));
+  });
   app.get('/v1/controllers', async (_req, res) => {
     res.json(await deps.admin.listControllers());
   });

@@ -9,7 +9,8 @@ import { clusterCommands } from './commands/cluster.js';
 import { shardCommands } from './commands/shard.js';
 import { slotsCommands } from './commands/slots.js';
 import { fail, globalOptions, show, type GlobalArgs } from './run.js';
-import { controllersTable, historyTable, proxiesTable, routeTable, tasksTable } from './tables.js';
+import { controllersTable, historyTable, proxiesTable, routeTable } from './tables.js';
+import { tasksCommands } from './commands/tasks.js';
 import { failoverCommand } from './commands/failover.js';
 
 export function buildCli(argv: string[]): Argv<GlobalArgs> {
@@ -24,16 +25,7 @@ export function buildCli(argv: string[]): Argv<GlobalArgs> {
       (c) => c.positional('name', { type: 'string', demandOption: true }),
       (a) => show(a, async (admin) => ({ value: await admin.route(a.name) }), routeTable),
     )
-    .command(
-      'tasks <name>',
-      'failover and switchover tasks of a cluster, with their steps',
-      (c) => c.positional('name', { type: 'string', demandOption: true }),
-      (a) =>
-        show(a, async (admin) => {
-          const { tasks, problems } = await admin.listTasks(a.name);
-          return { value: tasks, problems };
-        }, tasksTable),
-    )
+    .command('tasks', 'failover and switchover tasks: list them (tasks NAME), cancel one (tasks cancel NAME ID)', (y) => tasksCommands(y))
     .command(
       'proxies <name>',
       'live proxies of a cluster and the route epoch each has applied',

@@ -10,6 +10,7 @@
  */
 import { NotLeaderError, RefusedError, errorMessage } from '../model/errors.js';
 import { isTerminal, type HistoryEntry, type Task } from '../model/schemas.js';
+import { canUndo } from '../model/task.js';
 import type { StoredCluster } from '../store/cluster-store.js';
 import type { ControllerRegistry } from '../store/controller-registry.js';
 import type { HealthStore } from '../store/health-store.js';
@@ -19,6 +20,7 @@ import { judgeMasters, looksIsolated, type MasterVerdict } from './detect.js';
 import type { Observations } from './observe.js';
 import type { Reconciler } from './reconciler.js';
 import { runFailover } from './tasks/failover.js';
+import { undoTask } from './tasks/interrupt.js';
 import { TaskProgress, type TaskDeps } from './tasks/progress.js';
 import { runSwitchover } from './tasks/switchover.js';
 
@@ -67,7 +69,9 @@ export class LeaderDuties {
     }
     let recentFailovers = tasks.filter((t) => t.task.kind === 'failover' && t.task.state !== 'refused' && Date.now() - Date.parse(t.task.createdAt) < cluster.spec.failover.windowMs).length;
     for (const verdict of down.verdicts) {
-      if (busy.has(verdict.shard)) continue;
+      // A switchover whose master died is undone for the failover, if it has not gone too far.
+      const superseded = stillRunning.find((t) => t.task.shard === verdict.shard && t.task.kind === 'switchover' && canUndo(t.task));
+      if (busy.has(verdict.shard) && !superseded) continue;
       const key = `${name}/${verdict.shard}`;
       const votes = `${verdict.votes.length} of ${verdict.needed} needed replicas (${verdict.votes.join(', ')}) judge ${verdict.master} down`;
       let refusal: string | null = null;
@@ -85,6 +89,10 @@ export class LeaderDuties {
         continue;
       }
       this.noted.delete(key);
+      if (superseded) {
+        await undoTask(this.deps, new TaskProgress(this.deps, superseded), { state: 'failed', step: 'superseded', reason: `${votes} during the switchover: a failover takes over` });
+        said.push(`switchover ${superseded.task.id} of ${verdict.shard} undone: its master ${verdict.master} is down`);
+      }
       const outcome = await this.startFailover(cluster, verdict, votes, observations);
       if (outcome.state === 'refused') this.refusedAt.set(key, Date.now());
       else this.refusedAt.delete(key);
@@ -150,6 +158,7 @@ export class LeaderDuties {
       epochAfter: null,
       steps: [],
       error: null,
+      cancel: null,
     };
     try {
       const stored = await this.deps.tasks.create(task, this.deps.election.requireFence());

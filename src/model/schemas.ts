@@ -89,6 +89,11 @@ export const failoverPolicy = z.strictObject({
   switchoverTimeoutMs: z.number().int().min(100).max(60_000).default(5000),
   /** Planned switchover: refuse a target more than this many bytes behind, unless forced. */
   switchoverMaxLagBytes: z.number().int().min(0).default(1_048_576),
+  /**
+   * A failover or switchover that has not reached its point of no return this long after a leader
+   * took it is ended, undoing what it did (see docs/failover.md, "Tasks that cannot finish").
+   */
+  taskTimeoutMs: z.number().int().min(1000).max(3_600_000).default(30_000),
 });
 export type FailoverPolicy = z.infer<typeof failoverPolicy>;
 
@@ -177,7 +182,7 @@ export const historyEntrySchema = z.strictObject({
   shard: z.string().nullable().default(null),
   target: z.string().nullable().default(null),
   reason: z.string(),
-  outcome: z.enum(['done', 'failed', 'refused', 'info']),
+  outcome: z.enum(['done', 'failed', 'refused', 'cancelled', 'info']),
   durationMs: z.number().nullable().default(null),
   detail: z.record(z.string(), z.unknown()).optional(),
 });
@@ -191,7 +196,7 @@ export const taskStepSchema = z.strictObject({
 });
 export type TaskStep = z.infer<typeof taskStepSchema>;
 
-export const TERMINAL_TASK_STATES = ['done', 'failed', 'refused'] as const;
+export const TERMINAL_TASK_STATES = ['done', 'failed', 'refused', 'cancelled'] as const;
 
 /**
  * A multi-step operation on one shard, persisted so that any leader can carry it on: `next` is
@@ -218,6 +223,8 @@ export const taskSchema = z.strictObject({
   epochAfter: z.number().nullable().default(null),
   steps: z.array(taskStepSchema).default([]),
   error: z.string().nullable().default(null),
+  /** An admin asked to end the task: the leader undoes what it did and ends it `cancelled`. */
+  cancel: z.strictObject({ by: z.string(), at: z.string() }).nullable().default(null),
 });
 export type Task = z.infer<typeof taskSchema>;
 

@@ -4,7 +4,8 @@
  * route, write only if nobody else wrote in between — the loser gets a ConflictError.
  */
 import type { Etcd3 } from 'etcd3';
-import { AlreadyExistsError, NotFoundError, RefusedError, ValidationError } from '../model/errors.js';
+import { AlreadyExistsError, ConflictError, NotFoundError, RefusedError, ValidationError } from '../model/errors.js';
+import { canUndo, whyNotUndoable } from '../model/task.js';
 import { assignUnownedEvenly, countSlots, findShard, instancesOf, newRoute, nextRoute, nextShardId, unassignedSlots } from '../model/route.js';
 import {
   DEFAULT_SLOTS,
@@ -26,6 +27,7 @@ import {
   type Shard,
   type ProxyInfo,
   type Task,
+  isTerminal,
 } from '../model/schemas.js';
 import { ClusterStore, type StoredCluster } from '../store/cluster-store.js';
 import { ControllerRegistry, type ControllerStatus } from '../store/controller-registry.js';
@@ -301,6 +303,7 @@ export class AdminService {
       epochAfter: null,
       steps: [],
       error: null,
+      cancel: null,
     };
     return (await this.tasks.create(task)).task;
   }
@@ -321,6 +324,45 @@ export class AdminService {
 
   async getTask(name: string, id: string): Promise<Task> {
     return (await this.tasks.get(parseInput(clusterName, name, 'cluster name'), id)).task;
+  }
+
+  /**
+   * Asks for a task to end, undoing what it did. A task no leader has taken yet ends at once; a
+   * running one is marked, and the leader undoes it before its next step. Refused once the task is
+   * past its point of no return (src/model/task.ts): then it finishes by itself.
+   */
+  async cancelTask(name: string, id: string, by: string): Promise<Task> {
+    const cluster = parseInput(clusterName, name, 'cluster name');
+    for (let attempt = 1; ; attempt++) {
+      const { task, revision } = await this.tasks.get(cluster, id);
+      if (isTerminal(task)) throw new RefusedError(`task ${id} has already ended: ${task.state}${task.error ? ` (${task.error})` : ''}`);
+      if (!canUndo(task)) throw new RefusedError(`task ${id} can no longer be cancelled: ${whyNotUndoable(task)}`);
+      if (task.cancel) return task;
+      const at = new Date().toISOString();
+      const cancelled: Task =
+        task.state === 'pending'
+          ? { ...task, state: 'cancelled', next: '-', error: `cancelled by ${by} before a leader took it`, cancel: { by, at }, updatedAt: at, steps: [...task.steps, { step: 'cancel', at, durationMs: null, detail: `cancelled by ${by}` }] }
+          : { ...task, cancel: { by, at }, updatedAt: at };
+      try {
+        await this.tasks.update(cancelled, revision);
+      } catch (err) {
+        // The leader recorded a step meanwhile: judge again on what it wrote.
+        if (err instanceof ConflictError && attempt < 5) continue;
+        throw err;
+      }
+      await this.history.append({
+        at,
+        cluster,
+        controller: by,
+        action: `${task.kind}:cancel`,
+        shard: task.shard,
+        target: task.target,
+        reason: task.state === 'pending' ? `task ${id} cancelled before a leader took it` : `cancel of task ${id} asked at step ${task.next}: the leader undoes it before its next step`,
+        outcome: task.state === 'pending' ? 'cancelled' : 'info',
+        durationMs: null,
+      });
+      return cancelled;
+    }
   }
 
   /** An instance serves one shard of one cluster: refuse addresses another shard or cluster already uses. */

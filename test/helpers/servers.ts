@@ -18,7 +18,9 @@ import {
   packageRoot,
   spawnController,
   startEtcd,
+  startEtcdCluster,
   startRedis,
+  type EtcdCluster,
   type EtcdServer,
   type ManagedProcess,
   type RedisServer,
@@ -45,7 +47,10 @@ const FAULT_PRELOAD = pathToFileURL(join(packageRoot(), 'test', 'helpers', 'faul
 
 export interface TestWorld {
   dir: string;
-  etcd: EtcdServer;
+  /** The etcd every client uses: one member, or all members of `etcdCluster` (comma-separated endpoints). */
+  etcd: Pick<EtcdServer, 'endpoint' | 'stop'>;
+  /** Set with `useWorld({ etcdMembers: 3 })`: the members, to kill, stop or cut one. */
+  etcdCluster?: EtcdCluster;
   client: Etcd3;
   /** Starts a redis-server (on `port`, e.g. to restart one) that is stopped after the test file. */
   redis(extraArgs?: string[], port?: number): Promise<RedisServer>;
@@ -59,12 +64,17 @@ export interface TestWorld {
  * One etcd per test file (started in beforeAll), redis servers and controllers on demand; all
  * stopped in afterAll, whatever happened.
  */
-export function useWorld(): TestWorld {
+export function useWorld(options: { etcdMembers?: 1 | 3 } = {}): TestWorld {
   const cleanups: (() => Promise<void> | void)[] = [];
   const world = {} as TestWorld;
   beforeAll(async () => {
     world.dir = mkdtempSync(join(tmpdir(), 'cfgserver-test-'));
-    world.etcd = await startEtcd(world.dir);
+    if (options.etcdMembers === 3) {
+      world.etcdCluster = await startEtcdCluster(world.dir, 3);
+      world.etcd = { endpoint: world.etcdCluster.endpoints, stop: () => world.etcdCluster!.stop() };
+    } else {
+      world.etcd = await startEtcd(world.dir);
+    }
     world.client = createEtcd({ endpoints: world.etcd.endpoint });
     world.redis = async (extraArgs = [], port) => {
       const r = await startRedis(world.dir, port, extraArgs);

@@ -1,13 +1,16 @@
 /**
  * Automatic failover of a shard whose master is down, as a persisted state machine:
  *   choose -> promote -> publish -> repoint -> done
- * Every step is idempotent, so a new leader can redo the step it finds in `next`.
+ * Every step is idempotent, so a new leader can redo the step it finds in `next`. Until the route
+ * is published the failover can be undone (timeout, `cfgctl tasks cancel`): the promoted slave,
+ * which no client was sent to, follows the old master again.
  */
 import { errorMessage } from '../../model/errors.js';
 import type { FailoverPolicy } from '../../model/schemas.js';
 import { promote, replicationInfo } from '../../redis/commands.js';
 import { chooseSlave } from '../choose.js';
 import type { Observations } from '../observe.js';
+import { interruption, undoTask } from './interrupt.js';
 import type { TaskDeps, TaskProgress } from './progress.js';
 import { publishStep, repointStep, shardStillAsFound } from './shard-moves.js';
 
@@ -22,6 +25,8 @@ export async function runFailover(deps: TaskDeps, p: TaskProgress, ctx: Failover
   const { oldMaster } = p.task;
   for (;;) {
     p.requireLeader();
+    const end = await interruption(p, ctx.policy.taskTimeoutMs);
+    if (end) return undoTask(deps, p, end);
     switch (p.task.next) {
       case 'choose': {
         const found = await shardStillAsFound(deps, p, 'choose');

@@ -6,8 +6,8 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'winston';
 import type { LeaderLock } from '../../election/leader-election.js';
-import { NotLeaderError, errorMessage } from '../../model/errors.js';
-import type { HistoryEntry, Task } from '../../model/schemas.js';
+import { ConflictError, NotLeaderError, errorMessage } from '../../model/errors.js';
+import { isTerminal, type HistoryEntry, type Task } from '../../model/schemas.js';
 import type { RedisPool } from '../../redis/pool.js';
 import type { ClusterStore } from '../../store/cluster-store.js';
 import type { HistoryStore } from '../../store/history-store.js';
@@ -46,24 +46,42 @@ export class TaskProgress {
   }
 
   /** Ends the task. */
-  async finish(state: 'done' | 'failed' | 'refused', step: string, detail: string, patch: Partial<Task> = {}): Promise<void> {
+  async finish(state: 'done' | 'failed' | 'refused' | 'cancelled', step: string, detail: string, patch: Partial<Task> = {}): Promise<void> {
     await this.persist(step, detail, { ...patch, state, next: '-', error: state === 'done' ? null : detail });
+  }
+
+  /** Reads the task again from etcd: an admin may have asked to cancel it. */
+  async refresh(): Promise<Task> {
+    this.stored = await this.deps.tasks.get(this.task.cluster, this.task.id);
+    return this.task;
   }
 
   private async persist(step: string, detail: string, patch: Partial<Task>): Promise<void> {
     const fence = this.deps.election.requireFence();
     const now = new Date();
     const durationMs = Math.round(performance.now() - this.stepStarted);
-    const task: Task = {
-      ...this.task,
+    const next = (base: Task): Task => ({
+      ...base,
       ...patch,
       controller: this.deps.controllerId,
       updatedAt: now.toISOString(),
-      steps: [...this.task.steps, { step, at: now.toISOString(), durationMs, detail }],
-    };
-    const revision = await this.deps.tasks.update(task, this.stored.revision, fence);
+      steps: [...base.steps, { step, at: now.toISOString(), durationMs, detail }],
+    });
+    let task = next(this.task);
+    let revision: string;
+    try {
+      revision = await this.deps.tasks.update(task, this.stored.revision, fence);
+    } catch (err) {
+      // The only other writer of a running task is an admin asking to cancel it: keep that wish
+      // (the next step sees it) and write our step on top of it.
+      if (!(err instanceof ConflictError)) throw err;
+      const fresh = await this.deps.tasks.get(this.task.cluster, this.task.id);
+      if (!fresh.task.cancel || JSON.stringify({ ...fresh.task, cancel: null }) !== JSON.stringify({ ...this.task, cancel: null })) throw err;
+      task = next(fresh.task);
+      revision = await this.deps.tasks.update(task, fresh.revision, fence);
+    }
     this.stored = { task, revision };
-    const outcome: HistoryEntry['outcome'] = task.state === 'failed' ? 'failed' : task.state === 'refused' ? 'refused' : task.state === 'done' ? 'done' : 'info';
+    const outcome: HistoryEntry['outcome'] = isTerminal(task) ? (task.state as HistoryEntry['outcome']) : 'info';
     const entry: HistoryEntry = {
       at: now.toISOString(),
       cluster: task.cluster,
@@ -75,7 +93,7 @@ export class TaskProgress {
       outcome,
       durationMs,
     };
-    this.deps.log.log(outcome === 'failed' || outcome === 'refused' ? 'warn' : 'info', `${task.kind} ${task.shard}: ${step}: ${detail}`, { cluster: task.cluster, task: task.id, next: task.next, state: task.state, durationMs });
+    this.deps.log.log(outcome === 'failed' || outcome === 'refused' || outcome === 'cancelled' ? 'warn' : 'info', `${task.kind} ${task.shard}: ${step}: ${detail}`, { cluster: task.cluster, task: task.id, next: task.next, state: task.state, durationMs });
     await this.deps.history.append(entry, fence).catch((err) => {
       if (err instanceof NotLeaderError) throw err;
       this.deps.log.warn('could not record history', { error: errorMessage(err) });

@@ -1,20 +1,25 @@
 /**
  * Planned switchover of a shard's master, losing no acknowledged write:
- *   check -> pause -> catchup -> promote -> publish -> demote -> repoint -> done
+ *   check -> pause -> catchup -> promote -> demote -> publish -> unpause -> repoint -> done
  * Writes on the old master are paused (CLIENT PAUSE WRITE: clients wait, they get no error) until
- * the target has every byte of the master's replication stream; only then is the target promoted
- * and the route switched. The old master is made a slave of the target before it is unpaused, so
- * a write that waited on it fails (READONLY) rather than landing on the wrong side: nothing that
- * was acknowledged is lost. A leader that resumes a switchover whose route was not yet published
- * starts again from the pause, because the pause may have run out meanwhile.
+ * the target has every byte of the master's replication stream. The target is promoted and the
+ * old master made its slave *before* the route names the target: from then on the old master can
+ * acknowledge nothing, whatever happens to the pause, to this leader or to etcd. The demotion
+ * pauses again and re-checks the replication histories, so a pause that ran out (a slow step, a
+ * leader change) is caught: if the old master took a write the target lacks, the switchover is
+ * undone (the target follows the old master again), never forced. Writes that waited on the old
+ * master are released only after the route changed: they fail READONLY, which proxies answer by
+ * sending them again to the new master. Until the demotion the task can be undone (timeout,
+ * `cfgctl tasks cancel`, or a failover of a master that died meanwhile); after it, it only goes on.
  */
 import { performance } from 'node:perf_hooks';
 import { errorMessage } from '../../model/errors.js';
-import { findShard } from '../../model/route.js';
 import type { FailoverPolicy } from '../../model/schemas.js';
 import { pauseWrites, promote, replicaOf, replicationInfo, unpause } from '../../redis/commands.js';
 import { chooseSlave } from '../choose.js';
+import { judgeReturningMaster } from '../lineage.js';
 import type { Observations } from '../observe.js';
+import { interruption, undoTask } from './interrupt.js';
 import type { TaskDeps, TaskProgress } from './progress.js';
 import { publishStep, repointStep, shardStillAsFound } from './shard-moves.js';
 
@@ -24,16 +29,18 @@ export interface SwitchoverContext {
   downAfterMs: number;
 }
 
-/** Steps after which the route still names the old master: a resumed task redoes the pause. */
-const BEFORE_PUBLISH = new Set(['pause', 'catchup', 'promote', 'publish']);
+/** Steps a resumed task cannot simply redo: the pause may have run out since (see restartFromPause). */
+const AFTER_PAUSE_BEFORE_DEMOTE = new Set(['catchup', 'promote', 'demote']);
 
 export async function runSwitchover(deps: TaskDeps, p: TaskProgress, ctx: SwitchoverContext, resumed: boolean): Promise<void> {
   const { oldMaster } = p.task;
   const timeoutMs = ctx.policy.switchoverTimeoutMs;
-  if (resumed && BEFORE_PUBLISH.has(p.task.next) && p.task.next !== 'pause') await restartFromPause(deps, p);
+  if (resumed && AFTER_PAUSE_BEFORE_DEMOTE.has(p.task.next)) await restartFromPause(deps, p);
   let pausedAt = 0;
   for (;;) {
     p.requireLeader();
+    const end = await interruption(p, ctx.policy.taskTimeoutMs);
+    if (end) return undoTask(deps, p, end);
     switch (p.task.next) {
       case 'check': {
         const found = await shardStillAsFound(deps, p, 'check');
@@ -80,23 +87,26 @@ export async function runSwitchover(deps: TaskDeps, p: TaskProgress, ctx: Switch
       case 'promote': {
         const rewrite = await promote(deps.pool, p.task.target!);
         if (rewrite) deps.log.warn(rewrite, { cluster: p.task.cluster, instance: p.task.target });
-        await p.advance('promote', 'publish', `REPLICAOF NO ONE on ${p.task.target}${rewrite ? ` (${rewrite})` : ''}`);
+        await p.advance('promote', 'demote', `REPLICAOF NO ONE on ${p.task.target}${rewrite ? ` (${rewrite})` : ''}`);
+        break;
+      }
+      case 'demote': {
+        const outcome = await demote(deps, p, timeoutMs);
+        if (outcome) return undoTask(deps, p, { state: 'failed', step: 'demote', reason: outcome });
         break;
       }
       case 'publish':
-        await publishStep(deps, p, 'demote');
+        await publishStep(deps, p, 'unpause');
         break;
-      case 'demote': {
+      case 'unpause': {
         let detail: string;
         try {
-          const rewrite = await replicaOf(deps.pool, oldMaster, p.task.target!);
           await unpause(deps.pool, oldMaster);
-          if (rewrite) deps.log.warn(rewrite, { cluster: p.task.cluster, instance: oldMaster });
-          detail = `REPLICAOF ${p.task.target} on ${oldMaster}, then CLIENT UNPAUSE${rewrite ? ` (${rewrite})` : ''}`;
+          detail = `CLIENT UNPAUSE on ${oldMaster}: writes that waited on it fail READONLY, and proxies send them to ${p.task.target}`;
         } catch (err) {
-          detail = `could not demote ${oldMaster} now (${errorMessage(err)}); the route lists it as a slave, the reconciler will demote it`;
+          detail = `could not unpause ${oldMaster} (${errorMessage(err)}); its pause runs out by itself`;
         }
-        await p.advance('demote', 'repoint', detail);
+        await p.advance('unpause', 'repoint', detail);
         break;
       }
       case 'repoint':
@@ -108,19 +118,43 @@ export async function runSwitchover(deps: TaskDeps, p: TaskProgress, ctx: Switch
 }
 
 /**
- * A previous leader stopped this switchover before the route changed. The old master may have
- * taken writes since (its pause runs out), so: if the target was already promoted, make it follow
- * the old master again, and start over from the pause.
+ * Makes the old master a slave of the promoted target, if that loses nothing: under a fresh
+ * pause (the first one may have run out during a slow step), the old master's history is judged
+ * against the target's. Returns why it was not done, or null once the demotion is recorded.
+ */
+async function demote(deps: TaskDeps, p: TaskProgress, pauseMs: number): Promise<string | null> {
+  const { oldMaster } = p.task;
+  const target = p.task.target!;
+  await pauseWrites(deps.pool, oldMaster, pauseMs);
+  const [old, promoted] = await Promise.all([replicationInfo(deps.pool, oldMaster), replicationInfo(deps.pool, target)]);
+  if (old.role === 'slave' && old.masterAddress === target) {
+    await p.advance('demote', 'publish', `${oldMaster} already follows ${target}`);
+    return null;
+  }
+  if (promoted.role !== 'master') return `${target} is no longer a master (it follows ${promoted.masterAddress}): someone changed it during the switchover`;
+  const verdict = judgeReturningMaster(oldMaster, old, target, promoted);
+  if (!verdict.safe) return `the pause on ${oldMaster} ran out before the demotion and it took writes ${target} lacks (${verdict.why})`;
+  const rewrite = await replicaOf(deps.pool, oldMaster, target);
+  if (rewrite) deps.log.warn(rewrite, { cluster: p.task.cluster, instance: oldMaster });
+  await p.advance('demote', 'publish', `REPLICAOF ${target} on ${oldMaster}, still paused: it can acknowledge no write from now on (${verdict.why})${rewrite ? ` (${rewrite})` : ''}`);
+  return null;
+}
+
+/**
+ * A previous leader stopped this switchover after the pause and before the demotion was
+ * recorded. The old master may have taken writes since (its pause runs out): if it was demoted
+ * already, go on to publish; otherwise the target (if promoted) follows the old master again
+ * and the switchover starts over from the pause.
  */
 async function restartFromPause(deps: TaskDeps, p: TaskProgress): Promise<void> {
   const target = p.task.target!;
-  const route = (await deps.clusters.get(p.task.cluster)).route;
-  if (findShard(route, p.task.shard)?.master === target) {
-    await p.advance('resume', 'demote', `the route already names ${target} master: continuing with the demotion`);
+  const old = await replicationInfo(deps.pool, p.task.oldMaster);
+  if (old.role === 'slave' && old.masterAddress === target) {
+    await p.advance('resume', 'publish', `${p.task.oldMaster} already follows ${target}: continuing with the route`);
     return;
   }
   const info = await replicationInfo(deps.pool, target);
   const rewrite = info.role === 'master' ? await replicaOf(deps.pool, target, p.task.oldMaster) : null;
   if (rewrite) deps.log.warn(rewrite, { cluster: p.task.cluster, instance: target });
-  await p.advance('resume', 'pause', `resumed before the route changed: ${info.role === 'master' ? `${target} follows ${p.task.oldMaster} again; ` : ''}starting again from the pause`);
+  await p.advance('resume', 'pause', `resumed before the demotion: ${info.role === 'master' ? `${target} follows ${p.task.oldMaster} again; ` : ''}starting again from the pause`);
 }
