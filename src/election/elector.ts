@@ -84,6 +84,11 @@ export class Elector extends EventEmitter<ElectorEvents> implements LeaderLock {
     await this.running;
   }
 
+  /** Gives the lock up and does not campaign for `holdMs` (see LeaderElection.stepAside). */
+  async stepAside(holdMs: number, reason: string): Promise<void> {
+    await this.election?.stepAside(holdMs, reason);
+  }
+
   private async run(): Promise<void> {
     while (!this.stopped) {
       const started = performance.now();

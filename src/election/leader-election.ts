@@ -39,6 +39,8 @@ export class LeaderElection extends EventEmitter<LeaderEvents> implements Leader
   private retryTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private campaigning: Promise<void> | null = null;
+  /** No campaign before this time (performance.now()): set when the leader stepped aside. */
+  private holdUntil = 0;
   private watchdog: NodeJS.Timeout | undefined;
   private lastWatchNews = 0;
   private rewatching = false;
@@ -132,6 +134,21 @@ export class LeaderElection extends EventEmitter<LeaderEvents> implements Leader
     ).catch((err) => this.log.warn('resign failed; the lease will expire instead', { error: errorMessage(err) }));
   }
 
+  /**
+   * Gives the lock up for a while but goes on campaigning afterwards: a leader that sees less than
+   * the other replicas lets one of them lead. If none takes the lock, this one takes it back once
+   * `holdMs` has passed.
+   */
+  async stepAside(holdMs: number, reason: string): Promise<void> {
+    const fence = this.fence;
+    if (!fence) return;
+    this.holdUntil = performance.now() + holdMs;
+    this.depose(reason);
+    await etcdCall('step aside', () =>
+      this.etcd.if(fence.key, 'Create', '==', fence.createRevision).then(this.etcd.delete().key(fence.key)).commit(),
+    ).catch((err) => this.log.warn('could not give the lock up; the lease keeps it until it expires', { error: errorMessage(err) }));
+  }
+
   private campaign(): Promise<void> {
     // One attempt at a time; a delete event during an attempt just causes the next one.
     this.campaigning ??= this.tryAcquire().finally(() => {
@@ -145,7 +162,7 @@ export class LeaderElection extends EventEmitter<LeaderEvents> implements Leader
   }
 
   private async tryAcquire(): Promise<void> {
-    if (this.stopped || !this.session.isAlive()) return;
+    if (this.stopped || !this.session.isAlive() || performance.now() < this.holdUntil) return;
     const key = this.keys.leader();
     try {
       const res = await etcdCall('campaign', () =>
