@@ -50,7 +50,10 @@ export class Controller {
     private apiAddress: string | null = null,
   ) {
     this.id = config.id ?? `${hostname()}-${process.pid}`;
-    this.etcd = createEtcd({ endpoints: config.etcd });
+    // A hung etcd member answers nothing until the call's deadline; each call then moves to
+    // another member. A third of the lease TTL per attempt keeps a cycle (a dozen calls) from
+    // stalling for many seconds on one member, as the 3 s default did (detection took 8 s).
+    this.etcd = createEtcd({ endpoints: config.etcd, callTimeoutMs: Math.max(500, Math.round((config.leaseTtlSeconds * 1000) / 3)), retries: 2 });
     this.keys = new Keys(config.prefix);
     this.admin = new AdminService(this.etcd, this.keys);
     // Probes have their cluster's own timeout; this one bounds admin commands (REPLICAOF, ...).

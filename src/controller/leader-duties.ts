@@ -76,7 +76,11 @@ export class LeaderDuties {
       const votes = `${verdict.votes.length} of ${verdict.needed} needed replicas (${verdict.votes.join(', ')}) judge ${verdict.master} down`;
       let refusal: string | null = null;
       const refusedAt = this.refusedAt.get(key);
+      const stillAnswers = observations.get(verdict.master)?.info;
       if (down.isolated) refusal = `no failover: this replica looks cut off`;
+      // Votes can be old (a replica's etcd write delayed by a hung member): the leader's own probe
+      // of this cycle has the last word, as a Sentinel leader must see the master down itself.
+      else if (stillAnswers) refusal = `${votes}, but it answered this leader's probe just now (role ${stillAnswers.role}): no failover`;
       else if (refusedAt !== undefined && Date.now() - refusedAt < REFUSED_RETRY_MS) continue; // said already, in the refused task
       else if (cluster.spec.paused) refusal = `${votes}; the cluster is paused: no failover`;
       else if (!cluster.spec.failover.auto) refusal = `${votes}; automatic failover is off for this cluster`;
