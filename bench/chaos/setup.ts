@@ -1,0 +1,138 @@
+/**
+ * Everything the chaos runner starts: a 3-member etcd, Redis shards (a master and slaves each),
+ * 3 controller processes and 2 proxy processes, all on 127.0.0.1 free ports with their data in
+ * one temporary folder. Each process can be killed, stopped and started again on the same port;
+ * `stop()` ends them all (stopped ones too) whatever state the run left them in.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Etcd3 } from 'etcd3';
+import { AdminService } from '../../src/service/admin-service.js';
+import { createEtcd } from '../../src/store/etcd.js';
+import { Keys } from '../../src/store/keys.js';
+import {
+  freePort,
+  spawnController,
+  spawnProxy,
+  startEtcdCluster,
+  startRedis,
+  waitFor,
+  type EtcdCluster,
+  type ManagedProcess,
+  type RedisServer,
+} from '../../src/playground/processes.js';
+import { FAST_PROBE, makeCluster, type ClusterWorld } from '../../test/helpers/cluster.js';
+import { TEST_LEASE_TTL } from '../../test/helpers/servers.js';
+
+export const CLUSTER = 'chaos';
+export const CONTROLLER_IDS = ['c1', 'c2', 'c3'];
+export const LEASE_TTL_SECONDS = TEST_LEASE_TTL;
+export const PROBE = FAST_PROBE;
+
+export interface ProxyHandle {
+  id: string;
+  port: number;
+  /** The one etcd member this proxy talks to: cutting that member cuts this proxy off. */
+  etcdEndpoint: string;
+  process: ManagedProcess;
+}
+
+export class ChaosSetup {
+  readonly redis = new Map<string, RedisServer>();
+  readonly controllers = new Map<string, ManagedProcess>();
+  readonly proxies: ProxyHandle[] = [];
+  etcd!: EtcdCluster;
+  client!: Etcd3;
+  keys!: Keys;
+  admin!: AdminService;
+  /** The etcd revision right after the cluster was created: history is read from here. */
+  startRevision = '0';
+
+  private constructor(readonly dir: string) {}
+
+  static async start(shardSlaves: number[], say: (line: string) => void): Promise<ChaosSetup> {
+    const setup = new ChaosSetup(mkdtempSync(join(tmpdir(), 'cfgserver-chaos-')));
+    try {
+      await setup.startAll(shardSlaves, say);
+    } catch (err) {
+      await setup.stop(false);
+      throw err;
+    }
+    return setup;
+  }
+
+  private async startAll(shardSlaves: number[], say: (line: string) => void): Promise<void> {
+    this.etcd = await startEtcdCluster(this.dir, 3);
+    this.client = createEtcd({ endpoints: this.etcd.endpoints });
+    const world: ClusterWorld = {
+      redis: (extraArgs = [], port) => this.startRedis(extraArgs, port),
+      admin: (prefix) => new AdminService(this.client, new Keys(prefix)),
+    };
+    const made = await makeCluster(world, CLUSTER, { slaves: shardSlaves, probe: PROBE });
+    this.keys = new Keys(made.prefix);
+    this.admin = made.admin;
+    this.startRevision = (await this.client.get(this.keys.leader()).exec()).header.revision;
+    for (const id of CONTROLLER_IDS) this.startController(id);
+    for (const [i, member] of this.etcd.members.slice(0, 2).entries()) {
+      const port = await freePort();
+      const handle: ProxyHandle = { id: `p${i + 1}`, port, etcdEndpoint: member.endpoint, process: null as unknown as ManagedProcess };
+      this.proxies.push(handle);
+      this.startProxy(handle);
+    }
+    await waitFor('both proxies to register', async () => (await this.admin.listProxies(CLUSTER)).proxies.length === this.proxies.length, 30_000, 200);
+    say(`setup: etcd ${this.etcd.endpoints}; prefix ${this.keys.prefix}; data in ${this.dir}`);
+  }
+
+  async startRedis(extraArgs: string[] = [], port?: number): Promise<RedisServer> {
+    const server = await startRedis(this.dir, port, extraArgs);
+    this.redis.set(server.address, server);
+    return server;
+  }
+
+  /** Starts a killed Redis again on its port, empty (as the test harness's instances come back). */
+  async restartRedis(address: string): Promise<void> {
+    const old = this.redis.get(address);
+    if (!old) throw new Error(`no redis-server at ${address}`);
+    await old.process.kill9();
+    await this.startRedis([], old.port);
+  }
+
+  startController(id: string): ManagedProcess {
+    const p = spawnController({
+      id,
+      etcd: this.etcd.endpoints,
+      prefix: this.keys.prefix,
+      leaseTtlSeconds: LEASE_TTL_SECONDS,
+      logFile: join(this.dir, `controller-${id}.log`),
+    });
+    this.controllers.set(id, p);
+    return p;
+  }
+
+  startProxy(handle: ProxyHandle): void {
+    handle.process = spawnProxy({
+      id: handle.id,
+      cluster: CLUSTER,
+      listen: `127.0.0.1:${handle.port}`,
+      etcd: handle.etcdEndpoint,
+      prefix: this.keys.prefix,
+      logFile: join(this.dir, `proxy-${handle.id}.log`),
+      extraArgs: ['--log-level', 'warn'],
+    });
+  }
+
+  /** Every process ended (continued first: a stopped process ignores SIGTERM), and the folder removed unless `keep`. */
+  async stop(keep: boolean): Promise<void> {
+    const processes = [
+      ...this.proxies.map((p) => p.process),
+      ...this.controllers.values(),
+      ...[...this.redis.values()].map((r) => r.process),
+    ].filter((p) => p?.running());
+    for (const p of processes) p.signal('SIGCONT');
+    await Promise.all(processes.map((p) => p.stop(2000).catch(() => undefined)));
+    this.client?.close();
+    await this.etcd?.stop().catch(() => undefined);
+    if (!keep) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
