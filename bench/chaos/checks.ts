@@ -9,7 +9,7 @@ import { keySlot } from '../../src/model/slot.js';
 import type { Route } from '../../src/model/schemas.js';
 import type { DirectClients } from './health.js';
 import { termAt, type EtcdHistory } from './history.js';
-import type { Load } from './load.js';
+import type { Load, SeqKeyState } from './load.js';
 
 export interface CheckResult {
   name: string;
@@ -73,8 +73,14 @@ export async function readBack(load: Load, route: Route, proxyPort: number, dire
   return { viaProxy, direct: values };
 }
 
+/** What the writers recorded: per sequence key its state, per unique key when it was acknowledged. */
+export interface Acknowledged {
+  seq: { keys: Map<string, SeqKeyState> }[];
+  unique: { acked: Map<string, number> }[];
+}
+
 /** Acknowledged writes that are missing, or whose key holds an older value, in one read of the final values. */
-export function lostWrites(load: Load, values: Map<string, string | null>): { lost: LostWrite[]; lateLandings: number } {
+export function lostWrites(load: Acknowledged, values: Map<string, string | null>): { lost: LostWrite[]; lateLandings: number } {
   const lost: LostWrite[] = [];
   let lateLandings = 0;
   for (const w of load.unique) {
