@@ -30,14 +30,19 @@ const WHOLE_TIMEOUT_MS = 30_000;
 async function main(): Promise<number> {
   const profile = profileFromArgs();
   say(`profile ${profile.name}, seed ${profile.seed} (replay: npm run chaos -- --profile ${profile.name} --seed ${profile.seed})`);
-  const setup = await ChaosSetup.start(SHARD_SLAVES, say);
+  const setup = await ChaosSetup.start(SHARD_SLAVES, say, (created) => {
+    const interrupted = () => {
+      say('interrupted: killing everything');
+      created.killNow(profile.keep);
+      process.exit(130);
+    };
+    process.once('SIGINT', interrupted);
+    process.once('SIGTERM', interrupted);
+  });
   const clock = new RevisionClock(setup.client, setup.keys);
   const direct = new DirectClients();
   let load: Load | null = null;
   let failed = true;
-  const interrupted = () => void setup.stop(profile.keep).finally(() => process.exit(130));
-  process.once('SIGINT', interrupted);
-  process.once('SIGTERM', interrupted);
   try {
     clock.start();
     const initially = await waitWhole(setup, direct, 60_000);

@@ -57,8 +57,10 @@ export class ChaosSetup {
 
   private constructor(readonly dir: string) {}
 
-  static async start(shardSlaves: number[], say: (line: string) => void): Promise<ChaosSetup> {
+  /** `created` gets the setup before anything starts, so that a Ctrl-C during the start can end what did. */
+  static async start(shardSlaves: number[], say: (line: string) => void, created: (setup: ChaosSetup) => void): Promise<ChaosSetup> {
     const setup = new ChaosSetup(mkdtempSync(join(tmpdir(), 'cfgserver-chaos-')));
+    created(setup);
     try {
       await setup.startAll(shardSlaves, say);
     } catch (err) {
@@ -126,6 +128,24 @@ export class ChaosSetup {
       logFile: join(this.dir, `proxy-${handle.id}.log`),
       extraArgs: ['--log-level', 'warn'],
     });
+  }
+
+  /**
+   * On Ctrl-C: every process killed at once, synchronously, so that nothing the run is still
+   * doing (a restart in a fault) can start one again before the runner exits.
+   */
+  killNow(keep: boolean): void {
+    const processes = [
+      ...this.proxies.map((p) => p.process),
+      ...this.controllers.values(),
+      ...[...this.redis.values()].map((r) => r.process),
+      ...(this.etcd?.members.map((m) => m.process) ?? []),
+    ].filter((p) => p?.running());
+    for (const p of processes) {
+      p.signal('SIGCONT');
+      p.signal('SIGKILL');
+    }
+    if (!keep) rmSync(this.dir, { recursive: true, force: true });
   }
 
   /** Every process ended (continued first: a stopped process ignores SIGTERM), and the folder removed unless `keep`. */
