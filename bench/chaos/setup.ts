@@ -84,9 +84,8 @@ export class ChaosSetup {
     for (const id of CONTROLLER_IDS) this.startController(id);
     for (const [i, member] of this.etcd.members.slice(0, 2).entries()) {
       const port = await freePort();
-      const handle: ProxyHandle = { id: `p${i + 1}`, port, etcdEndpoint: member.endpoint, process: null as unknown as ManagedProcess };
-      this.proxies.push(handle);
-      this.startProxy(handle);
+      const id = `p${i + 1}`;
+      this.proxies.push({ id, port, etcdEndpoint: member.endpoint, process: this.spawnProxy(id, port, member.endpoint) });
     }
     await waitFor('both proxies to register', async () => (await this.admin.listProxies(CLUSTER)).proxies.length === this.proxies.length, 30_000, 200);
     say(`setup: etcd ${this.etcd.endpoints}; prefix ${this.keys.prefix}; data in ${this.dir}`);
@@ -118,14 +117,19 @@ export class ChaosSetup {
     return p;
   }
 
+  /** Starts a killed proxy again on its port, with the same etcd member. */
   startProxy(handle: ProxyHandle): void {
-    handle.process = spawnProxy({
-      id: handle.id,
+    handle.process = this.spawnProxy(handle.id, handle.port, handle.etcdEndpoint);
+  }
+
+  private spawnProxy(id: string, port: number, etcd: string): ManagedProcess {
+    return spawnProxy({
+      id,
       cluster: CLUSTER,
-      listen: `127.0.0.1:${handle.port}`,
-      etcd: handle.etcdEndpoint,
+      listen: `127.0.0.1:${port}`,
+      etcd,
       prefix: this.keys.prefix,
-      logFile: join(this.dir, `proxy-${handle.id}.log`),
+      logFile: join(this.dir, `proxy-${id}.log`),
       extraArgs: ['--log-level', 'warn'],
     });
   }
