@@ -224,6 +224,26 @@ export function spawnController(o: ControllerProcessOptions): ManagedProcess {
   return new ManagedProcess(`controller ${o.id}`, process.execPath, args, o.logFile, { ...process.env, ...o.env });
 }
 
+export interface ProxyProcessOptions {
+  id: string;
+  cluster: string;
+  /** HOST:PORT for clients. */
+  listen: string;
+  /** etcd endpoints, comma-separated: naming only some members cuts the proxy off with them. */
+  etcd: string;
+  prefix?: string;
+  logFile: string;
+  extraArgs?: string[];
+}
+
+/** A `cfgserver proxy` process running the built code. */
+export function spawnProxy(o: ProxyProcessOptions): ManagedProcess {
+  const args = [cfgserverEntry(), 'proxy', '--id', o.id, '--cluster', o.cluster, '--listen', o.listen, '--etcd', o.etcd];
+  if (o.prefix) args.push('--prefix', o.prefix);
+  args.push(...(o.extraArgs ?? []));
+  return new ManagedProcess(`proxy ${o.id}`, process.execPath, args, o.logFile);
+}
+
 export interface EtcdMember {
   name: string;
   endpoint: string;

@@ -22,18 +22,24 @@ export interface TestCluster extends ShardServers {
   shards: ShardServers[];
 }
 
+/** Only what makeCluster needs of a world, so that the chaos runner can pass its own. */
+export type ClusterWorld = Pick<TestWorld, 'redis' | 'admin'>;
+
 export async function makeCluster(
-  world: TestWorld,
+  world: ClusterWorld,
   name: string,
-  options: { slaves?: number; shards?: number; failover?: Record<string, unknown>; probe?: Record<string, unknown> } = {},
+  /** `slaves`: a count for every shard, or one count per shard (then `shards` defaults to their number). */
+  options: { slaves?: number | number[]; shards?: number; failover?: Record<string, unknown>; probe?: Record<string, unknown> } = {},
 ): Promise<TestCluster> {
   const prefix = randomPrefix();
   const admin = world.admin(prefix);
   const shards: ShardServers[] = [];
-  for (let i = 0; i < (options.shards ?? 1); i++) {
+  const perShard = Array.isArray(options.slaves) ? options.slaves : null;
+  for (let i = 0; i < (options.shards ?? perShard?.length ?? 1); i++) {
     const master = await world.redis();
     const slaves: RedisServer[] = [];
-    for (let j = 0; j < (options.slaves ?? 1); j++) slaves.push(await world.redis());
+    const slaveCount = perShard ? (perShard[i] ?? 1) : (options.slaves as number | undefined) ?? 1;
+    for (let j = 0; j < slaveCount; j++) slaves.push(await world.redis());
     shards.push({ master, slaves });
   }
   await admin.createCluster({
