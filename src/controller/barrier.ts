@@ -112,11 +112,13 @@ export function waitForProxies(registry: ProxyRegistry, cluster: string, epoch: 
       options.log?.warn('proxy barrier: cannot follow the proxy registrations; reading them again', { cluster, epoch, error: errorMessage(err) });
       if (!finished) setTimeout(() => void follow(), retryMs);
     };
+    let reads = 0;
     const follow = async (): Promise<void> => {
       try {
         const snapshot = await registry.snapshot(cluster);
         if (finished) return;
-        tally.resync(snapshot.registrations, elapsed());
+        // What the first read finds was there when the barrier began: 0 ms.
+        tally.resync(snapshot.registrations, reads++ === 0 ? 0 : elapsed());
         if (tally.settled()) return finish(false);
         let ended = false;
         const current = await registry.watch(cluster, snapshot.revision + 1n, {
@@ -143,18 +145,23 @@ export function waitForProxies(registry: ProxyRegistry, cluster: string, epoch: 
   });
 }
 
+/** Proxies named by id in a sentence; a fleet beyond this is counted. */
+const NAMED = 10;
+
 /** The outcome as one sentence for a task step and the history: who drained, who left, who did not. */
 export function describeBarrier(o: BarrierOutcome): string {
   const count = (n: number) => `${n} ${n === 1 ? 'proxy' : 'proxies'}`;
+  const named = (ids: string[]) => ` (${ids.slice(0, NAMED).join(', ')}${ids.length > NAMED ? `, and ${ids.length - NAMED} more` : ''})`;
   const parts: string[] = [];
   if (o.timedOut) {
     const behind = o.pending.map((p) => `${p.id} (drained ${p.epoch ?? 'none'})`).join(', ');
     parts.push(`warning: timed out after ${o.durationMs} ms waiting for epoch ${o.epoch}${behind ? `: ${behind} had not drained it` : ' (the proxy registrations could not be read)'}`);
-    if (o.acknowledged.length) parts.push(`${count(o.acknowledged.length)} drained it`);
+    if (o.acknowledged.length) parts.push(`${count(o.acknowledged.length)} drained it${named(o.acknowledged.map((a) => a.id))}`);
   } else if (o.acknowledged.length + o.gone.length === 0) {
     parts.push(`no proxy to wait for: epoch ${o.epoch} (${o.durationMs} ms)`);
   } else {
-    parts.push(`${count(o.acknowledged.length)} drained epoch ${o.epoch}${o.gone.length ? '' : ` in ${o.durationMs} ms`}`);
+    const ids = o.acknowledged.length ? named(o.acknowledged.map((a) => a.id)) : '';
+    parts.push(`${count(o.acknowledged.length)} drained epoch ${o.epoch}${o.gone.length ? '' : ` in ${o.durationMs} ms`}${ids}`);
   }
   for (const g of o.gone) parts.push(`${g.id} left the registry (lease expired or proxy stopped) after ${g.afterMs} ms`);
   if (!o.timedOut && o.gone.length) parts.push(`done in ${o.durationMs} ms`);

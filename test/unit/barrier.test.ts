@@ -73,7 +73,12 @@ describe('describeBarrier', () => {
 
   it('says how many proxies drained and how long it took', () => {
     const ack = [1, 2, 3].map((i) => ({ id: `p${i}`, afterMs: 1 }));
-    expect(describeBarrier({ ...base, acknowledged: ack })).toBe('3 proxies drained epoch 7 in 4 ms');
+    expect(describeBarrier({ ...base, acknowledged: ack })).toBe('3 proxies drained epoch 7 in 4 ms (p1, p2, p3)');
+  });
+
+  it('names ten proxies at most', () => {
+    const ack = Array.from({ length: 12 }, (_, i) => ({ id: `p${i}`, afterMs: 1 }));
+    expect(describeBarrier({ ...base, acknowledged: ack })).toBe('12 proxies drained epoch 7 in 4 ms (p0, p1, p2, p3, p4, p5, p6, p7, p8, p9, and 2 more)');
   });
 
   it('says when there was no proxy to wait for', () => {
@@ -82,13 +87,13 @@ describe('describeBarrier', () => {
 
   it('names a proxy that left the registry and when', () => {
     expect(describeBarrier({ ...base, acknowledged: [{ id: 'p1', afterMs: 0 }], gone: [{ id: 'p2', afterMs: 2950 }], durationMs: 2951 })).toBe(
-      '1 proxy drained epoch 7; p2 left the registry (lease expired or proxy stopped) after 2950 ms; done in 2951 ms',
+      '1 proxy drained epoch 7 (p1); p2 left the registry (lease expired or proxy stopped) after 2950 ms; done in 2951 ms',
     );
   });
 
   it('warns of a timeout, naming the proxies behind', () => {
     expect(describeBarrier({ ...base, timedOut: true, durationMs: 6000, pending: [{ id: 'p2', epoch: 6 }], acknowledged: [{ id: 'p1', afterMs: 2 }], malformed: [{ id: 'x', problem: 'bad' }] })).toBe(
-      'warning: timed out after 6000 ms waiting for epoch 7: p2 (drained 6) had not drained it; 1 proxy drained it; x has a malformed registration, not waited on (bad)',
+      'warning: timed out after 6000 ms waiting for epoch 7: p2 (drained 6) had not drained it; 1 proxy drained it (p1); x has a malformed registration, not waited on (bad)',
     );
   });
 });
