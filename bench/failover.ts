@@ -25,7 +25,7 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import type { Task } from '../src/model/schemas.js';
-import { ManagedProcess, freePort, packageRoot, spawnController, startEtcd, startRedis, waitFor, type RedisServer } from '../src/playground/processes.js';
+import { ManagedProcess, cfgserverEntry, freePort, packageRoot, spawnController, startEtcd, startRedis, waitFor, type RedisServer } from '../src/playground/processes.js';
 import { parseReplicationInfo, type ReplicationInfo } from '../src/redis/info.js';
 import { AdminService } from '../src/service/admin-service.js';
 import { createEtcd } from '../src/store/etcd.js';
@@ -33,6 +33,8 @@ import { Keys } from '../src/store/keys.js';
 import { RouteWatcher } from '../src/store/route-watcher.js';
 
 const CLUSTER = 'bench';
+/** cfgserver proxies registered for the cluster (off the writer's path): what the failover's barrier waits for. */
+const PROXIES = 2;
 /** The client's command timeout: short, so that a dead master costs the writer little. */
 const COMMAND_TIMEOUT_MS = 200;
 /** The writer's pause after a write: about 1000 writes/s, a 1 ms resolution for (b), and a core left for the systems under test. */
@@ -423,6 +425,14 @@ async function benchCfgserver(dir: string, runs: number, downAfterMs: number, cl
     const p = spawnController({ id, etcd: etcd.endpoint, prefix, leaseTtlSeconds: 3, logFile: join(dir, `controller-${id}.log`) });
     cleanup.push(() => p.stop());
   }
+  // Proxies that follow the route and register the epochs they drain; the client does not write
+  // through them (its path stays the same as Sentinel's client's), so they only cost the barrier.
+  for (let i = 1; i <= PROXIES; i++) {
+    const args = [cfgserverEntry(), 'proxy', '--cluster', CLUSTER, '--listen', `127.0.0.1:${await freePort()}`, '--etcd', etcd.endpoint, '--prefix', prefix, '--id', `p${i}`];
+    const p = new ManagedProcess(`proxy p${i}`, process.execPath, args, join(dir, `proxy-p${i}.log`));
+    cleanup.push(() => p.stop());
+  }
+  await waitFor('the proxies to register', async () => (await admin.listProxies(CLUSTER)).proxies.length === PROXIES, 30_000, 100);
   const checks = new RedisClients();
   cleanup.push(() => checks.close());
   // The controllers set up replication themselves: the route is all they were given.
@@ -457,7 +467,18 @@ async function benchCfgserver(dir: string, runs: number, downAfterMs: number, cl
   };
   const measured = await measure(system, checks, runs);
   const tasks = (await admin.listTasks(CLUSTER)).tasks.filter((t) => t.kind === 'failover');
-  return { ...measured, ...taskReport(tasks, measured.kills, feed), breakdown: cfgserverBreakdown(tasks, measured.runs, measured.kills) };
+  const report = taskReport(tasks, measured.kills, feed);
+  return { ...measured, ...report, notes: [...report.notes, barrierNote(tasks)], breakdown: cfgserverBreakdown(tasks, measured.runs, measured.kills) };
+}
+
+/** How long the failover's barrier step took (its recorded durationMs), and the slowest one's own words. */
+function barrierNote(tasks: Task[]): string {
+  const steps = tasks.flatMap((t) => t.steps.filter((s) => s.step === 'barrier'));
+  const ms = steps.map((s) => s.durationMs ?? NaN).filter(Number.isFinite);
+  if (ms.length === 0) return 'cfgserver barrier: no barrier step recorded';
+  const s = stats(ms);
+  const slowest = steps.reduce((a, b) => ((b.durationMs ?? 0) > (a.durationMs ?? 0) ? b : a));
+  return `cfgserver barrier (${PROXIES} proxies connected to etcd): min / median / max ${s.min} / ${s.median} / ${s.max} ms over ${ms.length} failovers; slowest: "${slowest.detail}"`;
 }
 
 /** Every controller replica sees every instance up, and no task is in flight. */
@@ -492,7 +513,8 @@ function taskReport(tasks: Task[], kills: Kill[], feed: MasterFeed): Pick<Measur
 
 /** Median time from the kill to each step the leader recorded in the task. */
 function cfgserverBreakdown(tasks: Task[], runs: Run[], kills: Kill[]): [string, number][] {
-  const rows: Record<string, number[]> = { 'failover task created (master judged down)': [], 'slave promoted (REPLICAOF NO ONE)': [], 'route written to etcd': [] };
+  const barrierDone = `every proxy (${PROXIES}) drained the new epoch: barrier done`;
+  const rows: Record<string, number[]> = { 'failover task created (master judged down)': [], 'slave promoted (REPLICAOF NO ONE)': [], 'route written to etcd': [], [barrierDone]: [] };
   runs.forEach((run, k) => {
     const task = taskOfKill(tasks, kills, k);
     if (!task) return;
@@ -502,6 +524,8 @@ function cfgserverBreakdown(tasks: Task[], runs: Run[], kills: Kill[]): [string,
     if (promoted) rows['slave promoted (REPLICAOF NO ONE)']!.push(Date.parse(promoted) - run.kill.wall);
     const published = stepAt('publish');
     if (published) rows['route written to etcd']!.push(Date.parse(published) - run.kill.wall);
+    const drained = stepAt('barrier');
+    if (drained) rows[barrierDone]!.push(Date.parse(drained) - run.kill.wall);
   });
   return Object.entries(rows).map(([what, values]) => [what, stats(values).median]);
 }
