@@ -25,7 +25,7 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import type { Task } from '../src/model/schemas.js';
-import { ManagedProcess, freePort, packageRoot, spawnController, startEtcd, startRedis, waitFor, type RedisServer } from '../src/playground/processes.js';
+import { ManagedProcess, cfgserverEntry, freePort, packageRoot, spawnController, startEtcd, startRedis, waitFor, type RedisServer } from '../src/playground/processes.js';
 import { parseReplicationInfo, type ReplicationInfo } from '../src/redis/info.js';
 import { AdminService } from '../src/service/admin-service.js';
 import { createEtcd } from '../src/store/etcd.js';
@@ -33,6 +33,8 @@ import { Keys } from '../src/store/keys.js';
 import { RouteWatcher } from '../src/store/route-watcher.js';
 
 const CLUSTER = 'bench';
+/** cfgserver proxies registered for the cluster (off the writer's path): what the failover's barrier waits for. */
+const PROXIES = 2;
 /** The client's command timeout: short, so that a dead master costs the writer little. */
 const COMMAND_TIMEOUT_MS = 200;
 /** The writer's pause after a write: about 1000 writes/s, a 1 ms resolution for (b), and a core left for the systems under test. */
@@ -427,6 +429,16 @@ async function benchCfgserver(dir: string, runs: number, downAfterMs: number, cl
   cleanup.push(() => checks.close());
   // The controllers set up replication themselves: the route is all they were given.
   await waitFor('both slaves to replicate from the master', () => topologyIs(checks, master, slaves), 30_000, 100);
+  // Proxies that follow the route and register the epochs they drain; the client does not write
+  // through them (its path stays the same as Sentinel's client's), so they only cost the barrier.
+  // Started once the controllers run: on a loaded machine five node processes starting at once
+  // take tens of seconds.
+  for (let i = 1; i <= PROXIES; i++) {
+    const args = [cfgserverEntry(), 'proxy', '--cluster', CLUSTER, '--listen', `127.0.0.1:${await freePort()}`, '--etcd', etcd.endpoint, '--prefix', prefix, '--id', `p${i}`];
+    const p = new ManagedProcess(`proxy p${i}`, process.execPath, args, join(dir, `proxy-p${i}.log`));
+    cleanup.push(() => p.stop());
+  }
+  await waitFor('the proxies to register', async () => (await admin.listProxies(CLUSTER)).proxies.length === PROXIES, 60_000, 100);
 
   // The client follows the route through a RouteWatcher, as a proxy or smart client would.
   const watcher = new RouteWatcher({ cluster: CLUSTER, etcd: client, prefix });
@@ -457,7 +469,32 @@ async function benchCfgserver(dir: string, runs: number, downAfterMs: number, cl
   };
   const measured = await measure(system, checks, runs);
   const tasks = (await admin.listTasks(CLUSTER)).tasks.filter((t) => t.kind === 'failover');
-  return { ...measured, ...taskReport(tasks, measured.kills, feed), breakdown: cfgserverBreakdown(tasks, measured.runs, measured.kills) };
+  const report = taskReport(tasks, measured.kills, feed);
+  return { ...measured, ...report, notes: [...report.notes, barrierNote(tasks)], breakdown: cfgserverBreakdown(tasks, measured.runs, measured.kills) };
+}
+
+/**
+ * How long the failover's barrier took: its own time (the "in N ms" of the step's detail, from the
+ * first read of the registrations to the last acknowledgement) and the whole step's recorded
+ * durationMs (with the read of the cluster's policy and the step's fenced write).
+ */
+function barrierNote(tasks: Task[]): string {
+  const steps = tasks.flatMap((t) => t.steps.filter((s) => s.step === 'barrier'));
+  if (steps.length === 0) return 'cfgserver barrier: no barrier step recorded';
+  const own = steps.flatMap((s) => {
+    const m = /(?:in|done in|timed out after) (\d+) ms/.exec(s.detail);
+    return m ? [Number(m[1])] : [];
+  });
+  const whole = steps.map((s) => s.durationMs ?? NaN).filter(Number.isFinite);
+  const triple = (v: number[]) => {
+    const s = stats(v);
+    return `${s.min} / ${s.median} / ${s.max} ms`;
+  };
+  const slowest = steps.reduce((a, b) => ((b.durationMs ?? 0) > (a.durationMs ?? 0) ? b : a));
+  return [
+    `cfgserver barrier (${PROXIES} proxies connected to etcd), min / median / max over ${steps.length} failovers:`,
+    `  waiting for the proxies ${triple(own)}; the whole step ${triple(whole)}; slowest step: "${slowest.detail}"`,
+  ].join('\n');
 }
 
 /** Every controller replica sees every instance up, and no task is in flight. */
@@ -492,7 +529,8 @@ function taskReport(tasks: Task[], kills: Kill[], feed: MasterFeed): Pick<Measur
 
 /** Median time from the kill to each step the leader recorded in the task. */
 function cfgserverBreakdown(tasks: Task[], runs: Run[], kills: Kill[]): [string, number][] {
-  const rows: Record<string, number[]> = { 'failover task created (master judged down)': [], 'slave promoted (REPLICAOF NO ONE)': [], 'route written to etcd': [] };
+  const barrierDone = `every proxy (${PROXIES}) drained the new epoch: barrier done`;
+  const rows: Record<string, number[]> = { 'failover task created (master judged down)': [], 'slave promoted (REPLICAOF NO ONE)': [], 'route written to etcd': [], [barrierDone]: [] };
   runs.forEach((run, k) => {
     const task = taskOfKill(tasks, kills, k);
     if (!task) return;
@@ -502,6 +540,8 @@ function cfgserverBreakdown(tasks: Task[], runs: Run[], kills: Kill[]): [string,
     if (promoted) rows['slave promoted (REPLICAOF NO ONE)']!.push(Date.parse(promoted) - run.kill.wall);
     const published = stepAt('publish');
     if (published) rows['route written to etcd']!.push(Date.parse(published) - run.kill.wall);
+    const drained = stepAt('barrier');
+    if (drained) rows[barrierDone]!.push(Date.parse(drained) - run.kill.wall);
   });
   return Object.entries(rows).map(([what, values]) => [what, stats(values).median]);
 }

@@ -100,6 +100,7 @@ export class Controller {
       clusters: this.admin.clusters,
       tasks: this.admin.tasks,
       history: this.admin.history,
+      proxies: this.admin.proxies,
       health: this.admin.health,
       registry: this.admin.controllers,
       election: this.elector,

@@ -94,6 +94,15 @@ export const failoverPolicy = z.strictObject({
    * took it is ended, undoing what it did (see docs/failover.md, "Tasks that cannot finish").
    */
   taskTimeoutMs: z.number().int().min(1000).max(3_600_000).default(30_000),
+  /**
+   * After a failover publishes a new route: the longest the task waits for every live proxy to
+   * report the new epoch drained, or to leave the registry. Twice the proxy's lease TTL (3 s): a
+   * proxy that died or was cut off just after its last keep-alive leaves the registry one TTL
+   * later, plus etcd's lease-expiry check (every 500 ms, later on a loaded etcd); the second TTL
+   * is the margin. A live proxy with a command stuck on a stalled old master drains only at its
+   * --backend-timeout (10 s): the barrier then ends as timed out, naming it (docs/failover.md).
+   */
+  barrierTimeoutMs: z.number().int().min(100).max(600_000).default(6000),
 });
 export type FailoverPolicy = z.infer<typeof failoverPolicy>;
 

@@ -126,7 +126,7 @@ export class Proxy {
       cluster: o.cluster,
       ttlMs,
       checkMs: Math.max(100, Math.min(500, ttlMs / 4)),
-      leaseAlive: () => this.session?.isAlive() ?? false,
+      leaseRemainingMs: () => (this.session?.isAlive() ? this.session.remainingMs() : 0),
       epoch: () => this.router?.epoch ?? 0,
       controllers: () => this.controllerAddresses,
       onRoute: (route) => this.apply(route),

@@ -22,8 +22,8 @@ export interface RouteGuardOptions {
   ttlMs: number;
   /** How often the guard looks (and asks the controllers when it must). */
   checkMs: number;
-  /** The proxy's own etcd lease is alive now. */
-  leaseAlive(): boolean;
+  /** How long the proxy's own etcd lease surely lives on (0 when it may be gone). */
+  leaseRemainingMs(): number;
   /** The epoch in use. */
   epoch(): number;
   /** HTTP addresses (HOST:PORT) of the controller replicas last seen in etcd. */
@@ -57,7 +57,10 @@ export class RouteGuard {
 
   /** One look: confirm the route by the lease or by a controller, or block at the deadline. */
   async check(): Promise<void> {
-    if (this.o.leaseAlive()) return this.confirm('lease');
+    // Confirmed by the lease only until the lease's own deadline: etcd drops the proxy's
+    // registration then, and a barrier stops waiting for it.
+    const leaseMs = this.o.leaseRemainingMs();
+    if (leaseMs > 0) return this.confirm('lease', leaseMs);
     if (this.asking) return;
     this.asking = true;
     try {
@@ -81,8 +84,8 @@ export class RouteGuard {
     }
   }
 
-  private confirm(by: string): void {
-    this.confirmedUntil = Date.now() + this.o.ttlMs;
+  private confirm(by: string, forMs = this.o.ttlMs): void {
+    this.confirmedUntil = Date.now() + forMs;
     if (this.blocked) {
       this.blocked = false;
       this.o.log.warn('route confirmed again: forwarding', { by, epoch: this.o.epoch() });

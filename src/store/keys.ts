@@ -77,6 +77,12 @@ export class Keys {
     return `${this.clusterIndex()}${name}`;
   }
 
+  /** The proxy id of a registration key of cluster `name`, or null for another key. */
+  parseProxyKey(name: string, key: string): string | null {
+    const id = key.startsWith(this.proxies(name)) ? key.slice(this.proxies(name).length) : '';
+    return id ? id : null;
+  }
+
   /** [controller, instance] of a health key. */
   parseHealthKey(name: string, key: string): [string, string] | null {
     const rest = key.startsWith(this.health(name)) ? key.slice(this.health(name).length) : null;

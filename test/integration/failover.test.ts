@@ -47,7 +47,7 @@ describe('automatic failover on real etcd and redis', () => {
 
     const [task] = await tasksOf(admin, 'auto');
     expect(task).toMatchObject({ kind: 'failover', state: 'done', oldMaster: master.address, target: promoted });
-    expect(task!.steps.map((s) => s.step)).toEqual(['choose', 'promote', 'publish', 'repoint']);
+    expect(task!.steps.map((s) => s.step)).toEqual(['choose', 'promote', 'publish', 'barrier', 'repoint']);
     expect(task!.reason).toMatch(/2 of 2 needed replicas \(f1, f2\) judge/);
     const { entries } = await admin.listHistory('auto');
     expect(entries.filter((e) => e.action === 'failover:promote')).toHaveLength(1);
@@ -85,7 +85,7 @@ describe('automatic failover on real etcd and redis', () => {
     }, 20_000);
     expect(done.controller).toBe('r2');
     expect(done.target).toBe(midway.target);
-    expect(done.steps.map((s) => s.step)).toEqual(['choose', 'promote', 'publish', 'repoint']);
+    expect(done.steps.map((s) => s.step)).toEqual(['choose', 'promote', 'publish', 'barrier', 'repoint']);
     const route = await admin.route('resume');
     expect(route.shards[0]!.master).toBe(midway.target);
     expect(route.epoch).toBe(midway.epochBefore! + 1);

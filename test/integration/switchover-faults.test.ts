@@ -77,7 +77,7 @@ describe('switchover under faults (3-member etcd)', () => {
 
     expect(done.state).toBe('done');
     expect(done.controller).toBe('kd2');
-    expect(stepsOf(done)).toEqual(['accepted', 'check', 'pause', 'catchup', 'promote', 'demote', 'publish', 'unpause', 'repoint']);
+    expect(stepsOf(done)).toEqual(['accepted', 'check', 'pause', 'catchup', 'promote', 'demote', 'publish', 'unpause', 'barrier', 'repoint']);
     expect((await admin.route('killdemote')).shards[0]!.master).toBe(slaves[0]!.address);
     expect(await missingWrites(redis.at(slaves[0]!.address), writer.acked)).toEqual([]);
   });
@@ -106,7 +106,7 @@ describe('switchover under faults (3-member etcd)', () => {
     expect(done.controller).toBe('kp2');
     const steps = stepsOf(done);
     expect(steps.slice(0, 6)).toEqual(['accepted', 'check', 'pause', 'catchup', 'promote', 'resume']);
-    expect(steps.slice(6)).toEqual(['pause', 'catchup', 'promote', 'demote', 'publish', 'unpause', 'repoint']);
+    expect(steps.slice(6)).toEqual(['pause', 'catchup', 'promote', 'demote', 'publish', 'unpause', 'barrier', 'repoint']);
     expect((await admin.route('killpromote')).shards[0]!.master).toBe(slaves[0]!.address);
     expect(await missingWrites(redis.at(slaves[0]!.address), writer.acked)).toEqual([]);
   });

@@ -38,7 +38,7 @@ describe('planned switchover (cfgctl failover) on real etcd and redis', () => {
     const result = await cfgctl(world.etcd.endpoint, prefix, ['failover', 'sw', '--shard', 's0', '--to', slaves[1]!.address]);
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
-    for (const step of ['check', 'pause', 'catchup', 'promote', 'demote', 'publish', 'unpause', 'repoint']) expect(result.stdout).toMatch(new RegExp(`^  ${step}\\b`, 'm'));
+    for (const step of ['check', 'pause', 'catchup', 'promote', 'demote', 'publish', 'unpause', 'barrier', 'repoint']) expect(result.stdout).toMatch(new RegExp(`^  ${step}\\b`, 'm'));
     expect(result.stdout).toContain(`done: ${slaves[1]!.address} is master of s0`);
 
     const countAtSwitch = acked.length;

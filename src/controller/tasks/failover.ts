@@ -1,9 +1,10 @@
 /**
  * Automatic failover of a shard whose master is down, as a persisted state machine:
- *   choose -> promote -> publish -> repoint -> done
+ *   choose -> promote -> publish -> barrier -> repoint -> done
  * Every step is idempotent, so a new leader can redo the step it finds in `next`. Until the route
  * is published the failover can be undone (timeout, `cfgctl tasks cancel`): the promoted slave,
- * which no client was sent to, follows the old master again.
+ * which no client was sent to, follows the old master again. The barrier waits, bounded, until
+ * every live proxy has drained the published epoch (or left).
  */
 import { errorMessage } from '../../model/errors.js';
 import type { FailoverPolicy } from '../../model/schemas.js';
@@ -12,7 +13,7 @@ import { chooseSlave } from '../choose.js';
 import type { Observations } from '../observe.js';
 import { interruption, undoTask } from './interrupt.js';
 import type { TaskDeps, TaskProgress } from './progress.js';
-import { publishStep, repointStep, shardStillAsFound } from './shard-moves.js';
+import { barrierStep, publishStep, repointStep, shardStillAsFound } from './shard-moves.js';
 
 export interface FailoverContext {
   observations: Observations;
@@ -54,7 +55,10 @@ export async function runFailover(deps: TaskDeps, p: TaskProgress, ctx: Failover
         break;
       }
       case 'publish':
-        await publishStep(deps, p, 'repoint');
+        await publishStep(deps, p, 'barrier');
+        break;
+      case 'barrier':
+        await barrierStep(deps, p, 'repoint');
         break;
       case 'repoint':
         return repointStep(deps, p, `; ${oldMaster} will be made a slave of ${p.task.target} when it answers again, unless it holds writes ${p.task.target} lacks`);

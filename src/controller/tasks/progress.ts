@@ -11,6 +11,7 @@ import { isTerminal, type HistoryEntry, type Task } from '../../model/schemas.js
 import type { RedisPool } from '../../redis/pool.js';
 import type { ClusterStore } from '../../store/cluster-store.js';
 import type { HistoryStore } from '../../store/history-store.js';
+import type { ProxyRegistry } from '../../store/proxy-registry.js';
 import type { StoredTask, TaskStore } from '../../store/task-store.js';
 
 export interface TaskDeps {
@@ -19,6 +20,8 @@ export interface TaskDeps {
   clusters: ClusterStore;
   tasks: TaskStore;
   history: HistoryStore;
+  /** The proxies' registrations, which the barrier after a route change waits on. */
+  proxies: ProxyRegistry;
   election: LeaderLock;
   log: Logger;
 }

@@ -1,6 +1,6 @@
 /**
  * The steps that failover and switchover share: publishing a shard's new master in the route,
- * and repointing the shard's other instances at it.
+ * waiting for the proxies to drain the new epoch, and repointing the shard's other instances.
  */
 import { ConflictError, RefusedError, errorMessage } from '../../model/errors.js';
 import { findShard, nextRoute } from '../../model/route.js';
@@ -8,6 +8,7 @@ import type { Shard } from '../../model/schemas.js';
 import { replicaOf, replicationInfo } from '../../redis/commands.js';
 import type { RedisPool } from '../../redis/pool.js';
 import type { ClusterStore, Fence } from '../../store/cluster-store.js';
+import { describeBarrier, waitForProxies } from '../barrier.js';
 import type { TaskDeps, TaskProgress } from './progress.js';
 
 export interface Published {
@@ -68,6 +69,23 @@ export async function publishStep(deps: TaskDeps, p: TaskProgress, next: string)
   const { cluster, shard, target, oldMaster } = p.task;
   const published = await publishMaster(deps.clusters, cluster, shard, target!, oldMaster, () => deps.election.requireFence());
   await p.advance('publish', next, published.detail, { epochAfter: published.epochAfter });
+}
+
+/**
+ * The `barrier` step after `publish`: waits (at most the cluster's `failover.barrierTimeoutMs`)
+ * until every live proxy has drained the published epoch or left the registry. A timeout does not
+ * fail the task — the route is published already — it is recorded, naming the proxies behind,
+ * and logged as a warning.
+ */
+export async function barrierStep(deps: TaskDeps, p: TaskProgress, next: string): Promise<void> {
+  const { cluster } = p.task;
+  const stored = await deps.clusters.get(cluster);
+  // A task published by a version without epochAfter: the route's epoch now is at least the one it wrote.
+  const epoch = p.task.epochAfter ?? stored.route.epoch;
+  const outcome = await waitForProxies(deps.proxies, cluster, epoch, { timeoutMs: stored.spec.failover.barrierTimeoutMs, log: deps.log });
+  const detail = describeBarrier(outcome);
+  if (outcome.timedOut || outcome.malformed.length) deps.log.warn(`proxy barrier: ${detail}`, { cluster, task: p.task.id, epoch, pending: outcome.pending.map((x) => x.id) });
+  await p.advance('barrier', next, detail);
 }
 
 /** The last step of a failover or switchover: the shard's other slaves follow the new master. */

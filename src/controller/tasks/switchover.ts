@@ -1,6 +1,6 @@
 /**
  * Planned switchover of a shard's master, losing no acknowledged write:
- *   check -> pause -> catchup -> promote -> demote -> publish -> unpause -> repoint -> done
+ *   check -> pause -> catchup -> promote -> demote -> publish -> unpause -> barrier -> repoint -> done
  * Writes on the old master are paused (CLIENT PAUSE WRITE: clients wait, they get no error) until
  * the target has every byte of the master's replication stream. The target is promoted and the
  * old master made its slave *before* the route names the target: from then on the old master can
@@ -9,7 +9,9 @@
  * leader change) is caught: if the old master took a write the target lacks, the switchover is
  * undone (the target follows the old master again), never forced. Writes that waited on the old
  * master are released only after the route changed: they fail READONLY, which proxies answer by
- * sending them again to the new master. Until the demotion the task can be undone (timeout,
+ * sending them again to the new master; then the barrier waits until every proxy has drained the
+ * new epoch (after the unpause: a write waiting on the paused old master is in flight until then).
+ * Until the demotion the task can be undone (timeout,
  * `cfgctl tasks cancel`, or a failover of a master that died meanwhile); after it, it only goes on.
  */
 import { performance } from 'node:perf_hooks';
@@ -21,7 +23,7 @@ import { judgeReturningMaster } from '../lineage.js';
 import type { Observations } from '../observe.js';
 import { interruption, undoTask } from './interrupt.js';
 import type { TaskDeps, TaskProgress } from './progress.js';
-import { publishStep, repointStep, shardStillAsFound } from './shard-moves.js';
+import { barrierStep, publishStep, repointStep, shardStillAsFound } from './shard-moves.js';
 
 export interface SwitchoverContext {
   observations: Observations;
@@ -106,9 +108,12 @@ export async function runSwitchover(deps: TaskDeps, p: TaskProgress, ctx: Switch
         } catch (err) {
           detail = `could not unpause ${oldMaster} (${errorMessage(err)}); its pause runs out by itself`;
         }
-        await p.advance('unpause', 'repoint', detail);
+        await p.advance('unpause', 'barrier', detail);
         break;
       }
+      case 'barrier':
+        await barrierStep(deps, p, 'repoint');
+        break;
       case 'repoint':
         return repointStep(deps, p);
       default:
