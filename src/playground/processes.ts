@@ -160,8 +160,9 @@ export async function startRedis(dir: string, port?: number, extraArgs: string[]
     // Without persistence, a replica still writes the RDB of each full sync to its dir unless it
     // loads it from the socket; a restart would then reload that stale copy (which cfgserver, not
     // able to prove it holds nothing the new master lacks, refuses to wipe). These instances are
-    // meant to come back empty.
-    '--repl-diskless-load', 'on-empty-db',
+    // meant to come back empty. `on-empty-db` is not enough: a demoted old master is not empty,
+    // so its full sync went through dump.rdb (the chaos runner met that file on a restart).
+    '--repl-diskless-load', 'swapdb',
     ...extraArgs,
   ], join(dir, `redis-${p}.log`));
   await waitFor(`redis-server on port ${p}`, async () => {
