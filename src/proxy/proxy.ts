@@ -93,6 +93,12 @@ export class Proxy {
   private readonly pools = new Map<string, BackendPool>();
   private readonly sessions = new Set<ClientSession>();
   private router: Router | null = null;
+  /**
+   * Clients are read from only once the proxy is in the registry: a barrier after a route change
+   * waits for the proxies it finds there, so one that served before registering could be missed.
+   */
+  private markRegistered!: () => void;
+  private readonly firstRegistration = new Promise<void>((resolve) => (this.markRegistered = resolve));
   /** The newest epoch applied with nothing older in flight to a master it no longer names. */
   private drainedEpoch: number | null = null;
   private server: Server | null = null;
@@ -366,10 +372,10 @@ export class Proxy {
         const options = { handle, onread: { buffer: shared, callback: (n: number, buf: Buffer) => void session.onData(buf.subarray(0, n)) } };
         const socket = new Socket(options as unknown as ConstructorParameters<typeof Socket>[0]);
         session = new ClientSession(socket, ctx, this.nextSessionId++, true);
-        socket.resume();
+        void this.firstRegistration.then(() => socket.resume());
       } else {
         session = new ClientSession(accepted, ctx, this.nextSessionId++);
-        accepted.resume();
+        void this.firstRegistration.then(() => accepted.resume());
       }
       // Finds clients that vanished without a FIN (a host gone, a NAT that forgot the connection).
       if (keepAliveMs > 0) session.socket.setKeepAlive(true, keepAliveMs);
@@ -403,6 +409,7 @@ export class Proxy {
         { id: this.id, cluster: this.o.cluster, address: this.address, metrics: this.metricsAddress, pid: process.pid, version: VERSION, epoch: this.drainedEpoch, startedAt: this.startedAt, updatedAt: now },
         this.session.leaseId,
       );
+      this.markRegistered();
     } catch (err) {
       this.o.log.warn('could not register in etcd; will retry', { error: errorMessage(err) });
       setTimeout(() => void this.register(), 1000).unref();
