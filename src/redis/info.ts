@@ -33,6 +33,12 @@ export interface ReplicationInfo {
   keys: number | null;
   /** A slave's replica-priority (0: never to be promoted); null for a master. */
   priority: number | null;
+  /**
+   * min_slaves_good_slaves: slaves that acknowledged within `min-replicas-max-lag`. Redis prints it
+   * only while it enforces `min-replicas-to-write` (both settings above 0), so its presence says
+   * the write fence is on, without a CONFIG GET; absent when the fence is off.
+   */
+  goodSlaves?: number;
 }
 
 export function parseInfoFields(text: string): Map<string, string> {
@@ -93,6 +99,7 @@ export function parseReplicationInfo(text: unknown): ReplicationInfo {
       ...historyFields(fields),
       keys: keyCount(text, fields),
       priority: null,
+      ...(fields.has('min_slaves_good_slaves') ? { goodSlaves: intField(fields, 'min_slaves_good_slaves') } : {}),
     };
   }
   if (role === 'slave') {

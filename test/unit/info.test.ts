@@ -178,6 +178,15 @@ describe('parseReplicationInfo', () => {
     });
   });
 
+  it('reads min_slaves_good_slaves as the write fence being on, and its absence as off', () => {
+    expect(parseReplicationInfo(MASTER).goodSlaves).toBeUndefined();
+    const fenced = MASTER.replace(/(connected_slaves:\d+\r\n)/, '$1min_slaves_good_slaves:1\r\n');
+    expect(fenced).not.toBe(MASTER);
+    expect(parseReplicationInfo(fenced).goodSlaves).toBe(1);
+    expect(parseReplicationInfo(fenced.replace('min_slaves_good_slaves:1', 'min_slaves_good_slaves:0')).goodSlaves).toBe(0);
+    expectRedisError(fenced.replace('min_slaves_good_slaves:1', 'min_slaves_good_slaves:many'), /min_slaves_good_slaves is not an integer/);
+  });
+
   it('parses a promoted slave: the history it left and where it branched, and its key count', () => {
     expect(parseReplicationInfo(PROMOTED)).toMatchObject({
       role: 'master',
