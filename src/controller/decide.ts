@@ -109,9 +109,12 @@ export function planReplication(route: Route, observations: Observations): Plan 
  * `min-replicas-to-write 1`, so that once cut off from its slaves (stalled, partitioned) it stops
  * acknowledging writes after the lag bound; one with no live slave keeps 0, or it would refuse every
  * write for ever. A slave is live when its own INFO says it replicates from the master with its
- * link up and the master counts a connected slave. A fenced master whose slaves are linked but not
- * acknowledging (0 good slaves) stays fenced: that is the fence at work, and turning it off then
- * would open the window it closes.
+ * link up and the master counts a connected slave.
+ *
+ * The fence goes on only when the master also counts a slave online and acknowledging within the
+ * bound (setting it earlier, while a fresh slave still finishes its sync, refuses writes at once),
+ * and comes off only when no slave is live: in between (a slave linked but behind, or a fenced
+ * master with 0 good slaves) it stays as it is. That is the fence at work, and no flapping.
  *
  * `confirmed` holds, per master, the lag this leader has seen or set in force: the INFO field only
  * says whether the fence is on, so a fenced master whose lag this leader has not confirmed gets an
@@ -135,21 +138,22 @@ export function planWriteFence(
       const seen = observations.get(s)?.info;
       return seen?.role === 'slave' && seen.masterAddress === shard.master && seen.linkUp === true;
     });
-    const wanted = policy.writeFence && live.length > 0 && info.connectedSlaves > 0;
+    const off = !policy.writeFence || live.length === 0 || info.connectedSlaves === 0;
+    // One second of margin: Redis recounts good slaves once a second, when the lag may have grown by one.
+    const acknowledging = (info.onlineSlaveLagsSec ?? []).some((l) => l < lag);
     const base = { kind: 'fence' as const, shard: shard.id, instance: shard.master, maxLagSeconds: lag };
-    if (wanted && (!isOn || confirmed.get(shard.master) !== lag)) {
+    if (!off && !isOn && acknowledging) {
+      const reason = `${live.join(', ')} replicate${live.length === 1 ? 's' : ''} from ${shard.master} with the link up, so the master can be fenced: cut off from its slaves it stops acknowledging writes after ${lag} s`;
+      actions.push({ ...base, on: true, reason });
+    } else if (!off && isOn && confirmed.get(shard.master) !== lag) {
       const known = confirmed.get(shard.master);
-      const why = !isOn
-        ? `${live.join(', ')} replicate${live.length === 1 ? 's' : ''} from ${shard.master} with the link up, so the master can be fenced: cut off from its slaves it stops acknowledging writes after ${lag} s`
-        : known === undefined
-          ? `the fence is on but this leader has not confirmed its lag bound (${lag} s wanted)`
-          : `the fence lag bound is now ${lag} s (was ${known} s)`;
-      actions.push({ ...base, on: true, reason: why });
-    } else if (!wanted && isOn) {
-      const why = !policy.writeFence
+      const reason = known === undefined ? `the fence is on but this leader has not confirmed its lag bound (${lag} s wanted)` : `the fence lag bound is now ${lag} s (was ${known} s)`;
+      actions.push({ ...base, on: true, reason });
+    } else if (off && isOn) {
+      const reason = !policy.writeFence
         ? `the cluster's failover policy has writeFence off`
         : `${shard.master} has no live slave (${noLiveSlaveReason(shard.slaves, shard.master, info.connectedSlaves, observations)}): fenced, it would refuse every write`;
-      actions.push({ ...base, on: false, reason: why });
+      actions.push({ ...base, on: false, reason });
     }
   }
   return actions;

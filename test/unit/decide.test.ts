@@ -225,10 +225,21 @@ describe('planReplication', () => {
 describe('planWriteFence', () => {
   const policy = { writeFence: true, writeFenceLagSeconds: 2 };
   const none = new Map<string, number>();
+  /** A master whose connected slaves are all online, each `lag` seconds since its last ack. */
+  function synced(address: string, connectedSlaves = 1, lag = 0): Observation {
+    const obs = master(address, connectedSlaves);
+    return { ...obs, info: { ...obs.info!, onlineSlaveLagsSec: Array<number>(connectedSlaves).fill(lag) } };
+  }
   /** A master's observation with the fence on (INFO shows min_slaves_good_slaves). */
   function fenced(address: string, connectedSlaves = 1, goodSlaves = connectedSlaves): Observation {
-    const obs = master(address, connectedSlaves);
+    const obs = synced(address, connectedSlaves);
     return { ...obs, info: { ...obs.info!, goodSlaves } };
+  }
+  function syncedEverywhere(): Observations {
+    const obs = healthy();
+    obs.set(M0, synced(M0, 2));
+    obs.set(M1, synced(M1));
+    return obs;
   }
   function fencedEverywhere(): Observations {
     const obs = healthy();
@@ -239,7 +250,7 @@ describe('planWriteFence', () => {
   const confirmedAt2 = new Map([[M0, 2], [M1, 2]]);
 
   it('fences every master that has a live slave', () => {
-    const actions = planWriteFence(route(), healthy(), policy, none);
+    const actions = planWriteFence(route(), syncedEverywhere(), policy, none);
     expect(actions).toEqual([
       { kind: 'fence', shard: 's0', instance: M0, on: true, maxLagSeconds: 2, reason: expect.stringContaining(`${S0a}, ${S0b} replicate from ${M0} with the link up`) },
       { kind: 'fence', shard: 's1', instance: M1, on: true, maxLagSeconds: 2, reason: expect.stringContaining('stops acknowledging writes after 2 s') },
@@ -288,10 +299,19 @@ describe('planWriteFence', () => {
     expect(planWriteFence(route(), obs, policy, confirmedAt2)).toEqual([expect.objectContaining({ instance: M1, on: false, reason: expect.stringContaining(`${S1} linked; the master counts 0 connected`) })]);
   });
 
+  it('does not fence a master whose slave is still in its first sync or has not acknowledged within the bound', () => {
+    const obs = syncedEverywhere();
+    obs.set(M0, master(M0, 2)); // connected, none online yet
+    obs.set(M1, synced(M1, 1, 2)); // online, but 2 s since its last ack with a 2 s bound
+    expect(planWriteFence(route(), obs, policy, none)).toEqual([]);
+    obs.set(M1, synced(M1, 1, 1));
+    expect(planWriteFence(route(), obs, policy, none).map((a) => a.instance)).toEqual([M1]);
+  });
+
   it('does not fence a master with no live slave, and unfences one with no slave in the route', () => {
-    const obs = healthy();
+    const obs = syncedEverywhere();
     obs.set(S1, down(S1));
-    obs.set(M1, master(M1, 0));
+    obs.set(M1, synced(M1, 0));
     expect(planWriteFence(route(), obs, policy, none).map((a) => a.instance)).toEqual([M0]);
     const alone = { ...route(), shards: [{ ...route().shards[1]!, slaves: [] }] };
     expect(planWriteFence(alone, new Map([[M1, fenced(M1, 0)]]), policy, confirmedAt2)).toEqual([expect.objectContaining({ instance: M1, on: false, reason: expect.stringContaining('none in the route') })]);
@@ -304,7 +324,7 @@ describe('planWriteFence', () => {
   });
 
   it('leaves alone a master it cannot reach and one that is still a slave, and never touches route slaves', () => {
-    const obs = healthy();
+    const obs = syncedEverywhere();
     obs.set(M0, down(M0));
     obs.set(M1, slave(M1, S1));
     // S1 is a master with the fence on, but the route names it a slave: not the fence's business.
@@ -314,7 +334,7 @@ describe('planWriteFence', () => {
 
   it('with writeFence off, unfences where it is on and fences nothing', () => {
     const obs = fencedEverywhere();
-    obs.set(M1, master(M1));
+    obs.set(M1, synced(M1));
     expect(planWriteFence(route(), obs, { ...policy, writeFence: false }, confirmedAt2)).toEqual([
       expect.objectContaining({ instance: M0, on: false, reason: "the cluster's failover policy has writeFence off" }),
     ]);
