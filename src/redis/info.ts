@@ -84,15 +84,18 @@ function keyCount(text: string, fields: Map<string, string>): number | null {
   return keys;
 }
 
-/** `slaveN:ip=...,port=...,state=online,offset=...,lag=L` lines: the lags of the online ones. */
+/**
+ * `slaveN:ip=...,port=...,state=online,offset=...,lag=L` lines: the lags of the online ones. A line
+ * without a readable lag counts as a slave that is not acknowledging (the fence then stays as it
+ * is), never as a bad reply: that would make the master look unreachable.
+ */
 function onlineSlaveLags(fields: Map<string, string>): number[] {
   const lags: number[] = [];
   for (const [name, value] of fields) {
     if (!/^slave\d+$/.test(name)) continue;
     const parts = new Map(value.split(',').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
     const lag = parts.get('lag');
-    if (lag === undefined || !/^-?\d+$/.test(lag)) throw new RedisError(`INFO replication: ${name} has no lag (${value})`);
-    if (parts.get('state') === 'online') lags.push(Number(lag));
+    if (parts.get('state') === 'online' && lag !== undefined && /^\d+$/.test(lag)) lags.push(Number(lag));
   }
   return lags;
 }
