@@ -53,7 +53,8 @@ export class Reconciler {
   async apply(cluster: string, plan: Plan): Promise<string[]> {
     const sentences: string[] = [];
     for (const action of plan.actions) {
-      const key = `${cluster}/${action.instance}`;
+      // The fence backs off apart from role changes: a failed CONFIG SET must not delay a REPLICAOF.
+      const key = `${cluster}/${action.instance}${action.kind === 'fence' ? '/fence' : ''}`;
       const failedAt = this.lastFailure.get(key);
       if (failedAt !== undefined && Date.now() - failedAt < this.deps.backoffMs) {
         sentences.push(`waiting before retrying ${describe(action)}, which failed ${Date.now() - failedAt} ms ago`);
