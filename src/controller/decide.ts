@@ -2,7 +2,7 @@
  * The leader's decisions, as pure functions of a snapshot: the route (what should be) and the
  * observations (what is). Nothing here does I/O; the reconciler carries the actions out.
  */
-import type { Route } from '../model/schemas.js';
+import type { FailoverPolicy, Route } from '../model/schemas.js';
 import { splitAddress } from '../redis/pool.js';
 import { judgeReturningMaster, type LineageVerdict } from './lineage.js';
 import type { Observations } from './observe.js';
@@ -11,7 +11,12 @@ export type Action =
   /** Make `instance` replicate from `master`. */
   | { kind: 'replicaof'; shard: string; instance: string; master: string; reason: string }
   /** Make `instance` (the route's master) stop replicating. */
-  | { kind: 'promote'; shard: string; instance: string; reason: string };
+  | { kind: 'promote'; shard: string; instance: string; reason: string }
+  /**
+   * Put the write fence of the route's master `instance` on (`min-replicas-to-write 1` with this
+   * lag bound) or off (0). The reconciler changes nothing when it is already so.
+   */
+  | { kind: 'fence'; shard: string; instance: string; on: boolean; maxLagSeconds: number; reason: string };
 
 export interface Plan {
   actions: Action[];
@@ -97,4 +102,70 @@ export function planReplication(route: Route, observations: Observations): Plan 
     }
   }
   return plan;
+}
+
+/**
+ * The write fence (docs/failover.md): every route master that has a live slave keeps
+ * `min-replicas-to-write 1`, so that once cut off from its slaves (stalled, partitioned) it stops
+ * acknowledging writes after the lag bound; one with no live slave keeps 0, or it would refuse every
+ * write for ever. A slave is live when its own INFO says it replicates from the master with its
+ * link up and the master counts a connected slave.
+ *
+ * The fence goes on only when the master also counts a slave online and acknowledging within the
+ * bound (setting it earlier, while a fresh slave still finishes its sync, refuses writes at once),
+ * and comes off only when no slave is live: in between (a slave linked but behind, or a fenced
+ * master with 0 good slaves) it stays as it is. That is the fence at work, and no flapping.
+ *
+ * `confirmed` holds, per master, the lag this leader has seen or set in force: the INFO field only
+ * says whether the fence is on, so a fenced master whose lag this leader has not confirmed gets an
+ * action too, which the reconciler carries out only if the lag differs.
+ */
+export function planWriteFence(
+  route: Route,
+  observations: Observations,
+  policy: Pick<FailoverPolicy, 'writeFence' | 'writeFenceLagSeconds'>,
+  confirmed: ReadonlyMap<string, number>,
+): Action[] {
+  const actions: Action[] = [];
+  const lag = policy.writeFenceLagSeconds;
+  for (const shard of route.shards) {
+    const info = observations.get(shard.master)?.info;
+    // Unreachable: nothing can be set (and a fenced master cut off is the fence at work). A master
+    // that is still a slave is promoted first; the next cycle sees it as it then is.
+    if (!info || info.role !== 'master') continue;
+    const isOn = info.goodSlaves !== undefined;
+    const live = shard.slaves.filter((s) => {
+      const seen = observations.get(s)?.info;
+      return seen?.role === 'slave' && seen.masterAddress === shard.master && seen.linkUp === true;
+    });
+    const off = !policy.writeFence || live.length === 0 || info.connectedSlaves === 0;
+    // One second of margin: Redis recounts good slaves once a second, when the lag may have grown by one.
+    const acknowledging = (info.onlineSlaveLagsSec ?? []).some((l) => l < lag);
+    const base = { kind: 'fence' as const, shard: shard.id, instance: shard.master, maxLagSeconds: lag };
+    if (!off && !isOn && acknowledging) {
+      const reason = `${live.join(', ')} replicate${live.length === 1 ? 's' : ''} from ${shard.master} with the link up, so the master can be fenced: cut off from its slaves it stops acknowledging writes after ${lag} s`;
+      actions.push({ ...base, on: true, reason });
+    } else if (!off && isOn && confirmed.get(shard.master) !== lag) {
+      const known = confirmed.get(shard.master);
+      const reason = known === undefined ? `the fence is on but this leader has not confirmed its lag bound (${lag} s wanted)` : `the fence lag bound is now ${lag} s (was ${known} s)`;
+      actions.push({ ...base, on: true, reason });
+    } else if (off && isOn) {
+      const reason = !policy.writeFence
+        ? `the cluster's failover policy has writeFence off`
+        : `${shard.master} has no live slave (${noLiveSlaveReason(shard.slaves, shard.master, info.connectedSlaves, observations)}): fenced, it would refuse every write`;
+      actions.push({ ...base, on: false, reason });
+    }
+  }
+  return actions;
+}
+
+function noLiveSlaveReason(slaves: string[], master: string, connected: number, observations: Observations): string {
+  if (slaves.length === 0) return 'none in the route';
+  const each = slaves.map((s) => {
+    const seen = observations.get(s);
+    if (!seen?.info) return `${s} unreachable`;
+    if (seen.info.role !== 'slave' || seen.info.masterAddress !== master) return `${s} does not replicate from it`;
+    return seen.info.linkUp ? `${s} linked` : `${s} has its link down`;
+  });
+  return `${each.join(', ')}; the master counts ${connected} connected`;
 }

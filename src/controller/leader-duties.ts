@@ -5,7 +5,8 @@
  *   2. find masters that a majority of live replicas judge down, and fail them over — unless the
  *      cluster is paused, automatic failover is off, the failover budget is spent, or this leader
  *      looks cut off itself;
- *   3. repair replication (REPLICAOF) on shards with no task and a live master.
+ *   3. repair replication (REPLICAOF) on shards with no task and a live master, and keep each such
+ *      master's write fence (min-replicas-to-write) as its live slaves warrant.
  * Refusals are recorded in history once per episode, not every cycle.
  */
 import { NotLeaderError, RefusedError, errorMessage } from '../model/errors.js';
@@ -15,7 +16,7 @@ import type { StoredCluster } from '../store/cluster-store.js';
 import type { ControllerRegistry } from '../store/controller-registry.js';
 import type { HealthStore } from '../store/health-store.js';
 import { newTaskId } from '../store/task-store.js';
-import { planReplication } from './decide.js';
+import { planReplication, planWriteFence } from './decide.js';
 import { judgeMasters, looksIsolated, type MasterVerdict } from './detect.js';
 import type { Observations } from './observe.js';
 import type { Reconciler } from './reconciler.js';
@@ -116,6 +117,7 @@ export class LeaderDuties {
     if (cluster.spec.paused) return said;
     const downShards = new Set(down.verdicts.map((v) => v.shard));
     const plan = planReplication(cluster.route, observations);
+    plan.actions.push(...planWriteFence(cluster.route, observations, cluster.spec.failover, this.deps.reconciler.confirmedFences(name)));
     plan.actions = plan.actions.filter((a) => !busy.has(a.shard) && !downShards.has(a.shard));
     const refused = plan.refusals.filter((r) => !busy.has(r.shard));
     // An instance no longer refused (its data discarded, or it caught up) starts a new episode.

@@ -8,7 +8,7 @@ import type { ControllerMetrics } from '../api/metrics.js';
 import type { LeaderLock } from '../election/leader-election.js';
 import { NotLeaderError, errorMessage } from '../model/errors.js';
 import type { HistoryEntry } from '../model/schemas.js';
-import { pauseWrites, promote, replicaOf, replicationInfo, unpause, type RewriteProblem } from '../redis/commands.js';
+import { pauseWrites, promote, replicaOf, replicationInfo, setWriteFence, unpause, type RewriteProblem } from '../redis/commands.js';
 import type { RedisPool } from '../redis/pool.js';
 import type { HistoryStore } from '../store/history-store.js';
 import type { Action, Plan } from './decide.js';
@@ -28,14 +28,33 @@ export interface ReconcilerDeps {
 export class Reconciler {
   /** When an action last failed, by instance: it is not retried before the backoff has passed. */
   private readonly lastFailure = new Map<string, number>();
+  /**
+   * The write-fence lag bound this reconciler saw or set in force, by cluster and master. INFO
+   * shows only whether the fence is on; a reconciler lives for one session of its replica, so each
+   * new leader confirms each fenced master's lag once (a CONFIG GET), then trusts INFO.
+   */
+  private readonly fenceLag = new Map<string, Map<string, number>>();
 
   constructor(private readonly deps: ReconcilerDeps) {}
+
+  /** Fenced masters of `cluster` whose lag bound is known, for planWriteFence. */
+  confirmedFences(cluster: string): ReadonlyMap<string, number> {
+    return this.fenceLag.get(cluster) ?? new Map();
+  }
+
+  private rememberFence(cluster: string, instance: string, lag: number | null): void {
+    let known = this.fenceLag.get(cluster);
+    if (!known) this.fenceLag.set(cluster, (known = new Map()));
+    if (lag === null) known.delete(instance);
+    else known.set(instance, lag);
+  }
 
   /** Carries out the plan; returns one sentence per action saying what happened. */
   async apply(cluster: string, plan: Plan): Promise<string[]> {
     const sentences: string[] = [];
     for (const action of plan.actions) {
-      const key = `${cluster}/${action.instance}`;
+      // The fence backs off apart from role changes: a failed CONFIG SET must not delay a REPLICAOF.
+      const key = `${cluster}/${action.instance}${action.kind === 'fence' ? '/fence' : ''}`;
       const failedAt = this.lastFailure.get(key);
       if (failedAt !== undefined && Date.now() - failedAt < this.deps.backoffMs) {
         sentences.push(`waiting before retrying ${describe(action)}, which failed ${Date.now() - failedAt} ms ago`);
@@ -44,7 +63,7 @@ export class Reconciler {
       const { sentence, failed } = await this.carryOut(cluster, action);
       if (failed) this.lastFailure.set(key, Date.now());
       else this.lastFailure.delete(key);
-      sentences.push(sentence);
+      if (sentence !== null) sentences.push(sentence);
     }
     return sentences;
   }
@@ -71,7 +90,8 @@ export class Reconciler {
     }
   }
 
-  private async carryOut(cluster: string, action: Action): Promise<{ sentence: string; failed: boolean }> {
+  /** Null sentence: nothing needed doing (a fence already as wanted), so nothing is said or recorded. */
+  private async carryOut(cluster: string, action: Action): Promise<{ sentence: string | null; failed: boolean }> {
     // The local lease deadline says whether we may act; the fenced history write re-checks in etcd.
     const fence = this.deps.election.requireFence();
     const start = performance.now();
@@ -80,7 +100,12 @@ export class Reconciler {
     let rewrite: string | null = null;
     try {
       if (action.kind === 'promote') rewrite = await promote(this.deps.pool, action.instance);
-      else {
+      else if (action.kind === 'fence') {
+        const result = await setWriteFence(this.deps.pool, action.instance, action.on ? { minReplicas: 1, maxLagSeconds: action.maxLagSeconds } : { minReplicas: 0 });
+        this.rememberFence(cluster, action.instance, action.on ? action.maxLagSeconds : null);
+        if (!result.changed) return { sentence: null, failed: false };
+        rewrite = result.rewrite;
+      } else {
         const result = await this.replicaOfUnlessItWipes(action);
         if ('refused' in result) {
           // Not recorded here: the next cycle sees the same and records the refusal once.
@@ -105,7 +130,7 @@ export class Reconciler {
       reason: action.reason,
       outcome,
       durationMs,
-      detail: error ? { error } : action.kind === 'replicaof' ? { master: action.master, ...(rewrite ? { configRewrite: rewrite } : {}) } : rewrite ? { configRewrite: rewrite } : undefined,
+      detail: error ? { error } : detailOf(action, rewrite),
     };
     // The role changed, but a restart would undo it: the operator should know.
     if (rewrite) this.deps.log.warn(rewrite, { cluster, instance: action.instance });
@@ -124,5 +149,19 @@ export class Reconciler {
 const RECHECK_PAUSE_MS = 2000;
 
 function describe(action: Action): string {
-  return action.kind === 'replicaof' ? `REPLICAOF ${action.master} on ${action.instance}` : `REPLICAOF NO ONE on ${action.instance}`;
+  switch (action.kind) {
+    case 'replicaof':
+      return `REPLICAOF ${action.master} on ${action.instance}`;
+    case 'promote':
+      return `REPLICAOF NO ONE on ${action.instance}`;
+    case 'fence':
+      return action.on ? `CONFIG SET min-replicas-max-lag ${action.maxLagSeconds} min-replicas-to-write 1 on ${action.instance}` : `CONFIG SET min-replicas-to-write 0 on ${action.instance}`;
+  }
+}
+
+function detailOf(action: Action, rewrite: RewriteProblem): Record<string, unknown> | undefined {
+  const configRewrite = rewrite ? { configRewrite: rewrite } : {};
+  if (action.kind === 'replicaof') return { master: action.master, ...configRewrite };
+  if (action.kind === 'fence') return { minReplicasToWrite: action.on ? 1 : 0, ...(action.on ? { maxLagSeconds: action.maxLagSeconds } : {}), ...configRewrite };
+  return rewrite ? configRewrite : undefined;
 }

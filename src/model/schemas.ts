@@ -103,6 +103,19 @@ export const failoverPolicy = z.strictObject({
    * --backend-timeout (10 s): the barrier then ends as timed out, naming it (docs/failover.md).
    */
   barrierTimeoutMs: z.number().int().min(100).max(600_000).default(6000),
+  /**
+   * Keep `min-replicas-to-write 1` on every master that has a live slave (0 on one that has none),
+   * so that a master cut off from its slaves stops acknowledging writes (docs/failover.md).
+   * false: the controller turns the setting off (0) wherever it finds it on.
+   */
+  writeFence: z.boolean().default(true),
+  /**
+   * `min-replicas-max-lag` while the fence is on: a master refuses writes once no slave has
+   * acknowledged for longer than this. Redis counts whole seconds and slaves acknowledge once a
+   * second, so 1 refuses writes on ordinary jitter; 2 is the smallest safe value and, with the
+   * default 3 s down window, stops a cut-off master at about the time its failover can complete.
+   */
+  writeFenceLagSeconds: z.number().int('the write fence lag is whole seconds (Redis counts in seconds)').min(1).max(60).default(2),
 });
 export type FailoverPolicy = z.infer<typeof failoverPolicy>;
 

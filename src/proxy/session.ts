@@ -35,12 +35,14 @@ const ALLOWED_WHILE_SUBSCRIBED = new Set(['SUBSCRIBE', 'UNSUBSCRIBE', 'PSUBSCRIB
 
 const READONLY = Buffer.from('-READONLY');
 const LOADING = Buffer.from('-LOADING');
+/** A fenced master (min-replicas-to-write) refused the write before running it. */
+const NOREPLICAS = Buffer.from('-NOREPLICAS');
 const BACKEND_DOWN = Buffer.from('-ERR proxy: backend');
 const NOT_RUN_TAIL = Buffer.from(`${NOT_RUN}\r\n`);
 
 /** The error reply proves the command did not run on the instance. */
 function didNotRun(buf: Buffer, start: number, end: number): boolean {
-  if (startsWith(buf, start, end, READONLY) || startsWith(buf, start, end, LOADING)) return true;
+  if (startsWith(buf, start, end, READONLY) || startsWith(buf, start, end, LOADING) || startsWith(buf, start, end, NOREPLICAS)) return true;
   return startsWith(buf, start, end, BACKEND_DOWN) && end - start >= NOT_RUN_TAIL.length && buf.compare(NOT_RUN_TAIL, 0, NOT_RUN_TAIL.length, end - NOT_RUN_TAIL.length, end) === 0;
 }
 
@@ -444,7 +446,7 @@ export class ClientSession implements Client, ReplySink {
 
   /**
    * A backend's reply to a forwarded command. A reply that proves the command did not run
-   * (`-READONLY`, `-LOADING`, a backend that could not be reached) after the route moved its slot
+   * (`-READONLY`, `-LOADING`, `-NOREPLICAS` from a fenced master, a backend that could not be reached) after the route moved its slot
    * is sent once more, to the new owner — but only while no later command of this client has gone
    * out under a newer route: otherwise the resend would run after it (`SET k 1; SET k 2` could end
    * as 1), and the client is told instead that the command did not run. Nothing that may have run

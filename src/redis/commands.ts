@@ -26,10 +26,52 @@ export async function replicaOf(pool: RedisPool, address: string, master: string
   return rewriteConfig(pool, address);
 }
 
-/** Makes `address` a master (it keeps its data), in its config file too. */
+/**
+ * Makes `address` a master (it keeps its data), in its config file too. Its write fence is turned
+ * off first: a slave that was once a fenced master still has `min-replicas-to-write 1`, and as a
+ * new master without a synced slave it would refuse every write; the leader fences it again once
+ * a slave is linked. Best effort like the rewrite: the promotion matters more, and is reported.
+ */
 export async function promote(pool: RedisPool, address: string): Promise<RewriteProblem> {
+  const unfenced = await setWriteFence(pool, address, { minReplicas: 0 }).then(
+    () => null,
+    (err) => `could not turn the write fence off on ${address}: ${errorMessage(err)}`,
+  );
   expectOk(address, 'REPLICAOF NO ONE', await pool.call(address, 'REPLICAOF', 'NO', 'ONE'));
-  return rewriteConfig(pool, address);
+  const rewrite = await rewriteConfig(pool, address);
+  return unfenced && rewrite ? `${unfenced}; ${rewrite}` : (unfenced ?? rewrite);
+}
+
+/**
+ * The write fence (docs/failover.md): `min-replicas-to-write` 1 with a lag bound, or 0 (off; the
+ * lag is then left as it is, since Redis ignores it).
+ */
+export type WriteFence = { minReplicas: 1; maxLagSeconds: number } | { minReplicas: 0 };
+
+/** The fence settings in force on `address` (one CONFIG GET). */
+export async function writeFenceInForce(pool: RedisPool, address: string): Promise<{ minReplicas: number; maxLagSeconds: number }> {
+  const reply = await pool.call(address, 'CONFIG', 'GET', 'min-replicas-*');
+  const values = new Map<string, string>();
+  if (Array.isArray(reply)) for (let i = 0; i + 1 < reply.length; i += 2) values.set(String(reply[i]), String(reply[i + 1]));
+  const minReplicas = Number(values.get('min-replicas-to-write'));
+  const maxLagSeconds = Number(values.get('min-replicas-max-lag'));
+  if (!Number.isInteger(minReplicas) || !Number.isInteger(maxLagSeconds)) throw new RedisError(`${address}: CONFIG GET min-replicas-* answered ${JSON.stringify(reply)}`);
+  return { minReplicas, maxLagSeconds };
+}
+
+/**
+ * Puts the fence in force unless it already is (so a leader that only needs to learn the lag in
+ * force changes nothing). Returns whether it changed, and then what became of the CONFIG REWRITE.
+ */
+export async function setWriteFence(pool: RedisPool, address: string, wanted: WriteFence): Promise<{ changed: false } | { changed: true; rewrite: RewriteProblem }> {
+  // These settings are the controller's, not the operator's: a later operator-managed Redis
+  // configuration must leave min-replicas-to-write and min-replicas-max-lag to the leader.
+  const now = await writeFenceInForce(pool, address);
+  if (now.minReplicas === wanted.minReplicas && (wanted.minReplicas === 0 || now.maxLagSeconds === wanted.maxLagSeconds)) return { changed: false };
+  // One CONFIG SET (atomic since Redis 7.0): the lag is never briefly wrong while the fence is on.
+  const args = wanted.minReplicas === 0 ? ['min-replicas-to-write', 0] : ['min-replicas-max-lag', wanted.maxLagSeconds, 'min-replicas-to-write', 1];
+  expectOk(address, 'CONFIG SET', await pool.call(address, 'CONFIG', 'SET', ...args));
+  return { changed: true, rewrite: await rewriteConfig(pool, address) };
 }
 
 /**

@@ -33,6 +33,18 @@ export interface ReplicationInfo {
   keys: number | null;
   /** A slave's replica-priority (0: never to be promoted); null for a master. */
   priority: number | null;
+  /**
+   * min_slaves_good_slaves: slaves that acknowledged within `min-replicas-max-lag`. Redis prints it
+   * only while it enforces `min-replicas-to-write` (both settings above 0), so its presence says
+   * the write fence is on, without a CONFIG GET; absent when the fence is off.
+   */
+  goodSlaves?: number;
+  /**
+   * For a master: for each slave it counts online (synced; not one still in a full sync), the
+   * seconds since it last acknowledged (`slaveN:...,lag=N`). The fence goes on only while one of
+   * these is within its lag bound, or it would refuse writes the moment it is set.
+   */
+  onlineSlaveLagsSec?: number[];
 }
 
 export function parseInfoFields(text: string): Map<string, string> {
@@ -72,6 +84,22 @@ function keyCount(text: string, fields: Map<string, string>): number | null {
   return keys;
 }
 
+/**
+ * `slaveN:ip=...,port=...,state=online,offset=...,lag=L` lines: the lags of the online ones. A line
+ * without a readable lag counts as a slave that is not acknowledging (the fence then stays as it
+ * is), never as a bad reply: that would make the master look unreachable.
+ */
+function onlineSlaveLags(fields: Map<string, string>): number[] {
+  const lags: number[] = [];
+  for (const [name, value] of fields) {
+    if (!/^slave\d+$/.test(name)) continue;
+    const parts = new Map(value.split(',').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+    const lag = parts.get('lag');
+    if (parts.get('state') === 'online' && lag !== undefined && /^\d+$/.test(lag)) lags.push(Number(lag));
+  }
+  return lags;
+}
+
 function intField(fields: Map<string, string>, name: string): number {
   const raw = fields.get(name);
   if (raw === undefined || !/^-?\d+$/.test(raw)) throw new RedisError(`INFO replication: field ${name} is ${raw === undefined ? 'missing' : `not an integer (${raw})`}`);
@@ -93,6 +121,8 @@ export function parseReplicationInfo(text: unknown): ReplicationInfo {
       ...historyFields(fields),
       keys: keyCount(text, fields),
       priority: null,
+      ...(fields.has('min_slaves_good_slaves') ? { goodSlaves: intField(fields, 'min_slaves_good_slaves') } : {}),
+      onlineSlaveLagsSec: onlineSlaveLags(fields),
     };
   }
   if (role === 'slave') {

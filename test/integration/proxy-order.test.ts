@@ -50,6 +50,27 @@ describe('resends across a route change', () => {
     expect(await redis.at(b.address).get('k')).toBe('1');
   });
 
+  it('resends a write refused NOREPLICAS by a fenced old master to the new one', async () => {
+    const { a, b, client, moveTo } = await setup('order-fenced');
+    await redis.at(a.address).call('CLIENT', 'PAUSE', '5000', 'WRITE');
+    const set = client.call('SET', 'k', '1');
+    await new Promise((r) => setTimeout(r, 100));
+    await moveTo(b.address);
+    // The old master is fenced and has no slave: the queued write is refused, so it did not run.
+    await redis.at(a.address).call('CONFIG', 'SET', 'min-replicas-max-lag', '2', 'min-replicas-to-write', '1');
+    await redis.at(a.address).call('CLIENT', 'UNPAUSE');
+    expect(await set).toBe('+OK\r\n');
+    expect(await redis.at(b.address).get('k')).toBe('1');
+    expect(await redis.at(a.address).get('k')).toBeNull();
+  });
+
+  it('passes NOREPLICAS on to the client when the route did not change', async () => {
+    const { a, client } = await setup('order-fenced-same-route');
+    await redis.at(a.address).call('CONFIG', 'SET', 'min-replicas-max-lag', '2', 'min-replicas-to-write', '1');
+    expect(await client.call('SET', 'k', '1')).toMatch(/^-NOREPLICAS /);
+    expect(await redis.at(a.address).get('k')).toBeNull();
+  });
+
   it('never resends past a later command of the same client: SET k 1; SET k 2 ends as 2', async () => {
     const { a, b, client, moveTo } = await setup('order-later');
     await redis.at(a.address).call('CLIENT', 'PAUSE', '5000', 'WRITE');

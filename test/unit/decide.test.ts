@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { planReplication } from '../../src/controller/decide.js';
+import { planReplication, planWriteFence } from '../../src/controller/decide.js';
 import type { Observation, Observations } from '../../src/controller/observe.js';
 import type { ReplicationInfo } from '../../src/redis/info.js';
 import { routeSchema, type Route } from '../../src/model/schemas.js';
@@ -219,5 +219,124 @@ describe('planReplication', () => {
     const plan = planReplication(route(), obs);
     expect(plan.actions).toEqual([expect.objectContaining({ kind: 'replicaof', shard: 's1', instance: S1, master: M1 })]);
     expect(plan.notes).toEqual([expect.stringContaining('shard s0')]);
+  });
+});
+
+describe('planWriteFence', () => {
+  const policy = { writeFence: true, writeFenceLagSeconds: 2 };
+  const none = new Map<string, number>();
+  /** A master whose connected slaves are all online, each `lag` seconds since its last ack. */
+  function synced(address: string, connectedSlaves = 1, lag = 0): Observation {
+    const obs = master(address, connectedSlaves);
+    return { ...obs, info: { ...obs.info!, onlineSlaveLagsSec: Array<number>(connectedSlaves).fill(lag) } };
+  }
+  /** A master's observation with the fence on (INFO shows min_slaves_good_slaves). */
+  function fenced(address: string, connectedSlaves = 1, goodSlaves = connectedSlaves): Observation {
+    const obs = synced(address, connectedSlaves);
+    return { ...obs, info: { ...obs.info!, goodSlaves } };
+  }
+  function syncedEverywhere(): Observations {
+    const obs = healthy();
+    obs.set(M0, synced(M0, 2));
+    obs.set(M1, synced(M1));
+    return obs;
+  }
+  function fencedEverywhere(): Observations {
+    const obs = healthy();
+    obs.set(M0, fenced(M0, 2));
+    obs.set(M1, fenced(M1));
+    return obs;
+  }
+  const confirmedAt2 = new Map([[M0, 2], [M1, 2]]);
+
+  it('fences every master that has a live slave', () => {
+    const actions = planWriteFence(route(), syncedEverywhere(), policy, none);
+    expect(actions).toEqual([
+      { kind: 'fence', shard: 's0', instance: M0, on: true, maxLagSeconds: 2, reason: expect.stringContaining(`${S0a}, ${S0b} replicate from ${M0} with the link up`) },
+      { kind: 'fence', shard: 's1', instance: M1, on: true, maxLagSeconds: 2, reason: expect.stringContaining('stops acknowledging writes after 2 s') },
+    ]);
+  });
+
+  it('plans nothing where the fence is on with the lag this leader confirmed', () => {
+    expect(planWriteFence(route(), fencedEverywhere(), policy, confirmedAt2)).toEqual([]);
+  });
+
+  it('asks once per leader to confirm the lag of a master it finds fenced, and again when the policy changes it', () => {
+    const unknown = planWriteFence(route(), fencedEverywhere(), policy, new Map([[M0, 2]]));
+    expect(unknown).toEqual([expect.objectContaining({ instance: M1, on: true, reason: expect.stringContaining('has not confirmed its lag bound') })]);
+    const changed = planWriteFence(route(), fencedEverywhere(), { ...policy, writeFenceLagSeconds: 5 }, confirmedAt2);
+    expect(changed.map((a) => [a.instance, a.kind === 'fence' && a.maxLagSeconds])).toEqual([[M0, 5], [M1, 5]]);
+    expect(changed[0]!.reason).toBe('the fence lag bound is now 5 s (was 2 s)');
+  });
+
+  it("unfences a master whose only slave is dead, and says why", () => {
+    const obs = fencedEverywhere();
+    obs.set(S1, down(S1));
+    obs.set(M1, fenced(M1, 0));
+    expect(planWriteFence(route(), obs, policy, confirmedAt2)).toEqual([
+      { kind: 'fence', shard: 's1', instance: M1, on: false, maxLagSeconds: 2, reason: `${M1} has no live slave (${S1} unreachable; the master counts 0 connected): fenced, it would refuse every write` },
+    ]);
+  });
+
+  it('keeps the fence while one slave of several is live', () => {
+    const obs = fencedEverywhere();
+    obs.set(S0a, down(S0a));
+    obs.set(M0, fenced(M0, 1));
+    expect(planWriteFence(route(), obs, policy, confirmedAt2)).toEqual([]);
+  });
+
+  it('unfences when the slave is alive but its link is down, or it follows another master', () => {
+    const obs = fencedEverywhere();
+    obs.set(S1, slave(S1, M1, false));
+    expect(planWriteFence(route(), obs, policy, confirmedAt2)).toEqual([expect.objectContaining({ instance: M1, on: false, reason: expect.stringContaining(`${S1} has its link down`) })]);
+    obs.set(S1, slave(S1, M0));
+    expect(planWriteFence(route(), obs, policy, confirmedAt2)).toEqual([expect.objectContaining({ instance: M1, on: false, reason: expect.stringContaining(`${S1} does not replicate from it`) })]);
+  });
+
+  it('unfences when the master counts no connected slave, whatever the slave says', () => {
+    const obs = fencedEverywhere();
+    obs.set(M1, fenced(M1, 0));
+    expect(planWriteFence(route(), obs, policy, confirmedAt2)).toEqual([expect.objectContaining({ instance: M1, on: false, reason: expect.stringContaining(`${S1} linked; the master counts 0 connected`) })]);
+  });
+
+  it('does not fence a master whose slave is still in its first sync or has not acknowledged within the bound', () => {
+    const obs = syncedEverywhere();
+    obs.set(M0, master(M0, 2)); // connected, none online yet
+    obs.set(M1, synced(M1, 1, 2)); // online, but 2 s since its last ack with a 2 s bound
+    expect(planWriteFence(route(), obs, policy, none)).toEqual([]);
+    obs.set(M1, synced(M1, 1, 1));
+    expect(planWriteFence(route(), obs, policy, none).map((a) => a.instance)).toEqual([M1]);
+  });
+
+  it('does not fence a master with no live slave, and unfences one with no slave in the route', () => {
+    const obs = syncedEverywhere();
+    obs.set(S1, down(S1));
+    obs.set(M1, synced(M1, 0));
+    expect(planWriteFence(route(), obs, policy, none).map((a) => a.instance)).toEqual([M0]);
+    const alone = { ...route(), shards: [{ ...route().shards[1]!, slaves: [] }] };
+    expect(planWriteFence(alone, new Map([[M1, fenced(M1, 0)]]), policy, confirmedAt2)).toEqual([expect.objectContaining({ instance: M1, on: false, reason: expect.stringContaining('none in the route') })]);
+  });
+
+  it('keeps a fenced master fenced while its slaves are linked but none acknowledged within the lag', () => {
+    const obs = fencedEverywhere();
+    obs.set(M1, fenced(M1, 1, 0));
+    expect(planWriteFence(route(), obs, policy, confirmedAt2)).toEqual([]);
+  });
+
+  it('leaves alone a master it cannot reach and one that is still a slave, and never touches route slaves', () => {
+    const obs = syncedEverywhere();
+    obs.set(M0, down(M0));
+    obs.set(M1, slave(M1, S1));
+    // S1 is a master with the fence on, but the route names it a slave: not the fence's business.
+    obs.set(S1, fenced(S1, 1));
+    expect(planWriteFence(route(), obs, policy, none)).toEqual([]);
+  });
+
+  it('with writeFence off, unfences where it is on and fences nothing', () => {
+    const obs = fencedEverywhere();
+    obs.set(M1, synced(M1));
+    expect(planWriteFence(route(), obs, { ...policy, writeFence: false }, confirmedAt2)).toEqual([
+      expect.objectContaining({ instance: M0, on: false, reason: "the cluster's failover policy has writeFence off" }),
+    ]);
   });
 });

@@ -175,7 +175,24 @@ describe('parseReplicationInfo', () => {
       masterReplOffset: 50,
       keys: null,
       priority: null,
+      onlineSlaveLagsSec: [0],
     });
+  });
+
+  it("lists the lags of a master's online slaves, leaving out those still syncing", () => {
+    expect(parseReplicationInfo(MASTER).onlineSlaveLagsSec).toEqual([0]);
+    expect(parseReplicationInfo(MASTER.replace('state=wait_bgsave,offset=0,lag=0', 'state=online,offset=50,lag=3')).onlineSlaveLagsSec).toEqual([0, 3]);
+    // Without a readable lag it is not counted, and the reply is still good.
+    expect(parseReplicationInfo(MASTER.replace('offset=50,lag=0', 'offset=50')).onlineSlaveLagsSec).toEqual([]);
+  });
+
+  it('reads min_slaves_good_slaves as the write fence being on, and its absence as off', () => {
+    expect(parseReplicationInfo(MASTER).goodSlaves).toBeUndefined();
+    const fenced = MASTER.replace(/(connected_slaves:\d+\r\n)/, '$1min_slaves_good_slaves:1\r\n');
+    expect(fenced).not.toBe(MASTER);
+    expect(parseReplicationInfo(fenced).goodSlaves).toBe(1);
+    expect(parseReplicationInfo(fenced.replace('min_slaves_good_slaves:1', 'min_slaves_good_slaves:0')).goodSlaves).toBe(0);
+    expectRedisError(fenced.replace('min_slaves_good_slaves:1', 'min_slaves_good_slaves:many'), /min_slaves_good_slaves is not an integer/);
   });
 
   it('parses a promoted slave: the history it left and where it branched, and its key count', () => {

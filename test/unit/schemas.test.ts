@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { address, clusterFileSchema, clusterName, instanceHealthSchema, parseInput, routeSchema } from '../../src/model/schemas.js';
+import { address, clusterFileSchema, clusterName, failoverPolicy, instanceHealthSchema, parseInput, routeSchema } from '../../src/model/schemas.js';
 import { ValidationError } from '../../src/model/errors.js';
 
 function validRoute(): Record<string, unknown> & { shards: Record<string, unknown>[] } {
@@ -250,6 +250,27 @@ describe('clusterFileSchema', () => {
     expect(clusterFileSchema.safeParse({ slots: 16385 }).success).toBe(false);
     expect(clusterFileSchema.safeParse({ probe: { intervalMs: 10 } }).success).toBe(false);
     expect(clusterFileSchema.safeParse({ name: 'Bad Name' }).success).toBe(false);
+  });
+});
+
+describe('failoverPolicy write fence', () => {
+  it('is on by default, with a 2 s lag bound', () => {
+    expect(failoverPolicy.parse({})).toMatchObject({ writeFence: true, writeFenceLagSeconds: 2 });
+    expect(failoverPolicy.parse({ writeFence: false, writeFenceLagSeconds: 5 })).toMatchObject({ writeFence: false, writeFenceLagSeconds: 5 });
+  });
+
+  it.each([
+    [0, /writeFenceLagSeconds: .*>=1/],
+    [61, /writeFenceLagSeconds: .*<=60/],
+    [1.5, /writeFenceLagSeconds: the write fence lag is whole seconds/],
+    ['2', /writeFenceLagSeconds: .*expected number/],
+  ])('refuses a lag bound of %j with a ValidationError', (lag, message) => {
+    expect(() => parseInput(clusterFileSchema, { failover: { writeFenceLagSeconds: lag } }, 'cluster file')).toThrow(ValidationError);
+    expect(() => parseInput(clusterFileSchema, { failover: { writeFenceLagSeconds: lag } }, 'cluster file')).toThrow(message);
+  });
+
+  it('refuses a writeFence that is not a boolean', () => {
+    expect(() => parseInput(clusterFileSchema, { failover: { writeFence: 'yes' } }, 'cluster file')).toThrow(/failover\.writeFence: .*expected boolean/);
   });
 });
 

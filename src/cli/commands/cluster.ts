@@ -91,7 +91,9 @@ export function clusterCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
           .option('max-failovers', { type: 'number', describe: 'automatic failovers allowed per window' })
           .option('failover-window-ms', { type: 'number', describe: 'the window of --max-failovers' })
           .option('max-link-down-ms', { type: 'number', describe: 'staleness bound of a slave to promote' })
-          .option('switchover-timeout-ms', { type: 'number', describe: 'longest write pause of a switchover' }),
+          .option('switchover-timeout-ms', { type: 'number', describe: 'longest write pause of a switchover' })
+          .option('write-fence', { type: 'boolean', describe: 'keep min-replicas-to-write on masters with a live slave (--no-write-fence: off)' })
+          .option('write-fence-lag-seconds', { type: 'number', describe: 'min-replicas-max-lag of the write fence, whole seconds' }),
       (argv) =>
         withAdmin(argv, async (admin) => {
           const spec = await admin.updateSettings(argv.name, {
@@ -102,6 +104,8 @@ export function clusterCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
               windowMs: argv['failover-window-ms'],
               maxLinkDownMs: argv['max-link-down-ms'],
               switchoverTimeoutMs: argv['switchover-timeout-ms'],
+              writeFence: argv['write-fence'],
+              writeFenceLagSeconds: argv['write-fence-lag-seconds'],
             },
           });
           if (argv.json) printJson(spec);
