@@ -21,6 +21,7 @@ import { LeaderDuties } from './leader-duties.js';
 import { HealthTracker } from './health-tracker.js';
 import { Limiter, probeAll, type Observations } from './observe.js';
 import { Reconciler } from './reconciler.js';
+import { ReplicaQuorum } from './replica-quorum.js';
 import { VERSION } from '../version.js';
 
 
@@ -37,6 +38,13 @@ export class Controller {
   private duties: LeaderDuties;
   private clusters: StoredCluster[] = [];
   private readonly lastProbe = new Map<string, number>();
+  /** When each cluster's views were last published in full (a probe round that completed). */
+  private readonly lastPublished = new Map<string, number>();
+  /** Last attempt to withdraw each cluster's stale views (so a failing etcd is not hammered). */
+  private readonly withdrawTried = new Map<string, number>();
+  /** The `lastPublished` time whose views were withdrawn: done once per stall. */
+  private readonly withdrawnAfter = new Map<string, number>();
+  private readonly quorum: ReplicaQuorum;
   private readonly busy = new Set<string>();
   private readonly lastSentence = new Map<string, string>();
   private lastRefresh = 0;
@@ -56,7 +64,7 @@ export class Controller {
     // Probes have their cluster's own timeout; this one bounds admin commands (REPLICAOF, ...).
     this.pool = new RedisPool({ timeoutMs: 5000, password: process.env['CFGSERVER_BACKEND_PASSWORD'] });
     this.limiter = new Limiter(config.probeConcurrency);
-    this.tracker = new HealthTracker(this.id, config.healthRefreshMs);
+    this.tracker = new HealthTracker(this.id);
     // One elector for the replica's lifetime: it opens a new session (and campaigns again) after
     // every failure, for ever, so a replica never stays up without a lease.
     this.elector = new Elector({
@@ -76,6 +84,7 @@ export class Controller {
     });
     this.elector.on('elected', () => this.metrics.leader.set(1));
     this.elector.on('deposed', () => this.metrics.leader.set(0));
+    this.quorum = new ReplicaQuorum({ settings: this.admin.replicas, election: this.elector, controllerId: this.id, log });
     this.duties = this.newDuties();
     // A new session is a new episode: refusals are recorded again and repair back-offs start over.
     this.elector.on('session', () => (this.duties = this.newDuties()));
@@ -102,7 +111,7 @@ export class Controller {
       election: this.elector,
       log: this.log,
       reconciler,
-      maxViewAgeMs: 2 * this.config.healthRefreshMs + 1000,
+      quorum: this.quorum,
     });
   }
 
@@ -136,6 +145,7 @@ export class Controller {
     }
     for (const cluster of this.clusters) {
       const name = cluster.spec.name;
+      this.withdrawIfStalled(cluster, now);
       if (this.busy.has(name) || now - (this.lastProbe.get(name) ?? 0) < cluster.spec.probe.intervalMs) continue;
       this.busy.add(name);
       this.lastProbe.set(name, now);
@@ -195,6 +205,37 @@ export class Controller {
     }
   }
 
+  /**
+   * A view says "this is what I see" for as long as its replica's lease lives, however old it is:
+   * views are written only on change, so an idle cluster writes nothing. The lease covers a
+   * replica that is dead or frozen (kill -9, SIGSTOP, a blocked event loop, a long GC pause): its
+   * keep-alives stop with it, and its views expire with the lease. It does not cover a replica
+   * that is alive but whose probe round of a cluster never completes — a cycle held by a call that
+   * hangs, a leader task that runs long: the keep-alives go on from the same process while the
+   * views go stale, and a stale "down" could still count as a vote for a master that is back.
+   * So this watchdog, driven by the loop timer rather than by the round itself, withdraws (deletes)
+   * this replica's views of a cluster whose last completed round is older than the down window
+   * plus two probe periods; the next round that completes publishes them all again.
+   */
+  private withdrawIfStalled(cluster: StoredCluster, now: number): void {
+    const name = cluster.spec.name;
+    const { intervalMs, timeoutMs, downAfterMs } = cluster.spec.probe;
+    const stallMs = downAfterMs + 2 * (intervalMs + timeoutMs);
+    const last = this.lastPublished.get(name);
+    if (last === undefined || now - last < stallMs || this.withdrawnAfter.get(name) === last) return;
+    if (now - (this.withdrawTried.get(name) ?? 0) < 1000) return;
+    this.withdrawTried.set(name, now);
+    // Whatever happens to the delete, the next completed round publishes everything again.
+    this.tracker.reset(name);
+    this.admin.health.withdraw(name, this.id).then(
+      () => {
+        this.withdrawnAfter.set(name, last);
+        this.log.warn("withdrew this replica's health views: its probe round has not completed for too long", { cluster: name, controller: this.id, sinceMs: now - last, stallMs });
+      },
+      (err) => this.log.warn('could not withdraw stale health views; will try again', { cluster: name, error: errorMessage(err) }),
+    );
+  }
+
   private async publishHealth(cluster: StoredCluster, observations: Observations): Promise<void> {
     const session = this.elector.currentSession();
     if (!session) return;
@@ -208,6 +249,8 @@ export class Controller {
       // Publish everything again next time rather than trusting a partial write.
       this.tracker.reset();
       this.log.warn('could not publish health', { cluster: cluster.spec.name, failed: failed.length, error: errorMessage((failed[0] as PromiseRejectedResult).reason) });
+    } else {
+      this.lastPublished.set(cluster.spec.name, Date.now());
     }
   }
 }

@@ -33,6 +33,7 @@ import { HealthStore, type HealthViews } from '../store/health-store.js';
 import { HistoryStore } from '../store/history-store.js';
 import { TaskStore, newTaskId } from '../store/task-store.js';
 import { ProxyRegistry } from '../store/proxy-registry.js';
+import { ReplicaSettings } from '../store/replica-settings.js';
 import type { Keys } from '../store/keys.js';
 
 export interface CreateClusterRequest {
@@ -95,8 +96,10 @@ export class AdminService {
   readonly controllers: ControllerRegistry;
   readonly tasks: TaskStore;
   readonly proxies: ProxyRegistry;
+  readonly replicas: ReplicaSettings;
 
   constructor(etcd: Etcd3, keys: Keys) {
+    this.replicas = new ReplicaSettings(etcd, keys);
     this.proxies = new ProxyRegistry(etcd, keys);
     this.tasks = new TaskStore(etcd, keys);
     this.clusters = new ClusterStore(etcd, keys);
