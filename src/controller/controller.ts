@@ -60,9 +60,10 @@ export class Controller {
     this.id = config.id ?? `${hostname()}-${process.pid}`;
     this.etcd = createEtcd({ endpoints: config.etcd });
     this.keys = new Keys(config.prefix);
-    this.admin = new AdminService(this.etcd, this.keys);
     // Probes have their cluster's own timeout; this one bounds admin commands (REPLICAOF, ...).
     this.pool = new RedisPool({ timeoutMs: 5000, password: process.env['CFGSERVER_BACKEND_PASSWORD'] });
+    // The API's cluster status reads offsets live through the same connections.
+    this.admin = new AdminService(this.etcd, this.keys, this.pool);
     this.limiter = new Limiter(config.probeConcurrency);
     this.tracker = new HealthTracker(this.id);
     // One elector for the replica's lifetime: it opens a new session (and campaigns again) after

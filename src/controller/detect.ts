@@ -14,9 +14,12 @@
  *   the live ones, when more are registered than configured) — not of the replicas registered
  *   now: a lone survivor of three cannot decide alone.
  */
+import { majority, quorumOf as quorumOfCount } from '../model/replicas.js';
 import { instancesOf } from '../model/route.js';
 import type { InstanceHealth, Route } from '../model/schemas.js';
 import type { HealthViews } from '../store/health-store.js';
+
+export { majority };
 
 export interface DetectOptions {
   /** Live controller replicas (from the registry). */
@@ -49,14 +52,9 @@ export interface MasterVerdict {
   lastOkAt: number | null;
 }
 
-export function majority(n: number): number {
-  return Math.floor(n / 2) + 1;
-}
-
 /** The quorum: a majority of the configured replicas, or of the live ones when more are registered. */
 export function quorumOf(opts: DetectOptions): { needed: number; replicas: number } {
-  const replicas = Math.max(opts.replicas, opts.live.length);
-  return { needed: majority(replicas), replicas };
+  return quorumOfCount(opts.replicas, opts.live.length);
 }
 
 function seesWell(s: Pick<Standing, 'sees' | 'of'>): boolean {

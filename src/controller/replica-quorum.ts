@@ -1,11 +1,7 @@
 /**
- * How many replicas the failover quorum is a majority of.
- *
- * - Configured (`cfgctl replicas set N`, stored in etcd so that every replica agrees): N.
- * - Not configured: the most replicas that were registered together for at least HOLD_MS, as the
- *   leaders recorded it — so that a lone survivor of three still needs two votes — or the number
- *   registered now, if that is more. A single-replica setup (the playground, a dev machine) is
- *   1 and decides alone, as it must.
+ * The leader's side of the replica count (the rules are in model/replicas.ts): it reads the
+ * configured count, and when there is none it records the most replicas that stayed registered
+ * together for at least HOLD_MS.
  *
  * Why a hold time: a replica killed with -9 stays registered until its lease expires (up to the
  * 60 s a lease may last), so a restart briefly shows one replica too many. Counting that moment
@@ -13,24 +9,11 @@
  */
 import type { Logger } from 'winston';
 import type { LeaderLock } from '../election/leader-election.js';
+import { replicaBase, type ReplicaBase } from '../model/replicas.js';
 import type { ReplicaSettings } from '../store/replica-settings.js';
 
 /** Longer than any lease (the config allows 60 s): a dead replica's registration cannot last it. */
 export const HOLD_MS = 61_000;
-
-export interface ReplicaBase {
-  /** What the quorum is a majority of (before `live` is counted in). */
-  replicas: number;
-  /** Where that number comes from, for messages and `cfgctl replicas`. */
-  source: string;
-}
-
-/** The base, from what etcd holds and how many are registered now (a pure rule). */
-export function replicaBase(configured: number | null, seen: number | null, live: number): ReplicaBase {
-  if (configured !== null) return { replicas: configured, source: `configured (cfgctl replicas set ${configured})` };
-  const replicas = Math.max(1, seen ?? 0, live);
-  return { replicas, source: `not configured: the most replicas seen registered together (${seen ?? 'none recorded'}) or registered now (${live})` };
-}
 
 /**
  * Tracks, in the leader, for how long at least k replicas have been registered, for every k.

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { controllerConfigSchema } from '../../src/controller/config.js';
-import { HOLD_MS, HeldCount, replicaBase } from '../../src/controller/replica-quorum.js';
+import { HOLD_MS, HeldCount } from '../../src/controller/replica-quorum.js';
+import { replicaBase } from '../../src/model/replicas.js';
 
 describe('replicaBase', () => {
   it('is the configured count when there is one, whatever was seen or is registered', () => {
