@@ -44,6 +44,8 @@ export class Controller {
   private readonly withdrawTried = new Map<string, number>();
   /** The `lastPublished` time whose views were withdrawn: done once per stall. */
   private readonly withdrawnAfter = new Map<string, number>();
+  /** A withdrawal in flight per cluster: the next publication waits for it, or the delete could land after it. */
+  private readonly withdrawing = new Map<string, Promise<void>>();
   private readonly quorum: ReplicaQuorum;
   private readonly busy = new Set<string>();
   private readonly lastSentence = new Map<string, string>();
@@ -228,18 +230,25 @@ export class Controller {
     this.withdrawTried.set(name, now);
     // Whatever happens to the delete, the next completed round publishes everything again.
     this.tracker.reset(name);
-    this.admin.health.withdraw(name, this.id).then(
+    const done = this.admin.health.withdraw(name, this.id).then(
       () => {
         this.withdrawnAfter.set(name, last);
         this.log.warn("withdrew this replica's health views: its probe round has not completed for too long", { cluster: name, controller: this.id, sinceMs: now - last, stallMs });
       },
-      (err) => this.log.warn('could not withdraw stale health views; will try again', { cluster: name, error: errorMessage(err) }),
+      (err) => {
+        this.log.warn('could not withdraw stale health views; will try again', { cluster: name, error: errorMessage(err) });
+      },
     );
+    this.withdrawing.set(name, done);
+    void done.finally(() => {
+      if (this.withdrawing.get(name) === done) this.withdrawing.delete(name);
+    });
   }
 
   private async publishHealth(cluster: StoredCluster, observations: Observations): Promise<void> {
     const session = this.elector.currentSession();
     if (!session) return;
+    await this.withdrawing.get(cluster.spec.name);
     const writes = [...observations.values()]
       .map((obs) => this.tracker.update(cluster.spec.name, obs, cluster.spec.probe.downAfterMs))
       .filter((h) => h !== null)
