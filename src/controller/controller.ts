@@ -25,6 +25,18 @@ import { ReplicaQuorum } from './replica-quorum.js';
 import { VERSION } from '../version.js';
 
 
+/** A leader's cycle may run a task step or a repair for a few seconds: that is not a stall. */
+const STALL_FLOOR_MS = 10_000;
+
+/**
+ * How long a replica's views may go without a completed probe round before it withdraws them:
+ * the down window plus two probe periods, and never less than STALL_FLOOR_MS (about what the
+ * views' old refresh rule allowed, 2 × 5 s + 1 s).
+ */
+export function stallAfterMs(probe: { intervalMs: number; timeoutMs: number; downAfterMs: number }): number {
+  return Math.max(STALL_FLOOR_MS, probe.downAfterMs + 2 * (probe.intervalMs + probe.timeoutMs));
+}
+
 export class Controller {
   readonly id: string;
   readonly etcd: Etcd3;
@@ -148,7 +160,7 @@ export class Controller {
     }
     for (const cluster of this.clusters) {
       const name = cluster.spec.name;
-      this.withdrawIfStalled(cluster, now);
+      this.withdrawIfStalled(cluster);
       if (this.busy.has(name) || now - (this.lastProbe.get(name) ?? 0) < cluster.spec.probe.intervalMs) continue;
       this.busy.add(name);
       this.lastProbe.set(name, now);
@@ -217,13 +229,13 @@ export class Controller {
    * hangs, a leader task that runs long: the keep-alives go on from the same process while the
    * views go stale, and a stale "down" could still count as a vote for a master that is back.
    * So this watchdog, driven by the loop timer rather than by the round itself, withdraws (deletes)
-   * this replica's views of a cluster whose last completed round is older than the down window
-   * plus two probe periods; the next round that completes publishes them all again.
+   * this replica's views of a cluster whose last completed round is older than `stallAfterMs`;
+   * the next round that completes publishes them all again.
    */
-  private withdrawIfStalled(cluster: StoredCluster, now: number): void {
+  private withdrawIfStalled(cluster: StoredCluster): void {
     const name = cluster.spec.name;
-    const { intervalMs, timeoutMs, downAfterMs } = cluster.spec.probe;
-    const stallMs = downAfterMs + 2 * (intervalMs + timeoutMs);
+    const now = Date.now();
+    const stallMs = stallAfterMs(cluster.spec.probe);
     const last = this.lastPublished.get(name);
     if (last === undefined || now - last < stallMs || this.withdrawnAfter.get(name) === last) return;
     if (now - (this.withdrawTried.get(name) ?? 0) < 1000) return;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { controllerConfigSchema } from '../../src/controller/config.js';
+import { stallAfterMs } from '../../src/controller/controller.js';
 import { HOLD_MS, HeldCount } from '../../src/controller/replica-quorum.js';
 import { replicaBase } from '../../src/model/replicas.js';
 
@@ -51,5 +52,12 @@ describe('HeldCount', () => {
 
   it('holds longer than any lease the controller config allows', () => {
     expect(controllerConfigSchema.safeParse({ leaseTtlSeconds: Math.ceil(HOLD_MS / 1000) }).success).toBe(false);
+  });
+});
+
+describe('stallAfterMs', () => {
+  it('is the down window plus two probe periods, never under 10 s', () => {
+    expect(stallAfterMs({ intervalMs: 200, timeoutMs: 200, downAfterMs: 1000 })).toBe(10_000);
+    expect(stallAfterMs({ intervalMs: 1000, timeoutMs: 500, downAfterMs: 30_000 })).toBe(33_000);
   });
 });
