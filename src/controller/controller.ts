@@ -56,6 +56,8 @@ export class Controller {
   private readonly withdrawTried = new Map<string, number>();
   /** The `lastPublished` time whose views were withdrawn: done once per stall. */
   private readonly withdrawnAfter = new Map<string, number>();
+  /** The lease each cluster's views were last published under. */
+  private readonly publishedUnder = new Map<string, string>();
   /** A withdrawal in flight per cluster: the next publication waits for it, or the delete could land after it. */
   private readonly withdrawing = new Map<string, Promise<void>>();
   private readonly quorum: ReplicaQuorum;
@@ -258,21 +260,29 @@ export class Controller {
   }
 
   private async publishHealth(cluster: StoredCluster, observations: Observations): Promise<void> {
+    const name = cluster.spec.name;
     const session = this.elector.currentSession();
     if (!session) return;
-    await this.withdrawing.get(cluster.spec.name);
+    await this.withdrawing.get(name);
+    // Views live with the lease they were written under. Nothing is rewritten while it stays the
+    // same, so views written under a lease that has since been replaced (a round that began
+    // before a new session) would vanish with it and never come back: publish them all again.
+    if (this.publishedUnder.get(name) !== session.leaseId) this.tracker.reset(name);
     const writes = [...observations.values()]
-      .map((obs) => this.tracker.update(cluster.spec.name, obs, cluster.spec.probe.downAfterMs))
+      .map((obs) => this.tracker.update(name, obs, cluster.spec.probe.downAfterMs))
       .filter((h) => h !== null)
-      .map((h) => this.admin.health.put(cluster.spec.name, h, session.leaseId));
+      .map((h) => this.admin.health.put(name, h, session.leaseId));
     const results = await Promise.allSettled(writes);
     const failed = results.filter((r) => r.status === 'rejected');
     if (failed.length) {
       // Publish everything again next time rather than trusting a partial write.
-      this.tracker.reset();
-      this.log.warn('could not publish health', { cluster: cluster.spec.name, failed: failed.length, error: errorMessage((failed[0] as PromiseRejectedResult).reason) });
+      this.tracker.reset(name);
+      this.publishedUnder.delete(name);
+      this.log.warn('could not publish health', { cluster: name, failed: failed.length, error: errorMessage((failed[0] as PromiseRejectedResult).reason) });
     } else {
-      this.lastPublished.set(cluster.spec.name, Date.now());
+      this.publishedUnder.set(name, session.leaseId);
+      this.lastPublished.set(name, Date.now());
     }
   }
+
 }
