@@ -8,7 +8,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { spawnController, waitFor, type ManagedProcess } from '../../src/playground/processes.js';
 import { useProxies } from '../helpers/proxy.js';
 import { useRedisClients } from '../helpers/redis.js';
-import { randomPrefix, useWorld } from '../helpers/servers.js';
+import { cfgctl, randomPrefix, useWorld } from '../helpers/servers.js';
+import type { ClusterStatus } from '../../src/service/admin-service.js';
 
 const world = useWorld();
 const redis = useRedisClients();
@@ -92,6 +93,16 @@ describe('an idle cluster and etcd', () => {
     await watch.cancel();
     expect(written).toEqual([]);
     expect(after - before).toBe(0);
+    // Offsets are no longer refreshed in etcd: cluster show reads them from Redis now.
+    const live = JSON.parse((await cfgctl(world.etcd.endpoint, prefix, ['cluster', 'show', 'idle', '--json'])).stdout) as ClusterStatus;
+    const instances = live.shards.flatMap((sh) => sh.instances);
+    expect(instances).toHaveLength(5);
+    for (const i of instances) expect(i.live).toMatchObject({ offset: expect.any(Number), error: null });
+    expect(live.liveTimeoutMs).toBe(CALM_PROBE.timeoutMs);
+    const text = (await cfgctl(world.etcd.endpoint, prefix, ['cluster', 'show', 'idle', '--no-live'])).stdout;
+    expect(text).toContain("offsets from the controller's view");
+    expect(text).toMatch(/\d+ \(\d+[smh] old\)/);
+    expect(await revision()).toBe(after);
     // The replicas were alive and probing all along: a change is written at once.
     expect((await admin.listControllers()).controllers.map((c) => c.id)).toEqual(['i1', 'i2', 'i3']);
     await s1.process.kill9();
