@@ -33,7 +33,8 @@ export function createApp(deps: ApiDeps): express.Express {
     res.status(201).json(route);
   });
   app.get('/v1/clusters/:name', async (req, res) => {
-    res.json(await deps.admin.describeCluster(name(req)));
+    // Offsets are read from Redis now unless ?live=false (then: the views' offsets, with observedAt).
+    res.json(await deps.admin.describeCluster(name(req), { live: req.query['live'] !== 'false' }));
   });
   app.get('/v1/clusters/:name/route', async (req, res) => {
     res.json(await deps.admin.route(name(req)));
@@ -51,6 +52,9 @@ export function createApp(deps: ApiDeps): express.Express {
   });
   app.get('/v1/controllers', async (_req, res) => {
     res.json(await deps.admin.listControllers());
+  });
+  app.get('/v1/replicas', async (_req, res) => {
+    res.json(await deps.admin.replicaStatus());
   });
   app.get('/metrics', async (_req, res) => {
     res.type(deps.registry.contentType).send(await deps.registry.metrics());

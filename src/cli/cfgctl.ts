@@ -8,8 +8,8 @@ import { ValidationError } from '../model/errors.js';
 import { clusterCommands } from './commands/cluster.js';
 import { shardCommands } from './commands/shard.js';
 import { slotsCommands } from './commands/slots.js';
-import { fail, globalOptions, show, type GlobalArgs } from './run.js';
-import { controllersTable, historyTable, proxiesTable, routeTable } from './tables.js';
+import { fail, globalOptions, printJson, show, withAdmin, type GlobalArgs } from './run.js';
+import { controllersTable, historyTable, proxiesTable, replicaStatusText, routeTable } from './tables.js';
 import { tasksCommands } from './commands/tasks.js';
 import { failoverCommand } from './commands/failover.js';
 
@@ -51,6 +51,29 @@ export function buildCli(argv: string[]): Argv<GlobalArgs> {
         const { controllers, problems } = await admin.listControllers();
         return { value: controllers, problems };
       }, controllersTable),
+    )
+    .command(
+      'replicas [action] [count]',
+      'how many controller replicas the deployment runs: a failover needs votes from a majority of them',
+      (c) =>
+        c
+          .positional('action', { choices: ['show', 'set', 'unset'] as const, default: 'show' as const, describe: 'show the count and quorum; set COUNT; unset (back to the default)' })
+          .positional('count', { type: 'string', describe: 'with set: the number of replicas, 1..99' }),
+      (a) => {
+        if (a.action === 'show') {
+          return show(a, async (admin) => {
+            const { status, problems } = await admin.replicaStatus();
+            return { value: status, problems };
+          }, replicaStatusText);
+        }
+        return withAdmin(a, async (admin) => {
+          if (a.action === 'set' && a.count === undefined) throw new ValidationError('say how many: cfgctl replicas set COUNT');
+          if (a.action === 'unset' && a.count !== undefined) throw new ValidationError('unset takes no count');
+          const status = await admin.setReplicas(a.action === 'set' ? Number(a.count) : null);
+          if (a.json) printJson(status);
+          else process.stdout.write(`${replicaStatusText(status)}\n`);
+        });
+      },
     )
     .command(
       'history <name>',

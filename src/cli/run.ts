@@ -4,6 +4,7 @@
  */
 import type { Etcd3 } from 'etcd3';
 import { CfgError, errorMessage, type ErrorCode } from '../model/errors.js';
+import { RedisPool } from '../redis/pool.js';
 import { AdminService } from '../service/admin-service.js';
 import { DEFAULT_ETCD, createEtcd } from '../store/etcd.js';
 import { DEFAULT_PREFIX, Keys } from '../store/keys.js';
@@ -44,12 +45,15 @@ export const globalOptions = {
 /** Runs a command against etcd; prints the error and sets the exit code on failure. */
 export async function withAdmin(args: GlobalArgs, fn: (admin: AdminService) => Promise<void>): Promise<void> {
   let etcd: Etcd3 | undefined;
+  // Connects to no Redis until a command reads one (cluster show reads offsets live).
+  const redis = new RedisPool({ timeoutMs: args.timeout, password: process.env['CFGSERVER_BACKEND_PASSWORD'] });
   try {
     etcd = createEtcd({ endpoints: args.etcd, callTimeoutMs: args.timeout });
-    await fn(new AdminService(etcd, new Keys(args.prefix)));
+    await fn(new AdminService(etcd, new Keys(args.prefix), redis));
   } catch (err) {
     fail(err);
   } finally {
+    redis.close();
     etcd?.close();
   }
 }

@@ -3,7 +3,7 @@
  */
 import Table from 'cli-table3';
 import type { ControllerStatus } from '../store/controller-registry.js';
-import type { ClusterStatus, ClusterSummary } from '../service/admin-service.js';
+import type { ClusterStatus, ClusterSummary, ReplicaStatus } from '../service/admin-service.js';
 import type { HistoryEntry, ProxyInfo, Route, Task } from '../model/schemas.js';
 import { countSlots } from '../model/route.js';
 
@@ -43,7 +43,11 @@ export function clusterStatusText(status: ClusterStatus): string {
   const header = [
     `cluster ${spec.name}: ${spec.slotCount} slots (${status.unassignedSlots} unassigned), epoch ${route.epoch}${spec.paused ? ', PAUSED' : ''}`,
     `probe every ${spec.probe.intervalMs} ms, timeout ${spec.probe.timeoutMs} ms, down after ${spec.probe.downAfterMs} ms`,
-    `health as seen by ${status.healthFrom ?? 'no controller yet'}`,
+    `health as seen by ${status.healthFrom ?? 'no controller yet'}; ${
+      status.liveTimeoutMs !== null
+        ? `offsets read from Redis now (timeout ${status.liveTimeoutMs} ms; "(Ns old)" where it did not answer: the controller's view, written when the state last changed)`
+        : 'offsets from the controller\'s view, written when the state last changed: "(Ns old)" says how old'
+    }`,
   ];
   const rows = status.shards.flatMap((shard) =>
     shard.instances.map((inst, i) => {
@@ -57,7 +61,7 @@ export function clusterStatusText(status: ClusterStatus): string {
         inst.expectedRole,
         role,
         link,
-        h?.offset ?? '-',
+        offsetText(inst),
         `${h ? (h.reachable ? 'ok' : `${h.down ? 'DOWN' : 'unreachable'}, last ok ${ago(h.lastOkAt)}`) : 'not probed yet'}${inst.refused ? `; refused: ${inst.refused.summary}` : ''}`,
       ];
     }),
@@ -66,6 +70,13 @@ export function clusterStatusText(status: ClusterStatus): string {
   // The full reason carries the command that discards the data: the operator's decision to make.
   const refusals = status.shards.flatMap((s) => s.instances.filter((i) => i.refused).map((i) => `refused since ${i.refused!.at}: ${i.refused!.reason}`));
   return [...header, body, ...refusals].join('\n');
+}
+
+/** The offset read now when there is one, else the view's offset with its age. */
+function offsetText(inst: ClusterStatus['shards'][number]['instances'][number]): string {
+  if (inst.live?.offset != null) return String(inst.live.offset);
+  const h = inst.health;
+  return h?.offset != null ? `${h.offset} (${ago(h.observedAt).replace(' ago', ' old')})` : '-';
 }
 
 export function routeTable(route: Route): string {
@@ -83,6 +94,15 @@ export function controllersTable(controllers: ControllerStatus[]): string {
     ['CONTROLLER', 'LEADER', 'API', 'VERSION', 'PID', 'STARTED'],
     controllers.map((c) => [c.id, c.leader ? 'yes' : '', c.address ?? '-', c.version, c.pid, c.startedAt]),
   );
+}
+
+export function replicaStatusText(s: ReplicaStatus): string {
+  return [
+    `configured replicas: ${s.configured ? `${s.configured.replicas} (set ${s.configured.setAt})` : 'not set'}`,
+    `most seen registered together: ${s.seen ? `${s.seen.count} (recorded ${s.seen.at} by ${s.seen.by})` : 'none recorded'}`,
+    `registered now: ${s.registered}`,
+    `a failover needs ${s.quorum.needed} of ${s.quorum.replicas} replicas judging the master down; ${s.quorum.source}`,
+  ].join('\n');
 }
 
 export function historyTable(entries: HistoryEntry[]): string {

@@ -22,13 +22,16 @@ export const controllerConfigSchema = z.strictObject({
   refreshMs: z.number().int().min(100).max(60_000).default(1000),
   /** At most this many probes in flight at once, over all clusters. */
   probeConcurrency: z.number().int().min(1).max(10_000).default(64),
-  /** A health view is re-published at least this often even when nothing changed (to refresh offsets). */
-  healthRefreshMs: z.number().int().min(500).max(600_000).default(5000),
   /** Wait this long before repeating a repair that did not take. */
   repairBackoffMs: z.number().int().min(0).max(600_000).default(5000),
   logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
 });
 export type ControllerConfig = z.infer<typeof controllerConfigSchema>;
+
+/** Settings that existed once: a file that still has one gets told what became of it. */
+const REMOVED: Record<string, string> = {
+  healthRefreshMs: 'health views are now written only when their state changes, never to refresh them; remove it',
+};
 
 export function loadControllerConfig(file: string | undefined, overrides: Record<string, unknown>): ControllerConfig {
   let fromFile: Record<string, unknown> = {};
@@ -47,6 +50,10 @@ export function loadControllerConfig(file: string | undefined, overrides: Record
     }
     if (parsed !== null && (typeof parsed !== 'object' || Array.isArray(parsed))) throw new ValidationError(`config file ${file} must be a YAML mapping`);
     fromFile = (parsed ?? {}) as Record<string, unknown>;
+  }
+  for (const key of Object.keys(fromFile)) {
+    const why = REMOVED[key];
+    if (why) throw new ValidationError(`controller config (${file}): ${key} is no longer a setting: ${why}`);
   }
   const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
   return parseInput(controllerConfigSchema, { ...fromFile, ...defined }, file ? `controller config (${file})` : 'controller config');

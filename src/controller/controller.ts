@@ -21,8 +21,21 @@ import { LeaderDuties } from './leader-duties.js';
 import { HealthTracker } from './health-tracker.js';
 import { Limiter, probeAll, type Observations } from './observe.js';
 import { Reconciler } from './reconciler.js';
+import { ReplicaQuorum } from './replica-quorum.js';
 import { VERSION } from '../version.js';
 
+
+/** A leader's cycle may run a task step or a repair for a few seconds: that is not a stall. */
+const STALL_FLOOR_MS = 10_000;
+
+/**
+ * How long a replica's views may go without a completed probe round before it withdraws them:
+ * the down window plus two probe periods, and never less than STALL_FLOOR_MS (about what the
+ * views' old refresh rule allowed, 2 × 5 s + 1 s).
+ */
+export function stallAfterMs(probe: { intervalMs: number; timeoutMs: number; downAfterMs: number }): number {
+  return Math.max(STALL_FLOOR_MS, probe.downAfterMs + 2 * (probe.intervalMs + probe.timeoutMs));
+}
 
 export class Controller {
   readonly id: string;
@@ -37,6 +50,17 @@ export class Controller {
   private duties: LeaderDuties;
   private clusters: StoredCluster[] = [];
   private readonly lastProbe = new Map<string, number>();
+  /** When each cluster's views were last published in full (a probe round that completed). */
+  private readonly lastPublished = new Map<string, number>();
+  /** Last attempt to withdraw each cluster's stale views (so a failing etcd is not hammered). */
+  private readonly withdrawTried = new Map<string, number>();
+  /** The `lastPublished` time whose views were withdrawn: done once per stall. */
+  private readonly withdrawnAfter = new Map<string, number>();
+  /** The lease each cluster's views were last published under. */
+  private readonly publishedUnder = new Map<string, string>();
+  /** A withdrawal in flight per cluster: the next publication waits for it, or the delete could land after it. */
+  private readonly withdrawing = new Map<string, Promise<void>>();
+  private readonly quorum: ReplicaQuorum;
   private readonly busy = new Set<string>();
   private readonly lastSentence = new Map<string, string>();
   private lastRefresh = 0;
@@ -55,11 +79,12 @@ export class Controller {
     // stalling for many seconds on one member, as the 3 s default did (detection took 8 s).
     this.etcd = createEtcd({ endpoints: config.etcd, callTimeoutMs: Math.max(500, Math.round((config.leaseTtlSeconds * 1000) / 3)), retries: 2 });
     this.keys = new Keys(config.prefix);
-    this.admin = new AdminService(this.etcd, this.keys);
     // Probes have their cluster's own timeout; this one bounds admin commands (REPLICAOF, ...).
     this.pool = new RedisPool({ timeoutMs: 5000, password: process.env['CFGSERVER_BACKEND_PASSWORD'] });
+    // The API's cluster status reads offsets live through the same connections.
+    this.admin = new AdminService(this.etcd, this.keys, this.pool);
     this.limiter = new Limiter(config.probeConcurrency);
-    this.tracker = new HealthTracker(this.id, config.healthRefreshMs);
+    this.tracker = new HealthTracker(this.id);
     // One elector for the replica's lifetime: it opens a new session (and campaigns again) after
     // every failure, for ever, so a replica never stays up without a lease.
     this.elector = new Elector({
@@ -79,6 +104,7 @@ export class Controller {
     });
     this.elector.on('elected', () => this.metrics.leader.set(1));
     this.elector.on('deposed', () => this.metrics.leader.set(0));
+    this.quorum = new ReplicaQuorum({ settings: this.admin.replicas, election: this.elector, controllerId: this.id, log });
     this.duties = this.newDuties();
     // A new session is a new episode: refusals are recorded again and repair back-offs start over.
     this.elector.on('session', () => (this.duties = this.newDuties()));
@@ -106,7 +132,7 @@ export class Controller {
       election: this.elector,
       log: this.log,
       reconciler,
-      maxViewAgeMs: 2 * this.config.healthRefreshMs + 1000,
+      quorum: this.quorum,
     });
   }
 
@@ -140,6 +166,7 @@ export class Controller {
     }
     for (const cluster of this.clusters) {
       const name = cluster.spec.name;
+      this.withdrawIfStalled(cluster);
       if (this.busy.has(name) || now - (this.lastProbe.get(name) ?? 0) < cluster.spec.probe.intervalMs) continue;
       this.busy.add(name);
       this.lastProbe.set(name, now);
@@ -199,19 +226,67 @@ export class Controller {
     }
   }
 
+  /**
+   * A view says "this is what I see" for as long as its replica's lease lives, however old it is:
+   * views are written only on change, so an idle cluster writes nothing. The lease covers a
+   * replica that is dead or frozen (kill -9, SIGSTOP, a blocked event loop, a long GC pause): its
+   * keep-alives stop with it, and its views expire with the lease. It does not cover a replica
+   * that is alive but whose probe round of a cluster never completes — a cycle held by a call that
+   * hangs, a leader task that runs long: the keep-alives go on from the same process while the
+   * views go stale, and a stale "down" could still count as a vote for a master that is back.
+   * So this watchdog, driven by the loop timer rather than by the round itself, withdraws (deletes)
+   * this replica's views of a cluster whose last completed round is older than `stallAfterMs`;
+   * the next round that completes publishes them all again.
+   */
+  private withdrawIfStalled(cluster: StoredCluster): void {
+    const name = cluster.spec.name;
+    const now = Date.now();
+    const stallMs = stallAfterMs(cluster.spec.probe);
+    const last = this.lastPublished.get(name);
+    if (last === undefined || now - last < stallMs || this.withdrawnAfter.get(name) === last) return;
+    if (now - (this.withdrawTried.get(name) ?? 0) < 1000) return;
+    this.withdrawTried.set(name, now);
+    // Whatever happens to the delete, the next completed round publishes everything again.
+    this.tracker.reset(name);
+    const done = this.admin.health.withdraw(name, this.id).then(
+      () => {
+        this.withdrawnAfter.set(name, last);
+        this.log.warn("withdrew this replica's health views: its probe round has not completed for too long", { cluster: name, controller: this.id, sinceMs: now - last, stallMs });
+      },
+      (err) => {
+        this.log.warn('could not withdraw stale health views; will try again', { cluster: name, error: errorMessage(err) });
+      },
+    );
+    this.withdrawing.set(name, done);
+    void done.finally(() => {
+      if (this.withdrawing.get(name) === done) this.withdrawing.delete(name);
+    });
+  }
+
   private async publishHealth(cluster: StoredCluster, observations: Observations): Promise<void> {
+    const name = cluster.spec.name;
     const session = this.elector.currentSession();
     if (!session) return;
+    await this.withdrawing.get(name);
+    // Views live with the lease they were written under. Nothing is rewritten while it stays the
+    // same, so views written under a lease that has since been replaced (a round that began
+    // before a new session) would vanish with it and never come back: publish them all again.
+    if (this.publishedUnder.get(name) !== session.leaseId) this.tracker.reset(name);
     const writes = [...observations.values()]
-      .map((obs) => this.tracker.update(cluster.spec.name, obs, cluster.spec.probe.downAfterMs))
+      .map((obs) => this.tracker.update(name, obs, cluster.spec.probe.downAfterMs))
       .filter((h) => h !== null)
-      .map((h) => this.admin.health.put(cluster.spec.name, h, session.leaseId));
+      .map((h) => this.admin.health.put(name, h, session.leaseId));
     const results = await Promise.allSettled(writes);
     const failed = results.filter((r) => r.status === 'rejected');
     if (failed.length) {
       // Publish everything again next time rather than trusting a partial write.
-      this.tracker.reset();
-      this.log.warn('could not publish health', { cluster: cluster.spec.name, failed: failed.length, error: errorMessage((failed[0] as PromiseRejectedResult).reason) });
+      this.tracker.reset(name);
+      this.publishedUnder.delete(name);
+      this.log.warn('could not publish health', { cluster: name, failed: failed.length, error: errorMessage((failed[0] as PromiseRejectedResult).reason) });
+    } else {
+      this.publishedUnder.set(name, session.leaseId);
+      this.lastPublished.set(name, Date.now());
     }
   }
+
 }

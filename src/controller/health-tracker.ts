@@ -1,7 +1,10 @@
 /**
- * Turns one replica's probe results into the health views it publishes: written when the state of
- * an instance changes (reachable, role, master, link, down), or when the last write is older than
- * the refresh period (so that offsets shown by `cfgctl cluster show` stay fresh) — never every probe.
+ * Turns one replica's probe results into the health views it publishes: written only when the
+ * state of an instance changes (reachable, role, master, link, this replica's down verdict) —
+ * never every probe, and never just because time passed, so that an idle cluster writes nothing to
+ * etcd. A view is as alive as its replica's lease (the keys are bound to it), not as its age: the
+ * offset, priority and error in a view are those of the probe that changed the state, and
+ * `observedAt` says when that was. Readers that want offsets now ask Redis themselves.
  *
  * It also judges, for this replica alone, whether an instance is down: no good probe for the
  * whole down window (measured from the last good probe, or from the first failure this replica
@@ -10,13 +13,8 @@
 import type { InstanceHealth } from '../model/schemas.js';
 import type { Observation } from './observe.js';
 
-interface Published {
-  health: InstanceHealth;
-  at: number;
-}
-
 interface Tracked {
-  published?: Published;
+  published?: InstanceHealth;
   /** Time of the last good probe (ms since epoch). */
   lastOk?: number;
   /** Start of the current run of failed probes, and its length. */
@@ -27,13 +25,10 @@ interface Tracked {
 export class HealthTracker {
   private readonly tracked = new Map<string, Tracked>();
 
-  constructor(
-    private readonly controller: string,
-    private readonly refreshMs: number,
-  ) {}
+  constructor(private readonly controller: string) {}
 
   /** The view to publish for this observation, or null when etcd already has an equivalent one. */
-  update(cluster: string, obs: Observation, downAfterMs: number, now = obs.at.getTime()): InstanceHealth | null {
+  update(cluster: string, obs: Observation, downAfterMs: number): InstanceHealth | null {
     const key = `${cluster}/${obs.address}`;
     const t = this.tracked.get(key) ?? { failures: 0 };
     this.tracked.set(key, t);
@@ -46,21 +41,30 @@ export class HealthTracker {
       t.failingSince ??= at;
       t.failures++;
     }
-    const next = this.toHealth(obs, t, downAfterMs, t.published?.health);
-    const previous = t.published;
-    if (previous && publishedState(previous.health) === publishedState(next) && now - previous.at < this.refreshMs) return null;
-    t.published = { health: next, at: now };
+    const next = this.toHealth(obs, t, downAfterMs, t.published);
+    if (t.published && publishedState(t.published) === publishedState(next)) return null;
+    t.published = next;
     return next;
   }
 
   /** The last view published for an instance, if any. */
   last(cluster: string, address: string): InstanceHealth | undefined {
-    return this.tracked.get(`${cluster}/${address}`)?.published?.health;
+    return this.tracked.get(`${cluster}/${address}`)?.published;
   }
 
-  /** Forget what was published (e.g. after the lease, and the keys bound to it, was lost); keep probe times. */
-  reset(): void {
-    for (const t of this.tracked.values()) t.published = undefined;
+  /** Whether anything of this cluster is published (and so may be in etcd). */
+  hasPublished(cluster: string): boolean {
+    for (const [key, t] of this.tracked) if (t.published && key.startsWith(`${cluster}/`)) return true;
+    return false;
+  }
+
+  /**
+   * Forget what was published — of one cluster, or of all (after the lease, and the keys bound
+   * to it, was lost; or after the views were withdrawn) — so that the next round publishes it all
+   * again. Probe times are kept: the down window goes on.
+   */
+  reset(cluster?: string): void {
+    for (const [key, t] of this.tracked) if (cluster === undefined || key.startsWith(`${cluster}/`)) t.published = undefined;
   }
 
   /** Forget instances no longer in any route. */

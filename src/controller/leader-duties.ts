@@ -2,9 +2,10 @@
  * What the leader does for one cluster each cycle, in order, each step saying what it did:
  *   1. carry on unfinished tasks (a failover or switchover a previous leader began, or one an
  *      admin asked for);
- *   2. find masters that a majority of live replicas judge down, and fail them over — unless the
- *      cluster is paused, automatic failover is off, the failover budget is spent, or this leader
- *      looks cut off itself;
+ *   2. find masters that a quorum (a majority of the configured replicas) judges down, and fail
+ *      them over — unless the cluster is paused, automatic failover is off, the failover budget is
+ *      spent, or this leader looks cut off itself; a master that every replica able to vote judges
+ *      down, but with too few votes for the quorum, is a refusal too;
  *   3. repair replication (REPLICAOF) on shards with no task and a live master, and keep each such
  *      master's write fence (min-replicas-to-write) as its live slaves warrant.
  * Refusals are recorded in history once per episode, not every cycle.
@@ -17,9 +18,10 @@ import type { ControllerRegistry } from '../store/controller-registry.js';
 import type { HealthStore } from '../store/health-store.js';
 import { newTaskId } from '../store/task-store.js';
 import { planReplication, planWriteFence } from './decide.js';
-import { judgeMasters, looksIsolated, type MasterVerdict } from './detect.js';
+import { judgeMasters, looksIsolated, quorumShortfall, type MasterVerdict } from './detect.js';
 import type { Observations } from './observe.js';
 import type { Reconciler } from './reconciler.js';
+import type { ReplicaQuorum } from './replica-quorum.js';
 import { runFailover } from './tasks/failover.js';
 import { undoTask } from './tasks/interrupt.js';
 import { TaskProgress, type TaskDeps } from './tasks/progress.js';
@@ -32,8 +34,8 @@ export interface LeaderDutiesDeps extends TaskDeps {
   health: HealthStore;
   registry: ControllerRegistry;
   reconciler: Reconciler;
-  /** How old a replica's view may be and still vote (its refresh period, with a margin). */
-  maxViewAgeMs: number;
+  /** How many replicas the quorum is a majority of. */
+  quorum: ReplicaQuorum;
 }
 
 export class LeaderDuties {
@@ -68,13 +70,18 @@ export class LeaderDuties {
     } else {
       this.noted.delete(`${name}/*isolated`);
     }
+    for (const short of down.short) {
+      if (busy.has(short.verdict.shard)) continue;
+      said.push(short.reason);
+      await this.noteOnce(`${name}/${short.verdict.shard}`, name, short.verdict, short.reason);
+    }
     let recentFailovers = tasks.filter((t) => t.task.kind === 'failover' && t.task.state !== 'refused' && Date.now() - Date.parse(t.task.createdAt) < cluster.spec.failover.windowMs).length;
     for (const verdict of down.verdicts) {
       // A switchover whose master died is undone for the failover, if it has not gone too far.
       const superseded = stillRunning.find((t) => t.task.shard === verdict.shard && t.task.kind === 'switchover' && canUndo(t.task));
       if (busy.has(verdict.shard) && !superseded) continue;
       const key = `${name}/${verdict.shard}`;
-      const votes = `${verdict.votes.length} of ${verdict.needed} needed replicas (${verdict.votes.join(', ')}) judge ${verdict.master} down`;
+      const votes = `${verdict.votes.length} of ${verdict.needed} needed replicas (${verdict.votes.join(', ')}) judge ${verdict.master} down, a majority of ${verdict.replicas} replicas`;
       let refusal: string | null = null;
       const refusedAt = this.refusedAt.get(key);
       const stillAnswers = observations.get(verdict.master)?.info;
@@ -109,7 +116,8 @@ export class LeaderDuties {
     for (const map of [this.noted, this.refusedAt]) {
       for (const key of [...map.keys()]) {
         const [c, shard, instance] = key.split('/');
-        if (c === name && instance === undefined && shard !== '*isolated' && !down.verdicts.some((v) => v.shard === shard)) map.delete(key);
+        const episode = down.verdicts.some((v) => v.shard === shard) || down.short.some((x) => x.verdict.shard === shard);
+        if (c === name && instance === undefined && shard !== '*isolated' && !episode) map.delete(key);
       }
     }
 
@@ -133,14 +141,24 @@ export class LeaderDuties {
     return said;
   }
 
-  private async deadMasters(cluster: StoredCluster): Promise<{ verdicts: MasterVerdict[]; isolated: string | null }> {
+  /**
+   * Masters down by quorum; masters that every replica able to vote judges down but that lack
+   * the quorum (with the sentence saying why); and whether this leader looks cut off.
+   */
+  private async deadMasters(cluster: StoredCluster): Promise<{ verdicts: MasterVerdict[]; short: { verdict: MasterVerdict; reason: string }[]; isolated: string | null }> {
     const [views, controllers] = await Promise.all([
       this.deps.health.read(cluster.spec.name),
       this.deps.registry.list(),
     ]);
-    const opts = { live: controllers.map((c) => c.id), now: Date.now(), maxViewAgeMs: this.deps.maxViewAgeMs };
-    const verdicts = judgeMasters(cluster.route, views, opts).filter((v) => v.down);
-    return { verdicts, isolated: looksIsolated(cluster.route, views, this.deps.controllerId, opts) };
+    const live = controllers.map((c) => c.id);
+    const { replicas } = await this.deps.quorum.base(live.length);
+    const opts = { live, replicas };
+    const all = judgeMasters(cluster.route, views, opts);
+    const short = all.flatMap((verdict) => {
+      const reason = quorumShortfall(cluster.route, views, verdict, opts);
+      return reason ? [{ verdict, reason }] : [];
+    });
+    return { verdicts: all.filter((v) => v.down), short, isolated: looksIsolated(cluster.route, views, this.deps.controllerId, opts) };
   }
 
   private async startFailover(cluster: StoredCluster, verdict: MasterVerdict, votes: string, observations: Observations): Promise<{ sentence: string; state: Task['state'] | null }> {

@@ -168,6 +168,10 @@ export const instanceHealthSchema = z.strictObject({
   lastOkAt: z.string().nullable(),
   /** Since when the reachable/role/master state has been what it is. */
   since: z.string(),
+  /**
+   * The probe this view was written from: views are written only when the state (or the down
+   * verdict) changes, so the offset and error above are as old as this.
+   */
   observedAt: z.string(),
   controller: z.string(),
 });
@@ -181,6 +185,25 @@ export const controllerInfoSchema = z.strictObject({
   startedAt: z.string(),
 });
 export type ControllerInfo = z.infer<typeof controllerInfoSchema>;
+
+/** The most controller replicas a deployment may declare: far above any sensible count (3 or 5). */
+export const MAX_REPLICAS = 99;
+export const replicaCount = z.number().int().min(1).max(MAX_REPLICAS);
+
+/** `settings/replicas`: how many controller replicas the deployment runs, as the operator said. */
+export const replicasSettingSchema = z.strictObject({
+  replicas: replicaCount,
+  setAt: z.string(),
+});
+export type ReplicasSetting = z.infer<typeof replicasSettingSchema>;
+
+/** `status/replicas-seen`: the most replicas registered together for a while, kept by the leader. */
+export const replicasSeenSchema = z.strictObject({
+  count: replicaCount,
+  at: z.string(),
+  by: z.string(),
+});
+export type ReplicasSeen = z.infer<typeof replicasSeenSchema>;
 
 export const proxyInfoSchema = z.strictObject({
   id: z.string(),

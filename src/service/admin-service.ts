@@ -13,6 +13,7 @@ import {
   clusterFileSchema,
   clusterName,
   clusterSpecSchema,
+  replicaCount,
   parseInput,
   probeSettings,
   failoverPolicy,
@@ -26,6 +27,8 @@ import {
   type Route,
   type Shard,
   type ProxyInfo,
+  type ReplicasSeen,
+  type ReplicasSetting,
   type Task,
   isTerminal,
 } from '../model/schemas.js';
@@ -35,6 +38,10 @@ import { HealthStore, type HealthViews } from '../store/health-store.js';
 import { HistoryStore } from '../store/history-store.js';
 import { TaskStore, newTaskId } from '../store/task-store.js';
 import { ProxyRegistry } from '../store/proxy-registry.js';
+import type { RedisPool } from '../redis/pool.js';
+import { quorumOf, replicaBase } from '../model/replicas.js';
+import { readLive, type LiveReading } from './live-replication.js';
+import { ReplicaSettings } from '../store/replica-settings.js';
 import type { Keys } from '../store/keys.js';
 
 export interface CreateClusterRequest {
@@ -64,8 +71,13 @@ export interface InstanceStatus {
   address: string;
   /** The role the route gives it. */
   expectedRole: 'master' | 'slave';
-  /** What the controller last saw, null if no controller has seen it yet. */
+  /**
+   * What the controller saw when the state last changed, null if no controller has seen it yet.
+   * Views are written only on change: its offset is as old as its `observedAt`.
+   */
   health: InstanceHealth | null;
+  /** Read from Redis by this request (offset now); null when no live read was asked for. */
+  live: LiveReading | null;
   /**
    * The leader refused to make this instance (seen as a master, routed as a slave) a slave, because
    * that would discard data only it holds; null otherwise. From the cluster's history.
@@ -87,7 +99,20 @@ export interface ClusterStatus {
   shards: ShardStatus[];
   /** Which controller's view the health comes from. */
   healthFrom: string | null;
+  /** Whether `live` was read from Redis, and with what timeout (ms); null when not. */
+  liveTimeoutMs: number | null;
   problems: string[];
+}
+
+export interface ReplicaStatus {
+  /** Set by the operator (`cfgctl replicas set N`), or null. */
+  configured: ReplicasSetting | null;
+  /** The most replicas a leader saw registered together for a minute, or null. */
+  seen: ReplicasSeen | null;
+  /** Replicas registered now. */
+  registered: number;
+  /** What a failover needs: `needed` votes, a majority of `replicas`. */
+  quorum: { needed: number; replicas: number; source: string };
 }
 
 export class AdminService {
@@ -97,8 +122,18 @@ export class AdminService {
   readonly controllers: ControllerRegistry;
   readonly tasks: TaskStore;
   readonly proxies: ProxyRegistry;
+  readonly replicas: ReplicaSettings;
 
-  constructor(etcd: Etcd3, keys: Keys) {
+  /**
+   * With `redis`, `describeCluster` can read offsets from Redis now (the CLI and the controller's
+   * API pass one; without it, offsets are those of the health views, with their age).
+   */
+  constructor(
+    etcd: Etcd3,
+    keys: Keys,
+    private readonly redis?: RedisPool,
+  ) {
+    this.replicas = new ReplicaSettings(etcd, keys);
     this.proxies = new ProxyRegistry(etcd, keys);
     this.tasks = new TaskStore(etcd, keys);
     this.clusters = new ClusterStore(etcd, keys);
@@ -163,13 +198,19 @@ export class AdminService {
     return (await this.getCluster(name)).route;
   }
 
-  async describeCluster(name: string): Promise<ClusterStatus> {
+  /**
+   * Shards and instances with what the controllers saw; with `live` (and a Redis pool), each
+   * instance's offset read now, each read bounded by the cluster's probe timeout.
+   */
+  async describeCluster(name: string, options: { live?: boolean } = {}): Promise<ClusterStatus> {
     const { spec, route } = await this.getCluster(name);
     const problems: string[] = [];
-    const [views, leader, history] = await Promise.all([
+    const liveTimeoutMs = options.live !== false && this.redis ? spec.probe.timeoutMs : null;
+    const [views, leader, history, live] = await Promise.all([
       this.health.read(spec.name, (err) => problems.push(err.message)),
       this.controllers.leader(),
       this.history.list(spec.name, REFUSAL_LOOKBACK, (err) => problems.push(err.message)),
+      liveTimeoutMs !== null && this.redis ? readLive(this.redis, instancesOf(route), liveTimeoutMs) : Promise.resolve(new Map<string, LiveReading>()),
     ]);
     const { source, view } = chooseView(views, leader?.controller ?? null);
     const refusals = latestReplicaofRefusals(history);
@@ -179,7 +220,7 @@ export class AdminService {
       // A refusal holds only while the instance is still the master it was: once an operator
       // discarded its data (it replicates now), the old entry is just history.
       const stillRefused = refusal && expectedRole === 'slave' && health?.reachable && health.role === 'master';
-      return { address: addr, expectedRole, health, refused: stillRefused ? refusal : null };
+      return { address: addr, expectedRole, health, live: live.get(addr) ?? null, refused: stillRefused ? refusal : null };
     };
     return {
       spec,
@@ -192,6 +233,7 @@ export class AdminService {
         instances: [statusOf(s.master, 'master'), ...s.slaves.map((a) => statusOf(a, 'slave'))],
       })),
       healthFrom: source,
+      liveTimeoutMs,
       problems,
     };
   }
@@ -240,6 +282,22 @@ export class AdminService {
     const problems: string[] = [];
     const controllers = await this.controllers.list((err) => problems.push(err.message));
     return { controllers, problems };
+  }
+
+  /** The configured replica count, the most seen, and the failover quorum they make. */
+  async replicaStatus(): Promise<{ status: ReplicaStatus; problems: string[] }> {
+    const problems: string[] = [];
+    const [counts, controllers] = await Promise.all([this.replicas.read((err) => problems.push(err.message)), this.controllers.list((err) => problems.push(err.message))]);
+    const base = replicaBase(counts.configured?.replicas ?? null, counts.seen?.count ?? null, controllers.length);
+    const quorum = quorumOf(base.replicas, controllers.length);
+    return { status: { configured: counts.configured, seen: counts.seen, registered: controllers.length, quorum: { ...quorum, source: base.source } }, problems };
+  }
+
+  /** Sets how many controller replicas the deployment runs (1..99); with null, removes the setting. */
+  async setReplicas(count: unknown): Promise<ReplicaStatus> {
+    if (count === null) await this.replicas.setConfigured(null);
+    else await this.replicas.setConfigured({ replicas: parseInput(replicaCount, count, 'replica count'), setAt: new Date().toISOString() });
+    return (await this.replicaStatus()).status;
   }
 
   async listHistory(name: string, count = 100): Promise<{ entries: HistoryEntry[]; problems: string[] }> {

@@ -21,6 +21,11 @@ export class HealthStore {
     await etcdCall(`write health of ${health.address}`, () => this.etcd.put(key).value(encode(health)).lease(leaseId).exec());
   }
 
+  /** Deletes every view this replica published of a cluster: it no longer vouches for them. */
+  async withdraw(cluster: string, controller: string): Promise<void> {
+    await etcdCall(`withdraw health views of ${controller}`, () => this.etcd.delete().prefix(this.keys.healthBy(cluster, controller)).exec());
+  }
+
   async read(cluster: string, onProblem?: ProblemHandler): Promise<HealthViews> {
     const res = await etcdCall(`read health of ${cluster}`, () => this.etcd.getAll().prefix(this.keys.health(cluster)).exec());
     const views: HealthViews = new Map();

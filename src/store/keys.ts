@@ -22,6 +22,15 @@ export class Keys {
     return `${this.controllers()}${id}`;
   }
 
+  /** How many controller replicas the deployment runs, set by the operator (`cfgctl replicas set`). */
+  replicasSetting(): string {
+    return `${this.prefix}/settings/replicas`;
+  }
+  /** The most replicas seen registered together: the quorum's base when none is set. */
+  replicasSeen(): string {
+    return `${this.prefix}/status/replicas-seen`;
+  }
+
   clusters(): string {
     return `${this.prefix}/clusters/`;
   }
@@ -50,8 +59,12 @@ export class Keys {
   health(name: string): string {
     return `${this.cluster(name)}health/`;
   }
+  /** Every view one replica published of a cluster. */
+  healthBy(name: string, controller: string): string {
+    return `${this.health(name)}${controller}/`;
+  }
   healthOf(name: string, controller: string, instance: string): string {
-    return `${this.health(name)}${controller}/${instance}`;
+    return `${this.healthBy(name, controller)}${instance}`;
   }
   proxies(name: string): string {
     return `${this.cluster(name)}proxies/`;

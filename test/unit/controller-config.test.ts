@@ -39,7 +39,6 @@ const DEFAULTS = {
   leaseTtlSeconds: 3,
   refreshMs: 1000,
   probeConcurrency: 64,
-  healthRefreshMs: 5000,
   repairBackoffMs: 5000,
   logLevel: 'info',
 };
@@ -58,7 +57,7 @@ describe('loadControllerConfig', () => {
 
   it('takes values from a YAML file, with defaults for the rest', () => {
     const path = file(
-      ['id: ctl-a', 'etcd: http://etcd-1:2379,http://etcd-2:2379', 'prefix: /prod', 'listen: 0.0.0.0:8080', 'leaseTtlSeconds: 10', 'healthRefreshMs: 2000', 'logLevel: debug', ''].join('\n'),
+      ['id: ctl-a', 'etcd: http://etcd-1:2379,http://etcd-2:2379', 'prefix: /prod', 'listen: 0.0.0.0:8080', 'leaseTtlSeconds: 10', 'probeConcurrency: 8', 'logLevel: debug', ''].join('\n'),
     );
     expect(loadControllerConfig(path, {})).toEqual({
       ...DEFAULTS,
@@ -67,7 +66,7 @@ describe('loadControllerConfig', () => {
       prefix: '/prod',
       listen: '0.0.0.0:8080',
       leaseTtlSeconds: 10,
-      healthRefreshMs: 2000,
+      probeConcurrency: 8,
       logLevel: 'debug',
     });
   });
@@ -91,6 +90,14 @@ describe('loadControllerConfig', () => {
     const path = file('id: a\nleaseTTL: 5\n');
     const err = validationError(() => loadControllerConfig(path, {}));
     expect(err.message).toContain('leaseTTL');
+    expect(err.message).toContain(path);
+  });
+
+  it('rejects healthRefreshMs, removed, saying why', () => {
+    const path = file('healthRefreshMs: 5000\n');
+    const err = validationError(() => loadControllerConfig(path, {}));
+    expect(err.message).toContain('healthRefreshMs');
+    expect(err.message).toContain('only when');
     expect(err.message).toContain(path);
   });
 

@@ -5,7 +5,6 @@ import type { ReplicationInfo } from '../../src/redis/info.js';
 import { instanceHealthSchema } from '../../src/model/schemas.js';
 
 const ADDR = '10.0.0.1:6379';
-const REFRESH = 5000;
 const T0 = Date.parse('2024-01-01T00:00:00.000Z');
 const iso = (ms: number) => new Date(ms).toISOString();
 /** A down window the tests of publishing never reach (the largest a cluster spec allows). */
@@ -55,7 +54,7 @@ function step(tracker: HealthTracker, obs: Observation, cluster = 'main') {
 
 describe('HealthTracker', () => {
   it('publishes the first observation, as a valid health view', () => {
-    const tracker = new HealthTracker('ctl-1', REFRESH);
+    const tracker = new HealthTracker('ctl-1');
     const h = update(tracker, asMaster(T0, 123, 2));
     expect(h).not.toBeNull();
     expect(instanceHealthSchema.safeParse(h).success).toBe(true);
@@ -83,14 +82,14 @@ describe('HealthTracker', () => {
   });
 
   it('publishes a first observation of an unreachable instance with lastOkAt null', () => {
-    const tracker = new HealthTracker('ctl-1', REFRESH);
+    const tracker = new HealthTracker('ctl-1');
     const h = update(tracker, unreachable(T0, 'timeout'));
     expect(h).toMatchObject({ reachable: false, down: false, role: 'unknown', offset: null, priority: null, replId: null, error: 'timeout', lastOkAt: null, since: iso(T0) });
     expect(instanceHealthSchema.safeParse(h).success).toBe(true);
   });
 
   it('publishes a slave with its master, link, priority and replication id', () => {
-    const tracker = new HealthTracker('ctl-1', REFRESH);
+    const tracker = new HealthTracker('ctl-1');
     const h = update(tracker, asSlave(T0, '10.0.0.9:6379', true, 42, 0));
     expect(h).toEqual({
       address: ADDR,
@@ -113,53 +112,43 @@ describe('HealthTracker', () => {
     expect(instanceHealthSchema.parse(h)).toEqual(h);
   });
 
-  it('does not publish an identical observation within refreshMs', () => {
-    const tracker = new HealthTracker('ctl-1', REFRESH);
+  it('does not publish an identical observation again, however much time passes', () => {
+    const tracker = new HealthTracker('ctl-1');
     expect(update(tracker, asMaster(T0))).not.toBeNull();
     expect(update(tracker, asMaster(T0 + 1000))).toBeNull();
-    expect(update(tracker, asMaster(T0 + REFRESH - 1))).toBeNull();
+    // An hour of identical probes: nothing to write (an idle cluster writes nothing to etcd).
+    for (let t = T0 + 5000; t <= T0 + 3_600_000; t += 5000) expect(update(tracker, asMaster(t))).toBeNull();
     // What was last published is still the first view.
     expect(tracker.last('main', ADDR)?.observedAt).toBe(iso(T0));
   });
 
-  it('does not publish a mere offset change within refreshMs', () => {
-    const tracker = new HealthTracker('ctl-1', REFRESH);
+  it('does not publish a mere offset change, ever', () => {
+    const tracker = new HealthTracker('ctl-1');
     update(tracker, asSlave(T0, undefined, true, 100));
     expect(update(tracker, asSlave(T0 + 1000, undefined, true, 999))).toBeNull();
+    expect(update(tracker, asSlave(T0 + 600_000, undefined, true, 5_000_000))).toBeNull();
+    expect(tracker.last('main', ADDR)?.offset).toBe(100);
   });
 
-  it('publishes again once refreshMs has passed, keeping since and refreshing offset and observedAt', () => {
-    const tracker = new HealthTracker('ctl-1', REFRESH);
-    update(tracker, asMaster(T0, 100));
-    expect(update(tracker, asMaster(T0 + 1000, 150))).toBeNull();
-    const h = update(tracker, asMaster(T0 + REFRESH, 200));
-    expect(h).not.toBeNull();
-    expect(h!.offset).toBe(200);
-    expect(h!.observedAt).toBe(iso(T0 + REFRESH));
-    expect(h!.lastOkAt).toBe(iso(T0 + REFRESH));
-    expect(h!.since).toBe(iso(T0));
-    // The refresh period restarts from the last publication.
-    expect(update(tracker, asMaster(T0 + REFRESH + 1000))).toBeNull();
-    expect(update(tracker, asMaster(T0 + 2 * REFRESH))).not.toBeNull();
-  });
-
-  it('measures the refresh period with `now`, not with the observation time', () => {
-    const tracker = new HealthTracker('ctl-1', REFRESH);
-    tracker.update('main', asMaster(T0), NEVER_DOWN, 1_000_000);
-    expect(tracker.update('main', asMaster(T0 + 10 * REFRESH), NEVER_DOWN, 1_000_000 + 1)).toBeNull();
-    expect(tracker.update('main', asMaster(T0), NEVER_DOWN, 1_000_000 + REFRESH)).not.toBeNull();
-  });
-
-  it('does not publish a priority or replication id change within refreshMs', () => {
-    const tracker = new HealthTracker('ctl-1', REFRESH);
+  it('does not publish a priority, replication id or connected-slaves change', () => {
+    const tracker = new HealthTracker('ctl-1');
     update(tracker, asSlave(T0, undefined, true, 100, 100));
     expect(update(tracker, asSlave(T0 + 1000, undefined, true, 100, 0))).toBeNull();
-    const h = update(tracker, asSlave(T0 + REFRESH, undefined, true, 100, 0));
-    expect(h).toMatchObject({ priority: 0, since: iso(T0) });
+    expect(update(tracker, asSlave(T0 + 600_000, undefined, true, 100, 0))).toBeNull();
+    update(tracker, asMaster(T0 + 600_001, 100, 1), 'other');
+    expect(update(tracker, asMaster(T0 + 600_002, 100, 2), 'other')).toBeNull();
+  });
+
+  it('a state change carries the offset and observedAt of the probe that saw it, and keeps since when the state comes back', () => {
+    const tracker = new HealthTracker('ctl-1');
+    update(tracker, asSlave(T0, undefined, true, 100));
+    expect(update(tracker, asSlave(T0 + 1000, undefined, true, 150))).toBeNull();
+    const down = update(tracker, asSlave(T0 + 2000, undefined, false, 200));
+    expect(down).toMatchObject({ linkUp: false, offset: 200, observedAt: iso(T0 + 2000), since: iso(T0 + 2000) });
   });
 
   it('publishes at once when an instance becomes unreachable, with a new since', () => {
-    const tracker = new HealthTracker('ctl-1', REFRESH);
+    const tracker = new HealthTracker('ctl-1');
     update(tracker, asMaster(T0));
     const h = update(tracker, unreachable(T0 + 100, 'connect ECONNREFUSED'));
     expect(h).not.toBeNull();
@@ -180,14 +169,14 @@ describe('HealthTracker', () => {
   });
 
   it('publishes at once when an instance comes back', () => {
-    const tracker = new HealthTracker('ctl-1', REFRESH);
+    const tracker = new HealthTracker('ctl-1');
     update(tracker, unreachable(T0));
     const h = update(tracker, asMaster(T0 + 100));
     expect(h).toMatchObject({ reachable: true, role: 'master', since: iso(T0 + 100), lastOkAt: iso(T0 + 100), error: null });
   });
 
   it('publishes at once on a role change', () => {
-    const tracker = new HealthTracker('ctl-1', REFRESH);
+    const tracker = new HealthTracker('ctl-1');
     update(tracker, asMaster(T0));
     const h = update(tracker, asSlave(T0 + 100, '10.0.0.9:6379'));
     expect(h).toMatchObject({ role: 'slave', masterAddress: '10.0.0.9:6379', since: iso(T0 + 100) });
@@ -196,32 +185,33 @@ describe('HealthTracker', () => {
   });
 
   it('publishes at once when a slave changes master or its link goes down', () => {
-    const tracker = new HealthTracker('ctl-1', REFRESH);
+    const tracker = new HealthTracker('ctl-1');
     update(tracker, asSlave(T0, '10.0.0.9:6379'));
     expect(update(tracker, asSlave(T0 + 100, '10.0.0.8:6379'))).toMatchObject({ masterAddress: '10.0.0.8:6379', since: iso(T0 + 100) });
     expect(update(tracker, asSlave(T0 + 200, '10.0.0.8:6379', false))).toMatchObject({ linkUp: false, linkDownSinceSec: 3, since: iso(T0 + 200) });
   });
 
   it('does not publish a changed error message while the instance stays unreachable', () => {
-    const tracker = new HealthTracker('ctl-1', REFRESH);
+    const tracker = new HealthTracker('ctl-1');
     update(tracker, unreachable(T0, 'timeout'));
     expect(update(tracker, unreachable(T0 + 1000, 'connect ECONNREFUSED'))).toBeNull();
   });
 
   it('keeps since, and lastOkAt, while an instance stays unreachable', () => {
-    const tracker = new HealthTracker('ctl-1', REFRESH);
+    const tracker = new HealthTracker('ctl-1');
     update(tracker, asMaster(T0));
     update(tracker, unreachable(T0 + 1000));
     expect(update(tracker, unreachable(T0 + 2000))).toBeNull();
-    const h = update(tracker, unreachable(T0 + 1000 + REFRESH));
+    // The down verdict changes the view: it keeps the time the state began and the last good probe.
+    const h = tracker.update('main', unreachable(T0 + 1000 + DOWN), DOWN);
     expect(h).not.toBeNull();
     expect(h!.since).toBe(iso(T0 + 1000));
-    expect(h!.observedAt).toBe(iso(T0 + 1000 + REFRESH));
+    expect(h!.observedAt).toBe(iso(T0 + 1000 + DOWN));
     expect(h!.lastOkAt).toBe(iso(T0));
   });
 
   it('reports lastOkAt from the last good probe, even one that was not published', () => {
-    const tracker = new HealthTracker('ctl-1', REFRESH);
+    const tracker = new HealthTracker('ctl-1');
     expect(update(tracker, asMaster(T0))).not.toBeNull();
     // A good probe that changes nothing: not published...
     expect(update(tracker, asMaster(T0 + 3000))).toBeNull();
@@ -232,7 +222,7 @@ describe('HealthTracker', () => {
   });
 
   it('tracks each cluster/address separately', () => {
-    const tracker = new HealthTracker('ctl-1', REFRESH);
+    const tracker = new HealthTracker('ctl-1');
     expect(update(tracker, asMaster(T0), 'a')).not.toBeNull();
     expect(update(tracker, asMaster(T0 + 10), 'b')).not.toBeNull();
     const other: Observation = { ...asMaster(T0 + 20), address: '10.0.0.2:6379' };
@@ -242,8 +232,30 @@ describe('HealthTracker', () => {
     expect(tracker.last('c', ADDR)).toBeUndefined();
   });
 
+  it('reset(cluster) forgets only that cluster; hasPublished says whether anything of it is out', () => {
+    const tracker = new HealthTracker('ctl-1');
+    expect(tracker.hasPublished('a')).toBe(false);
+    update(tracker, asMaster(T0), 'a');
+    update(tracker, asMaster(T0), 'b');
+    expect(tracker.hasPublished('a')).toBe(true);
+    tracker.reset('a');
+    expect(tracker.hasPublished('a')).toBe(false);
+    expect(tracker.hasPublished('b')).toBe(true);
+    // The withdrawn cluster is published in full on its next round; the other is not rewritten.
+    expect(update(tracker, asMaster(T0 + 1000), 'a')).not.toBeNull();
+    expect(update(tracker, asMaster(T0 + 1000), 'b')).toBeNull();
+  });
+
+  it('reset(cluster) keeps the down window going', () => {
+    const tracker = new HealthTracker('ctl-1');
+    step(tracker, asMaster(T0));
+    step(tracker, unreachable(T0 + 1000));
+    tracker.reset('main');
+    expect(step(tracker, unreachable(T0 + DOWN))).toMatchObject({ reachable: false, down: true, lastOkAt: iso(T0) });
+  });
+
   it('publishes again after reset()', () => {
-    const tracker = new HealthTracker('ctl-1', REFRESH);
+    const tracker = new HealthTracker('ctl-1');
     update(tracker, asMaster(T0));
     expect(update(tracker, asMaster(T0 + 1000))).toBeNull();
     tracker.reset();
@@ -257,7 +269,7 @@ describe('HealthTracker', () => {
 
 describe('HealthTracker: down', () => {
   it('is false on the first failures after a good probe, and true once they last downAfterMs from it', () => {
-    const tracker = new HealthTracker('ctl-1', REFRESH);
+    const tracker = new HealthTracker('ctl-1');
     expect(step(tracker, asMaster(T0))).toMatchObject({ reachable: true, down: false });
     expect(step(tracker, unreachable(T0 + 1000))).toMatchObject({ reachable: false, down: false, lastOkAt: iso(T0) });
     expect(step(tracker, unreachable(T0 + 2000))).toBeNull();
@@ -273,17 +285,16 @@ describe('HealthTracker: down', () => {
     expect(step(tracker, unreachable(T0 + DOWN + 1000))).toBeNull();
   });
 
-  it('publishes the flip to down at once, even within refreshMs', () => {
-    const tracker = new HealthTracker('ctl-1', 60_000);
+  it('publishes the flip to down at once', () => {
+    const tracker = new HealthTracker('ctl-1');
     step(tracker, asMaster(T0));
     expect(step(tracker, unreachable(T0 + 500))).toMatchObject({ down: false });
     for (let t = T0 + 1000; t < T0 + DOWN; t += 500) expect(step(tracker, unreachable(t))).toBeNull();
-    // 2.5 s after the last publication, far within the 60 s refresh period.
     expect(step(tracker, unreachable(T0 + DOWN))).toMatchObject({ down: true, observedAt: iso(T0 + DOWN) });
   });
 
   it('is measured from the first failure when the instance was never seen good', () => {
-    const tracker = new HealthTracker('ctl-1', REFRESH);
+    const tracker = new HealthTracker('ctl-1');
     expect(step(tracker, unreachable(T0 + 500))).toMatchObject({ reachable: false, down: false, lastOkAt: null });
     expect(step(tracker, unreachable(T0 + 1500))).toBeNull();
     expect(step(tracker, unreachable(T0 + 500 + DOWN - 1))).toBeNull();
@@ -292,7 +303,7 @@ describe('HealthTracker: down', () => {
   });
 
   it('goes back to false on a good probe, and counts the next failures from that probe', () => {
-    const tracker = new HealthTracker('ctl-1', REFRESH);
+    const tracker = new HealthTracker('ctl-1');
     step(tracker, asMaster(T0));
     step(tracker, unreachable(T0 + 1000));
     expect(step(tracker, unreachable(T0 + DOWN))).toMatchObject({ down: true });
@@ -305,7 +316,7 @@ describe('HealthTracker: down', () => {
   });
 
   it('goes back to false on a good probe of an instance never seen good before', () => {
-    const tracker = new HealthTracker('ctl-1', REFRESH);
+    const tracker = new HealthTracker('ctl-1');
     step(tracker, unreachable(T0));
     expect(step(tracker, unreachable(T0 + DOWN))).toMatchObject({ down: true, lastOkAt: null });
     expect(step(tracker, asSlave(T0 + DOWN + 100))).toMatchObject({ reachable: true, down: false, lastOkAt: iso(T0 + DOWN + 100) });
@@ -313,7 +324,7 @@ describe('HealthTracker: down', () => {
   });
 
   it('never sets down for one failed probe between good ones', () => {
-    const tracker = new HealthTracker('ctl-1', REFRESH);
+    const tracker = new HealthTracker('ctl-1');
     // Probes every second for a minute, every other one failing: no run of failures reaches 3 s.
     for (let i = 0; i <= 60; i++) {
       const t = T0 + i * 1000;
@@ -327,16 +338,8 @@ describe('HealthTracker: down', () => {
     expect(tracker.last('main', ADDR)?.down).toBe(false);
   });
 
-  it('is judged by probe times, not by `now`', () => {
-    const tracker = new HealthTracker('ctl-1', REFRESH);
-    tracker.update('main', asMaster(T0), DOWN, T0);
-    tracker.update('main', unreachable(T0 + 1000), DOWN, T0 + 1000);
-    // `now` far past the window, but the probe itself came 2 s after the good one.
-    expect(tracker.update('main', unreachable(T0 + 2000), DOWN, T0 + 10 * DOWN)).toMatchObject({ down: false });
-  });
-
   it('uses the down window passed with each probe', () => {
-    const tracker = new HealthTracker('ctl-1', REFRESH);
+    const tracker = new HealthTracker('ctl-1');
     step(tracker, asMaster(T0));
     tracker.update('main', unreachable(T0 + 1000), DOWN);
     expect(tracker.update('main', unreachable(T0 + 2000), DOWN)).toBeNull();
@@ -345,7 +348,7 @@ describe('HealthTracker: down', () => {
   });
 
   it('keeps each cluster/address apart', () => {
-    const tracker = new HealthTracker('ctl-1', REFRESH);
+    const tracker = new HealthTracker('ctl-1');
     step(tracker, asMaster(T0), 'a');
     step(tracker, unreachable(T0), 'b');
     step(tracker, unreachable(T0 + 1000), 'a');
@@ -358,7 +361,7 @@ describe('HealthTracker: down', () => {
 
 describe('HealthTracker: reset and retain', () => {
   it('reset() forgets what was published but keeps the probe times', () => {
-    const tracker = new HealthTracker('ctl-1', REFRESH);
+    const tracker = new HealthTracker('ctl-1');
     step(tracker, asMaster(T0));
     step(tracker, unreachable(T0 + 1000));
     tracker.reset();
@@ -370,14 +373,14 @@ describe('HealthTracker: reset and retain', () => {
   });
 
   it('reset() keeps the start of a run of failures of an instance never seen good', () => {
-    const tracker = new HealthTracker('ctl-1', REFRESH);
+    const tracker = new HealthTracker('ctl-1');
     step(tracker, unreachable(T0));
     tracker.reset();
     expect(step(tracker, unreachable(T0 + DOWN))).toMatchObject({ down: true, lastOkAt: null });
   });
 
   it('retain() drops instances whose cluster/address key is not in the set, with their probe times', () => {
-    const tracker = new HealthTracker('ctl-1', REFRESH);
+    const tracker = new HealthTracker('ctl-1');
     const other = (obs: Observation): Observation => ({ ...obs, address: '10.0.0.2:6379' });
     step(tracker, asMaster(T0), 'a');
     step(tracker, asMaster(T0), 'b');
@@ -396,7 +399,7 @@ describe('HealthTracker: reset and retain', () => {
   });
 
   it('retain() with an empty set forgets everything', () => {
-    const tracker = new HealthTracker('ctl-1', REFRESH);
+    const tracker = new HealthTracker('ctl-1');
     step(tracker, asMaster(T0));
     tracker.retain(new Set());
     expect(tracker.last('main', ADDR)).toBeUndefined();

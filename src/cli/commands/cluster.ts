@@ -58,11 +58,14 @@ export function clusterCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
     )
     .command(
       'show <name>',
-      'shards and instances with their role, link, offset and health as the controller last saw them',
-      (c) => c.positional('name', { type: 'string', demandOption: true }),
+      'shards and instances with their role, link and health as the controllers saw them, and offsets read from Redis now',
+      (c) =>
+        c
+          .positional('name', { type: 'string', demandOption: true })
+          .option('live', { type: 'boolean', default: true, describe: 'read offsets from Redis now (--no-live: only what the controllers saw, with its age)' }),
       (argv) =>
         show(argv, async (admin) => {
-          const status = await admin.describeCluster(argv.name);
+          const status = await admin.describeCluster(argv.name, { live: argv.live });
           return { value: status, problems: status.problems };
         }, clusterStatusText),
     )
