@@ -1,6 +1,6 @@
 /**
  * Which slave to promote, as a pure function of the leader's observations. Rules (after Sentinel):
- * reachable; a slave of the shard's master (same replication history); replica-priority not 0;
+ * not excluded (a majority of the controller replicas cannot reach it); reachable; a slave of the shard's master (same replication history); replica-priority not 0;
  * its link to the master not down for longer than the staleness bound; then the lowest priority,
  * the highest replication offset, and the smallest address.
  */
@@ -18,6 +18,8 @@ export interface ChooseOptions {
   only?: string | null;
   /** Skip the staleness rule (switchover --force). */
   force?: boolean;
+  /** Slaves not to promote, with the reason (e.g. a majority of the replicas cannot reach them). */
+  exclude?: ReadonlyMap<string, string>;
 }
 
 export function stalenessBoundMs(opts: Pick<ChooseOptions, 'policy' | 'downAfterMs' | 'masterDownForMs'>): number {
@@ -33,6 +35,11 @@ export function chooseSlave(shard: Shard, observations: Observations, opts: Choo
   for (const address of candidates) {
     if (!shard.slaves.includes(address)) {
       reasons.push(`${address} is not a slave of shard ${shard.id}`);
+      continue;
+    }
+    const excluded = opts.exclude?.get(address);
+    if (excluded) {
+      reasons.push(excluded);
       continue;
     }
     const info = observations.get(address)?.info;

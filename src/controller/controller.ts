@@ -133,6 +133,9 @@ export class Controller {
       log: this.log,
       reconciler,
       quorum: this.quorum,
+      // Long enough for a replica that sees more to take the lock; if none does, this one takes
+      // it back afterwards.
+      stepAside: (reason) => this.elector.stepAside(2 * this.config.leaseTtlSeconds * 1000, reason),
     });
   }
 

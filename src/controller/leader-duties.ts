@@ -18,7 +18,9 @@ import type { ControllerRegistry } from '../store/controller-registry.js';
 import type { HealthStore } from '../store/health-store.js';
 import { newTaskId } from '../store/task-store.js';
 import { planReplication, planWriteFence } from './decide.js';
-import { judgeMasters, looksIsolated, quorumShortfall, type MasterVerdict } from './detect.js';
+import { judgeMasters, looksIsolated, majority, quorumShortfall, standings, type MasterVerdict } from './detect.js';
+import { stepAsideReason, unreachableByMajority } from './sight.js';
+import { instancesOf } from '../model/route.js';
 import type { Observations } from './observe.js';
 import type { Reconciler } from './reconciler.js';
 import type { ReplicaQuorum } from './replica-quorum.js';
@@ -36,11 +38,25 @@ export interface LeaderDutiesDeps extends TaskDeps {
   reconciler: Reconciler;
   /** How many replicas the quorum is a majority of. */
   quorum: ReplicaQuorum;
+  /** Gives the leader lock up for a while (this replica sees less than another one). */
+  stepAside(reason: string): Promise<void>;
+}
+
+interface DeadMasters {
+  verdicts: MasterVerdict[];
+  short: { verdict: MasterVerdict; reason: string }[];
+  isolated: string | null;
+  /** Why this leader should step aside (sight.ts), or null. */
+  aside: string | null;
+  /** Instances a majority of the voting replicas cannot reach: never promoted. */
+  unreachable: Map<string, string>;
 }
 
 export class LeaderDuties {
   /** The last refusal recorded per cluster/shard, so that history gets it once per episode. */
   private readonly noted = new Map<string, string>();
+  /** Since when, per cluster, this leader has seen less than another replica (sight.ts). */
+  private readonly asideSince = new Map<string, number>();
   /** When a failover of a cluster/shard was last refused (no slave fit): retried only after a while. */
   private readonly refusedAt = new Map<string, number>();
 
@@ -64,6 +80,20 @@ export class LeaderDuties {
     // 2. Dead masters.
     const busy = new Set(stillRunning.map((t) => t.task.shard));
     const down = await this.deadMasters(cluster);
+    // Only a blindness that lasts a down window: an instance that just came back can look
+    // reachable to the others a probe before it does to this leader.
+    const asideSince = down.aside ? (this.asideSince.get(name) ?? Date.now()) : undefined;
+    if (asideSince === undefined) this.asideSince.delete(name);
+    else this.asideSince.set(name, asideSince);
+    if (down.aside && Date.now() - asideSince! >= cluster.spec.probe.downAfterMs) {
+      this.asideSince.delete(name);
+      // Said in history (fenced, so while still the leader), then the lock goes.
+      await this.noteOnce(`${name}/*aside`, name, null, down.aside, 'step-aside');
+      await this.deps.stepAside(down.aside);
+      said.push(down.aside);
+      return said;
+    }
+    if (!down.aside) this.noted.delete(`${name}/*aside`);
     if (down.isolated) {
       said.push(down.isolated);
       await this.noteOnce(`${name}/*isolated`, name, null, `no failover from this replica: ${down.isolated}`);
@@ -105,7 +135,7 @@ export class LeaderDuties {
         await undoTask(this.deps, new TaskProgress(this.deps, superseded), { state: 'failed', step: 'superseded', reason: `${votes} during the switchover: a failover takes over` });
         said.push(`switchover ${superseded.task.id} of ${verdict.shard} undone: its master ${verdict.master} is down`);
       }
-      const outcome = await this.startFailover(cluster, verdict, votes, observations);
+      const outcome = await this.startFailover(cluster, verdict, votes, observations, down.unreachable);
       if (outcome.state === 'refused') this.refusedAt.set(key, Date.now());
       else this.refusedAt.delete(key);
       said.push(outcome.sentence);
@@ -143,9 +173,10 @@ export class LeaderDuties {
 
   /**
    * Masters down by quorum; masters that every replica able to vote judges down but that lack
-   * the quorum (with the sentence saying why); and whether this leader looks cut off.
+   * the quorum (with the sentence saying why); whether this leader looks cut off, or should let
+   * a replica that sees more lead; and the instances a majority of the voters cannot reach.
    */
-  private async deadMasters(cluster: StoredCluster): Promise<{ verdicts: MasterVerdict[]; short: { verdict: MasterVerdict; reason: string }[]; isolated: string | null }> {
+  private async deadMasters(cluster: StoredCluster): Promise<DeadMasters> {
     const [views, controllers] = await Promise.all([
       this.deps.health.read(cluster.spec.name),
       this.deps.registry.list(),
@@ -158,10 +189,18 @@ export class LeaderDuties {
       const reason = quorumShortfall(cluster.route, views, verdict, opts);
       return reason ? [{ verdict, reason }] : [];
     });
-    return { verdicts: all.filter((v) => v.down), short, isolated: looksIsolated(cluster.route, views, this.deps.controllerId, opts) };
+    const voters = standings(cluster.route, views, live).filter((s) => s.votes).map((s) => s.controller);
+    const instances = instancesOf(cluster.route);
+    return {
+      verdicts: all.filter((v) => v.down),
+      short,
+      isolated: looksIsolated(cluster.route, views, this.deps.controllerId, opts),
+      aside: stepAsideReason(instances, views, this.deps.controllerId, voters, majority(voters.length)),
+      unreachable: unreachableByMajority(instances, views, voters, majority(voters.length)),
+    };
   }
 
-  private async startFailover(cluster: StoredCluster, verdict: MasterVerdict, votes: string, observations: Observations): Promise<{ sentence: string; state: Task['state'] | null }> {
+  private async startFailover(cluster: StoredCluster, verdict: MasterVerdict, votes: string, observations: Observations, exclude: Map<string, string>): Promise<{ sentence: string; state: Task['state'] | null }> {
     const now = new Date();
     const task: Task = {
       id: newTaskId('failover', verdict.shard, now),
@@ -187,7 +226,7 @@ export class LeaderDuties {
     try {
       const stored = await this.deps.tasks.create(task, this.deps.election.requireFence());
       const p = new TaskProgress(this.deps, stored);
-      return { sentence: await this.carryOn(cluster, p, observations, verdict), state: p.task.state };
+      return { sentence: await this.carryOn(cluster, p, observations, verdict, exclude), state: p.task.state };
     } catch (err) {
       if (err instanceof RefusedError) return { sentence: `failover of ${verdict.shard} not started: ${err.message}`, state: null };
       throw err;
@@ -195,14 +234,14 @@ export class LeaderDuties {
   }
 
   /** Runs a task until it ends (or this replica stops leading). */
-  private async carryOn(cluster: StoredCluster, p: TaskProgress, observations: Observations, verdict?: MasterVerdict): Promise<string> {
+  private async carryOn(cluster: StoredCluster, p: TaskProgress, observations: Observations, verdict?: MasterVerdict, exclude?: Map<string, string>): Promise<string> {
     const start = p.task; // as found: p.task moves on as the steps are recorded
     const resumed = start.state === 'running' && start.steps.length > 0;
     const ctx = { observations: new Map(observations), policy: cluster.spec.failover, downAfterMs: cluster.spec.probe.downAfterMs };
     try {
       if (start.kind === 'failover') {
         const lastOk = verdict?.lastOkAt ?? Date.parse(start.createdAt) - cluster.spec.probe.downAfterMs;
-        await runFailover(this.deps, p, { ...ctx, masterDownForMs: Date.now() - lastOk });
+        await runFailover(this.deps, p, { ...ctx, masterDownForMs: Date.now() - lastOk, exclude });
       } else {
         if (start.state === 'pending') await p.advance('accepted', start.next, `leader ${this.deps.controllerId} takes the task`);
         await runSwitchover(this.deps, p, ctx, resumed);

@@ -252,4 +252,13 @@ describe('chooseSlave', () => {
     const c = chosen(chooseSlave(shard([A]), obs(slave(A, { offset: 7 })), opts()));
     expect(c.why).toBe(`${A} has priority 100 and offset 7`);
   });
+
+  it('never promotes a slave that a majority of the replicas cannot reach, however far ahead', () => {
+    const exclude = new Map([[A, `${A} is unreachable from 2 replicas (c2, c3), a majority`]]);
+    const c = chosen(chooseSlave(shard([A, B]), obs(slave(A, { offset: 900 }), slave(B, { offset: 10 })), opts({ exclude })));
+    expect(c.target).toBe(B);
+    expect(c.why).toMatch(/excluded: 10.0.0.2:6379 is unreachable from 2 replicas/);
+    const none = chooseSlave(shard([A]), obs(slave(A)), opts({ exclude }));
+    expect(none.ok).toBe(false);
+  });
 });

@@ -20,6 +20,8 @@ export interface FailoverContext {
   policy: FailoverPolicy;
   downAfterMs: number;
   masterDownForMs: number;
+  /** Slaves not to promote, and why (chooseSlave's `exclude`). */
+  exclude?: ReadonlyMap<string, string>;
 }
 
 export async function runFailover(deps: TaskDeps, p: TaskProgress, ctx: FailoverContext): Promise<void> {
