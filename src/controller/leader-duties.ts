@@ -132,7 +132,7 @@ export class LeaderDuties {
       }
       this.noted.delete(key);
       if (superseded) {
-        await undoTask(this.deps, new TaskProgress(this.deps, superseded), { state: 'failed', step: 'superseded', reason: `${votes} during the switchover: a failover takes over` });
+        await undoTask(this.deps, new TaskProgress(this.deps, superseded), { state: 'failed', step: 'superseded', reason: `${votes}: its master died during the switchover, a failover takes over` });
         said.push(`switchover ${superseded.task.id} of ${verdict.shard} undone: its master ${verdict.master} is down`);
       }
       const outcome = await this.startFailover(cluster, verdict, votes, observations, down.unreachable);

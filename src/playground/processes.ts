@@ -286,6 +286,18 @@ async function memberStatus(endpoint: string, timeoutMs = 500): Promise<MemberSt
 
 /** `size` etcd members on loopback forming one new cluster; resolves once it has a leader. */
 export async function startEtcdCluster(dir: string, size = 3, extraArgs: string[] = []): Promise<EtcdCluster> {
+  // The ports are picked before etcd binds them, and parallel test files pick ports too: a
+  // member that lost that race exits at once. Start again on fresh ports, a few times.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startEtcdClusterOnce(dir, size, extraArgs);
+    } catch (err) {
+      if (attempt >= 3 || !/exited/.test(String(err))) throw err;
+    }
+  }
+}
+
+async function startEtcdClusterOnce(dir: string, size: number, extraArgs: string[]): Promise<EtcdCluster> {
   const ports: { client: number; peer: number }[] = [];
   for (let i = 0; i < size; i++) ports.push({ client: await freePort(), peer: await freePort() });
   const names = ports.map((_, i) => `m${i + 1}`);
