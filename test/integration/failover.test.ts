@@ -15,7 +15,7 @@ async function tasksOf(admin: AdminService, cluster: string): Promise<Task[]> {
 }
 
 async function leaderIs(admin: AdminService, id: string): Promise<void> {
-  await waitFor(`${id} to lead`, async () => (await admin.controllers.leader())?.controller === id, 10_000);
+  await waitFor(`${id} to lead`, async () => (await admin.controllers.leader())?.controller === id, 20_000);
 }
 
 describe('automatic failover on real etcd and redis', () => {

@@ -26,8 +26,10 @@ const stepsOf = (t: { steps: { step: string }[] }) => t.steps.map((s) => s.step)
 describe('switchover under faults (3-member etcd)', () => {
   it('a pause that runs out before the demotion: the old master took writes, so the switchover is undone and nothing is lost', async () => {
     // A 2 s pause, and a leader that sleeps 4 s after the promotion: the old master takes writes
-    // again before the demotion, which must notice and undo rather than wipe them.
-    const { prefix, admin, master, slaves } = await makeCluster(world, 'ranout', { slaves: 1, failover: { switchoverTimeoutMs: 2000 } });
+    // again before the demotion, which must notice and undo rather than wipe them. The write fence
+    // is off: it would refuse those writes (the promoted target left the old master), and the
+    // demotion's own re-check is what this test is about.
+    const { prefix, admin, master, slaves } = await makeCluster(world, 'ranout', { slaves: 1, failover: { switchoverTimeoutMs: 2000, writeFence: false } });
     world.controller('ro1', prefix, [], { pauseAfter: { step: 'promote', ms: 4000 } });
     await leaderIs(admin, 'ro1');
     await replicating(redis, slaves, master.address);
