@@ -78,9 +78,10 @@ function votesDown(view: InstanceHealth | undefined): boolean {
   return view !== undefined && view.down;
 }
 
-export function judgeMasters(route: Route, views: HealthViews, opts: DetectOptions): MasterVerdict[] {
+/** `all`: the replicas' standings, when the caller computed them already (`standings`). */
+export function judgeMasters(route: Route, views: HealthViews, opts: DetectOptions, all = standings(route, views, opts.live)): MasterVerdict[] {
   const { needed, replicas } = quorumOf(opts);
-  const voters = standings(route, views, opts.live).filter((s) => s.votes).map((s) => s.controller);
+  const voters = all.filter((s) => s.votes).map((s) => s.controller);
   return route.shards.map((shard) => {
     const votes = voters.filter((c) => votesDown(views.get(c)?.get(shard.master)));
     const lastOks = votes.map((c) => views.get(c)?.get(shard.master)?.lastOkAt).filter((t): t is string => !!t).map(Date.parse);
@@ -101,9 +102,8 @@ export function judgeMasters(route: Route, views: HealthViews, opts: DetectOptio
  * for the quorum. Null when the votes suffice, when nobody votes, or when some voter does not (yet)
  * judge it down — a replica whose down window has not ended yet is not a refusal, only a moment.
  */
-export function quorumShortfall(route: Route, views: HealthViews, verdict: MasterVerdict, opts: DetectOptions): string | null {
+export function quorumShortfall(route: Route, views: HealthViews, verdict: MasterVerdict, opts: DetectOptions, all = standings(route, views, opts.live)): string | null {
   if (verdict.down || verdict.votes.length === 0) return null;
-  const all = standings(route, views, opts.live);
   const voters = all.filter((s) => s.votes);
   if (voters.length !== verdict.votes.length) return null;
   const missing = verdict.replicas - opts.live.length;

@@ -14,7 +14,8 @@ import { NotLeaderError, RefusedError, errorMessage } from '../model/errors.js';
 import { isTerminal, type HistoryEntry, type Task } from '../model/schemas.js';
 import { canUndo } from '../model/task.js';
 import type { StoredCluster } from '../store/cluster-store.js';
-import type { ControllerRegistry } from '../store/controller-registry.js';
+import type { ControllerRegistry, ControllerStatus } from '../store/controller-registry.js';
+import { Recent } from '../util/recent.js';
 import type { HealthStore } from '../store/health-store.js';
 import { newTaskId } from '../store/task-store.js';
 import { planReplication, planWriteFence } from './decide.js';
@@ -28,6 +29,9 @@ import { runFailover } from './tasks/failover.js';
 import { undoTask } from './tasks/interrupt.js';
 import { TaskProgress, type TaskDeps } from './tasks/progress.js';
 import { runSwitchover } from './tasks/switchover.js';
+
+/** How long a read that is not cluster-specific serves the cycles of other clusters. */
+const SHARED_READ_MS = 250;
 
 /** A failover refused for want of a fit slave is tried again after this long, while the master stays down. */
 const REFUSED_RETRY_MS = 30_000;
@@ -60,7 +64,12 @@ export class LeaderDuties {
   /** When a failover of a cluster/shard was last refused (no slave fit): retried only after a while. */
   private readonly refusedAt = new Map<string, number>();
 
-  constructor(private readonly deps: LeaderDutiesDeps) {}
+  /** The registered replicas, read once for the cycles of every cluster that run together. */
+  private readonly controllers: Recent<ControllerStatus[]>;
+
+  constructor(private readonly deps: LeaderDutiesDeps) {
+    this.controllers = new Recent(() => deps.registry.list(), SHARED_READ_MS);
+  }
 
   async run(cluster: StoredCluster, observations: Observations): Promise<string[]> {
     const name = cluster.spec.name;
@@ -80,20 +89,14 @@ export class LeaderDuties {
     // 2. Dead masters.
     const busy = new Set(stillRunning.map((t) => t.task.shard));
     const down = await this.deadMasters(cluster);
-    // Only a blindness that lasts a down window: an instance that just came back can look
-    // reachable to the others a probe before it does to this leader.
-    const asideSince = down.aside ? (this.asideSince.get(name) ?? Date.now()) : undefined;
-    if (asideSince === undefined) this.asideSince.delete(name);
-    else this.asideSince.set(name, asideSince);
-    if (down.aside && Date.now() - asideSince! >= cluster.spec.probe.downAfterMs) {
-      this.asideSince.delete(name);
+    const aside = this.blindFor(name, down.aside, cluster.spec.probe.downAfterMs);
+    if (aside) {
       // Said in history (fenced, so while still the leader), then the lock goes.
-      await this.noteOnce(`${name}/*aside`, name, null, down.aside, 'step-aside');
-      await this.deps.stepAside(down.aside);
-      said.push(down.aside);
+      await this.noteOnce(`${name}/*aside`, name, null, aside, 'step-aside');
+      await this.deps.stepAside(aside);
+      said.push(aside);
       return said;
     }
-    if (!down.aside) this.noted.delete(`${name}/*aside`);
     if (down.isolated) {
       said.push(down.isolated);
       await this.noteOnce(`${name}/*isolated`, name, null, `no failover from this replica: ${down.isolated}`);
@@ -147,7 +150,8 @@ export class LeaderDuties {
       for (const key of [...map.keys()]) {
         const [c, shard, instance] = key.split('/');
         const episode = down.verdicts.some((v) => v.shard === shard) || down.short.some((x) => x.verdict.shard === shard);
-        if (c === name && instance === undefined && shard !== '*isolated' && !episode) map.delete(key);
+        // '*' keys are cluster-wide episodes (isolated, step-aside), ended where they are judged.
+        if (c === name && instance === undefined && !shard!.startsWith('*') && !episode) map.delete(key);
       }
     }
 
@@ -176,20 +180,36 @@ export class LeaderDuties {
    * the quorum (with the sentence saying why); whether this leader looks cut off, or should let
    * a replica that sees more lead; and the instances a majority of the voters cannot reach.
    */
+  /**
+   * `reason` (why this leader should step aside) once it has held for a whole down window, else
+   * null: an instance that just came back can look reachable to the others a probe before it
+   * does to this leader.
+   */
+  private blindFor(cluster: string, reason: string | null, downAfterMs: number): string | null {
+    if (!reason) {
+      this.asideSince.delete(cluster);
+      this.noted.delete(`${cluster}/*aside`);
+      return null;
+    }
+    const since = this.asideSince.get(cluster) ?? Date.now();
+    this.asideSince.set(cluster, since);
+    if (Date.now() - since < downAfterMs) return null;
+    this.asideSince.delete(cluster);
+    return reason;
+  }
+
   private async deadMasters(cluster: StoredCluster): Promise<DeadMasters> {
-    const [views, controllers] = await Promise.all([
-      this.deps.health.read(cluster.spec.name),
-      this.deps.registry.list(),
-    ]);
+    const [views, controllers] = await Promise.all([this.deps.health.read(cluster.spec.name), this.controllers.get()]);
     const live = controllers.map((c) => c.id);
     const { replicas } = await this.deps.quorum.base(live.length);
     const opts = { live, replicas };
-    const all = judgeMasters(cluster.route, views, opts);
+    const standing = standings(cluster.route, views, live);
+    const all = judgeMasters(cluster.route, views, opts, standing);
     const short = all.flatMap((verdict) => {
-      const reason = quorumShortfall(cluster.route, views, verdict, opts);
+      const reason = quorumShortfall(cluster.route, views, verdict, opts, standing);
       return reason ? [{ verdict, reason }] : [];
     });
-    const voters = standings(cluster.route, views, live).filter((s) => s.votes).map((s) => s.controller);
+    const voters = standing.filter((s) => s.votes).map((s) => s.controller);
     const instances = instancesOf(cluster.route);
     return {
       verdicts: all.filter((v) => v.down),

@@ -10,7 +10,8 @@
 import type { Logger } from 'winston';
 import type { LeaderLock } from '../election/leader-election.js';
 import { replicaBase, type ReplicaBase } from '../model/replicas.js';
-import type { ReplicaSettings } from '../store/replica-settings.js';
+import type { ReplicaCounts, ReplicaSettings } from '../store/replica-settings.js';
+import { Recent } from '../util/recent.js';
 
 /** Longer than any lease (the config allows 60 s): a dead replica's registration cannot last it. */
 export const HOLD_MS = 61_000;
@@ -44,11 +45,15 @@ export interface ReplicaQuorumDeps {
 /** The leader's source of the replica count; records a new most-seen when one has lasted. */
 export class ReplicaQuorum {
   private readonly held = new HeldCount();
+  /** One read for the cycles of every cluster that run together (not cluster-specific). */
+  private readonly counts: Recent<ReplicaCounts>;
 
-  constructor(private readonly deps: ReplicaQuorumDeps) {}
+  constructor(private readonly deps: ReplicaQuorumDeps) {
+    this.counts = new Recent(() => deps.settings.read((err) => deps.log.error('ignoring a malformed replica count', { error: err.message })), 250);
+  }
 
   async base(live: number, now = Date.now()): Promise<ReplicaBase> {
-    const counts = await this.deps.settings.read((err) => this.deps.log.error('ignoring a malformed replica count', { error: err.message }));
+    const counts = await this.counts.get();
     const held = this.held.observe(live, now);
     let seen = counts.seen?.count ?? null;
     if (counts.configured === null && held > (seen ?? 0)) {

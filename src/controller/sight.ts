@@ -12,10 +12,9 @@ export function reachableByMajority(instances: string[], views: HealthViews, vot
   return new Set(instances.filter((a) => voters.filter((c) => views.get(c)?.get(a)?.reachable === true).length >= needed));
 }
 
-/** Instances the majority reaches that `who` judges down (no good probe for its whole down window). */
-export function blindSpots(instances: string[], views: HealthViews, who: string, voters: string[], needed: number): string[] {
-  const seen = reachableByMajority(instances, views, voters, needed);
-  return instances.filter((a) => seen.has(a) && views.get(who)?.get(a)?.down === true);
+/** Instances of `seen` (those the majority reaches) that `who` judges down (no good probe for its whole down window). */
+export function blindSpots(seen: ReadonlySet<string>, views: HealthViews, who: string): string[] {
+  return [...seen].filter((a) => views.get(who)?.get(a)?.down === true);
 }
 
 /**
@@ -24,9 +23,10 @@ export function blindSpots(instances: string[], views: HealthViews, who: string,
  * the same blind spot, nobody would do better: the leader stays.)
  */
 export function stepAsideReason(instances: string[], views: HealthViews, self: string, voters: string[], needed: number): string | null {
-  const mine = blindSpots(instances, views, self, voters, needed);
+  const seen = reachableByMajority(instances, views, voters, needed);
+  const mine = blindSpots(seen, views, self);
   if (mine.length === 0) return null;
-  const better = voters.filter((c) => c !== self && views.has(c) && blindSpots(instances, views, c, voters, needed).length < mine.length);
+  const better = voters.filter((c) => c !== self && views.has(c) && blindSpots(seen, views, c).length < mine.length);
   if (better.length === 0) return null;
   return `${self} cannot reach ${mine.join(', ')}, which ${needed}+ of the replicas (${voters.join(', ')}) reach; ${better.join(', ')} ${better.length === 1 ? 'sees' : 'see'} more: stepping aside so that one of them leads`;
 }
