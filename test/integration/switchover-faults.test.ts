@@ -85,7 +85,7 @@ describe('switchover under faults (3-member etcd)', () => {
   });
 
   it('the leader killed between the promotion and the demotion: the next leader starts again from the pause; no acknowledged write is lost', async () => {
-    const { prefix, admin, master, slaves } = await makeCluster(world, 'killpromote', { slaves: 1 });
+    const { prefix, admin, master, slaves } = await makeCluster(world, 'killpromote', { slaves: 1, failover: { switchoverTimeoutMs: 10_000 } }); // room for the re-sync on a busy machine
     const k1 = world.controller('kp1', prefix, [], { pauseAfter: { step: 'promote', ms: 60_000 } });
     await leaderIs(admin, 'kp1');
     world.controller('kp2', prefix);
