@@ -104,7 +104,8 @@ export function useWorld(options: { etcdMembers?: 1 | 3 } = {}): TestWorld {
     for (const c of cleanups.reverse()) await c();
     world.client?.close();
     await world.etcd?.stop();
-    if (world.dir) rmSync(world.dir, { recursive: true, force: true });
+    // KEEP_TEST_DIR=1 keeps the logs of a failed run for reading (a debugging aid of the harness).
+    if (world.dir && !process.env['KEEP_TEST_DIR']) rmSync(world.dir, { recursive: true, force: true });
   });
   return world;
 }

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { freePort, waitFor } from '../../src/playground/processes.js';
-import { makeCluster, replicating } from '../helpers/cluster.js';
+import { makeCluster, streaming } from '../helpers/cluster.js';
 import { useProxies } from '../helpers/proxy.js';
 import { useRedisClients } from '../helpers/redis.js';
 import { useWorld } from '../helpers/servers.js';
@@ -24,7 +24,7 @@ describe('stop-loss with a proxy cut off from etcd (3-member etcd)', () => {
     for (const id of ['j1', 'j2', 'j3']) world.controller(id, prefix, ['--listen', `127.0.0.1:${await freePort()}`]);
     await waitFor('three controllers', async () => (await admin.listControllers()).controllers.length === 3, 30_000);
     await waitFor('a leader', async () => (await admin.controllers.leader()) !== null, 15_000);
-    await replicating(redis, slaves, master.address);
+    await streaming(redis, slaves, master.address);
     const member3 = world.etcdCluster!.members[2]!;
     const proxy = await proxies.start(member3.endpoint, prefix, 'jepsen');
     await waitFor('the proxy knows the controllers', async () => proxy.knownControllers().length === 3, 15_000);
