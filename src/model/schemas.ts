@@ -45,11 +45,20 @@ export const shardSchema = z.strictObject({
 });
 export type Shard = z.infer<typeof shardSchema>;
 
+/**
+ * A slot on its way from one shard to another (docs/migration.md). `prepare`: proxies hold the
+ * slot's commands (so that no proxy still writes to `from` once keys start to move); `moving`:
+ * proxies move a key from `from` to `to` before running a command on it, at `to`. The route's owner
+ * of the slot is one of the two until the move is committed.
+ */
+export const MIGRATION_PHASES = ['prepare', 'moving'] as const;
 export const migrationSchema = z.strictObject({
   slot: z.number().int().min(0),
   from: shardId,
   to: shardId,
+  phase: z.enum(MIGRATION_PHASES),
 });
+export type SlotMigration = z.infer<typeof migrationSchema>;
 
 export const routeSchema = z
   .strictObject({
@@ -278,7 +287,11 @@ export function isTerminal(task: Pick<Task, 'state'>): boolean {
 }
 
 /** Structural rules of a route that a schema cannot express field by field. */
-export function routeProblems(route: { slotCount: number; shards: { id: string; master: string; slaves: string[]; slots: [number, number][] }[] }): string[] {
+export function routeProblems(route: {
+  slotCount: number;
+  shards: { id: string; master: string; slaves: string[]; slots: [number, number][] }[];
+  migrating?: { slot: number; from: string; to: string }[];
+}): string[] {
   const problems: string[] = [];
   const owner = new Map<number, string>();
   const shardIds = new Set<string>();
@@ -305,6 +318,15 @@ export function routeProblems(route: { slotCount: number; shards: { id: string; 
         owner.set(s, shard.id);
       }
     }
+  }
+  const moving = new Set<number>();
+  for (const m of route.migrating ?? []) {
+    if (moving.has(m.slot)) problems.push(`slot ${m.slot} is migrating twice`);
+    moving.add(m.slot);
+    if (m.slot >= route.slotCount) problems.push(`migrating slot ${m.slot} is outside 0..${route.slotCount - 1}`);
+    if (!shardIds.has(m.from) || !shardIds.has(m.to)) problems.push(`slot ${m.slot} migrates between unknown shards ${m.from} -> ${m.to}`);
+    else if (m.from === m.to) problems.push(`slot ${m.slot} migrates from ${m.from} to itself`);
+    else if (owner.get(m.slot) !== m.from && owner.get(m.slot) !== m.to) problems.push(`slot ${m.slot} migrates ${m.from} -> ${m.to} but is owned by ${owner.get(m.slot) ?? 'no shard'}`);
   }
   return problems;
 }

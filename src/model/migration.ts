@@ -1,0 +1,202 @@
+/**
+ * Slot migration as data: the persisted record of a move, the slot lists operators type, and the
+ * pure route changes of each phase (docs/migration.md). Nothing here does I/O.
+ *
+ * A move goes prepare -> moving -> committed. At every epoch the route says, for each moving
+ * slot, where its keys may be: on `from` until it is committed, moved key by key to `to` (by the
+ * proxies on access and by the leader's mover), and only on `to` once committed.
+ */
+import { z } from 'zod';
+import { RefusedError, ValidationError } from './errors.js';
+import { countSlots, slotOwners, toRanges, type SlotRange } from './route.js';
+import { clusterName, shardId, slotRange, taskStepSchema, type Route, type Shard, type SlotMigration } from './schemas.js';
+
+export const MIGRATION_STATES = ['running', 'paused', 'done', 'failed', 'cancelled'] as const;
+export const FINISHED_MIGRATION_STATES = ['done', 'failed', 'cancelled'] as const;
+
+/** The steps of a migration, in order; `next` names the one to do. */
+export const MIGRATION_STEPS = ['prepare', 'hold-barrier', 'moving', 'move', 'commit', 'commit-barrier'] as const;
+export type MigrationStep = (typeof MIGRATION_STEPS)[number] | 'undo' | 'undo-barrier' | '-';
+
+export const migrationRecordSchema = z.strictObject({
+  id: z.string(),
+  cluster: clusterName,
+  /** The slots that move: from which shard (its owner when the move was asked) to which. */
+  moves: z.array(z.strictObject({ from: shardId, to: shardId, slots: z.array(slotRange) })).min(1),
+  state: z.enum(MIGRATION_STATES),
+  next: z.string(),
+  reason: z.string(),
+  requestedBy: z.string(),
+  controller: z.string().nullable().default(null),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  /** Keys the mover and proxies have moved so far (the mover's count; proxies' moves are in their metrics). */
+  keysMoved: z.number().int().min(0).default(0),
+  /** Keys of the moving slots the mover found on a source, in its latest pass. */
+  keysSeen: z.number().int().min(0).default(0),
+  /** Full passes over the sources' keys done so far. */
+  passes: z.number().int().min(0).default(0),
+  /** When keys started to move (the `moving` epoch), for keys/s and time left. */
+  movingSince: z.string().nullable().default(null),
+  epochBefore: z.number().nullable().default(null),
+  epochAfter: z.number().nullable().default(null),
+  steps: z.array(taskStepSchema).default([]),
+  error: z.string().nullable().default(null),
+  /** An admin asked to pause (`migrate pause`): the mover stops between batches. */
+  pause: z.boolean().default(false),
+  /** An admin asked to cancel: keys already moved go back, then the route is as it was. */
+  cancel: z.strictObject({ by: z.string(), at: z.string() }).nullable().default(null),
+});
+export type MigrationRecord = z.infer<typeof migrationRecordSchema>;
+
+export function migrationFinished(m: Pick<MigrationRecord, 'state'>): boolean {
+  return (FINISHED_MIGRATION_STATES as readonly string[]).includes(m.state);
+}
+
+/** The slots of a record as a sorted list. */
+export function migrationSlots(m: Pick<MigrationRecord, 'moves'>): number[] {
+  return m.moves.flatMap((move) => expandRanges(move.slots)).sort((a, b) => a - b);
+}
+
+export function expandRanges(ranges: readonly SlotRange[]): number[] {
+  const slots: number[] = [];
+  for (const [a, b] of ranges) for (let s = a; s <= b; s++) slots.push(s);
+  return slots;
+}
+
+/**
+ * Parses "A-B[,C-D...]" (single slots allowed: "7,9-12") into sorted, distinct slots below
+ * `slotCount`. Refuses overlaps and anything else with the reason.
+ */
+export function parseSlotList(text: string, slotCount: number): number[] {
+  const seen = new Set<number>();
+  const parts = text.split(',').map((p) => p.trim());
+  if (text.trim() === '' || parts.some((p) => p === '')) throw new ValidationError(`--slots "${text}": expected ranges like 0-99,200-299`);
+  for (const part of parts) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
+    if (!m) throw new ValidationError(`--slots: "${part}" is not a slot or a range A-B`);
+    const first = Number(m[1]);
+    const last = m[2] === undefined ? first : Number(m[2]);
+    if (first > last) throw new ValidationError(`--slots: range ${part} ends before it starts`);
+    if (last >= slotCount) throw new ValidationError(`--slots: slot ${last} is outside 0..${slotCount - 1}`);
+    for (let s = first; s <= last; s++) {
+      if (seen.has(s)) throw new ValidationError(`--slots: slot ${s} is listed twice`);
+      seen.add(s);
+    }
+  }
+  return [...seen].sort((a, b) => a - b);
+}
+
+/**
+ * Which slots come from which shard, for a move of `slots` to shard `to`; refused (nothing
+ * changes) for an unknown shard, a slot nobody owns, a slot already migrating, or a move to the
+ * owner itself.
+ */
+export type Moves = MigrationRecord['moves'];
+
+export function planMoves(route: Route, slots: readonly number[], to: string): Moves {
+  if (!route.shards.some((s) => s.id === to)) throw new RefusedError(`cluster ${route.cluster} has no shard ${to}`);
+  if (slots.length === 0) throw new RefusedError('no slot to move');
+  if (route.migrating.length > 0) throw new RefusedError(`slots ${rangesText(toRanges(route.migrating.map((m) => m.slot).sort((a, b) => a - b)))} are already migrating; one migration at a time`);
+  const owners = slotOwners(route);
+  const bySource = new Map<string, number[]>();
+  const unowned: number[] = [];
+  const already: number[] = [];
+  for (const slot of slots) {
+    const owner = owners[slot]!;
+    if (owner < 0) unowned.push(slot);
+    else if (route.shards[owner]!.id === to) already.push(slot);
+    else {
+      const from = route.shards[owner]!.id;
+      bySource.set(from, [...(bySource.get(from) ?? []), slot]);
+    }
+  }
+  if (unowned.length) throw new RefusedError(`slots ${rangesText(toRanges(unowned))} have no owner: assign them (cfgctl slots assign) instead of migrating`);
+  if (already.length) throw new RefusedError(`slots ${rangesText(toRanges(already))} are already owned by ${to}`);
+  return [...bySource].map(([from, list]) => ({ from, to, slots: toRanges(list) }));
+}
+
+/** Every slot of a shard to the others, smallest first, for `shard drain`; refused when no other shard would be left. */
+export function drainMoves(route: Route, shard: string): Moves {
+  const source = route.shards.find((s) => s.id === shard);
+  if (!source) throw new RefusedError(`cluster ${route.cluster} has no shard ${shard}`);
+  const others = route.shards.filter((s) => s.id !== shard);
+  if (others.length === 0) throw new RefusedError(`shard ${shard} is the only shard: draining it would leave no shard to hold its slots`);
+  const slots = expandRanges(source.slots);
+  if (slots.length === 0) throw new RefusedError(`shard ${shard} owns no slot: nothing to drain (cfgctl shard remove takes it out)`);
+  // Fill the smallest shards first, so that the cluster ends as even as it can; each gets one
+  // contiguous block, so that routes stay short.
+  const sizes = new Map(others.map((s) => [s.id, countSlots(s.slots)]));
+  const counts = new Map<string, number>();
+  for (let k = 0; k < slots.length; k++) {
+    const smallest = [...sizes].sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : 1))[0]![0];
+    sizes.set(smallest, sizes.get(smallest)! + 1);
+    counts.set(smallest, (counts.get(smallest) ?? 0) + 1);
+  }
+  let next = 0;
+  const gains = new Map([...counts].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([to, n]) => [to, slots.slice(next, (next += n))]));
+  return [...gains].map(([to, list]) => ({ from: shard, to, slots: toRanges(list) }));
+}
+
+/**
+ * Moves that even out the slots over the shards: each shard over its share gives its highest slots
+ * to the shards under it. Empty when the cluster is already even (within one slot).
+ */
+export function rebalanceMoves(route: Route): Moves {
+  const owned = route.shards.map((s) => ({ id: s.id, slots: expandRanges(s.slots) }));
+  const total = owned.reduce((n, s) => n + s.slots.length, 0);
+  if (owned.length === 0 || total === 0) return [];
+  const base = Math.floor(total / owned.length);
+  const extra = total % owned.length;
+  // The first `extra` shards (in route order) keep one slot more: a stable target.
+  const targetOf = (i: number) => base + (i < extra ? 1 : 0);
+  const surplus: { id: string; slots: number[] }[] = [];
+  const deficit: { id: string; need: number }[] = [];
+  owned.forEach((s, i) => {
+    const diff = s.slots.length - targetOf(i);
+    if (diff > 0) surplus.push({ id: s.id, slots: s.slots.slice(s.slots.length - diff) });
+    else if (diff < 0) deficit.push({ id: s.id, need: -diff });
+  });
+  const plan: Moves = [];
+  for (const d of deficit) {
+    while (d.need > 0) {
+      const src = surplus.find((s) => s.slots.length > 0)!;
+      const take = src.slots.splice(0, Math.min(d.need, src.slots.length));
+      d.need -= take.length;
+      plan.push({ from: src.id, to: d.id, slots: toRanges(take) });
+    }
+  }
+  return plan;
+}
+
+/** The route with every slot of the record marked as migrating in `phase` (a new epoch). */
+export function routeWithPhase(route: Route, m: Pick<MigrationRecord, 'moves'>, phase: SlotMigration['phase']): Route {
+  const migrating = m.moves.flatMap((move) => expandRanges(move.slots).map((slot): SlotMigration => ({ slot, from: move.from, to: move.to, phase })));
+  return { ...route, migrating, epoch: route.epoch + 1, updatedAt: new Date().toISOString() };
+}
+
+/** The route after the move: the slots belong to `to`, nothing migrates (a new epoch). */
+export function routeCommitted(route: Route, m: Pick<MigrationRecord, 'moves'>): Route {
+  const moved = new Set(migrationSlots(m));
+  const shards = route.shards.map((shard): Shard => {
+    const gained = m.moves.filter((move) => move.to === shard.id).flatMap((move) => expandRanges(move.slots));
+    const slots = [...expandRanges(shard.slots).filter((s) => !moved.has(s)), ...gained].sort((a, b) => a - b);
+    return { ...shard, slots: toRanges(slots) };
+  });
+  return { ...route, shards, migrating: [], epoch: route.epoch + 1, updatedAt: new Date().toISOString() };
+}
+
+/** The route with the slots migrating back to where they came from (a cancel after keys moved). */
+export function routeReversed(route: Route, m: Pick<MigrationRecord, 'moves'>): Route {
+  const migrating = m.moves.flatMap((move) => expandRanges(move.slots).map((slot): SlotMigration => ({ slot, from: move.to, to: move.from, phase: 'moving' })));
+  return { ...route, migrating, epoch: route.epoch + 1, updatedAt: new Date().toISOString() };
+}
+
+/** The route with no slot migrating and owners unchanged (a new epoch). */
+export function routeWithoutMigration(route: Route): Route {
+  return { ...route, migrating: [], epoch: route.epoch + 1, updatedAt: new Date().toISOString() };
+}
+
+export function rangesText(ranges: readonly SlotRange[]): string {
+  return ranges.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(',');
+}

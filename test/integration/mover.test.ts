@@ -1,0 +1,108 @@
+/**
+ * The leader's key mover against real Redis: keys of the migrating slots (every type, TTLs) end on
+ * the target and nowhere else; other keys stay; a key the target already holds keeps the target's
+ * copy; the target's slave holds every moved key once a batch is done.
+ */
+import { describe, expect, it } from 'vitest';
+import { keySlot } from '../../src/model/slot.js';
+import { KeyMover } from '../../src/migration/mover.js';
+import { waitFor } from '../../src/playground/processes.js';
+import { useRedisClients } from '../helpers/redis.js';
+import { useWorld } from '../helpers/servers.js';
+
+const world = useWorld();
+const redis = useRedisClients();
+const SLOTS = 64;
+const to = (slots: Iterable<number>, address: string, replicas: number) => new Map([...slots].map((s) => [s, { address, replicas }]));
+
+describe('KeyMover', () => {
+  it('moves the keys of the migrating slots with their types and TTLs, and only them', async () => {
+    const [source, target] = [await world.redis(), await world.redis()];
+    const src = redis.at(source.address);
+    const moving = new Set([3, 4, 5, 40]);
+    const pipeline = src.pipeline();
+    for (let i = 0; i < 3000; i++) pipeline.set(`k:${i}`, `v${i}`);
+    pipeline.hset('h:{a}', 'f1', '1', 'f2', '2').rpush('l:{a}', 'x', 'y').sadd('s:{a}', 'm').zadd('z:{a}', 1, 'one').set('ttl:{a}', 't', 'EX', 1000);
+    await pipeline.exec();
+    const tagSlot = keySlot('{a}', SLOTS);
+    moving.add(tagSlot);
+    const expected = new Set<string>();
+    for (const k of (await src.keys('*')) as string[]) if (moving.has(keySlot(k, SLOTS))) expected.add(k);
+
+    const mover = new KeyMover({ scanCount: 100, keysPerBatch: 37, timeoutMs: 5000, replicaWaitMs: 500 });
+    try {
+      const result = await mover.pass({ source: source.address, slotCount: SLOTS, targets: to(moving, target.address, 0) }, () => true);
+      expect(result.complete).toBe(true);
+      expect(result.moved).toBe(expected.size);
+      expect(result.seen).toBe(expected.size);
+    } finally {
+      mover.close();
+    }
+    const tgt = redis.at(target.address);
+    const onTarget = new Set((await tgt.keys('*')) as string[]);
+    expect(onTarget).toEqual(expected);
+    const leftOnSource = ((await src.keys('*')) as string[]).filter((k) => moving.has(keySlot(k, SLOTS)));
+    expect(leftOnSource).toEqual([]);
+    expect(await src.dbsize()).toBe(3005 - expected.size);
+    expect(await tgt.hgetall('h:{a}')).toEqual({ f1: '1', f2: '2' });
+    expect(await tgt.lrange('l:{a}', 0, -1)).toEqual(['x', 'y']);
+    expect(await tgt.zrange('z:{a}', '0', '-1', 'WITHSCORES')).toEqual(['one', '1']);
+    const ttl = await tgt.ttl('ttl:{a}');
+    expect(ttl).toBeGreaterThan(900);
+    expect(ttl).toBeLessThanOrEqual(1000);
+  });
+
+  it('keeps the target\'s copy of a key both hold, and waits for the target\'s slave', async () => {
+    const [source, target, slave] = [await world.redis(), await world.redis(), await world.redis()];
+    await redis.at(slave.address).replicaof('127.0.0.1', target.port);
+    // Synced and streaming (a fresh slave gets the stream only after its first ACK): a marker
+    // PUBLISH reaches it, as the mover's own does.
+    await waitFor('the slave to stream', async () => {
+      if ((await redis.replication(slave.address)).linkUp !== true) return false;
+      const [, [, acked]] = (await redis.at(target.address).pipeline().publish('x', '1').wait(1, 500).exec()) as [unknown, [unknown, number]];
+      return acked === 1;
+    }, 10_000);
+    const src = redis.at(source.address);
+    const slot = keySlot('dup', SLOTS);
+    const others = Array.from({ length: 500 }, (_, i) => `m:${i}`).filter((k) => keySlot(k, SLOTS) === slot);
+    await src.set('dup', 'old');
+    for (const k of others) await src.set(k, k);
+    await redis.at(target.address).set('dup', 'new');
+
+    const mover = new KeyMover({ scanCount: 50, keysPerBatch: 4, timeoutMs: 5000, replicaWaitMs: 2000 });
+    try {
+      const result = await mover.pass({ source: source.address, slotCount: SLOTS, targets: to([slot], target.address, 1) }, () => true);
+      expect(result.unconfirmed).toBe(0);
+      expect(result.moved).toBe(others.length + 1);
+    } finally {
+      mover.close();
+    }
+    expect(await redis.at(target.address).get('dup')).toBe('new');
+    expect(await src.exists('dup')).toBe(0);
+    // Every moved key was on the target's slave before the source dropped it.
+    expect(await redis.at(slave.address).dbsize()).toBe(others.length + 1);
+  });
+
+  it('stops a pass when told to, leaving the rest for the next pass', async () => {
+    const [source, target] = [await world.redis(), await world.redis()];
+    const src = redis.at(source.address);
+    const pipeline = src.pipeline();
+    for (let i = 0; i < 2000; i++) pipeline.set(`p:${i}`, '1');
+    await pipeline.exec();
+    const all = new Set(Array.from({ length: SLOTS }, (_, i) => i));
+    const mover = new KeyMover({ scanCount: 100, keysPerBatch: 100, timeoutMs: 5000, replicaWaitMs: 500 });
+    try {
+      const first = await mover.pass({ source: source.address, slotCount: SLOTS, targets: to(all, target.address, 0) }, (sofar) => sofar.moved < 500);
+      expect(first.complete).toBe(false);
+      expect(first.moved).toBeGreaterThanOrEqual(500);
+      expect(first.moved).toBeLessThan(2000);
+      const second = await mover.pass({ source: source.address, slotCount: SLOTS, targets: to(all, target.address, 0) }, () => true);
+      expect(second.complete).toBe(true);
+      expect(first.moved + second.moved).toBe(2000);
+    } finally {
+      mover.close();
+    }
+    expect(await src.dbsize()).toBe(0);
+    expect(await redis.at(target.address).dbsize()).toBe(2000);
+  });
+});
