@@ -42,12 +42,12 @@ export function fanOut(
   );
 }
 
-const owningSlots = (router: Router, shard: number) => router.slotsOwned[shard]! > 0;
+const owningSlots = (router: Router, shard: number) => router.holdsAny(shard);
 
 /** The data of a bulk reply (`$3\r\nfoo\r\n` → foo), null for a nil. */
 /** The elements (bulk replies, as received) of an array of keys that the shard owns. */
 export function ownedKeys(router: Router, shard: number, keys: Buffer[]): Buffer[] {
-  return keys.filter((k) => router.ownerOf(keySlot(bulkValue(k)!, router.slotCount)) === shard);
+  return keys.filter((k) => router.mayHold(shard, keySlot(bulkValue(k)!, router.slotCount)));
 }
 
 /** KEYS pattern: every shard that owns slots, merged. */
@@ -104,7 +104,7 @@ export function randomKey(session: Client, p: Pending): void {
         candidates.splice(pick, 1); // an empty shard stays empty for this purpose
         return attempt(left);
       }
-      if (router.ownerOf(keySlot(key, router.slotCount)) === shard) return session.answer(p, r);
+      if (router.mayHold(shard, keySlot(key, router.slotCount))) return session.answer(p, r);
       attempt(left - 1);
     });
   };

@@ -2,10 +2,19 @@
  * One route, ready for the hot path: slot → the pool of its shard's master. A route change
  * builds a new Router and swaps it in one assignment: commands already sent finish where they
  * went, new ones use the new route.
+ *
+ * A migrating slot (docs/migration.md) is served where its keys are going: in phase `prepare` its
+ * commands are held, in phase `moving` each command first moves its keys from the source master
+ * (`moveSource`) to the master that `poolForSlot` names, then runs there.
  */
 import { countSlots, slotOwners } from '../model/route.js';
 import type { Route } from '../model/schemas.js';
 import type { BackendPool } from './backend.js';
+
+/** What the proxy does with a slot's commands. */
+export const SLOT_SERVED = 0;
+export const SLOT_HELD = 1;
+export const SLOT_MOVING = 2;
 
 export class Router {
   readonly epoch: number;
@@ -19,6 +28,14 @@ export class Router {
   readonly shardIds: string[];
   /** Slots each shard owns, by shard index. */
   readonly slotsOwned: number[];
+  /** Whether any slot migrates (the hot path checks `phaseOf` only then). */
+  readonly migrating: boolean;
+  /** SLOT_SERVED, SLOT_HELD or SLOT_MOVING, by slot. */
+  private readonly phases: Uint8Array;
+  /** The shard a moving slot's keys come from (-1 when the slot is not moving), by slot. */
+  private readonly sources: Int32Array;
+  /** The shard that serves each slot: its owner, or where a moving slot's keys go. */
+  private readonly servers: Int32Array;
 
   constructor(route: Route, poolFor: (address: string) => BackendPool) {
     this.epoch = route.epoch;
@@ -29,12 +46,46 @@ export class Router {
     this.shardIds = route.shards.map((s) => s.id);
     this.slotsOwned = route.shards.map((s) => countSlots(s.slots));
     this.pools = this.masterAddresses.map(poolFor);
+    this.phases = new Uint8Array(route.slotCount);
+    this.sources = new Int32Array(route.slotCount).fill(-1);
+    this.servers = Int32Array.from(this.owners);
+    this.migrating = route.migrating.length > 0;
+    for (const m of route.migrating) {
+      if (m.phase === 'prepare') {
+        this.phases[m.slot] = SLOT_HELD;
+        continue;
+      }
+      this.phases[m.slot] = SLOT_MOVING;
+      this.sources[m.slot] = this.shardIds.indexOf(m.from);
+      this.servers[m.slot] = this.shardIds.indexOf(m.to);
+    }
   }
 
-  /** The pool of the master that owns `slot`, or null when no shard owns it. */
+  /** The pool of the master that serves `slot` (see the class comment), or null when no shard owns it. */
   poolForSlot(slot: number): BackendPool | null {
-    const owner = this.owners[slot]!;
-    return owner < 0 ? null : this.pools[owner]!;
+    const server = this.servers[slot]!;
+    return server < 0 ? null : this.pools[server]!;
+  }
+
+  /** SLOT_SERVED, SLOT_HELD or SLOT_MOVING. */
+  phaseOf(slot: number): number {
+    return this.phases[slot]!;
+  }
+
+  /** The master a moving slot's keys come from (null when the slot is not moving). */
+  moveSource(slot: number): BackendPool | null {
+    const source = this.sources[slot]!;
+    return source < 0 ? null : this.pools[source]!;
+  }
+
+  /** Whether the master of shard `shard` may hold keys of `slot`: it owns it, or the slot moves to or from it. */
+  mayHold(shard: number, slot: number): boolean {
+    return this.owners[slot] === shard || this.servers[slot] === shard || this.sources[slot] === shard;
+  }
+
+  /** Whether the master of shard `shard` may hold keys at all (for DBSIZE, SCAN, KEYS). */
+  holdsAny(shard: number): boolean {
+    return this.slotsOwned[shard]! > 0 || this.servers.includes(shard);
   }
 
   /** A slot that some shard owns (for commands without a key), or null when none is owned. */

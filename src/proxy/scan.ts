@@ -13,7 +13,7 @@ export function scan(session: Client, p: Pending, argv: Buffer[]): void {
   const at = decodeScanCursor(argv[1]!.toString('latin1'));
   if (at === null) return session.answer(p, reply.error('ERR invalid cursor'));
   const router = session.ctx.router();
-  const ids = router.shardIds.filter((_, i) => router.slotsOwned[i]! > 0);
+  const ids = router.shardIds.filter((_, i) => router.holdsAny(i));
   const target = scanTarget(ids, at);
   if (target === null) return session.answer(p, reply.array([reply.bulk('0'), reply.array([])]));
   const shard = router.shardIds.indexOf(target.shardId);

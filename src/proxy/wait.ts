@@ -16,7 +16,7 @@ const MARK = encodeCommand(['PUBLISH', '__cfgserver:wait', '']);
 
 export function waitForReplicas(session: Client, p: Pending, argv: Buffer[]): void {
   const router = session.ctx.router();
-  const masters = router.masters().filter((_, i) => router.slotsOwned[i]! > 0);
+  const masters = router.masters().filter((_, i) => router.holdsAny(i));
   if (masters.length === 0) return session.answer(p, reply.integer(0));
   const wait = encodeCommand(argv);
   const counts: (Buffer | null)[] = masters.map(() => null);
