@@ -1,7 +1,7 @@
 /**
  * What a client session offers the pieces that handle its commands (transactions, pub/sub,
- * fan-out, local and split commands, WAIT): they see this narrow face, never the session itself,
- * so that the session depends on them and not the other way round.
+ * fan-out, local and split commands, WAIT): each sees the narrow face it needs, never the session
+ * itself, so that the session depends on them and not the other way round.
  */
 import type { BackendConnection, BackendPool, ReplyTarget, SentRange } from './backend.js';
 import type { CommandInfo } from './commands.js';
@@ -9,7 +9,7 @@ import { reply, type ParsedCommand } from './resp.js';
 import type { Router } from './router.js';
 
 /** What a session needs from its proxy; `S` is the session type the proxy is told about. */
-export interface SessionContext<S = Client> {
+export interface SessionContext<S = unknown> {
   /** The router in use now (swapped on every route change). */
   router(): Router;
   password: string | null;
@@ -74,29 +74,67 @@ export interface ReplySink {
   backendReplied(p: Pending, buf: Buffer, start: number, end: number): void;
 }
 
-export interface Client {
-  readonly ctx: SessionContext;
-  readonly id: number;
-  /** The protocol the client chose with HELLO. */
-  proto: 2 | 3;
-  name: string | null;
-  /** It has a subscription (a RESP2 client may then only (un)subscribe, ping, quit, reset). */
-  readonly subscribed: boolean;
+// What each handler sees of a session. Every one is handed reply positions to fill; beyond that
+// it names only the parts of the session, and of the proxy's settings, it uses.
+
+/** Reply positions: what every handler fills. Replies leave in the order their positions were reserved. */
+export interface ReplyQueue {
   /** Reserves the next reply position. */
   reply(): Pending;
-  /** Fills a reply position; replies leave in the order their positions were reserved. */
+  /** Fills a reply position. */
   answer(p: Pending, data: Buffer): void;
-  /** Sends something the client did not ask for (a pub/sub message) after what is queued. */
-  push(data: Buffer): void;
+}
+
+/** The protocol the client chose with HELLO, which the replies made by the proxy follow. */
+export interface Protocol {
+  readonly proto: 2 | 3;
   /** A null reply in the client's protocol. */
   nullReply(): Buffer;
+}
+
+/** The route in use now. */
+export interface RouteView {
+  readonly ctx: Pick<SessionContext, 'router'>;
+}
+
+/** Sends to given masters on the client's shared connections (split commands, SCAN, fan-out). */
+export interface MasterSender extends ReplyQueue, RouteView {
   /** Sends to a given master on the client's shared connection to it. */
   sendTo(pool: BackendPool, command: Buffer, handler: (r: Buffer) => void): void;
+}
+
+/** Commands asked of every master (fan-out.ts); flushing them is a setting of the proxy. */
+export interface FanOutClient extends MasterSender, Protocol {
+  readonly ctx: Pick<SessionContext, 'router' | 'allowFlush'>;
+}
+
+/** Commands the proxy answers itself (local-commands.ts), some of them by asking every master. */
+export interface LocalClient extends FanOutClient {
+  readonly ctx: Pick<SessionContext, 'router' | 'allowFlush' | 'password' | 'info'>;
+  readonly id: number;
+  proto: 2 | 3;
+  name: string | null;
+  /** It has a subscription (a subscribed RESP2 client gets PING's answer as a message). */
+  readonly subscribed: boolean;
   authenticate(password: string): boolean;
   isAuthenticated(): boolean;
+  /** Answers `p` with OK, then closes the connection once its replies are written. */
   quit(p: Pending): void;
   /** RESET: back to a new connection's state. */
   resetState(): void;
+}
+
+/** Pub/sub (pubsub.ts): confirmations answer positions; messages are pushed as they come. */
+export interface Subscriber extends ReplyQueue, RouteView, Protocol {
+  /** Sends something the client did not ask for (a pub/sub message) after what is queued. */
+  push(data: Buffer): void;
+}
+
+/** MULTI / EXEC / WATCH (transaction.ts): queued commands' slots, and the lanes EXEC and WATCH travel on. */
+export interface TransactionClient extends ReplyQueue, RouteView {
+  readonly ctx: Pick<SessionContext, 'router' | 'limits'>;
+  readonly id: number;
+  readonly proto: 2 | 3;
   /** The slot of every key of a command: null without keys, -1 across slots. */
   slotOfAny(info: CommandInfo, cmd: ParsedCommand): number | null;
   /** The pinned connection to `slot`'s master for a command the caller sends; false: held for now; null: no owner. */

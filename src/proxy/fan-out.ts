@@ -6,14 +6,14 @@
 import { keySlot } from '../model/slot.js';
 import { arrayElements, bulkValue, encodeCommand, encodeFor, integerReply, isError, reply } from './resp.js';
 import type { Router } from './router.js';
-import type { Client, Pending } from './client.js';
+import type { FanOutClient, Pending } from './client.js';
 
 /**
  * Sends `command` to the masters of the given shards (default: every shard) and combines the
  * replies, in shard order; an error from any shard is the answer.
  */
 export function fanOut(
-  session: Client,
+  session: FanOutClient,
   p: Pending,
   command: Buffer,
   combine: (replies: Buffer[], shards: number[], router: Router) => Buffer,
@@ -44,14 +44,13 @@ export function fanOut(
 
 const owningSlots = (router: Router, shard: number) => router.holdsAny(shard);
 
-/** The data of a bulk reply (`$3\r\nfoo\r\n` → foo), null for a nil. */
 /** The elements (bulk replies, as received) of an array of keys that the shard owns. */
 export function ownedKeys(router: Router, shard: number, keys: Buffer[]): Buffer[] {
   return keys.filter((k) => router.mayHold(shard, keySlot(bulkValue(k)!, router.slotCount)));
 }
 
 /** KEYS pattern: every shard that owns slots, merged. */
-export function keys(session: Client, p: Pending, argv: Buffer[]): void {
+export function keys(session: FanOutClient, p: Pending, argv: Buffer[]): void {
   fanOut(session, p, encodeCommand(argv), (replies, shards, router) => reply.array(replies.flatMap((r, k) => ownedKeys(router, shards[k]!, arrayElements(r)))), owningSlots);
 }
 
@@ -60,7 +59,7 @@ export function keys(session: Client, p: Pending, argv: Buffer[]): void {
  * slots it does not own. Counting exactly would mean scanning every key (Redis outside cluster
  * mode cannot count keys by slot), which DBSIZE, an O(1) command, must not turn into.
  */
-export function dbsize(session: Client, p: Pending): void {
+export function dbsize(session: FanOutClient, p: Pending): void {
   fanOut(
     session,
     p,
@@ -85,7 +84,7 @@ const RANDOMKEY_ATTEMPTS = 10;
  * is of a slot that shard does not own; nil when every shard is empty, or when the attempts run
  * out (shards holding mostly foreign keys).
  */
-export function randomKey(session: Client, p: Pending): void {
+export function randomKey(session: FanOutClient, p: Pending): void {
   const router = session.ctx.router();
   const candidates = router.masters().map((_, i) => i).filter((i) => owningSlots(router, i));
   const attempt = (left: number): void => {
@@ -115,20 +114,20 @@ function allOk(): Buffer {
   return reply.ok;
 }
 
-function refuseFlush(session: Client, p: Pending, what: string): boolean {
+function refuseFlush(session: FanOutClient, p: Pending, what: string): boolean {
   if (session.ctx.allowFlush) return false;
   session.answer(p, reply.error(`ERR proxy: ${what} is refused: it would empty every shard. Start the proxy with --allow-flush to allow it`));
   return true;
 }
 
 /** FLUSHALL / FLUSHDB [ASYNC|SYNC]: every master, even one without slots (its keys are stale). */
-export function flush(session: Client, p: Pending, name: string, argv: Buffer[]): void {
+export function flush(session: FanOutClient, p: Pending, name: string, argv: Buffer[]): void {
   if (refuseFlush(session, p, name)) return;
   fanOut(session, p, encodeCommand(argv), allOk);
 }
 
 /** SCRIPT LOAD / EXISTS / FLUSH on every master, so that EVALSHA works whatever shard a key is in. */
-export function script(session: Client, p: Pending, argv: Buffer[]): void {
+export function script(session: FanOutClient, p: Pending, argv: Buffer[]): void {
   const sub = argv[1]!.toString().toUpperCase();
   const command = encodeCommand(argv);
   switch (sub) {
@@ -156,7 +155,7 @@ export function script(session: Client, p: Pending, argv: Buffer[]): void {
 }
 
 /** FUNCTION FLUSH on every master; the other FUNCTION subcommands are run on the instances. */
-export function functionCommand(session: Client, p: Pending, argv: Buffer[]): void {
+export function functionCommand(session: FanOutClient, p: Pending, argv: Buffer[]): void {
   const sub = argv[1]!.toString().toUpperCase();
   if (sub !== 'FLUSH') return session.answer(p, reply.error(`ERR proxy: FUNCTION ${sub} is not supported through the proxy: run it on each master`));
   if (refuseFlush(session, p, 'FUNCTION FLUSH')) return;
@@ -169,7 +168,7 @@ export function functionCommand(session: Client, p: Pending, argv: Buffer[]): vo
  * largest count of any master (the proxy subscribes each pattern on every master, so a sum would
  * count every proxy client once per master).
  */
-export function pubsub(session: Client, p: Pending, argv: Buffer[]): void {
+export function pubsub(session: FanOutClient, p: Pending, argv: Buffer[]): void {
   const sub = argv[1]?.toString().toUpperCase();
   const command = encodeCommand(argv);
   switch (sub) {

@@ -7,9 +7,9 @@ import { REDIS_VERSION } from './command-table.js';
 import { dbsize, flush, functionCommand, keys, pubsub, randomKey, script } from './fan-out.js';
 import { encodeCommand, encodeFor, reply } from './resp.js';
 import { scan } from './scan.js';
-import type { Client, Pending } from './client.js';
+import type { LocalClient, Pending } from './client.js';
 
-export function runLocal(session: Client, p: Pending, name: string, argv: Buffer[]): void {
+export function runLocal(session: LocalClient, p: Pending, name: string, argv: Buffer[]): void {
   const arg = (i: number) => argv[i]?.toString() ?? '';
   switch (name) {
     case 'PING':
@@ -68,7 +68,7 @@ function wrongArgs(name: string): Buffer {
   return reply.error(`ERR wrong number of arguments for '${name.toLowerCase()}' command`);
 }
 
-function auth(session: Client, p: Pending, args: Buffer[]): void {
+function auth(session: LocalClient, p: Pending, args: Buffer[]): void {
   if (args.length < 1 || args.length > 2) return session.answer(p, wrongArgs('AUTH'));
   if (session.ctx.password === null) {
     return session.answer(p, reply.error('ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?'));
@@ -83,7 +83,7 @@ function auth(session: Client, p: Pending, args: Buffer[]): void {
  * HELLO [protover [AUTH user pass] [SETNAME name]]: RESP2 or RESP3 as the client asks; the reply is
  * shaped as Redis's (a map in RESP3, a flat array in RESP2). Nothing changes if an option is bad.
  */
-function hello(session: Client, p: Pending, argv: Buffer[]): void {
+function hello(session: LocalClient, p: Pending, argv: Buffer[]): void {
   const version = argv[1]?.toString();
   if (version !== undefined && version !== '2' && version !== '3') {
     return session.answer(p, reply.error(/^-?\d+$/.test(version) ? 'NOPROTO unsupported protocol version' : 'ERR Protocol version is not an integer or out of range'));
@@ -119,7 +119,7 @@ function hello(session: Client, p: Pending, argv: Buffer[]): void {
   session.answer(p, encodeFor(session.proto).map(fields.map(([k, v]) => [reply.bulk(k), v])));
 }
 
-function client(session: Client, p: Pending, argv: Buffer[]): void {
+function client(session: LocalClient, p: Pending, argv: Buffer[]): void {
   const sub = argv[1]?.toString().toUpperCase();
   if (sub === 'SETNAME' && argv.length === 3) {
     session.name = argv[2]!.toString();

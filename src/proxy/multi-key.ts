@@ -7,7 +7,7 @@ import { keySlot } from '../model/slot.js';
 import type { BackendPool } from './backend.js';
 import type { Handling } from './commands.js';
 import { arrayElements, encodeCommand, integerReply, isError, reply } from './resp.js';
-import { noOwner, type Client, type Pending } from './client.js';
+import { noOwner, type MasterSender, type Pending } from './client.js';
 
 type Split = Extract<Handling, { kind: 'split' }>;
 
@@ -18,7 +18,7 @@ interface Part {
   args: Buffer[];
 }
 
-export function dispatchSplit(session: Client, p: Pending, name: string, handling: Split, argv: Buffer[]): void {
+export function dispatchSplit(session: MasterSender, p: Pending, name: string, handling: Split, argv: Buffer[]): void {
   const router = session.ctx.router();
   const nameArg = argv[0]!;
   const parts = new Map<BackendPool, Part>();

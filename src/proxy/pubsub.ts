@@ -17,7 +17,7 @@ import { keySlot } from '../model/slot.js';
 import type { BackendConnection, BackendPool } from './backend.js';
 import { arrayElements, bulkValue, encodeCommand, reply, reply3 } from './resp.js';
 import type { Router } from './router.js';
-import type { Client, Pending } from './client.js';
+import type { Pending, Subscriber } from './client.js';
 
 type Kind = 'channel' | 'pattern' | 'shard';
 
@@ -75,7 +75,7 @@ export class PubSub {
   private readonly links = new Map<string, Link>();
   private retry: NodeJS.Timeout | null = null;
 
-  constructor(private readonly session: Client) {}
+  constructor(private readonly session: Subscriber) {}
 
   /** In Redis's sense: the client has a subscription (RESP2 clients may then only (un)subscribe). */
   get active(): boolean {

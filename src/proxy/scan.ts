@@ -7,9 +7,9 @@
 import { decodeScanCursor, nextScanCursor, scanTarget } from './scan-cursor.js';
 import { ownedKeys } from './fan-out.js';
 import { arrayElements, bulkValue, encodeCommand, isError, reply } from './resp.js';
-import type { Client, Pending } from './client.js';
+import type { MasterSender, Pending } from './client.js';
 
-export function scan(session: Client, p: Pending, argv: Buffer[]): void {
+export function scan(session: MasterSender, p: Pending, argv: Buffer[]): void {
   const at = decodeScanCursor(argv[1]!.toString('latin1'));
   if (at === null) return session.answer(p, reply.error('ERR invalid cursor'));
   const router = session.ctx.router();

@@ -13,7 +13,7 @@
 import type { Socket } from 'node:net';
 import { bytesSlot, keySlot } from '../model/slot.js';
 import { NOT_KNOWN, NOT_RUN, type BackendConnection, type BackendPool } from './backend.js';
-import { Pending, noOwner, type Client, type ReplySink, type SessionContext } from './client.js';
+import { Pending, noOwner, type LocalClient, type ReplySink, type SessionContext, type Subscriber, type TransactionClient } from './client.js';
 import { arityAccepts, commandInfoAt, keyIndexes, streamReadBlocks, type CommandInfo } from './commands.js';
 import { flushSoon } from './flush-soon.js';
 import { runLocal } from './local-commands.js';
@@ -46,7 +46,7 @@ function didNotRun(buf: Buffer, start: number, end: number): boolean {
   return startsWith(buf, start, end, BACKEND_DOWN) && end - start >= NOT_RUN_TAIL.length && buf.compare(NOT_RUN_TAIL, 0, NOT_RUN_TAIL.length, end - NOT_RUN_TAIL.length, end) === 0;
 }
 
-export class ClientSession implements Client, ReplySink {
+export class ClientSession implements LocalClient, TransactionClient, Subscriber, ReplySink {
   private readonly parser = new RequestParser();
   private queue: Pending[] = [];
   private head = 0;
@@ -573,7 +573,7 @@ export class ClientSession implements Client, ReplySink {
 
   /** RESET: back to a new connection's state (RESP2, no transaction, no subscription, no name). */
   resetState(): void {
-    this.transaction.reset(this);
+    this.transaction.reset();
     this.pubsub?.reset();
     this.pubsub = null;
     this.name = null;

@@ -11,7 +11,7 @@
 import type { BackendConnection } from './backend.js';
 import type { CommandInfo } from './commands.js';
 import { encodeFor, reply, type ParsedCommand } from './resp.js';
-import { noOwner, type Client, type Pending } from './client.js';
+import { noOwner, type Pending, type RouteView, type TransactionClient } from './client.js';
 
 /** Commands that run at once even inside MULTI (as in Redis). */
 const RUN_AT_ONCE = new Set(['EXEC', 'DISCARD', 'MULTI', 'WATCH', 'QUIT', 'RESET']);
@@ -56,11 +56,11 @@ export class TransactionState {
   }
 
   /** Whether commands for `slot` belong on the pinned connection of the WATCH. */
-  watchesSlotOf(session: Client, slot: number): boolean {
+  watchesSlotOf(session: RouteView, slot: number): boolean {
     return this.watch !== null && !this.watchLost && session.ctx.router().poolForSlot(slot)?.address === this.watch.connection.address;
   }
 
-  enqueue(session: Client, p: Pending, info: CommandInfo, cmd: ParsedCommand): void {
+  enqueue(session: TransactionClient, p: Pending, info: CommandInfo, cmd: ParsedCommand): void {
     const { name, handling } = info;
     const refuse = (message: string) => {
       this.aborted = true;
@@ -83,7 +83,7 @@ export class TransactionState {
     session.answer(p, reply.queued);
   }
 
-  command(session: Client, name: string, cmd: ParsedCommand): void {
+  command(session: TransactionClient, name: string, cmd: ParsedCommand): void {
     switch (name) {
       case 'MULTI':
         return this.multi(session);
@@ -100,13 +100,13 @@ export class TransactionState {
   }
 
   /** RESET: no transaction, nothing watched. */
-  reset(_session: Client): void {
+  reset(): void {
     this.queued = null;
     this.aborted = false;
     this.unwatch();
   }
 
-  private multi(session: Client): void {
+  private multi(session: TransactionClient): void {
     const p = session.reply();
     if (this.queued) return session.answer(p, reply.error('ERR MULTI calls can not be nested'));
     this.queued = [];
@@ -115,7 +115,7 @@ export class TransactionState {
     session.answer(p, reply.ok);
   }
 
-  private discard(session: Client): void {
+  private discard(session: TransactionClient): void {
     const p = session.reply();
     if (!this.queued) return session.answer(p, reply.error('ERR DISCARD without MULTI'));
     this.queued = null;
@@ -123,7 +123,7 @@ export class TransactionState {
     session.answer(p, reply.ok);
   }
 
-  private watchKeys(session: Client, cmd: ParsedCommand): void {
+  private watchKeys(session: TransactionClient, cmd: ParsedCommand): void {
     if (this.queued) return session.answer(session.reply(), reply.error('ERR WATCH inside MULTI is not allowed'));
     const info = { name: 'WATCH', handling: { kind: 'keyed' }, arity: -2, singleFirstKey: false, write: false } as const;
     const slot = session.slotOfAny(info, cmd);
@@ -149,7 +149,7 @@ export class TransactionState {
     this.watchLost = false;
   }
 
-  private exec(session: Client, cmd: ParsedCommand): void {
+  private exec(session: TransactionClient, cmd: ParsedCommand): void {
     if (!this.queued) return session.answer(session.reply(), reply.error('ERR EXEC without MULTI'));
     if (this.aborted) {
       this.queued = null;
@@ -181,7 +181,7 @@ export class TransactionState {
     return this.sendBlock(session, pool ? pool.connectionFor(session.id, session.proto) : null, noOwner(router, slot));
   }
 
-  private sendBlock(session: Client, connection: BackendConnection | null, noConnection: Buffer): void {
+  private sendBlock(session: TransactionClient, connection: BackendConnection | null, noConnection: Buffer): void {
     const queued = this.queued!;
     this.queued = null;
     this.watch = null;

@@ -10,11 +10,11 @@
  * is the smallest count: every shard has at least that many replicas holding the client's writes.
  */
 import { encodeCommand, integerReply, isError, reply } from './resp.js';
-import type { Client, Pending } from './client.js';
+import type { Pending, ReplyQueue, RouteView } from './client.js';
 
 const MARK = encodeCommand(['PUBLISH', '__cfgserver:wait', '']);
 
-export function waitForReplicas(session: Client, p: Pending, argv: Buffer[]): void {
+export function waitForReplicas(session: ReplyQueue & RouteView, p: Pending, argv: Buffer[]): void {
   const router = session.ctx.router();
   const masters = router.masters().filter((_, i) => router.holdsAny(i));
   if (masters.length === 0) return session.answer(p, reply.integer(0));
