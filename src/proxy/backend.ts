@@ -35,6 +35,7 @@ function deliver(waiter: Waiter, buf: Buffer, start: number, end: number): void 
 }
 
 const OUT_CHUNK = 64 * 1024;
+const PING = encodeCommand(['PING']);
 
 /** How a backend error says what became of the command (a client retries only the first safely). */
 export const NOT_RUN = 'the command did not run';
@@ -367,6 +368,15 @@ export class BackendPool {
 
   inFlight(): number {
     return [...this.resp2, ...(this.resp3 ?? [])].reduce((n, c) => n + c.inFlight, 0);
+  }
+
+  /**
+   * Resolves once every request sent so far on the shared connections has been answered (or
+   * failed): Redis answers in order, so a PING's reply comes after all of them.
+   */
+  settled(): Promise<void> {
+    const busy = [...this.resp2, ...(this.resp3 ?? [])].filter((c) => c.inFlight > 0 && !c.isClosed);
+    return Promise.all(busy.map((c) => new Promise<void>((resolve) => c.send(PING, () => resolve())))).then(() => undefined);
   }
 
   /** Closes every connection; waiting requests get `error` (a proxy error reply by default). */

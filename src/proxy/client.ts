@@ -5,6 +5,7 @@
  */
 import type { BackendConnection, BackendPool, ReplyTarget, SentRange } from './backend.js';
 import type { CommandInfo } from './commands.js';
+import type { KeyMoveSettings } from './key-move.js';
 import { reply, type ParsedCommand } from './resp.js';
 import type { Router } from './router.js';
 
@@ -21,6 +22,10 @@ export interface SessionContext<S = unknown> {
   maxInFlight: number;
   /** The byte bounds of one client (0: none); see docs/proxy.md, "Limits". */
   limits: ClientLimits;
+  /** How keys of moving slots are moved before their commands run (key-move.ts). */
+  keyMove: KeyMoveSettings;
+  /** How long a command on a slot in its migration's `prepare` phase is held before TRYAGAIN. */
+  migrationHoldMs: number;
   /** The session is being closed for going past its output bound (`bytes` held for it). */
   onOutputLimit(session: S, bytes: number, limit: number): void;
   info(): string;

@@ -19,6 +19,8 @@ export class ProxyCounters {
   idleClosed = 0;
   /** Failed accepts (EMFILE, ENFILE, ...). */
   acceptErrors = 0;
+  /** Keys of moving slots this proxy moved before running a command on them. */
+  keysMoved = 0;
 }
 
 export class ProxyMetrics {
@@ -49,6 +51,7 @@ export class ProxyMetrics {
     counterFrom('cfgserver_proxy_rejected_connections_total', 'Clients refused because --max-clients were connected', () => c.rejectedConnections);
     counterFrom('cfgserver_proxy_output_limit_closed_total', 'Clients closed for letting replies pile up past their output limit', () => c.outputLimitClosed);
     counterFrom('cfgserver_proxy_idle_closed_total', 'Clients closed by --idle-timeout', () => c.idleClosed);
+    counterFrom('cfgserver_proxy_migration_keys_moved_total', 'Keys of migrating slots moved by this proxy on access (MIGRATE before the command)', () => c.keysMoved);
     counterFrom('cfgserver_proxy_accept_errors_total', 'Connections the listening socket failed to accept (EMFILE, ENFILE, ...)', () => c.acceptErrors);
     new Gauge({ name: 'cfgserver_proxy_connections', help: 'Open client connections', registers: reg, collect() { this.set(c.connections); } });
     // Summed across --workers processes like the rest, except the epoch: the oldest one any

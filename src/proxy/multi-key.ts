@@ -18,8 +18,8 @@ interface Part {
   args: Buffer[];
 }
 
-export function dispatchSplit(session: MasterSender, p: Pending, name: string, handling: Split, argv: Buffer[]): void {
-  const router = session.ctx.router();
+/** `router`: the route the command was dispatched under (a split command whose keys were moved first keeps it). */
+export function dispatchSplit(session: MasterSender, p: Pending, name: string, handling: Split, argv: Buffer[], router = session.ctx.router()): void {
   const nameArg = argv[0]!;
   const parts = new Map<BackendPool, Part>();
   const keyCount = (argv.length - 1) / handling.step;

@@ -28,6 +28,9 @@ import type { SessionContext } from './client.js';
 import { ClientSession } from './session.js';
 import { reply } from './resp.js';
 
+/** How long commands on a slot in its migration's `prepare` phase are held before TRYAGAIN. */
+export const MIGRATION_HOLD_MS = 10_000;
+
 export interface ProxyOptions {
   cluster: string;
   listen: string;
@@ -45,6 +48,8 @@ export interface ProxyOptions {
   /** Commands per client waiting for replies before the proxy stops reading from that client. */
   maxInFlight: number;
   backendTimeoutMs: number;
+  /** How long commands on a slot in its migration's `prepare` phase wait (default MIGRATION_HOLD_MS). */
+  migrationHoldMs?: number;
   leaseTtlSeconds: number;
   /** FLUSHALL, FLUSHDB, SCRIPT FLUSH, FUNCTION FLUSH on every master; refused otherwise. */
   allowFlush?: boolean;
@@ -253,10 +258,24 @@ export class Proxy {
         pool.close(reply.error(`ERR proxy: the route (epoch ${epoch}) no longer names ${pool.address}, which did not answer in time; ${NOT_KNOWN}`));
         if (this.pools.get(pool.address) === pool) this.pools.delete(pool.address);
       }
-      this.drainedEpoch = epoch;
-      void this.register();
+      void this.settle().then(() => {
+        if (this.router?.epoch !== epoch) return;
+        this.drainedEpoch = epoch;
+        void this.register();
+      });
     };
     check();
+  }
+
+  /**
+   * Resolves once everything sent to a backend before the call has been answered: a PING on each
+   * shared connection with commands in flight, twice — the first round lets the commands sent under
+   * older routes finish, among them the MIGRATEs of moving slots, whose replies send their commands
+   * on to the target; the second lets those finish. A migration's barrier relies on it: no proxy
+   * still writes where an older route sent a slot's keys (docs/migration.md).
+   */
+  private async settle(): Promise<void> {
+    for (let round = 0; round < 2; round++) await Promise.all([...this.pools.values()].map((pool) => pool.settled()));
   }
 
   private retire(address: string, pool: BackendPool): void {
@@ -345,6 +364,14 @@ export class Proxy {
         pubsubOutputBytes: this.limit('pubsubOutputLimitBytes'),
         maxMultiCommands: this.limit('maxMultiCommands'),
       },
+      keyMove: {
+        password: this.o.backendPassword ?? null,
+        timeoutMs: this.o.backendTimeoutMs,
+        onMoved: (keys) => (counters.keysMoved += keys),
+      },
+      // Longer than a controller's barrier wait (6 s by default): a leader that moves on releases
+      // the hold well before; one that does not leaves clients a retryable error, not a hang.
+      migrationHoldMs: this.o.migrationHoldMs ?? MIGRATION_HOLD_MS,
       onOutputLimit: (s, bytes, limit) => {
         counters.outputLimitClosed++;
         this.o.log.warn('closed a client past its output buffer limit', { client: s.id, bytes, limit, subscribed: s.pubsub?.active ?? false });

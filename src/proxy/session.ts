@@ -17,15 +17,21 @@ import { Pending, noOwner, type LocalClient, type ReplySink, type SessionContext
 import { arityAccepts, commandInfoAt, keyIndexes, streamReadBlocks, type CommandInfo } from './commands.js';
 import { flushSoon } from './flush-soon.js';
 import { runLocal } from './local-commands.js';
+import { moveKeys, type KeyOfSlot } from './key-move.js';
 import { dispatchSplit } from './multi-key.js';
 import { PubSub } from './pubsub.js';
 import { ProtocolError, RequestParser, copyBytes, encodeFor, reply, type ParsedCommand } from './resp.js';
-import type { Router } from './router.js';
+import { SLOT_HELD, SLOT_SERVED, type Router } from './router.js';
 import { TransactionState } from './transaction.js';
 import { waitForReplicas } from './wait.js';
 
 /** The lane of commands that use the shared, pipelined backend connections. */
 const SHARED = 'shared';
+/**
+ * The lane of commands on moving slots: each first moves its keys (a round trip to the source),
+ * so a later command of the client on a served slot waits for them, and cannot overtake them.
+ */
+const MOVING = 'moving';
 
 /** Answered without any backend: still served while the route may be stale. */
 const CONNECTION_ONLY = new Set(['PING', 'ECHO', 'QUIT', 'AUTH', 'HELLO', 'SELECT', 'CLIENT', 'RESET', 'INFO', 'READONLY', 'READWRITE']);
@@ -58,6 +64,9 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
   private lane = SHARED;
   /** Requests (copies) waiting for the commands in flight to be answered, in arrival order. */
   private held: Buffer[] | null = null;
+  /** The slot in its migration's `prepare` phase that the held requests wait on (-1: none). */
+  private heldForSlot = -1;
+  private holdTimer: NodeJS.Timeout | undefined;
   /** The client's own backend connection, and the slot it was opened for. */
   private pinned: BackendConnection | null = null;
   private pinnedSlot = -1;
@@ -216,7 +225,7 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
       this.socket.end();
       return;
     }
-    if (this.held && this.inFlight === 0) this.releaseHeld();
+    if (this.held && this.inFlight === 0 && this.heldForSlot < 0) this.releaseHeld();
     this.maybeResume();
   };
 
@@ -338,18 +347,23 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
       this.transaction.abort();
       return this.answer(this.reserve(), reply.error(`ERR wrong number of arguments for '${name.toLowerCase()}' command`));
     }
-    if (this.transaction.open && !this.transaction.runsAtOnce(name)) return this.transaction.enqueue(this, this.reserve(), info, cmd);
+    if (this.transaction.open && !this.transaction.runsAtOnce(name)) {
+      if (this.refusedWhileMigrating(info, cmd, 'a transaction')) return;
+      return this.transaction.enqueue(this, this.reserve(), info, cmd);
+    }
     switch (handling.kind) {
       case 'refused':
         return this.answer(this.reserve(), reply.error(`ERR proxy: ${handling.reason}`));
       case 'local':
         return runLocal(this, this.reserve(), name, cmd.argv);
       case 'transaction':
+        if (name === 'WATCH' && this.refusedWhileMigrating(info, cmd, 'WATCH')) return;
         return this.transaction.command(this, name, cmd);
       case 'subscription':
         this.pubsub ??= new PubSub(this);
         return this.pubsub.command(this.reserve(), name, cmd.argv);
       case 'split':
+        if (this.ctx.router().migrating && this.splitMigrates(info, handling.step, cmd)) return;
         if (!this.enterLane(SHARED, cmd)) return;
         return dispatchSplit(this, this.reserve(), name, handling, cmd.argv);
       case 'wait':
@@ -364,11 +378,106 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
         const blocks = handling.kind === 'blocking' || ((name === 'XREAD' || name === 'XREADGROUP') && streamReadBlocks(name, cmd.argv));
         const slot = this.slotOf(info, cmd);
         if (typeof slot !== 'number') return this.answer(this.reserve(), slot);
+        if (this.ctx.router().migrating && this.ctx.router().phaseOf(slot) !== SLOT_SERVED) return this.dispatchMigrating(slot, cmd, info, blocks);
         if (blocks || this.transaction.watchesSlotOf(this, slot)) return this.sendPinned(slot, cmd);
         if (!this.enterLane(SHARED, cmd)) return;
         return this.forwardParsed(slot, cmd, info.write);
       }
     }
+  }
+
+  /**
+   * A keyed command on a migrating slot (docs/migration.md): held while the slot is in `prepare`;
+   * while it is moving, its keys are moved to the slot's target first and it runs there. Blocking
+   * commands cannot wait on a slot whose keys are leaving: TRYAGAIN.
+   */
+  private dispatchMigrating(slot: number, cmd: ParsedCommand, info: CommandInfo, blocks: boolean): void {
+    const router = this.ctx.router();
+    if (router.phaseOf(slot) === SLOT_HELD) return this.holdForSlot(slot, cmd);
+    if (blocks) return this.answer(this.reserve(), tryAgain(slot, 'a blocking command'));
+    if (!this.enterLane(MOVING, cmd)) return;
+    const p = this.reserve();
+    p.write = info.write;
+    const command = Buffer.from(cmd.raw);
+    const keys = this.keyIndexesOf(info, cmd).map((i): KeyOfSlot => ({ slot, key: Buffer.from(cmd.arg(i)) }));
+    this.moveThen(router, keys, p, () => this.forwardUnder(router, p, slot, command));
+  }
+
+  /** A split command (MGET, DEL, ...) with keys of migrating slots: held, or its keys moved first. True when handled here. */
+  private splitMigrates(info: CommandInfo, step: number, cmd: ParsedCommand): boolean {
+    const router = this.ctx.router();
+    const keys: KeyOfSlot[] = [];
+    for (let i = 1; i + step - 1 < cmd.argc; i += step) {
+      const slot = keySlot(cmd.arg(i), router.slotCount);
+      const phase = router.phaseOf(slot);
+      if (phase === SLOT_HELD) {
+        this.holdForSlot(slot, cmd);
+        return true;
+      }
+      if (phase !== SLOT_SERVED) keys.push({ slot, key: Buffer.from(cmd.arg(i)) });
+    }
+    if (keys.length === 0) return false;
+    if (!this.enterLane(MOVING, cmd)) return true;
+    const p = this.reserve();
+    const argv = cmd.argv.map((a) => Buffer.from(a));
+    const handling = info.handling as Extract<CommandInfo['handling'], { kind: 'split' }>;
+    this.moveThen(router, keys, p, () => dispatchSplit(this, p, info.name, handling, argv, router));
+    return true;
+  }
+
+  /** Moves `keys` as `router` says, then runs `then`; or answers `p` with why they could not be moved. */
+  private moveThen(router: Router, keys: KeyOfSlot[], p: Pending, then: () => void): void {
+    moveKeys(router, keys, (pool) => pool.connectionFor(this.id, this.proto), this.ctx.keyMove, (error) => (error ? this.answer(p, error) : then()));
+  }
+
+  /** Sends a command to the master `router` (the route it was dispatched under) serves `slot` on. */
+  private forwardUnder(router: Router, p: Pending, slot: number, command: Buffer): void {
+    const pool = router.poolForSlot(slot)!;
+    p.slot = slot;
+    p.epoch = router.epoch;
+    p.pool = pool;
+    p.sentBuf = pool.connectionFor(this.id, this.proto).send(command, p);
+    p.sentStart = 0;
+    p.sentEnd = p.sentBuf.length;
+  }
+
+  /** Key positions of a keyed command (the first argument for most). */
+  private keyIndexesOf(info: CommandInfo, cmd: ParsedCommand): number[] {
+    if (info.singleFirstKey) return [1];
+    return keyIndexes(info.name, cmd.argv) ?? [];
+  }
+
+  /**
+   * Holds the command (and every later one, in order) until the route moves `slot` out of its
+   * `prepare` phase; past the hold limit they are answered TRYAGAIN (they did not run).
+   */
+  private holdForSlot(slot: number, cmd: ParsedCommand): void {
+    this.held = [Buffer.from(cmd.raw)];
+    this.heldForSlot = slot;
+    clearTimeout(this.holdTimer);
+    this.holdTimer = setTimeout(() => this.failHeld(slot), this.ctx.migrationHoldMs);
+    this.holdTimer.unref();
+  }
+
+  /** The hold on a preparing slot ran out: every held request gets TRYAGAIN, in order. */
+  private failHeld(slot: number): void {
+    const held = this.held ?? [];
+    this.held = null;
+    this.heldBytes = 0;
+    this.heldForSlot = -1;
+    for (let k = 0; k < held.length; k++) this.answer(this.reserve(), tryAgain(slot, 'a command'));
+    this.maybeResume();
+  }
+
+  /** A command that needs one backend connection for long (a transaction, WATCH) on a migrating slot: TRYAGAIN. */
+  private refusedWhileMigrating(info: CommandInfo, cmd: ParsedCommand, what: string): boolean {
+    const router = this.ctx.router();
+    if (!router.migrating) return false;
+    const slot = this.slotOfAny(info, cmd);
+    if (slot === null || slot < 0 || router.phaseOf(slot) === SLOT_SERVED) return false;
+    this.transaction.abort();
+    this.answer(this.reserve(), tryAgain(slot, what));
+    return true;
   }
 
   /**
@@ -544,7 +653,14 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
    * subscriptions follow their channels to the new masters.
    */
   routeChanged(router: Router): void {
-    if (this.pinned && router.poolForSlot(this.pinnedSlot)?.address !== this.pinned.address) {
+    if (this.heldForSlot >= 0 && router.phaseOf(this.heldForSlot) !== SLOT_HELD) {
+      this.heldForSlot = -1;
+      clearTimeout(this.holdTimer);
+      if (this.held && this.inFlight === 0) this.releaseHeld();
+    }
+    // A pinned connection whose slot starts migrating is closed too: no transaction or blocked
+    // command may still write at the source once its keys start to move.
+    if (this.pinned && (router.poolForSlot(this.pinnedSlot)?.address !== this.pinned.address || router.phaseOf(this.pinnedSlot) !== SLOT_SERVED)) {
       this.pinned.close(reply.error(`UNBLOCKED proxy: the master of slot ${this.pinnedSlot} changed (route epoch ${router.epoch}) while the command waited; retry it`));
       this.pinned = null;
       this.transaction.pinnedLost();
@@ -588,12 +704,17 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
   }
 
   private closeBackends(): void {
+    clearTimeout(this.holdTimer);
     this.pinned?.close();
     this.pinned = null;
     this.pubsub?.reset();
   }
 }
 
+
+function tryAgain(slot: number, what: string): Buffer {
+  return reply.error(`TRYAGAIN proxy: slot ${slot} is migrating, and ${what} cannot run on it until its keys have moved; it did not run, retry it`);
+}
 
 function startsWith(buf: Buffer, start: number, end: number, prefix: Buffer): boolean {
   return end - start >= prefix.length && buf.compare(prefix, 0, prefix.length, start, start + prefix.length) === 0;

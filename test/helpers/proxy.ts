@@ -15,6 +15,8 @@ export function useProxies() {
   });
   const start = async (etcd: string, prefix: string, cluster: string, options: Partial<ProxyOptions> = {}) => {
     const proxy = new Proxy({
+      // Distinct ids: two proxies of one test process would otherwise share one registration.
+      id: `test-proxy-${process.pid}-${proxies.length}`,
       cluster,
       listen: '127.0.0.1:0',
       etcd,
