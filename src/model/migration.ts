@@ -44,10 +44,24 @@ export const migrationRecordSchema = z.strictObject({
   error: z.string().nullable().default(null),
   /** An admin asked to pause (`migrate pause`): the mover stops between batches. */
   pause: z.boolean().default(false),
+  /** Turned round by a cancel: the moves run from `to` back to `from`, and the route ends as it was. */
+  reverse: z.boolean().default(false),
   /** An admin asked to cancel: keys already moved go back, then the route is as it was. */
   cancel: z.strictObject({ by: z.string(), at: z.string() }).nullable().default(null),
 });
 export type MigrationRecord = z.infer<typeof migrationRecordSchema>;
+
+/** The moves as they run now: turned round after a cancel. */
+export function effectiveMoves(m: Pick<MigrationRecord, 'moves' | 'reverse'>): MigrationRecord['moves'] {
+  return m.reverse ? m.moves.map((move) => ({ from: move.to, to: move.from, slots: move.slots })) : m.moves;
+}
+
+/** Steps at which a cancel can still turn the migration round (after them it finishes by itself). */
+export const CANCELLABLE_STEPS: ReadonlySet<string> = new Set(['prepare', 'hold-barrier', 'moving', 'move']);
+
+export function canCancelMigration(m: MigrationRecord): boolean {
+  return !migrationFinished(m) && !m.reverse && CANCELLABLE_STEPS.has(m.next);
+}
 
 export function migrationFinished(m: Pick<MigrationRecord, 'state'>): boolean {
   return (FINISHED_MIGRATION_STATES as readonly string[]).includes(m.state);

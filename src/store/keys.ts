@@ -52,6 +52,16 @@ export class Keys {
   task(name: string, id: string): string {
     return `${this.tasks(name)}${id}`;
   }
+  migrations(name: string): string {
+    return `${this.cluster(name)}migrations/`;
+  }
+  migration(name: string, id: string): string {
+    return `${this.migrations(name)}${id}`;
+  }
+  /** Present while the cluster has an unfinished migration (one at a time); holds its id. */
+  activeMigration(name: string): string {
+    return `${this.cluster(name)}migration`;
+  }
   /** Present while a shard has an unfinished task; holds that task's id. */
   busy(name: string, shard: string): string {
     return `${this.cluster(name)}busy/${shard}`;

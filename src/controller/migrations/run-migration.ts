@@ -1,0 +1,324 @@
+/**
+ * A slot migration as the leader runs it (docs/migration.md): a persisted state machine, like a
+ * failover, that any new leader carries on from `next`:
+ *
+ *   prepare -> hold-barrier -> moving -> move -> commit -> commit-barrier -> done
+ *
+ * - prepare: the route marks the slots `prepare` (new epoch): proxies hold their commands.
+ * - hold-barrier: every live proxy has drained that epoch (nothing it sent before can still land
+ *   on a source), then a short grace for a proxy cut off from etcd that follows the route through
+ *   a controller. Not reached in time: the migration is undone (the route as before) and fails.
+ * - moving: the route marks them `moving`: proxies move a key before running a command on it.
+ * - move: the key mover passes over each source until a pass finds no key of the slots left.
+ * - commit: the route gives the slots to their new shards (new epoch); then a barrier.
+ *
+ * Cancel before `commit` turns the migration round (`reverse`): the same steps move the keys that
+ * went back where they came from, and the route ends as it was. Pause stops the mover between
+ * batches; the slots stay `moving` and proxies keep moving keys on access.
+ */
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'winston';
+import type { LeaderLock } from '../../election/leader-election.js';
+import { ConflictError, NotLeaderError, errorMessage } from '../../model/errors.js';
+import {
+  CANCELLABLE_STEPS,
+  effectiveMoves,
+  expandRanges,
+  migrationFinished,
+  rangesText,
+  routeCommitted,
+  routeWithPhase,
+  routeWithoutMigration,
+  type MigrationRecord,
+} from '../../model/migration.js';
+import type { HistoryEntry, Route } from '../../model/schemas.js';
+import type { KeyMover, MoveTarget } from '../../migration/mover.js';
+import type { ClusterStore } from '../../store/cluster-store.js';
+import type { HistoryStore } from '../../store/history-store.js';
+import type { MigrationStore, StoredMigration } from '../../store/migration-store.js';
+import type { ProxyRegistry } from '../../store/proxy-registry.js';
+import { describeBarrier, waitForProxies } from '../barrier.js';
+
+export interface MigrationDeps {
+  controllerId: string;
+  clusters: ClusterStore;
+  migrations: MigrationStore;
+  history: HistoryStore;
+  proxies: ProxyRegistry;
+  election: LeaderLock;
+  mover: KeyMover;
+  log: Logger;
+  /** After the hold barrier: how long a proxy cut off from etcd may take to learn the route from a controller. */
+  cutoffGraceMs: number;
+  /** Hold barriers that may time out before the migration is undone. */
+  holdBarrierAttempts: number;
+  /** How often progress is written while keys move. */
+  progressEveryMs: number;
+  /** Wait before retrying a pass that failed (a source or target down, a failover under way). */
+  retryMs: number;
+}
+
+export const MIGRATION_DEFAULTS = { cutoffGraceMs: 1000, holdBarrierAttempts: 3, progressEveryMs: 1000, retryMs: 1000 };
+
+export class MigrationRun {
+  private stepStarted = performance.now();
+
+  constructor(
+    private readonly deps: MigrationDeps,
+    private stored: StoredMigration,
+  ) {}
+
+  get migration(): MigrationRecord {
+    return this.stored.migration;
+  }
+
+  /** Runs until the migration ends, or this replica stops leading (NotLeaderError). */
+  async run(): Promise<void> {
+    while (!migrationFinished(this.migration)) {
+      this.deps.election.requireFence();
+      await this.takeAdminWishes();
+      if (migrationFinished(this.migration)) return;
+      switch (this.migration.next) {
+        case 'prepare':
+          await this.publish('prepare', 'hold-barrier', (r) => routeWithPhase(r, { moves: effectiveMoves(this.migration) }, 'prepare'));
+          break;
+        case 'hold-barrier':
+          await this.holdBarrier();
+          break;
+        case 'moving':
+          await this.publish('moving', 'move', (r) => routeWithPhase(r, { moves: effectiveMoves(this.migration) }, 'moving'), { movingSince: new Date().toISOString() });
+          break;
+        case 'move':
+          await this.moveKeys();
+          break;
+        case 'commit':
+          await this.publish('commit', 'commit-barrier', (r) => (this.migration.reverse ? routeWithoutMigration(r) : routeCommitted(r, this.migration)));
+          break;
+        case 'commit-barrier': {
+          const detail = await this.barrier();
+          await this.persist('commit-barrier', this.migration.reverse ? 'cancelled' : 'done', '-', detail);
+          break;
+        }
+        case 'undo':
+          await this.publish('undo', 'undo-barrier', routeWithoutMigration);
+          break;
+        case 'undo-barrier':
+          await this.persist('undo-barrier', 'failed', '-', `${await this.barrier()}; the route is as before the migration`, { error: this.migration.error });
+          break;
+        default:
+          await this.persist(this.migration.next, 'failed', '-', `unknown step ${this.migration.next}`);
+      }
+    }
+  }
+
+  /**
+   * An admin's cancel: before any key moved, the route is simply put back; once keys may have
+   * moved, the migration turns round. Pause and resume are read by the mover (between batches).
+   */
+  private async takeAdminWishes(): Promise<void> {
+    const m = this.migration;
+    if (!m.cancel || m.reverse || !CANCELLABLE_STEPS.has(m.next)) return;
+    const by = `cancelled by ${m.cancel.by}`;
+    if (m.next === 'prepare' || m.next === 'hold-barrier' || m.next === 'moving') {
+      const route = await this.deps.clusters.get(m.cluster);
+      if (route.route.migrating.length > 0) await this.writeRoute(routeWithoutMigration);
+      await this.persist('cancel', 'cancelled', '-', `${by} before any key moved: the route is as before`);
+      return;
+    }
+    await this.persist('cancel', 'running', 'prepare', `${by}: the keys that moved go back where they came from, then the route is as before`, { reverse: true, pause: false });
+  }
+
+  /** Writes the route change of a step (unless the route already has it) and records the step. */
+  private async publish(step: string, next: string, change: (route: Route) => Route, patch: Partial<MigrationRecord> = {}): Promise<void> {
+    const { before, after } = await this.writeRoute(change);
+    await this.persist(step, 'running', next, `route epoch ${before} -> ${after}: ${this.describe(step)}`, { ...patch, epochBefore: this.migration.epochBefore ?? before, epochAfter: after });
+  }
+
+  private async writeRoute(change: (route: Route) => Route): Promise<{ before: number; after: number }> {
+    for (let attempt = 1; ; attempt++) {
+      const current = await this.deps.clusters.get(this.migration.cluster);
+      const next = change(current.route);
+      try {
+        await this.deps.clusters.writeRoute(next, current.routeRevision, this.deps.election.requireFence());
+        return { before: current.route.epoch, after: next.epoch };
+      } catch (err) {
+        // A failover published a new master meanwhile: read again and apply the change to it.
+        if (!(err instanceof ConflictError) || attempt >= 5) throw err;
+      }
+    }
+  }
+
+  private describe(step: string): string {
+    const moves = effectiveMoves(this.migration).map((m) => `${rangesText(m.slots)} ${m.from} -> ${m.to}`).join(', ');
+    if (step === 'prepare') return `slots ${moves} prepare to move: proxies hold their commands`;
+    if (step === 'moving') return `slots ${moves} are moving: proxies move a key before running a command on it`;
+    if (step === 'undo') return 'no slot migrates';
+    return this.migration.reverse ? `slots ${moves} are back with their owners` : `slots ${moves} now belong to their new shards`;
+  }
+
+  /** Strict: the mover must not start while a proxy may still write to a source under an older route. */
+  private async holdBarrier(): Promise<void> {
+    for (let attempt = 1; attempt <= this.deps.holdBarrierAttempts; attempt++) {
+      const { route, spec } = await this.deps.clusters.get(this.migration.cluster);
+      const outcome = await waitForProxies(this.deps.proxies, this.migration.cluster, route.epoch, { timeoutMs: spec.failover.barrierTimeoutMs, log: this.deps.log });
+      if (!outcome.timedOut) {
+        await sleep(this.deps.cutoffGraceMs);
+        this.deps.election.requireFence();
+        await this.persist('hold-barrier', 'running', 'moving', `${describeBarrier(outcome)}; then ${this.deps.cutoffGraceMs} ms for a proxy cut off from etcd to learn the route from a controller`);
+        return;
+      }
+      this.deps.log.warn(`migration ${this.migration.id}: hold barrier attempt ${attempt}: ${describeBarrier(outcome)}`, { cluster: this.migration.cluster });
+      if (attempt === this.deps.holdBarrierAttempts) {
+        const why = `proxies did not drain the hold epoch ${route.epoch} in ${attempt} tries (${describeBarrier(outcome)}): no key may move while one of them could still write to a source`;
+        await this.persist('hold-barrier', 'running', 'undo', why, { error: why });
+      }
+    }
+  }
+
+  /** Non-strict: the route is published already; a timeout is recorded, naming who was behind. */
+  private async barrier(): Promise<string> {
+    const stored = await this.deps.clusters.get(this.migration.cluster);
+    const outcome = await waitForProxies(this.deps.proxies, this.migration.cluster, stored.route.epoch, { timeoutMs: stored.spec.failover.barrierTimeoutMs, log: this.deps.log });
+    return describeBarrier(outcome);
+  }
+
+  /** Passes over every source until one finds no key of the moving slots; pauses and cancels between batches. */
+  private async moveKeys(): Promise<void> {
+    let lastWrite = performance.now();
+    let failures = 0;
+    for (;;) {
+      const route = (await this.deps.clusters.get(this.migration.cluster)).route;
+      let seen = 0;
+      let moved = 0;
+      let stopped = false;
+      try {
+        for (const [source, targets] of this.passesOver(route)) {
+          const result = await this.deps.mover.pass({ source, slotCount: route.slotCount, targets }, async (sofar) => {
+            this.deps.election.requireFence();
+            if (performance.now() - lastWrite < this.deps.progressEveryMs) return true;
+            lastWrite = performance.now();
+            await this.saveProgress(moved + sofar.moved, seen + sofar.seen);
+            return !this.migration.pause && !this.migration.cancel;
+          });
+          seen += result.seen;
+          moved += result.moved;
+          if (result.unconfirmed > 0) this.deps.log.warn(`migration ${this.migration.id}: ${result.unconfirmed} batches moved without every slave of the target confirming them in time`, { cluster: this.migration.cluster });
+          if (!result.complete) {
+            stopped = true;
+            break;
+          }
+        }
+        failures = 0;
+      } catch (err) {
+        if (err instanceof NotLeaderError) throw err;
+        this.roundBase = -1;
+        failures++;
+        // A source or target down (its failover will name a new master in the route), or etcd slow.
+        if (failures === 1 || failures % 30 === 0) {
+          await this.record('move', `keys could not be moved (${errorMessage(err)}); retrying every ${this.deps.retryMs} ms against the masters the route names`, 'failed');
+        }
+        await sleep(this.deps.retryMs);
+        await this.refresh();
+        continue;
+      }
+      await this.saveProgress(moved, seen, !stopped);
+      if (this.migration.cancel) return; // the loop in run() turns the migration round
+      if (this.migration.pause) {
+        await this.waitWhilePaused();
+        continue;
+      }
+      if (!stopped && seen === 0) {
+        await this.persist('move', 'running', 'commit', `no key of the moving slots is left on the sources after ${this.migration.passes} passes; ${this.migration.keysMoved} keys moved by the leader`);
+        return;
+      }
+    }
+  }
+
+  /** The sources to pass over, each with where each of its moving slots goes, as the route names them now. */
+  private passesOver(route: Route): [string, Map<number, MoveTarget>][] {
+    const masterOf = new Map(route.shards.map((s) => [s.id, s]));
+    const bySource = new Map<string, Map<number, MoveTarget>>();
+    for (const move of effectiveMoves(this.migration)) {
+      const source = masterOf.get(move.from)!.master;
+      const target = masterOf.get(move.to)!;
+      const targets = bySource.get(source) ?? new Map<number, MoveTarget>();
+      for (const slot of expandRanges(move.slots)) targets.set(slot, { address: target.master, replicas: target.slaves.length > 0 ? 1 : 0 });
+      bySource.set(source, targets);
+    }
+    return [...bySource];
+  }
+
+  private async waitWhilePaused(): Promise<void> {
+    if (this.migration.state !== 'paused') await this.persist('pause', 'paused', 'move', 'paused by an admin: the leader moves no key; proxies still move the keys clients touch');
+    while (this.migration.pause && !this.migration.cancel) {
+      await sleep(this.deps.retryMs);
+      this.deps.election.requireFence();
+      await this.refresh();
+    }
+    if (!this.migration.cancel) await this.persist('resume', 'running', 'move', 'resumed by an admin');
+  }
+
+  /** `keysMoved` when the current round of passes began (-1: no round under way). */
+  private roundBase = -1;
+
+  /** The counts of the current round so far (a round that ended counts as one more pass). */
+  private async saveProgress(moved: number, seen: number, roundEnded = false): Promise<void> {
+    if (this.roundBase < 0) this.roundBase = this.migration.keysMoved;
+    const base = this.roundBase;
+    await this.update((m) => ({ ...m, keysMoved: base + moved, keysSeen: seen, passes: m.passes + (roundEnded ? 1 : 0) }));
+    if (roundEnded) this.roundBase = -1;
+  }
+
+  private async refresh(): Promise<void> {
+    this.stored = await this.deps.migrations.get(this.migration.cluster, this.migration.id);
+  }
+
+  /** Writes a change of the record, keeping what an admin wrote meanwhile (pause, cancel). */
+  private async update(change: (m: MigrationRecord) => MigrationRecord): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      const next = { ...change(this.migration), controller: this.deps.controllerId, updatedAt: new Date().toISOString() };
+      try {
+        const revision = await this.deps.migrations.update(next, this.stored.revision, this.deps.election.requireFence());
+        this.stored = { migration: next, revision };
+        return;
+      } catch (err) {
+        if (!(err instanceof ConflictError) || attempt >= 5) throw err;
+        const fresh = await this.deps.migrations.get(this.migration.cluster, this.migration.id);
+        this.stored = { ...fresh, migration: { ...this.migration, pause: fresh.migration.pause, cancel: fresh.migration.cancel } };
+      }
+    }
+  }
+
+  /** Records a step: the record (state, next), the history, the log. */
+  private async persist(step: string, state: MigrationRecord['state'], next: string, detail: string, patch: Partial<MigrationRecord> = {}): Promise<void> {
+    const durationMs = Math.round(performance.now() - this.stepStarted);
+    const at = new Date().toISOString();
+    await this.update((m) => ({ ...m, ...patch, state, next, steps: [...m.steps, { step, at, durationMs, detail }] }));
+    await this.record(step, detail, state === 'running' || state === 'paused' ? 'info' : state, durationMs);
+    this.stepStarted = performance.now();
+  }
+
+  private async record(step: string, detail: string, outcome: HistoryEntry['outcome'], durationMs: number | null = null): Promise<void> {
+    const m = this.migration;
+    const entry: HistoryEntry = {
+      at: new Date().toISOString(),
+      cluster: m.cluster,
+      controller: this.deps.controllerId,
+      action: `migration:${step}`,
+      shard: null,
+      target: null,
+      reason: `${detail} [migration ${m.id}: ${m.reason}]`,
+      outcome,
+      durationMs,
+    };
+    this.deps.log.log(outcome === 'failed' || outcome === 'cancelled' ? 'warn' : 'info', `migration ${m.id}: ${step}: ${detail}`, { cluster: m.cluster, next: m.next, state: m.state, durationMs });
+    await this.deps.history.append(entry, this.deps.election.requireFence()).catch((err) => {
+      if (err instanceof NotLeaderError) throw err;
+      this.deps.log.warn('could not record history', { error: errorMessage(err) });
+    });
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,186 @@
+/**
+ * What an admin can ask about slot migration (`cfgctl migrate`, `rebalance`, `shard drain`,
+ * `migrations`, and the HTTP API): every request is checked against the route before anything is
+ * written, and a migration is only ever a record the leader carries out (docs/migration.md).
+ */
+import type { Etcd3 } from 'etcd3';
+import { NotFoundError, RefusedError, ConflictError } from '../model/errors.js';
+import {
+  canCancelMigration,
+  drainMoves,
+  migrationFinished,
+  migrationSlots,
+  parseSlotList,
+  planMoves,
+  rangesText,
+  rebalanceMoves,
+  type MigrationRecord,
+  type Moves,
+} from '../model/migration.js';
+import { clusterName, parseInput, shardId, type HistoryEntry, type Route } from '../model/schemas.js';
+import { ClusterStore } from '../store/cluster-store.js';
+import { HistoryStore } from '../store/history-store.js';
+import type { Keys } from '../store/keys.js';
+import { MigrationStore, newMigrationId } from '../store/migration-store.js';
+
+/** A migration with what an operator reads off it: keys/s and time left while keys move. */
+export interface MigrationView extends MigrationRecord {
+  slotCount: number;
+  keysPerSecond: number | null;
+  /** Seconds left, from the keys seen in the latest pass and the rate so far; null when unknown. */
+  secondsLeft: number | null;
+}
+
+export class MigrationService {
+  readonly store: MigrationStore;
+  private readonly clusters: ClusterStore;
+  private readonly history: HistoryStore;
+
+  constructor(etcd: Etcd3, keys: Keys) {
+    this.store = new MigrationStore(etcd, keys);
+    this.clusters = new ClusterStore(etcd, keys);
+    this.history = new HistoryStore(etcd, keys);
+  }
+
+  /** `cfgctl migrate NAME --slots A-B --to SHARD`. */
+  async migrate(name: string, request: { slots: string; to: string; requestedBy: string; dryRun?: boolean }): Promise<MigrationRecord> {
+    const route = await this.route(name);
+    const to = parseInput(shardId, request.to, 'target shard');
+    const moves = planMoves(route, parseSlotList(request.slots, route.slotCount), to);
+    return this.start(route, moves, `migration of slots ${request.slots} to ${to} asked by ${request.requestedBy}`, request);
+  }
+
+  /** `cfgctl shard drain NAME SHARD`: every slot of the shard to the others, smallest first. */
+  async drain(name: string, request: { shard: string; requestedBy: string; dryRun?: boolean }): Promise<MigrationRecord> {
+    const route = await this.route(name);
+    const shard = parseInput(shardId, request.shard, 'shard id');
+    this.refuseWhileMigrating(route);
+    return this.start(route, drainMoves(route, shard), `drain of shard ${shard} asked by ${request.requestedBy}`, request);
+  }
+
+  /** `cfgctl rebalance NAME`: slots evened out over the shards; refused when already even. */
+  async rebalance(name: string, request: { requestedBy: string; dryRun?: boolean }): Promise<MigrationRecord> {
+    const route = await this.route(name);
+    this.refuseWhileMigrating(route);
+    const moves = rebalanceMoves(route);
+    if (moves.length === 0) throw new RefusedError(`the slots of ${route.cluster} are already even over its ${route.shards.length} shards`);
+    return this.start(route, moves, `rebalance asked by ${request.requestedBy}`, request);
+  }
+
+  async list(name: string): Promise<{ migrations: MigrationView[]; problems: string[] }> {
+    const cluster = parseInput(clusterName, name, 'cluster name');
+    await this.route(cluster);
+    const problems: string[] = [];
+    const migrations = (await this.store.list(cluster, (err) => problems.push(err.message))).map((m) => view(m.migration));
+    return { migrations, problems };
+  }
+
+  async get(name: string, id: string): Promise<MigrationView> {
+    return view((await this.store.get(parseInput(clusterName, name, 'cluster name'), id)).migration);
+  }
+
+  /** The unfinished migration of a cluster, or the one given by id. */
+  private async pick(name: string, id?: string): Promise<{ migration: MigrationRecord; revision: string }> {
+    const cluster = parseInput(clusterName, name, 'cluster name');
+    if (id) return this.store.get(cluster, id);
+    const active = await this.store.active(cluster);
+    if (!active) throw new NotFoundError(`cluster ${cluster} has no migration under way`);
+    return active;
+  }
+
+  /** `migrate pause`: the leader moves no key until `resume` (proxies still move the keys clients touch). */
+  async pause(name: string, by: string, id?: string): Promise<MigrationRecord> {
+    return this.change(name, id, by, 'pause', (m) => {
+      if (m.reverse) throw new RefusedError(`migration ${m.id} is being cancelled: it cannot be paused`);
+      return { ...m, pause: true };
+    });
+  }
+
+  async resume(name: string, by: string, id?: string): Promise<MigrationRecord> {
+    return this.change(name, id, by, 'resume', (m) => ({ ...m, pause: false }));
+  }
+
+  /** `migrate cancel`: the keys that moved go back, and the route ends as it was. */
+  async cancel(name: string, by: string, id?: string): Promise<MigrationRecord> {
+    return this.change(name, id, by, 'cancel', (m) => {
+      if (m.cancel) return m;
+      if (!canCancelMigration(m)) throw new RefusedError(`migration ${m.id} can no longer be cancelled: it is at step ${m.next}, past which it finishes by itself`);
+      return { ...m, cancel: { by, at: new Date().toISOString() } };
+    });
+  }
+
+  private async change(name: string, id: string | undefined, by: string, what: string, change: (m: MigrationRecord) => MigrationRecord): Promise<MigrationRecord> {
+    for (let attempt = 1; ; attempt++) {
+      const { migration, revision } = await this.pick(name, id);
+      if (migrationFinished(migration)) throw new RefusedError(`migration ${migration.id} has already ended: ${migration.state}`);
+      const changed = { ...change(migration), updatedAt: new Date().toISOString() };
+      try {
+        await this.store.update(changed, revision);
+      } catch (err) {
+        if (err instanceof ConflictError && attempt < 5) continue; // the leader wrote progress meanwhile
+        throw err;
+      }
+      await this.record(changed, `migration:${what}`, `${what} of migration ${changed.id} asked by ${by} at step ${changed.next}`);
+      return changed;
+    }
+  }
+
+  private async start(route: Route, moves: Moves, reason: string, request: { requestedBy: string; dryRun?: boolean }): Promise<MigrationRecord> {
+    for (const move of moves) {
+      const target = route.shards.find((s) => s.id === move.to)!;
+      if (!target.master) throw new RefusedError(`shard ${move.to} has no master`);
+    }
+    const now = new Date().toISOString();
+    const migration: MigrationRecord = {
+      id: newMigrationId(),
+      cluster: route.cluster,
+      moves,
+      state: 'running',
+      next: 'prepare',
+      reason,
+      requestedBy: request.requestedBy,
+      controller: null,
+      createdAt: now,
+      updatedAt: now,
+      keysMoved: 0,
+      keysSeen: 0,
+      passes: 0,
+      movingSince: null,
+      epochBefore: route.epoch,
+      epochAfter: null,
+      steps: [],
+      error: null,
+      pause: false,
+      reverse: false,
+      cancel: null,
+    };
+    if (request.dryRun) return migration;
+    const created = (await this.store.create(migration)).migration;
+    await this.record(created, 'migration:asked', `${reason}: ${moves.map((m) => `${rangesText(m.slots)} ${m.from} -> ${m.to}`).join(', ')}`);
+    return created;
+  }
+
+  private refuseWhileMigrating(route: Route): void {
+    if (route.migrating.length > 0) throw new RefusedError(`slots of ${route.cluster} are already migrating; one migration at a time`);
+  }
+
+  private async route(name: string): Promise<Route> {
+    return (await this.clusters.get(parseInput(clusterName, name, 'cluster name'))).route;
+  }
+
+  private async record(m: MigrationRecord, action: string, reason: string): Promise<void> {
+    const entry: HistoryEntry = { at: new Date().toISOString(), cluster: m.cluster, controller: 'admin', action, shard: null, target: null, reason, outcome: 'info', durationMs: null };
+    await this.history.append(entry);
+  }
+}
+
+/** A record with its rate and time left. */
+export function view(m: MigrationRecord, now = Date.now()): MigrationView {
+  const slotCount = migrationSlots(m).length;
+  const since = m.movingSince ? Date.parse(m.movingSince) : null;
+  const elapsed = since === null ? 0 : ((migrationFinished(m) ? Date.parse(m.updatedAt) : now) - since) / 1000;
+  const keysPerSecond = since !== null && elapsed > 0 ? Math.round(m.keysMoved / elapsed) : null;
+  const left = Math.max(0, m.keysSeen - (m.passes === 0 ? m.keysMoved : 0));
+  const secondsLeft = migrationFinished(m) ? 0 : keysPerSecond && m.next === 'move' ? Math.round(left / keysPerSecond) : null;
+  return { ...m, slotCount, keysPerSecond, secondsLeft };
+}
