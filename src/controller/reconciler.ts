@@ -4,7 +4,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'winston';
-import type { ControllerMetrics } from '../api/metrics.js';
+import type { ControllerMetrics } from './metrics.js';
 import type { LeaderLock } from '../election/leader-election.js';
 import { NotLeaderError, errorMessage } from '../model/errors.js';
 import type { HistoryEntry } from '../model/schemas.js';

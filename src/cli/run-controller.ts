@@ -6,15 +6,18 @@ import type { Server } from 'node:http';
 import { createApp, listen } from '../api/server.js';
 import { createLogger } from '../log.js';
 import { errorMessage } from '../model/errors.js';
-import type { ControllerConfig } from './config.js';
-import { Controller } from './controller.js';
+import type { ControllerConfig } from '../controller/config.js';
+import { Controller } from '../controller/controller.js';
+import { AdminService } from '../service/admin-service.js';
 
 export async function runController(config: ControllerConfig): Promise<void> {
   const log = createLogger(config.logLevel);
   const controller = new Controller(config, log);
   let server: Server | undefined;
   if (config.listen) {
-    const app = createApp({ admin: controller.admin, registry: controller.metrics.registry, controllerId: controller.id, isLeader: () => controller.isLeader() });
+    // The API's cluster status reads offsets live through the controller's own connections.
+    const admin = new AdminService(controller.etcd, controller.keys, controller.pool);
+    const app = createApp({ admin, registry: controller.metrics.registry, controllerId: controller.id, isLeader: () => controller.isLeader() });
     const bound = await listen(app, config.listen);
     server = bound.server;
     controller.setApiAddress(bound.address);
