@@ -5,7 +5,7 @@
 import type { FailoverPolicy, Route } from '../model/schemas.js';
 import { splitAddress } from '../redis/pool.js';
 import { judgeReturningMaster, type LineageVerdict } from './lineage.js';
-import type { Observations } from './observe.js';
+import type { Observations } from '../model/observations.js';
 
 export type Action =
   /** Make `instance` replicate from `master`. */

@@ -22,7 +22,7 @@ import { planReplication, planWriteFence } from './decide.js';
 import { judgeMasters, looksIsolated, majority, quorumShortfall, standings, type MasterVerdict } from './detect.js';
 import { stepAsideReason, unreachableByMajority } from './sight.js';
 import { instancesOf } from '../model/route.js';
-import type { Observations } from './observe.js';
+import type { Observations } from '../model/observations.js';
 import type { Reconciler } from './reconciler.js';
 import type { ReplicaQuorum } from './replica-quorum.js';
 import { runFailover } from './tasks/failover.js';

@@ -2,7 +2,8 @@
  * The Redis commands the controller sends, each checked for the answer Redis documents.
  */
 import { RedisError, errorMessage } from '../model/errors.js';
-import { parseReplicationInfo, type ReplicationInfo } from './info.js';
+import type { ReplicationInfo } from '../model/replication-info.js';
+import { parseReplicationInfo } from './info.js';
 import { splitAddress, type RedisPool } from './pool.js';
 
 /**

@@ -34,7 +34,8 @@ import {
 } from '../model/schemas.js';
 import { ClusterStore, type StoredCluster } from '../store/cluster-store.js';
 import { ControllerRegistry, type ControllerStatus } from '../store/controller-registry.js';
-import { HealthStore, type HealthViews } from '../store/health-store.js';
+import { HealthStore } from '../store/health-store.js';
+import type { HealthViews } from '../model/observations.js';
 import { HistoryStore } from '../store/history-store.js';
 import { TaskStore, newTaskId } from '../store/task-store.js';
 import { ProxyRegistry } from '../store/proxy-registry.js';
