@@ -11,13 +11,13 @@
  * Refusals are recorded in history once per episode, not every cycle.
  */
 import { NotLeaderError, RefusedError, errorMessage } from '../model/errors.js';
-import { isTerminal, type HistoryEntry, type Task } from '../model/schemas.js';
-import { canUndo } from '../model/task.js';
+import { isTerminal, type Task } from '../model/schemas.js';
+import { historyEntry } from '../model/history.js';
+import { canUndo, newTask } from '../model/task.js';
 import type { StoredCluster } from '../store/cluster-store.js';
 import type { ControllerRegistry, ControllerStatus } from '../store/controller-registry.js';
 import { Recent } from '../util/recent.js';
 import type { HealthStore } from '../store/health-store.js';
-import { newTaskId } from '../store/task-store.js';
 import { planReplication, planWriteFence } from './decide.js';
 import { RefusalMemory, gateFailover, recentFailovers, type RefusalScope } from './failover-gate.js';
 import { judgeMasters, looksIsolated, majority, quorumShortfall, standings, type MasterVerdict } from './detect.js';
@@ -187,11 +187,9 @@ export class LeaderDuties {
   }
 
   private async startFailover(cluster: StoredCluster, verdict: MasterVerdict, votes: string, observations: Observations, exclude: Map<string, string>): Promise<{ sentence: string; state: Task['state'] | null }> {
-    const now = new Date();
-    const task: Task = {
-      id: newTaskId('failover', verdict.shard, now),
-      cluster: cluster.spec.name,
+    const task = newTask({
       kind: 'failover',
+      cluster: cluster.spec.name,
       shard: verdict.shard,
       state: 'running',
       next: 'choose',
@@ -201,14 +199,8 @@ export class LeaderDuties {
       reason: votes,
       requestedBy: this.deps.controllerId,
       controller: this.deps.controllerId,
-      createdAt: now.toISOString(),
-      updatedAt: now.toISOString(),
       epochBefore: cluster.route.epoch,
-      epochAfter: null,
-      steps: [],
-      error: null,
-      cancel: null,
-    };
+    });
     try {
       const stored = await this.deps.tasks.create(task, this.deps.election.requireFence());
       const p = new TaskProgress(this.deps, stored);
@@ -248,18 +240,7 @@ export class LeaderDuties {
   /** Records a refusal in history (fenced) and the log, once per episode of its scope. */
   private async noteOnce(memory: RefusalMemory, scope: RefusalScope, cluster: string, verdict: Pick<MasterVerdict, 'shard' | 'master'> | null, reason: string, action = 'failover', detail?: Record<string, unknown>): Promise<void> {
     if (!memory.isNews(scope, reason)) return;
-    const entry: HistoryEntry = {
-      at: new Date().toISOString(),
-      cluster,
-      controller: this.deps.controllerId,
-      action,
-      shard: verdict?.shard ?? null,
-      target: verdict?.master ?? null,
-      reason,
-      outcome: 'refused',
-      durationMs: null,
-      ...(detail ? { detail } : {}),
-    };
+    const entry = historyEntry({ cluster, controller: this.deps.controllerId, action, shard: verdict?.shard ?? null, target: verdict?.master ?? null, reason, outcome: 'refused', detail });
     this.deps.log.warn(reason, { cluster, shard: verdict?.shard });
     await this.deps.history.append(entry, this.deps.election.requireFence());
   }

@@ -3,7 +3,6 @@
  * is created only if its shard has no unfinished task, and every update compares the revision it
  * read — and, for the leader, its fencing token.
  */
-import { randomBytes } from 'node:crypto';
 import type { Etcd3 } from 'etcd3';
 import { ConflictError, NotFoundError, NotLeaderError, RefusedError } from '../model/errors.js';
 import { isTerminal, taskSchema, type Task } from '../model/schemas.js';
@@ -18,10 +17,6 @@ export interface StoredTask {
 
 /** Finished tasks kept per cluster; older ones are trimmed when a new task is created. */
 export const FINISHED_TASKS_KEPT = 200;
-
-export function newTaskId(kind: Task['kind'], shard: string, at = new Date()): string {
-  return `${String(at.getTime()).padStart(15, '0')}-${kind}-${shard}-${randomBytes(2).toString('hex')}`;
-}
 
 export class TaskStore {
   constructor(
