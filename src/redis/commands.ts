@@ -4,7 +4,8 @@
 import { RedisError, errorMessage } from '../model/errors.js';
 import type { ReplicationInfo } from '../model/replication-info.js';
 import { parseReplicationInfo } from './info.js';
-import { splitAddress, type RedisPool } from './pool.js';
+import { splitAddress } from '../model/address.js';
+import type { RedisPool } from './pool.js';
 
 /**
  * INFO replication, with the keyspace section: whether a master the route no longer names may be
