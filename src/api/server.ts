@@ -1,8 +1,6 @@
 /**
  * The HTTP API of a controller replica. Any replica answers: everything is read from etcd.
  */
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import express, { type Request } from 'express';
 import type { Registry } from 'prom-client';
 import type { AdminService } from '../service/admin-service.js';
@@ -64,19 +62,4 @@ export function createApp(deps: ApiDeps): express.Express {
   });
   app.use(errorHandler);
   return app;
-}
-
-/** Listens on host:port (port 0 picks a free one); resolves with the server and its real address. */
-export function listen(app: express.Express, hostPort: string): Promise<{ server: Server; address: string }> {
-  const i = hostPort.lastIndexOf(':');
-  const host = hostPort.slice(0, i);
-  const port = Number(hostPort.slice(i + 1));
-  return new Promise((resolve, reject) => {
-    const server = app.listen(port, host);
-    server.once('error', reject);
-    server.once('listening', () => {
-      const addr = server.address() as AddressInfo;
-      resolve({ server, address: `${host}:${addr.port}` });
-    });
-  });
 }

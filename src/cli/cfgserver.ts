@@ -5,7 +5,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { loadControllerConfig } from '../controller/config.js';
-import { runController } from '../controller/run-controller.js';
+import { runController } from './run-controller.js';
 import { CfgError, ValidationError, errorMessage } from '../model/errors.js';
 import { runPlayground } from '../playground/playground.js';
 import { LIMIT_DEFAULTS } from '../proxy/proxy.js';

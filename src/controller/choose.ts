@@ -5,7 +5,7 @@
  * the highest replication offset, and the smallest address.
  */
 import type { FailoverPolicy, Shard } from '../model/schemas.js';
-import type { Observations } from './observe.js';
+import type { Observations } from '../model/observations.js';
 
 export type Choice = { ok: true; target: string; why: string } | { ok: false; reasons: string[] };
 

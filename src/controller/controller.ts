@@ -7,7 +7,6 @@ import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'winston';
-import { ControllerMetrics } from '../api/metrics.js';
 import { Elector } from '../election/elector.js';
 import { NotLeaderError, errorMessage } from '../model/errors.js';
 import { instancesOf } from '../model/route.js';
@@ -15,13 +14,15 @@ import { RedisPool } from '../redis/pool.js';
 import type { StoredCluster } from '../store/cluster-store.js';
 import { createEtcd } from '../store/etcd.js';
 import { Keys } from '../store/keys.js';
-import { AdminService } from '../service/admin-service.js';
 import type { ControllerConfig } from './config.js';
 import { LeaderDuties } from './leader-duties.js';
+import { ControllerMetrics } from './metrics.js';
 import { HealthTracker } from './health-tracker.js';
-import { Limiter, probeAll, type Observations } from './observe.js';
+import type { Observations } from '../model/observations.js';
+import { Limiter, probeAll } from './observe.js';
 import { Reconciler } from './reconciler.js';
 import { ReplicaQuorum } from './replica-quorum.js';
+import { createControllerStores, type ControllerStores } from './stores.js';
 import { VERSION } from '../version.js';
 
 
@@ -41,9 +42,10 @@ export class Controller {
   readonly id: string;
   readonly etcd: Etcd3;
   readonly keys: Keys;
-  readonly admin: AdminService;
   readonly metrics = new ControllerMetrics();
-  private readonly pool: RedisPool;
+  /** Redis connections to every instance; the HTTP API reads live offsets through them too. */
+  readonly pool: RedisPool;
+  private readonly stores: ControllerStores;
   private readonly limiter: Limiter;
   private readonly tracker: HealthTracker;
   private readonly elector: Elector;
@@ -81,8 +83,7 @@ export class Controller {
     this.keys = new Keys(config.prefix);
     // Probes have their cluster's own timeout; this one bounds admin commands (REPLICAOF, ...).
     this.pool = new RedisPool({ timeoutMs: 5000, password: process.env['CFGSERVER_BACKEND_PASSWORD'] });
-    // The API's cluster status reads offsets live through the same connections.
-    this.admin = new AdminService(this.etcd, this.keys, this.pool);
+    this.stores = createControllerStores(this.etcd, this.keys);
     this.limiter = new Limiter(config.probeConcurrency);
     this.tracker = new HealthTracker(this.id);
     // One elector for the replica's lifetime: it opens a new session (and campaigns again) after
@@ -96,7 +97,7 @@ export class Controller {
       onSession: async (session) => {
         // Health keys went with the previous lease: publish everything again under the new one.
         this.tracker.reset();
-        await this.admin.controllers.register(
+        await this.stores.registry.register(
           { id: this.id, address: this.apiAddress, version: VERSION, pid: process.pid, startedAt: this.startedAt },
           session.leaseId,
         );
@@ -104,7 +105,7 @@ export class Controller {
     });
     this.elector.on('elected', () => this.metrics.leader.set(1));
     this.elector.on('deposed', () => this.metrics.leader.set(0));
-    this.quorum = new ReplicaQuorum({ settings: this.admin.replicas, election: this.elector, controllerId: this.id, log });
+    this.quorum = new ReplicaQuorum({ settings: this.stores.replicas, election: this.elector, controllerId: this.id, log });
     this.duties = this.newDuties();
     // A new session is a new episode: refusals are recorded again and repair back-offs start over.
     this.elector.on('session', () => (this.duties = this.newDuties()));
@@ -114,7 +115,7 @@ export class Controller {
     const reconciler = new Reconciler({
       controllerId: this.id,
       pool: this.pool,
-      history: this.admin.history,
+      history: this.stores.history,
       election: this.elector,
       metrics: this.metrics,
       log: this.log,
@@ -123,12 +124,7 @@ export class Controller {
     return new LeaderDuties({
       controllerId: this.id,
       pool: this.pool,
-      clusters: this.admin.clusters,
-      tasks: this.admin.tasks,
-      history: this.admin.history,
-      proxies: this.admin.proxies,
-      health: this.admin.health,
-      registry: this.admin.controllers,
+      ...this.stores,
       election: this.elector,
       log: this.log,
       reconciler,
@@ -179,7 +175,7 @@ export class Controller {
 
   private async refreshClusters(): Promise<void> {
     try {
-      const listing = await this.admin.clusters.list();
+      const listing = await this.stores.clusters.list();
       for (const problem of listing.problems) this.log.error('skipping a cluster whose value is malformed', { error: problem.message, key: problem.key });
       this.clusters = listing.clusters;
       this.metrics.clusters.set(this.clusters.length);
@@ -251,7 +247,7 @@ export class Controller {
     this.withdrawTried.set(name, now);
     // Whatever happens to the delete, the next completed round publishes everything again.
     this.tracker.reset(name);
-    const done = this.admin.health.withdraw(name, this.id).then(
+    const done = this.stores.health.withdraw(name, this.id).then(
       () => {
         this.withdrawnAfter.set(name, last);
         this.log.warn("withdrew this replica's health views: its probe round has not completed for too long", { cluster: name, controller: this.id, sinceMs: now - last, stallMs });
@@ -278,7 +274,7 @@ export class Controller {
     const writes = [...observations.values()]
       .map((obs) => this.tracker.update(name, obs, cluster.spec.probe.downAfterMs))
       .filter((h) => h !== null)
-      .map((h) => this.admin.health.put(name, h, session.leaseId));
+      .map((h) => this.stores.health.put(name, h, session.leaseId));
     const results = await Promise.allSettled(writes);
     const failed = results.filter((r) => r.status === 'rejected');
     if (failed.length) {

@@ -3,9 +3,9 @@
  * observations (what is). Nothing here does I/O; the reconciler carries the actions out.
  */
 import type { FailoverPolicy, Route } from '../model/schemas.js';
-import { splitAddress } from '../redis/pool.js';
+import { splitAddress } from '../model/address.js';
 import { judgeReturningMaster, type LineageVerdict } from './lineage.js';
-import type { Observations } from './observe.js';
+import type { Observations } from '../model/observations.js';
 
 export type Action =
   /** Make `instance` replicate from `master`. */

@@ -17,7 +17,7 @@
 import { majority, quorumOf as quorumOfCount } from '../model/replicas.js';
 import { instancesOf } from '../model/route.js';
 import type { InstanceHealth, Route } from '../model/schemas.js';
-import type { HealthViews } from '../store/health-store.js';
+import type { HealthViews } from '../model/observations.js';
 
 export { majority };
 

@@ -11,7 +11,7 @@
  * saw if it never saw a good one). One failed probe is never "down".
  */
 import type { InstanceHealth } from '../model/schemas.js';
-import type { Observation } from './observe.js';
+import type { Observation } from '../model/observations.js';
 
 interface Tracked {
   published?: InstanceHealth;

@@ -11,18 +11,19 @@
  * Refusals are recorded in history once per episode, not every cycle.
  */
 import { NotLeaderError, RefusedError, errorMessage } from '../model/errors.js';
-import { isTerminal, type HistoryEntry, type Task } from '../model/schemas.js';
-import { canUndo } from '../model/task.js';
+import { isTerminal, type Task } from '../model/schemas.js';
+import { historyEntry } from '../model/history.js';
+import { canUndo, newTask } from '../model/task.js';
 import type { StoredCluster } from '../store/cluster-store.js';
 import type { ControllerRegistry, ControllerStatus } from '../store/controller-registry.js';
 import { Recent } from '../util/recent.js';
 import type { HealthStore } from '../store/health-store.js';
-import { newTaskId } from '../store/task-store.js';
 import { planReplication, planWriteFence } from './decide.js';
+import { RefusalMemory, gateFailover, recentFailovers, type RefusalScope } from './failover-gate.js';
 import { judgeMasters, looksIsolated, majority, quorumShortfall, standings, type MasterVerdict } from './detect.js';
 import { stepAsideReason, unreachableByMajority } from './sight.js';
 import { instancesOf } from '../model/route.js';
-import type { Observations } from './observe.js';
+import type { Observations } from '../model/observations.js';
 import type { Reconciler } from './reconciler.js';
 import type { ReplicaQuorum } from './replica-quorum.js';
 import { runFailover } from './tasks/failover.js';
@@ -32,9 +33,6 @@ import { runSwitchover } from './tasks/switchover.js';
 
 /** How long a read that is not cluster-specific serves the cycles of other clusters. */
 const SHARED_READ_MS = 250;
-
-/** A failover refused for want of a fit slave is tried again after this long, while the master stays down. */
-const REFUSED_RETRY_MS = 30_000;
 
 export interface LeaderDutiesDeps extends TaskDeps {
   health: HealthStore;
@@ -57,18 +55,20 @@ interface DeadMasters {
 }
 
 export class LeaderDuties {
-  /** The last refusal recorded per cluster/shard, so that history gets it once per episode. */
-  private readonly noted = new Map<string, string>();
-  /** Since when, per cluster, this leader has seen less than another replica (sight.ts). */
-  private readonly asideSince = new Map<string, number>();
-  /** When a failover of a cluster/shard was last refused (no slave fit): retried only after a while. */
-  private readonly refusedAt = new Map<string, number>();
+  /** What this leader remembers of each cluster's refusals between cycles. */
+  private readonly memory = new Map<string, RefusalMemory>();
 
   /** The registered replicas, read once for the cycles of every cluster that run together. */
   private readonly controllers: Recent<ControllerStatus[]>;
 
   constructor(private readonly deps: LeaderDutiesDeps) {
     this.controllers = new Recent(() => deps.registry.list(), SHARED_READ_MS);
+  }
+
+  private memoryOf(cluster: string): RefusalMemory {
+    let memory = this.memory.get(cluster);
+    if (!memory) this.memory.set(cluster, (memory = new RefusalMemory()));
+    return memory;
   }
 
   async run(cluster: StoredCluster, observations: Observations): Promise<string[]> {
@@ -87,73 +87,61 @@ export class LeaderDuties {
     if (unfinished.length) cluster = await this.deps.clusters.get(name);
 
     // 2. Dead masters.
+    const memory = this.memoryOf(name);
     const busy = new Set(stillRunning.map((t) => t.task.shard));
     const down = await this.deadMasters(cluster);
-    const aside = this.blindFor(name, down.aside, cluster.spec.probe.downAfterMs);
+    const aside = memory.stepAsideDue(down.aside, cluster.spec.probe.downAfterMs, Date.now());
     if (aside) {
       // Said in history (fenced, so while still the leader), then the lock goes.
-      await this.noteOnce(`${name}/*aside`, name, null, aside, 'step-aside');
+      await this.noteOnce(memory, { cluster: 'aside' }, name, null, aside, 'step-aside');
       await this.deps.stepAside(aside);
       said.push(aside);
       return said;
     }
     if (down.isolated) {
       said.push(down.isolated);
-      await this.noteOnce(`${name}/*isolated`, name, null, `no failover from this replica: ${down.isolated}`);
+      await this.noteOnce(memory, { cluster: 'isolated' }, name, null, `no failover from this replica: ${down.isolated}`);
     } else {
-      this.noted.delete(`${name}/*isolated`);
+      memory.forget({ cluster: 'isolated' });
     }
     for (const short of down.short) {
       if (busy.has(short.verdict.shard)) continue;
       said.push(short.reason);
-      await this.noteOnce(`${name}/${short.verdict.shard}`, name, short.verdict, short.reason);
+      await this.noteOnce(memory, { shard: short.verdict.shard }, name, short.verdict, short.reason);
     }
-    let recentFailovers = tasks.filter((t) => t.task.kind === 'failover' && t.task.state !== 'refused' && Date.now() - Date.parse(t.task.createdAt) < cluster.spec.failover.windowMs).length;
+    let recent = recentFailovers(tasks.map((t) => t.task), cluster.spec.failover.windowMs, Date.now());
     for (const verdict of down.verdicts) {
       // A switchover whose master died is undone for the failover, if it has not gone too far.
       const superseded = stillRunning.find((t) => t.task.shard === verdict.shard && t.task.kind === 'switchover' && canUndo(t.task));
-      if (busy.has(verdict.shard) && !superseded) continue;
-      const key = `${name}/${verdict.shard}`;
-      const votes = `${verdict.votes.length} of ${verdict.needed} needed replicas (${verdict.votes.join(', ')}) judge ${verdict.master} down, a majority of ${verdict.replicas} replicas`;
-      let refusal: string | null = null;
-      const refusedAt = this.refusedAt.get(key);
-      const stillAnswers = observations.get(verdict.master)?.info;
-      if (down.isolated) refusal = `no failover: this replica looks cut off`;
-      // Votes can be old (a replica's etcd write delayed by a hung member): the leader's own probe
-      // of this cycle has the last word, as a Sentinel leader must see the master down itself.
-      else if (stillAnswers) refusal = `${votes}, but it answered this leader's probe just now (role ${stillAnswers.role}): no failover`;
-      else if (refusedAt !== undefined && Date.now() - refusedAt < REFUSED_RETRY_MS) continue; // said already, in the refused task
-      else if (cluster.spec.paused) refusal = `${votes}; the cluster is paused: no failover`;
-      else if (!cluster.spec.failover.auto) refusal = `${votes}; automatic failover is off for this cluster`;
-      else if (recentFailovers >= cluster.spec.failover.maxPerWindow) {
-        refusal = `${votes}; ${recentFailovers} failovers in the last ${Math.round(cluster.spec.failover.windowMs / 60000)} min already (limit ${cluster.spec.failover.maxPerWindow}): no automatic failover`;
-      }
-      if (refusal) {
-        said.push(refusal);
-        await this.noteOnce(key, name, verdict, refusal);
+      const gate = gateFailover({
+        verdict,
+        isolated: down.isolated,
+        ownProbe: observations.get(verdict.master)?.info ?? null,
+        busy: busy.has(verdict.shard) && !superseded,
+        refusedAt: memory.refusedAt(verdict.shard),
+        spec: cluster.spec,
+        recentFailovers: recent,
+        now: Date.now(),
+      });
+      if (gate.decision === 'wait') continue;
+      if (gate.decision === 'refuse') {
+        said.push(gate.reason);
+        await this.noteOnce(memory, { shard: verdict.shard }, name, verdict, gate.reason);
         continue;
       }
-      this.noted.delete(key);
+      memory.forget({ shard: verdict.shard });
       if (superseded) {
-        await undoTask(this.deps, new TaskProgress(this.deps, superseded), { state: 'failed', step: 'superseded', reason: `${votes}: its master died during the switchover, a failover takes over` });
+        await undoTask(this.deps, new TaskProgress(this.deps, superseded), { state: 'failed', step: 'superseded', reason: `${gate.votes}: its master died during the switchover, a failover takes over` });
         said.push(`switchover ${superseded.task.id} of ${verdict.shard} undone: its master ${verdict.master} is down`);
       }
-      const outcome = await this.startFailover(cluster, verdict, votes, observations, down.unreachable);
-      if (outcome.state === 'refused') this.refusedAt.set(key, Date.now());
-      else this.refusedAt.delete(key);
+      const outcome = await this.startFailover(cluster, verdict, gate.votes, observations, down.unreachable);
+      memory.failoverEnded(verdict.shard, outcome.state === 'refused', Date.now());
       said.push(outcome.sentence);
       busy.add(verdict.shard);
-      recentFailovers++;
+      recent++;
     }
     // A master that is back (or a shard that failed over) starts a new episode.
-    for (const map of [this.noted, this.refusedAt]) {
-      for (const key of [...map.keys()]) {
-        const [c, shard, instance] = key.split('/');
-        const episode = down.verdicts.some((v) => v.shard === shard) || down.short.some((x) => x.verdict.shard === shard);
-        // '*' keys are cluster-wide episodes (isolated, step-aside), ended where they are judged.
-        if (c === name && instance === undefined && !shard!.startsWith('*') && !episode) map.delete(key);
-      }
-    }
+    memory.endShardEpisodes(new Set([...down.verdicts, ...down.short.map((x) => x.verdict)].map((v) => v.shard)));
 
     // 3. Replication repair, where no task runs and the master is alive.
     if (cluster.spec.paused) return said;
@@ -162,14 +150,10 @@ export class LeaderDuties {
     plan.actions.push(...planWriteFence(cluster.route, observations, cluster.spec.failover, this.deps.reconciler.confirmedFences(name)));
     plan.actions = plan.actions.filter((a) => !busy.has(a.shard) && !downShards.has(a.shard));
     const refused = plan.refusals.filter((r) => !busy.has(r.shard));
-    // An instance no longer refused (its data discarded, or it caught up) starts a new episode.
-    for (const key of [...this.noted.keys()]) {
-      const [c, shard, instance] = key.split('/');
-      if (c === name && instance !== undefined && !refused.some((r) => r.shard === shard && r.instance === instance)) this.noted.delete(key);
-    }
+    memory.endInstanceEpisodes(refused);
     for (const r of refused) {
       said.push(r.reason);
-      await this.noteOnce(`${name}/${r.shard}/${r.instance}`, name, { shard: r.shard, master: r.instance }, r.reason, 'replicaof', { refusal: r.kind, summary: r.summary });
+      await this.noteOnce(memory, { shard: r.shard, instance: r.instance }, name, { shard: r.shard, master: r.instance }, r.reason, 'replicaof', { refusal: r.kind, summary: r.summary });
     }
     said.push(...(await this.deps.reconciler.apply(name, plan)));
     return said;
@@ -180,24 +164,6 @@ export class LeaderDuties {
    * the quorum (with the sentence saying why); whether this leader looks cut off, or should let
    * a replica that sees more lead; and the instances a majority of the voters cannot reach.
    */
-  /**
-   * `reason` (why this leader should step aside) once it has held for a whole down window, else
-   * null: an instance that just came back can look reachable to the others a probe before it
-   * does to this leader.
-   */
-  private blindFor(cluster: string, reason: string | null, downAfterMs: number): string | null {
-    if (!reason) {
-      this.asideSince.delete(cluster);
-      this.noted.delete(`${cluster}/*aside`);
-      return null;
-    }
-    const since = this.asideSince.get(cluster) ?? Date.now();
-    this.asideSince.set(cluster, since);
-    if (Date.now() - since < downAfterMs) return null;
-    this.asideSince.delete(cluster);
-    return reason;
-  }
-
   private async deadMasters(cluster: StoredCluster): Promise<DeadMasters> {
     const [views, controllers] = await Promise.all([this.deps.health.read(cluster.spec.name), this.controllers.get()]);
     const live = controllers.map((c) => c.id);
@@ -221,11 +187,9 @@ export class LeaderDuties {
   }
 
   private async startFailover(cluster: StoredCluster, verdict: MasterVerdict, votes: string, observations: Observations, exclude: Map<string, string>): Promise<{ sentence: string; state: Task['state'] | null }> {
-    const now = new Date();
-    const task: Task = {
-      id: newTaskId('failover', verdict.shard, now),
-      cluster: cluster.spec.name,
+    const task = newTask({
       kind: 'failover',
+      cluster: cluster.spec.name,
       shard: verdict.shard,
       state: 'running',
       next: 'choose',
@@ -235,14 +199,8 @@ export class LeaderDuties {
       reason: votes,
       requestedBy: this.deps.controllerId,
       controller: this.deps.controllerId,
-      createdAt: now.toISOString(),
-      updatedAt: now.toISOString(),
       epochBefore: cluster.route.epoch,
-      epochAfter: null,
-      steps: [],
-      error: null,
-      cancel: null,
-    };
+    });
     try {
       const stored = await this.deps.tasks.create(task, this.deps.election.requireFence());
       const p = new TaskProgress(this.deps, stored);
@@ -279,23 +237,10 @@ export class LeaderDuties {
     return `${p.task.kind} of ${p.task.shard}: ${p.task.state}${p.task.error ? ` (${p.task.error})` : ''}${resumed ? ' (resumed)' : ''}`;
   }
 
-  private async noteOnce(key: string, cluster: string, verdict: Pick<MasterVerdict, 'shard' | 'master'> | null, reason: string, action = 'failover', detail?: Record<string, unknown>): Promise<void> {
-    // The vote count changes as views refresh; one entry per kind of refusal is enough.
-    const kind = reason.replace(/\d+/g, '#');
-    if (this.noted.get(key) === kind) return;
-    this.noted.set(key, kind);
-    const entry: HistoryEntry = {
-      at: new Date().toISOString(),
-      cluster,
-      controller: this.deps.controllerId,
-      action,
-      shard: verdict?.shard ?? null,
-      target: verdict?.master ?? null,
-      reason,
-      outcome: 'refused',
-      durationMs: null,
-      ...(detail ? { detail } : {}),
-    };
+  /** Records a refusal in history (fenced) and the log, once per episode of its scope. */
+  private async noteOnce(memory: RefusalMemory, scope: RefusalScope, cluster: string, verdict: Pick<MasterVerdict, 'shard' | 'master'> | null, reason: string, action = 'failover', detail?: Record<string, unknown>): Promise<void> {
+    if (!memory.isNews(scope, reason)) return;
+    const entry = historyEntry({ cluster, controller: this.deps.controllerId, action, shard: verdict?.shard ?? null, target: verdict?.master ?? null, reason, outcome: 'refused', detail });
     this.deps.log.warn(reason, { cluster, shard: verdict?.shard });
     await this.deps.history.append(entry, this.deps.election.requireFence());
   }

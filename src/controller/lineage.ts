@@ -10,7 +10,7 @@
  * master still on that history whose offset is before that point has nothing the new master
  * lacks; one past it took writes after the branch.
  */
-import type { ReplicationInfo } from '../redis/info.js';
+import type { ReplicationInfo } from '../model/replication-info.js';
 
 export type LineageVerdict =
   | { safe: true; why: string }

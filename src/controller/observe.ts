@@ -5,19 +5,9 @@
 import { performance } from 'node:perf_hooks';
 import { errorMessage } from '../model/errors.js';
 import { replicationInfo } from '../redis/commands.js';
-import type { ReplicationInfo } from '../redis/info.js';
+import type { Observation, Observations } from '../model/observations.js';
 import type { RedisPool } from '../redis/pool.js';
 import { withTimeout } from '../util/timeout.js';
-
-export interface Observation {
-  address: string;
-  at: Date;
-  latencyMs: number;
-  info: ReplicationInfo | null;
-  error: string | null;
-}
-
-export type Observations = Map<string, Observation>;
 
 /** A counting semaphore shared by all probes of a controller. */
 export class Limiter {

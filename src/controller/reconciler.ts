@@ -4,9 +4,10 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'winston';
-import type { ControllerMetrics } from '../api/metrics.js';
+import type { ControllerMetrics } from './metrics.js';
 import type { LeaderLock } from '../election/leader-election.js';
 import { NotLeaderError, errorMessage } from '../model/errors.js';
+import { historyEntry } from '../model/history.js';
 import type { HistoryEntry } from '../model/schemas.js';
 import { pauseWrites, promote, replicaOf, replicationInfo, setWriteFence, unpause, type RewriteProblem } from '../redis/commands.js';
 import type { RedisPool } from '../redis/pool.js';
@@ -120,8 +121,7 @@ export class Reconciler {
     }
     const durationMs = Math.round(performance.now() - start);
     this.deps.metrics.actions.inc({ action: action.kind, outcome });
-    const entry: HistoryEntry = {
-      at: new Date().toISOString(),
+    const entry = historyEntry({
       cluster,
       controller: this.deps.controllerId,
       action: action.kind,
@@ -131,7 +131,7 @@ export class Reconciler {
       outcome,
       durationMs,
       detail: error ? { error } : detailOf(action, rewrite),
-    };
+    });
     // The role changed, but a restart would undo it: the operator should know.
     if (rewrite) this.deps.log.warn(rewrite, { cluster, instance: action.instance });
     this.deps.log.log(outcome === 'done' ? 'info' : 'warn', `${describe(action)}: ${outcome}`, entry);

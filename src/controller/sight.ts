@@ -5,7 +5,7 @@
  * want of a reachable slave, for ever; it should let a replica that sees more lead. And the slave
  * a failover promotes must be one the majority can reach, not one the leader alone can.
  */
-import type { HealthViews } from '../store/health-store.js';
+import type { HealthViews } from '../model/observations.js';
 
 /** Instances that at least `needed` of `voters` saw answer in their latest view. */
 export function reachableByMajority(instances: string[], views: HealthViews, voters: string[], needed: number): Set<string> {

@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'winston';
 import { NotLeaderError, errorMessage } from '../model/errors.js';
-import type { Fence } from '../store/cluster-store.js';
+import type { Fence } from '../store/fence.js';
 import type { Keys } from '../store/keys.js';
 import { LeaderElection, type LeaderLock } from './leader-election.js';
 import { Session } from './session.js';

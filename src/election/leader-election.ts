@@ -8,8 +8,8 @@ import { performance } from 'node:perf_hooks';
 import type { Etcd3, Watcher } from 'etcd3';
 import type { Logger } from 'winston';
 import { NotLeaderError, errorMessage } from '../model/errors.js';
-import type { Fence } from '../store/cluster-store.js';
 import { etcdCall } from '../store/etcd.js';
+import { whileFenced, type Fence } from '../store/fence.js';
 import type { Keys } from '../store/keys.js';
 import type { Session } from './session.js';
 
@@ -130,7 +130,7 @@ export class LeaderElection extends EventEmitter<LeaderEvents> implements Leader
     if (!fence) return;
     this.depose('resigned');
     await etcdCall('resign', () =>
-      this.etcd.if(fence.key, 'Create', '==', fence.createRevision).then(this.etcd.delete().key(fence.key)).commit(),
+      whileFenced(this.etcd, fence).then(this.etcd.delete().key(fence.key)).commit(),
     ).catch((err) => this.log.warn('resign failed; the lease will expire instead', { error: errorMessage(err) }));
   }
 
@@ -145,7 +145,7 @@ export class LeaderElection extends EventEmitter<LeaderEvents> implements Leader
     this.holdUntil = performance.now() + holdMs;
     this.depose(reason);
     await etcdCall('step aside', () =>
-      this.etcd.if(fence.key, 'Create', '==', fence.createRevision).then(this.etcd.delete().key(fence.key)).commit(),
+      whileFenced(this.etcd, fence).then(this.etcd.delete().key(fence.key)).commit(),
     ).catch((err) => this.log.warn('could not give the lock up; the lease keeps it until it expires', { error: errorMessage(err) }));
   }
 

@@ -12,7 +12,7 @@
 import { Redis } from 'ioredis';
 import { RedisError, errorMessage } from '../model/errors.js';
 import { keySlot } from '../model/slot.js';
-import { splitAddress } from '../redis/pool.js';
+import { splitAddress } from '../model/address.js';
 
 /** Where a migrating slot's keys go. */
 export interface MoveTarget {

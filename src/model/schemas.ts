@@ -3,6 +3,7 @@
  * etcd values. One definition each; types are inferred from them.
  */
 import { z } from 'zod';
+import { parseHostPort, splitAddress } from './address.js';
 import { ValidationError } from './errors.js';
 
 export const MAX_SLOTS = 16384;
@@ -24,13 +25,14 @@ export const address = z
   .string()
   .transform((s) => s.trim().toLowerCase())
   .refine((s) => {
-    const i = s.lastIndexOf(':');
-    if (i <= 0) return false;
-    const port = Number(s.slice(i + 1));
-    return hostPattern.test(s.slice(0, i)) && /^\d+$/.test(s.slice(i + 1)) && port >= 1 && port <= 65535;
+    const parsed = parseHostPort(s);
+    return parsed !== null && hostPattern.test(parsed.host) && parsed.port >= 1 && parsed.port <= 65535;
   }, 'an instance address is HOST:PORT with a port in 1..65535')
   // One spelling per instance ("h:06379" is "h:6379"), the one Redis reports in INFO.
-  .transform((s) => `${s.slice(0, s.lastIndexOf(':'))}:${Number(s.slice(s.lastIndexOf(':') + 1))}`);
+  .transform((s) => {
+    const { host, port } = splitAddress(s);
+    return `${host}:${port}`;
+  });
 
 export const slotCount = z.number().int().min(1).max(MAX_SLOTS);
 

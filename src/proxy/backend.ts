@@ -7,6 +7,7 @@
  */
 import { Socket, createConnection } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { splitAddress } from '../model/address.js';
 import { flushSoon } from './flush-soon.js';
 import { ReplyReader, copyBytes, encodeCommand, reply } from './resp.js';
 
@@ -222,12 +223,12 @@ export class BackendConnection {
   };
 
   private connect(): void {
-    const i = this.address.lastIndexOf(':');
+    const { host, port } = splitAddress(this.address);
     // Replies are read into one buffer shared by every backend connection (no allocation per
     // read); onData copies what must outlive the read.
     const socket = createConnection({
-      host: this.address.slice(0, i),
-      port: Number(this.address.slice(i + 1)),
+      host,
+      port,
       onread: {
         buffer: SHARED_READ_BUFFER,
         callback: (n: number, buf: Uint8Array) => {

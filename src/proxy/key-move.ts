@@ -8,6 +8,7 @@
  * dropped the source's copy yet, or a failover of the source brought back a copy it had dropped:
  * the destination's copy wins, the source's is unlinked.
  */
+import { splitAddress } from '../model/address.js';
 import type { BackendConnection, BackendPool } from './backend.js';
 import { encodeCommand, reply } from './resp.js';
 import { SLOT_MOVING, type Router } from './router.js';
@@ -75,7 +76,7 @@ export function moveKeys(
 }
 
 function migrateCommand(group: Group, settings: KeyMoveSettings): Buffer {
-  const i = group.target.address.lastIndexOf(':');
+  const { host, port } = splitAddress(group.target.address);
   const auth = settings.password === null ? [] : ['AUTH', settings.password];
-  return encodeCommand(['MIGRATE', group.target.address.slice(0, i), group.target.address.slice(i + 1), '', '0', String(settings.timeoutMs), ...auth, 'KEYS', ...group.keys]);
+  return encodeCommand(['MIGRATE', host, String(port), '', '0', String(settings.timeoutMs), ...auth, 'KEYS', ...group.keys]);
 }

@@ -12,6 +12,7 @@ import type { Logger } from 'winston';
 import { VERSION } from '../version.js';
 import { Session } from '../election/session.js';
 import { errorMessage } from '../model/errors.js';
+import { listenOn } from '../util/listen.js';
 import type { Route } from '../model/schemas.js';
 import { createEtcd } from '../store/etcd.js';
 import { Keys } from '../store/keys.js';
@@ -348,7 +349,7 @@ export class Proxy {
     this.idleSweep.unref();
   }
 
-  private listen(): Promise<void> {
+  private async listen(): Promise<void> {
     const counters = this.metrics.counters;
     const maxClients = this.limit('maxClients');
     const keepAliveMs = this.limit('tcpKeepAliveSeconds') * 1000;
@@ -408,19 +409,9 @@ export class Proxy {
       if (keepAliveMs > 0) session.socket.setKeepAlive(true, keepAliveMs);
       this.sessions.add(session);
     });
-    const i = this.o.listen.lastIndexOf(':');
-    return new Promise((resolve, reject) => {
-      this.server!.once('error', reject);
-      this.server!.listen(Number(this.o.listen.slice(i + 1)), this.o.listen.slice(0, i), () => {
-        const a = this.server!.address() as { port: number };
-        this.address = `${this.o.listen.slice(0, i)}:${a.port}`;
-        // From now on 'error' means a failed accept: without a handler it would end the process.
-        this.server!.off('error', reject);
-        this.server!.on('error', (err) => this.onAcceptError(err));
-        this.startIdleSweep();
-        resolve();
-      });
-    });
+    // Once listening, 'error' means a failed accept.
+    this.address = await listenOn(this.server, this.o.listen, (err) => this.onAcceptError(err));
+    this.startIdleSweep();
   }
 
   /** (Re)writes this proxy's registration with the epoch in use; opens a new lease if needed. */
@@ -443,8 +434,7 @@ export class Proxy {
     }
   }
 
-  private serveMetrics(hostPort: string): Promise<void> {
-    const i = hostPort.lastIndexOf(':');
+  private async serveMetrics(hostPort: string): Promise<void> {
     this.httpServer = createHttpServer((req, res) => {
       if (req.url === '/metrics') {
         void this.metrics.registry.metrics().then((text) => {
@@ -460,13 +450,7 @@ export class Proxy {
         res.writeHead(404).end();
       }
     });
-    return new Promise((resolve, reject) => {
-      this.httpServer!.once('error', reject);
-      this.httpServer!.listen(Number(hostPort.slice(i + 1)), hostPort.slice(0, i), () => {
-        this.metricsAddress = `${hostPort.slice(0, i)}:${(this.httpServer!.address() as { port: number }).port}`;
-        resolve();
-      });
-    });
+    this.metricsAddress = await listenOn(this.httpServer, hostPort, (err) => this.o.log.warn('metrics server error', { error: errorMessage(err) }));
   }
 
   private info(): string {

@@ -20,6 +20,7 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { hostname } from 'node:os';
 import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
 import { errorMessage } from '../model/errors.js';
+import { listenOn } from '../util/listen.js';
 import type { ProxyOptions } from './proxy.js';
 
 /** Environment of a forked worker: its number, and the id its registration id is built from. */
@@ -175,15 +176,7 @@ export async function runSupervisor(o: ProxyOptions, count: number): Promise<Pro
         res.writeHead(404).end();
       }
     });
-    const hostPort = o.metricsListen;
-    const i = hostPort.lastIndexOf(':');
-    await new Promise<void>((resolve, reject) => {
-      httpServer!.once('error', reject);
-      httpServer!.listen(Number(hostPort.slice(i + 1)), hostPort.slice(0, i), () => {
-        metricsAddress = `${hostPort.slice(0, i)}:${(httpServer!.address() as { port: number }).port}`;
-        resolve();
-      });
-    });
+    metricsAddress = await listenOn(httpServer, o.metricsListen, (err) => log.warn('metrics server error', { error: errorMessage(err) }));
   }
 
   log.info('proxy supervisor starting workers', { id, workers: count, schedulingPolicy: policy, listen: o.listen, metrics: metricsAddress });

@@ -2,8 +2,10 @@
  * The Redis commands the controller sends, each checked for the answer Redis documents.
  */
 import { RedisError, errorMessage } from '../model/errors.js';
-import { parseReplicationInfo, type ReplicationInfo } from './info.js';
-import { splitAddress, type RedisPool } from './pool.js';
+import type { ReplicationInfo } from '../model/replication-info.js';
+import { parseReplicationInfo } from './info.js';
+import { splitAddress } from '../model/address.js';
+import type { RedisPool } from './pool.js';
 
 /**
  * INFO replication, with the keyspace section: whether a master the route no longer names may be

@@ -3,17 +3,13 @@
  * while an instance is down (no offline queue, no retries): a probe must report, not wait.
  */
 import { Redis } from 'ioredis';
+import { splitAddress } from '../model/address.js';
 import { RedisError, errorMessage } from '../model/errors.js';
 
 export interface RedisPoolOptions {
   /** Connect and command timeout. */
   timeoutMs: number;
   password?: string;
-}
-
-export function splitAddress(address: string): { host: string; port: number } {
-  const i = address.lastIndexOf(':');
-  return { host: address.slice(0, i), port: Number(address.slice(i + 1)) };
 }
 
 export class RedisPool {

@@ -5,7 +5,8 @@
  */
 import type { Etcd3 } from 'etcd3';
 import { AlreadyExistsError, ConflictError, NotFoundError, RefusedError, ValidationError } from '../model/errors.js';
-import { canUndo, whyNotUndoable } from '../model/task.js';
+import { taskHistoryEntry } from '../model/history.js';
+import { canUndo, newTask, whyNotUndoable } from '../model/task.js';
 import { assignUnownedEvenly, countSlots, findShard, instancesOf, newRoute, nextRoute, nextShardId, unassignedSlots } from '../model/route.js';
 import {
   DEFAULT_SLOTS,
@@ -34,9 +35,10 @@ import {
 } from '../model/schemas.js';
 import { ClusterStore, type StoredCluster } from '../store/cluster-store.js';
 import { ControllerRegistry, type ControllerStatus } from '../store/controller-registry.js';
-import { HealthStore, type HealthViews } from '../store/health-store.js';
+import { HealthStore } from '../store/health-store.js';
+import type { HealthViews } from '../model/observations.js';
 import { HistoryStore } from '../store/history-store.js';
-import { TaskStore, newTaskId } from '../store/task-store.js';
+import { TaskStore } from '../store/task-store.js';
 import { ProxyRegistry } from '../store/proxy-registry.js';
 import type { RedisPool } from '../redis/pool.js';
 import { quorumOf, replicaBase } from '../model/replicas.js';
@@ -341,11 +343,9 @@ export class AdminService {
     const to = request.to === undefined ? null : parseInput(address, request.to, 'target address');
     if (to !== null && !shard.slaves.includes(to)) throw new RefusedError(`${to} is not a slave of shard ${shard.id} (slaves: ${shard.slaves.join(', ') || 'none'})`);
     if (shard.slaves.length === 0) throw new RefusedError(`shard ${shard.id} has no slave to switch to`);
-    const now = new Date();
-    const task: Task = {
-      id: newTaskId('switchover', shard.id, now),
-      cluster: route.cluster,
+    const task = newTask({
       kind: 'switchover',
+      cluster: route.cluster,
       shard: shard.id,
       state: 'pending',
       next: 'check',
@@ -355,14 +355,8 @@ export class AdminService {
       reason: `switchover asked by ${request.requestedBy ?? 'an admin'}${to ? ` to ${to}` : ''}${request.force ? ', forced' : ''}`,
       requestedBy: request.requestedBy ?? 'admin',
       controller: null,
-      createdAt: now.toISOString(),
-      updatedAt: now.toISOString(),
       epochBefore: route.epoch,
-      epochAfter: null,
-      steps: [],
-      error: null,
-      cancel: null,
-    };
+    });
     return (await this.tasks.create(task)).task;
   }
 
@@ -408,17 +402,14 @@ export class AdminService {
         if (err instanceof ConflictError && attempt < 5) continue;
         throw err;
       }
-      await this.history.append({
-        at,
-        cluster,
-        controller: by,
-        action: `${task.kind}:cancel`,
-        shard: task.shard,
-        target: task.target,
-        reason: task.state === 'pending' ? `task ${id} cancelled before a leader took it` : `cancel of task ${id} asked at step ${task.next}: the leader undoes it before its next step`,
-        outcome: task.state === 'pending' ? 'cancelled' : 'info',
-        durationMs: null,
-      });
+      await this.history.append(
+        taskHistoryEntry(task, 'cancel', {
+          at,
+          controller: by,
+          reason: task.state === 'pending' ? `task ${id} cancelled before a leader took it` : `cancel of task ${id} asked at step ${task.next}: the leader undoes it before its next step`,
+          outcome: task.state === 'pending' ? 'cancelled' : 'info',
+        }),
+      );
       return cancelled;
     }
   }

@@ -6,6 +6,7 @@ import type { Etcd3, IKeyValue } from 'etcd3';
 import { AlreadyExistsError, ConflictError, MalformedValueError, NotFoundError, NotLeaderError } from '../model/errors.js';
 import { clusterSpecSchema, routeSchema, type ClusterSpec, type Route } from '../model/schemas.js';
 import { decodeKv, encode, etcdCall } from './etcd.js';
+import { fenced, holdsFence, type Fence } from './fence.js';
 import { Keys } from './keys.js';
 
 /** A cluster as read from etcd, with the revisions that a later write must compare. */
@@ -14,12 +15,6 @@ export interface StoredCluster {
   route: Route;
   specRevision: string;
   routeRevision: string;
-}
-
-/** A leader's fencing token: its election key must still have this create revision. */
-export interface Fence {
-  key: string;
-  createRevision: string;
 }
 
 export interface ClusterListing {
@@ -94,13 +89,12 @@ export class ClusterStore {
    */
   async writeRoute(route: Route, expectRevision: string, fence?: Fence): Promise<string> {
     const key = this.keys.route(route.cluster);
-    let txn = this.etcd.if(key, 'Mod', '==', expectRevision);
-    if (fence) txn = txn.and(fence.key, 'Create', '==', fence.createRevision);
+    const txn = fenced(this.etcd.if(key, 'Mod', '==', expectRevision), fence);
     const res = await etcdCall(`write route of ${route.cluster}`, () => txn.then(this.etcd.put(key).value(encode(route))).commit());
     if (res.succeeded) return res.header.revision;
     const now = await this.get(route.cluster);
     if (now.route.epoch === route.epoch && encode(now.route) === encode(route)) return now.routeRevision;
-    if (fence && !(await this.holdsFence(fence))) throw new NotLeaderError(`route of ${route.cluster} not written: this controller no longer holds the leader lock`);
+    if (fence && !(await holdsFence(this.etcd, fence))) throw new NotLeaderError(`route of ${route.cluster} not written: this controller no longer holds the leader lock`);
     throw new ConflictError(`route of ${route.cluster} changed since it was read (now epoch ${now.route.epoch}); read it again and retry`);
   }
 
@@ -121,11 +115,6 @@ export class ClusterStore {
         .commit(),
     );
     if (!res.succeeded) throw new NotFoundError(`cluster ${name} does not exist`);
-  }
-
-  async holdsFence(fence: Fence): Promise<boolean> {
-    const res = await etcdCall('read leader key', () => this.etcd.get(fence.key).exec());
-    return res.kvs[0]?.create_revision === fence.createRevision;
   }
 
   private decode(specKv: IKeyValue, routeKv: IKeyValue): StoredCluster {

@@ -3,12 +3,10 @@
  * bound to that replica's lease so that a dead replica's views disappear with it.
  */
 import type { Etcd3 } from 'etcd3';
+import type { HealthViews } from '../model/observations.js';
 import { instanceHealthSchema, type InstanceHealth } from '../model/schemas.js';
 import { decodeAll, encode, etcdCall, type ProblemHandler } from './etcd.js';
 import type { Keys } from './keys.js';
-
-/** controller id → instance address → what that controller saw. */
-export type HealthViews = Map<string, Map<string, InstanceHealth>>;
 
 export class HealthStore {
   constructor(

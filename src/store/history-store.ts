@@ -5,8 +5,8 @@
 import { Range, type Etcd3 } from 'etcd3';
 import { NotLeaderError } from '../model/errors.js';
 import { historyEntrySchema, type HistoryEntry } from '../model/schemas.js';
-import type { Fence } from './cluster-store.js';
 import { decodeAll, encode, etcdCall, type ProblemHandler } from './etcd.js';
+import { whileFenced, type Fence } from './fence.js';
 import type { Keys } from './keys.js';
 
 export const DEFAULT_HISTORY_LIMIT = 1000;
@@ -31,7 +31,7 @@ export class HistoryStore {
     const key = this.keys.historyEntry(entry.cluster, sortableId(new Date(entry.at), entry.controller));
     const put = this.etcd.put(key).value(encode(entry));
     if (fence) {
-      const res = await etcdCall('append history', () => this.etcd.if(fence.key, 'Create', '==', fence.createRevision).then(put).commit());
+      const res = await etcdCall('append history', () => whileFenced(this.etcd, fence).then(put).commit());
       if (!res.succeeded) throw new NotLeaderError('history not written: this controller no longer holds the leader lock');
     } else {
       await etcdCall('append history', () => put.exec());

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { Etcd3 } from 'etcd3';
 import { ConflictError, NotFoundError, NotLeaderError, RefusedError } from '../model/errors.js';
 import { migrationFinished, migrationRecordSchema, type MigrationRecord } from '../model/migration.js';
-import type { Fence } from './cluster-store.js';
+import { fenced, holdsFence, type Fence } from './fence.js';
 import { decodeAll, decodeKv, encode, etcdCall, type ProblemHandler } from './etcd.js';
 import type { Keys } from './keys.js';
 
@@ -71,17 +71,13 @@ export class MigrationStore {
   async update(migration: MigrationRecord, expectRevision: string, fence?: Fence): Promise<string> {
     const key = this.keys.migration(migration.cluster, migration.id);
     const activeKey = this.keys.activeMigration(migration.cluster);
-    let txn = this.etcd.if(key, 'Mod', '==', expectRevision);
-    if (fence) txn = txn.and(fence.key, 'Create', '==', fence.createRevision);
+    const txn = fenced(this.etcd.if(key, 'Mod', '==', expectRevision), fence);
     const put = this.etcd.put(key).value(encode(migration));
     const res = await etcdCall(`update migration ${migration.id}`, () => (migrationFinished(migration) ? txn.then(put, this.etcd.delete().key(activeKey)) : txn.then(put)).commit());
     if (res.succeeded) return res.header.revision;
     const now = await this.get(migration.cluster, migration.id).catch(() => null);
     if (now && encode(now.migration) === encode(migration)) return now.revision; // our retried write did land
-    if (fence) {
-      const leader = await etcdCall('read leader key', () => this.etcd.get(fence.key).exec());
-      if (leader.kvs[0]?.create_revision !== fence.createRevision) throw new NotLeaderError(`migration ${migration.id} not updated: this controller no longer holds the leader lock`);
-    }
+    if (fence && !(await holdsFence(this.etcd, fence))) throw new NotLeaderError(`migration ${migration.id} not updated: this controller no longer holds the leader lock`);
     throw new ConflictError(`migration ${migration.id} changed since it was read`);
   }
 

@@ -7,8 +7,8 @@
 import type { Etcd3, IKeyValue } from 'etcd3';
 import { MalformedValueError, NotLeaderError } from '../model/errors.js';
 import { replicasSeenSchema, replicasSettingSchema, type ReplicasSeen, type ReplicasSetting } from '../model/schemas.js';
-import type { Fence } from './cluster-store.js';
 import { decodeKv, encode, etcdCall, type ProblemHandler } from './etcd.js';
+import { fenced, holdsFence, type Fence } from './fence.js';
 import type { Keys } from './keys.js';
 
 export interface ReplicaCounts {
@@ -51,11 +51,10 @@ export class ReplicaSettings {
   async recordSeen(seen: ReplicasSeen, expectRevision: string, fence: Fence): Promise<boolean> {
     const key = this.keys.replicasSeen();
     const res = await etcdCall('record replicas seen', () =>
-      this.etcd.if(key, 'Mod', '==', expectRevision).and(fence.key, 'Create', '==', fence.createRevision).then(this.etcd.put(key).value(encode(seen))).commit(),
+      fenced(this.etcd.if(key, 'Mod', '==', expectRevision), fence).then(this.etcd.put(key).value(encode(seen))).commit(),
     );
     if (res.succeeded) return true;
-    const leader = await etcdCall('read leader key', () => this.etcd.get(fence.key).exec());
-    if (leader.kvs[0]?.create_revision !== fence.createRevision) throw new NotLeaderError('replicas seen not recorded: this controller no longer holds the leader lock');
+    if (!(await holdsFence(this.etcd, fence))) throw new NotLeaderError('replicas seen not recorded: this controller no longer holds the leader lock');
     return false;
   }
 }

@@ -3,12 +3,11 @@
  * is created only if its shard has no unfinished task, and every update compares the revision it
  * read — and, for the leader, its fencing token.
  */
-import { randomBytes } from 'node:crypto';
 import type { Etcd3 } from 'etcd3';
 import { ConflictError, NotFoundError, NotLeaderError, RefusedError } from '../model/errors.js';
 import { isTerminal, taskSchema, type Task } from '../model/schemas.js';
-import type { Fence } from './cluster-store.js';
 import { decodeAll, decodeKv, encode, etcdCall, type ProblemHandler } from './etcd.js';
+import { fenced, holdsFence, type Fence } from './fence.js';
 import type { Keys } from './keys.js';
 
 export interface StoredTask {
@@ -18,10 +17,6 @@ export interface StoredTask {
 
 /** Finished tasks kept per cluster; older ones are trimmed when a new task is created. */
 export const FINISHED_TASKS_KEPT = 200;
-
-export function newTaskId(kind: Task['kind'], shard: string, at = new Date()): string {
-  return `${String(at.getTime()).padStart(15, '0')}-${kind}-${shard}-${randomBytes(2).toString('hex')}`;
-}
 
 export class TaskStore {
   constructor(
@@ -48,8 +43,7 @@ export class TaskStore {
    */
   async create(task: Task, fence?: Fence): Promise<StoredTask> {
     const busyKey = this.keys.busy(task.cluster, task.shard);
-    let txn = this.etcd.if(busyKey, 'Create', '==', 0);
-    if (fence) txn = txn.and(fence.key, 'Create', '==', fence.createRevision);
+    const txn = fenced(this.etcd.if(busyKey, 'Create', '==', 0), fence);
     const res = await etcdCall('create task', () =>
       txn
         .then(this.etcd.put(busyKey).value(task.id), this.etcd.put(this.keys.task(task.cluster, task.id)).value(encode(task)))
@@ -74,8 +68,7 @@ export class TaskStore {
     const key = this.keys.task(task.cluster, task.id);
     const busyKey = this.keys.busy(task.cluster, task.shard);
     const write = (freeShard: boolean) => {
-      let txn = this.etcd.if(key, 'Mod', '==', expectRevision);
-      if (fence) txn = txn.and(fence.key, 'Create', '==', fence.createRevision);
+      let txn = fenced(this.etcd.if(key, 'Mod', '==', expectRevision), fence);
       // Free the shard only if it is still this task's: a finished task re-written later must
       // not free the shard for the task that came after it.
       if (freeShard) txn = txn.and(busyKey, 'Value', '==', task.id);
@@ -87,13 +80,8 @@ export class TaskStore {
     if (res.succeeded) return res.header.revision;
     const now = await this.get(task.cluster, task.id).catch(() => null);
     if (now && encode(now.task) === encode(task)) return now.revision; // our retried write did land
-    if (fence && !(await this.holds(fence))) throw new NotLeaderError(`task ${task.id} not updated: this controller no longer holds the leader lock`);
+    if (fence && !(await holdsFence(this.etcd, fence))) throw new NotLeaderError(`task ${task.id} not updated: this controller no longer holds the leader lock`);
     throw new ConflictError(`task ${task.id} changed since it was read`);
-  }
-
-  private async holds(fence: Fence): Promise<boolean> {
-    const res = await etcdCall('read leader key', () => this.etcd.get(fence.key).exec());
-    return res.kvs[0]?.create_revision === fence.createRevision;
   }
 
   private async trim(cluster: string): Promise<void> {

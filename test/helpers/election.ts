@@ -4,7 +4,7 @@
  */
 import { LeaderElection } from '../../src/election/leader-election.js';
 import { Session } from '../../src/election/session.js';
-import type { Fence } from '../../src/store/cluster-store.js';
+import type { Fence } from '../../src/store/fence.js';
 import { createEtcd } from '../../src/store/etcd.js';
 import type { Keys } from '../../src/store/keys.js';
 import { log } from './servers.js';

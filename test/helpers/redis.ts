@@ -3,7 +3,8 @@
  */
 import { Redis } from 'ioredis';
 import { afterAll } from 'vitest';
-import { parseReplicationInfo, type ReplicationInfo } from '../../src/redis/info.js';
+import { parseReplicationInfo } from '../../src/redis/info.js';
+import type { ReplicationInfo } from '../../src/model/replication-info.js';
 
 export function useRedisClients() {
   const clients = new Map<string, Redis>();

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { ConflictError, MalformedValueError, NotFoundError, NotLeaderError, RefusedError } from '../../src/model/errors.js';
 import { taskSchema, type Task } from '../../src/model/schemas.js';
 import { Keys } from '../../src/store/keys.js';
-import { FINISHED_TASKS_KEPT, TaskStore, newTaskId } from '../../src/store/task-store.js';
+import { newTaskId } from '../../src/model/task.js';
+import { FINISHED_TASKS_KEPT, TaskStore } from '../../src/store/task-store.js';
 import { candidate } from '../helpers/election.js';
 import { randomPrefix, useWorld } from '../helpers/servers.js';
 

@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { chooseSlave, stalenessBoundMs, type Choice, type ChooseOptions } from '../../src/controller/choose.js';
-import type { Observation, Observations } from '../../src/controller/observe.js';
-import type { ReplicationInfo } from '../../src/redis/info.js';
+import type { Observation, Observations } from '../../src/model/observations.js';
+import type { ReplicationInfo } from '../../src/model/replication-info.js';
 import { failoverPolicy, shardSchema, type FailoverPolicy, type Shard } from '../../src/model/schemas.js';
 
 const M = '10.0.0.1:6379';

@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { planReplication, planWriteFence } from '../../src/controller/decide.js';
-import type { Observation, Observations } from '../../src/controller/observe.js';
-import type { ReplicationInfo } from '../../src/redis/info.js';
+import type { Observation, Observations } from '../../src/model/observations.js';
+import type { ReplicationInfo } from '../../src/model/replication-info.js';
 import { routeSchema, type Route } from '../../src/model/schemas.js';
 
 const M0 = '10.0.0.1:6379';

@@ -2,7 +2,7 @@ import { describe, it, expect } from 'vitest';
 import { judgeMasters, looksIsolated, majority, quorumOf, quorumShortfall, standings, type DetectOptions } from '../../src/controller/detect.js';
 import { instancesOf } from '../../src/model/route.js';
 import { instanceHealthSchema, routeSchema, type InstanceHealth, type Route } from '../../src/model/schemas.js';
-import type { HealthViews } from '../../src/store/health-store.js';
+import type { HealthViews } from '../../src/model/observations.js';
 
 const NOW = Date.parse('2024-01-01T00:10:00.000Z');
 const iso = (ms: number) => new Date(ms).toISOString();

@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { HealthTracker } from '../../src/controller/health-tracker.js';
-import type { Observation } from '../../src/controller/observe.js';
-import type { ReplicationInfo } from '../../src/redis/info.js';
+import type { Observation } from '../../src/model/observations.js';
+import type { ReplicationInfo } from '../../src/model/replication-info.js';
 import { instanceHealthSchema } from '../../src/model/schemas.js';
 
 const ADDR = '10.0.0.1:6379';

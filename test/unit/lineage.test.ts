@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { judgeReturningMaster } from '../../src/controller/lineage.js';
-import type { ReplicationInfo } from '../../src/redis/info.js';
+import type { ReplicationInfo } from '../../src/model/replication-info.js';
 
 const OLD = '127.0.0.1:7001';
 const NEW = '127.0.0.1:7002';

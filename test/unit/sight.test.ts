@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { blindSpots, reachableByMajority, stepAsideReason, unreachableByMajority } from '../../src/controller/sight.js';
 import { instanceHealthSchema, type InstanceHealth } from '../../src/model/schemas.js';
-import type { HealthViews } from '../../src/store/health-store.js';
+import type { HealthViews } from '../../src/model/observations.js';
 
 const A = '10.0.0.1:6379';
 const B = '10.0.0.2:6379';

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { taskSchema, type Task } from '../../src/model/schemas.js';
-import { canUndo, whyNotUndoable } from '../../src/model/task.js';
+import { historyEntry, taskHistoryEntry } from '../../src/model/history.js';
+import { historyEntrySchema, taskSchema, type Task } from '../../src/model/schemas.js';
+import { canUndo, newTask, whyNotUndoable } from '../../src/model/task.js';
 
 function task(kind: Task['kind'], state: Task['state'], next: string): Task {
   return taskSchema.parse({
@@ -24,5 +25,34 @@ describe('the point of no return of a task', () => {
   it('a pending task can always be undone, an ended one never', () => {
     expect(canUndo(task('switchover', 'pending', 'check'))).toBe(true);
     for (const state of ['done', 'failed', 'refused', 'cancelled'] as const) expect(canUndo(task('switchover', state, '-'))).toBe(false);
+  });
+});
+
+describe('the builders of tasks and history entries', () => {
+  const at = new Date('2026-01-01T00:00:00.000Z');
+  const request = {
+    kind: 'switchover', cluster: 'c', shard: 's0', state: 'pending', next: 'check', oldMaster: '127.0.0.1:1', target: null,
+    force: false, reason: 'asked', requestedBy: 'admin', controller: null, epochBefore: 7,
+  } as const;
+
+  it('builds a valid new task with nothing done yet, its id sorting by creation time', () => {
+    const task = newTask(request, at);
+    expect(taskSchema.parse(task)).toEqual(task);
+    expect(task).toMatchObject({ ...request, createdAt: at.toISOString(), updatedAt: at.toISOString(), epochAfter: null, steps: [], error: null, cancel: null });
+    expect(task.id).toMatch(/^001767225600000-switchover-s0-[0-9a-f]{4}$/);
+    expect(newTask(request, new Date(at.getTime() + 1)).id > task.id).toBe(true);
+  });
+
+  it('builds history entries with no shard, target, duration or detail unless given', () => {
+    const entry = historyEntry({ at: at.toISOString(), cluster: 'c', controller: 'x', action: 'failover', reason: 'r', outcome: 'refused' });
+    expect(historyEntrySchema.parse(entry)).toEqual(entry);
+    expect(entry).toEqual({ at: at.toISOString(), cluster: 'c', controller: 'x', action: 'failover', shard: null, target: null, reason: 'r', outcome: 'refused', durationMs: null });
+  });
+
+  it("builds a task's history entry as kind:step on its shard and target", () => {
+    const task = { ...newTask(request, at), target: '127.0.0.1:2' };
+    const entry = taskHistoryEntry(task, 'cancel', { controller: 'admin', reason: 'r', outcome: 'cancelled', durationMs: 5 });
+    expect(entry).toMatchObject({ cluster: 'c', action: 'switchover:cancel', shard: 's0', target: '127.0.0.1:2', controller: 'admin', outcome: 'cancelled', durationMs: 5 });
+    expect(Date.parse(entry.at)).not.toBeNaN();
   });
 });

@@ -10,7 +10,7 @@ import { errorMessage } from '../../model/errors.js';
 import type { FailoverPolicy } from '../../model/schemas.js';
 import { promote, replicationInfo } from '../../redis/commands.js';
 import { chooseSlave } from '../choose.js';
-import type { Observations } from '../observe.js';
+import type { Observations } from '../../model/observations.js';
 import { interruption, undoTask } from './interrupt.js';
 import type { TaskDeps, TaskProgress } from './progress.js';
 import { barrierStep, publishStep, repointStep, shardStillAsFound } from './shard-moves.js';

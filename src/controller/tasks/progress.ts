@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'winston';
 import type { LeaderLock } from '../../election/leader-election.js';
 import { ConflictError, NotLeaderError, errorMessage } from '../../model/errors.js';
+import { taskHistoryEntry } from '../../model/history.js';
 import { isTerminal, type HistoryEntry, type Task } from '../../model/schemas.js';
 import type { RedisPool } from '../../redis/pool.js';
 import type { ClusterStore } from '../../store/cluster-store.js';
@@ -85,17 +86,7 @@ export class TaskProgress {
     }
     this.stored = { task, revision };
     const outcome: HistoryEntry['outcome'] = isTerminal(task) ? (task.state as HistoryEntry['outcome']) : 'info';
-    const entry: HistoryEntry = {
-      at: now.toISOString(),
-      cluster: task.cluster,
-      controller: this.deps.controllerId,
-      action: `${task.kind}:${step}`,
-      shard: task.shard,
-      target: task.target,
-      reason: `${detail} [task ${task.id}: ${task.reason}]`,
-      outcome,
-      durationMs,
-    };
+    const entry = taskHistoryEntry(task, step, { at: now.toISOString(), controller: this.deps.controllerId, reason: `${detail} [task ${task.id}: ${task.reason}]`, outcome, durationMs });
     this.deps.log.log(outcome === 'failed' || outcome === 'refused' || outcome === 'cancelled' ? 'warn' : 'info', `${task.kind} ${task.shard}: ${step}: ${detail}`, { cluster: task.cluster, task: task.id, next: task.next, state: task.state, durationMs });
     await this.deps.history.append(entry, fence).catch((err) => {
       if (err instanceof NotLeaderError) throw err;

@@ -7,7 +7,8 @@ import { findShard, nextRoute } from '../../model/route.js';
 import type { Shard } from '../../model/schemas.js';
 import { replicaOf, replicationInfo } from '../../redis/commands.js';
 import type { RedisPool } from '../../redis/pool.js';
-import type { ClusterStore, Fence } from '../../store/cluster-store.js';
+import type { ClusterStore } from '../../store/cluster-store.js';
+import type { Fence } from '../../store/fence.js';
 import { describeBarrier, waitForProxies } from '../barrier.js';
 import type { TaskDeps, TaskProgress } from './progress.js';
 

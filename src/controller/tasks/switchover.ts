@@ -20,7 +20,7 @@ import type { FailoverPolicy } from '../../model/schemas.js';
 import { pauseWrites, promote, replicaOf, replicationInfo, unpause } from '../../redis/commands.js';
 import { chooseSlave } from '../choose.js';
 import { judgeReturningMaster } from '../lineage.js';
-import type { Observations } from '../observe.js';
+import type { Observations } from '../../model/observations.js';
 import { interruption, undoTask } from './interrupt.js';
 import type { TaskDeps, TaskProgress } from './progress.js';
 import { barrierStep, publishStep, repointStep, shardStillAsFound } from './shard-moves.js';
