@@ -48,6 +48,31 @@ export function createApp(deps: ApiDeps): express.Express {
     const body = (req.body ?? {}) as { by?: unknown };
     res.json(await deps.admin.cancelTask(name(req), String(req.params['id']), typeof body.by === 'string' && body.by ? body.by : `http@${req.ip ?? 'unknown'}`));
   });
+  app.get('/v1/clusters/:name/migrations', async (req, res) => {
+    res.json(await deps.admin.migrations.list(name(req)));
+  });
+  // Asking for a migration: {slots: "A-B,...", to: SHARD} moves slots; {drain: SHARD} empties a shard;
+  // {rebalance: true} evens the slots out. {dryRun: true} answers the moves and writes nothing.
+  app.post('/v1/clusters/:name/migrations', async (req, res) => {
+    const body = (req.body ?? {}) as { slots?: unknown; to?: unknown; drain?: unknown; rebalance?: unknown; dryRun?: unknown; by?: unknown };
+    const request = { requestedBy: typeof body.by === 'string' && body.by ? body.by : `http@${req.ip ?? 'unknown'}`, dryRun: body.dryRun === true };
+    const m =
+      body.rebalance === true
+        ? await deps.admin.migrations.rebalance(name(req), request)
+        : body.drain !== undefined
+          ? await deps.admin.migrations.drain(name(req), { ...request, shard: String(body.drain) })
+          : await deps.admin.migrations.migrate(name(req), { ...request, slots: String(body.slots ?? ''), to: String(body.to ?? '') });
+    res.status(request.dryRun ? 200 : 201).json(m);
+  });
+  app.post('/v1/clusters/:name/migrations/:id/:action', async (req, res) => {
+    const action = String(req.params['action']);
+    if (action !== 'pause' && action !== 'resume' && action !== 'cancel') {
+      res.status(404).json({ error: { code: 'NOT_FOUND', message: `no migration action ${action}: pause, resume or cancel` } });
+      return;
+    }
+    const body = (req.body ?? {}) as { by?: unknown };
+    res.json(await deps.admin.migrations[action](name(req), typeof body.by === 'string' && body.by ? body.by : `http@${req.ip ?? 'unknown'}`, String(req.params['id'])));
+  });
   app.get('/v1/controllers', async (_req, res) => {
     res.json(await deps.admin.listControllers());
   });

@@ -12,6 +12,7 @@ import { fail, globalOptions, printJson, show, withAdmin, type GlobalArgs } from
 import { controllersTable, historyTable, proxiesTable, replicaStatusText, routeTable } from './tables.js';
 import { tasksCommands } from './commands/tasks.js';
 import { failoverCommand } from './commands/failover.js';
+import { migrateCommands, migrationsCommand, rebalanceCommand } from './commands/migrate.js';
 
 export function buildCli(argv: string[]): Argv<GlobalArgs> {
   const base = yargs(argv).scriptName('cfgctl').options(globalOptions) as unknown as Argv<GlobalArgs>;
@@ -25,6 +26,9 @@ export function buildCli(argv: string[]): Argv<GlobalArgs> {
       (c) => c.positional('name', { type: 'string', demandOption: true }),
       (a) => show(a, async (admin) => ({ value: await admin.route(a.name) }), routeTable),
     )
+    .command('migrate', 'move slots between shards: migrate NAME --slots A-B --to SHARD; migrate pause|resume|cancel NAME', (y) => migrateCommands(y))
+    .command(rebalanceCommand)
+    .command(migrationsCommand)
     .command('tasks', 'failover and switchover tasks: list them (tasks NAME), cancel one (tasks cancel NAME ID)', (y) => tasksCommands(y))
     .command(
       'proxies <name>',

@@ -4,8 +4,9 @@
 import Table from 'cli-table3';
 import type { ControllerStatus } from '../store/controller-registry.js';
 import type { ClusterStatus, ClusterSummary, ReplicaStatus } from '../service/admin-service.js';
+import type { MigrationView } from '../service/migration-service.js';
 import type { HistoryEntry, ProxyInfo, Route, Task } from '../model/schemas.js';
-import { countSlots } from '../model/route.js';
+import { countSlots, rangesText } from '../model/route.js';
 
 const PLAIN = Object.fromEntries(
   ['top', 'top-mid', 'top-left', 'top-right', 'bottom', 'bottom-mid', 'bottom-left', 'bottom-right', 'left', 'left-mid', 'mid', 'mid-mid', 'right', 'right-mid', 'middle'].map((k) => [k, '']),
@@ -18,9 +19,10 @@ function table(head: string[], rows: (string | number)[][]): string {
   return t.toString();
 }
 
-export function rangesText(ranges: [number, number][]): string {
+/** Slot ranges, cut short to fit a table column. */
+export function shortRanges(ranges: [number, number][]): string {
   if (ranges.length === 0) return '-';
-  const text = ranges.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(',');
+  const text = rangesText(ranges);
   return text.length > 40 ? `${text.slice(0, 37)}...` : text;
 }
 
@@ -56,7 +58,7 @@ export function clusterStatusText(status: ClusterStatus): string {
       const link = h?.role === 'slave' ? `${h.masterAddress} ${h.linkUp ? 'up' : 'down'}` : '-';
       return [
         i === 0 ? shard.id : '',
-        i === 0 ? `${shard.slotCount} (${rangesText(shard.slots)})` : '',
+        i === 0 ? `${shard.slotCount} (${shortRanges(shard.slots)})` : '',
         inst.address,
         inst.expectedRole,
         role,
@@ -84,7 +86,7 @@ export function routeTable(route: Route): string {
   if (route.shards.length === 0) return `${head}\nno shards`;
   return `${head}\n${table(
     ['SHARD', 'MASTER', 'SLAVES', 'SLOTS', 'RANGES'],
-    route.shards.map((s) => [s.id, s.master, s.slaves.join(',') || '-', countSlots(s.slots), rangesText(s.slots)]),
+    route.shards.map((s) => [s.id, s.master, s.slaves.join(',') || '-', countSlots(s.slots), shortRanges(s.slots)]),
   )}`;
 }
 
@@ -126,5 +128,23 @@ export function proxiesTable(proxies: ProxyInfo[], routeEpoch: number): string {
   return table(
     ['PROXY', 'ADDRESS', 'EPOCH', 'CURRENT', 'METRICS', 'PID', 'STARTED'],
     proxies.map((p) => [p.id, p.address, p.epoch ?? '-', p.epoch === routeEpoch ? 'yes' : 'NO', p.metrics ?? '-', p.pid, p.startedAt]),
+  );
+}
+
+export function migrationsTable(migrations: MigrationView[]): string {
+  if (migrations.length === 0) return 'no migrations';
+  return table(
+    ['MIGRATION', 'STATE', 'NEXT', 'MOVES', 'SLOTS', 'KEYS MOVED', 'KEYS/S', 'LEFT', 'ERROR'],
+    migrations.map((m) => [
+      m.id,
+      m.state + (m.reverse ? ' (cancelling)' : m.pause && m.state === 'running' ? ' (pausing)' : ''),
+      m.next,
+      m.moves.map((x) => `${shortRanges(x.slots)} ${x.from}->${x.to}`).join(' '),
+      m.slotCount,
+      m.keysMoved,
+      m.keysPerSecond ?? '-',
+      m.secondsLeft === null ? '-' : `${m.secondsLeft}s`,
+      m.error ?? '',
+    ]),
   );
 }

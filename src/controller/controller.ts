@@ -22,6 +22,9 @@ import type { Observations } from '../model/observations.js';
 import { Limiter, probeAll } from './observe.js';
 import { Reconciler } from './reconciler.js';
 import { ReplicaQuorum } from './replica-quorum.js';
+import { MigrationDriver } from './migrations/migration-driver.js';
+import { MIGRATION_DEFAULTS } from './migrations/run-migration.js';
+import { DEFAULT_MOVER_OPTIONS, KeyMover } from '../migration/mover.js';
 import { createControllerStores, type ControllerStores } from './stores.js';
 import { VERSION } from '../version.js';
 
@@ -63,6 +66,7 @@ export class Controller {
   /** A withdrawal in flight per cluster: the next publication waits for it, or the delete could land after it. */
   private readonly withdrawing = new Map<string, Promise<void>>();
   private readonly quorum: ReplicaQuorum;
+  private readonly migrations: MigrationDriver;
   private readonly busy = new Set<string>();
   private readonly lastSentence = new Map<string, string>();
   private lastRefresh = 0;
@@ -105,6 +109,14 @@ export class Controller {
     });
     this.elector.on('elected', () => this.metrics.leader.set(1));
     this.elector.on('deposed', () => this.metrics.leader.set(0));
+    this.migrations = new MigrationDriver({
+      controllerId: this.id,
+      ...this.stores,
+      election: this.elector,
+      mover: new KeyMover({ ...DEFAULT_MOVER_OPTIONS, password: process.env['CFGSERVER_BACKEND_PASSWORD'] }),
+      log,
+      ...MIGRATION_DEFAULTS,
+    });
     this.quorum = new ReplicaQuorum({ settings: this.stores.replicas, election: this.elector, controllerId: this.id, log });
     this.duties = this.newDuties();
     // A new session is a new episode: refusals are recorded again and repair back-offs start over.
@@ -132,6 +144,7 @@ export class Controller {
       // Long enough for a replica that sees more to take the lock; if none does, this one takes
       // it back afterwards.
       stepAside: (reason) => this.elector.stepAside(2 * this.config.leaseTtlSeconds * 1000, reason),
+      migrations: this.migrations,
     });
   }
 
@@ -152,6 +165,8 @@ export class Controller {
   async stop(): Promise<void> {
     clearInterval(this.loopTimer);
     await this.elector.stop();
+    await this.migrations.settle();
+    this.migrations.close();
     this.pool.close();
     this.etcd.close();
     this.log.info('controller stopped', { controller: this.id });

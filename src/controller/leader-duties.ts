@@ -8,6 +8,8 @@
  *      down, but with too few votes for the quorum, is a refusal too;
  *   3. repair replication (REPLICAOF) on shards with no task and a live master, and keep each such
  *      master's write fence (min-replicas-to-write) as its live slaves warrant.
+ * Beside these, it starts the cluster's unfinished slot migration, which runs in the background
+ * (migrations/migration-driver.ts).
  * Refusals are recorded in history once per episode, not every cycle.
  */
 import { NotLeaderError, RefusedError, errorMessage } from '../model/errors.js';
@@ -30,6 +32,7 @@ import { runFailover } from './tasks/failover.js';
 import { undoTask } from './tasks/interrupt.js';
 import { TaskProgress, type TaskDeps } from './tasks/progress.js';
 import { runSwitchover } from './tasks/switchover.js';
+import type { MigrationDriver } from './migrations/migration-driver.js';
 
 /** How long a read that is not cluster-specific serves the cycles of other clusters. */
 const SHARED_READ_MS = 250;
@@ -42,6 +45,8 @@ export interface LeaderDutiesDeps extends TaskDeps {
   quorum: ReplicaQuorum;
   /** Gives the leader lock up for a while (this replica sees less than another one). */
   stepAside(reason: string): Promise<void>;
+  /** Runs the clusters' slot migrations in the background. */
+  migrations: MigrationDriver;
 }
 
 interface DeadMasters {
@@ -85,6 +90,10 @@ export class LeaderDuties {
     // Tasks that ran may have changed the route, and those that did not finish keep their shard busy.
     const stillRunning = unfinished.length ? (await this.deps.tasks.list(name)).filter((t) => !isTerminal(t.task)) : [];
     if (unfinished.length) cluster = await this.deps.clusters.get(name);
+
+    // A slot migration runs beside the rest (in the background): it waits out a failover of its shards.
+    const migration = await this.deps.migrations.carryOn(name);
+    if (migration) said.push(migration);
 
     // 2. Dead masters.
     const memory = this.memoryOf(name);

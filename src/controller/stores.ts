@@ -9,6 +9,7 @@ import { HealthStore } from '../store/health-store.js';
 import { HistoryStore } from '../store/history-store.js';
 import type { Keys } from '../store/keys.js';
 import { ProxyRegistry } from '../store/proxy-registry.js';
+import { MigrationStore } from '../store/migration-store.js';
 import { ReplicaSettings } from '../store/replica-settings.js';
 import { TaskStore } from '../store/task-store.js';
 
@@ -24,6 +25,8 @@ export interface ControllerStores {
   registry: ControllerRegistry;
   /** How many replicas the deployment runs: what the failover quorum is a majority of. */
   replicas: ReplicaSettings;
+  /** Slot migrations (at most one unfinished per cluster). */
+  migrations: MigrationStore;
 }
 
 export function createControllerStores(etcd: Etcd3, keys: Keys): ControllerStores {
@@ -35,5 +38,6 @@ export function createControllerStores(etcd: Etcd3, keys: Keys): ControllerStore
     health: new HealthStore(etcd, keys),
     registry: new ControllerRegistry(etcd, keys),
     replicas: new ReplicaSettings(etcd, keys),
+    migrations: new MigrationStore(etcd, keys),
   };
 }

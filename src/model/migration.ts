@@ -8,7 +8,9 @@
  */
 import { z } from 'zod';
 import { RefusedError, ValidationError } from './errors.js';
-import { countSlots, slotOwners, toRanges, type SlotRange } from './route.js';
+import { countSlots, rangesText, slotOwners, toRanges, type SlotRange } from './route.js';
+
+export { rangesText };
 import { clusterName, shardId, slotRange, taskStepSchema, type Route, type Shard, type SlotMigration } from './schemas.js';
 
 export const MIGRATION_STATES = ['running', 'paused', 'done', 'failed', 'cancelled'] as const;
@@ -50,6 +52,11 @@ export const migrationRecordSchema = z.strictObject({
   cancel: z.strictObject({ by: z.string(), at: z.string() }).nullable().default(null),
 });
 export type MigrationRecord = z.infer<typeof migrationRecordSchema>;
+
+/** "0-9 s0 -> s2, 40 s1 -> s2": the moves, for logs, history and the CLI. */
+export function movesText(moves: MigrationRecord['moves']): string {
+  return moves.map((m) => `${rangesText(m.slots)} ${m.from} -> ${m.to}`).join(', ');
+}
 
 /** The moves as they run now: turned round after a cancel. */
 export function effectiveMoves(m: Pick<MigrationRecord, 'moves' | 'reverse'>): MigrationRecord['moves'] {
@@ -209,8 +216,4 @@ export function routeReversed(route: Route, m: Pick<MigrationRecord, 'moves'>): 
 /** The route with no slot migrating and owners unchanged (a new epoch). */
 export function routeWithoutMigration(route: Route): Route {
   return { ...route, migrating: [], epoch: route.epoch + 1, updatedAt: new Date().toISOString() };
-}
-
-export function rangesText(ranges: readonly SlotRange[]): string {
-  return ranges.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(',');
 }

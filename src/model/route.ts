@@ -18,6 +18,11 @@ export function toRanges(slots: Iterable<number>): SlotRange[] {
   return ranges;
 }
 
+/** "0-99,200,300-310": ranges as operators type them (`--slots`). */
+export function rangesText(ranges: readonly SlotRange[]): string {
+  return ranges.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(',');
+}
+
 export function countSlots(ranges: readonly SlotRange[]): number {
   return ranges.reduce((n, [a, b]) => n + b - a + 1, 0);
 }

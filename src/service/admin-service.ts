@@ -43,6 +43,7 @@ import { ProxyRegistry } from '../store/proxy-registry.js';
 import type { RedisPool } from '../redis/pool.js';
 import { quorumOf, replicaBase } from '../model/replicas.js';
 import { readLive, type LiveReading } from './live-replication.js';
+import { MigrationService } from './migration-service.js';
 import { ReplicaSettings } from '../store/replica-settings.js';
 import type { Keys } from '../store/keys.js';
 
@@ -122,6 +123,8 @@ export class AdminService {
   readonly health: HealthStore;
   readonly history: HistoryStore;
   readonly controllers: ControllerRegistry;
+  /** Slot migrations: migrate, drain, rebalance, and their controls. */
+  readonly migrations: MigrationService;
   readonly tasks: TaskStore;
   readonly proxies: ProxyRegistry;
   readonly replicas: ReplicaSettings;
@@ -142,6 +145,7 @@ export class AdminService {
     this.health = new HealthStore(etcd, keys);
     this.history = new HistoryStore(etcd, keys);
     this.controllers = new ControllerRegistry(etcd, keys);
+    this.migrations = new MigrationService(etcd, keys);
   }
 
   async createCluster(request: CreateClusterRequest): Promise<Route> {
@@ -262,7 +266,10 @@ export class AdminService {
     const shard = findShard(current.route, parseInput(shardId, id, 'shard id'));
     if (!shard) throw new NotFoundError(`cluster ${name} has no shard ${id}`);
     const owned = countSlots(shard.slots);
-    if (owned > 0) throw new RefusedError(`shard ${id} still owns ${owned} slots; migrate them away first`);
+    if (owned > 0) throw new RefusedError(`shard ${id} still owns ${owned} slots; migrate them away first (cfgctl shard drain)`);
+    // The record first: a migration a leader has not begun yet is not in the route.
+    const active = await this.migrations.store.active(current.spec.name);
+    if (active?.migration.moves.some((m) => m.from === id || m.to === id)) throw new RefusedError(`migration ${active.migration.id} moves slots to or from shard ${id}; wait for it to end (cfgctl migrations ${current.spec.name})`);
     const route = nextRoute(
       current.route,
       current.route.shards.filter((s) => s.id !== shard.id),

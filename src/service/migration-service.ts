@@ -12,12 +12,13 @@ import {
   migrationSlots,
   parseSlotList,
   planMoves,
-  rangesText,
+  movesText,
   rebalanceMoves,
   type MigrationRecord,
   type Moves,
 } from '../model/migration.js';
-import { clusterName, parseInput, shardId, type HistoryEntry, type Route } from '../model/schemas.js';
+import { historyEntry } from '../model/history.js';
+import { clusterName, parseInput, shardId, type Route } from '../model/schemas.js';
 import { ClusterStore } from '../store/cluster-store.js';
 import { HistoryStore } from '../store/history-store.js';
 import type { Keys } from '../store/keys.js';
@@ -156,7 +157,7 @@ export class MigrationService {
     };
     if (request.dryRun) return migration;
     const created = (await this.store.create(migration)).migration;
-    await this.record(created, 'migration:asked', `${reason}: ${moves.map((m) => `${rangesText(m.slots)} ${m.from} -> ${m.to}`).join(', ')}`);
+    await this.record(created, 'migration:asked', `${reason}: ${movesText(moves)}`);
     return created;
   }
 
@@ -169,8 +170,7 @@ export class MigrationService {
   }
 
   private async record(m: MigrationRecord, action: string, reason: string): Promise<void> {
-    const entry: HistoryEntry = { at: new Date().toISOString(), cluster: m.cluster, controller: 'admin', action, shard: null, target: null, reason, outcome: 'info', durationMs: null };
-    await this.history.append(entry);
+    await this.history.append(historyEntry({ cluster: m.cluster, controller: 'admin', action, reason, outcome: 'info' }));
   }
 }
 

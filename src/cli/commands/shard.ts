@@ -1,5 +1,6 @@
 import type { Argv } from 'yargs';
 import { printJson, withAdmin, type GlobalArgs } from '../run.js';
+import { drainCommand } from './migrate.js';
 
 export function shardCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
   return y
@@ -30,5 +31,6 @@ export function shardCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
           else process.stdout.write(`removed shard ${argv.shard} from ${argv.name}\n`);
         }),
     )
-    .demandCommand(1, 'say which shard command: add or remove');
+    .command('drain', 'move every slot of a shard to the other shards', (c) => drainCommand(c))
+    .demandCommand(1, 'say which shard command: add, remove or drain');
 }

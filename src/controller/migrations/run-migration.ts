@@ -25,12 +25,13 @@ import {
   effectiveMoves,
   expandRanges,
   migrationFinished,
-  rangesText,
+  movesText,
   routeCommitted,
   routeWithPhase,
   routeWithoutMigration,
   type MigrationRecord,
 } from '../../model/migration.js';
+import { historyEntry } from '../../model/history.js';
 import type { HistoryEntry, Route } from '../../model/schemas.js';
 import type { KeyMover, MoveTarget } from '../../migration/mover.js';
 import type { ClusterStore } from '../../store/cluster-store.js';
@@ -70,6 +71,11 @@ export class MigrationRun {
 
   get migration(): MigrationRecord {
     return this.stored.migration;
+  }
+
+  /** An admin's cancel that has not turned the migration round yet. */
+  private get cancelAsked(): boolean {
+    return this.migration.cancel !== null && !this.migration.reverse;
   }
 
   /** Runs until the migration ends, or this replica stops leading (NotLeaderError). */
@@ -117,6 +123,8 @@ export class MigrationRun {
    */
   private async takeAdminWishes(): Promise<void> {
     const m = this.migration;
+    // Resumed while no leader watched it (or while the previous one was going): say so once.
+    if (m.state === 'paused' && !m.pause) await this.persist('resume', 'running', m.next, 'resumed by an admin');
     if (!m.cancel || m.reverse || !CANCELLABLE_STEPS.has(m.next)) return;
     const by = `cancelled by ${m.cancel.by}`;
     if (m.next === 'prepare' || m.next === 'hold-barrier' || m.next === 'moving') {
@@ -149,7 +157,7 @@ export class MigrationRun {
   }
 
   private describe(step: string): string {
-    const moves = effectiveMoves(this.migration).map((m) => `${rangesText(m.slots)} ${m.from} -> ${m.to}`).join(', ');
+    const moves = movesText(effectiveMoves(this.migration));
     if (step === 'prepare') return `slots ${moves} prepare to move: proxies hold their commands`;
     if (step === 'moving') return `slots ${moves} are moving: proxies move a key before running a command on it`;
     if (step === 'undo') return 'no slot migrates';
@@ -198,7 +206,7 @@ export class MigrationRun {
             if (performance.now() - lastWrite < this.deps.progressEveryMs) return true;
             lastWrite = performance.now();
             await this.saveProgress(moved + sofar.moved, seen + sofar.seen);
-            return !this.migration.pause && !this.migration.cancel;
+            return !this.migration.pause && !this.cancelAsked;
           });
           seen += result.seen;
           moved += result.moved;
@@ -222,7 +230,7 @@ export class MigrationRun {
         continue;
       }
       await this.saveProgress(moved, seen, !stopped);
-      if (this.migration.cancel) return; // the loop in run() turns the migration round
+      if (this.cancelAsked) return; // the loop in run() turns the migration round
       if (this.migration.pause) {
         await this.waitWhilePaused();
         continue;
@@ -250,12 +258,12 @@ export class MigrationRun {
 
   private async waitWhilePaused(): Promise<void> {
     if (this.migration.state !== 'paused') await this.persist('pause', 'paused', 'move', 'paused by an admin: the leader moves no key; proxies still move the keys clients touch');
-    while (this.migration.pause && !this.migration.cancel) {
+    while (this.migration.pause && !this.cancelAsked) {
       await sleep(this.deps.retryMs);
       this.deps.election.requireFence();
       await this.refresh();
     }
-    if (!this.migration.cancel) await this.persist('resume', 'running', 'move', 'resumed by an admin');
+    if (!this.cancelAsked) await this.persist('resume', 'running', 'move', 'resumed by an admin');
   }
 
   /** `keysMoved` when the current round of passes began (-1: no round under way). */
@@ -300,17 +308,7 @@ export class MigrationRun {
 
   private async record(step: string, detail: string, outcome: HistoryEntry['outcome'], durationMs: number | null = null): Promise<void> {
     const m = this.migration;
-    const entry: HistoryEntry = {
-      at: new Date().toISOString(),
-      cluster: m.cluster,
-      controller: this.deps.controllerId,
-      action: `migration:${step}`,
-      shard: null,
-      target: null,
-      reason: `${detail} [migration ${m.id}: ${m.reason}]`,
-      outcome,
-      durationMs,
-    };
+    const entry = historyEntry({ cluster: m.cluster, controller: this.deps.controllerId, action: `migration:${step}`, reason: `${detail} [migration ${m.id}: ${m.reason}]`, outcome, durationMs });
     this.deps.log.log(outcome === 'failed' || outcome === 'cancelled' ? 'warn' : 'info', `migration ${m.id}: ${step}: ${detail}`, { cluster: m.cluster, next: m.next, state: m.state, durationMs });
     await this.deps.history.append(entry, this.deps.election.requireFence()).catch((err) => {
       if (err instanceof NotLeaderError) throw err;

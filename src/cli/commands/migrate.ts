@@ -1,0 +1,120 @@
+/**
+ * Slot migration from the command line: `migrate`, `rebalance`, `shard drain` ask for one (the
+ * leader carries it out); `migrations` lists them and, with --watch, follows the one under way —
+ * with a progress bar on a terminal (cli-progress), one plain line per change otherwise.
+ */
+import { SingleBar } from 'cli-progress';
+import type { Argv } from 'yargs';
+import { movesText, type MigrationRecord } from '../../model/migration.js';
+import type { AdminService } from '../../service/admin-service.js';
+import type { MigrationView } from '../../service/migration-service.js';
+import { printJson, show, withAdmin, type GlobalArgs } from '../run.js';
+import { migrationsTable } from '../tables.js';
+
+const by = () => `cfgctl@${process.env['USER'] ?? 'unknown'}`;
+
+/** What was asked, or what would be with --dry-run. */
+function asked(a: GlobalArgs & { 'dry-run'?: boolean }, m: MigrationRecord): void {
+  if (a.json) return printJson(m);
+  const what = movesText(m.moves);
+  process.stdout.write(a['dry-run'] ? `would move: ${what}\n(dry run: nothing was written)\n` : `migration ${m.id} asked: ${what}\nfollow it: cfgctl migrations ${m.cluster} --watch\n`);
+}
+
+export function migrateCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
+  const control = (verb: 'pause' | 'resume' | 'cancel', describe: string) =>
+    y.command(
+      `${verb} <name> [id]`,
+      describe,
+      (c) => c.positional('name', { type: 'string', demandOption: true, describe: 'cluster' }).positional('id', { type: 'string', describe: 'migration id (default: the one under way)' }),
+      (a) =>
+        withAdmin(a, async (admin) => {
+          const m = await admin.migrations[verb](a.name, by(), a.id);
+          if (a.json) printJson(m);
+          else process.stdout.write(`migration ${m.id}: ${verb} asked at step ${m.next}\n`);
+        }),
+    );
+  control('pause', 'stop moving keys (proxies still move the keys clients touch) until resume');
+  control('resume', 'go on moving keys after a pause');
+  control('cancel', 'move the keys that moved back and leave the route as it was (before the commit step)');
+  return y.command(
+    '$0 <name>',
+    'move slots to a shard, keys and all, while clients keep working',
+    (c) =>
+      c
+        .positional('name', { type: 'string', demandOption: true, describe: 'cluster' })
+        .option('slots', { type: 'string', demandOption: true, describe: 'slots to move: A-B[,C-D...] (single slots too)' })
+        .option('to', { type: 'string', demandOption: true, describe: 'the shard that gets them' })
+        .option('dry-run', { type: 'boolean', default: false, describe: 'show the moves, write nothing' }),
+    (a) => withAdmin(a, async (admin) => asked(a, await admin.migrations.migrate(a.name, { slots: a.slots, to: a.to, requestedBy: by(), dryRun: a['dry-run'] }))),
+  );
+}
+
+export const rebalanceCommand = {
+  command: 'rebalance <name>',
+  describe: 'even the slots out over the shards: shows the moves, then asks for them (--dry-run: only shows)',
+  builder: (c: Argv<GlobalArgs>) =>
+    c.positional('name', { type: 'string', demandOption: true }).option('dry-run', { type: 'boolean', default: false, describe: 'show the moves, write nothing' }),
+  handler: (a: GlobalArgs & { name: string; 'dry-run': boolean }) =>
+    withAdmin(a, async (admin) => asked(a, await admin.migrations.rebalance(a.name, { requestedBy: by(), dryRun: a['dry-run'] }))),
+};
+
+export function drainCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
+  return y.command(
+    'drain <name> <shard>',
+    'move every slot of a shard to the others (then shard remove succeeds)',
+    (c) =>
+      c
+        .positional('name', { type: 'string', demandOption: true, describe: 'cluster' })
+        .positional('shard', { type: 'string', demandOption: true })
+        .option('dry-run', { type: 'boolean', default: false, describe: 'show the moves, write nothing' }),
+    (a) => withAdmin(a, async (admin) => asked(a, await admin.migrations.drain(a.name, { shard: a.shard, requestedBy: by(), dryRun: a['dry-run'] }))),
+  );
+}
+
+export const migrationsCommand = {
+  command: 'migrations <name>',
+  describe: 'slot migrations of a cluster with keys moved, keys/s and time left (--watch: follow the one under way)',
+  builder: (c: Argv<GlobalArgs>) =>
+    c
+      .positional('name', { type: 'string', demandOption: true })
+      .option('watch', { type: 'boolean', default: false, describe: 'follow the migration under way until it ends' })
+      .option('interval', { type: 'number', default: 1, describe: 'seconds between looks, with --watch' }),
+  handler: (a: GlobalArgs & { name: string; watch: boolean; interval: number }) => {
+    if (!a.watch) return show(a, async (admin) => {
+      const { migrations, problems } = await admin.migrations.list(a.name);
+      return { value: migrations, problems };
+    }, migrationsTable);
+    return withAdmin(a, (admin) => watch(admin, a.name, Math.max(0.2, a.interval) * 1000, a.json));
+  },
+};
+
+/** Follows the newest migration until it ends: a bar on a terminal, a line per change otherwise. */
+async function watch(admin: AdminService, cluster: string, everyMs: number, json: boolean): Promise<void> {
+  const bar = process.stdout.isTTY && !json ? new SingleBar({ format: '{step} [{bar}] {value}/{total} keys | {rate} keys/s | {left} left' }) : null;
+  let last = '';
+  for (;;) {
+    const { migrations } = await admin.migrations.list(cluster);
+    const m: MigrationView | undefined = migrations[migrations.length - 1];
+    if (!m) {
+      process.stdout.write(`no migration in ${cluster}\n`);
+      return;
+    }
+    const total = Math.max(m.keysSeen + (m.passes === 0 ? 0 : m.keysMoved), m.keysMoved, 1);
+    const fields = { step: `${m.state} ${m.next}`, rate: m.keysPerSecond ?? '-', left: m.secondsLeft === null ? '-' : `${m.secondsLeft}s` };
+    if (bar) {
+      if (!bar.isActive) bar.start(total, m.keysMoved, fields);
+      bar.setTotal(total);
+      bar.update(m.keysMoved, fields);
+    } else {
+      const line = json ? JSON.stringify(m) : `${m.id} ${fields.step}: ${m.keysMoved} keys moved, ${fields.rate} keys/s, ${fields.left} left${m.error ? `, ${m.error}` : ''}`;
+      if (line !== last) process.stdout.write(`${line}\n`);
+      last = line;
+    }
+    if (['done', 'failed', 'cancelled'].includes(m.state)) {
+      bar?.stop();
+      if (!json) process.stdout.write(`migration ${m.id}: ${m.state}${m.error ? ` (${m.error})` : ''}\n`);
+      return;
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}

@@ -1,0 +1,189 @@
+/**
+ * Slot migration end to end (issue 9): controllers carry a migration out while clients read and
+ * write through two proxies; scale out to a new shard and back in; a leader killed mid-migration;
+ * a failover of the source mid-migration; cancel; bad requests refused with nothing changed.
+ */
+import type { Redis } from 'ioredis';
+import { describe, expect, it } from 'vitest';
+import { migrationFinished, type MigrationRecord } from '../../src/model/migration.js';
+import { slotOwners } from '../../src/model/route.js';
+import { keySlot } from '../../src/model/slot.js';
+import { freePort, waitFor, type ManagedProcess } from '../../src/playground/processes.js';
+import type { AdminService } from '../../src/service/admin-service.js';
+import { makeCluster } from '../helpers/cluster.js';
+import { useProxies } from '../helpers/proxy.js';
+import { useRedisClients } from '../helpers/redis.js';
+import { useWorld } from '../helpers/servers.js';
+
+const world = useWorld();
+const redis = useRedisClients();
+const proxies = useProxies();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function migrationWhen(admin: AdminService, cluster: string, what: string, check: (m: MigrationRecord) => boolean, timeoutMs = 30_000): Promise<MigrationRecord> {
+  return waitFor(`the migration ${what}`, async () => {
+    const { migrations } = await admin.migrations.list(cluster);
+    const m = migrations[migrations.length - 1];
+    return m && check(m) ? m : null;
+  }, timeoutMs);
+}
+
+const ended = (admin: AdminService, cluster: string, timeoutMs?: number) => migrationWhen(admin, cluster, 'to end', migrationFinished, timeoutMs);
+
+/**
+ * Clients through two proxies: unique keys written once (`u:<n>`), and counters incremented
+ * (`c:<n>`) whose every read must be at least the last acknowledged value. Bounded in time and count.
+ */
+function traffic(clients: Redis[], counters: string[]) {
+  const unique: string[] = [];
+  const acked = new Map<string, number>(counters.map((c) => [c, 0]));
+  let stale = 0;
+  let errors = 0;
+  let stop = false;
+  const deadline = Date.now() + 60_000;
+  const loops = clients.map(async (client, k) => {
+    for (let i = 0; !stop && Date.now() < deadline && i < 100_000; i++) {
+      const counter = counters[(i * 7 + k) % counters.length]!;
+      try {
+        if (i % 3 === 0) {
+          const key = `u:${k}:${i}`;
+          await client.set(key, key);
+          unique.push(key);
+        } else if (i % 3 === 1) {
+          acked.set(counter, Math.max(acked.get(counter)!, await client.incr(counter)));
+        } else {
+          const before = acked.get(counter)!;
+          if (Number((await client.get(counter)) ?? 0) < before) stale++;
+        }
+      } catch {
+        errors++;
+        await sleep(5);
+      }
+    }
+  });
+  return {
+    unique,
+    acked,
+    get stale() { return stale; },
+    get errors() { return errors; },
+    async stop() {
+      stop = true;
+      await Promise.all(loops);
+    },
+  };
+}
+
+/** Checks every key is on exactly the shard that owns its slot, and nothing acknowledged is missing. */
+async function checkPlacement(admin: AdminService, cluster: string, unique: string[], acked: Map<string, number>) {
+  const route = await admin.route(cluster);
+  expect(route.migrating).toEqual([]);
+  const owners = slotOwners(route);
+  const holders = new Map<string, string[]>();
+  for (const shard of route.shards) {
+    for (const key of (await redis.at(shard.master).keys('*')) as string[]) holders.set(key, [...(holders.get(key) ?? []), shard.id]);
+  }
+  for (const [key, shards] of holders) {
+    expect(shards, `${key} is on one shard`).toHaveLength(1);
+    expect(shards[0], `${key} is on the owner of its slot`).toBe(route.shards[owners[keySlot(key, route.slotCount)]!]!.id);
+  }
+  const missing = unique.filter((k) => !holders.has(k));
+  expect(missing, 'acknowledged unique keys missing').toEqual([]);
+  for (const [counter, value] of acked) {
+    const shard = route.shards[owners[keySlot(counter, route.slotCount)]!]!;
+    expect(Number((await redis.at(shard.master).get(counter)) ?? 0), counter).toBeGreaterThanOrEqual(value);
+  }
+}
+
+async function setup(name: string, controllers = 1) {
+  const cluster = await makeCluster(world, name, { shards: 2, slaves: 0 });
+  const extra = await world.redis();
+  await cluster.admin.addShard(name, { master: extra.address, id: 's2' });
+  const ids: string[] = [];
+  const procs = new Map<string, ManagedProcess>();
+  for (let i = 0; i < controllers; i++) {
+    ids.push(`${name}-c${i}`);
+    procs.set(ids[i]!, world.controller(ids[i]!, cluster.prefix, ['--listen', `127.0.0.1:${await freePort()}`]));
+  }
+  await waitFor('a leader', async () => (await cluster.admin.controllers.leader()) !== null, 15_000);
+  const a = await proxies.start(world.etcd.endpoint, cluster.prefix, name);
+  const b = await proxies.start(world.etcd.endpoint, cluster.prefix, name);
+  const clients = [proxies.client(a), proxies.client(b)];
+  const fill = clients[0]!.pipeline();
+  for (let i = 0; i < 5000; i++) fill.set(`k:${i}`, `v${i}`);
+  await fill.exec();
+  const counters = Array.from({ length: 40 }, (_, i) => `c:${i}`);
+  return { ...cluster, extra, ids, procs, clients, counters };
+}
+
+describe('slot migration', () => {
+  it('scales out to a new shard and back in under reads and writes through two proxies: nothing lost, no stale read', async () => {
+    const { admin, clients, counters } = await setup('scale');
+    const load = traffic(clients, counters);
+    await sleep(300);
+    // Out: a third of the slots to s2 (rebalance), while the traffic runs.
+    const plan = await admin.migrations.rebalance('scale', { requestedBy: 'test', dryRun: true });
+    expect(plan.moves.every((m) => m.to === 's2')).toBe(true);
+    await admin.migrations.rebalance('scale', { requestedBy: 'test' });
+    const out = await ended(admin, 'scale');
+    expect(out.state, out.error ?? '').toBe('done');
+    expect(out.keysMoved).toBeGreaterThan(1000);
+    expect(out.steps.map((s) => s.step)).toEqual(['prepare', 'hold-barrier', 'moving', 'move', 'commit', 'commit-barrier']);
+    const scaled = await admin.route('scale');
+    expect(scaled.shards.map((s) => s.slots.length > 0)).toEqual([true, true, true]);
+    // In: drain s2 again, then remove it.
+    await admin.migrations.drain('scale', { shard: 's2', requestedBy: 'test' });
+    const back = await ended(admin, 'scale');
+    expect(back.state, back.error ?? '').toBe('done');
+    await load.stop();
+    await admin.removeShard('scale', 's2');
+    expect(load.unique.length).toBeGreaterThan(100);
+    expect(load.stale).toBe(0);
+    await checkPlacement(admin, 'scale', load.unique, load.acked);
+    const history = await admin.listHistory('scale', 200);
+    expect(history.entries.some((e) => e.action === 'migration:commit')).toBe(true);
+  });
+
+  it('refuses bad requests before anything changes', async () => {
+    const { admin } = await setup('bad');
+    const before = await admin.route('bad');
+    await expect(admin.migrations.migrate('bad', { slots: '0-3', to: 's9', requestedBy: 't' })).rejects.toThrow(/no shard s9/);
+    await expect(admin.migrations.migrate('bad', { slots: '0-99999', to: 's2', requestedBy: 't' })).rejects.toThrow(/outside/);
+    await expect(admin.migrations.migrate('bad', { slots: 'x', to: 's2', requestedBy: 't' })).rejects.toThrow(/not a slot/);
+    await expect(admin.migrations.drain('bad', { shard: 's2', requestedBy: 't' })).rejects.toThrow(/owns no slot/);
+    await admin.migrations.migrate('bad', { slots: '0-3', to: 's2', requestedBy: 't' });
+    await expect(admin.migrations.migrate('bad', { slots: '10-12', to: 's2', requestedBy: 't' })).rejects.toThrow(/one (migration )?at a time|unfinished migration/);
+    await expect(admin.removeShard('bad', 's2')).rejects.toThrow(/migrat/);
+    expect((await ended(admin, 'bad')).state).toBe('done');
+    expect((await admin.route('bad')).epoch).toBeGreaterThan(before.epoch);
+  });
+
+  it('a leader killed mid-migration: the next one carries it on; pause, resume and cancel', async () => {
+    const { admin, clients, counters, ids, procs } = await setup('lead', 2);
+    const load = traffic(clients, counters);
+    const m = await admin.migrations.migrate('lead', { slots: '0-300', to: 's2', requestedBy: 'test' });
+    await admin.migrations.pause('lead', 'test');
+    await migrationWhen(admin, 'lead', 'to pause', (x) => x.state === 'paused');
+    const leader = (await admin.controllers.leader())!.controller;
+    await procs.get(leader)!.kill9();
+    const next = ids.find((id) => id !== leader)!;
+    await waitFor(`${next} to lead`, async () => (await admin.controllers.leader())?.controller === next, 15_000);
+    await admin.migrations.resume('lead', 'test');
+    const done = await ended(admin, 'lead');
+    expect(done.id).toBe(m.id);
+    expect(done.state, done.error ?? '').toBe('done');
+    expect(done.steps.some((s) => s.step === 'resume')).toBe(true);
+
+    // Cancel while paused in the move: the keys go back, the route ends as it was.
+    const routeBefore = await admin.route('lead');
+    await admin.migrations.migrate('lead', { slots: '301-400', to: 's2', requestedBy: 'test' });
+    await admin.migrations.pause('lead', 'test');
+    await migrationWhen(admin, 'lead', 'to pause', (x) => x.state === 'paused');
+    await admin.migrations.cancel('lead', 'test');
+    const cancelled = await ended(admin, 'lead');
+    expect(cancelled.state, cancelled.error ?? '').toBe('cancelled');
+    expect((await admin.route('lead')).shards.map((s) => s.slots)).toEqual(routeBefore.shards.map((s) => s.slots));
+    await load.stop();
+    expect(load.stale).toBe(0);
+    await checkPlacement(admin, 'lead', load.unique, load.acked);
+  });
+});
