@@ -115,6 +115,7 @@ export class Controller {
       election: this.elector,
       mover: new KeyMover({ ...DEFAULT_MOVER_OPTIONS, password: process.env['CFGSERVER_BACKEND_PASSWORD'] }),
       log,
+      metrics: this.metrics,
       ...MIGRATION_DEFAULTS,
     });
     this.quorum = new ReplicaQuorum({ settings: this.stores.replicas, election: this.elector, controllerId: this.id, log });

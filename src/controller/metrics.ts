@@ -34,6 +34,25 @@ export class ControllerMetrics {
     registers: [this.registry],
   });
 
+  readonly migrationKeys = new Counter({
+    name: 'cfgserver_migration_keys_total',
+    help: "Keys the leader's mover moved between shards (proxies count their own moves on access)",
+    labelNames: ['cluster'],
+    registers: [this.registry],
+  });
+  readonly migrationSlotsPending = new Gauge({
+    name: 'cfgserver_migration_slots_pending',
+    help: 'Slots of the migration under way that have not been committed to their new shard yet (0: none under way)',
+    labelNames: ['cluster'],
+    registers: [this.registry],
+  });
+  readonly migrationSteps = new Counter({
+    name: 'cfgserver_migration_steps_total',
+    help: 'Migration steps recorded, by step and the state the migration was left in',
+    labelNames: ['cluster', 'step', 'state'],
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'cfgserver_' });
   }

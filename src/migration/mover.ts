@@ -68,38 +68,57 @@ export class KeyMover {
   async pass(spec: MoveSpec, keepGoing: (sofar: PassResult) => Promise<boolean> | boolean): Promise<PassResult> {
     const source = this.client(spec.source);
     const result: PassResult = { moved: 0, seen: 0, unconfirmed: 0, complete: false };
+    // Keys gather per target across SCAN pages into full batches: fewer round trips and WAITs.
+    const batches = new Map<string, { target: MoveTarget; replicas: number | null; keys: Buffer[] }>();
+    const send = async (batch: { target: MoveTarget; replicas: number | null; keys: Buffer[] }): Promise<boolean> => {
+      batch.replicas ??= await this.liveReplicas(batch.target);
+      const keys = batch.keys;
+      batch.keys = [];
+      await this.moveBatch(spec.source, batch.target.address, batch.replicas, keys, result);
+      return keepGoing(result);
+    };
     let cursor = '0';
     do {
       const [next, keys] = (await this.run(spec.source, 'SCAN', () => source.scanBuffer(cursor, 'COUNT', this.options.scanCount))) as [Buffer, Buffer[]];
       cursor = next.toString();
-      const byTarget = new Map<MoveTarget, Buffer[]>();
       for (const key of keys) {
         const target = spec.targets.get(keySlot(key, spec.slotCount));
-        if (target) byTarget.set(target, [...(byTarget.get(target) ?? []), key]);
-      }
-      for (const [target, mine] of byTarget) {
-        result.seen += mine.length;
-        for (let i = 0; i < mine.length; i += this.options.keysPerBatch) {
-          await this.moveBatch(spec.source, target, mine.slice(i, i + this.options.keysPerBatch), result);
-          if (!(await keepGoing(result))) return result;
-        }
+        if (!target) continue;
+        result.seen++;
+        let batch = batches.get(target.address);
+        if (!batch) batches.set(target.address, (batch = { target, replicas: null, keys: [] }));
+        batch.keys.push(key);
+        if (batch.keys.length >= this.options.keysPerBatch && !(await send(batch))) return result;
       }
     } while (cursor !== '0');
+    for (const batch of batches.values()) if (batch.keys.length > 0 && !(await send(batch))) return result;
     result.complete = true;
     return result;
   }
 
+  /**
+   * How many slaves to WAIT for at `target`: one if the route names a slave and the target has one
+   * online now. A slave the route names but that is down (a dead old master) would make every
+   * batch wait the whole timeout for nothing.
+   */
+  private async liveReplicas(target: MoveTarget): Promise<number> {
+    if (target.replicas === 0) return 0;
+    const info = String(await this.run(target.address, 'INFO replication', () => this.client(target.address).info('replication')));
+    const online = info.split('\n').filter((line) => /^slave\d+:.*state=online/.test(line)).length;
+    return Math.min(target.replicas, online);
+  }
+
   /** Copies, confirms and drops one batch; `result` counts it. */
-  private async moveBatch(source: string, target: MoveTarget, keys: Buffer[], result: PassResult): Promise<void> {
-    const copied = await this.copy(source, target.address, keys);
+  private async moveBatch(source: string, target: string, replicas: number, keys: Buffer[], result: PassResult): Promise<void> {
+    const copied = await this.copy(source, target, keys);
     if (copied === 0) return;
-    if (target.replicas > 0) {
-      const client = this.client(target.address);
-      const acked = (await this.run(target.address, 'PUBLISH+WAIT', async () => {
-        const replies = await client.pipeline().publish(MOVER_CHANNEL, '1').wait(target.replicas, this.options.replicaWaitMs).exec();
+    if (replicas > 0) {
+      const client = this.client(target);
+      const acked = (await this.run(target, 'PUBLISH+WAIT', async () => {
+        const replies = await client.pipeline().publish(MOVER_CHANNEL, '1').wait(replicas, this.options.replicaWaitMs).exec();
         return replies?.[1]?.[1];
       })) as number;
-      if (acked < target.replicas) result.unconfirmed++;
+      if (acked < replicas) result.unconfirmed++;
     }
     // UNLINK's count is the keys this batch really moved (a proxy may have moved some meanwhile).
     result.moved += await this.run(source, 'UNLINK', () => this.client(source).unlink(...keys));

@@ -59,12 +59,14 @@ export async function makeCluster(
  * diskless full sync Redis 7.0 counts a slave as online (and good enough for `min-replicas-to-write`)
  * but sends it nothing until the slave's first `REPLCONF ACK`, up to a second later. Writes taken in that
  * window are lost to a failover whatever the control plane does; fault tests start after it.
- * Writes one marker key on the master.
+ * A PUBLISH (which Redis replicates) then WAIT proves it without writing a key.
  */
 export async function streaming(redis: ReturnType<typeof useRedisClients>, slaves: RedisServer[], master: string): Promise<void> {
   await replicating(redis, slaves, master);
-  await redis.at(master).set('test:streaming', '1');
-  await waitFor(`${master} to stream to its slaves`, async () => Number(await redis.at(master).call('WAIT', String(slaves.length), '1000')) >= slaves.length, 20_000);
+  await waitFor(`${master} to stream to its slaves`, async () => {
+    const replies = await redis.at(master).pipeline().publish('test:streaming', '1').call('WAIT', String(slaves.length), '1000').exec();
+    return Number(replies?.[1]?.[1]) >= slaves.length;
+  }, 20_000);
 }
 
 export async function replicating(redis: ReturnType<typeof useRedisClients>, slaves: RedisServer[], master: string): Promise<void> {

@@ -10,7 +10,8 @@ import { slotOwners } from '../../src/model/route.js';
 import { keySlot } from '../../src/model/slot.js';
 import { freePort, waitFor, type ManagedProcess } from '../../src/playground/processes.js';
 import type { AdminService } from '../../src/service/admin-service.js';
-import { makeCluster } from '../helpers/cluster.js';
+import { makeCluster, replicating, streaming } from '../helpers/cluster.js';
+import { taskEnded } from '../helpers/tasks.js';
 import { useProxies } from '../helpers/proxy.js';
 import { useRedisClients } from '../helpers/redis.js';
 import { useWorld } from '../helpers/servers.js';
@@ -94,10 +95,11 @@ async function checkPlacement(admin: AdminService, cluster: string, unique: stri
   }
 }
 
-async function setup(name: string, controllers = 1) {
-  const cluster = await makeCluster(world, name, { shards: 2, slaves: 0 });
+async function setup(name: string, controllers = 1, slaves = 0) {
+  const cluster = await makeCluster(world, name, { shards: 2, slaves });
   const extra = await world.redis();
-  await cluster.admin.addShard(name, { master: extra.address, id: 's2' });
+  const extraSlaves = slaves > 0 ? [await world.redis()] : [];
+  await cluster.admin.addShard(name, { master: extra.address, id: 's2', slaves: extraSlaves.map((x) => x.address) });
   const ids: string[] = [];
   const procs = new Map<string, ManagedProcess>();
   for (let i = 0; i < controllers; i++) {
@@ -112,7 +114,7 @@ async function setup(name: string, controllers = 1) {
   for (let i = 0; i < 5000; i++) fill.set(`k:${i}`, `v${i}`);
   await fill.exec();
   const counters = Array.from({ length: 40 }, (_, i) => `c:${i}`);
-  return { ...cluster, extra, ids, procs, clients, counters };
+  return { ...cluster, extra, extraSlaves, ids, procs, clients, counters };
 }
 
 describe('slot migration', () => {
@@ -185,5 +187,32 @@ describe('slot migration', () => {
     await load.stop();
     expect(load.stale).toBe(0);
     await checkPlacement(admin, 'lead', load.unique, load.acked);
+  });
+
+  it('a switchover of the source and a kill -9 of the target master mid-migration: it waits, then finishes against the new masters', async () => {
+    const { admin, clients, counters, shards, extra, extraSlaves } = await setup('fail', 1, 1);
+    await replicating(redis, extraSlaves, extra.address);
+    const load = traffic(clients, counters);
+    await admin.migrations.migrate('fail', { slots: '0-255', to: 's2', requestedBy: 'test' });
+    await admin.migrations.pause('fail', 'test');
+    await migrationWhen(admin, 'fail', 'to pause in its move', (x) => x.state === 'paused');
+    expect((await admin.route('fail')).migrating.length).toBe(256);
+
+    // The source's master changes by a planned switchover while its slots are moving.
+    const task = await admin.requestSwitchover('fail', { shard: 's0' });
+    const switched = await taskEnded(admin, 'fail', task.id);
+    expect(switched.state, switched.error ?? '').toBe('done');
+    expect((await admin.route('fail')).shards[0]!.master).toBe(shards[0]!.slaves[0]!.address);
+    await load.stop();
+
+    // The target's master dies: its slave holds every key the mover moved (WAIT before UNLINK).
+    await streaming(redis, extraSlaves, extra.address);
+    await extra.process.kill9();
+    await waitFor('the failover of s2', async () => (await admin.route('fail')).shards[2]!.master === extraSlaves[0]!.address, 20_000);
+    await admin.migrations.resume('fail', 'test');
+    const done = await ended(admin, 'fail');
+    expect(done.state, done.error ?? '').toBe('done');
+    expect(load.stale).toBe(0);
+    await checkPlacement(admin, 'fail', load.unique, load.acked);
   });
 });

@@ -25,6 +25,7 @@ import {
   effectiveMoves,
   expandRanges,
   migrationFinished,
+  migrationSlots,
   movesText,
   routeCommitted,
   routeWithPhase,
@@ -39,6 +40,7 @@ import type { HistoryStore } from '../../store/history-store.js';
 import type { MigrationStore, StoredMigration } from '../../store/migration-store.js';
 import type { ProxyRegistry } from '../../store/proxy-registry.js';
 import { describeBarrier, waitForProxies } from '../barrier.js';
+import type { ControllerMetrics } from '../metrics.js';
 
 export interface MigrationDeps {
   controllerId: string;
@@ -57,6 +59,7 @@ export interface MigrationDeps {
   progressEveryMs: number;
   /** Wait before retrying a pass that failed (a source or target down, a failover under way). */
   retryMs: number;
+  metrics: Pick<ControllerMetrics, 'migrationKeys' | 'migrationSlotsPending' | 'migrationSteps'>;
 }
 
 export const MIGRATION_DEFAULTS = { cutoffGraceMs: 1000, holdBarrierAttempts: 3, progressEveryMs: 1000, retryMs: 1000 };
@@ -229,7 +232,7 @@ export class MigrationRun {
         await this.refresh();
         continue;
       }
-      await this.saveProgress(moved, seen, !stopped);
+      await this.saveProgress(moved, seen, stopped ? 'stopped' : 'complete');
       if (this.cancelAsked) return; // the loop in run() turns the migration round
       if (this.migration.pause) {
         await this.waitWhilePaused();
@@ -269,12 +272,17 @@ export class MigrationRun {
   /** `keysMoved` when the current round of passes began (-1: no round under way). */
   private roundBase = -1;
 
-  /** The counts of the current round so far (a round that ended counts as one more pass). */
-  private async saveProgress(moved: number, seen: number, roundEnded = false): Promise<void> {
+  /**
+   * The counts of the current round of passes so far; `end`: the round is over ('complete': it
+   * went through every source, and counts as a pass; 'stopped': a pause or cancel cut it short).
+   */
+  private async saveProgress(moved: number, seen: number, end: 'complete' | 'stopped' | null = null): Promise<void> {
     if (this.roundBase < 0) this.roundBase = this.migration.keysMoved;
     const base = this.roundBase;
-    await this.update((m) => ({ ...m, keysMoved: base + moved, keysSeen: seen, passes: m.passes + (roundEnded ? 1 : 0) }));
-    if (roundEnded) this.roundBase = -1;
+    const counted = base + moved - this.migration.keysMoved;
+    if (counted > 0) this.deps.metrics.migrationKeys.inc({ cluster: this.migration.cluster }, counted);
+    await this.update((m) => ({ ...m, keysMoved: base + moved, keysSeen: seen, passes: m.passes + (end === 'complete' ? 1 : 0) }));
+    if (end) this.roundBase = -1;
   }
 
   private async refresh(): Promise<void> {
@@ -302,6 +310,9 @@ export class MigrationRun {
     const durationMs = Math.round(performance.now() - this.stepStarted);
     const at = new Date().toISOString();
     await this.update((m) => ({ ...m, ...patch, state, next, steps: [...m.steps, { step, at, durationMs, detail }] }));
+    const { cluster } = this.migration;
+    this.deps.metrics.migrationSteps.inc({ cluster, step, state });
+    this.deps.metrics.migrationSlotsPending.set({ cluster }, migrationFinished(this.migration) ? 0 : migrationSlots(this.migration).length);
     await this.record(step, detail, state === 'running' || state === 'paused' ? 'info' : state, durationMs);
     this.stepStarted = performance.now();
   }
