@@ -7,6 +7,7 @@ import type { ClusterStatus, ClusterSummary, ReplicaStatus } from '../service/ad
 import type { MigrationView } from '../service/migration-service.js';
 import type { HistoryEntry, ProxyInfo, Route, Task } from '../model/schemas.js';
 import { countSlots, rangesText } from '../model/route.js';
+import { movesText } from '../model/migration.js';
 
 const PLAIN = Object.fromEntries(
   ['top', 'top-mid', 'top-left', 'top-right', 'bottom', 'bottom-mid', 'bottom-left', 'bottom-right', 'left', 'left-mid', 'mid', 'mid-mid', 'right', 'right-mid', 'middle'].map((k) => [k, '']),
@@ -71,7 +72,11 @@ export function clusterStatusText(status: ClusterStatus): string {
   const body = rows.length ? table(['SHARD', 'SLOTS', 'INSTANCE', 'ROUTE ROLE', 'SEEN ROLE', 'REPLICATES FROM', 'OFFSET', 'HEALTH'], rows) : 'no shards';
   // The full reason carries the command that discards the data: the operator's decision to make.
   const refusals = status.shards.flatMap((s) => s.instances.filter((i) => i.refused).map((i) => `refused since ${i.refused!.at}: ${i.refused!.reason}`));
-  return [...header, body, ...refusals].join('\n');
+  const m = status.migration;
+  const migration = m
+    ? [`migration ${m.id}: ${m.state}${m.reverse ? ' (cancelling)' : ''} at step ${m.next}; ${movesText(m.moves)}; ${m.keysMoved} keys moved${m.keysPerSecond ? `, ${m.keysPerSecond} keys/s` : ''}${m.secondsLeft !== null ? `, about ${m.secondsLeft} s left` : ''} (cfgctl migrations ${spec.name} --watch)`]
+    : [];
+  return [...header, ...migration, body, ...refusals].join('\n');
 }
 
 /** The offset read now when there is one, else the view's offset with its age. */

@@ -43,7 +43,7 @@ import { ProxyRegistry } from '../store/proxy-registry.js';
 import type { RedisPool } from '../redis/pool.js';
 import { quorumOf, replicaBase } from '../model/replicas.js';
 import { readLive, type LiveReading } from './live-replication.js';
-import { MigrationService } from './migration-service.js';
+import { MigrationService, view as migrationView, type MigrationView } from './migration-service.js';
 import { ReplicaSettings } from '../store/replica-settings.js';
 import type { Keys } from '../store/keys.js';
 
@@ -104,6 +104,8 @@ export interface ClusterStatus {
   healthFrom: string | null;
   /** Whether `live` was read from Redis, and with what timeout (ms); null when not. */
   liveTimeoutMs: number | null;
+  /** The slot migration under way, with keys/s and time left; null when none. */
+  migration: MigrationView | null;
   problems: string[];
 }
 
@@ -212,11 +214,15 @@ export class AdminService {
     const { spec, route } = await this.getCluster(name);
     const problems: string[] = [];
     const liveTimeoutMs = options.live !== false && this.redis ? spec.probe.timeoutMs : null;
-    const [views, leader, history, live] = await Promise.all([
+    const [views, leader, history, live, migration] = await Promise.all([
       this.health.read(spec.name, (err) => problems.push(err.message)),
       this.controllers.leader(),
       this.history.list(spec.name, REFUSAL_LOOKBACK, (err) => problems.push(err.message)),
       liveTimeoutMs !== null && this.redis ? readLive(this.redis, instancesOf(route), liveTimeoutMs) : Promise.resolve(new Map<string, LiveReading>()),
+      this.migrations.store.active(spec.name).catch((err) => {
+        problems.push(`the migration under way could not be read: ${err instanceof Error ? err.message : String(err)}`);
+        return null;
+      }),
     ]);
     const { source, view } = chooseView(views, leader?.controller ?? null);
     const refusals = latestReplicaofRefusals(history);
@@ -240,6 +246,7 @@ export class AdminService {
       })),
       healthFrom: source,
       liveTimeoutMs,
+      migration: migration ? migrationView(migration.migration) : null,
       problems,
     };
   }

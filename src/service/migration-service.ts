@@ -106,7 +106,10 @@ export class MigrationService {
     return this.change(name, id, by, 'cancel', (m) => {
       if (m.cancel) return m;
       if (!canCancelMigration(m)) throw new RefusedError(`migration ${m.id} can no longer be cancelled: it is at step ${m.next}, past which it finishes by itself`);
-      return { ...m, cancel: { by, at: new Date().toISOString() } };
+      const at = new Date().toISOString();
+      // No leader has begun it (nothing in the route yet): it ends here.
+      if (m.steps.length === 0) return { ...m, state: 'cancelled', next: '-', error: `cancelled by ${by} before a leader began it`, cancel: { by, at }, steps: [{ step: 'cancel', at, durationMs: null, detail: `cancelled by ${by}` }] };
+      return { ...m, cancel: { by, at } };
     });
   }
 

@@ -8,13 +8,13 @@ import { describe, expect, it } from 'vitest';
 import { migrationFinished, type MigrationRecord } from '../../src/model/migration.js';
 import { slotOwners } from '../../src/model/route.js';
 import { keySlot } from '../../src/model/slot.js';
-import { freePort, waitFor, type ManagedProcess } from '../../src/playground/processes.js';
+import { freePort, spawnProxy, waitFor, type ManagedProcess } from '../../src/playground/processes.js';
 import type { AdminService } from '../../src/service/admin-service.js';
 import { makeCluster, replicating, streaming } from '../helpers/cluster.js';
 import { taskEnded } from '../helpers/tasks.js';
 import { useProxies } from '../helpers/proxy.js';
 import { useRedisClients } from '../helpers/redis.js';
-import { useWorld } from '../helpers/servers.js';
+import { cfgctl, useWorld } from '../helpers/servers.js';
 
 const world = useWorld();
 const redis = useRedisClients();
@@ -106,7 +106,7 @@ async function setup(name: string, controllers = 1, slaves = 0) {
     ids.push(`${name}-c${i}`);
     procs.set(ids[i]!, world.controller(ids[i]!, cluster.prefix, ['--listen', `127.0.0.1:${await freePort()}`]));
   }
-  await waitFor('a leader', async () => (await cluster.admin.controllers.leader()) !== null, 15_000);
+  if (controllers > 0) await waitFor('a leader', async () => (await cluster.admin.controllers.leader()) !== null, 15_000);
   const a = await proxies.start(world.etcd.endpoint, cluster.prefix, name);
   const b = await proxies.start(world.etcd.endpoint, cluster.prefix, name);
   const clients = [proxies.client(a), proxies.client(b)];
@@ -214,5 +214,46 @@ describe('slot migration', () => {
     expect(done.state, done.error ?? '').toBe('done');
     expect(load.stale).toBe(0);
     await checkPlacement(admin, 'fail', load.unique, load.acked);
+  });
+
+  it('a proxy killed while the migration waits for it holds it up only until its lease expires', async () => {
+    const { admin, prefix } = await setup('proxykill');
+    const proxy = spawnProxy({ id: 'doomed', cluster: 'proxykill', listen: `127.0.0.1:${await freePort()}`, etcd: world.etcd.endpoint, prefix, logFile: `${world.dir}/proxy-doomed.log` });
+    try {
+      await waitFor('the proxy to register', async () => (await admin.listProxies('proxykill')).proxies.some((p) => p.id === 'doomed'), 15_000);
+      proxy.signal('SIGSTOP'); // registered, and now it will drain nothing
+      await admin.migrations.migrate('proxykill', { slots: '0-9', to: 's2', requestedBy: 'test' });
+      await migrationWhen(admin, 'proxykill', 'to publish its hold', (m) => m.next === 'hold-barrier');
+      await proxy.kill9();
+      const done = await ended(admin, 'proxykill');
+      expect(done.state, done.error ?? '').toBe('done');
+      expect(done.steps.find((s) => s.step === 'hold-barrier')!.detail).toMatch(/doomed left the registry/);
+    } finally {
+      await proxy.kill9();
+    }
+  });
+
+  it('cfgctl: a dry run writes nothing, bad input gets one line and an exit code, migrations and cluster show name the migration, cancel ends it', async () => {
+    const { admin, prefix } = await setup('cli', 0);
+    const ctl = (args: string[]) => cfgctl(world.etcd.endpoint, prefix, args);
+    const epoch = (await admin.route('cli')).epoch;
+    const dry = await ctl(['migrate', 'cli', '--slots', '0-9', '--to', 's2', '--dry-run']);
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toMatch(/would move: 0-9 s0 -> s2/);
+    expect((await admin.migrations.list('cli')).migrations).toEqual([]);
+    const bad = await ctl(['migrate', 'cli', '--slots', '9-0', '--to', 's2']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+    expect((await ctl(['migrate', 'cli', '--slots', '0-9', '--to', 'nope'])).code).toBe(5);
+    const asked = await ctl(['migrate', 'cli', '--slots', '0-9', '--to', 's2']);
+    expect(asked.code).toBe(0);
+    const list = await ctl(['migrations', 'cli']);
+    expect(list.stdout).toMatch(/running\s+prepare\s+0-9 s0->s2\s+10/);
+    expect((await ctl(['cluster', 'show', 'cli', '--no-live'])).stdout).toMatch(/migration .*: running at step prepare; 0-9 s0 -> s2/);
+    const cancelled = await ctl(['migrate', 'cancel', 'cli']);
+    expect(cancelled.code).toBe(0);
+    expect((await admin.migrations.list('cli')).migrations[0]!.state).toBe('cancelled');
+    expect((await admin.route('cli')).epoch).toBe(epoch);
+    expect((await ctl(['migrate', 'pause', 'cli'])).code).toBe(3);
   });
 });
