@@ -25,6 +25,7 @@ import { ReplicaQuorum } from './replica-quorum.js';
 import { MigrationDriver } from './migrations/migration-driver.js';
 import { MIGRATION_DEFAULTS } from './migrations/run-migration.js';
 import { DEFAULT_MOVER_OPTIONS, KeyMover } from '../migration/mover.js';
+import { BigKeyMover, DEFAULT_BIG_KEY_OPTIONS } from '../migration/big-keys.js';
 import { createControllerStores, type ControllerStores } from './stores.js';
 import { VERSION } from '../version.js';
 
@@ -114,6 +115,8 @@ export class Controller {
       ...this.stores,
       election: this.elector,
       mover: new KeyMover({ ...DEFAULT_MOVER_OPTIONS, password: process.env['CFGSERVER_BACKEND_PASSWORD'] }),
+      bigKeys: new BigKeyMover({ ...DEFAULT_BIG_KEY_OPTIONS, password: process.env['CFGSERVER_BACKEND_PASSWORD'] }),
+      bigKeyChunk: DEFAULT_BIG_KEY_OPTIONS.chunk,
       log,
       metrics: this.metrics,
       ...MIGRATION_DEFAULTS,

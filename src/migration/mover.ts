@@ -9,10 +9,11 @@
  * that `MIGRATE` finds the target's copy (`BUSYKEY`): the copy at the destination always wins, and
  * the one at the source is dropped.
  */
-import { Redis } from 'ioredis';
-import { RedisError, errorMessage } from '../model/errors.js';
+import type { Redis } from 'ioredis';
+import { errorMessage } from '../model/errors.js';
 import { keySlot } from '../model/slot.js';
 import { splitAddress } from '../model/address.js';
+import { moverConnection, onlineSlaves, runOn } from './connection.js';
 
 /** Where a migrating slot's keys go. */
 export interface MoveTarget {
@@ -103,9 +104,7 @@ export class KeyMover {
    */
   private async liveReplicas(target: MoveTarget): Promise<number> {
     if (target.replicas === 0) return 0;
-    const info = String(await this.run(target.address, 'INFO replication', () => this.client(target.address).info('replication')));
-    const online = info.split('\n').filter((line) => /^slave\d+:.*state=online/.test(line)).length;
-    return Math.min(target.replicas, online);
+    return Math.min(target.replicas, await onlineSlaves(target.address, this.client(target.address)));
   }
 
   /** Copies, confirms and drops one batch; `result` counts it. */
@@ -150,31 +149,13 @@ export class KeyMover {
     return Buffer.isBuffer(reply) ? reply.toString() : String(reply);
   }
 
-  private async run<T>(address: string, what: string, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      throw new RedisError(`${address}: ${what} failed: ${errorMessage(err)}`, { cause: err });
-    }
+  private run<T>(address: string, what: string, fn: () => Promise<T>): Promise<T> {
+    return runOn(address, what, fn);
   }
 
   private client(address: string): Redis {
     let client = this.clients.get(address);
-    if (!client) {
-      const { host, port } = splitAddress(address);
-      client = new Redis({
-        host,
-        port,
-        password: this.options.password,
-        connectTimeout: this.options.timeoutMs,
-        commandTimeout: this.options.timeoutMs + 2000,
-        maxRetriesPerRequest: 1,
-        retryStrategy: (times) => Math.min(100 * times, 1000),
-        connectionName: 'cfgserver-mover',
-      });
-      client.on('error', () => undefined);
-      this.clients.set(address, client);
-    }
+    if (!client) this.clients.set(address, (client = moverConnection(address, this.options)));
     return client;
   }
 

@@ -16,9 +16,6 @@ import { clusterName, shardId, slotRange, taskStepSchema, type Route, type Shard
 export const MIGRATION_STATES = ['running', 'paused', 'done', 'failed', 'cancelled'] as const;
 export const FINISHED_MIGRATION_STATES = ['done', 'failed', 'cancelled'] as const;
 
-/** The steps of a migration, in order; `next` names the one to do. */
-export const MIGRATION_STEPS = ['prepare', 'hold-barrier', 'moving', 'move', 'commit', 'commit-barrier'] as const;
-export type MigrationStep = (typeof MIGRATION_STEPS)[number] | 'undo' | 'undo-barrier' | '-';
 
 export const migrationRecordSchema = z.strictObject({
   id: z.string(),
@@ -44,6 +41,8 @@ export const migrationRecordSchema = z.strictObject({
   epochAfter: z.number().nullable().default(null),
   steps: z.array(taskStepSchema).default([]),
   error: z.string().nullable().default(null),
+  /** Keys of the moving slots big enough to move in chunks (found by the `survey` step); `key` in base64. */
+  bigKeys: z.array(z.strictObject({ key: z.string(), from: shardId, to: shardId, type: z.enum(['hash', 'list', 'set', 'zset']), elements: z.number().int() })).default([]),
   /** An admin asked to pause (`migrate pause`): the mover stops between batches. */
   pause: z.boolean().default(false),
   /** Turned round by a cancel: the moves run from `to` back to `from`, and the route ends as it was. */
@@ -64,7 +63,13 @@ export function effectiveMoves(m: Pick<MigrationRecord, 'moves' | 'reverse'>): M
 }
 
 /** Steps at which a cancel can still turn the migration round (after them it finishes by itself). */
-export const CANCELLABLE_STEPS: ReadonlySet<string> = new Set(['prepare', 'hold-barrier', 'moving', 'move']);
+export const CANCELLABLE_STEPS: ReadonlySet<string> = new Set(['survey', 'prepare', 'hold-barrier', 'big-keys', 'moving', 'move']);
+
+/** Whether a key of the migration may have moved yet (a cancel then has to bring keys back). */
+export function keysMayHaveMoved(m: Pick<MigrationRecord, 'next' | 'bigKeys'>): boolean {
+  if (m.next === 'survey' || m.next === 'prepare' || m.next === 'hold-barrier') return false;
+  return !(m.next === 'moving' && m.bigKeys.length === 0);
+}
 
 export function canCancelMigration(m: MigrationRecord): boolean {
   return !migrationFinished(m) && !m.reverse && CANCELLABLE_STEPS.has(m.next);

@@ -129,7 +129,7 @@ describe('slot migration', () => {
     const out = await ended(admin, 'scale');
     expect(out.state, out.error ?? '').toBe('done');
     expect(out.keysMoved).toBeGreaterThan(1000);
-    expect(out.steps.map((s) => s.step)).toEqual(['prepare', 'hold-barrier', 'moving', 'move', 'commit', 'commit-barrier']);
+    expect(out.steps.map((s) => s.step)).toEqual(['survey', 'prepare', 'hold-barrier', 'moving', 'move', 'commit', 'commit-barrier']);
     const scaled = await admin.route('scale');
     expect(scaled.shards.map((s) => s.slots.length > 0)).toEqual([true, true, true]);
     // In: drain s2 again, then remove it.
@@ -146,16 +146,29 @@ describe('slot migration', () => {
   });
 
   it('refuses bad requests before anything changes', async () => {
-    const { admin } = await setup('bad');
+    const { admin, clients, extra, shards } = await setup('bad');
     const before = await admin.route('bad');
     await expect(admin.migrations.migrate('bad', { slots: '0-3', to: 's9', requestedBy: 't' })).rejects.toThrow(/no shard s9/);
     await expect(admin.migrations.migrate('bad', { slots: '0-99999', to: 's2', requestedBy: 't' })).rejects.toThrow(/outside/);
     await expect(admin.migrations.migrate('bad', { slots: 'x', to: 's2', requestedBy: 't' })).rejects.toThrow(/not a slot/);
     await expect(admin.migrations.drain('bad', { shard: 's2', requestedBy: 't' })).rejects.toThrow(/owns no slot/);
+    // A hash too big for one MIGRATE, in a slot that moves: it goes in chunks, whole, with its TTL.
+    const big = Array.from({ length: 100 }, (_, i) => `big:${i}`).find((k) => keySlot(k, 1024) <= 3)!;
+    const fields = Array.from({ length: 12_000 }, (_, i) => [`f${i}`, `v${i}`]).flat();
+    await clients[0]!.hset(big, ...fields);
+    await clients[0]!.expire(big, 5000);
     await admin.migrations.migrate('bad', { slots: '0-3', to: 's2', requestedBy: 't' });
     await expect(admin.migrations.migrate('bad', { slots: '10-12', to: 's2', requestedBy: 't' })).rejects.toThrow(/one (migration )?at a time|unfinished migration/);
     await expect(admin.removeShard('bad', 's2')).rejects.toThrow(/migrat/);
-    expect((await ended(admin, 'bad')).state).toBe('done');
+    const done = await ended(admin, 'bad');
+    expect(done.state, done.error ?? '').toBe('done');
+    expect(done.steps.map((x) => x.step)).toContain('big-keys');
+    expect(done.steps.find((x) => x.step === 'survey')!.detail).toMatch(new RegExp(`1 big keys .*${big} \\(hash, 12000 elements\\)`));
+    expect(await redis.at(extra.address).hlen(big)).toBe(12_000);
+    expect(await redis.at(extra.address).hget(big, 'f11999')).toBe('v11999');
+    expect(await redis.at(extra.address).ttl(big)).toBeGreaterThan(4900);
+    expect(await redis.at(shards[0]!.master.address).exists(big)).toBe(0);
+    expect(await clients[1]!.hlen(big)).toBe(12_000);
     expect((await admin.route('bad')).epoch).toBeGreaterThan(before.epoch);
   });
 
@@ -248,12 +261,12 @@ describe('slot migration', () => {
     const asked = await ctl(['migrate', 'cli', '--slots', '0-9', '--to', 's2']);
     expect(asked.code).toBe(0);
     const list = await ctl(['migrations', 'cli']);
-    expect(list.stdout).toMatch(/running\s+prepare\s+0-9 s0->s2\s+10/);
-    expect((await ctl(['cluster', 'show', 'cli', '--no-live'])).stdout).toMatch(/migration .*: running at step prepare; 0-9 s0 -> s2/);
+    expect(list.stdout).toMatch(/running\s+survey\s+0-9 s0->s2\s+10/);
+    expect((await ctl(['cluster', 'show', 'cli', '--no-live'])).stdout).toMatch(/migration .*: running at step survey; 0-9 s0 -> s2/);
     const cancelled = await ctl(['migrate', 'cancel', 'cli']);
     expect(cancelled.code).toBe(0);
     expect((await admin.migrations.list('cli')).migrations[0]!.state).toBe('cancelled');
     expect((await admin.route('cli')).epoch).toBe(epoch);
     expect((await ctl(['migrate', 'pause', 'cli'])).code).toBe(3);
-  });
+  }, 120_000); // nine cfgctl processes, each a node start: slow on a busy machine
 });

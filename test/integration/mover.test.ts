@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { keySlot } from '../../src/model/slot.js';
+import { BigKeyMover } from '../../src/migration/big-keys.js';
 import { KeyMover } from '../../src/migration/mover.js';
 import { waitFor } from '../../src/playground/processes.js';
 import { useRedisClients } from '../helpers/redis.js';
@@ -106,5 +107,39 @@ describe('KeyMover', () => {
     }
     expect(await src.dbsize()).toBe(0);
     expect(await redis.at(target.address).dbsize()).toBe(2000);
+  });
+
+  it('BigKeyMover finds the big keys of the moving slots and moves each type in chunks, TTL kept; the target\'s copy wins', async () => {
+    const [source, target] = [await world.redis(), await world.redis()];
+    const src = redis.at(source.address);
+    const n = 5000;
+    const items = Array.from({ length: n }, (_, i) => `e${i}`);
+    await src.hset('h:{b}', ...items.flatMap((e) => [e, `v-${e}`]));
+    await src.rpush('l:{b}', ...items);
+    await src.sadd('s:{b}', ...items);
+    await src.zadd('z:{b}', ...items.flatMap((e, i) => [String(i + 0.5), e]));
+    await src.pexpire('z:{b}', 900_000);
+    await src.hset('small:{b}', 'a', '1');
+    await src.hset('h:{elsewhere}', ...items.flatMap((e) => [e, '1']));
+    const slot = keySlot('{b}', SLOTS);
+    const mover = new BigKeyMover({ timeoutMs: 5000, threshold: 1000, chunk: 300, replicaWaitMs: 500 });
+    try {
+      const found = await mover.find(source.address, new Set([slot]), SLOTS);
+      expect(found.map((k) => `${k.key.toString()}:${k.type}:${k.elements}`).sort()).toEqual([`h:{b}:hash:${n}`, `l:{b}:list:${n}`, `s:{b}:set:${n}`, `z:{b}:zset:${n}`]);
+      await redis.at(target.address).hset('h:{b}', 'theirs', '1'); // already at the destination: it wins
+      for (const [i, k] of found.entries()) expect(await mover.move(source.address, target.address, k.key, `tmp:${i}`, 0)).toBe(true);
+      expect(await mover.move(source.address, target.address, Buffer.from('gone:{b}'), 'tmp:x', 0)).toBe(false);
+    } finally {
+      mover.close();
+    }
+    const tgt = redis.at(target.address);
+    expect(await tgt.hgetall('h:{b}')).toEqual({ theirs: '1' });
+    expect(await tgt.lrange('l:{b}', 0, -1)).toEqual(items);
+    expect((await tgt.smembers('s:{b}')).sort()).toEqual([...items].sort());
+    expect(await tgt.zrange('z:{b}', '0', '-1', 'WITHSCORES')).toEqual(items.flatMap((e, i) => [e, String(i + 0.5)]));
+    expect(await tgt.pttl('z:{b}')).toBeGreaterThan(800_000);
+    expect(await tgt.keys('tmp:*')).toEqual([]);
+    for (const k of ['h:{b}', 'l:{b}', 's:{b}', 'z:{b}']) expect(await src.exists(k)).toBe(0);
+    expect(await src.exists('small:{b}', 'h:{elsewhere}')).toBe(2);
   });
 });

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { RefusedError, ValidationError } from '../../src/model/errors.js';
 import {
   drainMoves,
+  keysMayHaveMoved,
   migrationSlots,
   parseSlotList,
   planMoves,
@@ -103,5 +104,16 @@ describe('rebalance and drain plans', () => {
     expect(() => drainMoves(drained, 's0')).toThrow(/owns no slot/);
     const one = newRoute('c', 16, [{ id: 's0', master: 'h:1', slaves: [], slots: [[0, 15]] }], 1);
     expect(() => drainMoves(one, 's0')).toThrow(/only shard/);
+  });
+});
+
+describe('keysMayHaveMoved', () => {
+  it('is false until the slots move or big keys are copied', () => {
+    for (const next of ['survey', 'prepare', 'hold-barrier']) expect(keysMayHaveMoved({ next, bigKeys: [] })).toBe(false);
+    expect(keysMayHaveMoved({ next: 'moving', bigKeys: [] })).toBe(false);
+    const big = [{ key: 'aw==', from: 's0', to: 's2', type: 'hash' as const, elements: 1e6 }];
+    expect(keysMayHaveMoved({ next: 'moving', bigKeys: big })).toBe(true);
+    expect(keysMayHaveMoved({ next: 'big-keys', bigKeys: big })).toBe(true);
+    expect(keysMayHaveMoved({ next: 'move', bigKeys: [] })).toBe(true);
   });
 });

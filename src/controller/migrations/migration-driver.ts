@@ -36,5 +36,6 @@ export class MigrationDriver {
 
   close(): void {
     this.deps.mover.close();
+    this.deps.bigKeys.close();
   }
 }

@@ -2,12 +2,14 @@
  * A slot migration as the leader runs it (docs/migration.md): a persisted state machine, like a
  * failover, that any new leader carries on from `next`:
  *
- *   prepare -> hold-barrier -> moving -> move -> commit -> commit-barrier -> done
+ *   survey -> prepare -> hold-barrier [-> big-keys] -> moving -> move -> commit -> commit-barrier -> done
  *
+ * - survey: the big keys of the moving slots (big-keys.ts), which must not move by one MIGRATE.
  * - prepare: the route marks the slots `prepare` (new epoch): proxies hold their commands.
  * - hold-barrier: every live proxy has drained that epoch (nothing it sent before can still land
  *   on a source), then a short grace for a proxy cut off from etcd that follows the route through
  *   a controller. Not reached in time: the migration is undone (the route as before) and fails.
+ * - big-keys: while the slots are held, each big key is copied in chunks and dropped at the source.
  * - moving: the route marks them `moving`: proxies move a key before running a command on it.
  * - move: the key mover passes over each source until a pass finds no key of the slots left.
  * - commit: the route gives the slots to their new shards (new epoch); then a barrier.
@@ -24,6 +26,7 @@ import {
   CANCELLABLE_STEPS,
   effectiveMoves,
   expandRanges,
+  keysMayHaveMoved,
   migrationFinished,
   migrationSlots,
   movesText,
@@ -34,6 +37,7 @@ import {
 } from '../../model/migration.js';
 import { historyEntry } from '../../model/history.js';
 import type { HistoryEntry, Route } from '../../model/schemas.js';
+import type { BigKeyMover } from '../../migration/big-keys.js';
 import type { KeyMover, MoveTarget } from '../../migration/mover.js';
 import type { ClusterStore } from '../../store/cluster-store.js';
 import type { HistoryStore } from '../../store/history-store.js';
@@ -50,6 +54,9 @@ export interface MigrationDeps {
   proxies: ProxyRegistry;
   election: LeaderLock;
   mover: KeyMover;
+  bigKeys: BigKeyMover;
+  /** Elements per chunk of a big key (for the history). */
+  bigKeyChunk: number;
   log: Logger;
   /** After the hold barrier: how long a proxy cut off from etcd may take to learn the route from a controller. */
   cutoffGraceMs: number;
@@ -88,6 +95,12 @@ export class MigrationRun {
       await this.takeAdminWishes();
       if (migrationFinished(this.migration)) return;
       switch (this.migration.next) {
+        case 'survey':
+          await this.survey();
+          break;
+        case 'big-keys':
+          await this.moveBigKeys();
+          break;
         case 'prepare':
           await this.publish('prepare', 'hold-barrier', (r) => routeWithPhase(r, { moves: effectiveMoves(this.migration) }, 'prepare'));
           break;
@@ -130,13 +143,13 @@ export class MigrationRun {
     if (m.state === 'paused' && !m.pause) await this.persist('resume', 'running', m.next, 'resumed by an admin');
     if (!m.cancel || m.reverse || !CANCELLABLE_STEPS.has(m.next)) return;
     const by = `cancelled by ${m.cancel.by}`;
-    if (m.next === 'prepare' || m.next === 'hold-barrier' || m.next === 'moving') {
+    if (!keysMayHaveMoved(m)) {
       const route = await this.deps.clusters.get(m.cluster);
       if (route.route.migrating.length > 0) await this.writeRoute(routeWithoutMigration);
       await this.persist('cancel', 'cancelled', '-', `${by} before any key moved: the route is as before`);
       return;
     }
-    await this.persist('cancel', 'running', 'prepare', `${by}: the keys that moved go back where they came from, then the route is as before`, { reverse: true, pause: false });
+    await this.persist('cancel', 'running', 'survey', `${by}: the keys that moved go back where they came from, then the route is as before`, { reverse: true, pause: false, bigKeys: [] });
   }
 
   /** Writes the route change of a step (unless the route already has it) and records the step. */
@@ -175,7 +188,7 @@ export class MigrationRun {
       if (!outcome.timedOut) {
         await sleep(this.deps.cutoffGraceMs);
         this.deps.election.requireFence();
-        await this.persist('hold-barrier', 'running', 'moving', `${describeBarrier(outcome)}; then ${this.deps.cutoffGraceMs} ms for a proxy cut off from etcd to learn the route from a controller`);
+        await this.persist('hold-barrier', 'running', this.migration.bigKeys.length > 0 ? 'big-keys' : 'moving', `${describeBarrier(outcome)}; then ${this.deps.cutoffGraceMs} ms for a proxy cut off from etcd to learn the route from a controller`);
         return;
       }
       this.deps.log.warn(`migration ${this.migration.id}: hold barrier attempt ${attempt}: ${describeBarrier(outcome)}`, { cluster: this.migration.cluster });
@@ -184,6 +197,41 @@ export class MigrationRun {
         await this.persist('hold-barrier', 'running', 'undo', why, { error: why });
       }
     }
+  }
+
+  /** The big keys of the moving slots, on each source as the route names it now. */
+  private async survey(): Promise<void> {
+    const route = (await this.deps.clusters.get(this.migration.cluster)).route;
+    const masters = new Map(route.shards.map((s) => [s.id, s.master]));
+    const bigKeys: MigrationRecord['bigKeys'] = [];
+    for (const move of effectiveMoves(this.migration)) {
+      const found = await this.deps.bigKeys.find(masters.get(move.from)!, new Set(expandRanges(move.slots)), route.slotCount);
+      for (const k of found) bigKeys.push({ key: k.key.toString('base64'), from: move.from, to: move.to, type: k.type, elements: k.elements });
+    }
+    const detail = bigKeys.length
+      ? `${bigKeys.length} big keys will move in chunks while their slots are held: ${bigKeys.slice(0, 5).map((k) => `${Buffer.from(k.key, 'base64').toString()} (${k.type}, ${k.elements} elements)`).join(', ')}${bigKeys.length > 5 ? ', ...' : ''}`
+      : 'no big key in the moving slots';
+    await this.persist('survey', 'running', 'prepare', detail, { bigKeys });
+  }
+
+  /** Each big key in chunks, while the proxies hold the slots (so nobody writes it meanwhile). */
+  private async moveBigKeys(): Promise<void> {
+    const route = (await this.deps.clusters.get(this.migration.cluster)).route;
+    const shards = new Map(route.shards.map((s) => [s.id, s]));
+    let moved = 0;
+    let elements = 0;
+    const started = performance.now();
+    for (const [i, k] of this.migration.bigKeys.entries()) {
+      this.deps.election.requireFence();
+      const target = shards.get(k.to)!;
+      const done = await this.deps.bigKeys.move(shards.get(k.from)!.master, target.master, Buffer.from(k.key, 'base64'), `__cfgserver:migrating:${this.migration.id}:${i}`, target.slaves.length > 0 ? 1 : 0);
+      if (done) {
+        moved++;
+        elements += k.elements;
+      }
+    }
+    const ms = Math.round(performance.now() - started);
+    await this.persist('big-keys', 'running', 'moving', `${moved} big keys (${elements} elements) copied in chunks of ${this.deps.bigKeyChunk} and dropped at their sources in ${ms} ms`, { keysMoved: this.migration.keysMoved + moved });
   }
 
   /** Non-strict: the route is published already; a timeout is recorded, naming who was behind. */
