@@ -266,6 +266,9 @@ describe('slot migration', () => {
     const cancelled = await ctl(['migrate', 'cancel', 'cli']);
     expect(cancelled.code).toBe(0);
     expect((await admin.migrations.list('cli')).migrations[0]!.state).toBe('cancelled');
+    const watched = await ctl(['migrations', 'cli', '--watch']); // not a terminal: plain lines, ends with the migration
+    expect(watched.code).toBe(0);
+    expect(watched.stdout).toMatch(/cancelled \(cancelled by .* before a leader began it\)/);
     expect((await admin.route('cli')).epoch).toBe(epoch);
     expect((await ctl(['migrate', 'pause', 'cli'])).code).toBe(3);
   }, 120_000); // nine cfgctl processes, each a node start: slow on a busy machine

@@ -5,7 +5,8 @@
  */
 import { SingleBar } from 'cli-progress';
 import type { Argv } from 'yargs';
-import { movesText, type MigrationRecord } from '../../model/migration.js';
+import { TaskFailedError } from '../../model/errors.js';
+import { migrationFinished, movesText, type MigrationRecord } from '../../model/migration.js';
 import type { AdminService } from '../../service/admin-service.js';
 import type { MigrationView } from '../../service/migration-service.js';
 import { printJson, show, withAdmin, type GlobalArgs } from '../run.js';
@@ -110,9 +111,10 @@ async function watch(admin: AdminService, cluster: string, everyMs: number, json
       if (line !== last) process.stdout.write(`${line}\n`);
       last = line;
     }
-    if (['done', 'failed', 'cancelled'].includes(m.state)) {
+    if (migrationFinished(m)) {
       bar?.stop();
       if (!json) process.stdout.write(`migration ${m.id}: ${m.state}${m.error ? ` (${m.error})` : ''}\n`);
+      if (m.state === 'failed') throw new TaskFailedError(`migration ${m.id} failed: ${m.error ?? 'see cfgctl history'}`);
       return;
     }
     await new Promise((r) => setTimeout(r, everyMs));
