@@ -11,7 +11,7 @@
  */
 import type { Redis } from 'ioredis';
 import { keySlot } from '../model/slot.js';
-import { moverConnection, onlineSlaves, runOn } from './connection.js';
+import { MoverConnections, onlineSlaves, runOn } from './connection.js';
 import { MOVER_CHANNEL } from './mover.js';
 
 export const BIG_KEY_TYPES = ['hash', 'list', 'set', 'zset'] as const;
@@ -39,9 +39,12 @@ export const DEFAULT_BIG_KEY_OPTIONS: BigKeyOptions = { timeoutMs: 10_000, thres
 const LENGTH: Record<BigKeyType, string> = { hash: 'HLEN', list: 'LLEN', set: 'SCARD', zset: 'ZCARD' };
 
 export class BigKeyMover {
-  private readonly clients = new Map<string, Redis>();
 
-  constructor(private readonly options: BigKeyOptions = DEFAULT_BIG_KEY_OPTIONS) {}
+  private readonly connections: MoverConnections;
+
+  constructor(private readonly options: BigKeyOptions = DEFAULT_BIG_KEY_OPTIONS) {
+    this.connections = new MoverConnections(options);
+  }
 
   /** The keys of `slots` on `source` with more elements than the threshold. */
   async find(source: string, slots: ReadonlySet<number>, slotCount: number): Promise<BigKey[]> {
@@ -115,13 +118,10 @@ export class BigKeyMover {
   }
 
   private client(address: string): Redis {
-    let client = this.clients.get(address);
-    if (!client) this.clients.set(address, (client = moverConnection(address, this.options)));
-    return client;
+    return this.connections.get(address);
   }
 
   close(): void {
-    for (const c of this.clients.values()) c.disconnect();
-    this.clients.clear();
+    this.connections.close();
   }
 }

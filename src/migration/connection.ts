@@ -6,7 +6,25 @@ import { Redis } from 'ioredis';
 import { splitAddress } from '../model/address.js';
 import { RedisError, errorMessage } from '../model/errors.js';
 
-export function moverConnection(address: string, options: { password?: string; timeoutMs: number }): Redis {
+/** One connection per instance, opened on first use, all closed together. */
+export class MoverConnections {
+  private readonly clients = new Map<string, Redis>();
+
+  constructor(private readonly options: { password?: string; timeoutMs: number }) {}
+
+  get(address: string): Redis {
+    let client = this.clients.get(address);
+    if (!client) this.clients.set(address, (client = moverConnection(address, this.options)));
+    return client;
+  }
+
+  close(): void {
+    for (const c of this.clients.values()) c.disconnect();
+    this.clients.clear();
+  }
+}
+
+function moverConnection(address: string, options: { password?: string; timeoutMs: number }): Redis {
   const { host, port } = splitAddress(address);
   const client = new Redis({
     host,

@@ -13,7 +13,7 @@ import type { Redis } from 'ioredis';
 import { errorMessage } from '../model/errors.js';
 import { keySlot } from '../model/slot.js';
 import { splitAddress } from '../model/address.js';
-import { moverConnection, onlineSlaves, runOn } from './connection.js';
+import { MoverConnections, onlineSlaves, runOn } from './connection.js';
 
 /** Where a migrating slot's keys go. */
 export interface MoveTarget {
@@ -58,9 +58,12 @@ export interface PassResult {
 export const MOVER_CHANNEL = '__cfgserver:migration__';
 
 export class KeyMover {
-  private readonly clients = new Map<string, Redis>();
 
-  constructor(private readonly options: MoverOptions = DEFAULT_MOVER_OPTIONS) {}
+  private readonly connections: MoverConnections;
+
+  constructor(private readonly options: MoverOptions = DEFAULT_MOVER_OPTIONS) {
+    this.connections = new MoverConnections(options);
+  }
 
   /**
    * One SCAN over the source, moving the keys of the slots in `spec.targets`. `keepGoing` is asked after every
@@ -154,13 +157,10 @@ export class KeyMover {
   }
 
   private client(address: string): Redis {
-    let client = this.clients.get(address);
-    if (!client) this.clients.set(address, (client = moverConnection(address, this.options)));
-    return client;
+    return this.connections.get(address);
   }
 
   close(): void {
-    for (const c of this.clients.values()) c.disconnect();
-    this.clients.clear();
+    this.connections.close();
   }
 }
