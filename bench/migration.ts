@@ -2,7 +2,7 @@
  * bench/migration — how fast slot migration moves keys, what clients lose meanwhile, and how long
  * one big key blocks Redis (issue 9, "Tests and measurements"; docs/migration.md).
  *
- *   node --import tsx bench/migration.ts [--keys N] [--large N] [--value-bytes B] [--big N] [--requests N]
+ *   node --import tsx bench/migration.ts [--keys N] [--large N] [--value-bytes B] [--big N] [--requests N] [--only idle,load,big]
  *
  * Each scenario gets its own cluster — etcd, two masters owning every slot, an empty third shard
  * s2, one controller process and one proxy process, all on 127.0.0.1 — stopped at its end whatever
@@ -31,7 +31,7 @@ import { AdminService } from '../src/service/admin-service.js';
 import type { MigrationView } from '../src/service/migration-service.js';
 import { createEtcd } from '../src/store/etcd.js';
 import { Keys } from '../src/store/keys.js';
-import { argNumber, redisBenchmark, run, whenServing, withCluster, type BenchCluster } from './common.js';
+import { argNumber, argText, redisBenchmark, run, whenServing, withCluster, type BenchCluster } from './common.js';
 
 const SMALL_KEYS = argNumber('keys', 1_000_000);
 const LARGE_KEYS = argNumber('large', 100_000);
@@ -47,6 +47,8 @@ const MAX_LOAD_ROUNDS = 60;
 /** No migration of this bench should take longer; past it the bench fails. */
 const MIGRATION_TIMEOUT_MS = 8 * 60_000;
 const SMALL_VALUE = 'v'.repeat(16);
+/** The scenarios to run (a quick look at one of them). */
+const ONLY = new Set(argText('only', 'idle,load,big').split(','));
 
 const GOAL_KEYS_PER_SECOND = 50_000;
 const GOAL_MAX_THROUGHPUT_DROP = 0.2;
@@ -326,19 +328,18 @@ async function machineLine(): Promise<string> {
 async function main(): Promise<void> {
   const machine = await machineLine();
   const started = performance.now();
-  const small = await idleScenario('idle, small keys', 'small', SMALL_KEYS, SMALL_VALUE);
-  const large = await idleScenario(`idle, ${LARGE_VALUE_BYTES}-byte values`, 'large', LARGE_KEYS, 'x'.repeat(LARGE_VALUE_BYTES));
-  const load = await loadScenario();
-  const big = await bigKeyScenario();
+  const small = ONLY.has('idle') ? await idleScenario('idle, small keys', 'small', SMALL_KEYS, SMALL_VALUE) : null;
+  const large = ONLY.has('idle') ? await idleScenario(`idle, ${LARGE_VALUE_BYTES}-byte values`, 'large', LARGE_KEYS, 'x'.repeat(LARGE_VALUE_BYTES)) : null;
+  const load = ONLY.has('load') ? await loadScenario() : null;
+  const big = ONLY.has('big') ? await bigKeyScenario() : null;
 
   console.log(`\nbench/migration: rebalance of 2 shards onto an empty third (a third of the slots move), one controller, one proxy; ${SMALL_KEYS} small keys (16-byte values), ${LARGE_KEYS} keys of ${LARGE_VALUE_BYTES} bytes`);
   console.log(machine);
   console.log(`took ${((performance.now() - started) / 1000).toFixed(0)} s; load average at the end ${loadavg()[0]!.toFixed(2)}\n`);
-  for (const line of [...small.lines, ...large.lines, '', ...load.lines, '', ...big.lines]) console.log(line);
-  console.log('');
+  for (const part of [small, large, load, big]) if (part) for (const line of [...part.lines, '']) console.log(line);
   const meets = (ok: boolean) => (ok ? 'met' : 'MISSED');
-  console.log(`goal: >= ${GOAL_KEYS_PER_SECOND} small keys/s idle: ${Math.round(small.keysPerSecond)} — ${meets(small.keysPerSecond >= GOAL_KEYS_PER_SECOND)}`);
-  console.log(`goal: client throughput drop <= ${GOAL_MAX_THROUGHPUT_DROP * 100}%: worst drop ${(load.worstDrop * 100).toFixed(0)}% — ${meets(load.worstDrop <= GOAL_MAX_THROUGHPUT_DROP)}`);
+  if (small) console.log(`goal: >= ${GOAL_KEYS_PER_SECOND} small keys/s idle: ${Math.round(small.keysPerSecond)} — ${meets(small.keysPerSecond >= GOAL_KEYS_PER_SECOND)}`);
+  if (load) console.log(`goal: client throughput drop <= ${GOAL_MAX_THROUGHPUT_DROP * 100}%: worst drop ${(load.worstDrop * 100).toFixed(0)}% — ${meets(load.worstDrop <= GOAL_MAX_THROUGHPUT_DROP)}`);
 }
 
 await main();

@@ -72,12 +72,18 @@ export class KeyMover {
     do {
       const [next, keys] = (await this.run(spec.source, 'SCAN', () => source.scanBuffer(cursor, 'COUNT', this.options.scanCount))) as [Buffer, Buffer[]];
       cursor = next.toString();
-      const byTarget = new Map<MoveTarget, Buffer[]>();
+      // Grouped by the target's address, not by the MoveTarget object: the caller may build one
+      // object per slot, and batches per slot would move about one key per MIGRATE
+      // (docs/benchmarks.md, "Slot migration").
+      const byTarget = new Map<string, { target: MoveTarget; keys: Buffer[] }>();
       for (const key of keys) {
         const target = spec.targets.get(keySlot(key, spec.slotCount));
-        if (target) byTarget.set(target, [...(byTarget.get(target) ?? []), key]);
+        if (!target) continue;
+        const group = byTarget.get(target.address) ?? { target, keys: [] };
+        group.keys.push(key);
+        byTarget.set(target.address, group);
       }
-      for (const [target, mine] of byTarget) {
+      for (const { target, keys: mine } of byTarget.values()) {
         result.seen += mine.length;
         for (let i = 0; i < mine.length; i += this.options.keysPerBatch) {
           await this.moveBatch(spec.source, target, mine.slice(i, i + this.options.keysPerBatch), result);
