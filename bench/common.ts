@@ -40,14 +40,14 @@ export function cpuMicros(pid: number): [number, number] {
   }
 }
 
-/** One redis-benchmark run: ops/s and p99 in ms. */
-export async function redisBenchmark(port: number, test: 'set' | 'get', pipeline: number, clients: number, requests: number): Promise<{ rps: number; p99: number }> {
+/** One redis-benchmark run: ops/s, p99 and the worst latency in ms. */
+export async function redisBenchmark(port: number, test: 'set' | 'get', pipeline: number, clients: number, requests: number): Promise<{ rps: number; p99: number; max: number }> {
   const { stdout } = await run('redis-benchmark', ['-h', '127.0.0.1', '-p', String(port), '-c', String(clients), '-n', String(requests), '-r', '100000', '-t', test, '-P', String(pipeline), '--csv'], { maxBuffer: 1 << 20 });
   // "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
   const row = stdout.trim().split('\n').find((l) => l.startsWith(`"${test.toUpperCase()}"`));
   if (!row) throw new Error(`unexpected redis-benchmark output: ${stdout}`);
   const cols = row.split(',').map((c) => Number(c.replace(/"/g, '')));
-  return { rps: cols[1]!, p99: cols[6]! };
+  return { rps: cols[1]!, p99: cols[6]!, max: cols[7]! };
 }
 
 export interface BenchCluster {

@@ -142,4 +142,28 @@ describe('KeyMover', () => {
     for (const k of ['h:{b}', 'l:{b}', 's:{b}', 'z:{b}']) expect(await src.exists(k)).toBe(0);
     expect(await src.exists('small:{b}', 'h:{elsewhere}')).toBe(2);
   });
+
+  it('fills each MIGRATE with keys of many slots bound for one target, not one slot at a time', async () => {
+    const [source, target] = [await world.redis(), await world.redis()];
+    const src = redis.at(source.address);
+    const pipeline = src.pipeline();
+    for (let i = 0; i < 3000; i++) pipeline.set(`b:${i}`, '1');
+    await pipeline.exec();
+    await src.config('RESETSTAT');
+    // One target object per slot, as the leader builds them from the route.
+    const half = Array.from({ length: SLOTS / 2 }, (_, i) => i * 2);
+    const mover = new KeyMover({ scanCount: 1000, keysPerBatch: 1000, timeoutMs: 5000, replicaWaitMs: 500 });
+    try {
+      const result = await mover.pass({ source: source.address, slotCount: SLOTS, targets: to(half, target.address, 0) }, () => true);
+      expect(result.moved).toBeGreaterThan(1000);
+    } finally {
+      mover.close();
+    }
+    const stats = await src.info('commandstats');
+    const count = (command: string) => Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(stats)?.[1] ?? 0);
+    // A SCAN reply holds about 1000 keys, half of them moving: one batch each (two if SCAN
+    // returned more); batches per slot would be about 32 per SCAN.
+    expect(count('scan')).toBeGreaterThan(0);
+    expect(count('migrate')).toBeLessThanOrEqual(2 * count('scan'));
+  });
 });
