@@ -36,6 +36,9 @@ export interface BigKeyOptions {
 
 export const DEFAULT_BIG_KEY_OPTIONS: BigKeyOptions = { timeoutMs: 10_000, threshold: 10_000, chunk: 1000, replicaWaitMs: 1000 };
 
+/** Keys one SCAN of the survey walks: about 5 ms of Redis's time, a tenth of the round trips of 1000. */
+const SURVEY_SCAN_COUNT = 10_000;
+
 const LENGTH: Record<BigKeyType, string> = { hash: 'HLEN', list: 'LLEN', set: 'SCARD', zset: 'ZCARD' };
 
 export class BigKeyMover {
@@ -48,24 +51,29 @@ export class BigKeyMover {
 
   /** The keys of `slots` on `source` with more elements than the threshold. */
   async find(source: string, slots: ReadonlySet<number>, slotCount: number): Promise<BigKey[]> {
+    // The four scans go at once on one connection (pipelined), each walking the whole keyspace
+    // with a large COUNT: the walk is Redis's work, the round trips are ours.
+    const found = await Promise.all(BIG_KEY_TYPES.map((type) => this.findOfType(source, type, slots, slotCount)));
+    return found.flat();
+  }
+
+  private async findOfType(source: string, type: BigKeyType, slots: ReadonlySet<number>, slotCount: number): Promise<BigKey[]> {
     const client = this.client(source);
     const found: BigKey[] = [];
-    for (const type of BIG_KEY_TYPES) {
-      let cursor = '0';
-      do {
-        const [next, keys] = (await runOn(source, `SCAN TYPE ${type}`, () => client.scanBuffer(cursor, 'COUNT', 1000, 'TYPE', type))) as [Buffer, Buffer[]];
-        cursor = next.toString();
-        const mine = keys.filter((k) => slots.has(keySlot(k, slotCount)));
-        if (mine.length === 0) continue;
-        const pipeline = client.pipeline();
-        for (const k of mine) pipeline.call(LENGTH[type], k);
-        const lengths = (await runOn(source, LENGTH[type], () => pipeline.exec())) ?? [];
-        mine.forEach((key, i) => {
-          const elements = Number(lengths[i]?.[1] ?? 0);
-          if (elements > this.options.threshold) found.push({ key, type, elements });
-        });
-      } while (cursor !== '0');
-    }
+    let cursor = '0';
+    do {
+      const [next, keys] = (await runOn(source, `SCAN TYPE ${type}`, () => client.scanBuffer(cursor, 'COUNT', SURVEY_SCAN_COUNT, 'TYPE', type))) as [Buffer, Buffer[]];
+      cursor = next.toString();
+      const mine = keys.filter((k) => slots.has(keySlot(k, slotCount)));
+      if (mine.length === 0) continue;
+      const pipeline = client.pipeline();
+      for (const k of mine) pipeline.call(LENGTH[type], k);
+      const lengths = (await runOn(source, LENGTH[type], () => pipeline.exec())) ?? [];
+      mine.forEach((key, i) => {
+        const elements = Number(lengths[i]?.[1] ?? 0);
+        if (elements > this.options.threshold) found.push({ key, type, elements });
+      });
+    } while (cursor !== '0');
     return found;
   }
 

@@ -72,19 +72,31 @@ export class KeyMover {
   async pass(spec: MoveSpec, keepGoing: (sofar: PassResult) => Promise<boolean> | boolean): Promise<PassResult> {
     const source = this.client(spec.source);
     const result: PassResult = { moved: 0, seen: 0, unconfirmed: 0, complete: false };
+    // UNLINKs are not waited for one by one: the source runs them in order, before the next
+    // MIGRATE on the same connection, and the pass waits for all of them before it ends.
+    const unlinks: Promise<void>[] = [];
+    const finish = async (complete: boolean): Promise<PassResult> => {
+      await Promise.all(unlinks);
+      result.complete = complete;
+      return result;
+    };
     // Keys gather per target across SCAN pages into full batches: fewer round trips and WAITs.
     const batches = new Map<string, { target: MoveTarget; replicas: number | null; keys: Buffer[] }>();
     const send = async (batch: { target: MoveTarget; replicas: number | null; keys: Buffer[] }): Promise<boolean> => {
       batch.replicas ??= await this.liveReplicas(batch.target);
       const keys = batch.keys;
       batch.keys = [];
-      await this.moveBatch(spec.source, batch.target.address, batch.replicas, keys, result);
+      await this.moveBatch(spec.source, batch.target.address, batch.replicas, keys, result, unlinks);
       return keepGoing(result);
     };
-    let cursor = '0';
+    const scan = (cursor: string) => this.run(spec.source, 'SCAN', () => source.scanBuffer(cursor, 'COUNT', this.options.scanCount)) as Promise<[Buffer, Buffer[]]>;
+    let page = scan('0');
+    let cursor: string;
     do {
-      const [next, keys] = (await this.run(spec.source, 'SCAN', () => source.scanBuffer(cursor, 'COUNT', this.options.scanCount))) as [Buffer, Buffer[]];
+      const [next, keys] = await page;
       cursor = next.toString();
+      // The next page is asked for now, so that its round trip overlaps this page's batches.
+      if (cursor !== '0') (page = scan(cursor)).catch(() => undefined);
       for (const key of keys) {
         const target = spec.targets.get(keySlot(key, spec.slotCount));
         if (!target) continue;
@@ -92,12 +104,11 @@ export class KeyMover {
         let batch = batches.get(target.address);
         if (!batch) batches.set(target.address, (batch = { target, replicas: null, keys: [] }));
         batch.keys.push(key);
-        if (batch.keys.length >= this.options.keysPerBatch && !(await send(batch))) return result;
+        if (batch.keys.length >= this.options.keysPerBatch && !(await send(batch))) return finish(false);
       }
     } while (cursor !== '0');
-    for (const batch of batches.values()) if (batch.keys.length > 0 && !(await send(batch))) return result;
-    result.complete = true;
-    return result;
+    for (const batch of batches.values()) if (batch.keys.length > 0 && !(await send(batch))) return finish(false);
+    return finish(true);
   }
 
   /**
@@ -110,8 +121,8 @@ export class KeyMover {
     return Math.min(target.replicas, await onlineSlaves(target.address, this.client(target.address)));
   }
 
-  /** Copies, confirms and drops one batch; `result` counts it. */
-  private async moveBatch(source: string, target: string, replicas: number, keys: Buffer[], result: PassResult): Promise<void> {
+  /** Copies and confirms one batch; its UNLINK at the source joins `unlinks`, and counts it in `result` once answered. */
+  private async moveBatch(source: string, target: string, replicas: number, keys: Buffer[], result: PassResult, unlinks: Promise<void>[]): Promise<void> {
     const copied = await this.copy(source, target, keys);
     if (copied === 0) return;
     if (replicas > 0) {
@@ -123,7 +134,9 @@ export class KeyMover {
       if (acked < replicas) result.unconfirmed++;
     }
     // UNLINK's count is the keys this batch really moved (a proxy may have moved some meanwhile).
-    result.moved += await this.run(source, 'UNLINK', () => this.client(source).unlink(...keys));
+    const unlink = this.run(source, 'UNLINK', () => this.client(source).unlink(...keys)).then((n) => void (result.moved += n));
+    unlink.catch(() => undefined); // reported when the pass waits for it
+    unlinks.push(unlink);
   }
 
   /**

@@ -27,11 +27,6 @@ import { waitForReplicas } from './wait.js';
 
 /** The lane of commands that use the shared, pipelined backend connections. */
 const SHARED = 'shared';
-/**
- * The lane of commands on moving slots: each first moves its keys (a round trip to the source),
- * so a later command of the client on a served slot waits for them, and cannot overtake them.
- */
-const MOVING = 'moving';
 
 /** Answered without any backend: still served while the route may be stale. */
 const CONNECTION_ONLY = new Set(['PING', 'ECHO', 'QUIT', 'AUTH', 'HELLO', 'SELECT', 'CLIENT', 'RESET', 'INFO', 'READONLY', 'READWRITE']);
@@ -64,6 +59,9 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
   private lane = SHARED;
   /** Requests (copies) waiting for the commands in flight to be answered, in arrival order. */
   private held: Buffer[] | null = null;
+  /** Commands of moving slots whose keys are being moved, and the route epoch they were dispatched under. */
+  private movesInFlight = 0;
+  private movesEpoch = 0;
   /** The slot in its migration's `prepare` phase that the held requests wait on (-1: none). */
   private heldForSlot = -1;
   private holdTimer: NodeJS.Timeout | undefined;
@@ -248,12 +246,23 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
    * in flight: the command is then held (with every later one) until they are answered.
    */
   private enterLane(lane: string, cmd: ParsedCommand): boolean {
-    if (lane !== this.lane && this.inFlight > 0) {
+    if ((lane !== this.lane || this.movesCrossRouteChange()) && this.inFlight > 0) {
       this.held = [Buffer.from(cmd.raw)];
       return false;
     }
     this.lane = lane;
     return true;
+  }
+
+  /**
+   * Commands of moving slots whose keys are still being moved were dispatched under another route
+   * than the one in use now. Under one route, a command on a moving slot and a later one on a
+   * served slot touch different keys (a key's slot decides its path), so they may run in any order,
+   * as on two shards. Once the route changes, a later command on the same key may take another path
+   * (straight to the new owner) and overtake the earlier one: it waits for them.
+   */
+  private movesCrossRouteChange(): boolean {
+    return this.movesInFlight > 0 && this.ctx.router().epoch !== this.movesEpoch;
   }
 
   /** Runs the held requests again, in order; one of them may start holding again. */
@@ -395,7 +404,7 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
     const router = this.ctx.router();
     if (router.phaseOf(slot) === SLOT_HELD) return this.holdForSlot(slot, cmd);
     if (blocks) return this.answer(this.reserve(), tryAgain(slot, 'a blocking command'));
-    if (!this.enterLane(MOVING, cmd)) return;
+    if (!this.enterLane(SHARED, cmd)) return;
     const p = this.reserve();
     p.write = info.write;
     const command = Buffer.from(cmd.raw);
@@ -417,7 +426,7 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
       if (phase !== SLOT_SERVED) keys.push({ slot, key: Buffer.from(cmd.arg(i)) });
     }
     if (keys.length === 0) return false;
-    if (!this.enterLane(MOVING, cmd)) return true;
+    if (!this.enterLane(SHARED, cmd)) return true;
     const p = this.reserve();
     const argv = cmd.argv.map((a) => Buffer.from(a));
     const handling = info.handling as Extract<CommandInfo['handling'], { kind: 'split' }>;
@@ -427,7 +436,13 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
 
   /** Moves `keys` as `router` says, then runs `then`; or answers `p` with why they could not be moved. */
   private moveThen(router: Router, keys: KeyOfSlot[], p: Pending, then: () => void): void {
-    moveKeys(router, keys, (pool) => pool.connectionFor(this.id, this.proto), this.ctx.keyMove, (error) => (error ? this.answer(p, error) : then()));
+    this.movesEpoch = router.epoch;
+    this.movesInFlight++;
+    moveKeys(router, keys, (pool) => pool.connectionFor(this.id, this.proto), this.ctx.keyMove, (error) => {
+      this.movesInFlight--;
+      if (error) this.answer(p, error);
+      else then();
+    });
   }
 
   /** Sends a command to the master `router` (the route it was dispatched under) serves `slot` on. */

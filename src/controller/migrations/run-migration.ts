@@ -204,10 +204,12 @@ export class MigrationRun {
     const route = (await this.deps.clusters.get(this.migration.cluster)).route;
     const masters = new Map(route.shards.map((s) => [s.id, s.master]));
     const bigKeys: MigrationRecord['bigKeys'] = [];
-    for (const move of effectiveMoves(this.migration)) {
-      const found = await this.deps.bigKeys.find(masters.get(move.from)!, new Set(expandRanges(move.slots)), route.slotCount);
-      for (const k of found) bigKeys.push({ key: k.key.toString('base64'), from: move.from, to: move.to, type: k.type, elements: k.elements });
-    }
+    // Every source at once: they are separate Redis processes.
+    const moves = effectiveMoves(this.migration);
+    const found = await Promise.all(moves.map((move) => this.deps.bigKeys.find(masters.get(move.from)!, new Set(expandRanges(move.slots)), route.slotCount)));
+    moves.forEach((move, i) => {
+      for (const k of found[i]!) bigKeys.push({ key: k.key.toString('base64'), from: move.from, to: move.to, type: k.type, elements: k.elements });
+    });
     const detail = bigKeys.length
       ? `${bigKeys.length} big keys will move in chunks while their slots are held: ${bigKeys.slice(0, 5).map((k) => `${Buffer.from(k.key, 'base64').toString()} (${k.type}, ${k.elements} elements)`).join(', ')}${bigKeys.length > 5 ? ', ...' : ''}`
       : 'no big key in the moving slots';
@@ -250,22 +252,32 @@ export class MigrationRun {
       let seen = 0;
       let moved = 0;
       let stopped = false;
+      let sources: string[] = [];
       try {
-        for (const [source, targets] of this.passesOver(route)) {
-          const result = await this.deps.mover.pass({ source, slotCount: route.slotCount, targets }, async (sofar) => {
-            this.deps.election.requireFence();
-            if (performance.now() - lastWrite < this.deps.progressEveryMs) return true;
-            lastWrite = performance.now();
-            await this.saveProgress(moved + sofar.moved, seen + sofar.seen);
-            return !this.migration.pause && !this.cancelAsked;
-          });
+        // The sources are separate Redis processes: pass over them at once.
+        const passes = this.passesOver(route);
+        sources = passes.map(([source]) => source);
+        const sofar = passes.map(() => ({ moved: 0, seen: 0 }));
+        let saving = false;
+        const results = await Promise.all(
+          passes.map(([source, targets], i) =>
+            this.deps.mover.pass({ source, slotCount: route.slotCount, targets }, async (counts) => {
+              this.deps.election.requireFence();
+              sofar[i] = { moved: counts.moved, seen: counts.seen };
+              if (!saving && performance.now() - lastWrite >= this.deps.progressEveryMs) {
+                saving = true;
+                lastWrite = performance.now();
+                await this.saveProgress(sum(sofar, 'moved'), sum(sofar, 'seen')).finally(() => (saving = false));
+              }
+              return !this.migration.pause && !this.cancelAsked;
+            }),
+          ),
+        );
+        for (const result of results) {
           seen += result.seen;
           moved += result.moved;
           if (result.unconfirmed > 0) this.deps.log.warn(`migration ${this.migration.id}: ${result.unconfirmed} batches moved without every slave of the target confirming them in time`, { cluster: this.migration.cluster });
-          if (!result.complete) {
-            stopped = true;
-            break;
-          }
+          if (!result.complete) stopped = true;
         }
         failures = 0;
       } catch (err) {
@@ -286,8 +298,15 @@ export class MigrationRun {
         await this.waitWhilePaused();
         continue;
       }
-      if (!stopped && seen === 0) {
-        await this.persist('move', 'running', 'commit', `no key of the moving slots is left on the sources after ${this.migration.passes} passes; ${this.migration.keysMoved} keys moved by the leader`);
+      if (stopped) continue;
+      // One whole pass leaves no key of the moving slots behind: every write to them goes to the
+      // target meanwhile. A source whose master changed during it (a failover) may have brought
+      // back keys the old one had dropped but not replicated: then another pass.
+      const after = (await this.deps.clusters.get(this.migration.cluster)).route;
+      const sameMasters = this.passesOver(after).every(([source], i) => source === sources[i]);
+      if (seen === 0 || sameMasters) {
+        const why = seen === 0 ? `a pass found no key of the moving slots left` : `a whole pass moved every key of the moving slots, with the same masters throughout`;
+        await this.persist('move', 'running', 'commit', `${why} (${this.migration.passes} passes; ${this.migration.keysMoved} keys moved by the leader)`);
         return;
       }
     }
@@ -374,6 +393,10 @@ export class MigrationRun {
       this.deps.log.warn('could not record history', { error: errorMessage(err) });
     });
   }
+}
+
+function sum(counts: { moved: number; seen: number }[], field: 'moved' | 'seen'): number {
+  return counts.reduce((n, c) => n + c[field], 0);
 }
 
 function sleep(ms: number): Promise<void> {
