@@ -105,24 +105,33 @@ export class BigKeyMover {
     const src = this.client(source);
     const dst = this.client(target);
     const chunk = this.options.chunk;
+    // Writes are not waited for one by one: the target runs them in order on one connection, and
+    // the next read goes out meanwhile. At most a few are outstanding (bounded memory).
+    const writes: Promise<unknown>[] = [];
+    const write = async (what: string, fn: () => Promise<unknown>) => {
+      writes.push(runOn(target, what, fn));
+      if (writes.length >= 8) await Promise.all(writes.splice(0));
+    };
     if (type === 'list') {
       for (let start = 0; ; start += chunk) {
         const items = await runOn(source, 'LRANGE', () => src.lrangeBuffer(key, start, start + chunk - 1));
-        if (items.length > 0) await runOn(target, 'RPUSH', () => dst.rpush(tmp, ...items));
-        if (items.length < chunk) return;
+        if (items.length > 0) await write('RPUSH', () => dst.rpush(tmp, ...items));
+        if (items.length < chunk) break;
       }
+    } else {
+      const scan = { hash: 'HSCAN', set: 'SSCAN', zset: 'ZSCAN' }[type];
+      const add = { hash: 'HSET', set: 'SADD', zset: 'ZADD' }[type];
+      let cursor = '0';
+      do {
+        const [next, items] = (await runOn(source, scan, () => src.callBuffer(scan, key, cursor, 'COUNT', chunk))) as [Buffer, Buffer[]];
+        cursor = next.toString();
+        if (items.length === 0) continue;
+        // ZSCAN answers member, score; ZADD takes score, member.
+        const args = type === 'zset' ? items.flatMap((_, i) => (i % 2 === 0 ? [items[i + 1]!, items[i]!] : [])) : items;
+        await write(add, () => dst.callBuffer(add, tmp, ...args));
+      } while (cursor !== '0');
     }
-    const scan = { hash: 'HSCAN', set: 'SSCAN', zset: 'ZSCAN' }[type];
-    const write = { hash: 'HSET', set: 'SADD', zset: 'ZADD' }[type];
-    let cursor = '0';
-    do {
-      const [next, items] = (await runOn(source, scan, () => src.callBuffer(scan, key, cursor, 'COUNT', chunk))) as [Buffer, Buffer[]];
-      cursor = next.toString();
-      if (items.length === 0) continue;
-      // ZSCAN answers member, score; ZADD takes score, member.
-      const args = type === 'zset' ? items.flatMap((_, i) => (i % 2 === 0 ? [items[i + 1]!, items[i]!] : [])) : items;
-      await runOn(target, write, () => dst.callBuffer(write, tmp, ...args));
-    } while (cursor !== '0');
+    await Promise.all(writes);
   }
 
   private client(address: string): Redis {
