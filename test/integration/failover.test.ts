@@ -162,7 +162,8 @@ describe('automatic failover on real etcd and redis', () => {
     world.controller('p1', prefix, [], { unreachable: cutOff });
     await leaderIs(admin, 'p1');
     world.controller('p2', prefix);
-    await waitFor('p2 to publish its views', async () => (await admin.health.read('partial')).get('p2')?.get(master.address)?.reachable === true, 10_000);
+    // A controller process starting on a busy CI machine: node's start alone can take seconds.
+    await waitFor('p2 to publish its views', async () => (await admin.health.read('partial')).get('p2')?.get(master.address)?.reachable === true, 25_000);
     await admin.setPaused('partial', false);
     const before = await admin.route('partial');
     // p1 (the leader) judges both masters down; p2 sees them fine.
