@@ -92,6 +92,8 @@ export class MigrationRun {
   async run(): Promise<void> {
     while (!migrationFinished(this.migration)) {
       this.deps.election.requireFence();
+      // An admin's pause or cancel, written since this replica last read the record.
+      await this.refresh();
       await this.takeAdminWishes();
       if (migrationFinished(this.migration)) return;
       switch (this.migration.next) {
@@ -248,6 +250,8 @@ export class MigrationRun {
     let lastWrite = performance.now();
     let failures = 0;
     for (;;) {
+      // Resumed while a pass was being cut short, or while it waited: said once, here.
+      if (this.migration.state === 'paused' && !this.migration.pause && !this.cancelAsked) await this.persist('resume', 'running', 'move', 'resumed by an admin');
       const route = (await this.deps.clusters.get(this.migration.cluster)).route;
       let seen = 0;
       let moved = 0;
@@ -293,6 +297,7 @@ export class MigrationRun {
         continue;
       }
       await this.saveProgress(moved, seen, stopped ? 'stopped' : 'complete');
+      await this.refresh(); // a pause or cancel asked during a pass too short to write progress
       if (this.cancelAsked) return; // the loop in run() turns the migration round
       if (this.migration.pause) {
         await this.waitWhilePaused();
@@ -333,7 +338,6 @@ export class MigrationRun {
       this.deps.election.requireFence();
       await this.refresh();
     }
-    if (!this.cancelAsked) await this.persist('resume', 'running', 'move', 'resumed by an admin');
   }
 
   /** `keysMoved` when the current round of passes began (-1: no round under way). */
