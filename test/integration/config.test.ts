@@ -26,11 +26,11 @@ async function configValue(address: string, key: string): Promise<string | undef
 }
 
 /** A one-slave cluster under a leader that compares config every 300 ms. */
-async function managedCluster(name: string): Promise<TestCluster & { config: AdminService['config'] }> {
+async function managedCluster(name: string, extraArgs: string[] = []): Promise<TestCluster & { config: AdminService['config'] }> {
   const c = await makeCluster(world, name);
   const file = join(world.dir, `controller-${name}.yaml`);
   writeFileSync(file, 'configCheckMs: 300\n');
-  world.controller(`${name}-1`, c.prefix, ['--config', file]);
+  world.controller(`${name}-1`, c.prefix, ['--config', file, ...extraArgs]);
   await replicating(redis, c.slaves, c.master.address);
   return { ...c, config: adminOf(c.prefix).config };
 }
@@ -135,5 +135,27 @@ describe('desired Redis configuration', () => {
     expect((await run('set', 'cli', '-f', file)).code).toBe(0);
     expect(JSON.parse((await run('get', 'cli', '--json')).stdout)).toEqual({ global: { maxmemory: '64mb' }, roles: { slave: { 'maxmemory-policy': 'noeviction' } }, shards: {} });
     await waitFor('the file config on the slave', async () => (await configValue(c.slaves[0]!.address, 'maxmemory-policy')) === 'noeviction', 10_000);
+  });
+
+  it('the HTTP API reads, replaces and diffs the desired config; a managed key is refused with 422', async () => {
+    const port = await freePort();
+    const c = await managedCluster('web', ['--listen', `127.0.0.1:${port}`]);
+    const base = `http://127.0.0.1:${port}/v1/clusters/web/config`;
+    await waitFor('the API', async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => null))?.ok, 10_000);
+    const put = (body: unknown) => fetch(base, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+
+    const ok = await put({ global: { 'maxmemory-policy': 'allkeys-lfu' }, shards: { s0: { hz: '25' } } });
+    expect(ok.status).toBe(200);
+    const refused = await put({ global: { dir: '/tmp' } });
+    expect(refused.status).toBe(422);
+    expect(((await refused.json()) as { error: { message: string } }).error.message).toMatch(/dir is managed by cfgserver/);
+    const got = (await (await fetch(`${base}?pattern=h*`)).json()) as { config: unknown };
+    expect(got.config).toEqual({ global: {}, roles: {}, shards: { s0: { hz: '25' } } });
+
+    await waitFor('every instance in line', async () => {
+      const diff = (await (await fetch(`${base}/diff`)).json()) as { state: string; keys: unknown[] }[];
+      return diff.length === 2 && diff.every((i) => i.state === 'ok' && i.keys.length === 2);
+    }, 10_000);
+    expect(await configValue(c.slaves[0]!.address, 'hz')).toBe('25');
   });
 });
