@@ -137,7 +137,7 @@ describe('desired Redis configuration', () => {
     await waitFor('the file config on the slave', async () => (await configValue(c.slaves[0]!.address, 'maxmemory-policy')) === 'noeviction', 10_000);
   });
 
-  it('the HTTP API reads, replaces and diffs the desired config; a managed key is refused with 422', async () => {
+  it('the HTTP API reads, replaces and diffs the desired config (a managed key: 422); a new instance and a restarted one get it', async () => {
     const port = await freePort();
     const c = await managedCluster('web', ['--listen', `127.0.0.1:${port}`]);
     const base = `http://127.0.0.1:${port}/v1/clusters/web/config`;
@@ -157,5 +157,19 @@ describe('desired Redis configuration', () => {
       return diff.length === 2 && diff.every((i) => i.state === 'ok' && i.keys.length === 2);
     }, 10_000);
     expect(await configValue(c.slaves[0]!.address, 'hz')).toBe('25');
+
+    // An instance added later gets the config by the same pass (the global part: it is not in s0).
+    const late = await world.redis();
+    await c.admin.addShard('web', { master: late.address });
+    await waitFor('the new instance in line', async () => (await configValue(late.address, 'maxmemory-policy')) === 'allkeys-lfu', 10_000);
+    expect(await configValue(late.address, 'hz')).not.toBe('25');
+
+    // A slave that restarts (without a config file, so with Redis's defaults) gets it back.
+    const slave = c.slaves[0]!;
+    await slave.process.kill9();
+    await world.redis([], slave.port);
+    await waitFor('the restarted slave in line', async () => (await configValue(slave.address, 'hz').catch(() => null)) === '25', 15_000);
+    const history = await configHistory(c, 'web');
+    expect(history.some((e) => e.target === slave.address && e.reason.includes('drift: hz was 10'))).toBe(true);
   });
 });
