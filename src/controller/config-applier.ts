@@ -34,6 +34,11 @@ export class ConfigApplier {
   private readonly lastPass = new Map<string, number>();
   /** cluster -> instance -> key -> what this leader last saw in force. */
   private readonly confirmed = new Map<string, Map<string, Map<string, Confirmed>>>();
+  /**
+   * The last failed change per cluster/instance (reason and error): retried every pass, but
+   * recorded once — a key Redis will not set at run time (e.g. `databases`) must not fill history.
+   */
+  private readonly lastFailure = new Map<string, string>();
   /** cluster -> differences already reported while it is paused (instance/key/value). */
   private readonly reported = new Map<string, Set<string>>();
 
@@ -115,8 +120,13 @@ export class ConfigApplier {
       durationMs: Date.now() - started,
       detail: { set: Object.fromEntries(plan.changes.map((c) => [c.key, { from: c.from, to: c.to }])), ...(error ? { error } : {}), ...(rewrite ? { configRewrite: rewrite } : {}) },
     });
-    this.deps.log.log(outcome === 'done' ? 'info' : 'warn', `CONFIG SET on ${plan.instance}: ${outcome}`, entry);
-    await this.record(cluster, entry, fence);
+    const failureKey = `${cluster}/${plan.instance}`;
+    const failure = error ? `${reason} / ${error}` : null;
+    const repeated = failure !== null && this.lastFailure.get(failureKey) === failure;
+    if (failure) this.lastFailure.set(failureKey, failure);
+    else this.lastFailure.delete(failureKey);
+    this.deps.log.log(outcome === 'done' ? 'info' : repeated ? 'debug' : 'warn', `CONFIG SET on ${plan.instance}: ${outcome}`, entry);
+    if (!repeated) await this.record(cluster, entry, fence);
     return `config of ${plan.instance} because ${reason}: ${outcome}${error ? ` (${error})` : ''}${rewrite ? ` (${rewrite})` : ''}`;
   }
 

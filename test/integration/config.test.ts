@@ -171,5 +171,13 @@ describe('desired Redis configuration', () => {
     await waitFor('the restarted slave in line', async () => (await configValue(slave.address, 'hz').catch(() => null)) === '25', 15_000);
     const history = await configHistory(c, 'web');
     expect(history.some((e) => e.target === slave.address && e.reason.includes('drift: hz was 10'))).toBe(true);
+
+    // A parameter Redis will not change at run time: tried every pass, recorded once per instance.
+    await c.config.set('web', { databases: '32' });
+    await waitFor('the failures recorded', async () => (await configHistory(c, 'web')).filter((e) => e.outcome === 'failed').length === 3, 10_000);
+    await new Promise((r) => setTimeout(r, 1500)); // five more passes
+    const failed = (await configHistory(c, 'web')).filter((e) => e.outcome === 'failed');
+    expect(failed.map((e) => e.target).sort()).toEqual([c.master.address, slave.address, late.address].sort());
+    expect(failed[0]!.detail?.['error']).toMatch(/immutable/i);
   });
 });
