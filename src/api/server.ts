@@ -73,6 +73,16 @@ export function createApp(deps: ApiDeps): express.Express {
     const body = (req.body ?? {}) as { by?: unknown };
     res.json(await deps.admin.migrations[action](name(req), typeof body.by === 'string' && body.by ? body.by : `http@${req.ip ?? 'unknown'}`, String(req.params['id'])));
   });
+  app.get('/v1/clusters/:name/config', async (req, res) => {
+    res.json(await deps.admin.config.get(name(req), typeof req.query['pattern'] === 'string' ? req.query['pattern'] : undefined));
+  });
+  // The whole desired config, of the shape of `cfgctl config set -f`: {global, roles, shards}.
+  app.put('/v1/clusters/:name/config', async (req, res) => {
+    res.json(await deps.admin.config.replace(name(req), req.body ?? {}, `http@${req.ip ?? 'unknown'}`));
+  });
+  app.get('/v1/clusters/:name/config/diff', async (req, res) => {
+    res.json(await deps.admin.config.diff(name(req)));
+  });
   app.get('/v1/controllers', async (_req, res) => {
     res.json(await deps.admin.listControllers());
   });

@@ -13,6 +13,7 @@ import { controllersTable, historyTable, proxiesTable, replicaStatusText, routeT
 import { tasksCommands } from './commands/tasks.js';
 import { failoverCommand } from './commands/failover.js';
 import { migrateCommands, migrationsCommand, rebalanceCommand } from './commands/migrate.js';
+import { configCommands } from './commands/config.js';
 
 export function buildCli(argv: string[]): Argv<GlobalArgs> {
   const base = yargs(argv).scriptName('cfgctl').options(globalOptions) as unknown as Argv<GlobalArgs>;
@@ -29,6 +30,7 @@ export function buildCli(argv: string[]): Argv<GlobalArgs> {
     .command('migrate', 'move slots between shards: migrate NAME --slots A-B --to SHARD; migrate pause|resume|cancel NAME', (y) => migrateCommands(y))
     .command(rebalanceCommand)
     .command(migrationsCommand)
+    .command('config', 'desired Redis configuration of a cluster: set, get, unset, diff', (y) => configCommands(y))
     .command('tasks', 'failover and switchover tasks: list them (tasks NAME), cancel one (tasks cancel NAME ID)', (y) => tasksCommands(y))
     .command(
       'proxies <name>',

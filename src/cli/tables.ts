@@ -8,6 +8,8 @@ import type { MigrationView } from '../service/migration-service.js';
 import type { HistoryEntry, ProxyInfo, Route, Task } from '../model/schemas.js';
 import { countSlots, rangesText } from '../model/route.js';
 import { movesText } from '../model/migration.js';
+import type { ConfigSettings, RedisConfig } from '../model/redis-config.js';
+import type { ConfigDiffInstance } from '../service/config-service.js';
 
 const PLAIN = Object.fromEntries(
   ['top', 'top-mid', 'top-left', 'top-right', 'bottom', 'bottom-mid', 'bottom-left', 'bottom-right', 'left', 'left-mid', 'mid', 'mid-mid', 'right', 'right-mid', 'middle'].map((k) => [k, '']),
@@ -152,4 +154,27 @@ export function migrationsTable(migrations: MigrationView[]): string {
       m.error ?? '',
     ]),
   );
+}
+
+/** The desired config, one row per key and scope. */
+export function configText(config: RedisConfig): string {
+  const rows: string[][] = [];
+  const add = (scope: string, settings: ConfigSettings | undefined) => {
+    for (const [key, value] of Object.entries(settings ?? {}).sort(([a], [b]) => a.localeCompare(b))) rows.push([scope, key, value]);
+  };
+  add('global', config.global);
+  add('role master', config.roles.master);
+  add('role slave', config.roles.slave);
+  for (const [id, settings] of Object.entries(config.shards)) add(`shard ${id}`, settings);
+  return rows.length ? table(['SCOPE', 'KEY', 'VALUE'], rows) : 'no desired config: Redis settings are left as they are';
+}
+
+/** One row per instance and key: ok, drift (with both values) or unreachable. */
+export function configDiffTable(instances: ConfigDiffInstance[]): string {
+  const rows = instances.flatMap((i) =>
+    i.state === 'unreachable'
+      ? [[i.instance, i.shard, i.role, '-', '-', '-', `unreachable: ${i.error ?? ''}`]]
+      : i.keys.map((k) => [i.instance, i.shard, i.role, k.key, k.desired, k.actual ?? '(absent)', k.state]),
+  );
+  return rows.length ? table(['INSTANCE', 'SHARD', 'ROLE', 'KEY', 'DESIRED', 'ACTUAL', 'STATE'], rows) : 'no desired config: nothing to compare';
 }

@@ -24,6 +24,8 @@ export const controllerConfigSchema = z.strictObject({
   probeConcurrency: z.number().int().min(1).max(10_000).default(64),
   /** Wait this long before repeating a repair that did not take. */
   repairBackoffMs: z.number().int().min(0).max(600_000).default(5000),
+  /** How often the leader compares each cluster's instances with its desired Redis config (a CONFIG GET each). */
+  configCheckMs: z.number().int().min(100).max(600_000).default(5000),
   logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
 });
 export type ControllerConfig = z.infer<typeof controllerConfigSchema>;

@@ -21,6 +21,7 @@ import { HealthTracker } from './health-tracker.js';
 import type { Observations } from '../model/observations.js';
 import { Limiter, probeAll } from './observe.js';
 import { Reconciler } from './reconciler.js';
+import { ConfigApplier } from './config-applier.js';
 import { ReplicaQuorum } from './replica-quorum.js';
 import { MigrationDriver } from './migrations/migration-driver.js';
 import { MIGRATION_DEFAULTS } from './migrations/run-migration.js';
@@ -149,6 +150,7 @@ export class Controller {
       // it back afterwards.
       stepAside: (reason) => this.elector.stepAside(2 * this.config.leaseTtlSeconds * 1000, reason),
       migrations: this.migrations,
+      config: new ConfigApplier({ controllerId: this.id, pool: this.pool, configs: this.stores.configs, history: this.stores.history, election: this.elector, log: this.log, intervalMs: this.config.configCheckMs }),
     });
   }
 

@@ -7,7 +7,9 @@
  *      spent, or this leader looks cut off itself; a master that every replica able to vote judges
  *      down, but with too few votes for the quorum, is a refusal too;
  *   3. repair replication (REPLICAOF) on shards with no task and a live master, and keep each such
- *      master's write fence (min-replicas-to-write) as its live slaves warrant.
+ *      master's write fence (min-replicas-to-write) as its live slaves warrant;
+ *   4. every few seconds, bring each instance to the cluster's desired Redis configuration
+ *      (config-applier.ts; a paused cluster's differences are reported, not repaired).
  * Beside these, it starts the cluster's unfinished slot migration, which runs in the background
  * (migrations/migration-driver.ts).
  * Refusals are recorded in history once per episode, not every cycle.
@@ -33,6 +35,7 @@ import { undoTask } from './tasks/interrupt.js';
 import { TaskProgress, type TaskDeps } from './tasks/progress.js';
 import { runSwitchover } from './tasks/switchover.js';
 import type { MigrationDriver } from './migrations/migration-driver.js';
+import type { ConfigApplier } from './config-applier.js';
 
 /** How long a read that is not cluster-specific serves the cycles of other clusters. */
 const SHARED_READ_MS = 250;
@@ -47,6 +50,8 @@ export interface LeaderDutiesDeps extends TaskDeps {
   stepAside(reason: string): Promise<void>;
   /** Runs the clusters' slot migrations in the background. */
   migrations: MigrationDriver;
+  /** Keeps every instance at the cluster's desired Redis configuration (every few seconds, not every cycle). */
+  config: ConfigApplier;
 }
 
 interface DeadMasters {
@@ -153,7 +158,7 @@ export class LeaderDuties {
     memory.endShardEpisodes(new Set([...down.verdicts, ...down.short.map((x) => x.verdict)].map((v) => v.shard)));
 
     // 3. Replication repair, where no task runs and the master is alive.
-    if (cluster.spec.paused) return said;
+    if (cluster.spec.paused) return [...said, ...(await this.deps.config.run(cluster, observations))];
     const downShards = new Set(down.verdicts.map((v) => v.shard));
     const plan = planReplication(cluster.route, observations);
     plan.actions.push(...planWriteFence(cluster.route, observations, cluster.spec.failover, this.deps.reconciler.confirmedFences(name)));
@@ -165,6 +170,8 @@ export class LeaderDuties {
       await this.noteOnce(memory, { shard: r.shard, instance: r.instance }, name, { shard: r.shard, master: r.instance }, r.reason, 'replicaof', { refusal: r.kind, summary: r.summary });
     }
     said.push(...(await this.deps.reconciler.apply(name, plan)));
+    // 4. The desired Redis configuration (a paused cluster's differences are only reported).
+    said.push(...(await this.deps.config.run(cluster, observations)));
     return said;
   }
 

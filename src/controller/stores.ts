@@ -4,6 +4,7 @@
  */
 import type { Etcd3 } from 'etcd3';
 import { ClusterStore } from '../store/cluster-store.js';
+import { ConfigStore } from '../store/config-store.js';
 import { ControllerRegistry } from '../store/controller-registry.js';
 import { HealthStore } from '../store/health-store.js';
 import { HistoryStore } from '../store/history-store.js';
@@ -27,6 +28,8 @@ export interface ControllerStores {
   replicas: ReplicaSettings;
   /** Slot migrations (at most one unfinished per cluster). */
   migrations: MigrationStore;
+  /** The desired Redis configuration of each cluster. */
+  configs: ConfigStore;
 }
 
 export function createControllerStores(etcd: Etcd3, keys: Keys): ControllerStores {
@@ -39,5 +42,6 @@ export function createControllerStores(etcd: Etcd3, keys: Keys): ControllerStore
     registry: new ControllerRegistry(etcd, keys),
     replicas: new ReplicaSettings(etcd, keys),
     migrations: new MigrationStore(etcd, keys),
+    configs: new ConfigStore(etcd, keys),
   };
 }

@@ -105,3 +105,26 @@ export async function pauseWrites(pool: RedisPool, address: string, ms: number):
 export async function unpause(pool: RedisPool, address: string): Promise<void> {
   expectOk(address, 'CLIENT UNPAUSE', await pool.call(address, 'CLIENT', 'UNPAUSE'));
 }
+
+/** CONFIG GET of several parameters in one round trip (Redis >= 7.0); absent keys are left out. */
+export async function configGet(pool: RedisPool, address: string, keys: string[]): Promise<Map<string, string>> {
+  const reply = await pool.call(address, 'CONFIG', 'GET', ...keys);
+  if (!Array.isArray(reply)) throw new RedisError(`${address}: CONFIG GET answered ${JSON.stringify(reply)}`);
+  const values = new Map<string, string>();
+  for (let i = 0; i + 1 < reply.length; i += 2) values.set(String(reply[i]), String(reply[i + 1]));
+  return values;
+}
+
+/** CONFIG SET of several parameters at once (atomic since Redis 7.0: all or none), then CONFIG REWRITE. */
+export async function configSet(pool: RedisPool, address: string, values: [string, string][]): Promise<RewriteProblem> {
+  expectOk(address, 'CONFIG SET', await pool.call(address, 'CONFIG', 'SET', ...values.flat()));
+  return rewriteConfig(pool, address);
+}
+
+/** The Redis version an instance reports (INFO server), e.g. "7.0.15". */
+export async function redisVersion(pool: RedisPool, address: string): Promise<string> {
+  const info = String(await pool.call(address, 'INFO', 'server'));
+  const version = /^redis_version:(\S+)/m.exec(info)?.[1];
+  if (!version) throw new RedisError(`${address}: INFO server names no redis_version`);
+  return version;
+}

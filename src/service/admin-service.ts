@@ -44,6 +44,7 @@ import type { RedisPool } from '../redis/pool.js';
 import { quorumOf, replicaBase } from '../model/replicas.js';
 import { readLive, type LiveReading } from './live-replication.js';
 import { MigrationService, view as migrationView, type MigrationView } from './migration-service.js';
+import { ConfigService } from './config-service.js';
 import { ReplicaSettings } from '../store/replica-settings.js';
 import type { Keys } from '../store/keys.js';
 
@@ -127,6 +128,8 @@ export class AdminService {
   readonly controllers: ControllerRegistry;
   /** Slot migrations: migrate, drain, rebalance, and their controls. */
   readonly migrations: MigrationService;
+  /** The desired Redis configuration: set, get, unset, diff. */
+  readonly config: ConfigService;
   readonly tasks: TaskStore;
   readonly proxies: ProxyRegistry;
   readonly replicas: ReplicaSettings;
@@ -148,6 +151,7 @@ export class AdminService {
     this.history = new HistoryStore(etcd, keys);
     this.controllers = new ControllerRegistry(etcd, keys);
     this.migrations = new MigrationService(etcd, keys);
+    this.config = new ConfigService(etcd, keys, redis);
   }
 
   async createCluster(request: CreateClusterRequest): Promise<Route> {

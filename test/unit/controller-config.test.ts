@@ -40,6 +40,7 @@ const DEFAULTS = {
   refreshMs: 1000,
   probeConcurrency: 64,
   repairBackoffMs: 5000,
+  configCheckMs: 5000,
   logLevel: 'info',
 };
 
