@@ -672,6 +672,10 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
       this.heldForSlot = -1;
       clearTimeout(this.holdTimer);
       if (this.held && this.inFlight === 0) this.releaseHeld();
+    } else if (this.heldForSlot >= 0) {
+      // A newer route that still holds the slot: a leader at work (copying a big key) says so by
+      // publishing again; the hold lasts, from now.
+      this.holdTimer?.refresh();
     }
     // A pinned connection whose slot starts migrating is closed too: no transaction or blocked
     // command may still write at the source once its keys start to move.

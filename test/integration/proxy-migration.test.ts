@@ -99,6 +99,24 @@ describe('proxies while slots migrate', () => {
     expect(await client.del(k!, served!)).toBe(2);
   });
 
+  it('keeps holding past its limit while the route keeps coming (a leader copying a big key), then runs the command', async () => {
+    const { proxies: [a], publish, route } = await setup('renew', { migrationHoldMs: 600 });
+    const client = proxies.client(a);
+    const [k] = keysIn(2, 1);
+    const moves = planMoves(route, [2], 's2');
+    await publish((r) => routeWithPhase(r, { moves }, 'prepare'));
+    const set = client.set(k!, 'late');
+    let outcome: unknown = null;
+    set.then((v) => (outcome = v), (err: Error) => (outcome = err.message));
+    for (let i = 0; i < 6; i++) {
+      await sleep(300); // 1.8 s in all: three times the hold limit
+      await publish((r) => ({ ...r, epoch: r.epoch + 1 }));
+    }
+    expect(outcome).toBeNull();
+    await publish((r) => routeWithPhase(r, { moves }, 'moving'));
+    expect(await set).toBe('OK');
+  });
+
   it('under writers on two proxies and the mover, every acknowledged write survives and each key ends on one shard', async () => {
     const { admin, masters, proxies: [a, b], publish, route } = await setup('move');
     const clients = [proxies.client(a), proxies.client(b)];

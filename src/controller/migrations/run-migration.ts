@@ -66,10 +66,12 @@ export interface MigrationDeps {
   progressEveryMs: number;
   /** Wait before retrying a pass that failed (a source or target down, a failover under way). */
   retryMs: number;
+  /** While big keys are copied: how often the route is published again to keep the proxies' hold. */
+  holdRenewMs: number;
   metrics: Pick<ControllerMetrics, 'migrationKeys' | 'migrationSlotsPending' | 'migrationSteps'>;
 }
 
-export const MIGRATION_DEFAULTS = { cutoffGraceMs: 1000, holdBarrierAttempts: 3, progressEveryMs: 1000, retryMs: 1000 };
+export const MIGRATION_DEFAULTS = { cutoffGraceMs: 1000, holdBarrierAttempts: 3, progressEveryMs: 1000, retryMs: 1000, holdRenewMs: 3000 };
 
 export class MigrationRun {
   private stepStarted = performance.now();
@@ -225,14 +227,27 @@ export class MigrationRun {
     let moved = 0;
     let elements = 0;
     const started = performance.now();
-    for (const [i, k] of this.migration.bigKeys.entries()) {
-      this.deps.election.requireFence();
-      const target = shards.get(k.to)!;
-      const done = await this.deps.bigKeys.move(shards.get(k.from)!.master, target.master, Buffer.from(k.key, 'base64'), `__cfgserver:migrating:${this.migration.id}:${i}`, target.slaves.length > 0 ? 1 : 0);
-      if (done) {
-        moved++;
-        elements += k.elements;
+    // The copy may outlast the proxies' hold (10 s): the route is published again (same phase, a
+    // new epoch) every few seconds meanwhile, which tells every proxy the hold is wanted still.
+    let keepHolding: Promise<unknown> = Promise.resolve();
+    const holdAlive = setInterval(() => {
+      keepHolding = keepHolding.then(() => this.writeRoute((r) => ({ ...r, epoch: r.epoch + 1, updatedAt: new Date().toISOString() }))).catch((err) => {
+        this.deps.log.warn(`migration ${this.migration.id}: could not renew the proxies' hold: ${errorMessage(err)}`, { cluster: this.migration.cluster });
+      });
+    }, this.deps.holdRenewMs);
+    try {
+      for (const [i, k] of this.migration.bigKeys.entries()) {
+        this.deps.election.requireFence();
+        const target = shards.get(k.to)!;
+        const done = await this.deps.bigKeys.move(shards.get(k.from)!.master, target.master, Buffer.from(k.key, 'base64'), `__cfgserver:migrating:${this.migration.id}:${i}`, target.slaves.length > 0 ? 1 : 0);
+        if (done) {
+          moved++;
+          elements += k.elements;
+        }
       }
+    } finally {
+      clearInterval(holdAlive);
+      await keepHolding;
     }
     const ms = Math.round(performance.now() - started);
     await this.persist('big-keys', 'running', 'moving', `${moved} big keys (${elements} elements) copied in chunks of ${this.deps.bigKeyChunk} and dropped at their sources in ${ms} ms`, { keysMoved: this.migration.keysMoved + moved });
