@@ -102,9 +102,11 @@ async function setup(name: string, controllers = 1, slaves = 0) {
   await cluster.admin.addShard(name, { master: extra.address, id: 's2', slaves: extraSlaves.map((x) => x.address) });
   const ids: string[] = [];
   const procs = new Map<string, ManagedProcess>();
+  const apis = new Map<string, string>();
   for (let i = 0; i < controllers; i++) {
     ids.push(`${name}-c${i}`);
-    procs.set(ids[i]!, world.controller(ids[i]!, cluster.prefix, ['--listen', `127.0.0.1:${await freePort()}`]));
+    apis.set(ids[i]!, `127.0.0.1:${await freePort()}`);
+    procs.set(ids[i]!, world.controller(ids[i]!, cluster.prefix, ['--listen', apis.get(ids[i]!)!]));
   }
   if (controllers > 0) await waitFor('a leader', async () => (await cluster.admin.controllers.leader()) !== null, 15_000);
   const a = await proxies.start(world.etcd.endpoint, cluster.prefix, name);
@@ -114,12 +116,12 @@ async function setup(name: string, controllers = 1, slaves = 0) {
   for (let i = 0; i < 5000; i++) fill.set(`k:${i}`, `v${i}`);
   await fill.exec();
   const counters = Array.from({ length: 40 }, (_, i) => `c:${i}`);
-  return { ...cluster, extra, extraSlaves, ids, procs, clients, counters };
+  return { ...cluster, extra, extraSlaves, ids, procs, apis, clients, counters };
 }
 
 describe('slot migration', () => {
   it('scales out to a new shard and back in under reads and writes through two proxies: nothing lost, no stale read', async () => {
-    const { admin, clients, counters } = await setup('scale');
+    const { admin, clients, counters, apis } = await setup('scale');
     const load = traffic(clients, counters);
     await sleep(300);
     // Out: a third of the slots to s2 (rebalance), while the traffic runs.
@@ -143,6 +145,12 @@ describe('slot migration', () => {
     await checkPlacement(admin, 'scale', load.unique, load.acked);
     const history = await admin.listHistory('scale', 200);
     expect(history.entries.some((e) => e.action === 'migration:commit')).toBe(true);
+    // The leader's /metrics count what its mover moved, and no slot is pending any more.
+    const metrics = await (await fetch(`http://${apis.get('scale-c0')}/metrics`)).text();
+    const moved = Number(/cfgserver_migration_keys_total\{cluster="scale"\} (\d+)/.exec(metrics)?.[1] ?? 0);
+    expect(moved).toBe(out.keysMoved + back.keysMoved);
+    expect(metrics).toMatch(/cfgserver_migration_slots_pending\{cluster="scale"\} 0/);
+    expect(metrics).toMatch(/cfgserver_migration_steps_total\{cluster="scale",step="commit",state="running"\} 2/);
   });
 
   it('refuses bad requests before anything changes', async () => {

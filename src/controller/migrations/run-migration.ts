@@ -250,6 +250,7 @@ export class MigrationRun {
       await keepHolding;
     }
     const ms = Math.round(performance.now() - started);
+    if (moved > 0) this.deps.metrics.migrationKeys.inc({ cluster: this.migration.cluster }, moved);
     await this.persist('big-keys', 'running', 'moving', `${moved} big keys (${elements} elements) copied in chunks of ${this.deps.bigKeyChunk} and dropped at their sources in ${ms} ms`, { keysMoved: this.migration.keysMoved + moved });
   }
 
