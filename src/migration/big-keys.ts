@@ -11,8 +11,7 @@
  */
 import type { Redis } from 'ioredis';
 import { keySlot } from '../model/slot.js';
-import { MoverConnections, onlineSlaves, runOn } from './connection.js';
-import { MOVER_CHANNEL } from './mover.js';
+import { MoverConnections, runOn, slavesToWaitFor, waitForSlaves } from './connection.js';
 
 export const BIG_KEY_TYPES = ['hash', 'list', 'set', 'zset'] as const;
 export type BigKeyType = (typeof BIG_KEY_TYPES)[number];
@@ -95,8 +94,7 @@ export class BigKeyMover {
     const placed = Number(await runOn(target, 'RENAMENX', () => dst.renamenx(tmp, key)));
     if (!placed) await runOn(target, 'DEL', () => dst.del(tmp));
     else if (ttl > 0) await runOn(target, 'PEXPIRE', () => dst.pexpire(key, ttl));
-    const wait = Math.min(replicas, await onlineSlaves(target, dst));
-    if (wait > 0) await runOn(target, 'PUBLISH+WAIT', () => dst.pipeline().publish(MOVER_CHANNEL, '1').call('WAIT', String(wait), String(this.options.replicaWaitMs)).exec());
+    await waitForSlaves(target, dst, await slavesToWaitFor(target, dst, replicas), this.options.replicaWaitMs);
     await runOn(source, 'UNLINK', () => src.unlink(key));
     return true;
   }

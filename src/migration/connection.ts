@@ -49,8 +49,26 @@ export async function runOn<T>(address: string, what: string, fn: () => Promise<
   }
 }
 
-/** Slaves that `address` (connected through `client`) has online now, from its INFO. */
-export async function onlineSlaves(address: string, client: Redis): Promise<number> {
+/**
+ * How many of `wanted` slaves to WAIT for at `address`: no more than it has online now. A slave the
+ * route names but that is down (a dead old master) would make every wait last its whole timeout.
+ */
+export async function slavesToWaitFor(address: string, client: Redis, wanted: number): Promise<number> {
+  if (wanted === 0) return 0;
   const info = String(await runOn(address, 'INFO replication', () => client.info('replication')));
-  return info.split('\n').filter((line) => /^slave\d+:.*state=online/.test(line)).length;
+  return Math.min(wanted, info.split('\n').filter((line) => /^slave\d+:.*state=online/.test(line)).length);
+}
+
+/** The channel of the marker write that lets WAIT cover writes another connection made (a MIGRATE's RESTOREs). */
+export const MOVER_CHANNEL = '__cfgserver:migration__';
+
+/**
+ * Waits until `slaves` slaves of `address` hold everything written to it so far, by anyone: WAIT
+ * only covers the caller's own writes, so a PUBLISH (which Redis replicates) goes first. Returns how
+ * many confirmed within `timeoutMs`.
+ */
+export async function waitForSlaves(address: string, client: Redis, slaves: number, timeoutMs: number): Promise<number> {
+  if (slaves === 0) return 0;
+  const replies = await runOn(address, 'PUBLISH+WAIT', () => client.pipeline().publish(MOVER_CHANNEL, '1').call('WAIT', String(slaves), String(timeoutMs)).exec());
+  return Number(replies?.[1]?.[1] ?? 0);
 }

@@ -13,7 +13,7 @@ import type { Redis } from 'ioredis';
 import { errorMessage } from '../model/errors.js';
 import { keySlot } from '../model/slot.js';
 import { splitAddress } from '../model/address.js';
-import { MoverConnections, onlineSlaves, runOn } from './connection.js';
+import { MoverConnections, runOn, slavesToWaitFor, waitForSlaves } from './connection.js';
 
 /** Where a migrating slot's keys go. */
 export interface MoveTarget {
@@ -54,9 +54,6 @@ export interface PassResult {
   complete: boolean;
 }
 
-/** The channel of the marker write that lets WAIT cover a batch restored by another connection. */
-export const MOVER_CHANNEL = '__cfgserver:migration__';
-
 export class KeyMover {
 
   private readonly connections: MoverConnections;
@@ -83,13 +80,13 @@ export class KeyMover {
     // Keys gather per target across SCAN pages into full batches: fewer round trips and WAITs.
     const batches = new Map<string, { target: MoveTarget; replicas: number | null; keys: Buffer[] }>();
     const send = async (batch: { target: MoveTarget; replicas: number | null; keys: Buffer[] }): Promise<boolean> => {
-      batch.replicas ??= await this.liveReplicas(batch.target);
+      batch.replicas ??= await slavesToWaitFor(batch.target.address, this.client(batch.target.address), batch.target.replicas);
       const keys = batch.keys;
       batch.keys = [];
       await this.moveBatch(spec.source, batch.target.address, batch.replicas, keys, result, unlinks);
       return keepGoing(result);
     };
-    const scan = (cursor: string) => this.run(spec.source, 'SCAN', () => source.scanBuffer(cursor, 'COUNT', this.options.scanCount)) as Promise<[Buffer, Buffer[]]>;
+    const scan = (cursor: string) => runOn(spec.source, 'SCAN', () => source.scanBuffer(cursor, 'COUNT', this.options.scanCount)) as Promise<[Buffer, Buffer[]]>;
     let page = scan('0');
     let cursor: string;
     do {
@@ -111,30 +108,13 @@ export class KeyMover {
     return finish(true);
   }
 
-  /**
-   * How many slaves to WAIT for at `target`: one if the route names a slave and the target has one
-   * online now. A slave the route names but that is down (a dead old master) would make every
-   * batch wait the whole timeout for nothing.
-   */
-  private async liveReplicas(target: MoveTarget): Promise<number> {
-    if (target.replicas === 0) return 0;
-    return Math.min(target.replicas, await onlineSlaves(target.address, this.client(target.address)));
-  }
-
   /** Copies and confirms one batch; its UNLINK at the source joins `unlinks`, and counts it in `result` once answered. */
   private async moveBatch(source: string, target: string, replicas: number, keys: Buffer[], result: PassResult, unlinks: Promise<void>[]): Promise<void> {
     const copied = await this.copy(source, target, keys);
     if (copied === 0) return;
-    if (replicas > 0) {
-      const client = this.client(target);
-      const acked = (await this.run(target, 'PUBLISH+WAIT', async () => {
-        const replies = await client.pipeline().publish(MOVER_CHANNEL, '1').wait(replicas, this.options.replicaWaitMs).exec();
-        return replies?.[1]?.[1];
-      })) as number;
-      if (acked < replicas) result.unconfirmed++;
-    }
+    if (replicas > 0 && (await waitForSlaves(target, this.client(target), replicas, this.options.replicaWaitMs)) < replicas) result.unconfirmed++;
     // UNLINK's count is the keys this batch really moved (a proxy may have moved some meanwhile).
-    const unlink = this.run(source, 'UNLINK', () => this.client(source).unlink(...keys)).then((n) => void (result.moved += n));
+    const unlink = runOn(source, 'UNLINK', () => this.client(source).unlink(...keys)).then((n) => void (result.moved += n));
     unlink.catch(() => undefined); // reported when the pass waits for it
     unlinks.push(unlink);
   }
@@ -161,12 +141,8 @@ export class KeyMover {
   private async migrate(source: string, target: string, keys: Buffer[]): Promise<string> {
     const { host, port } = splitAddress(target);
     const auth = this.options.password ? ['AUTH', this.options.password] : [];
-    const reply = await this.run(source, 'MIGRATE', () => this.client(source).callBuffer('MIGRATE', host, port, '', 0, this.options.timeoutMs, 'COPY', ...auth, 'KEYS', ...keys));
+    const reply = await runOn(source, 'MIGRATE', () => this.client(source).callBuffer('MIGRATE', host, port, '', 0, this.options.timeoutMs, 'COPY', ...auth, 'KEYS', ...keys));
     return Buffer.isBuffer(reply) ? reply.toString() : String(reply);
-  }
-
-  private run<T>(address: string, what: string, fn: () => Promise<T>): Promise<T> {
-    return runOn(address, what, fn);
   }
 
   private client(address: string): Redis {

@@ -123,7 +123,7 @@ export type Moves = MigrationRecord['moves'];
 export function planMoves(route: Route, slots: readonly number[], to: string): Moves {
   if (!route.shards.some((s) => s.id === to)) throw new RefusedError(`cluster ${route.cluster} has no shard ${to}`);
   if (slots.length === 0) throw new RefusedError('no slot to move');
-  if (route.migrating.length > 0) throw new RefusedError(`slots ${rangesText(toRanges(route.migrating.map((m) => m.slot).sort((a, b) => a - b)))} are already migrating; one migration at a time`);
+  refuseWhileMigrating(route);
   const owners = slotOwners(route);
   const bySource = new Map<string, number[]>();
   const unowned: number[] = [];
@@ -142,8 +142,14 @@ export function planMoves(route: Route, slots: readonly number[], to: string): M
   return [...bySource].map(([from, list]) => ({ from, to, slots: toRanges(list) }));
 }
 
+/** One migration at a time: refused while the route has slots migrating. */
+function refuseWhileMigrating(route: Route): void {
+  if (route.migrating.length > 0) throw new RefusedError(`slots ${rangesText(toRanges(route.migrating.map((m) => m.slot).sort((a, b) => a - b)))} are already migrating; one migration at a time`);
+}
+
 /** Every slot of a shard to the others, smallest first, for `shard drain`; refused when no other shard would be left. */
 export function drainMoves(route: Route, shard: string): Moves {
+  refuseWhileMigrating(route);
   const source = route.shards.find((s) => s.id === shard);
   if (!source) throw new RefusedError(`cluster ${route.cluster} has no shard ${shard}`);
   const others = route.shards.filter((s) => s.id !== shard);
@@ -169,6 +175,7 @@ export function drainMoves(route: Route, shard: string): Moves {
  * to the shards under it. Empty when the cluster is already even (within one slot).
  */
 export function rebalanceMoves(route: Route): Moves {
+  refuseWhileMigrating(route);
   const owned = route.shards.map((s) => ({ id: s.id, slots: expandRanges(s.slots) }));
   const total = owned.reduce((n, s) => n + s.slots.length, 0);
   if (owned.length === 0 || total === 0) return [];

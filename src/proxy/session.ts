@@ -335,7 +335,8 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
     }
     this.ctx.onCommand();
     // Every command from here on counts as "later" for a resend of an earlier one (see backendReplied).
-    this.lastEpoch = this.ctx.router().epoch;
+    const router = this.ctx.router();
+    this.lastEpoch = router.epoch;
     const info = commandInfoAt(cmd.buf, cmd.offsets[0]!, cmd.offsets[1]!);
     const { name, handling } = info;
     if (!this.authed && name !== 'AUTH' && name !== 'HELLO' && name !== 'QUIT' && name !== 'RESET') return this.answer(this.reserve(), reply.error('NOAUTH Authentication required.'));
@@ -372,7 +373,7 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
         this.pubsub ??= new PubSub(this);
         return this.pubsub.command(this.reserve(), name, cmd.argv);
       case 'split':
-        if (this.ctx.router().migrating && this.splitMigrates(info, handling.step, cmd)) return;
+        if (router.migrating && this.splitMigrates(info, cmd)) return;
         if (!this.enterLane(SHARED, cmd)) return;
         return dispatchSplit(this, this.reserve(), name, handling, cmd.argv);
       case 'wait':
@@ -387,7 +388,7 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
         const blocks = handling.kind === 'blocking' || ((name === 'XREAD' || name === 'XREADGROUP') && streamReadBlocks(name, cmd.argv));
         const slot = this.slotOf(info, cmd);
         if (typeof slot !== 'number') return this.answer(this.reserve(), slot);
-        if (this.ctx.router().migrating && this.ctx.router().phaseOf(slot) !== SLOT_SERVED) return this.dispatchMigrating(slot, cmd, info, blocks);
+        if (router.migrating && router.phaseOf(slot) !== SLOT_SERVED) return this.dispatchMigrating(slot, cmd, info, blocks);
         if (blocks || this.transaction.watchesSlotOf(this, slot)) return this.sendPinned(slot, cmd);
         if (!this.enterLane(SHARED, cmd)) return;
         return this.forwardParsed(slot, cmd, info.write);
@@ -413,10 +414,10 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
   }
 
   /** A split command (MGET, DEL, ...) with keys of migrating slots: held, or its keys moved first. True when handled here. */
-  private splitMigrates(info: CommandInfo, step: number, cmd: ParsedCommand): boolean {
+  private splitMigrates(info: CommandInfo, cmd: ParsedCommand): boolean {
     const router = this.ctx.router();
     const keys: KeyOfSlot[] = [];
-    for (let i = 1; i + step - 1 < cmd.argc; i += step) {
+    for (const i of this.keyIndexesOf(info, cmd)) {
       const slot = keySlot(cmd.arg(i), router.slotCount);
       const phase = router.phaseOf(slot);
       if (phase === SLOT_HELD) {
@@ -456,9 +457,11 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
     p.sentEnd = p.sentBuf.length;
   }
 
-  /** Key positions of a keyed command (the first argument for most). */
+  /** Where a command's keys (or its channel) are among its arguments: the first argument for most. */
   private keyIndexesOf(info: CommandInfo, cmd: ParsedCommand): number[] {
-    if (info.singleFirstKey) return [1];
+    const handling = info.handling;
+    if (handling.kind === 'split') return Array.from({ length: Math.floor((cmd.argc - 1) / handling.step) }, (_, k) => 1 + k * handling.step);
+    if (handling.kind === 'channel' || info.singleFirstKey) return [1];
     return keyIndexes(info.name, cmd.argv) ?? [];
   }
 
@@ -522,13 +525,8 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
   /** The slot of every key of a command (keyed or split): null without keys, -1 across slots. */
   slotOfAny(info: CommandInfo, cmd: ParsedCommand): number | null {
     const router = this.ctx.router();
-    const handling = info.handling;
-    let indexes: number[] | null;
-    if (handling.kind === 'split') indexes = Array.from({ length: Math.floor((cmd.argc - 1) / handling.step) }, (_, k) => 1 + k * handling.step);
-    else if (handling.kind === 'channel') indexes = [1];
-    else if (info.singleFirstKey) indexes = [1];
-    else indexes = keyIndexes(info.name, cmd.argv);
-    if (!indexes || indexes.length === 0) return null;
+    const indexes = this.keyIndexesOf(info, cmd);
+    if (indexes.length === 0) return null;
     const slots = new Set(indexes.map((i) => keySlot(cmd.arg(i), router.slotCount)));
     return slots.size === 1 ? [...slots][0]! : -1;
   }
