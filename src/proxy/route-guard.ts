@@ -36,14 +36,24 @@ export interface RouteGuardOptions {
 type Answer = { kind: 'route'; route: Route } | { kind: 'no-etcd' } | { kind: 'none' };
 
 export class RouteGuard {
-  /** Forwarding is refused: cut off from etcd and from every controller past the TTL. */
-  blocked = false;
+  /** Logged state: whether the last look found forwarding refused (for the log lines only). */
+  private refused = false;
   private confirmedUntil: number;
   private timer: NodeJS.Timeout | null = null;
   private asking = false;
 
   constructor(private readonly o: RouteGuardOptions) {
     this.confirmedUntil = Date.now() + o.ttlMs;
+  }
+
+  /**
+   * Forwarding is refused: the lease is not alive *now* and no controller confirmed the route
+   * within the TTL. Computed on every call rather than at the last look, so that the proxy stops
+   * at its lease's own deadline — before etcd drops its registration and a barrier stops waiting
+   * for it — not up to one look later.
+   */
+  get blocked(): boolean {
+    return Date.now() > this.confirmedUntil && this.o.leaseRemainingMs() <= 0;
   }
 
   start(): void {
@@ -78,16 +88,16 @@ export class RouteGuard {
     } finally {
       this.asking = false;
     }
-    if (!this.blocked && Date.now() > this.confirmedUntil) {
-      this.blocked = true;
+    if (!this.refused && this.blocked) {
+      this.refused = true;
       this.o.log.error('cut off from etcd and from every controller past the lease TTL: refusing to forward', { epoch: this.o.epoch() });
     }
   }
 
   private confirm(by: string, forMs = this.o.ttlMs): void {
     this.confirmedUntil = Date.now() + forMs;
-    if (this.blocked) {
-      this.blocked = false;
+    if (this.refused) {
+      this.refused = false;
       this.o.log.warn('route confirmed again: forwarding', { by, epoch: this.o.epoch() });
     }
   }

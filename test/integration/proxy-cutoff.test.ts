@@ -50,12 +50,18 @@ describe('a proxy cut off from etcd', () => {
     const client = await raw(proxy.listenAddress);
     const health = async () => (await fetch(`http://${proxy.metricsListenAddress}/healthz`)).status;
     await waitFor('the proxy knows the controller', async () => proxy.knownControllers().length === 1);
+    await waitFor('the proxy registered', async () => (await cluster.admin.listProxies('isolated')).proxies.length === 1);
     expect(await health()).toBe(200);
 
     // Cut off from both: it goes on only until its lease could have expired.
     controller.signal('SIGSTOP');
     link.hang();
     try {
+      // By the time etcd drops its registration (and a barrier stops waiting for it), the proxy
+      // has stopped forwarding: its lease's own deadline comes first, and it is checked on every
+      // command, not at the guard's next look.
+      await waitFor('etcd dropped the registration', async () => (await cluster.admin.listProxies('isolated')).proxies.length === 0, 15_000, 10);
+      expect(await client.call('SET', 'k', 'v')).toMatch(/^-CLUSTERDOWN proxy: cut off from etcd and from every controller/);
       await waitFor('forwarding refused', async () => (await client.call('SET', 'k', 'v')).startsWith('-CLUSTERDOWN proxy: cut off from etcd and from every controller'), 15_000);
       expect(await health()).toBe(503);
       expect(await client.call('PING')).toBe('+PONG\r\n');
