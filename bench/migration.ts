@@ -48,7 +48,9 @@ const MAX_LOAD_ROUNDS = 60;
 const MIGRATION_TIMEOUT_MS = 8 * 60_000;
 const SMALL_VALUE = 'v'.repeat(16);
 /** The scenarios to run (a quick look at one of them). */
-const ONLY = new Set(argText('only', 'idle,load,big').split(','));
+const ONLY = new Set(argText('only', 'idle,load,control,big').split(','));
+/** The control mover's SCAN page. */
+const BARE_SCAN_COUNT = 1000;
 
 const GOAL_KEYS_PER_SECOND = 50_000;
 const GOAL_MAX_THROUGHPUT_DROP = 0.2;
@@ -187,13 +189,34 @@ async function idleScenario(label: string, prefix: string, keys: number, value: 
 
 interface LoadRound {
   test: 'set' | 'get';
+  /** Wall-clock start and end (ms since the epoch), to place the round among the migration's steps. */
+  startedAt: number;
+  endedAt: number;
   rps: number;
   p99: number;
   max: number;
 }
 
 async function loadRound(s: Scene, test: 'set' | 'get'): Promise<LoadRound> {
-  return { test, ...(await redisBenchmark(s.proxyPort, test, LOAD_PIPELINE, LOAD_CLIENTS, LOAD_REQUESTS)) };
+  const startedAt = Date.now();
+  const result = await redisBenchmark(s.proxyPort, test, LOAD_PIPELINE, LOAD_CLIENTS, LOAD_REQUESTS);
+  return { test, startedAt, endedAt: Date.now(), ...result };
+}
+
+/**
+ * Each round during the migration with the steps it overlapped: where the throughput went. A
+ * step's record carries when it ended and how long it took.
+ */
+function timelineLines(rounds: LoadRound[], view: MigrationView, requestedAt: number): string[] {
+  const steps = view.steps.map((st) => ({ step: st.step, end: Date.parse(st.at), start: Date.parse(st.at) - (st.durationMs ?? 0) }));
+  const at = (ms: number) => ((ms - requestedAt) / 1000).toFixed(1).padStart(5);
+  return [
+    '  rounds during the migration (s from the request), with the steps they overlapped:',
+    ...rounds.map((r) => {
+      const overlapped = steps.filter((st) => st.start < r.endedAt && st.end > r.startedAt && st.end > st.start).map((st) => st.step);
+      return `    ${at(r.startedAt)} - ${at(r.endedAt)}  ${r.test.toUpperCase().padEnd(3)} ${String(Math.round(r.rps)).padStart(7)} ops/s  ${overlapped.join(', ') || '(after done)'}`;
+    }),
+  ];
 }
 
 /** Throughput over rounds of equal size (requests / total time), the worst p99 and the worst latency. */
@@ -203,40 +226,104 @@ function summary(rounds: LoadRound[], test: 'set' | 'get'): { rps: number; p99: 
   return { rps: (mine.length * LOAD_REQUESTS) / seconds, p99: Math.max(...mine.map((r) => r.p99)), max: Math.max(...mine.map((r) => r.max)), rounds: mine.length };
 }
 
-async function loadScenario(): Promise<{ lines: string[]; worstDrop: number }> {
+/** What runs while the load rounds measure: a migration, and how many keys it moved and how fast. */
+interface Mover {
+  label: string;
+  run(s: Scene): Promise<{ keys: number; seconds: number; lines: string[] }>;
+  /** The rounds during the move, placed among its steps (when it has steps). */
+  timeline?(rounds: LoadRound[]): string[];
+}
+
+/** cfgserver's own rebalance: survey, hold, moves by the mover and by the proxies on access, commit. */
+function cfgserverMover(): Mover {
+  let requestedAt = 0;
+  let view: MigrationView | null = null;
+  return {
+    label: 'cfgserver rebalance',
+    async run(s) {
+      requestedAt = Date.now();
+      const t = await rebalance(s);
+      view = t.view;
+      return { keys: t.view.keysMoved, seconds: t.wallSeconds, lines: [...idleLines('under load', t, `${SMALL_KEYS} and those redis-benchmark wrote`), `  keys per shard after: ${await placement(s)}`] };
+    },
+    timeline: (rounds) => (view ? timelineLines(rounds, view, requestedAt) : []),
+  };
+}
+
+/**
+ * The control: the least work any mover can do to move the same keys — per source master, `SCAN`
+ * and one `MIGRATE … KEYS` (a move, not a copy) per page of keys of the moving slots, with no
+ * survey, no hold, no route change and no proxy involved (clients keep reading and writing the
+ * source; keys they write after their page was scanned stay behind). What the clients lose to it
+ * is what moving that many keys costs on this machine, whoever moves them.
+ */
+function bareMover(): Mover {
+  return {
+    label: 'bare MIGRATE (control)',
+    async run(s) {
+      const plan = await s.admin.migrations.rebalance(CLUSTER, { requestedBy: 'bench/migration', dryRun: true });
+      const route = await s.admin.route(CLUSTER);
+      const masterOf = (id: string) => route.shards.find((sh) => sh.id === id)!.master;
+      const started = performance.now();
+      const moved = await Promise.all(plan.moves.map(async (move) => {
+        const moving = new Set<number>();
+        for (const r of move.slots) for (let slot = r[0]; slot <= (r[1] ?? r[0]); slot++) moving.add(slot);
+        const { host, port } = splitAddress(masterOf(move.to));
+        const source = s.at(masterOf(move.from));
+        let cursor = '0';
+        let keys = 0;
+        do {
+          const [next, page] = (await source.scan(cursor, 'COUNT', BARE_SCAN_COUNT)) as [string, string[]];
+          cursor = next;
+          const mine = page.filter((k) => moving.has(keySlot(k, route.slotCount)));
+          if (mine.length > 0 && (await source.call('MIGRATE', host, String(port), '', '0', '10000', 'KEYS', ...mine)) === 'OK') keys += mine.length;
+        } while (cursor !== '0');
+        return keys;
+      }));
+      const seconds = (performance.now() - started) / 1000;
+      const keys = moved.reduce((a, b) => a + b, 0);
+      return { keys, seconds, lines: [`control, bare MIGRATE: ${keys} keys moved in ${seconds.toFixed(1)} s: ${Math.round(keys / seconds)} keys/s (SCAN COUNT ${BARE_SCAN_COUNT}, one MIGRATE per page, the sources at once)`] };
+    },
+  };
+}
+
+/** Baseline rounds, then rounds while `mover` runs, in a scene of its own; the table of both. */
+async function loadScenario(mover: Mover): Promise<{ lines: string[]; worstDrop: number; ratios: Record<'set' | 'get', number> }> {
   const lines: string[] = [];
   let worstDrop = 0;
+  const ratios = { set: 0, get: 0 };
   await withScene(async (s) => {
-    say('under load: filling');
+    say(`under load (${mover.label}): filling`);
     await fill(s, 'small', SMALL_KEYS, SMALL_VALUE);
-    say('under load: baseline rounds');
+    say(`under load (${mover.label}): baseline rounds`);
     const baseline: LoadRound[] = [];
     for (let i = 0; i < BASELINE_ROUNDS; i++) for (const test of ['set', 'get'] as const) baseline.push(await loadRound(s, test));
-    say('under load: rebalance with the same rounds running');
+    say(`under load (${mover.label}): the move with the same rounds running`);
     const during: LoadRound[] = [];
     let finished = false;
-    const moving = rebalance(s).finally(() => {
+    const moving = mover.run(s).finally(() => {
       finished = true;
     });
     moving.catch(() => undefined);
     for (let i = 0; !finished && i < MAX_LOAD_ROUNDS; i++) {
-      // Only rounds that start before the migration ends count (the last one may outlast it).
+      // Only rounds that start before the move ends count (the last one may outlast it).
       for (const test of ['set', 'get'] as const) if (!finished) during.push(await loadRound(s, test));
     }
-    const t = await moving;
-    lines.push(...idleLines('under load', t, `${SMALL_KEYS} and those redis-benchmark wrote`));
-    lines.push(`  keys per shard after: ${await placement(s)}`);
+    const result = await moving;
+    lines.push(...result.lines);
+    lines.push(...(mover.timeline?.(during) ?? []));
     lines.push(`  redis-benchmark through the proxy: -c ${LOAD_CLIENTS} -P ${LOAD_PIPELINE} -n ${LOAD_REQUESTS} -r 100000 per round`);
     lines.push('  test  rounds  baseline ops/s  during ops/s  ratio  p99 ms base/during  worst ms base/during');
     for (const test of ['set', 'get'] as const) {
       const b = summary(baseline, test);
       const d = summary(during, test);
       const ratio = d.rps / b.rps;
+      ratios[test] = ratio;
       worstDrop = Math.max(worstDrop, 1 - ratio);
       lines.push(`  ${test.toUpperCase().padEnd(4)}  ${String(b.rounds).padStart(2)}/${String(d.rounds).padEnd(2)}  ${String(Math.round(b.rps)).padStart(14)}  ${String(Math.round(d.rps)).padStart(12)}  ${ratio.toFixed(2)}x  ${b.p99.toFixed(1).padStart(8)} / ${d.p99.toFixed(1).padEnd(8)}  ${b.max.toFixed(1).padStart(8)} / ${d.max.toFixed(1)}`);
     }
   });
-  return { lines, worstDrop };
+  return { lines, worstDrop, ratios };
 }
 
 /** PING every ms on its own connection; the longest wait for a PONG. Bounded in count and time. */
@@ -330,15 +417,19 @@ async function main(): Promise<void> {
   const started = performance.now();
   const small = ONLY.has('idle') ? await idleScenario('idle, small keys', 'small', SMALL_KEYS, SMALL_VALUE) : null;
   const large = ONLY.has('idle') ? await idleScenario(`idle, ${LARGE_VALUE_BYTES}-byte values`, 'large', LARGE_KEYS, 'x'.repeat(LARGE_VALUE_BYTES)) : null;
-  const load = ONLY.has('load') ? await loadScenario() : null;
+  const load = ONLY.has('load') ? await loadScenario(cfgserverMover()) : null;
+  const control = ONLY.has('control') ? await loadScenario(bareMover()) : null;
   const big = ONLY.has('big') ? await bigKeyScenario() : null;
 
   console.log(`\nbench/migration: rebalance of 2 shards onto an empty third (a third of the slots move), one controller, one proxy; ${SMALL_KEYS} small keys (16-byte values), ${LARGE_KEYS} keys of ${LARGE_VALUE_BYTES} bytes`);
   console.log(machine);
   console.log(`took ${((performance.now() - started) / 1000).toFixed(0)} s; load average at the end ${loadavg()[0]!.toFixed(2)}\n`);
-  for (const part of [small, large, load, big]) if (part) for (const line of [...part.lines, '']) console.log(line);
+  for (const part of [small, large, load, control, big]) if (part) for (const line of [...part.lines, '']) console.log(line);
   const meets = (ok: boolean) => (ok ? 'met' : 'MISSED');
   if (small) console.log(`goal: >= ${GOAL_KEYS_PER_SECOND} small keys/s idle: ${Math.round(small.keysPerSecond)} — ${meets(small.keysPerSecond >= GOAL_KEYS_PER_SECOND)}`);
+  if (load && control) {
+    console.log(`cfgserver's rebalance against the bare MIGRATE control, client throughput while each ran: SET ${(load.ratios.set / control.ratios.set).toFixed(2)}x, GET ${(load.ratios.get / control.ratios.get).toFixed(2)}x`);
+  }
   if (load) console.log(`goal: client throughput drop <= ${GOAL_MAX_THROUGHPUT_DROP * 100}%: worst drop ${(load.worstDrop * 100).toFixed(0)}% — ${meets(load.worstDrop <= GOAL_MAX_THROUGHPUT_DROP)}`);
 }
 

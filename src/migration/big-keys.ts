@@ -3,7 +3,7 @@
  * key of a million elements blocks the source while it serializes the key and the target while it
  * restores it — every client of both shards waits. So before the slots move the leader finds the
  * hashes, lists, sets and sorted sets of the moving slots with more than a threshold of elements
- * (`SCAN … TYPE`, then the O(1) length), and, while the proxies hold those slots' commands, copies
+ * (one `SCAN`, each page's keys of those slots sized by a script), and, while the proxies hold those slots' commands, copies
  * each one to a temporary key on the target a chunk at a time (HSCAN/SSCAN/ZSCAN/LRANGE, then
  * HSET/SADD/ZADD/RPUSH), renames it into place, gives it the source's TTL, waits for a slave of the
  * target, and unlinks the source's copy (freed in the background). No single command touches more
@@ -35,10 +35,33 @@ export interface BigKeyOptions {
 
 export const DEFAULT_BIG_KEY_OPTIONS: BigKeyOptions = { timeoutMs: 10_000, threshold: 10_000, chunk: 1000, replicaWaitMs: 1000 };
 
-/** Keys one SCAN of the survey walks: about 5 ms of Redis's time, a tenth of the round trips of 1000. */
-const SURVEY_SCAN_COUNT = 10_000;
+/** Keys one SCAN of the survey walks: the same page as the mover's, about 0.3 ms of Redis's time. */
+const SURVEY_SCAN_COUNT = 1000;
 
-const LENGTH: Record<BigKeyType, string> = { hash: 'HLEN', list: 'LLEN', set: 'SCARD', zset: 'ZCARD' };
+/**
+ * Sizes a page of keys in Redis itself: for each key (KEYS), its type and, for the types moved in
+ * chunks, its length when above the threshold (ARGV[1]); answers the big ones only, as
+ * key, type, length triples. One round trip and a few microseconds per key, instead of a
+ * pipelined TYPE and length per key through the network.
+ */
+const SIZE_SCRIPT = `
+local limit = tonumber(ARGV[1])
+local length = { hash = 'HLEN', list = 'LLEN', set = 'SCARD', zset = 'ZCARD' }
+local big = {}
+for _, key in ipairs(KEYS) do
+  local t = redis.call('TYPE', key).ok
+  local command = length[t]
+  if command then
+    local n = redis.call(command, key)
+    if n > limit then
+      big[#big + 1] = key
+      big[#big + 1] = t
+      big[#big + 1] = n
+    end
+  end
+end
+return big
+`;
 
 export class BigKeyMover {
 
@@ -48,30 +71,25 @@ export class BigKeyMover {
     this.connections = new MoverConnections(options);
   }
 
-  /** The keys of `slots` on `source` with more elements than the threshold. */
+  /**
+   * The keys of `slots` on `source` with more elements than the threshold. One walk of the
+   * keyspace (plain SCAN), and only the keys of the moving slots are sized, in Redis, a page at a
+   * time. (Four walks with `SCAN … TYPE`, one per type, cost Redis about ten times as much: in
+   * 7.0 a TYPE filter looks every key up after collecting it, and clients of the source waited.)
+   */
   async find(source: string, slots: ReadonlySet<number>, slotCount: number): Promise<BigKey[]> {
-    // The four scans go at once on one connection (pipelined), each walking the whole keyspace
-    // with a large COUNT: the walk is Redis's work, the round trips are ours.
-    const found = await Promise.all(BIG_KEY_TYPES.map((type) => this.findOfType(source, type, slots, slotCount)));
-    return found.flat();
-  }
-
-  private async findOfType(source: string, type: BigKeyType, slots: ReadonlySet<number>, slotCount: number): Promise<BigKey[]> {
     const client = this.client(source);
     const found: BigKey[] = [];
     let cursor = '0';
     do {
-      const [next, keys] = (await runOn(source, `SCAN TYPE ${type}`, () => client.scanBuffer(cursor, 'COUNT', SURVEY_SCAN_COUNT, 'TYPE', type))) as [Buffer, Buffer[]];
+      const [next, keys] = (await runOn(source, 'SCAN', () => client.scanBuffer(cursor, 'COUNT', SURVEY_SCAN_COUNT))) as [Buffer, Buffer[]];
       cursor = next.toString();
       const mine = keys.filter((k) => slots.has(keySlot(k, slotCount)));
       if (mine.length === 0) continue;
-      const pipeline = client.pipeline();
-      for (const k of mine) pipeline.call(LENGTH[type], k);
-      const lengths = (await runOn(source, LENGTH[type], () => pipeline.exec())) ?? [];
-      mine.forEach((key, i) => {
-        const elements = Number(lengths[i]?.[1] ?? 0);
-        if (elements > this.options.threshold) found.push({ key, type, elements });
-      });
+      const big = (await runOn(source, 'EVAL (sizes)', () => client.callBuffer('EVAL', SIZE_SCRIPT, mine.length, ...mine, String(this.options.threshold)))) as (Buffer | number)[];
+      for (let i = 0; i + 2 < big.length; i += 3) {
+        found.push({ key: big[i] as Buffer, type: big[i + 1]!.toString() as BigKeyType, elements: Number(big[i + 2]) });
+      }
     } while (cursor !== '0');
     return found;
   }

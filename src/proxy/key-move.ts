@@ -45,10 +45,17 @@ export function moveKeys(
   connectionOf: (pool: BackendPool) => BackendConnection,
   settings: KeyMoveSettings,
   done: (error: Buffer | null) => void,
+  /**
+   * Skip keys known gone from their source. Only when none of this client's moves is in flight:
+   * a command whose keys need no MIGRATE would otherwise run at the target before an earlier
+   * command of the same slot still waiting for its MIGRATE.
+   */
+  trustGone = true,
 ): void {
   const groups = new Map<string, Group>();
+  const gone = router.goneFromSource;
   for (const { slot, key } of keys) {
-    if (router.phaseOf(slot) !== SLOT_MOVING) continue;
+    if (router.phaseOf(slot) !== SLOT_MOVING || (trustGone && gone.has(key))) continue;
     const source = router.moveSource(slot)!;
     const target = router.poolForSlot(slot)!;
     const id = `${source.address}>${target.address}`;
@@ -65,10 +72,14 @@ export function moveKeys(
       if (r[0] === 45 || r[0] === 33) {
         const text = r.toString('latin1', 1).trim();
         // The target's copy wins; dropping the source's can go along with the command itself.
-        if (text.includes(BUSYKEY)) connection.send(encodeCommand([Buffer.from('UNLINK'), ...group.keys]), () => undefined);
-        else failure ??= `${group.source.address} -> ${group.target.address}: ${text}`;
-      } else if (r.toString('latin1', 1, 3) === 'OK') {
-        settings.onMoved(group.keys.length);
+        if (text.includes(BUSYKEY)) {
+          connection.send(encodeCommand([Buffer.from('UNLINK'), ...group.keys]), () => undefined);
+          for (const key of group.keys) gone.add(key);
+        } else failure ??= `${group.source.address} -> ${group.target.address}: ${text}`;
+      } else {
+        // OK (moved) or NOKEY (moved before, or never there): either way not on the source now.
+        if (r.toString('latin1', 1, 3) === 'OK') settings.onMoved(group.keys.length);
+        for (const key of group.keys) gone.add(key);
       }
       if (--left === 0) done(failure === null ? null : reply.error(`TRYAGAIN proxy: the keys of a migrating slot could not be moved (${failure}); the command did not run, retry it`));
     });

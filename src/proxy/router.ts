@@ -16,6 +16,37 @@ export const SLOT_SERVED = 0;
 export const SLOT_HELD = 1;
 export const SLOT_MOVING = 2;
 
+/** Bytes of key names a router remembers as gone from their source, at most (then it starts over). */
+const GONE_FROM_SOURCE_BYTES = 32 << 20;
+
+/** A set of key names bounded in bytes: past the bound it is emptied, which costs only MIGRATEs answered NOKEY. */
+export class KeySet {
+  private readonly keys = new Set<string>();
+  private bytes = 0;
+
+  constructor(private readonly maxBytes: number) {}
+
+  has(key: Buffer): boolean {
+    return this.keys.size > 0 && this.keys.has(key.toString('latin1'));
+  }
+
+  add(key: Buffer): void {
+    if (this.bytes + key.length > this.maxBytes) {
+      this.keys.clear();
+      this.bytes = 0;
+      if (key.length > this.maxBytes) return;
+    }
+    const name = key.toString('latin1');
+    if (this.keys.has(name)) return;
+    this.keys.add(name);
+    this.bytes += key.length;
+  }
+
+  get size(): number {
+    return this.keys.size;
+  }
+}
+
 export class Router {
   readonly epoch: number;
   readonly slotCount: number;
@@ -36,6 +67,15 @@ export class Router {
   private readonly sources: Int32Array;
   /** The shard that serves each slot: its owner, or where a moving slot's keys go. */
   private readonly servers: Int32Array;
+
+  /**
+   * Keys of moving slots this proxy knows are no longer on their source under this route: it
+   * moved them, or the source answered NOKEY. Nothing writes a moving slot's key at the source
+   * while this route holds (every proxy holds or moves first; the leader's mover only takes keys
+   * away), so such a key is served at the target at once, without another MIGRATE. A new route
+   * (a cancel, a failover of the source) is a new Router, and starts with none.
+   */
+  readonly goneFromSource = new KeySet(GONE_FROM_SOURCE_BYTES);
 
   constructor(route: Route, poolFor: (address: string) => BackendPool) {
     this.epoch = route.epoch;

@@ -438,12 +438,13 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
   /** Moves `keys` as `router` says, then runs `then`; or answers `p` with why they could not be moved. */
   private moveThen(router: Router, keys: KeyOfSlot[], p: Pending, then: () => void): void {
     this.movesEpoch = router.epoch;
+    const trustGone = this.movesInFlight === 0;
     this.movesInFlight++;
     moveKeys(router, keys, (pool) => pool.connectionFor(this.id, this.proto), this.ctx.keyMove, (error) => {
       this.movesInFlight--;
       if (error) this.answer(p, error);
       else then();
-    });
+    }, trustGone);
   }
 
   /** Sends a command to the master `router` (the route it was dispatched under) serves `slot` on. */

@@ -99,6 +99,35 @@ describe('proxies while slots migrate', () => {
     expect(await client.del(k!, served!)).toBe(2);
   });
 
+  it('moves a key once: a key known gone from its source runs at the target without another MIGRATE, but never before an earlier command of the same client', async () => {
+    const { masters, proxies: [a], publish, route } = await setup('gone');
+    const client = proxies.client(a);
+    const [k, early] = keysIn(3, 2);
+    await client.set(k!, 'v0');
+    await client.set(early!, 'new');
+    const moves = planMoves(route, [3], 's2');
+    await publish((r) => routeWithPhase(r, { moves }, 'moving'));
+    const migrates = async () => Number(/cmdstat_migrate:calls=(\d+)/.exec(await redis.at(masters[0]!.address).info('commandstats'))?.[1] ?? 0);
+
+    const before = await migrates();
+    expect(await client.get(k!)).toBe('v0'); // moved on this access
+    for (let i = 0; i < 5; i++) expect(await client.get(k!)).toBe('v0'); // then served at the target at once
+    expect(await migrates()).toBe(before + 1);
+    expect(await redis.at(masters[2]!.address).get(k!)).toBe('v0');
+
+    // `early` is still on the source; k is known gone. In one pipeline, a SET of `early` (which
+    // must move first) and then a script declared on k alone that reads `early` at the target:
+    // the script must see the SET's value, so it waits for the move although k needs none.
+    const [set, read] = (await client
+      .pipeline()
+      .set(early!, 'newer')
+      .eval("redis.call('SET', KEYS[1], redis.call('GET', ARGV[1]) or 'nothing'); return 1", 1, k!, early!)
+      .exec())!;
+    expect(set![1]).toBe('OK');
+    expect(read![1]).toBe(1);
+    expect(await redis.at(masters[2]!.address).get(k!)).toBe('newer');
+  });
+
   it('keeps holding past its limit while the route keeps coming (a leader copying a big key), then runs the command', async () => {
     const { proxies: [a], publish, route } = await setup('renew', { migrationHoldMs: 600 });
     const client = proxies.client(a);
