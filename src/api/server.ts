@@ -54,8 +54,8 @@ export function createApp(deps: ApiDeps): express.Express {
   // Asking for a migration: {slots: "A-B,...", to: SHARD} moves slots; {drain: SHARD} empties a shard;
   // {rebalance: true} evens the slots out. {dryRun: true} answers the moves and writes nothing.
   app.post('/v1/clusters/:name/migrations', async (req, res) => {
-    const body = (req.body ?? {}) as { slots?: unknown; to?: unknown; drain?: unknown; rebalance?: unknown; dryRun?: unknown; by?: unknown };
-    const request = { requestedBy: typeof body.by === 'string' && body.by ? body.by : `http@${req.ip ?? 'unknown'}`, dryRun: body.dryRun === true };
+    const body = (req.body ?? {}) as { slots?: unknown; to?: unknown; drain?: unknown; rebalance?: unknown; dryRun?: unknown; by?: unknown; rate?: unknown };
+    const request = { requestedBy: typeof body.by === 'string' && body.by ? body.by : `http@${req.ip ?? 'unknown'}`, dryRun: body.dryRun === true, rate: body.rate as number | undefined };
     const m =
       body.rebalance === true
         ? await deps.admin.migrations.rebalance(name(req), request)
@@ -66,12 +66,19 @@ export function createApp(deps: ApiDeps): express.Express {
   });
   app.post('/v1/clusters/:name/migrations/:id/:action', async (req, res) => {
     const action = String(req.params['action']);
-    if (action !== 'pause' && action !== 'resume' && action !== 'cancel') {
-      res.status(404).json({ error: { code: 'NOT_FOUND', message: `no migration action ${action}: pause, resume or cancel` } });
+    const body = (req.body ?? {}) as { by?: unknown; rate?: unknown };
+    const by = typeof body.by === 'string' && body.by ? body.by : `http@${req.ip ?? 'unknown'}`;
+    const id = String(req.params['id']);
+    // {rate: N} with throttle: keys/s at most for the leader's mover (0: no limit).
+    if (action === 'throttle') {
+      res.json(await deps.admin.migrations.throttle(name(req), by, body.rate, id));
       return;
     }
-    const body = (req.body ?? {}) as { by?: unknown };
-    res.json(await deps.admin.migrations[action](name(req), typeof body.by === 'string' && body.by ? body.by : `http@${req.ip ?? 'unknown'}`, String(req.params['id'])));
+    if (action !== 'pause' && action !== 'resume' && action !== 'cancel') {
+      res.status(404).json({ error: { code: 'NOT_FOUND', message: `no migration action ${action}: pause, resume, cancel or throttle` } });
+      return;
+    }
+    res.json(await deps.admin.migrations[action](name(req), by, id));
   });
   app.get('/v1/clusters/:name/config', async (req, res) => {
     res.json(await deps.admin.config.get(name(req), typeof req.query['pattern'] === 'string' ? req.query['pattern'] : undefined));

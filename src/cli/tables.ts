@@ -149,7 +149,7 @@ export function migrationsTable(migrations: MigrationView[]): string {
       m.moves.map((x) => `${shortRanges(x.slots)} ${x.from}->${x.to}`).join(' '),
       m.slotCount,
       m.keysMoved,
-      m.keysPerSecond ?? '-',
+      `${m.keysPerSecond ?? '-'}${m.rate === null ? '' : ` (max ${m.rate})`}`,
       m.secondsLeft === null ? '-' : `${m.secondsLeft}s`,
       m.error ?? '',
     ]),

@@ -43,6 +43,8 @@ export const migrationRecordSchema = z.strictObject({
   error: z.string().nullable().default(null),
   /** Keys of the moving slots big enough to move in chunks (found by the `survey` step); `key` in base64. */
   bigKeys: z.array(z.strictObject({ key: z.string(), from: shardId, to: shardId, type: z.enum(['hash', 'list', 'set', 'zset']), elements: z.number().int() })).default([]),
+  /** Keys per second the leader's mover may move at most (an admin's `--rate`); null: as fast as it can. */
+  rate: z.number().int().min(1).nullable().default(null),
   /** An admin asked to pause (`migrate pause`): the mover stops between batches. */
   pause: z.boolean().default(false),
   /** Turned round by a cancel: the moves run from `to` back to `from`, and the route ends as it was. */
@@ -51,6 +53,18 @@ export const migrationRecordSchema = z.strictObject({
   cancel: z.strictObject({ by: z.string(), at: z.string() }).nullable().default(null),
 });
 export type MigrationRecord = z.infer<typeof migrationRecordSchema>;
+
+/** Highest `--rate` accepted: far above what one mover reaches, low enough to catch a typo's extra digits. */
+export const MAX_MIGRATION_RATE = 10_000_000;
+
+/** An admin's rate: a positive whole number of keys per second, or 0 / null for no limit. */
+export function parseMigrationRate(value: unknown): number | null {
+  if (value === undefined || value === null || value === 0) return null;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > MAX_MIGRATION_RATE) {
+    throw new ValidationError(`rate must be a whole number of keys per second from 1 to ${MAX_MIGRATION_RATE} (0: no limit), not ${JSON.stringify(value)}`);
+  }
+  return value;
+}
 
 /** "0-9 s0 -> s2, 40 s1 -> s2": the moves, for logs, history and the CLI. */
 export function movesText(moves: MigrationRecord['moves']): string {

@@ -10,6 +10,7 @@ import {
   drainMoves,
   migrationFinished,
   migrationSlots,
+  parseMigrationRate,
   parseSlotList,
   planMoves,
   movesText,
@@ -23,6 +24,13 @@ import { ClusterStore } from '../store/cluster-store.js';
 import { HistoryStore } from '../store/history-store.js';
 import type { Keys } from '../store/keys.js';
 import { MigrationStore, newMigrationId } from '../store/migration-store.js';
+
+/** What every request for a migration carries. `rate`: keys/s at most for the leader's mover (0 or absent: no limit). */
+export interface MigrationRequest {
+  requestedBy: string;
+  dryRun?: boolean;
+  rate?: number | null;
+}
 
 /** A migration with what an operator reads off it: keys/s and time left while keys move. */
 export interface MigrationView extends MigrationRecord {
@@ -44,7 +52,7 @@ export class MigrationService {
   }
 
   /** `cfgctl migrate NAME --slots A-B --to SHARD`. */
-  async migrate(name: string, request: { slots: string; to: string; requestedBy: string; dryRun?: boolean }): Promise<MigrationRecord> {
+  async migrate(name: string, request: MigrationRequest & { slots: string; to: string }): Promise<MigrationRecord> {
     const route = await this.route(name);
     const to = parseInput(shardId, request.to, 'target shard');
     const moves = planMoves(route, parseSlotList(request.slots, route.slotCount), to);
@@ -52,14 +60,14 @@ export class MigrationService {
   }
 
   /** `cfgctl shard drain NAME SHARD`: every slot of the shard to the others, smallest first. */
-  async drain(name: string, request: { shard: string; requestedBy: string; dryRun?: boolean }): Promise<MigrationRecord> {
+  async drain(name: string, request: MigrationRequest & { shard: string }): Promise<MigrationRecord> {
     const route = await this.route(name);
     const shard = parseInput(shardId, request.shard, 'shard id');
     return this.start(route, drainMoves(route, shard), `drain of shard ${shard} asked by ${request.requestedBy}`, request);
   }
 
   /** `cfgctl rebalance NAME`: slots evened out over the shards; refused when already even. */
-  async rebalance(name: string, request: { requestedBy: string; dryRun?: boolean }): Promise<MigrationRecord> {
+  async rebalance(name: string, request: MigrationRequest): Promise<MigrationRecord> {
     const route = await this.route(name);
     const moves = rebalanceMoves(route);
     if (moves.length === 0) throw new RefusedError(`the slots of ${route.cluster} are already even over its ${route.shards.length} shards`);
@@ -99,6 +107,12 @@ export class MigrationService {
     return this.change(name, id, by, 'resume', (m) => ({ ...m, pause: false }));
   }
 
+  /** `migrate throttle`: the leader's mover moves at most `rate` keys/s from its next batch on (0: no limit). */
+  async throttle(name: string, by: string, rate: unknown, id?: string): Promise<MigrationRecord> {
+    const limit = parseMigrationRate(rate);
+    return this.change(name, id, by, 'throttle', (m) => ({ ...m, rate: limit }), limit === null ? 'no limit' : `at most ${limit} keys/s`);
+  }
+
   /** `migrate cancel`: the keys that moved go back, and the route ends as it was. */
   async cancel(name: string, by: string, id?: string): Promise<MigrationRecord> {
     return this.change(name, id, by, 'cancel', (m) => {
@@ -111,7 +125,7 @@ export class MigrationService {
     });
   }
 
-  private async change(name: string, id: string | undefined, by: string, what: string, change: (m: MigrationRecord) => MigrationRecord): Promise<MigrationRecord> {
+  private async change(name: string, id: string | undefined, by: string, what: string, change: (m: MigrationRecord) => MigrationRecord, detail?: string): Promise<MigrationRecord> {
     for (let attempt = 1; ; attempt++) {
       const { migration, revision } = await this.pick(name, id);
       if (migrationFinished(migration)) throw new RefusedError(`migration ${migration.id} has already ended: ${migration.state}`);
@@ -122,12 +136,13 @@ export class MigrationService {
         if (err instanceof ConflictError && attempt < 5) continue; // the leader wrote progress meanwhile
         throw err;
       }
-      await this.record(changed, `migration:${what}`, `${what} of migration ${changed.id} asked by ${by} at step ${changed.next}`);
+      await this.record(changed, `migration:${what}`, `${what}${detail ? ` (${detail})` : ''} of migration ${changed.id} asked by ${by} at step ${changed.next}`);
       return changed;
     }
   }
 
-  private async start(route: Route, moves: Moves, reason: string, request: { requestedBy: string; dryRun?: boolean }): Promise<MigrationRecord> {
+  private async start(route: Route, moves: Moves, reason: string, request: MigrationRequest): Promise<MigrationRecord> {
+    const rate = parseMigrationRate(request.rate);
     const now = new Date().toISOString();
     const migration: MigrationRecord = {
       id: newMigrationId(),
@@ -149,13 +164,14 @@ export class MigrationService {
       steps: [],
       error: null,
       bigKeys: [],
+      rate,
       pause: false,
       reverse: false,
       cancel: null,
     };
     if (request.dryRun) return migration;
     const created = (await this.store.create(migration)).migration;
-    await this.record(created, 'migration:asked', `${reason}: ${movesText(moves)}`);
+    await this.record(created, 'migration:asked', `${reason}: ${movesText(moves)}${rate === null ? '' : `, at most ${rate} keys/s`}`);
     return created;
   }
 

@@ -254,6 +254,36 @@ describe('slot migration', () => {
     }
   });
 
+  it("--rate paces the leader's mover, and migrate throttle changes it while it runs; a bad rate changes nothing", async () => {
+    const { admin, prefix } = await setup('rate');
+    const ctl = (args: string[]) => cfgctl(world.etcd.endpoint, prefix, args);
+    expect((await ctl(['migrate', 'rate', '--slots', '0-255', '--to', 's2', '--rate', '-3'])).code).toBe(2);
+    expect((await admin.migrations.list('rate')).migrations).toEqual([]);
+    const asked = await ctl(['migrate', 'rate', '--slots', '0-255', '--to', 's2', '--rate', '400']);
+    expect(asked.stdout).toMatch(/at most 400 keys\/s/);
+    const moving = await migrationWhen(admin, 'rate', 'to move keys', (m) => m.keysMoved > 0);
+    expect(moving.rate).toBe(400);
+    const bad = await ctl(['migrate', 'throttle', 'rate', '--rate', 'fast']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/rate must be a whole number/);
+    expect((await admin.migrations.list('rate')).migrations[0]!.rate).toBe(400);
+    const done = await ended(admin, 'rate');
+    expect(done.state, done.error ?? '').toBe('done');
+    // Paced: never faster than asked (the pace only ever slows the mover down).
+    const view = (await admin.migrations.list('rate')).migrations[0]!;
+    expect(view.keysMoved).toBeGreaterThan(800);
+    expect(view.keysPerSecond!).toBeLessThanOrEqual(400);
+
+    // Throttled while it runs: the record and the history say so.
+    await admin.migrations.migrate('rate', { slots: '256-300', to: 's2', requestedBy: 'test', rate: 50 });
+    const throttled = await ctl(['migrate', 'throttle', 'rate', '--rate', '0']);
+    expect(throttled.code, throttled.stderr).toBe(0);
+    expect(throttled.stdout).toMatch(/no limit/);
+    expect((await ended(admin, 'rate')).rate).toBeNull();
+    const { entries } = await admin.listHistory('rate', 50);
+    expect(entries.some((e) => e.action === 'migration:throttle' && /no limit/.test(e.reason))).toBe(true);
+  }, 120_000);
+
   it('cfgctl: a dry run writes nothing, bad input gets one line and an exit code, migrations and cluster show name the migration, cancel ends it', async () => {
     const { admin, prefix } = await setup('cli', 0);
     const ctl = (args: string[]) => cfgctl(world.etcd.endpoint, prefix, args);

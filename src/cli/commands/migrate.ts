@@ -12,12 +12,15 @@ import type { MigrationView } from '../../service/migration-service.js';
 import { printJson, show, withAdmin, type GlobalArgs } from '../run.js';
 import { migrationsTable } from '../tables.js';
 
+/** --rate: yargs leaves a non-number as NaN, which the service refuses with its reason. */
+const RATE_OPTION = { type: 'number', describe: "keys/s at most for the leader's mover (0: no limit); change it later with migrate throttle" } as const;
+
 const by = () => `cfgctl@${process.env['USER'] ?? 'unknown'}`;
 
 /** What was asked, or what would be with --dry-run. */
 function asked(a: GlobalArgs & { 'dry-run'?: boolean }, m: MigrationRecord): void {
   if (a.json) return printJson(m);
-  const what = movesText(m.moves);
+  const what = `${movesText(m.moves)}${m.rate === null ? '' : `, at most ${m.rate} keys/s`}`;
   process.stdout.write(a['dry-run'] ? `would move: ${what}\n(dry run: nothing was written)\n` : `migration ${m.id} asked: ${what}\nfollow it: cfgctl migrations ${m.cluster} --watch\n`);
 }
 
@@ -37,6 +40,21 @@ export function migrateCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
   control('pause', 'stop moving keys (proxies still move the keys clients touch) until resume');
   control('resume', 'go on moving keys after a pause');
   control('cancel', 'move the keys that moved back and leave the route as it was (before the commit step)');
+  y.command(
+    'throttle <name> [id]',
+    "change how fast the leader's mover may go, from its next batch on (proxies still move the keys clients touch)",
+    (c) =>
+      c
+        .positional('name', { type: 'string', demandOption: true, describe: 'cluster' })
+        .positional('id', { type: 'string', describe: 'migration id (default: the one under way)' })
+        .option('rate', { ...RATE_OPTION, demandOption: true }),
+    (a) =>
+      withAdmin(a, async (admin) => {
+        const m = await admin.migrations.throttle(a.name, by(), a.rate, a.id);
+        if (a.json) printJson(m);
+        else process.stdout.write(`migration ${m.id}: ${m.rate === null ? 'no limit' : `at most ${m.rate} keys/s`} from the mover's next batch\n`);
+      }),
+  );
   return y.command(
     '$0 <name>',
     'move slots to a shard, keys and all, while clients keep working',
@@ -45,8 +63,9 @@ export function migrateCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         .positional('name', { type: 'string', demandOption: true, describe: 'cluster' })
         .option('slots', { type: 'string', demandOption: true, describe: 'slots to move: A-B[,C-D...] (single slots too)' })
         .option('to', { type: 'string', demandOption: true, describe: 'the shard that gets them' })
-        .option('dry-run', { type: 'boolean', default: false, describe: 'show the moves, write nothing' }),
-    (a) => withAdmin(a, async (admin) => asked(a, await admin.migrations.migrate(a.name, { slots: a.slots, to: a.to, requestedBy: by(), dryRun: a['dry-run'] }))),
+        .option('dry-run', { type: 'boolean', default: false, describe: 'show the moves, write nothing' })
+        .option('rate', RATE_OPTION),
+    (a) => withAdmin(a, async (admin) => asked(a, await admin.migrations.migrate(a.name, { slots: a.slots, to: a.to, requestedBy: by(), dryRun: a['dry-run'], rate: a.rate }))),
   );
 }
 
@@ -54,9 +73,9 @@ export const rebalanceCommand = {
   command: 'rebalance <name>',
   describe: 'even the slots out over the shards: shows the moves, then asks for them (--dry-run: only shows)',
   builder: (c: Argv<GlobalArgs>) =>
-    c.positional('name', { type: 'string', demandOption: true }).option('dry-run', { type: 'boolean', default: false, describe: 'show the moves, write nothing' }),
-  handler: (a: GlobalArgs & { name: string; 'dry-run': boolean }) =>
-    withAdmin(a, async (admin) => asked(a, await admin.migrations.rebalance(a.name, { requestedBy: by(), dryRun: a['dry-run'] }))),
+    c.positional('name', { type: 'string', demandOption: true }).option('dry-run', { type: 'boolean', default: false, describe: 'show the moves, write nothing' }).option('rate', RATE_OPTION),
+  handler: (a: GlobalArgs & { name: string; 'dry-run': boolean; rate?: number }) =>
+    withAdmin(a, async (admin) => asked(a, await admin.migrations.rebalance(a.name, { requestedBy: by(), dryRun: a['dry-run'], rate: a.rate }))),
 };
 
 export function drainCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
@@ -67,8 +86,9 @@ export function drainCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       c
         .positional('name', { type: 'string', demandOption: true, describe: 'cluster' })
         .positional('shard', { type: 'string', demandOption: true })
-        .option('dry-run', { type: 'boolean', default: false, describe: 'show the moves, write nothing' }),
-    (a) => withAdmin(a, async (admin) => asked(a, await admin.migrations.drain(a.name, { shard: a.shard, requestedBy: by(), dryRun: a['dry-run'] }))),
+        .option('dry-run', { type: 'boolean', default: false, describe: 'show the moves, write nothing' })
+        .option('rate', RATE_OPTION),
+    (a) => withAdmin(a, async (admin) => asked(a, await admin.migrations.drain(a.name, { shard: a.shard, requestedBy: by(), dryRun: a['dry-run'], rate: a.rate }))),
   );
 }
 

@@ -45,6 +45,7 @@ import type { MigrationStore, StoredMigration } from '../../store/migration-stor
 import type { ProxyRegistry } from '../../store/proxy-registry.js';
 import { describeBarrier, waitForProxies } from '../barrier.js';
 import type { ControllerMetrics } from '../metrics.js';
+import { Pacer } from '../../util/pacer.js';
 
 export interface MigrationDeps {
   controllerId: string;
@@ -279,11 +280,15 @@ export class MigrationRun {
         sources = passes.map(([source]) => source);
         const sofar = passes.map(() => ({ moved: 0, seen: 0 }));
         let saving = false;
+        // An admin's --rate holds for all sources together; it is read afresh for every batch.
+        const pacer = new Pacer(() => this.migration.rate);
         const results = await Promise.all(
           passes.map(([source, targets], i) =>
             this.deps.mover.pass({ source, slotCount: route.slotCount, targets }, async (counts) => {
               this.deps.election.requireFence();
+              const batch = counts.seen - sofar[i]!.seen;
               sofar[i] = { moved: counts.moved, seen: counts.seen };
+              await pacer.took(batch);
               if (!saving && performance.now() - lastWrite >= this.deps.progressEveryMs) {
                 saving = true;
                 lastWrite = performance.now();
@@ -387,7 +392,7 @@ export class MigrationRun {
       } catch (err) {
         if (!(err instanceof ConflictError) || attempt >= 5) throw err;
         const fresh = await this.deps.migrations.get(this.migration.cluster, this.migration.id);
-        this.stored = { ...fresh, migration: { ...this.migration, pause: fresh.migration.pause, cancel: fresh.migration.cancel } };
+        this.stored = { ...fresh, migration: { ...this.migration, pause: fresh.migration.pause, cancel: fresh.migration.cancel, rate: fresh.migration.rate } };
       }
     }
   }
