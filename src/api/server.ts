@@ -4,6 +4,7 @@
 import express, { type Request } from 'express';
 import type { Registry } from 'prom-client';
 import type { AdminService } from '../service/admin-service.js';
+import { GuardLedger } from './guard-ledger.js';
 import { errorHandler } from './http-errors.js';
 
 export interface ApiDeps {
@@ -11,6 +12,8 @@ export interface ApiDeps {
   registry: Registry;
   controllerId: string;
   isLeader: () => boolean;
+  /** Proxies that follow routes through this API (default: a ledger of this app's own). */
+  guards?: GuardLedger;
 }
 
 export function createApp(deps: ApiDeps): express.Express {
@@ -34,8 +37,17 @@ export function createApp(deps: ApiDeps): express.Express {
     // Offsets are read from Redis now unless ?live=false (then: the views' offsets, with observedAt).
     res.json(await deps.admin.describeCluster(name(req), { live: req.query['live'] !== 'false' }));
   });
+  const guards = deps.guards ?? new GuardLedger();
+  // A proxy cut off from etcd asks with ?proxy=ID&epoch=DRAINED&ttl=MS (its route guard): noted
+  // once the route could be read, for the migration's hold barrier (guarded-proxies.ts).
   app.get('/v1/clusters/:name/route', async (req, res) => {
-    res.json(await deps.admin.route(name(req)));
+    const route = await deps.admin.route(name(req));
+    const { proxy, epoch, ttl } = req.query;
+    if (typeof proxy === 'string' && proxy && Number.isSafeInteger(Number(epoch)) && Number(ttl) > 0) guards.note(route.cluster, proxy, Number(epoch), Number(ttl));
+    res.json(route);
+  });
+  app.get('/v1/clusters/:name/guarded-proxies', (req, res) => {
+    res.json({ controller: deps.controllerId, since: new Date(guards.startedAt).toISOString(), proxies: guards.of(name(req)) });
   });
   app.get('/v1/clusters/:name/history', async (req, res) => {
     const count = Math.min(1000, Math.max(1, Number(req.query['limit'] ?? 100) || 100));

@@ -140,6 +140,8 @@ export class Proxy {
       checkMs: Math.max(100, Math.min(500, ttlMs / 4)),
       leaseRemainingMs: () => (this.session?.isAlive() ? this.session.remainingMs() : 0),
       epoch: () => this.router?.epoch ?? 0,
+      proxyId: this.id,
+      drainedEpoch: () => this.drainedEpoch,
       controllers: () => this.controllerAddresses,
       onRoute: (route) => this.apply(route),
       log: o.log,

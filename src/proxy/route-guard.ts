@@ -26,6 +26,9 @@ export interface RouteGuardOptions {
   leaseRemainingMs(): number;
   /** The epoch in use. */
   epoch(): number;
+  /** This proxy's id and the epoch it has drained, told to the controllers it asks (guard-ledger.ts). */
+  proxyId: string;
+  drainedEpoch(): number | null;
   /** HTTP addresses (HOST:PORT) of the controller replicas last seen in etcd. */
   controllers(): string[];
   /** A newer route a controller gave. */
@@ -105,7 +108,8 @@ export class RouteGuard {
   /** What one controller says, within a short timeout; a malformed answer counts as none. */
   private async ask(address: string): Promise<Answer> {
     try {
-      const res = await fetch(`http://${address}/v1/clusters/${encodeURIComponent(this.o.cluster)}/route`, { signal: AbortSignal.timeout(Math.min(1000, this.o.checkMs)) });
+      const who = new URLSearchParams({ proxy: this.o.proxyId, epoch: String(this.o.drainedEpoch() ?? 0), ttl: String(this.o.ttlMs) });
+      const res = await fetch(`http://${address}/v1/clusters/${encodeURIComponent(this.o.cluster)}/route?${who}`, { signal: AbortSignal.timeout(Math.min(1000, this.o.checkMs)) });
       const body = (await res.json()) as unknown;
       if (res.status === 503 && (body as { error?: { code?: string } })?.error?.code === 'ETCD_UNAVAILABLE') return { kind: 'no-etcd' };
       if (!res.ok) return { kind: 'none' };

@@ -14,11 +14,13 @@ import { makeCluster, replicating, streaming } from '../helpers/cluster.js';
 import { taskEnded } from '../helpers/tasks.js';
 import { useProxies } from '../helpers/proxy.js';
 import { useRedisClients } from '../helpers/redis.js';
+import { useRelays } from '../helpers/relay.js';
 import { cfgctl, useWorld } from '../helpers/servers.js';
 
 const world = useWorld();
 const redis = useRedisClients();
 const proxies = useProxies();
+const relay = useRelays();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function migrationWhen(admin: AdminService, cluster: string, what: string, check: (m: MigrationRecord) => boolean, timeoutMs = 30_000): Promise<MigrationRecord> {
@@ -235,6 +237,35 @@ describe('slot migration', () => {
     expect(done.state, done.error ?? '').toBe('done');
     expect(load.stale).toBe(0);
     await checkPlacement(admin, 'fail', load.unique, load.acked);
+  });
+
+  it('a proxy cut off from etcd that follows the route through a controller is waited for before keys move; with none, no grace is spent', async () => {
+    const { admin, clients, counters, prefix } = await setup('guarded');
+    // First without any such proxy: the hold barrier asks the controller and goes on at once.
+    await admin.migrations.migrate('guarded', { slots: '0-9', to: 's2', requestedBy: 'test' });
+    const plain = await ended(admin, 'guarded');
+    expect(plain.state, plain.error ?? '').toBe('done');
+    expect(plain.steps.find((x) => x.step === 'hold-barrier')!.detail).toMatch(/no proxy follows the route through a controller/);
+
+    // A third proxy whose only link to etcd hangs: its lease runs out, and it keeps serving on the
+    // route the controller confirms.
+    const link = await relay(world.etcd.endpoint.replace('http://', ''));
+    const cut = await proxies.start(`http://${link.address}`, prefix, 'guarded');
+    await waitFor('the proxy registered and knows the controller', async () => cut.knownControllers().length === 1 && (await admin.listProxies('guarded')).proxies.some((p) => p.id === cut.id), 15_000);
+    link.hang();
+    try {
+      await waitFor('its registration gone', async () => !(await admin.listProxies('guarded')).proxies.some((p) => p.id === cut.id), 15_000);
+      const load = traffic([proxies.client(cut), clients[0]!], counters);
+      await admin.migrations.migrate('guarded', { slots: '10-200', to: 's2', requestedBy: 'test' });
+      const done = await ended(admin, 'guarded');
+      await load.stop();
+      expect(done.state, done.error ?? '').toBe('done');
+      expect(done.steps.find((x) => x.step === 'hold-barrier')!.detail).toMatch(new RegExp(`through a controller drained it too: ${cut.id}`));
+      expect(load.stale).toBe(0);
+      await checkPlacement(admin, 'guarded', load.unique, load.acked);
+    } finally {
+      link.heal();
+    }
   });
 
   it('a proxy killed while the migration waits for it holds it up only until its lease expires', async () => {

@@ -43,7 +43,9 @@ import type { ClusterStore } from '../../store/cluster-store.js';
 import type { HistoryStore } from '../../store/history-store.js';
 import type { MigrationStore, StoredMigration } from '../../store/migration-store.js';
 import type { ProxyRegistry } from '../../store/proxy-registry.js';
+import type { ControllerRegistry } from '../../store/controller-registry.js';
 import { describeBarrier, waitForProxies } from '../barrier.js';
+import { describeGuarded, waitForGuardedProxies } from '../guarded-proxies.js';
 import type { ControllerMetrics } from '../metrics.js';
 import { Pacer } from '../../util/pacer.js';
 
@@ -53,13 +55,15 @@ export interface MigrationDeps {
   migrations: MigrationStore;
   history: HistoryStore;
   proxies: ProxyRegistry;
+  /** The controllers, asked for the proxies that follow the route through their API. */
+  registry: Pick<ControllerRegistry, 'list'>;
   election: LeaderLock;
   mover: KeyMover;
   bigKeys: BigKeyMover;
   /** Elements per chunk of a big key (for the history). */
   bigKeyChunk: number;
   log: Logger;
-  /** After the hold barrier: how long a proxy cut off from etcd may take to learn the route from a controller. */
+  /** After the hold barrier, only when some controller cannot be asked which proxies follow the route through it: how long such a proxy may take to learn the route. */
   cutoffGraceMs: number;
   /** Hold barriers that may time out before the migration is undone. */
   holdBarrierAttempts: number;
@@ -189,17 +193,26 @@ export class MigrationRun {
   private async holdBarrier(): Promise<void> {
     for (let attempt = 1; attempt <= this.deps.holdBarrierAttempts; attempt++) {
       const { route, spec } = await this.deps.clusters.get(this.migration.cluster);
-      const outcome = await waitForProxies(this.deps.proxies, this.migration.cluster, route.epoch, { timeoutMs: spec.failover.barrierTimeoutMs, log: this.deps.log });
+      const timeoutMs = spec.failover.barrierTimeoutMs;
+      const outcome = await waitForProxies(this.deps.proxies, this.migration.cluster, route.epoch, { timeoutMs, log: this.deps.log });
+      let why = describeBarrier(outcome);
       if (!outcome.timedOut) {
-        await sleep(this.deps.cutoffGraceMs);
-        this.deps.election.requireFence();
-        await this.persist('hold-barrier', 'running', this.migration.bigKeys.length > 0 ? 'big-keys' : 'moving', `${describeBarrier(outcome)}; then ${this.deps.cutoffGraceMs} ms for a proxy cut off from etcd to learn the route from a controller`);
-        return;
+        // Proxies cut off from etcd are not in the registry, yet may forward on a route a
+        // controller confirmed: each must have drained the epoch too. Only when some controller
+        // cannot tell does the leader fall back to a grace long enough for their guards to ask.
+        const guarded = await waitForGuardedProxies(this.deps.registry, this.migration.cluster, route.epoch, { timeoutMs });
+        why = `${why}; ${describeGuarded(guarded, route.epoch, this.deps.cutoffGraceMs)}`;
+        if (guarded.kind !== 'behind') {
+          if (guarded.kind === 'unknown') await sleep(this.deps.cutoffGraceMs);
+          this.deps.election.requireFence();
+          await this.persist('hold-barrier', 'running', this.migration.bigKeys.length > 0 ? 'big-keys' : 'moving', why);
+          return;
+        }
       }
-      this.deps.log.warn(`migration ${this.migration.id}: hold barrier attempt ${attempt}: ${describeBarrier(outcome)}`, { cluster: this.migration.cluster });
+      this.deps.log.warn(`migration ${this.migration.id}: hold barrier attempt ${attempt}: ${why}`, { cluster: this.migration.cluster });
       if (attempt === this.deps.holdBarrierAttempts) {
-        const why = `proxies did not drain the hold epoch ${route.epoch} in ${attempt} tries (${describeBarrier(outcome)}): no key may move while one of them could still write to a source`;
-        await this.persist('hold-barrier', 'running', 'undo', why, { error: why });
+        const failed = `proxies did not drain the hold epoch ${route.epoch} in ${attempt} tries (${why}): no key may move while one of them could still write to a source`;
+        await this.persist('hold-barrier', 'running', 'undo', failed, { error: failed });
       }
     }
   }
