@@ -12,6 +12,7 @@ import { countSlots, rangesText, slotOwners, toRanges, type SlotRange } from './
 
 export { rangesText };
 import { clusterName, shardId, slotRange, taskStepSchema, type Route, type Shard, type SlotMigration } from './schemas.js';
+import type { HealthViews } from './observations.js';
 
 export const MIGRATION_STATES = ['running', 'paused', 'done', 'failed', 'cancelled'] as const;
 export const FINISHED_MIGRATION_STATES = ['done', 'failed', 'cancelled'] as const;
@@ -53,6 +54,23 @@ export const migrationRecordSchema = z.strictObject({
   cancel: z.strictObject({ by: z.string(), at: z.string() }).nullable().default(null),
 });
 export type MigrationRecord = z.infer<typeof migrationRecordSchema>;
+
+/**
+ * The target shards of `moves` whose master a majority of the replicas that see it judge down,
+ * with how many say so: keys could not land there, so such a migration is refused up front (the
+ * failover of that shard comes first). With no views (no controller running), nothing is known
+ * and nothing refused.
+ */
+export function targetsDown(route: Route, moves: Moves, views: HealthViews): { shard: string; master: string; down: number; of: number }[] {
+  const out: { shard: string; master: string; down: number; of: number }[] = [];
+  for (const id of new Set(moves.map((m) => m.to))) {
+    const master = route.shards.find((s) => s.id === id)?.master;
+    const seen = master ? [...views.values()].flatMap((byInstance) => byInstance.get(master) ?? []) : [];
+    const down = seen.filter((h) => h.down).length;
+    if (master && seen.length > 0 && down * 2 > seen.length) out.push({ shard: id, master, down, of: seen.length });
+  }
+  return out;
+}
 
 /** Highest `--rate` accepted: far above what one mover reaches, low enough to catch a typo's extra digits. */
 export const MAX_MIGRATION_RATE = 10_000_000;

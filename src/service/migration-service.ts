@@ -15,12 +15,14 @@ import {
   planMoves,
   movesText,
   rebalanceMoves,
+  targetsDown,
   type MigrationRecord,
   type Moves,
 } from '../model/migration.js';
 import { historyEntry } from '../model/history.js';
 import { clusterName, parseInput, shardId, type Route } from '../model/schemas.js';
 import { ClusterStore } from '../store/cluster-store.js';
+import { HealthStore } from '../store/health-store.js';
 import { HistoryStore } from '../store/history-store.js';
 import type { Keys } from '../store/keys.js';
 import { MigrationStore, newMigrationId } from '../store/migration-store.js';
@@ -44,9 +46,11 @@ export class MigrationService {
   readonly store: MigrationStore;
   private readonly clusters: ClusterStore;
   private readonly history: HistoryStore;
+  private readonly health: HealthStore;
 
   constructor(etcd: Etcd3, keys: Keys) {
     this.store = new MigrationStore(etcd, keys);
+    this.health = new HealthStore(etcd, keys);
     this.clusters = new ClusterStore(etcd, keys);
     this.history = new HistoryStore(etcd, keys);
   }
@@ -143,6 +147,11 @@ export class MigrationService {
 
   private async start(route: Route, moves: Moves, reason: string, request: MigrationRequest): Promise<MigrationRecord> {
     const rate = parseMigrationRate(request.rate);
+    const down = targetsDown(route, moves, await this.health.read(route.cluster));
+    if (down.length > 0) {
+      const which = down.map((d) => `${d.shard} (master ${d.master}: down for ${d.down} of the ${d.of} replicas that see it)`).join(', ');
+      throw new RefusedError(`the target ${which} cannot take keys now; its failover comes first, then ask again`);
+    }
     const now = new Date().toISOString();
     const migration: MigrationRecord = {
       id: newMigrationId(),

@@ -180,6 +180,16 @@ describe('slot migration', () => {
     expect(await redis.at(shards[0]!.master.address).exists(big)).toBe(0);
     expect(await clients[1]!.hlen(big)).toBe(12_000);
     expect((await admin.route('bad')).epoch).toBeGreaterThan(before.epoch);
+
+    // A target whose master is down (no slave to fail over to): refused, nothing written.
+    await extra.process.kill9();
+    const count = (await admin.migrations.list('bad')).migrations.length;
+    await waitFor('the replicas to judge the target down', async () => {
+      const status = await admin.describeCluster('bad', { live: false });
+      return status.shards.find((x) => x.id === 's2')!.instances[0]!.health?.down === true;
+    }, 15_000);
+    await expect(admin.migrations.migrate('bad', { slots: '20-30', to: 's2', requestedBy: 't' })).rejects.toThrow(/target s2 \(master .*: down for 1 of the 1 replicas that see it\) cannot take keys now/);
+    expect((await admin.migrations.list('bad')).migrations).toHaveLength(count);
   });
 
   it('a leader killed mid-migration: the next one carries it on; pause, resume and cancel', async () => {

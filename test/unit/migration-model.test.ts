@@ -11,7 +11,9 @@ import {
   routeReversed,
   routeWithPhase,
   routeWithoutMigration,
+  targetsDown,
 } from '../../src/model/migration.js';
+import type { InstanceHealth } from '../../src/model/schemas.js';
 import { countSlots, newRoute } from '../../src/model/route.js';
 import { routeProblems, routeSchema, type Route } from '../../src/model/schemas.js';
 
@@ -115,5 +117,19 @@ describe('keysMayHaveMoved', () => {
     expect(keysMayHaveMoved({ next: 'moving', bigKeys: big })).toBe(true);
     expect(keysMayHaveMoved({ next: 'big-keys', bigKeys: big })).toBe(true);
     expect(keysMayHaveMoved({ next: 'move', bigKeys: [] })).toBe(true);
+  });
+});
+
+describe('targetsDown', () => {
+  const view = (address: string, down: boolean): InstanceHealth => ({ address, reachable: !down, down, role: 'master', masterAddress: null, linkUp: null, linkDownSinceSec: null, offset: 0, connectedSlaves: 0, priority: null } as InstanceHealth);
+  it('names a target whose master most replicas that see it judge down; a minority, or no view, refuses nothing', () => {
+    const moves = planMoves(route(), [0, 1], 's2');
+    // controller id -> instance address -> what it saw
+    const views = (verdicts: boolean[]) => new Map(verdicts.map((d, i) => [`c${i}`, new Map([['h:3', view('h:3', d)]])]));
+    expect(targetsDown(route(), moves, views([true, true, false]))).toEqual([{ shard: 's2', master: 'h:3', down: 2, of: 3 }]);
+    expect(targetsDown(route(), moves, views([true, false, false]))).toEqual([]);
+    expect(targetsDown(route(), moves, new Map())).toEqual([]);
+    // Only targets count: a source that is down is the mover's to wait for.
+    expect(targetsDown(route(), moves, new Map([['c0', new Map([['h:1', view('h:1', true)]])]]))).toEqual([]);
   });
 });
