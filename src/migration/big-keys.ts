@@ -80,10 +80,14 @@ export class BigKeyMover {
   async find(source: string, slots: ReadonlySet<number>, slotCount: number): Promise<BigKey[]> {
     const client = this.client(source);
     const found: BigKey[] = [];
-    let cursor = '0';
+    const scan = (cursor: string) => runOn(source, 'SCAN', () => client.scanBuffer(cursor, 'COUNT', SURVEY_SCAN_COUNT)) as Promise<[Buffer, Buffer[]]>;
+    let page = scan('0');
+    let cursor: string;
     do {
-      const [next, keys] = (await runOn(source, 'SCAN', () => client.scanBuffer(cursor, 'COUNT', SURVEY_SCAN_COUNT))) as [Buffer, Buffer[]];
+      const [next, keys] = await page;
       cursor = next.toString();
+      // The next page is asked for now, so that its round trip overlaps this page's sizing.
+      if (cursor !== '0') (page = scan(cursor)).catch(() => undefined);
       const mine = keys.filter((k) => slots.has(keySlot(k, slotCount)));
       if (mine.length === 0) continue;
       const big = (await runOn(source, 'EVAL (sizes)', () => client.callBuffer('EVAL', SIZE_SCRIPT, mine.length, ...mine, String(this.options.threshold)))) as (Buffer | number)[];
