@@ -68,17 +68,28 @@ export function clusterStatusText(status: ClusterStatus): string {
         link,
         offsetText(inst),
         `${h ? (h.reachable ? 'ok' : `${h.down ? 'DOWN' : 'unreachable'}, last ok ${ago(h.lastOkAt)}`) : 'not probed yet'}${inst.refused ? `; refused: ${inst.refused.summary}` : ''}`,
+        configMarkText(inst.config),
       ];
     }),
   );
-  const body = rows.length ? table(['SHARD', 'SLOTS', 'INSTANCE', 'ROUTE ROLE', 'SEEN ROLE', 'REPLICATES FROM', 'OFFSET', 'HEALTH'], rows) : 'no shards';
+  const body = rows.length ? table(['SHARD', 'SLOTS', 'INSTANCE', 'ROUTE ROLE', 'SEEN ROLE', 'REPLICATES FROM', 'OFFSET', 'HEALTH', 'CONFIG'], rows) : 'no shards';
   // The full reason carries the command that discards the data: the operator's decision to make.
   const refusals = status.shards.flatMap((s) => s.instances.filter((i) => i.refused).map((i) => `refused since ${i.refused!.at}: ${i.refused!.reason}`));
+  const drifts = status.shards.flatMap((s) =>
+    s.instances.flatMap((i) => (i.config?.drifted.length && i.config.state === 'drifted' ? [`config drift on ${i.address}: ${i.config.drifted.map((k) => `${k.key} is ${k.actual ?? '(absent)'}, desired ${k.desired}`).join('; ')}`] : [])),
+  );
   const m = status.migration;
   const migration = m
     ? [`migration ${m.id}: ${m.state}${m.reverse ? ' (cancelling)' : ''} at step ${m.next}; ${movesText(m.moves)}; ${m.keysMoved} keys moved${m.keysPerSecond ? `, ${m.keysPerSecond} keys/s` : ''}${m.secondsLeft !== null ? `, about ${m.secondsLeft} s left` : ''} (cfgctl migrations ${spec.name} --watch)`]
     : [];
-  return [...header, ...migration, body, ...refusals].join('\n');
+  return [...header, ...migration, body, ...refusals, ...drifts].join('\n');
+}
+
+/** The instance's config against the desired one: in sync, drift (which keys), or why it is not known. */
+function configMarkText(mark: ClusterStatus['shards'][number]['instances'][number]['config']): string {
+  if (!mark) return '?';
+  if (mark.state === 'drifted') return `drift: ${mark.drifted.map((k) => k.key).join(',')}`;
+  return mark.state === 'in-sync' ? 'in sync' : mark.state === 'unmanaged' ? '-' : 'unreachable';
 }
 
 /** The offset read now when there is one, else the view's offset with its age. */

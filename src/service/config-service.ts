@@ -53,6 +53,21 @@ export interface ConfigDiffInstance {
   keys: ConfigDiffKey[];
 }
 
+/** An instance's Redis configuration as `cluster show` marks it. */
+export interface InstanceConfigMark {
+  /** `unmanaged`: the desired config names no key for it. */
+  state: 'in-sync' | 'drifted' | 'unreachable' | 'unmanaged';
+  /** The keys that differ, with the desired value and the instance's (null: not read). */
+  drifted: { key: string; desired: string; actual: string | null }[];
+  error: string | null;
+}
+
+export function configMark(d: ConfigDiffInstance): InstanceConfigMark {
+  const drifted = d.state === 'drift' ? d.keys.filter((k) => k.state === 'drift').map(({ key, desired, actual }) => ({ key, desired, actual })) : [];
+  const state = d.state === 'unreachable' ? 'unreachable' : d.keys.length === 0 ? 'unmanaged' : d.state === 'drift' ? 'drifted' : 'in-sync';
+  return { state, drifted, error: d.error };
+}
+
 export class ConfigService {
   readonly store: ConfigStore;
   private readonly clusters: ClusterStore;
@@ -117,7 +132,14 @@ export class ConfigService {
 
   /** Desired against what every instance answers now to CONFIG GET. */
   async diff(name: string): Promise<ConfigDiffInstance[]> {
-    const route = await this.route(name);
+    return this.diffRoute(await this.route(name));
+  }
+
+  /**
+   * The same comparison for a route already read (`cluster show` marks drift per instance with
+   * it), each instance given at most `timeoutMs` to answer.
+   */
+  async diffRoute(route: Route, timeoutMs = READ_TIMEOUT_MS): Promise<ConfigDiffInstance[]> {
     const { config } = await this.store.read(route.cluster);
     const pool = this.pool();
     return Promise.all(
@@ -126,7 +148,7 @@ export class ConfigService {
         const keys = Object.keys(t.settings);
         if (keys.length === 0) return { ...base, state: 'ok', error: null, keys: [] };
         try {
-          const actual = await withTimeout(configGet(pool, t.instance, keys), READ_TIMEOUT_MS, `CONFIG GET on ${t.instance}`);
+          const actual = await withTimeout(configGet(pool, t.instance, keys), timeoutMs, `CONFIG GET on ${t.instance}`);
           const rows = Object.entries(t.settings).map(([key, desired]): ConfigDiffKey => {
             const now = actual.get(key) ?? null;
             return { key, desired, actual: now, state: now !== null && sameValue(key, desired, now) ? 'ok' : 'drift' };
