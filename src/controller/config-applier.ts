@@ -83,15 +83,18 @@ export class ConfigApplier {
   }
 
   /**
-   * Which changes are heavy (config-roll.ts): for the shards where a change may be, the facts of
-   * every instance (INFO persistence memory replication) are read, so a busy instance that needs
-   * no change still holds its shard's roll. Other shards cost nothing more than the CONFIG GET.
+   * Which changes are heavy (config-roll.ts): when a change may be, the facts of every instance of
+   * the cluster (INFO persistence memory replication) are read, so a busy instance that needs no
+   * change still holds its shard's roll and its host's. Without such a change a pass costs nothing
+   * more than the CONFIG GET.
    */
   private async splitHeavy(cluster: StoredCluster, plans: InstanceConfigPlan[]): Promise<{ light: Map<string, ConfigChange[]>; shards: RollShard[] }> {
     const light = new Map(plans.map((p) => [p.instance, p.changes]));
     const rolling = new Set(plans.filter((p) => p.changes.some((c) => HEAVY_CANDIDATES.has(c.key))).map((p) => p.shard));
     if (rolling.size === 0) return { light, shards: [] };
-    const shards = cluster.route.shards.filter((s) => rolling.has(s.id));
+    // Every shard's facts, not only the rolling ones': a shard that has just taken its last step
+    // is still rewriting, and holds the roll of the others on its hosts.
+    const shards = cluster.route.shards;
     const instances = shards.flatMap((s) => [s.master, ...s.slaves]);
     const timeoutMs = Math.max(cluster.spec.probe.timeoutMs, 1000);
     const facts = new Map(
