@@ -9,7 +9,7 @@ import type { HistoryEntry, ProxyInfo, Route, Task } from '../model/schemas.js';
 import { countSlots, rangesText } from '../model/route.js';
 import { movesText } from '../model/migration.js';
 import type { ConfigSettings, RedisConfig } from '../model/redis-config.js';
-import type { ConfigDiffInstance } from '../service/config-service.js';
+import type { ConfigCheckReport, ConfigDiffInstance } from '../service/config-service.js';
 
 const PLAIN = Object.fromEntries(
   ['top', 'top-mid', 'top-left', 'top-right', 'bottom', 'bottom-mid', 'bottom-left', 'bottom-right', 'left', 'left-mid', 'mid', 'mid-mid', 'right', 'right-mid', 'middle'].map((k) => [k, '']),
@@ -188,4 +188,18 @@ export function configDiffTable(instances: ConfigDiffInstance[]): string {
       : i.keys.map((k) => [i.instance, i.shard, i.role, k.key, k.desired, k.actual ?? '(absent)', k.state]),
   );
   return rows.length ? table(['INSTANCE', 'SHARD', 'ROLE', 'KEY', 'DESIRED', 'ACTUAL', 'STATE'], rows) : 'no desired config: nothing to compare';
+}
+
+/** Each master's write rate and the window each backlog covers, then the warnings with their reasons. */
+export function configCheckText(report: ConfigCheckReport): string {
+  const rows = report.rates.map((r) => {
+    const covers = report.backlogs.filter((b) => b.shard === r.shard).map((b) => `${b.instance} ${b.seconds === null ? 'any' : `${b.seconds.toFixed(1)} s`}`);
+    return [r.shard, r.master, r.bytesPerSecond === null ? 'not measured' : `${Math.round(r.bytesPerSecond)} B/s`, covers.join(', ') || '-'];
+  });
+  const rates = rows.length ? table(['SHARD', 'MASTER', 'WRITES', 'DISCONNECTION EACH BACKLOG COVERS'], rows) : 'no shards';
+  const head = `write rates measured over ${report.sampleMs} ms; a backlog should cover at least ${report.minBacklogSeconds} s`;
+  const warnings = report.warnings.length
+    ? [`${report.warnings.length} warning(s):`, ...report.warnings.map((w) => `- [${w.code}] ${w.message}`)]
+    : ['no warnings'];
+  return [head, rates, ...warnings].join('\n');
 }
