@@ -87,10 +87,35 @@ export function valueProblem(key: string, value: string): string | null {
   return null;
 }
 
-/** Whether Redis's answer to CONFIG GET means the desired value (memory sizes compare in bytes). */
+/**
+ * Whether Redis's answer to CONFIG GET means the desired value: memory sizes compare in bytes,
+ * `save` by its numbers, `client-output-buffer-limit` class by class (Redis answers every class,
+ * in bytes, and calls `replica` `slave`); the leader also remembers other spellings it has seen.
+ */
 export function sameValue(key: string, desired: string, actual: string): boolean {
   if (MEMORY_KEYS.has(key)) return memoryBytes(desired) === memoryBytes(actual);
-  return desired.trim().toLowerCase() === actual.trim().toLowerCase();
+  if (key === 'client-output-buffer-limit') return sameOutputLimits(desired, actual);
+  const words = (v: string) => v.trim().toLowerCase().split(/\s+/).join(' ');
+  return words(desired) === words(actual);
+}
+
+/** `class hard soft seconds` groups, limits in bytes, or null when the value is not of that shape. */
+function outputLimits(value: string): Map<string, string> | null {
+  const words = value.trim().toLowerCase().split(/\s+/);
+  if (words.length === 0 || words.length % 4 !== 0) return null;
+  const out = new Map<string, string>();
+  for (let i = 0; i < words.length; i += 4) {
+    const [cls, hard, soft, seconds] = words.slice(i, i + 4) as [string, string, string, string];
+    out.set(cls === 'replica' ? 'slave' : cls, `${memoryBytes(hard)} ${memoryBytes(soft)} ${seconds}`);
+  }
+  return out;
+}
+
+/** Every class the desired value names has those limits in Redis's answer (it names the others too). */
+function sameOutputLimits(desired: string, actual: string): boolean {
+  const want = outputLimits(desired);
+  const have = outputLimits(actual);
+  return want !== null && have !== null && [...want].every(([cls, limits]) => have.get(cls) === limits);
 }
 
 /** The settings one instance should have: global, then its role's, then its shard's (the most specific wins). */
