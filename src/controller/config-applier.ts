@@ -70,15 +70,18 @@ export class ConfigApplier {
       const known = this.known(name, plan.instance);
       for (const k of plan.inForce) known.set(k.key, { desired: k.desired, actual: k.actual });
     }
-    const split = await this.splitHeavy(cluster, plans);
     const said: string[] = [];
-    for (const plan of plans) {
-      if (plan.changes.length === 0) continue;
-      // Paused: every difference is reported, heavy or not; nothing rolls.
-      if (cluster.spec.paused) said.push(...(await this.report(name, plan)));
-      else if (split.light.get(plan.instance)?.length) said.push(await this.repair(name, { ...plan, changes: split.light.get(plan.instance)! }));
+    if (cluster.spec.paused) {
+      // Every difference is reported, heavy or not; nothing is set and nothing rolls.
+      for (const plan of plans) if (plan.changes.length) said.push(...(await this.report(name, plan)));
+      return said;
     }
-    if (!cluster.spec.paused) said.push(...(await this.roll(name, split.shards)));
+    const split = await this.splitHeavy(cluster, plans);
+    for (const plan of plans) {
+      const light = split.light.get(plan.instance) ?? [];
+      if (light.length) said.push(await this.repair(name, { ...plan, changes: light }));
+    }
+    said.push(...(await this.roll(name, split.shards)));
     return said;
   }
 
