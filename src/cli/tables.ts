@@ -193,7 +193,7 @@ export function configDiffTable(instances: ConfigDiffInstance[]): string {
 /** Each master's write rate and the window each backlog covers, then the warnings with their reasons. */
 export function configCheckText(report: ConfigCheckReport): string {
   const rows = report.rates.map((r) => {
-    const covers = report.backlogs.filter((b) => b.shard === r.shard).map((b) => `${b.instance} ${b.seconds === null ? 'any' : `${b.seconds.toFixed(1)} s`}`);
+    const covers = report.backlogs.filter((b) => b.shard === r.shard).map((b) => `${b.instance} ${b.seconds === null ? 'any (no writes seen)' : `${b.seconds.toFixed(1)} s`}`);
     return [r.shard, r.master, r.bytesPerSecond === null ? 'not measured' : `${Math.round(r.bytesPerSecond)} B/s`, covers.join(', ') || '-'];
   });
   const rates = rows.length ? table(['SHARD', 'MASTER', 'WRITES', 'DISCONNECTION EACH BACKLOG COVERS'], rows) : 'no shards';

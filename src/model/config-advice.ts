@@ -4,7 +4,7 @@
  * measured over a short sample, the warnings an operator should read, each with its reason.
  */
 import type { InstanceFacts } from './instance-facts.js';
-import { memoryBytes, type ConfigRole } from './redis-config.js';
+import { bytesText, memoryBytes, type ConfigRole } from './redis-config.js';
 
 /** What `config check` asks every instance with CONFIG GET. */
 export const CHECKED_KEYS = ['save', 'appendonly', 'maxmemory', 'maxmemory-policy', 'repl-backlog-size', 'repl-diskless-load'] as const;
@@ -81,9 +81,9 @@ export function adviseConfig(instances: CheckedInstance[], rates: ShardWriteRate
     const maxmemory = memoryBytes(s.get('maxmemory') ?? '0') ?? 0;
     const host = i.facts.systemMemory;
     if (maxmemory === 0) {
-      warn(i, 'maxmemory-unset', `${i.instance} has no maxmemory: it grows until the host${host ? ` (${host} bytes)` : ''} runs out of memory and the kernel kills it; set maxmemory below the host's memory, with room for a fork's copy-on-write`);
+      warn(i, 'maxmemory-unset', `${i.instance} has no maxmemory: it grows until the host${host ? ` (${bytesText(host)})` : ''} runs out of memory and the kernel kills it; set maxmemory below the host's memory, with room for a fork's copy-on-write`);
     } else if (host > 0 && maxmemory > host) {
-      warn(i, 'maxmemory-above-host', `${i.instance} has maxmemory ${maxmemory} bytes, above its host's ${host}: the kernel kills it before Redis evicts or refuses anything`);
+      warn(i, 'maxmemory-above-host', `${i.instance} has maxmemory ${bytesText(maxmemory)}, above its host's ${bytesText(host)}: the kernel kills it before Redis evicts or refuses anything`);
     }
     if (maxmemory > 0 && (s.get('maxmemory-policy') ?? '') === 'noeviction') {
       warn(i, 'noeviction', `${i.instance} has maxmemory set with maxmemory-policy noeviction: once full, writes fail with OOM errors instead of evicting keys (right for data that must not be lost, wrong for a cache)`);
@@ -97,7 +97,7 @@ export function adviseConfig(instances: CheckedInstance[], rates: ShardWriteRate
     warn(
       i,
       'backlog-small',
-      `${c.instance} has repl-backlog-size ${c.backlogBytes} bytes: at the ${Math.round(rate.bytesPerSecond!)} bytes/s that ${rate.master} wrote over ${rate.sampledMs} ms it covers ${c.seconds.toFixed(1)} s of disconnection, after which a slave needs a full resync (a fork and a copy of the whole data set); at least ${needed} bytes would cover ${ctx.minBacklogSeconds} s`,
+      `${c.instance} has repl-backlog-size ${c.backlogBytes} bytes (${bytesText(c.backlogBytes)}): at the ${Math.round(rate.bytesPerSecond!)} bytes/s that ${rate.master} wrote over ${rate.sampledMs} ms it covers ${c.seconds.toFixed(1)} s of disconnection, after which a slave needs a full resync (a fork and a copy of the whole data set); at least ${needed} bytes (${bytesText(needed)}) would cover ${ctx.minBacklogSeconds} s`,
     );
   }
   return warnings;

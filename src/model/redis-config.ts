@@ -77,6 +77,15 @@ export function memoryBytes(value: string): number | null {
   return m && unit !== undefined ? Number(m[1]) * unit : null;
 }
 
+/** A byte count for people: `6291456` -> `6.0 MiB`. */
+export function bytesText(bytes: number): string {
+  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) (value /= 1024), unit++;
+  return unit === 0 ? `${bytes} bytes` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
 /** Why `value` is no value for `key`, or null when it is one (or its kind is not known here). */
 export function valueProblem(key: string, value: string): string | null {
   if (MEMORY_KEYS.has(key) && memoryBytes(value) === null) return `${key} takes a memory size like 4096, 100mb or 1gb, not "${value}"`;

@@ -223,7 +223,7 @@ describe('desired Redis configuration', () => {
     );
     expect(report.rates[0]!.bytesPerSecond).toBeGreaterThan(0);
     expect(report.backlogs.find((b) => b.instance === master)!.seconds).toBeLessThan(60);
-    expect(report.warnings.find((w) => w.code === 'backlog-small')!.message).toMatch(/repl-backlog-size 16384 bytes: at the \d+ bytes\/s .* it covers [\d.]+ s of disconnection/);
+    expect(report.warnings.find((w) => w.code === 'backlog-small')!.message).toMatch(/repl-backlog-size 16384 bytes \(16\.0 KiB\): at the \d+ bytes\/s .* it covers [\d.]+ s of disconnection/);
     const text = await run('--sample-ms', '200');
     expect(text.stdout).toMatch(/\[no-persistence\] .*restart brings it back empty/);
 

@@ -53,7 +53,7 @@ describe('config check', () => {
     ]);
     const [w] = adviseConfig(shard, rate(1024 * 1024 / 10), ctx);
     expect(w).toMatchObject({ code: 'backlog-small', instance: 'm:1' });
-    expect(w!.message).toMatch(/covers 10\.0 s of disconnection.*at least 6291456 bytes would cover 60 s/);
+    expect(w!.message).toMatch(/covers 10\.0 s of disconnection.*at least 6291456 bytes \(6\.0 MiB\) would cover 60 s/);
     expect(backlogCover(shard, rate(0))[0]!.seconds).toBeNull(); // no writes: any disconnection is covered
     expect(codes(shard, rate(0))).toEqual([]);
     expect(codes(shard, rate(null))).toEqual([]);
