@@ -122,4 +122,34 @@ describe('heavy settings', () => {
     expect(last.target).toBe(slave);
     expect(last.reason).toMatch(/drift: appendonly was no/);
   });
+
+  it('rolls maxmemory below the memory in use (slave, then master), and sets one above it at once', async () => {
+    const c = await makeCluster(world, 'evict');
+    const admin = new AdminService(world.client, new Keys(c.prefix), pool);
+    const file = join(world.dir, 'controller-evict.yaml');
+    writeFileSync(file, 'configCheckMs: 300\n');
+    world.controller('evict-1', c.prefix, ['--config', file]);
+    const [master, slave] = [c.master.address, c.slaves[0]!.address];
+    await replicating(redis, c.slaves, master);
+    // About 20 MB of data on both.
+    const m = redis.at(master);
+    const value = 'x'.repeat(100_000);
+    for (let k = 0; k < 200; k++) await m.set(`big${k}`, value);
+    await m.call('WAIT', '1', '5000');
+    const history = async () => (await admin.listHistory('evict', 500)).entries.filter((e) => e.action.startsWith('config'));
+
+    await admin.config.set('evict', { maxmemory: '1gb', 'maxmemory-policy': 'allkeys-lru' });
+    await waitFor('maxmemory 1gb everywhere', async () => (await Promise.all([master, slave].map((i) => redis.at(i).call('CONFIG', 'GET', 'maxmemory')))).every((r) => (r as string[])[1] === String(1024 ** 3)), 10_000);
+    expect((await history()).filter((e) => e.action === 'config:roll')).toEqual([]); // above what is used: light
+
+    await admin.config.set('evict', { maxmemory: '10mb' });
+    await waitFor('maxmemory 10mb everywhere, the master evicted', async () => {
+      const [a, b] = await Promise.all([master, slave].map((i) => redis.at(i).call('CONFIG', 'GET', 'maxmemory')));
+      return (a as string[])[1] === String(10 * 1024 ** 2) && (b as string[])[1] === String(10 * 1024 ** 2) && (await m.dbsize()) < 200 && (await history()).filter((e) => e.action === 'config:roll').length === 2;
+    }, 20_000);
+    const rolled = (await history()).filter((e) => e.action === 'config:roll' && e.outcome === 'done');
+    expect(rolled.map((e) => e.target)).toEqual([slave, master]);
+    expect(rolled[0]!.reason).toMatch(/maxmemory 1073741824 -> 10mb on .*below the \d+ bytes in use: Redis evicts the difference at once\); then 127\.0\.0\.1:\d+$/);
+    expect(rolled[1]!.reason).toMatch(/the last of its shard/);
+  });
 });
