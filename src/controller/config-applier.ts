@@ -64,7 +64,8 @@ export class ConfigApplier {
       this.deps.log.error('desired config not applied: it does not decode', { cluster: name, error: err.message });
       return [];
     }
-    const targets = desiredPerInstance(cluster.route, config).filter((t) => Object.keys(t.settings).length > 0 && observations.get(t.instance)?.info);
+    const managed = desiredPerInstance(cluster.route, config).filter((t) => Object.keys(t.settings).length > 0);
+    const targets = managed.filter((t) => observations.get(t.instance)?.info);
     const plans = (await Promise.all(targets.map((t) => this.read(name, t, cluster.spec.probe.timeoutMs)))).filter((p): p is InstanceConfigPlan => p !== null);
     for (const plan of plans) {
       const known = this.known(name, plan.instance);
@@ -76,7 +77,7 @@ export class ConfigApplier {
       for (const plan of plans) if (plan.changes.length) said.push(...(await this.report(name, plan)));
       return said;
     }
-    const split = await this.splitHeavy(cluster, plans);
+    const split = await this.splitHeavy(cluster, new Set(managed.map((t) => t.instance)), plans);
     for (const plan of plans) {
       const light = split.light.get(plan.instance) ?? [];
       if (light.length) said.push(await this.repair(name, { ...plan, changes: light }));
@@ -91,7 +92,7 @@ export class ConfigApplier {
    * change still holds its shard's roll and its host's. Without such a change a pass costs nothing
    * more than the CONFIG GET.
    */
-  private async splitHeavy(cluster: StoredCluster, plans: InstanceConfigPlan[]): Promise<{ light: Map<string, ConfigChange[]>; shards: RollShard[] }> {
+  private async splitHeavy(cluster: StoredCluster, managed: ReadonlySet<string>, plans: InstanceConfigPlan[]): Promise<{ light: Map<string, ConfigChange[]>; shards: RollShard[] }> {
     const light = new Map(plans.map((p) => [p.instance, p.changes]));
     const rolling = new Set(plans.filter((p) => p.changes.some((c) => HEAVY_CANDIDATES.has(c.key))).map((p) => p.shard));
     if (rolling.size === 0) return { light, shards: [] };
@@ -110,12 +111,14 @@ export class ConfigApplier {
       heavy.set(plan.instance, marked.filter((c): c is HeavyChange => c.heavy !== null));
       light.set(plan.instance, marked.filter((c) => c.heavy === null));
     }
+    // A managed instance without a plan was not compared (not probed yet, or CONFIG GET failed):
+    // whether it needs a heavy change is not known, so its shard waits (heavy: null).
     const rollShards = shards.map((s) => ({
       shard: s.id,
       instances: [
         { instance: s.master, role: 'master' as const },
         ...s.slaves.map((instance) => ({ instance, role: 'slave' as const })),
-      ].map((i) => ({ ...i, facts: facts.get(i.instance) ?? null, heavy: heavy.get(i.instance) ?? [] })),
+      ].map((i) => ({ ...i, facts: facts.get(i.instance) ?? null, heavy: heavy.get(i.instance) ?? (managed.has(i.instance) ? null : []) })),
     }));
     return { light, shards: rollShards };
   }

@@ -51,12 +51,15 @@ export function heavyReason(change: Pick<ConfigChange, 'key' | 'from' | 'to'>, f
   }
 }
 
-/** One instance of a shard: its role in the route, what it reports (null: no answer), and the heavy changes it still needs. */
+/**
+ * One instance of a shard: its role in the route, what it reports (null: no answer), and the heavy
+ * changes it still needs (null: its settings were not compared this pass, so that is not known).
+ */
 export interface RollInstance {
   instance: string;
   role: ConfigRole;
   facts: InstanceFacts | null;
-  heavy: HeavyChange[];
+  heavy: HeavyChange[] | null;
 }
 
 export interface RollShard {
@@ -95,7 +98,7 @@ export function planRoll(shards: RollShard[]): { steps: RollStep[]; waits: RollW
   const waits: RollWait[] = [];
   for (const s of [...shards].sort((a, b) => a.shard.localeCompare(b.shard))) {
     const order = rollOrder(s.instances);
-    const pending = order.filter((i) => i.heavy.length > 0);
+    const pending = order.filter((i) => i.heavy?.length);
     if (pending.length === 0) continue;
     const wait = shardWait(order);
     if (wait) {
@@ -110,15 +113,21 @@ export function planRoll(shards: RollShard[]): { steps: RollStep[]; waits: RollW
       continue;
     }
     hostBusy.set(host, next.instance);
-    steps.push({ shard: s.shard, instance: next.instance, role: next.role, changes: next.heavy, after: pending.slice(1).map((i) => i.instance) });
+    steps.push({ shard: s.shard, instance: next.instance, role: next.role, changes: next.heavy!, after: pending.slice(1).map((i) => i.instance) });
   }
   return { steps, waits };
 }
 
-/** Why the shard cannot take heavy work now: an instance that does not answer, or one that is busy. */
+/**
+ * Why the shard cannot take heavy work now: an instance that does not answer, one not compared yet
+ * (it would be skipped as if done), one not in the role the route gives it (a restarted slave the
+ * leader has not made a slave again), or one that is busy.
+ */
 function shardWait(order: RollInstance[]): { reason: string; settling: boolean } | null {
   for (const i of order) {
     if (!i.facts) return { reason: `${i.instance} does not answer`, settling: false };
+    if (i.heavy === null) return { reason: `${i.instance} was not compared with the desired config this pass`, settling: true };
+    if (i.facts.role !== i.role) return { reason: `${i.instance} is a ${i.facts.role}, the route says ${i.role}`, settling: true };
     const busy = busyReason(i.facts);
     if (busy) return { reason: `${i.instance} ${busy.reason}`, settling: busy.settling };
   }

@@ -152,4 +152,28 @@ describe('heavy settings', () => {
     expect(rolled[0]!.reason).toMatch(/maxmemory 1073741824 -> 10mb on .*below the \d+ bytes in use: Redis evicts the difference at once\); then 127\.0\.0\.1:\d+$/);
     expect(rolled[1]!.reason).toMatch(/the last of its shard/);
   });
+
+  it('stops before the master while a slave does not answer (recorded once), and goes on when it is back', async () => {
+    const c = await makeCluster(world, 'halt');
+    const admin = new AdminService(world.client, new Keys(c.prefix), pool);
+    const file = join(world.dir, 'controller-halt.yaml');
+    writeFileSync(file, 'configCheckMs: 300\n');
+    world.controller('halt-1', c.prefix, ['--config', file]);
+    const [master, slave] = [c.master, c.slaves[0]!];
+    await replicating(redis, c.slaves, master.address);
+    const roll = async () => (await admin.listHistory('halt', 500)).entries.filter((e) => e.action === 'config:roll');
+
+    await slave.process.kill9();
+    await admin.config.set('halt', { appendonly: 'yes' });
+    const wait = await waitFor('the roll to say it waits', async () => (await roll()).find((e) => e.outcome === 'refused'), 10_000);
+    expect(wait.reason).toBe(`heavy settings of shard s0 wait: ${slave.address} does not answer`);
+    await new Promise((r) => setTimeout(r, 1500)); // five more passes
+    expect((await aofState(master.address)).enabled).toBe(false);
+    expect((await roll()).filter((e) => e.outcome === 'refused')).toHaveLength(1);
+
+    await world.redis([], slave.port); // back, empty: the leader makes it a slave again, then the roll goes on
+    await waitFor('both with the AOF on', async () => (await aofState(master.address)).enabled && (await aofState(slave.address)).enabled, 20_000);
+    await waitFor('both steps recorded', async () => (await roll()).filter((e) => e.outcome === 'done').length === 2, 10_000);
+    expect((await roll()).filter((e) => e.outcome === 'done').map((e) => e.target)).toEqual([slave.address, master.address]);
+  });
 });

@@ -89,6 +89,16 @@ describe('the roll', () => {
     expect(planRoll([silent])).toEqual({ steps: [], waits: [{ shard: 's0', reason: 'a:1 does not answer', settling: false }] });
   });
 
+  it('waits for an instance not compared this pass, and for one not in the role the route gives it', () => {
+    const unknown = shard('s0', 'a');
+    unknown.instances[2] = { ...inst('a:2', 'slave'), heavy: null };
+    expect(planRoll([unknown])).toEqual({ steps: [], waits: [{ shard: 's0', reason: 'a:2 was not compared with the desired config this pass', settling: true }] });
+    // A slave restarted empty is a master until the leader makes it a slave again: not the master's turn yet.
+    const restarted = shard('s0', 'a');
+    restarted.instances[1] = inst('a:3', 'slave', [aofOn], { role: 'master', linkUp: null });
+    expect(planRoll([restarted])).toEqual({ steps: [], waits: [{ shard: 's0', reason: 'a:3 is a master, the route says slave', settling: true }] });
+  });
+
   it('is derived: a rerun on the same facts plans the same step, and a finished step moves it on', () => {
     const s = shard('s0', 'a');
     expect(planRoll([s])).toEqual(planRoll([s]));
