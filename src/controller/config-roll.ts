@@ -39,6 +39,9 @@ export function heavyReason(change: Pick<ConfigChange, 'key' | 'from' | 'to'>, f
     case 'maxmemory': {
       const bytes = memoryBytes(to);
       if (bytes === null || bytes === 0) return null;
+      // Raising a limit frees Redis from evicting; only a new or lower one can start it.
+      const before = memoryBytes(change.from) ?? 0;
+      if (before !== 0 && bytes >= before) return null;
       if (!facts) return 'maxmemory lowered where the memory in use is not known';
       return bytes < facts.usedMemory ? `maxmemory ${change.to} is below the ${facts.usedMemory} bytes in use: Redis evicts the difference at once` : null;
     }

@@ -41,6 +41,7 @@ describe('heavy settings', () => {
     expect(heavyReason({ key: 'maxmemory', from: '0', to: '100mb' }, idle({ usedMemory: 50 * 1024 * 1024 }))).toBeNull();
     expect(heavyReason({ key: 'maxmemory', from: '0', to: '10mb' }, idle({ usedMemory: 50 * 1024 * 1024 }))).toMatch(/evicts/);
     expect(heavyReason({ key: 'maxmemory', from: '10mb', to: '0' }, idle())).toBeNull();
+    expect(heavyReason({ key: 'maxmemory', from: '5242880', to: '10mb' }, idle({ usedMemory: 50 * 1024 * 1024 }))).toBeNull(); // raised: less to evict
     expect(heavyReason({ key: 'maxmemory', from: '0', to: '10mb' }, null)).not.toBeNull();
   });
 
