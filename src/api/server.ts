@@ -102,6 +102,10 @@ export function createApp(deps: ApiDeps): express.Express {
   app.get('/v1/clusters/:name/config/diff', async (req, res) => {
     res.json(await deps.admin.config.diff(name(req)));
   });
+  // Recommended-settings warnings (as `cfgctl config check --json`); ?sampleMs=&minBacklogSeconds=.
+  app.get('/v1/clusters/:name/config/check', async (req, res) => {
+    res.json(await deps.admin.config.check(name(req), { sampleMs: req.query['sampleMs'], minBacklogSeconds: req.query['minBacklogSeconds'] }));
+  });
   app.get('/v1/controllers', async (_req, res) => {
     res.json(await deps.admin.listControllers());
   });

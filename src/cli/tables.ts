@@ -9,7 +9,7 @@ import type { HistoryEntry, ProxyInfo, Route, Task } from '../model/schemas.js';
 import { countSlots, rangesText } from '../model/route.js';
 import { movesText } from '../model/migration.js';
 import type { ConfigSettings, RedisConfig } from '../model/redis-config.js';
-import type { ConfigDiffInstance } from '../service/config-service.js';
+import type { ConfigCheckReport, ConfigDiffInstance } from '../service/config-service.js';
 
 const PLAIN = Object.fromEntries(
   ['top', 'top-mid', 'top-left', 'top-right', 'bottom', 'bottom-mid', 'bottom-left', 'bottom-right', 'left', 'left-mid', 'mid', 'mid-mid', 'right', 'right-mid', 'middle'].map((k) => [k, '']),
@@ -68,17 +68,28 @@ export function clusterStatusText(status: ClusterStatus): string {
         link,
         offsetText(inst),
         `${h ? (h.reachable ? 'ok' : `${h.down ? 'DOWN' : 'unreachable'}, last ok ${ago(h.lastOkAt)}`) : 'not probed yet'}${inst.refused ? `; refused: ${inst.refused.summary}` : ''}`,
+        configMarkText(inst.config),
       ];
     }),
   );
-  const body = rows.length ? table(['SHARD', 'SLOTS', 'INSTANCE', 'ROUTE ROLE', 'SEEN ROLE', 'REPLICATES FROM', 'OFFSET', 'HEALTH'], rows) : 'no shards';
+  const body = rows.length ? table(['SHARD', 'SLOTS', 'INSTANCE', 'ROUTE ROLE', 'SEEN ROLE', 'REPLICATES FROM', 'OFFSET', 'HEALTH', 'CONFIG'], rows) : 'no shards';
   // The full reason carries the command that discards the data: the operator's decision to make.
   const refusals = status.shards.flatMap((s) => s.instances.filter((i) => i.refused).map((i) => `refused since ${i.refused!.at}: ${i.refused!.reason}`));
+  const drifts = status.shards.flatMap((s) =>
+    s.instances.flatMap((i) => (i.config?.drifted.length && i.config.state === 'drifted' ? [`config drift on ${i.address}: ${i.config.drifted.map((k) => `${k.key} is ${k.actual ?? '(absent)'}, desired ${k.desired}`).join('; ')}`] : [])),
+  );
   const m = status.migration;
   const migration = m
     ? [`migration ${m.id}: ${m.state}${m.reverse ? ' (cancelling)' : ''} at step ${m.next}; ${movesText(m.moves)}; ${m.keysMoved} keys moved${m.keysPerSecond ? `, ${m.keysPerSecond} keys/s` : ''}${m.secondsLeft !== null ? `, about ${m.secondsLeft} s left` : ''} (cfgctl migrations ${spec.name} --watch)`]
     : [];
-  return [...header, ...migration, body, ...refusals].join('\n');
+  return [...header, ...migration, body, ...refusals, ...drifts].join('\n');
+}
+
+/** The instance's config against the desired one: in sync, drift (which keys), or why it is not known. */
+function configMarkText(mark: ClusterStatus['shards'][number]['instances'][number]['config']): string {
+  if (!mark) return '?';
+  if (mark.state === 'drifted') return `drift: ${mark.drifted.map((k) => k.key).join(',')}`;
+  return mark.state === 'in-sync' ? 'in sync' : mark.state === 'unmanaged' ? '-' : 'unreachable';
 }
 
 /** The offset read now when there is one, else the view's offset with its age. */
@@ -177,4 +188,18 @@ export function configDiffTable(instances: ConfigDiffInstance[]): string {
       : i.keys.map((k) => [i.instance, i.shard, i.role, k.key, k.desired, k.actual ?? '(absent)', k.state]),
   );
   return rows.length ? table(['INSTANCE', 'SHARD', 'ROLE', 'KEY', 'DESIRED', 'ACTUAL', 'STATE'], rows) : 'no desired config: nothing to compare';
+}
+
+/** Each master's write rate and the window each backlog covers, then the warnings with their reasons. */
+export function configCheckText(report: ConfigCheckReport): string {
+  const rows = report.rates.map((r) => {
+    const covers = report.backlogs.filter((b) => b.shard === r.shard).map((b) => `${b.instance} ${b.seconds === null ? 'any (no writes seen)' : `${b.seconds.toFixed(1)} s`}`);
+    return [r.shard, r.master, r.bytesPerSecond === null ? 'not measured' : `${Math.round(r.bytesPerSecond)} B/s`, covers.join(', ') || '-'];
+  });
+  const rates = rows.length ? table(['SHARD', 'MASTER', 'WRITES', 'DISCONNECTION EACH BACKLOG COVERS'], rows) : 'no shards';
+  const head = `write rates measured over ${report.sampleMs} ms; a backlog should cover at least ${report.minBacklogSeconds} s`;
+  const warnings = report.warnings.length
+    ? [`${report.warnings.length} warning(s):`, ...report.warnings.map((w) => `- [${w.code}] ${w.message}`)]
+    : ['no warnings'];
+  return [head, rates, ...warnings].join('\n');
 }

@@ -77,6 +77,15 @@ export function memoryBytes(value: string): number | null {
   return m && unit !== undefined ? Number(m[1]) * unit : null;
 }
 
+/** A byte count for people: `6291456` -> `6.0 MiB`. */
+export function bytesText(bytes: number): string {
+  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) (value /= 1024), unit++;
+  return unit === 0 ? `${bytes} bytes` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
 /** Why `value` is no value for `key`, or null when it is one (or its kind is not known here). */
 export function valueProblem(key: string, value: string): string | null {
   if (MEMORY_KEYS.has(key) && memoryBytes(value) === null) return `${key} takes a memory size like 4096, 100mb or 1gb, not "${value}"`;
@@ -87,10 +96,35 @@ export function valueProblem(key: string, value: string): string | null {
   return null;
 }
 
-/** Whether Redis's answer to CONFIG GET means the desired value (memory sizes compare in bytes). */
+/**
+ * Whether Redis's answer to CONFIG GET means the desired value: memory sizes compare in bytes,
+ * `save` by its numbers, `client-output-buffer-limit` class by class (Redis answers every class,
+ * in bytes, and calls `replica` `slave`); the leader also remembers other spellings it has seen.
+ */
 export function sameValue(key: string, desired: string, actual: string): boolean {
   if (MEMORY_KEYS.has(key)) return memoryBytes(desired) === memoryBytes(actual);
-  return desired.trim().toLowerCase() === actual.trim().toLowerCase();
+  if (key === 'client-output-buffer-limit') return sameOutputLimits(desired, actual);
+  const words = (v: string) => v.trim().toLowerCase().split(/\s+/).join(' ');
+  return words(desired) === words(actual);
+}
+
+/** `class hard soft seconds` groups, limits in bytes, or null when the value is not of that shape. */
+function outputLimits(value: string): Map<string, string> | null {
+  const words = value.trim().toLowerCase().split(/\s+/);
+  if (words.length === 0 || words.length % 4 !== 0) return null;
+  const out = new Map<string, string>();
+  for (let i = 0; i < words.length; i += 4) {
+    const [cls, hard, soft, seconds] = words.slice(i, i + 4) as [string, string, string, string];
+    out.set(cls === 'replica' ? 'slave' : cls, `${memoryBytes(hard)} ${memoryBytes(soft)} ${seconds}`);
+  }
+  return out;
+}
+
+/** Every class the desired value names has those limits in Redis's answer (it names the others too). */
+function sameOutputLimits(desired: string, actual: string): boolean {
+  const want = outputLimits(desired);
+  const have = outputLimits(actual);
+  return want !== null && have !== null && [...want].every(([cls, limits]) => have.get(cls) === limits);
 }
 
 /** The settings one instance should have: global, then its role's, then its shard's (the most specific wins). */

@@ -3,7 +3,8 @@
  */
 import { RedisError, errorMessage } from '../model/errors.js';
 import type { ReplicationInfo } from '../model/replication-info.js';
-import { parseReplicationInfo } from './info.js';
+import { parseInstanceFacts, parseReplicationInfo } from './info.js';
+import type { InstanceFacts } from '../model/instance-facts.js';
 import { splitAddress } from '../model/address.js';
 import type { RedisPool } from './pool.js';
 
@@ -13,6 +14,11 @@ import type { RedisPool } from './pool.js';
  */
 export async function replicationInfo(pool: RedisPool, address: string): Promise<ReplicationInfo> {
   return parseReplicationInfo(await pool.call(address, 'INFO', 'replication', 'keyspace'));
+}
+
+/** How hard an instance is working, and its memory and offset (one INFO of three sections). */
+export async function instanceFacts(pool: RedisPool, address: string): Promise<InstanceFacts> {
+  return parseInstanceFacts(await pool.call(address, 'INFO', 'persistence', 'memory', 'replication'));
 }
 
 /**

@@ -3,6 +3,7 @@
  * RedisError, never a half-filled record.
  */
 import { RedisError } from '../model/errors.js';
+import type { InstanceFacts } from '../model/instance-facts.js';
 import type { ReplicationInfo } from '../model/replication-info.js';
 
 export function parseInfoFields(text: string): Map<string, string> {
@@ -102,4 +103,30 @@ export function parseReplicationInfo(text: unknown): ReplicationInfo {
     };
   }
   throw new RedisError(`INFO replication: unknown role ${role ?? '(missing)'}`);
+}
+
+/** `INFO persistence memory replication` as the facts the config roll and `config check` use. */
+export function parseInstanceFacts(text: unknown): InstanceFacts {
+  if (typeof text !== 'string') throw new RedisError(`INFO persistence memory replication: expected text, got ${typeof text}`);
+  const f = parseInfoFields(text);
+  const role = f.get('role');
+  if (role !== 'master' && role !== 'slave') throw new RedisError(`INFO replication: unknown role ${role ?? '(missing)'}`);
+  const flag = (name: string) => f.get(name) === '1';
+  const aofEnabled = flag('aof_enabled');
+  return {
+    role,
+    loading: flag('loading') || flag('async_loading'),
+    aofRewriting: flag('aof_rewrite_in_progress') || flag('aof_rewrite_scheduled'),
+    aofEnabled,
+    aofRewriteFailed: aofEnabled && f.get('aof_last_bgrewrite_status') === 'err',
+    bgsaving: flag('rdb_bgsave_in_progress'),
+    unsavedChanges: intField(f, 'rdb_changes_since_last_save'),
+    usedMemory: intField(f, 'used_memory') - (f.has('mem_not_counted_for_evict') ? intField(f, 'mem_not_counted_for_evict') : 0),
+    maxmemory: intField(f, 'maxmemory'),
+    maxmemoryPolicy: f.get('maxmemory_policy') ?? 'noeviction',
+    systemMemory: f.has('total_system_memory') ? intField(f, 'total_system_memory') : 0,
+    replOffset: intField(f, 'master_repl_offset'),
+    linkUp: role === 'slave' ? f.get('master_link_status') === 'up' : null,
+    syncing: flag('master_sync_in_progress'),
+  };
 }

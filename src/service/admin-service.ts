@@ -44,7 +44,7 @@ import type { RedisPool } from '../redis/pool.js';
 import { quorumOf, replicaBase } from '../model/replicas.js';
 import { readLive, type LiveReading } from './live-replication.js';
 import { MigrationService, view as migrationView, type MigrationView } from './migration-service.js';
-import { ConfigService } from './config-service.js';
+import { ConfigService, configMark, type InstanceConfigMark } from './config-service.js';
 import { ReplicaSettings } from '../store/replica-settings.js';
 import type { Keys } from '../store/keys.js';
 
@@ -87,6 +87,11 @@ export interface InstanceStatus {
    * that would discard data only it holds; null otherwise. From the cluster's history.
    */
   refused: { summary: string; reason: string; at: string } | null;
+  /**
+   * Its Redis configuration against the desired one, read now (paused or not): in sync, drifted
+   * (which keys), unreachable or unmanaged; null when nothing was read from Redis (`--no-live`).
+   */
+  config: InstanceConfigMark | null;
 }
 
 export interface ShardStatus {
@@ -218,7 +223,7 @@ export class AdminService {
     const { spec, route } = await this.getCluster(name);
     const problems: string[] = [];
     const liveTimeoutMs = options.live !== false && this.redis ? spec.probe.timeoutMs : null;
-    const [views, leader, history, live, migration] = await Promise.all([
+    const [views, leader, history, live, migration, drift] = await Promise.all([
       this.health.read(spec.name, (err) => problems.push(err.message)),
       this.controllers.leader(),
       this.history.list(spec.name, REFUSAL_LOOKBACK, (err) => problems.push(err.message)),
@@ -227,6 +232,7 @@ export class AdminService {
         problems.push(`the migration under way could not be read: ${err instanceof Error ? err.message : String(err)}`);
         return null;
       }),
+      liveTimeoutMs !== null ? this.configMarks(route, liveTimeoutMs, problems) : Promise.resolve(null),
     ]);
     const { source, view } = chooseView(views, leader?.controller ?? null);
     const refusals = latestReplicaofRefusals(history);
@@ -236,7 +242,7 @@ export class AdminService {
       // A refusal holds only while the instance is still the master it was: once an operator
       // discarded its data (it replicates now), the old entry is just history.
       const stillRefused = refusal && expectedRole === 'slave' && health?.reachable && health.role === 'master';
-      return { address: addr, expectedRole, health, live: live.get(addr) ?? null, refused: stillRefused ? refusal : null };
+      return { address: addr, expectedRole, health, live: live.get(addr) ?? null, refused: stillRefused ? refusal : null, config: drift?.get(addr) ?? null };
     };
     return {
       spec,
@@ -253,6 +259,16 @@ export class AdminService {
       migration: migration ? migrationView(migration.migration) : null,
       problems,
     };
+  }
+
+  /** Each instance's config mark; a desired config that cannot be read is a problem, not a failure of the whole show. */
+  private async configMarks(route: Route, timeoutMs: number, problems: string[]): Promise<Map<string, InstanceConfigMark> | null> {
+    try {
+      return new Map((await this.config.diffRoute(route, timeoutMs)).map((d) => [d.instance, configMark(d)]));
+    } catch (err) {
+      problems.push(`the desired config could not be compared: ${err instanceof Error ? err.message : String(err)}`);
+      return null;
+    }
   }
 
   async deleteCluster(name: string): Promise<void> {

@@ -5,6 +5,7 @@
  * value of the right kind. The leader applies what is stored (controller/config-applier.ts).
  */
 import type { Etcd3 } from 'etcd3';
+import { z } from 'zod';
 import { NotFoundError, RedisError, RefusedError, ValidationError, errorMessage } from '../model/errors.js';
 import { historyEntry } from '../model/history.js';
 import {
@@ -26,7 +27,8 @@ import {
 import { findShard, instancesOf } from '../model/route.js';
 import { clusterName, parseInput, type Route } from '../model/schemas.js';
 import { desiredPerInstance } from '../controller/config-plan.js';
-import { configGet, redisVersion } from '../redis/commands.js';
+import { configGet, instanceFacts, redisVersion } from '../redis/commands.js';
+import { CHECKED_KEYS, adviseConfig, backlogCover, type BacklogCover, type CheckedInstance, type ConfigWarning, type ShardWriteRate } from '../model/config-advice.js';
 import type { RedisPool } from '../redis/pool.js';
 import { ClusterStore } from '../store/cluster-store.js';
 import { ConfigStore, type StoredConfig } from '../store/config-store.js';
@@ -51,6 +53,36 @@ export interface ConfigDiffInstance {
   state: 'ok' | 'drift' | 'unreachable';
   error: string | null;
   keys: ConfigDiffKey[];
+}
+
+/** An instance's Redis configuration as `cluster show` marks it. */
+export interface InstanceConfigMark {
+  /** `unmanaged`: the desired config names no key for it. */
+  state: 'in-sync' | 'drifted' | 'unreachable' | 'unmanaged';
+  /** The keys that differ, with the desired value and the instance's (null: not read). */
+  drifted: { key: string; desired: string; actual: string | null }[];
+  error: string | null;
+}
+
+export function configMark(d: ConfigDiffInstance): InstanceConfigMark {
+  const drifted = d.state === 'drift' ? d.keys.filter((k) => k.state === 'drift').map(({ key, desired, actual }) => ({ key, desired, actual })) : [];
+  const state = d.state === 'unreachable' ? 'unreachable' : d.keys.length === 0 ? 'unmanaged' : d.state === 'drift' ? 'drifted' : 'in-sync';
+  return { state, drifted, error: d.error };
+}
+
+const DEFAULT_SAMPLE_MS = 1000;
+const DEFAULT_BACKLOG_SECONDS = 60;
+const sampleMsSchema = z.coerce.number().int().min(100).max(60_000);
+const backlogSecondsSchema = z.coerce.number().int().min(1).max(86_400);
+
+/** What `config check` found: each master's write rate, the window each backlog covers, the warnings. */
+export interface ConfigCheckReport {
+  cluster: string;
+  sampleMs: number;
+  minBacklogSeconds: number;
+  rates: ShardWriteRate[];
+  backlogs: BacklogCover[];
+  warnings: ConfigWarning[];
 }
 
 export class ConfigService {
@@ -117,7 +149,14 @@ export class ConfigService {
 
   /** Desired against what every instance answers now to CONFIG GET. */
   async diff(name: string): Promise<ConfigDiffInstance[]> {
-    const route = await this.route(name);
+    return this.diffRoute(await this.route(name));
+  }
+
+  /**
+   * The same comparison for a route already read (`cluster show` marks drift per instance with
+   * it), each instance given at most `timeoutMs` to answer.
+   */
+  async diffRoute(route: Route, timeoutMs = READ_TIMEOUT_MS): Promise<ConfigDiffInstance[]> {
     const { config } = await this.store.read(route.cluster);
     const pool = this.pool();
     return Promise.all(
@@ -126,7 +165,7 @@ export class ConfigService {
         const keys = Object.keys(t.settings);
         if (keys.length === 0) return { ...base, state: 'ok', error: null, keys: [] };
         try {
-          const actual = await withTimeout(configGet(pool, t.instance, keys), READ_TIMEOUT_MS, `CONFIG GET on ${t.instance}`);
+          const actual = await withTimeout(configGet(pool, t.instance, keys), timeoutMs, `CONFIG GET on ${t.instance}`);
           const rows = Object.entries(t.settings).map(([key, desired]): ConfigDiffKey => {
             const now = actual.get(key) ?? null;
             return { key, desired, actual: now, state: now !== null && sameValue(key, desired, now) ? 'ok' : 'drift' };
@@ -137,6 +176,45 @@ export class ConfigService {
         }
       }),
     );
+  }
+
+  /**
+   * `config check NAME`: recommended-settings warnings with their reasons (model/config-advice.ts).
+   * Reads a few settings and INFO of every instance, then each master's offset again after
+   * `sampleMs` for its write rate, which says how long a disconnection each backlog covers.
+   */
+  async check(name: string, options: { sampleMs?: unknown; minBacklogSeconds?: unknown } = {}): Promise<ConfigCheckReport> {
+    const sampleMs = parseInput(sampleMsSchema, options.sampleMs ?? DEFAULT_SAMPLE_MS, 'sample time (ms)');
+    const minBacklogSeconds = parseInput(backlogSecondsSchema, options.minBacklogSeconds ?? DEFAULT_BACKLOG_SECONDS, 'minimum backlog (s)');
+    const { spec, route } = await this.clusters.get(parseInput(clusterName, name, 'cluster name'));
+    const pool = this.pool();
+    const targets = route.shards.flatMap((s) => [{ instance: s.master, shard: s.id, role: 'master' as const }, ...s.slaves.map((instance) => ({ instance, shard: s.id, role: 'slave' as const }))]);
+    const started = Date.now();
+    const readAt = new Map<string, number>();
+    const instances = await Promise.all(
+      targets.map(async (t): Promise<CheckedInstance> => {
+        try {
+          const [settings, facts] = await withTimeout(Promise.all([configGet(pool, t.instance, [...CHECKED_KEYS]), instanceFacts(pool, t.instance)]), READ_TIMEOUT_MS, `CONFIG GET and INFO on ${t.instance}`);
+          readAt.set(t.instance, Date.now());
+          return { ...t, settings, facts, error: null };
+        } catch (err) {
+          return { ...t, settings: null, facts: null, error: errorMessage(err) };
+        }
+      }),
+    );
+    await new Promise((r) => setTimeout(r, Math.max(0, sampleMs - (Date.now() - started))));
+    const rates = await Promise.all(
+      route.shards.map(async (s): Promise<ShardWriteRate> => {
+        const first = instances.find((i) => i.instance === s.master)?.facts;
+        const second = first ? await withTimeout(instanceFacts(pool, s.master), READ_TIMEOUT_MS, `INFO on ${s.master}`).catch(() => null) : null;
+        const sampledMs = Math.max(1, Date.now() - (readAt.get(s.master) ?? started));
+        // A restart in between (the offset went back) measures nothing.
+        const bytesPerSecond = first && second && second.replOffset >= first.replOffset ? ((second.replOffset - first.replOffset) * 1000) / sampledMs : null;
+        return { shard: s.id, master: s.master, bytesPerSecond, sampledMs };
+      }),
+    );
+    const ctx = { autoFailover: spec.failover.auto, paused: spec.paused, downAfterMs: spec.probe.downAfterMs, minBacklogSeconds };
+    return { cluster: route.cluster, sampleMs, minBacklogSeconds, rates, backlogs: backlogCover(instances, rates), warnings: adviseConfig(instances, rates, ctx) };
   }
 
   private async route(name: string): Promise<Route> {

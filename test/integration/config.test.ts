@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ConflictError, RedisError, RefusedError, ValidationError } from '../../src/model/errors.js';
 import { freePort, waitFor } from '../../src/playground/processes.js';
 import { RedisPool } from '../../src/redis/pool.js';
-import { AdminService } from '../../src/service/admin-service.js';
+import { AdminService, type ClusterStatus } from '../../src/service/admin-service.js';
 import { Keys } from '../../src/store/keys.js';
 import { makeCluster, replicating, type TestCluster } from '../helpers/cluster.js';
 import { useRedisClients } from '../helpers/redis.js';
@@ -72,6 +72,14 @@ describe('desired Redis configuration', () => {
     expect((await configHistory(c, 'cfg')).filter((e) => e.outcome === 'refused')).toHaveLength(1);
     const diff = await c.config.diff('cfg');
     expect(diff.find((i) => i.instance === slave)?.keys).toContainEqual({ key: 'maxmemory-policy', desired: 'volatile-ttl', actual: 'allkeys-random', state: 'drift' });
+    // cluster show marks it too, paused as it is: the slave drifted (which key), the master in sync.
+    const show = await cfgctl(world.etcd.endpoint, c.prefix, ['cluster', 'show', 'cfg', '--json']);
+    const marks = Object.fromEntries((JSON.parse(show.stdout) as ClusterStatus).shards[0]!.instances.map((i) => [i.address, i.config]));
+    expect(marks[slave]).toEqual({ state: 'drifted', drifted: [{ key: 'maxmemory-policy', desired: 'volatile-ttl', actual: 'allkeys-random' }], error: null });
+    expect(marks[master]?.state).toBe('in-sync');
+    const text = (await cfgctl(world.etcd.endpoint, c.prefix, ['cluster', 'show', 'cfg'])).stdout;
+    expect(text).toMatch(new RegExp(`${slave.replace(/\./g, '\\.')}.*drift: maxmemory-policy`));
+    expect(text).toContain(`config drift on ${slave}: maxmemory-policy is allkeys-random, desired volatile-ttl`);
 
     await c.admin.setPaused('cfg', false);
     await waitFor('the drift to be repaired after the pause', async () => (await configValue(slave, 'maxmemory-policy')) === 'volatile-ttl', 10_000);
@@ -82,6 +90,11 @@ describe('desired Redis configuration', () => {
     const config = adminOf(c.prefix).config;
     await config.set('strict', { hz: '15' });
     const before = await config.get('strict');
+    // No controller runs here, so the master keeps its hz: cluster show marks it drifted; --no-live reads nothing.
+    const shown = await adminOf(c.prefix).describeCluster('strict');
+    expect(shown.spec.paused).toBe(false);
+    expect(shown.shards[0]!.instances[0]!.config).toEqual({ state: 'drifted', drifted: [{ key: 'hz', desired: '15', actual: '10' }], error: null });
+    expect((await adminOf(c.prefix).describeCluster('strict', { live: false })).shards[0]!.instances[0]!.config).toBeNull();
 
     await expect(config.set('strict', { replicaof: '127.0.0.1 6379' })).rejects.toThrow(RefusedError);
     await expect(config.set('strict', { dir: '/tmp' })).rejects.toThrow(/dir is managed by cfgserver: where the data lives/);
@@ -157,6 +170,10 @@ describe('desired Redis configuration', () => {
       return diff.length === 2 && diff.every((i) => i.state === 'ok' && i.keys.length === 2);
     }, 10_000);
     expect(await configValue(c.slaves[0]!.address, 'hz')).toBe('25');
+    const check = await fetch(`${base}/check?sampleMs=200`);
+    expect(check.status).toBe(200);
+    expect(((await check.json()) as { warnings: { code: string; instance: string }[] }).warnings).toContainEqual(expect.objectContaining({ code: 'no-persistence', instance: c.master.address }));
+    expect((await fetch(`${base}/check?sampleMs=soon`)).status).toBe(400);
 
     // An instance added later gets the config by the same pass (the global part: it is not in s0).
     const late = await world.redis();
@@ -179,5 +196,44 @@ describe('desired Redis configuration', () => {
     const failed = (await configHistory(c, 'web')).filter((e) => e.outcome === 'failed');
     expect(failed.map((e) => e.target).sort()).toEqual([c.master.address, slave.address, late.address].sort());
     expect(failed[0]!.detail?.['error']).toMatch(/immutable/i);
+  });
+
+  it('config check warns with the reason (persistence, maxmemory, backlog for the measured write rate, disk loads) and exits 11; 0 once all is well', async () => {
+    const c = await makeCluster(world, 'advice');
+    const [master, slave] = [c.master.address, c.slaves[0]!.address];
+    await redis.at(slave).call('REPLICAOF', '127.0.0.1', String(c.master.port)); // no controller here
+    await replicating(redis, c.slaves, master);
+    const run = (...args: string[]) => cfgctl(world.etcd.endpoint, c.prefix, ['config', 'check', 'advice', ...args]);
+    await redis.at(master).call('CONFIG', 'SET', 'repl-backlog-size', '16kb');
+    await redis.at(slave).call('CONFIG', 'SET', 'repl-diskless-load', 'disabled');
+
+    // A writer of about 1 KB every few ms: far more than 16 KB over a minute.
+    let writing = true;
+    const writer = (async () => {
+      const value = 'x'.repeat(1024);
+      for (let n = 0; writing; n++) await redis.at(master).set(`w${n % 100}`, value);
+    })();
+    const warned = await run('--json', '--sample-ms', '500').finally(() => (writing = false));
+    await writer;
+    expect(warned.code).toBe(11);
+    const report = JSON.parse(warned.stdout) as { warnings: { code: string; instance: string; message: string }[]; rates: { bytesPerSecond: number }[]; backlogs: { instance: string; seconds: number }[] };
+    expect(report.warnings.map((w) => `${w.instance} ${w.code}`).sort()).toEqual(
+      // The slave's default 1 MB backlog is too small for this writer as well (it serves the other slaves once promoted).
+      [`${master} no-persistence`, `${master} maxmemory-unset`, `${slave} maxmemory-unset`, `${master} backlog-small`, `${slave} backlog-small`, `${slave} disk-load-without-persistence`].sort(),
+    );
+    expect(report.rates[0]!.bytesPerSecond).toBeGreaterThan(0);
+    expect(report.backlogs.find((b) => b.instance === master)!.seconds).toBeLessThan(60);
+    expect(report.warnings.find((w) => w.code === 'backlog-small')!.message).toMatch(/repl-backlog-size 16384 bytes \(16\.0 KiB\): at the \d+ bytes\/s .* it covers [\d.]+ s of disconnection/);
+    const text = await run('--sample-ms', '200');
+    expect(text.stdout).toMatch(/\[no-persistence\] .*restart brings it back empty/);
+
+    // All well: persistence on the master, memory bounded with eviction, a large backlog, no disk loads.
+    await redis.at(master).call('CONFIG', 'SET', 'appendonly', 'yes', 'repl-backlog-size', '64mb');
+    await redis.at(slave).call('CONFIG', 'SET', 'repl-diskless-load', 'swapdb', 'repl-backlog-size', '64mb');
+    for (const i of [master, slave]) await redis.at(i).call('CONFIG', 'SET', 'maxmemory', '100mb', 'maxmemory-policy', 'allkeys-lru');
+    const clean = await run('--sample-ms', '200');
+    expect(clean.code).toBe(0);
+    expect(clean.stdout).toContain('no warnings');
+    expect((await run('--sample-ms', '5')).code).toBe(2);
   });
 });

@@ -58,6 +58,14 @@ describe('values of known kinds', () => {
     expect(sameValue('maxmemory', '100mb', '100000000')).toBe(false);
     expect(sameValue('appendonly', 'YES', 'yes')).toBe(true);
     expect(sameValue('hz', '10', '20')).toBe(false);
+    // Redis's own spellings: save by its numbers, output limits class by class in bytes (as redis 7.0.15 answers).
+    expect(sameValue('save', ' 3600 1  300 100', '3600 1 300 100')).toBe(true);
+    expect(sameValue('save', '3600 1', '3600 1 300 100')).toBe(false);
+    const limits = 'normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60';
+    expect(sameValue('client-output-buffer-limit', 'replica 256mb 64mb 60', limits)).toBe(true);
+    expect(sameValue('client-output-buffer-limit', 'pubsub 32mb 8mb 60 normal 0 0 0', limits)).toBe(true);
+    expect(sameValue('client-output-buffer-limit', 'replica 512mb 64mb 60', limits)).toBe(false);
+    expect(sameValue('client-output-buffer-limit', 'replica 256mb', limits)).toBe(false);
   });
 });
 

@@ -1,5 +1,6 @@
 /**
- * The desired Redis configuration of a cluster from the command line: `config set|get|unset|diff`.
+ * The desired Redis configuration of a cluster from the command line: `config set|get|unset|diff`,
+ * and the recommended-settings check, `config check`.
  * The leader applies it to every instance within a few seconds (docs/config.md).
  */
 import { readFileSync } from 'node:fs';
@@ -8,7 +9,10 @@ import { parse as parseYaml } from 'yaml';
 import { ValidationError, errorMessage } from '../../model/errors.js';
 import type { ConfigRole, ConfigScope } from '../../model/redis-config.js';
 import { printJson, show, withAdmin, type GlobalArgs } from '../run.js';
-import { configDiffTable, configText } from '../tables.js';
+import { configCheckText, configDiffTable, configText } from '../tables.js';
+
+/** `config check` found something to warn about (the command itself worked). */
+export const CHECK_WARNINGS_EXIT = 11;
 
 const by = () => `cfgctl@${process.env['USER'] ?? 'unknown'}`;
 
@@ -90,5 +94,22 @@ export function configCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       (c) => c.positional('name', { type: 'string', demandOption: true }),
       (a) => show(a, async (admin) => ({ value: await admin.config.diff(a.name) }), configDiffTable),
     )
-    .demandCommand(1, 'config set|get|unset|diff');
+    .command(
+      'check <name>',
+      `recommended-settings warnings with their reasons (persistence, maxmemory, backlog for the write rate); exit ${CHECK_WARNINGS_EXIT} when there is any`,
+      (c) =>
+        c
+          .positional('name', { type: 'string', demandOption: true })
+          .option('sample-ms', { type: 'number', default: 1000, describe: 'how long to measure each master\'s write rate (100..60000)' })
+          .option('min-backlog-seconds', { type: 'number', default: 60, describe: 'the disconnection a repl-backlog-size must cover at that rate' }),
+      (a) =>
+        withAdmin(a, async (admin) => {
+          const report = await admin.config.check(a.name, { sampleMs: a['sample-ms'], minBacklogSeconds: a['min-backlog-seconds'] });
+          if (a.json) printJson(report);
+          else process.stdout.write(`${configCheckText(report)}\n`);
+          // Warnings are findings, not a failure of the command: a distinct code, for scripts and cron.
+          if (report.warnings.length > 0) process.exitCode = CHECK_WARNINGS_EXIT;
+        }),
+    )
+    .demandCommand(1, 'config set|get|unset|diff|check');
 }
