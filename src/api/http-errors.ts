@@ -2,7 +2,7 @@
  * The one mapping from typed errors to HTTP statuses.
  */
 import type { ErrorRequestHandler } from 'express';
-import { CfgError, errorMessage, type ErrorCode } from '../model/errors.js';
+import { CfgError, ValidationError, errorMessage, type ErrorCode } from '../model/errors.js';
 
 const STATUS: Record<ErrorCode, number> = {
   VALIDATION: 400,
@@ -23,7 +23,20 @@ export function httpStatusOf(err: unknown): number {
 }
 
 export const errorHandler: ErrorRequestHandler = (err, _req, res, _next) => {
-  // express.json() reports a bad body as a SyntaxError with a status of 400.
-  const status = err instanceof CfgError ? httpStatusOf(err) : typeof err?.status === 'number' ? err.status : 500;
-  res.status(status).json({ error: { code: err instanceof CfgError ? err.code : 'INTERNAL', message: errorMessage(err) } });
+  // express.json() reports a body it cannot read (not JSON, too large) with a 4xx status: the
+  // client's mistake, said as one.
+  if (!(err instanceof CfgError) && typeof err?.status === 'number' && err.status >= 400 && err.status < 500) {
+    const message = err.type === 'entity.parse.failed' ? `the request body is not valid JSON (${errorMessage(err)})` : errorMessage(err);
+    res.status(err.status).json({ error: { code: 'VALIDATION', message } });
+    return;
+  }
+  res.status(err instanceof CfgError ? httpStatusOf(err) : 500).json({ error: { code: err instanceof CfgError ? err.code : 'INTERNAL', message: errorMessage(err) } });
 };
+
+/** A whole-number query parameter in a range (its default when absent); anything else is a ValidationError. */
+export function intQuery(value: unknown, name: string, range: { min: number; max: number; fallback: number }): number {
+  if (value === undefined) return range.fallback;
+  const n = typeof value === 'string' && /^-?\d+$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n) || n < range.min || n > range.max) throw new ValidationError(`?${name}= must be a whole number from ${range.min} to ${range.max}, not ${JSON.stringify(value)}`);
+  return n;
+}

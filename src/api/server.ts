@@ -5,7 +5,7 @@ import express, { type Request } from 'express';
 import type { Registry } from 'prom-client';
 import type { AdminService } from '../service/admin-service.js';
 import { GuardLedger } from './guard-ledger.js';
-import { errorHandler } from './http-errors.js';
+import { errorHandler, intQuery } from './http-errors.js';
 
 export interface ApiDeps {
   admin: AdminService;
@@ -50,7 +50,7 @@ export function createApp(deps: ApiDeps): express.Express {
     res.json({ controller: deps.controllerId, since: new Date(guards.startedAt).toISOString(), proxies: guards.of(name(req)) });
   });
   app.get('/v1/clusters/:name/history', async (req, res) => {
-    const count = Math.min(1000, Math.max(1, Number(req.query['limit'] ?? 100) || 100));
+    const count = intQuery(req.query['limit'], 'limit', { min: 1, max: 1000, fallback: 100 });
     res.json(await deps.admin.listHistory(name(req), count));
   });
   app.get('/v1/clusters/:name/tasks', async (req, res) => {

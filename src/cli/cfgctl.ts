@@ -4,16 +4,34 @@
  */
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { ValidationError } from '../model/errors.js';
+import { CfgError, ValidationError } from '../model/errors.js';
 import { clusterCommands } from './commands/cluster.js';
 import { shardCommands } from './commands/shard.js';
 import { slotsCommands } from './commands/slots.js';
-import { fail, globalOptions, printJson, show, withAdmin, type GlobalArgs } from './run.js';
+import { fail, globalOptions, printJson, refuseNaN, show, wholeNumber, withAdmin, type GlobalArgs } from './run.js';
+import { VERSION } from '../version.js';
+import { closest } from '../util/suggest.js';
 import { controllersTable, historyTable, proxiesTable, replicaStatusText, routeTable } from './tables.js';
 import { tasksCommands } from './commands/tasks.js';
 import { failoverCommand } from './commands/failover.js';
 import { migrateCommands, migrationsCommand, rebalanceCommand } from './commands/migrate.js';
 import { configCommands } from './commands/config.js';
+
+/**
+ * yargs checks required options before unknown ones, so a typo of a required option (--slot for
+ * --slots) reads "Missing required argument: slots". Name the typo instead, when a --flag typed is
+ * close to a missing one.
+ */
+function typoOfRequired(message: string, argv: string[]): string | null {
+  const missing = /^Missing required arguments?: (.+)$/.exec(message)?.[1]?.split(', ') ?? [];
+  for (const arg of argv) {
+    const name = /^--([^=]+)/.exec(arg)?.[1];
+    if (!name || missing.includes(name)) continue;
+    const near = closest(name, missing);
+    if (near.length > 0) return `unknown option --${name} (did you mean --${near.join(' or --')}?)`;
+  }
+  return null;
+}
 
 export function buildCli(argv: string[]): Argv<GlobalArgs> {
   const base = yargs(argv).scriptName('cfgctl').options(globalOptions) as unknown as Argv<GlobalArgs>;
@@ -84,21 +102,24 @@ export function buildCli(argv: string[]): Argv<GlobalArgs> {
     .command(
       'history <name>',
       'what the controller decided and did for a cluster, and why',
-      (c) => c.positional('name', { type: 'string', demandOption: true }).option('limit', { type: 'number', default: 50, describe: 'newest entries to show' }),
+      (c) => c.positional('name', { type: 'string', demandOption: true }).option('limit', { type: 'number', default: 50, describe: 'newest entries to show (1..1000)', coerce: (v: unknown) => wholeNumber('limit', v, 1, 1000) }),
       (a) => show(a, async (admin) => {
         const { entries, problems } = await admin.listHistory(a.name, a.limit);
         return { value: entries, problems };
       }, historyTable),
     )
+    .check((argv) => refuseNaN(argv), true)
     .demandCommand(1, 'say what to do; see --help')
     .strict()
     .help()
     .alias('help', 'h')
-    .version(false)
+    .version(VERSION)
     .wrap(Math.min(120, process.stdout.columns ?? 100))
     .fail((message, err) => {
-      // Throwing stops yargs from running the command after a parse error.
-      throw err ?? new ValidationError(message);
+      // Throwing stops yargs from running the command after a parse error. yargs wraps what an
+      // option's coerce or a check threw; its message is ours.
+      if (err instanceof CfgError) throw err;
+      throw new ValidationError((message && typoOfRequired(message, argv)) ?? err?.message ?? message);
     });
 }
 

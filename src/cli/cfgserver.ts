@@ -13,6 +13,8 @@ import { parseWorkers, runProxyCommand } from '../proxy/run-proxy.js';
 import { createLogger } from '../log.js';
 import { clusterName, parseInput } from '../model/schemas.js';
 import { DEFAULT_ETCD } from '../store/etcd.js';
+import { refuseNaN } from './run.js';
+import { VERSION } from '../version.js';
 
 function die(err: unknown): never {
   process.stderr.write(`cfgserver: ${errorMessage(err)}\n`);
@@ -119,9 +121,11 @@ await yargs(hideBin(process.argv))
       await runPlayground({ dir: argv.dir, keep: argv.keep, shards: argv.shards }).catch(die);
     },
   )
+  .check((argv) => refuseNaN(argv), true)
   .demandCommand(1, 'say which process to run: controller, proxy or playground')
   .strict()
   .help()
   .alias('help', 'h')
-  .fail((message, err) => die(err ?? new ValidationError(message)))
+  .version(VERSION)
+  .fail((message, err) => die(err instanceof CfgError ? err : new ValidationError(err?.message ?? message)))
   .parseAsync();

@@ -3,10 +3,10 @@
  * from typed errors to exit codes. A failure prints one line on stderr and changes nothing.
  */
 import type { Etcd3 } from 'etcd3';
-import { CfgError, errorMessage, type ErrorCode } from '../model/errors.js';
+import { CfgError, EtcdUnavailableError, ValidationError, errorMessage, type ErrorCode } from '../model/errors.js';
 import { RedisPool } from '../redis/pool.js';
 import { AdminService } from '../service/admin-service.js';
-import { DEFAULT_ETCD, createEtcd } from '../store/etcd.js';
+import { DEFAULT_ETCD, createEtcd, plainEtcdReason } from '../store/etcd.js';
 import { DEFAULT_PREFIX, Keys } from '../store/keys.js';
 
 export interface GlobalArgs {
@@ -39,8 +39,45 @@ export const globalOptions = {
   },
   prefix: { type: 'string', default: process.env['CFGSERVER_PREFIX'] ?? DEFAULT_PREFIX, describe: 'key prefix of cfgserver in etcd' },
   json: { type: 'boolean', default: false, describe: 'print JSON instead of tables' },
-  timeout: { type: 'number', default: 3000, describe: 'deadline of each etcd request, in ms' },
+  timeout: { type: 'number', default: 3000, describe: 'deadline of each etcd request, in ms', coerce: (v: unknown) => wholeNumber('timeout', v, 1, 600_000) },
 } as const;
+
+/**
+ * A numeric option checked as yargs reads it: `--limit abc` or `--limit -3` is an error naming the
+ * option and its range, never silently NaN or ignored.
+ */
+export function wholeNumber(name: string, value: unknown, min: number, max: number): number {
+  const n = typeof value === 'number' ? value : Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) throw new ValidationError(`--${name} must be a whole number from ${min} to ${max}, not ${shown(value)}`);
+  return n;
+}
+
+/** The same for a number that may have a fraction (seconds between looks, say). */
+export function numberIn(name: string, value: unknown, min: number, max: number): number {
+  const n = typeof value === 'number' ? value : Number(value);
+  if (!Number.isFinite(n) || n < min || n > max) throw new ValidationError(`--${name} must be a number from ${min} to ${max}, not ${shown(value)}`);
+  return n;
+}
+
+/** A rejected option value as the user typed it (yargs has already turned "abc" into NaN). */
+function shown(value: unknown): string {
+  if (typeof value === 'number' && Number.isNaN(value)) return 'a number';
+  return Array.isArray(value) ? value.join(' ') : String(value);
+}
+
+/**
+ * Every numeric option yargs left as NaN (`--shards x`): one error naming it. Options with a
+ * range check themselves (`wholeNumber`); this catches the rest.
+ */
+export function refuseNaN(argv: Record<string, unknown>): true {
+  for (const [key, value] of Object.entries(argv)) {
+    // yargs gives each option twice (max-clients and maxClients): name the spelling users type.
+    if (typeof value === 'number' && Number.isNaN(value) && !/[A-Z]/.test(key)) {
+      throw new ValidationError(`--${key} must be a number`);
+    }
+  }
+  return true;
+}
 
 /** Runs a command against etcd; prints the error and sets the exit code on failure. */
 export async function withAdmin(args: GlobalArgs, fn: (admin: AdminService) => Promise<void>): Promise<void> {
@@ -51,7 +88,9 @@ export async function withAdmin(args: GlobalArgs, fn: (admin: AdminService) => P
     etcd = createEtcd({ endpoints: args.etcd, callTimeoutMs: args.timeout });
     await fn(new AdminService(etcd, new Keys(args.prefix), redis));
   } catch (err) {
-    fail(err);
+    // One plain sentence that names the endpoints, not gRPC's internals.
+    if (err instanceof EtcdUnavailableError && err.cause) fail(new EtcdUnavailableError(`cannot reach etcd at ${args.etcd}: ${plainEtcdReason(err.cause)} (--etcd or $CFGSERVER_ETCD say where it is)`));
+    else fail(err);
   } finally {
     redis.close();
     etcd?.close();

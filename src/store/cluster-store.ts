@@ -3,6 +3,7 @@
  * compares the revision it read, so two admins racing never overwrite each other.
  */
 import type { Etcd3, IKeyValue } from 'etcd3';
+import { closest } from '../util/suggest.js';
 import { AlreadyExistsError, ConflictError, MalformedValueError, NotFoundError, NotLeaderError } from '../model/errors.js';
 import { clusterSpecSchema, routeSchema, type ClusterSpec, type Route } from '../model/schemas.js';
 import { decodeKv, encode, etcdCall } from './etcd.js';
@@ -44,9 +45,20 @@ export class ClusterStore {
     );
     const specKv = res.responses[0]?.response_range.kvs[0];
     const routeKv = res.responses[1]?.response_range.kvs[0];
-    if (!res.succeeded || !specKv) throw new NotFoundError(`cluster ${name} does not exist`);
+    if (!res.succeeded || !specKv) throw new NotFoundError(`cluster ${name} does not exist${await this.didYouMean(name)}`);
     if (!routeKv) throw new MalformedValueError(this.keys.route(name), 'the cluster has a spec but no route');
     return this.decode(specKv, routeKv);
+  }
+
+  /** ": did you mean x?" when a known cluster's name is close to `name`; "" otherwise (or when etcd cannot say). */
+  private async didYouMean(name: string): Promise<string> {
+    try {
+      const names = (await this.etcd.getAll().prefix(this.keys.clusterIndex()).keys()).map((k) => k.slice(this.keys.clusterIndex().length));
+      const near = closest(name, names);
+      return near.length > 0 ? ` (did you mean ${near.join(' or ')}?)` : '';
+    } catch {
+      return '';
+    }
   }
 
   async list(): Promise<ClusterListing> {

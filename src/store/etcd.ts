@@ -100,8 +100,26 @@ export async function etcdCall<T>(what: string, fn: () => Promise<T>): Promise<T
     return await fn();
   } catch (err) {
     if (err instanceof CfgError) throw err;
-    throw new EtcdUnavailableError(`etcd request failed (${what}): ${errorMessage(err)}`, { cause: err });
+    throw new EtcdUnavailableError(`etcd request failed (${what}): ${plainEtcdReason(err)}`, { cause: err });
   }
+}
+
+/**
+ * gRPC's errors in a few plain words: "14 UNAVAILABLE: No connection established. Last error:
+ * Error: connect ECONNREFUSED 127.0.0.1:2379. Resolution note: " becomes "connection refused
+ * (127.0.0.1:2379)". Anything unrecognised is kept, cut at its first sentence.
+ */
+export function plainEtcdReason(err: unknown): string {
+  const text = errorMessage(err);
+  const socket = /(ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ECONNRESET|ETIMEDOUT|EAI_AGAIN)\s*(\S*?)\.?(\s|$)/.exec(text);
+  if (socket) {
+    const words: Record<string, string> = { ECONNREFUSED: 'connection refused', ENOTFOUND: 'host not found', EHOSTUNREACH: 'host unreachable', ECONNRESET: 'connection reset', ETIMEDOUT: 'connection timed out', EAI_AGAIN: 'name lookup failed' };
+    return `${words[socket[1]!]}${socket[2] ? ` (${socket[2]})` : ''}`;
+  }
+  if (/DEADLINE_EXCEEDED|deadline/i.test(text)) return 'no answer within the deadline';
+  if (/no leader/i.test(text)) return 'the etcd member has no leader (a minority side, or a cluster that lost quorum)';
+  if (/UNAVAILABLE/.test(text)) return 'no etcd member could be reached';
+  return text.replace(/^\d+ [A-Z_]+: /, '').split(/\.\s/)[0]!.trim();
 }
 
 /** Decodes one JSON value from etcd with a schema; anything else is a MalformedValueError. */

@@ -120,6 +120,12 @@ describe('controller replicas on real etcd and redis', () => {
     expect(((await bad.json()) as { error: { code: string } }).error.code).toBe('VALIDATION');
     const garbage = await post('{not json');
     expect(garbage.status).toBe(400);
+    expect(((await garbage.json()) as { error: { code: string; message: string } }).error).toMatchObject({ code: 'VALIDATION', message: expect.stringMatching(/not valid JSON/) });
+    for (const limit of ['abc', '-3', '0', '1.5', '5000']) {
+      const res = await fetch(`${base}/v1/clusters/web/history?limit=${limit}`);
+      expect(res.status, limit).toBe(400);
+      expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(/\?limit= must be a whole number from 1 to 1000/);
+    }
     const again = await post(JSON.stringify({ name: 'viaapi' }));
     expect(again.status).toBe(409);
     expect((await world.admin(prefix).listClusters()).clusters.map((c) => c.name)).toEqual(['viaapi', 'web']);
@@ -127,6 +133,8 @@ describe('controller replicas on real etcd and redis', () => {
     const missing = await fetch(`${base}/v1/clusters/nope`);
     expect(missing.status).toBe(404);
     expect(await missing.json()).toEqual({ error: { code: 'NOT_FOUND', message: 'cluster nope does not exist' } });
+    const typo = await fetch(`${base}/v1/clusters/wbe`);
+    expect(((await typo.json()) as { error: { message: string } }).error.message).toBe('cluster wbe does not exist (did you mean web?)');
     const invalid = await fetch(`${base}/v1/clusters/Bad_Name`);
     expect(invalid.status).toBe(400);
 

@@ -9,7 +9,7 @@ import { TaskFailedError } from '../../model/errors.js';
 import { migrationFinished, movesText, type MigrationRecord } from '../../model/migration.js';
 import type { AdminService } from '../../service/admin-service.js';
 import type { MigrationView } from '../../service/migration-service.js';
-import { printJson, show, withAdmin, type GlobalArgs } from '../run.js';
+import { numberIn, printJson, show, withAdmin, type GlobalArgs } from '../run.js';
 import { migrationsTable } from '../tables.js';
 
 /** --rate: yargs leaves a non-number as NaN, which the service refuses with its reason. */
@@ -99,13 +99,13 @@ export const migrationsCommand = {
     c
       .positional('name', { type: 'string', demandOption: true })
       .option('watch', { type: 'boolean', default: false, describe: 'follow the migration under way until it ends' })
-      .option('interval', { type: 'number', default: 1, describe: 'seconds between looks, with --watch' }),
+      .option('interval', { type: 'number', default: 1, describe: 'seconds between looks, with --watch (0.2..3600)', coerce: (v: unknown) => numberIn('interval', v, 0.2, 3600) }),
   handler: (a: GlobalArgs & { name: string; watch: boolean; interval: number }) => {
     if (!a.watch) return show(a, async (admin) => {
       const { migrations, problems } = await admin.migrations.list(a.name);
       return { value: migrations, problems };
     }, migrationsTable);
-    return withAdmin(a, (admin) => watch(admin, a.name, Math.max(0.2, a.interval) * 1000, a.json));
+    return withAdmin(a, (admin) => watch(admin, a.name, a.interval * 1000, a.json));
   },
 };
 

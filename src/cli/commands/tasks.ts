@@ -1,7 +1,7 @@
 import type { Argv } from 'yargs';
 import { TaskFailedError, TimeoutError } from '../../model/errors.js';
 import { isTerminal } from '../../model/schemas.js';
-import { printJson, show, withAdmin, type GlobalArgs } from '../run.js';
+import { printJson, show, wholeNumber, withAdmin, type GlobalArgs } from '../run.js';
 import { tasksTable } from '../tables.js';
 import { follow } from './failover.js';
 
@@ -16,7 +16,7 @@ export function tasksCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
           .positional('name', { type: 'string', demandOption: true, describe: 'cluster' })
           .positional('id', { type: 'string', demandOption: true, describe: 'task id (see cfgctl tasks NAME)' })
           .option('wait', { type: 'boolean', default: true, describe: 'follow the task until it ends (--no-wait: just ask)' })
-          .option('wait-timeout', { type: 'number', default: 30, describe: 'seconds to follow the task' }),
+          .option('wait-timeout', { type: 'number', default: 30, describe: 'seconds to follow the task (1..86400)', coerce: (v: unknown) => wholeNumber('wait-timeout', v, 1, 86_400) }),
       (a) =>
         withAdmin(a, async (admin) => {
           const asked = await admin.cancelTask(a.name, a.id, `cfgctl@${process.env['USER'] ?? 'unknown'}`);
