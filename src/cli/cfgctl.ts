@@ -11,7 +11,8 @@ import { slotsCommands } from './commands/slots.js';
 import { fail, globalOptions, printJson, refuseNaN, show, wholeNumber, withAdmin, type GlobalArgs } from './run.js';
 import { VERSION } from '../version.js';
 import { closest } from '../util/suggest.js';
-import { controllersTable, historyTable, proxiesTable, replicaStatusText, routeTable } from './tables.js';
+import { controllersTable, historyTable, keyPlaceText, proxiesTable, replicaStatusText, routeTable } from './tables.js';
+import { keyPlace } from '../model/route.js';
 import { tasksCommands } from './commands/tasks.js';
 import { failoverCommand } from './commands/failover.js';
 import { migrateCommands, migrationsCommand, rebalanceCommand } from './commands/migrate.js';
@@ -66,6 +67,12 @@ export function buildCli(argv: string[]): Argv<GlobalArgs> {
           (proxies) => `route epoch ${epoch}\n${proxiesTable(proxies, epoch)}`,
         );
       },
+    )
+    .command(
+      'slot <name> <key>',
+      'where a key lives: its slot, the shard that owns it and that shard\'s master (and the migration moving it, if any)',
+      (c) => c.positional('name', { type: 'string', demandOption: true }).positional('key', { type: 'string', demandOption: true }),
+      (a) => show(a, async (admin) => ({ value: keyPlace(await admin.route(a.name), a.key) }), keyPlaceText),
     )
     .command(
       'controllers',

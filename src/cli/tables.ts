@@ -5,7 +5,8 @@ import Table from 'cli-table3';
 import type { ControllerStatus } from '../store/controller-registry.js';
 import type { ClusterStatus, ClusterSummary, ReplicaStatus } from '../service/admin-service.js';
 import type { MigrationView } from '../service/migration-service.js';
-import type { HistoryEntry, ProxyInfo, Route, Task } from '../model/schemas.js';
+import type { KeyPlace } from '../model/route.js';
+import { isTerminal, type HistoryEntry, type ProxyInfo, type Route, type Task } from '../model/schemas.js';
 import { countSlots, rangesText } from '../model/route.js';
 import { movesText } from '../model/migration.js';
 import type { ConfigSettings, RedisConfig } from '../model/redis-config.js';
@@ -129,7 +130,7 @@ export function historyTable(entries: HistoryEntry[]): string {
   if (entries.length === 0) return 'no history';
   return table(
     ['AT', 'CONTROLLER', 'ACTION', 'SHARD', 'TARGET', 'OUTCOME', 'MS', 'REASON'],
-    entries.map((e) => [e.at, e.controller, e.action, e.shard ?? '-', e.target ?? '-', e.outcome, e.durationMs ?? '-', e.reason]),
+    entries.map((e) => [e.at, e.controller, e.action, e.shard ?? '-', e.target ?? '-', e.outcome, e.durationMs ?? '-', wrapText(e.reason, 70)]),
   );
 }
 
@@ -137,8 +138,44 @@ export function tasksTable(tasks: Task[]): string {
   if (tasks.length === 0) return 'no tasks';
   return table(
     ['TASK', 'KIND', 'SHARD', 'STATE', 'NEXT', 'OLD MASTER', 'TARGET', 'EPOCH', 'STEPS', 'ERROR'],
-    tasks.map((t) => [t.id, t.kind, t.shard, t.state, t.next, t.oldMaster, t.target ?? '-', t.epochAfter ? `${t.epochBefore}->${t.epochAfter}` : '-', t.steps.map((s) => s.step).join(','), t.error ?? '']),
+    tasks.map((t) => [t.id, t.kind, t.shard, t.state, t.next, t.oldMaster, t.target ?? '-', t.epochAfter ? `${t.epochBefore}->${t.epochAfter}` : '-', t.steps.map((s) => s.step).join(','), wrapText(t.error ?? '', 60)]),
   );
+}
+
+/** `cfgctl slot`: one line a person reads, and where the key may be while its slot moves. */
+export function keyPlaceText(p: KeyPlace): string {
+  const owner = p.shard ? `shard ${p.shard}, master ${p.master}` : 'no shard (the slot is unassigned)';
+  const moving = p.migrating ? `\nslot ${p.slot} is migrating ${p.migrating.from} -> ${p.migrating.to} (${p.migrating.phase}): the key is on one of the two until the migration commits` : '';
+  return `key ${p.key} in cluster ${p.cluster}: slot ${p.slot}, ${owner} (route epoch ${p.epoch})${moving}`;
+}
+
+/** One task whole: what it is, then every step with when it ended, how long it took and why. */
+export function taskText(t: Task): string {
+  const head = [
+    `task ${t.id}: ${t.kind} of shard ${t.shard}, ${t.state}${isTerminal(t) ? '' : ` (next: ${t.next})`}`,
+    `old master ${t.oldMaster}, target ${t.target ?? '-'}, epoch ${t.epochAfter ? `${t.epochBefore} -> ${t.epochAfter}` : t.epochBefore ?? '-'}`,
+    ...(t.error ? [`error: ${t.error}`] : []),
+  ];
+  if (t.steps.length === 0) return [...head, 'no step yet'].join('\n');
+  const steps = table(
+    ['STEP', 'AT', 'TOOK', 'DETAIL'],
+    t.steps.map((s) => [s.step, s.at, s.durationMs === null ? '-' : `${s.durationMs} ms`, wrapText(s.detail, 80)]),
+  );
+  return [...head, steps].join('\n');
+}
+
+/** Long reasons folded onto lines of at most `width` characters, at spaces, so tables stay narrow. */
+export function wrapText(text: string, width: number): string {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  if (line) lines.push(line);
+  return lines.join('\n');
 }
 
 export function proxiesTable(proxies: ProxyInfo[], routeEpoch: number): string {

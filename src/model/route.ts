@@ -4,6 +4,7 @@
  */
 import { RefusedError } from './errors.js';
 import { ROUTE_FORMAT, type Route, type Shard } from './schemas.js';
+import { keySlot } from './slot.js';
 
 export type SlotRange = [number, number];
 
@@ -34,6 +35,24 @@ export function slotOwners(route: Pick<Route, 'slotCount' | 'shards'>): Int32Arr
     for (const [a, b] of shard.slots) owners.fill(index, a, b + 1);
   });
   return owners;
+}
+
+/** Where a key lives under a route: its slot, the owning shard and its master, and a migration of that slot. */
+export interface KeyPlace {
+  cluster: string;
+  key: string;
+  slot: number;
+  shard: string | null;
+  master: string | null;
+  epoch: number;
+  migrating: { from: string; to: string; phase: string } | null;
+}
+
+export function keyPlace(route: Route, key: string): KeyPlace {
+  const slot = keySlot(key, route.slotCount);
+  const owner = route.shards[slotOwners(route)[slot]!] ?? null;
+  const m = route.migrating.find((x) => x.slot === slot) ?? null;
+  return { cluster: route.cluster, key, slot, shard: owner?.id ?? null, master: owner?.master ?? null, epoch: route.epoch, migrating: m ? { from: m.from, to: m.to, phase: m.phase } : null };
 }
 
 export function unassignedSlots(route: Pick<Route, 'slotCount' | 'shards'>): number[] {

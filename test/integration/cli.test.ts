@@ -1,5 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { keySlot } from '../../src/model/slot.js';
 import { describe, expect, it } from 'vitest';
 import { freePort } from '../../src/playground/processes.js';
 import { cfgctl, randomPrefix, useWorld } from '../helpers/servers.js';
@@ -133,6 +134,10 @@ describe('cfgctl against a real etcd', () => {
     expect((await run(prefix, 'cluster', 'resume', 'knobs')).stdout).toBe('resumed cluster knobs\n');
     expect((await world.admin(prefix).getCluster('knobs')).spec.paused).toBe(false);
     expect((await run(prefix, 'cluster', 'pause', 'missing')).code).toBe(3);
+    // Where a key lives.
+    const slot = await run(prefix, 'slot', 'knobs', 'user:{42}:name');
+    expect(slot.code, slot.stderr).toBe(0);
+    expect(slot.stdout).toMatch(new RegExp(`^key user:\\{42\\}:name in cluster knobs: slot ${keySlot('{42}', 1024)}, `));
     const typo = await run(prefix, 'cluster', 'show', 'knbos');
     expect(typo.code).toBe(3);
     expect(typo.stderr).toBe('cfgctl: cluster knbos does not exist (did you mean knobs?)\n');

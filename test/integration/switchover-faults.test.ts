@@ -138,6 +138,13 @@ describe('switchover under faults (3-member etcd)', () => {
     expect(entries.some((e) => e.action === 'switchover:cancel' && e.outcome === 'info')).toBe(true);
     expect(entries.some((e) => e.action === 'switchover:cancel' && e.outcome === 'cancelled' && e.controller === 'c1')).toBe(true);
 
+    // The whole task: every step with its time, duration and detail.
+    const shown = await cfgctl(world.etcd.endpoint, prefix, ['tasks', 'show', 'cancel', asked.id]);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout).toMatch(new RegExp(`^task ${asked.id}: switchover of shard s0, cancelled`));
+    for (const step of stepsOf(ended)) expect(shown.stdout).toMatch(new RegExp(`\\n${step}\\s+\\d{4}-\\d\\d-\\d\\dT`));
+    expect(shown.stdout).toMatch(/\d+ ms/);
+
     const again = await cfgctl(world.etcd.endpoint, prefix, ['tasks', 'cancel', 'cancel', asked.id]);
     expect(again.code).toBe(5);
     expect(again.stderr).toMatch(/has already ended: cancelled/);

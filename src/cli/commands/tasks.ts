@@ -2,12 +2,18 @@ import type { Argv } from 'yargs';
 import { TaskFailedError, TimeoutError } from '../../model/errors.js';
 import { isTerminal } from '../../model/schemas.js';
 import { printJson, show, wholeNumber, withAdmin, type GlobalArgs } from '../run.js';
-import { tasksTable } from '../tables.js';
+import { taskText, tasksTable } from '../tables.js';
 import { follow } from './failover.js';
 
 /** `cfgctl tasks <name>` lists a cluster's tasks; `cfgctl tasks cancel <name> <id>` ends one. */
 export function tasksCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
   return y
+    .command(
+      'show <name> <id>',
+      'one task whole: every step with when it ended, how long it took and its detail',
+      (c) => c.positional('name', { type: 'string', demandOption: true, describe: 'cluster' }).positional('id', { type: 'string', demandOption: true, describe: 'task id (see cfgctl tasks NAME)' }),
+      (a) => show(a, async (admin) => ({ value: await admin.getTask(a.name, a.id) }), taskText),
+    )
     .command(
       'cancel <name> <id>',
       'end a failover or switchover before its point of no return, undoing what it did; follows it to its end',
