@@ -8,7 +8,7 @@ import { CfgError, ValidationError } from '../model/errors.js';
 import { clusterCommands } from './commands/cluster.js';
 import { shardCommands } from './commands/shard.js';
 import { slotsCommands } from './commands/slots.js';
-import { fail, globalOptions, printJson, refuseNaN, show, wholeNumber, withAdmin, type GlobalArgs } from './run.js';
+import { fail, globalOptions, printJson, refuseNaN, show, watchOptions, wholeNumber, withAdmin, type GlobalArgs } from './run.js';
 import { VERSION } from '../version.js';
 import { closest } from '../util/suggest.js';
 import { controllersTable, historyTable, keyPlaceText, proxiesTable, replicaStatusText, routeTable } from './tables.js';
@@ -54,7 +54,7 @@ export function buildCli(argv: string[]): Argv<GlobalArgs> {
     .command(
       'proxies <name>',
       'live proxies of a cluster and the route epoch each has applied',
-      (c) => c.positional('name', { type: 'string', demandOption: true }),
+      (c) => c.positional('name', { type: 'string', demandOption: true }).options(watchOptions),
       (a) => {
         let epoch = 0;
         return show(
@@ -109,7 +109,7 @@ export function buildCli(argv: string[]): Argv<GlobalArgs> {
     .command(
       'history <name>',
       'what the controller decided and did for a cluster, and why',
-      (c) => c.positional('name', { type: 'string', demandOption: true }).option('limit', { type: 'number', default: 50, describe: 'newest entries to show (1..1000)', coerce: (v: unknown) => wholeNumber('limit', v, 1, 1000) }),
+      (c) => c.positional('name', { type: 'string', demandOption: true }).option('limit', { type: 'number', default: 50, describe: 'newest entries to show (1..1000)', coerce: (v: unknown) => wholeNumber('limit', v, 1, 1000) }).options(watchOptions),
       (a) => show(a, async (admin) => {
         const { entries, problems } = await admin.listHistory(a.name, a.limit);
         return { value: entries, problems };

@@ -114,11 +114,53 @@ export function warn(problems: string[]): void {
  * A read-only command: fetch something, warn about what could not be read, print it as JSON or
  * as text. Every listing of cfgctl goes through here.
  */
-export function show<T>(args: GlobalArgs, fetch: (admin: AdminService) => Promise<{ value: T; problems?: string[] }>, render: (value: T) => string): Promise<void> {
+export function show<T>(args: GlobalArgs & Partial<WatchArgs>, fetch: (admin: AdminService) => Promise<{ value: T; problems?: string[] }>, render: (value: T) => string): Promise<void> {
   return withAdmin(args, async (admin) => {
-    const { value, problems = [] } = await fetch(admin);
-    warn(problems);
-    if (args.json) printJson(value);
-    else process.stdout.write(`${render(value)}\n`);
+    const once = async () => {
+      const { value, problems = [] } = await fetch(admin);
+      return { text: args.json ? JSON.stringify(value, null, 2) : render(value), problems };
+    };
+    if (!args.watch) {
+      const { text, problems } = await once();
+      warn(problems);
+      process.stdout.write(`${text}\n`);
+      return;
+    }
+    await watchLoop(once, (args.interval ?? 2) * 1000);
   });
+}
+
+/** `--watch [--interval S]` on the listings an operator follows (cluster show, tasks, history, proxies). */
+export interface WatchArgs {
+  watch: boolean;
+  interval: number;
+}
+
+export const watchOptions = {
+  watch: { type: 'boolean', default: false, describe: 'show it again every --interval seconds until Ctrl-C' },
+  interval: { type: 'number', default: 2, describe: 'seconds between looks with --watch (0.2..3600)', coerce: (v: unknown) => numberIn('interval', v, 0.2, 3600) },
+} as const;
+
+/**
+ * Shows `look()` again and again: on a terminal the screen is redrawn (like `watch`), otherwise a
+ * block is printed only when it changed, under the time it was seen. A failed look (etcd away for
+ * a moment) is said and the watch goes on; it ends on Ctrl-C.
+ */
+async function watchLoop(look: () => Promise<{ text: string; problems: string[] }>, everyMs: number): Promise<never> {
+  const tty = process.stdout.isTTY === true;
+  let last = '';
+  for (;;) {
+    let text: string;
+    try {
+      const seen = await look();
+      text = [...seen.problems.map((p) => `warning: ${p}`), seen.text].join('\n');
+    } catch (err) {
+      text = `cannot look now: ${errorMessage(err).split('\n')[0]}`;
+    }
+    const at = new Date().toISOString();
+    if (tty) process.stdout.write(`\x1b[2J\x1b[H${at}  (every ${everyMs / 1000} s; Ctrl-C to stop)\n\n${text}\n`);
+    else if (text !== last) process.stdout.write(`--- ${at}\n${text}\n`);
+    last = text;
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
 }

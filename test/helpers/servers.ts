@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { randomBytes } from 'node:crypto';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import type { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll } from 'vitest';
 import { createEtcd } from '../../src/store/etcd.js';
@@ -114,6 +114,22 @@ export interface CliResult {
   code: number;
   stdout: string;
   stderr: string;
+}
+
+/** A cfgctl that runs until stopped (`--watch`): its output so far, and a stop that kills it. */
+export function cfgctlRunning(etcd: string, prefix: string, args: string[]): { output(): string; stop(): void } {
+  const child = spawn(process.execPath, [join(packageRoot(), 'dist', 'cli', 'cfgctl.js'), '--etcd', etcd, '--prefix', prefix, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000); // bounded, whatever the test does
+  return {
+    output: () => out,
+    stop: () => {
+      clearTimeout(timer);
+      child.kill('SIGINT');
+    },
+  };
 }
 
 /** Runs the built cfgctl, as an operator would. */

@@ -2,8 +2,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { keySlot } from '../../src/model/slot.js';
 import { describe, expect, it } from 'vitest';
-import { freePort } from '../../src/playground/processes.js';
-import { cfgctl, randomPrefix, useWorld } from '../helpers/servers.js';
+import { freePort, waitFor } from '../../src/playground/processes.js';
+import { cfgctl, cfgctlRunning, randomPrefix, useWorld } from '../helpers/servers.js';
 
 const world = useWorld();
 
@@ -142,6 +142,22 @@ describe('cfgctl against a real etcd', () => {
     expect(typo.code).toBe(3);
     expect(typo.stderr).toBe('cfgctl: cluster knbos does not exist (did you mean knobs?)\n');
     expect((await run(prefix, '--version')).stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+  });
+
+  it('--watch shows a listing again as it changes, until stopped', async () => {
+    const prefix = randomPrefix();
+    expect((await run(prefix, 'cluster', 'create', 'watched')).code).toBe(0);
+    const watching = cfgctlRunning(world.etcd.endpoint, prefix, ['cluster', 'show', 'watched', '--no-live', '--watch', '--interval', '0.2']);
+    try {
+      await waitFor('the first look', async () => /cluster watched: 1024 slots/.test(watching.output()));
+      expect(watching.output()).not.toMatch(/PAUSED/);
+      await world.admin(prefix).setPaused('watched', true);
+      await waitFor('the change shown', async () => /--- \S+\ncluster watched: .*PAUSED/.test(watching.output()));
+      // Not a terminal: a block only when it changed.
+      expect(watching.output().match(/^--- /gm)).toHaveLength(2);
+    } finally {
+      watching.stop();
+    }
   });
 
   it('fails fast with one clear line when etcd is unreachable', async () => {

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Argv } from 'yargs';
 import { parse as parseYaml } from 'yaml';
 import { ValidationError, errorMessage } from '../../model/errors.js';
-import { printJson, show, withAdmin, type GlobalArgs } from '../run.js';
+import { printJson, show, watchOptions, withAdmin, type GlobalArgs } from '../run.js';
 import { clusterStatusText, clustersTable, routeTable } from '../tables.js';
 
 function readClusterFile(path: string): unknown {
@@ -62,7 +62,8 @@ export function clusterCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
       (c) =>
         c
           .positional('name', { type: 'string', demandOption: true })
-          .option('live', { type: 'boolean', default: true, describe: 'read offsets from Redis now (--no-live: only what the controllers saw, with its age)' }),
+          .option('live', { type: 'boolean', default: true, describe: 'read offsets from Redis now (--no-live: only what the controllers saw, with its age)' })
+          .options(watchOptions),
       (argv) =>
         show(argv, async (admin) => {
           const status = await admin.describeCluster(argv.name, { live: argv.live });

@@ -1,7 +1,7 @@
 import type { Argv } from 'yargs';
 import { TaskFailedError, TimeoutError } from '../../model/errors.js';
 import { isTerminal } from '../../model/schemas.js';
-import { printJson, show, wholeNumber, withAdmin, type GlobalArgs } from '../run.js';
+import { printJson, show, watchOptions, wholeNumber, withAdmin, type GlobalArgs } from '../run.js';
 import { taskText, tasksTable } from '../tables.js';
 import { follow } from './failover.js';
 
@@ -44,7 +44,7 @@ export function tasksCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
     .command(
       '$0 <name>',
       'failover and switchover tasks of a cluster, with their steps',
-      (c) => c.positional('name', { type: 'string', demandOption: true }),
+      (c) => c.positional('name', { type: 'string', demandOption: true }).options(watchOptions),
       (a) =>
         show(a, async (admin) => {
           const { tasks, problems } = await admin.listTasks(a.name);
