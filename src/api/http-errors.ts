@@ -25,5 +25,7 @@ export function httpStatusOf(err: unknown): number {
 export const errorHandler: ErrorRequestHandler = (err, _req, res, _next) => {
   // express.json() reports a bad body as a SyntaxError with a status of 400.
   const status = err instanceof CfgError ? httpStatusOf(err) : typeof err?.status === 'number' ? err.status : 500;
-  res.status(status).json({ error: { code: err instanceof CfgError ? err.code : 'INTERNAL', message: errorMessage(err) } });
+  // A body that is not JSON: the parser's message quotes the body, which may hold a password.
+  const message = err?.type === 'entity.parse.failed' ? 'the request body is not valid JSON' : errorMessage(err);
+  res.status(status).json({ error: { code: err instanceof CfgError ? err.code : 'INTERNAL', message } });
 };

@@ -83,6 +83,19 @@ export function createApp(deps: ApiDeps): express.Express {
   app.get('/v1/clusters/:name/config/diff', async (req, res) => {
     res.json(await deps.admin.config.diff(name(req)));
   });
+  // Redis credentials (docs/redis-auth.md): what is stored, never the secret.
+  app.get('/v1/clusters/:name/auth', async (req, res) => {
+    res.json(await deps.admin.auth.show(name(req)));
+  });
+  app.put('/v1/clusters/:name/auth', async (req, res) => {
+    const body = (req.body ?? {}) as { user?: unknown; password?: unknown };
+    res.json(await deps.admin.auth.set(name(req), { user: typeof body.user === 'string' ? body.user : null, password: body.password as string }));
+  });
+  app.post('/v1/clusters/:name/auth/rotate', async (req, res) => {
+    const body = (req.body ?? {}) as { password?: unknown; adoptTimeoutMs?: unknown };
+    const adoptTimeoutMs = typeof body.adoptTimeoutMs === 'number' ? body.adoptTimeoutMs : undefined;
+    res.json(await deps.admin.auth.rotate(name(req), body.password as string, { adoptTimeoutMs }));
+  });
   app.get('/v1/controllers', async (_req, res) => {
     res.json(await deps.admin.listControllers());
   });
