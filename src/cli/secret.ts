@@ -16,11 +16,13 @@ function firstLine(text: string): string {
 }
 
 export function readSecretFile(file: string, what = 'password'): string {
+  let text: string;
   try {
-    return nonEmpty(firstLine(readFileSync(file, 'utf8')), file, what);
+    text = readFileSync(file, 'utf8');
   } catch (err) {
     throw new ValidationError(`cannot read the ${what} file ${file}: ${(err as NodeJS.ErrnoException).code ?? 'unreadable'}`);
   }
+  return nonEmpty(firstLine(text), file, what);
 }
 
 export async function readSecretStdin(): Promise<string> {

@@ -1,0 +1,234 @@
+/**
+ * Redis credentials per cluster (docs/redis-auth.md): stored with `cfgctl auth set`, used by
+ * controllers and proxies with no process-wide password, rotated under a continuous writer, and
+ * never printed anywhere.
+ */
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ManagedProcess, cfgserverEntry, freePort, waitFor } from '../../src/playground/processes.js';
+import { makeCluster, replicating, type TestCluster } from '../helpers/cluster.js';
+import { useProxies } from '../helpers/proxy.js';
+import { useRedisClients } from '../helpers/redis.js';
+import { cfgctl, useWorld } from '../helpers/servers.js';
+import { parseReplicationInfo } from '../../src/redis/info.js';
+
+const world = useWorld();
+/** Test clients made inside a test (useRedisClients registers its cleanup at the file's level). */
+const useRedisClientsNow = (options: { username: string; password: string }) => {
+  const clients = new Map<string, Redis>();
+  return {
+    at: (address: string) => clients.get(address) ?? clients.set(address, redisAt(address, options)).get(address)!,
+    replication: async (address: string) => parseReplicationInfo(String(await redisAt(address, options).info('replication'))),
+  };
+};
+const proxies = useProxies();
+const opened: Redis[] = [];
+const processes: ManagedProcess[] = [];
+afterAll(async () => {
+  opened.forEach((c) => c.disconnect());
+  for (const p of processes) await p.stop();
+});
+
+/** Every secret any test here sets: none may appear in a log, the history, cluster show or /metrics. */
+const SECRETS = { rpOld: 'rp-Old-9f3a1c', rpWrong: 'rp-Wrong-77e2b0', aclOld: 'acl-Old-5d21e8', aclNew: 'acl-New-c40b97', client: 'client-Secret-1b8e55' };
+
+function secretFile(name: string, secret: string): string {
+  const file = join(world.dir, `${name}.secret`);
+  writeFileSync(file, `${secret}\n`);
+  return file;
+}
+
+/** A connection of the test's own, authenticated as given (ioredis runs AUTH first). */
+function redisAt(address: string, options: { username?: string; password?: string } = {}): Redis {
+  const [host, port] = address.split(':');
+  const client = new Redis({ host, port: Number(port), maxRetriesPerRequest: 0, retryStrategy: () => null, ...options });
+  client.on('error', () => undefined);
+  opened.push(client);
+  return client;
+}
+
+/** The first reply to one command on a fresh connection, as text ('OK', an error line, or raw RESP). */
+function rawCommand(address: string, args: string[]): Promise<string> {
+  const [host, port] = address.split(':');
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host, port: Number(port) }, () => socket.write(`*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`));
+    socket.once('data', (d) => {
+      resolve(d.toString().trim().replace(/^[+-]/, ''));
+      socket.end();
+    });
+    socket.once('error', reject);
+  });
+}
+
+/** What AUTH answers for these arguments on a fresh connection: 'OK' or the error line. */
+const tryAuth = (address: string, ...args: string[]) => rawCommand(address, ['AUTH', ...args]);
+
+describe('Redis credentials per cluster', () => {
+  const rpArgs = ['--requirepass', SECRETS.rpOld, '--masterauth', SECRETS.rpOld];
+  const rpRedis = useRedisClients({ password: SECRETS.rpOld });
+  let rp: TestCluster;
+
+  it('refuses bad input with nothing written, then stores credentials the instances accept', async () => {
+    rp = await makeCluster(world, 'rp', { slaves: 1, redisArgs: rpArgs });
+    const prefix = rp.prefix;
+    const run = (args: string[]) => cfgctl(world.etcd.endpoint, prefix, args);
+    const wrong = await run(['auth', 'set', 'rp', '--password-file', secretFile('rp-wrong', SECRETS.rpWrong)]);
+    expect(wrong.code, wrong.stderr).toBe(5);
+    expect(wrong.stderr).toMatch(/refused these credentials/);
+    const checks: [string[], number, RegExp][] = [
+      [['auth', 'set', 'rp'], 2, /--password-file FILE or --password-stdin/],
+      [['auth', 'set', 'rp', '--password-file', secretFile('empty', '')], 2, /is empty/],
+      [['auth', 'set', 'rp', '--password-file', join(world.dir, 'missing.secret')], 2, /cannot read the password file .*ENOENT/],
+      [['auth', 'set', 'rp', '--user', 'bad user', '--password-file', secretFile('rp-old', SECRETS.rpOld)], 2, /invalid user/],
+      [['auth', 'set', 'rp', '--password-file', secretFile('spaced', 'two words')], 2, /spaces or control characters/],
+      [['auth', 'set', 'nope', '--password-file', secretFile('rp-old', SECRETS.rpOld)], 3, /does not exist/],
+      [['auth', 'rotate', 'rp', '--password-file', secretFile('rp-new', 'rp-New-unused')], 5, /no stored credentials/],
+    ];
+    for (const [args, code, message] of checks) {
+      const r = await run(args);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(code);
+      expect(r.stderr).toMatch(message);
+    }
+    expect((await run(['auth', 'show', 'rp'])).stdout).toMatch(/not set/);
+    expect(await world.client.get(`${prefix}/clusters/rp/auth`).string()).toBeNull();
+
+    const set = await run(['auth', 'set', 'rp', '--password-file', secretFile('rp-old', SECRETS.rpOld)]);
+    expect(set.code, set.stderr).toBe(0);
+    expect(set.stdout).toMatch(/set, 1 password, default user \(requirepass\), version 1/);
+    const shown = await run(['auth', 'show', 'rp', '--json']);
+    expect(JSON.parse(shown.stdout)).toMatchObject({ set: true, user: null, passwords: 1, version: 1 });
+
+    // A malformed value in etcd: a clear error naming the key, never the value.
+    const key = `${prefix}/clusters/rp/auth`;
+    const good = (await world.client.get(key).string())!;
+    await world.client.put(key).value(JSON.stringify({ passwords: [SECRETS.rpOld], version: 'x' }));
+    const malformed = await run(['auth', 'show', 'rp']);
+    expect(malformed.code).toBe(7);
+    expect(malformed.stderr).toMatch(/malformed value at .*\/auth/);
+    expect(malformed.stderr).not.toContain(SECRETS.rpOld);
+    await world.client.put(key).value(good);
+  });
+
+  it('controllers and proxies use the stored password (no environment variable); a failover works', async () => {
+    const { prefix, admin, master, slaves } = rp;
+    world.controller('rp1', prefix);
+    await replicating(rpRedis, slaves, master.address);
+    const proxy = await proxies.start(world.etcd.endpoint, prefix, 'rp');
+    const client = proxies.client(proxy);
+    await client.set('before', '1');
+    expect(await rpRedis.at(master.address).get('before')).toBe('1');
+    await waitFor('the controller to see both instances', async () => {
+      const view = await admin.describeCluster('rp', { live: false });
+      return view.shards[0]!.instances.every((i) => i.health?.reachable === true);
+    }, 15_000);
+    // kill -9 of the master: the controller fails over to the slave, through the password.
+    await master.process.kill9();
+    await waitFor('the slave promoted', async () => (await admin.route('rp')).shards[0]!.master === slaves[0]!.address, 20_000);
+    await waitFor('writes through the proxy again', async () => client.set('after', '2').then(() => true, () => false), 20_000);
+    expect(await rpRedis.at(slaves[0]!.address).get('after')).toBe('2');
+    expect(await rpRedis.at(slaves[0]!.address).get('before')).toBe('1');
+  });
+
+  it('ACL users: a rotation under a continuous writer through two proxies loses no write and never gets NOAUTH/WRONGPASS; then a switchover', async () => {
+    const aclArgs = ['--user', 'default', 'off', '--user', 'app', 'on', `>${SECRETS.aclOld}`, '~*', '&*', '+@all', '--masteruser', 'app', '--masterauth', SECRETS.aclOld];
+    const { prefix, admin, master, slaves } = await makeCluster(world, 'acl', { slaves: 1, redisArgs: aclArgs });
+    const run = (args: string[]) => cfgctl(world.etcd.endpoint, prefix, args);
+    const set = await run(['auth', 'set', 'acl', '--user', 'app', '--password-file', secretFile('acl-old', SECRETS.aclOld)]);
+    expect(set.code, set.stderr).toBe(0);
+    expect(set.stdout).toMatch(/set, 1 password, user app, version 1/);
+    world.controller('acl1', prefix);
+    const aclRedis = useRedisClientsNow({ username: 'app', password: SECRETS.aclOld });
+    await replicating(aclRedis, slaves, master.address);
+
+    // One proxy in this process, one a process of its own whose clients AUTH as a user, with the
+    // secret in a file (not in ps).
+    const inProcess = await proxies.start(world.etcd.endpoint, prefix, 'acl', { metricsListen: '127.0.0.1:0' });
+    const port = await freePort();
+    const proxyProcess = new ManagedProcess('proxy', process.execPath, [
+      cfgserverEntry(), 'proxy', '--cluster', 'acl', '--listen', `127.0.0.1:${port}`, '--etcd', world.etcd.endpoint, '--prefix', prefix,
+      '--id', 'acl-px', '--user', 'appclient', '--password-file', secretFile('client', SECRETS.client), '--log-level', 'debug',
+    ], join(world.dir, 'proxy-acl-px.log'));
+    processes.push(proxyProcess);
+    await waitFor('both proxies registered', async () => (await admin.listProxies('acl')).proxies.length === 2, 15_000);
+
+    // Clients of the proxy process: AUTH user pass, HELLO 3 AUTH, and the wrong ones.
+    expect(await rawCommand(`127.0.0.1:${port}`, ['GET', 'x'])).toMatch(/^NOAUTH/);
+    expect(await tryAuth(`127.0.0.1:${port}`, 'appclient', 'nope')).toMatch(/WRONGPASS/);
+    expect(await tryAuth(`127.0.0.1:${port}`, 'someone', SECRETS.client)).toMatch(/WRONGPASS/);
+    expect(await tryAuth(`127.0.0.1:${port}`, 'appclient', SECRETS.client)).toBe('OK');
+    expect(await rawCommand(`127.0.0.1:${port}`, ['HELLO', '3', 'AUTH', 'appclient', SECRETS.client])).toMatch(/^%\d+/); // a RESP3 map
+    expect(await rawCommand(`127.0.0.1:${port}`, ['HELLO', '3', 'AUTH', 'appclient', 'nope'])).toMatch(/^WRONGPASS/);
+    const viaProcess = redisAt(`127.0.0.1:${port}`, { username: 'appclient', password: SECRETS.client });
+    const viaInProcess = proxies.client(inProcess);
+
+    const errors: string[] = [];
+    const acked: string[] = [];
+    let stop = false;
+    const writer = (c: Redis, tag: string) => (async () => {
+      for (let i = 0; !stop; i++) {
+        const key = `acl:${tag}:${i}`;
+        try {
+          await c.set(key, tag);
+          acked.push(key);
+        } catch (err) {
+          errors.push((err as Error).message);
+        }
+      }
+    })();
+    const writers = [writer(viaProcess, 'p'), writer(viaInProcess, 'i')];
+    await waitFor('writes before the rotation', async () => acked.length > 300);
+
+    const rotated = await run(['auth', 'rotate', 'acl', '--password-file', secretFile('acl-new', SECRETS.aclNew)]);
+    expect(rotated.code, rotated.stderr).toBe(0);
+    expect(rotated.stdout.split('\n').filter(Boolean).map((l) => l.split(':')[0])).toEqual(['add', 'store', 'adopt', 'remove', 'finish', 'credentials of acl']);
+    expect(rotated.stdout).toMatch(/set, 1 password, user app, version 3/);
+
+    // New connections after the rotation (forced by a backend restart of the route: a switchover).
+    const failover = await run(['failover', 'acl', '--shard', 's0']);
+    expect(failover.code, failover.stderr).toBe(0);
+    const atSwitch = acked.length;
+    await waitFor('writes after the rotation and the switchover', async () => acked.length > atSwitch + 300, 20_000);
+    stop = true;
+    await Promise.all(writers);
+    expect(errors).toEqual([]);
+
+    // Only the new password works on every instance; replication follows it (masterauth).
+    for (const address of [master.address, slaves[0]!.address]) {
+      expect(await tryAuth(address, 'app', SECRETS.aclOld)).toMatch(/WRONGPASS/);
+      expect(await tryAuth(address, 'app', SECRETS.aclNew)).toBe('OK');
+      const fresh = redisAt(address, { username: 'app', password: SECRETS.aclNew });
+      expect(await fresh.config('GET', 'masterauth')).toEqual(['masterauth', SECRETS.aclNew]);
+    }
+    const newMaster = redisAt(slaves[0]!.address, { username: 'app', password: SECRETS.aclNew });
+    expect((await admin.route('acl')).shards[0]!.master).toBe(slaves[0]!.address);
+    const oldMaster = redisAt(master.address, { username: 'app', password: SECRETS.aclNew });
+    await waitFor('the old master replicating from the new one with the new password', async () => /master_link_status:up/.test(await oldMaster.info('replication')), 20_000);
+    for (let i = 0; i < acked.length; i += 1000) {
+      const batch = acked.slice(i, i + 1000);
+      const values = await newMaster.mget(...batch);
+      expect(batch.filter((_, k) => values[k] === null)).toEqual([]);
+    }
+    const history = await admin.history.list('acl', 200);
+    expect(history.filter((e) => e.action.startsWith('auth:rotate:')).map((e) => e.action)).toEqual(['auth:rotate:add', 'auth:rotate:store', 'auth:rotate:adopt', 'auth:rotate:remove', 'auth:rotate:finish']);
+
+    // No secret anywhere: process logs, history, cluster show, /metrics of the controller and the proxy.
+    const controllers = await admin.controllers.list();
+    const outputs: [string, string][] = [
+      ['history', (await run(['history', 'acl', '--json', '--limit', '1000'])).stdout + (await run(['history', 'rp', '--json', '--limit', '1000'])).stdout],
+      ['cluster show', (await run(['cluster', 'show', 'acl', '--json'])).stdout + (await run(['cluster', 'show', 'rp', '--json'])).stdout],
+      ['proxies', (await run(['proxies', 'acl', '--json'])).stdout],
+      ['proxy /metrics', await (await fetch(`http://${inProcess.metricsListenAddress}/metrics`)).text()],
+      ['cfgctl errors', rotated.stderr + set.stderr],
+    ];
+    for (const c of controllers) if (c.address) outputs.push([`controller ${c.id} /metrics`, await (await fetch(`http://${c.address}/metrics`)).text()]);
+    for (const file of readdirSync(world.dir).filter((f) => f.endsWith('.log') && !f.startsWith('redis-'))) outputs.push([file, readFileSync(join(world.dir, file), 'utf8')]);
+    expect(outputs.length).toBeGreaterThan(6);
+    expect(outputs.find(([name]) => name === 'controller-acl1.log')?.[1]).toMatch(/Redis credentials changed/);
+    for (const [name, text] of outputs) {
+      for (const secret of Object.values(SECRETS)) expect(text.includes(secret), `${secret} in ${name}`).toBe(false);
+    }
+  });
+});
