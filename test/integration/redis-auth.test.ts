@@ -114,7 +114,7 @@ describe('Redis credentials per cluster', () => {
 
   it('controllers and proxies use the stored password (no environment variable); a failover works', async () => {
     const { prefix, admin, master, slaves } = rp;
-    world.controller('rp1', prefix);
+    world.controller('rp1', prefix, ['--listen', '127.0.0.1:0']);
     await replicating(rpRedis, slaves, master.address);
     const proxy = await proxies.start(world.etcd.endpoint, prefix, 'rp');
     const client = proxies.client(proxy);
@@ -130,6 +130,40 @@ describe('Redis credentials per cluster', () => {
     await waitFor('writes through the proxy again', async () => client.set('after', '2').then(() => true, () => false), 20_000);
     expect(await rpRedis.at(slaves[0]!.address).get('after')).toBe('2');
     expect(await rpRedis.at(slaves[0]!.address).get('before')).toBe('1');
+
+    // Mid-rotation, a password the instances do not know yet comes first: every user falls back to
+    // the second one (a new proxy connects, the controller keeps probing).
+    const key = `${prefix}/clusters/rp/auth`;
+    const stored = JSON.parse((await world.client.get(key).string())!);
+    await world.client.put(key).value(JSON.stringify({ ...stored, passwords: [SECRETS.rpWrong, SECRETS.rpOld], version: stored.version + 1 }));
+    const late = await proxies.start(world.etcd.endpoint, prefix, 'rp');
+    await proxies.client(late).set('fallback', '3');
+    expect(await rpRedis.at(slaves[0]!.address).get('fallback')).toBe('3');
+    await waitFor('the controller to use the new version', async () => (await admin.controllers.list()).every((c) => c.auth?.['rp'] === stored.version + 1), 10_000);
+
+    // The HTTP API: what is stored, never the secret; bad input refused, nothing written.
+    const api = (await admin.controllers.list())[0]!.address!;
+    const shown = await fetch(`http://${api}/v1/clusters/rp/auth`);
+    const body = await shown.text();
+    expect(JSON.parse(body)).toMatchObject({ set: true, passwords: 2, rotating: true });
+    expect(body).not.toContain(SECRETS.rpOld);
+    const before = await world.client.get(key).string();
+    const bad = await fetch(`http://${api}/v1/clusters/rp/auth`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ password: '' }) });
+    expect(bad.status).toBe(400);
+    const notJson = await fetch(`http://${api}/v1/clusters/rp/auth`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: `{"password": "${SECRETS.rpOld}"` });
+    expect(notJson.status).toBe(400);
+    expect(await notJson.text()).not.toContain(SECRETS.rpOld);
+    const otherRotation = await fetch(`http://${api}/v1/clusters/rp/auth/rotate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ password: 'rp-Third-0c0c' }) });
+    expect(otherRotation.status).toBe(422);
+    expect(await world.client.get(key).string()).toBe(before);
+    const put = await fetch(`http://${api}/v1/clusters/rp/auth`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ password: SECRETS.rpOld }) });
+    expect(put.status, await put.clone().text()).toBe(200);
+    expect(await put.text()).not.toContain(SECRETS.rpOld);
+    expect(JSON.parse((await world.client.get(key).string())!).passwords).toEqual([SECRETS.rpOld]);
+    // cfgctl reads offsets live with the stored credentials too.
+    const shownLive = await cfgctl(world.etcd.endpoint, prefix, ['cluster', 'show', 'rp', '--json']);
+    const liveMaster = JSON.parse(shownLive.stdout).shards[0].instances.find((i: { address: string }) => i.address === slaves[0]!.address);
+    expect(liveMaster.live).toMatchObject({ role: 'master', error: null });
   });
 
   it('ACL users: a rotation under a continuous writer through two proxies loses no write and never gets NOAUTH/WRONGPASS; then a switchover', async () => {
@@ -139,7 +173,7 @@ describe('Redis credentials per cluster', () => {
     const set = await run(['auth', 'set', 'acl', '--user', 'app', '--password-file', secretFile('acl-old', SECRETS.aclOld)]);
     expect(set.code, set.stderr).toBe(0);
     expect(set.stdout).toMatch(/set, 1 password, user app, version 1/);
-    world.controller('acl1', prefix);
+    world.controller('acl1', prefix, ['--listen', '127.0.0.1:0']);
     const aclRedis = useRedisClientsNow({ username: 'app', password: SECRETS.aclOld });
     await replicating(aclRedis, slaves, master.address);
 
@@ -223,6 +257,7 @@ describe('Redis credentials per cluster', () => {
       ['proxy /metrics', await (await fetch(`http://${inProcess.metricsListenAddress}/metrics`)).text()],
       ['cfgctl errors', rotated.stderr + set.stderr],
     ];
+    expect(controllers.map((c) => c.address)).not.toContain(null);
     for (const c of controllers) if (c.address) outputs.push([`controller ${c.id} /metrics`, await (await fetch(`http://${c.address}/metrics`)).text()]);
     for (const file of readdirSync(world.dir).filter((f) => f.endsWith('.log') && !f.startsWith('redis-'))) outputs.push([file, readFileSync(join(world.dir, file), 'utf8')]);
     expect(outputs.length).toBeGreaterThan(6);
