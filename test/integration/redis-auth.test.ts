@@ -3,7 +3,7 @@
  * controllers and proxies with no process-wide password, rotated under a continuous writer, and
  * never printed anywhere.
  */
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -33,7 +33,13 @@ afterAll(async () => {
 });
 
 /** Every secret any test here sets: none may appear in a log, the history, cluster show or /metrics. */
-const SECRETS = { rpOld: 'rp-Old-9f3a1c', rpWrong: 'rp-Wrong-77e2b0', aclOld: 'acl-Old-5d21e8', aclNew: 'acl-New-c40b97', client: 'client-Secret-1b8e55' };
+/** Each cluster's prefix, for the last test's search for secrets. */
+const prefixes: Record<string, string> = {};
+const SECRETS = { rqOld: 'rq-Old-31aa07', rqNew: 'rq-New-8d9e44', rpOld: 'rp-Old-9f3a1c', rpWrong: 'rp-Wrong-77e2b0', aclOld: 'acl-Old-5d21e8', aclNew: 'acl-New-c40b97', client: 'client-Secret-1b8e55' };
+
+function expectNoSecret(where: string, text: string): void {
+  for (const secret of Object.values(SECRETS)) expect(text.includes(secret), `${secret} in ${where}`).toBe(false);
+}
 
 function secretFile(name: string, secret: string): string {
   const file = join(world.dir, `${name}.secret`);
@@ -73,11 +79,12 @@ describe('Redis credentials per cluster', () => {
 
   it('refuses bad input with nothing written, then stores credentials the instances accept', async () => {
     rp = await makeCluster(world, 'rp', { slaves: 1, redisArgs: rpArgs });
-    const prefix = rp.prefix;
+    const prefix = (prefixes.rp = rp.prefix);
     const run = (args: string[]) => cfgctl(world.etcd.endpoint, prefix, args);
     const wrong = await run(['auth', 'set', 'rp', '--password-file', secretFile('rp-wrong', SECRETS.rpWrong)]);
     expect(wrong.code, wrong.stderr).toBe(5);
     expect(wrong.stderr).toMatch(/refused these credentials/);
+    expectNoSecret('a refused auth set', wrong.stdout + wrong.stderr);
     const checks: [string[], number, RegExp][] = [
       [['auth', 'set', 'rp'], 2, /--password-file FILE or --password-stdin/],
       [['auth', 'set', 'rp', '--password-file', secretFile('empty', '')], 2, /is empty/],
@@ -120,6 +127,7 @@ describe('Redis credentials per cluster', () => {
     const client = proxies.client(proxy);
     await client.set('before', '1');
     expect(await rpRedis.at(master.address).get('before')).toBe('1');
+    await waitFor('the write on the slave', async () => (await rpRedis.at(slaves[0]!.address).get('before')) === '1');
     await waitFor('the controller to see both instances', async () => {
       const view = await admin.describeCluster('rp', { live: false });
       return view.shards[0]!.instances.every((i) => i.health?.reachable === true);
@@ -217,6 +225,7 @@ describe('Redis credentials per cluster', () => {
 
     const rotated = await run(['auth', 'rotate', 'acl', '--password-file', secretFile('acl-new', SECRETS.aclNew)]);
     expect(rotated.code, rotated.stderr).toBe(0);
+    expectNoSecret('cfgctl auth rotate acl', rotated.stdout + rotated.stderr);
     expect(rotated.stdout.split('\n').filter(Boolean).map((l) => l.split(':')[0])).toEqual(['add', 'store', 'adopt', 'remove', 'finish', 'credentials of acl']);
     expect(rotated.stdout).toMatch(/set, 1 password, user app, version 3/);
 
@@ -248,22 +257,98 @@ describe('Redis credentials per cluster', () => {
     const history = await admin.history.list('acl', 200);
     expect(history.filter((e) => e.action.startsWith('auth:rotate:')).map((e) => e.action)).toEqual(['auth:rotate:add', 'auth:rotate:store', 'auth:rotate:adopt', 'auth:rotate:remove', 'auth:rotate:finish']);
 
-    // No secret anywhere: process logs, history, cluster show, /metrics of the controller and the proxy.
-    const controllers = await admin.controllers.list();
-    const outputs: [string, string][] = [
-      ['history', (await run(['history', 'acl', '--json', '--limit', '1000'])).stdout + (await run(['history', 'rp', '--json', '--limit', '1000'])).stdout],
-      ['cluster show', (await run(['cluster', 'show', 'acl', '--json'])).stdout + (await run(['cluster', 'show', 'rp', '--json'])).stdout],
-      ['proxies', (await run(['proxies', 'acl', '--json'])).stdout],
-      ['proxy /metrics', await (await fetch(`http://${inProcess.metricsListenAddress}/metrics`)).text()],
-      ['cfgctl errors', rotated.stderr + set.stderr],
-    ];
-    expect(controllers.map((c) => c.address)).not.toContain(null);
-    for (const c of controllers) if (c.address) outputs.push([`controller ${c.id} /metrics`, await (await fetch(`http://${c.address}/metrics`)).text()]);
-    for (const file of readdirSync(world.dir).filter((f) => f.endsWith('.log') && !f.startsWith('redis-'))) outputs.push([file, readFileSync(join(world.dir, file), 'utf8')]);
-    expect(outputs.length).toBeGreaterThan(6);
-    expect(outputs.find(([name]) => name === 'controller-acl1.log')?.[1]).toMatch(/Redis credentials changed/);
+    prefixes.acl = prefix;
+  });
+
+  it('requirepass: a rotation that cannot finish leaves both passwords valid, resumes, and persists in the config file across a restart', async () => {
+    // The master runs from a config file (CONFIG REWRITE persists there); the slave from flags.
+    const port = await freePort();
+    const dir = join(world.dir, `conf-${port}`);
+    mkdirSync(dir);
+    const conf = join(dir, 'redis.conf');
+    writeFileSync(conf, ['bind 127.0.0.1', `port ${port}`, 'save ""', `dir ${dir}`, 'repl-diskless-sync-delay 0', `requirepass ${SECRETS.rqOld}`, `masterauth ${SECRETS.rqOld}`, ''].join('\n'));
+    const startMaster = () => {
+      const p = new ManagedProcess('redis', 'redis-server', [conf], join(dir, 'redis.log'));
+      processes.push(p);
+      return waitFor('the config-file redis', async () => /^(OK|WRONGPASS)/.test(await tryAuth(`127.0.0.1:${port}`, 'x').catch(() => '')));
+    };
+    await startMaster();
+    const master = `127.0.0.1:${port}`;
+    const slave = await world.redis(['--requirepass', SECRETS.rqOld, '--masterauth', SECRETS.rqOld]);
+    const prefix = (prefixes.rq = `/test-rq-${port}`);
+    const admin = world.admin(prefix);
+    await admin.createCluster({ name: 'rq', file: { probe: { intervalMs: 200, timeoutMs: 200, downAfterMs: 1000 }, shards: [{ master, slaves: [slave.address] }] } });
+    const run = (args: string[]) => cfgctl(world.etcd.endpoint, prefix, args);
+    expect((await run(['auth', 'set', 'rq', '--password-file', secretFile('rq-old', SECRETS.rqOld)])).code).toBe(0);
+    world.controller('rq1', prefix, ['--listen', '127.0.0.1:0']);
+    await waitFor('the slave replicating', async () => /master_link_status:up/.test(await redisAt(slave.address, { password: SECRETS.rqOld }).info('replication')), 20_000);
+
+    // A proxy that never takes the new password (an old build, a hung process): the rotation stops
+    // at "adopt", with both passwords valid and stored, and says how to go on.
+    const ghost = `${prefix}/clusters/rq/proxies/ghost`;
+    await world.client.put(ghost).value(JSON.stringify({ id: 'ghost', cluster: 'rq', address: '127.0.0.1:1', metrics: null, pid: 1, version: 'old', epoch: null, startedAt: 'x', updatedAt: 'x' }));
+    const newFile = secretFile('rq-new', SECRETS.rqNew);
+    const stuck = await run(['auth', 'rotate', 'rq', '--password-file', newFile, '--adopt-timeout', '1500']);
+    expect(stuck.code, stuck.stderr).toBe(10);
+    expectNoSecret('the stopped rotation', stuck.stdout + stuck.stderr);
+    expect(stuck.stderr).toMatch(/proxy ghost did not take the new password/);
+    for (const address of [master, slave.address]) {
+      expect(await tryAuth(address, SECRETS.rqOld)).toBe('OK');
+      expect(await tryAuth(address, SECRETS.rqNew)).toBe('OK');
+    }
+    expect((await run(['auth', 'show', 'rq'])).stdout).toMatch(/2 passwords \(rotation under way\)/);
+    const failed = (await admin.history.list('rq', 50)).filter((e) => e.outcome === 'failed');
+    expect(failed.map((e) => e.action)).toEqual(['auth:rotate']);
+    const another = await run(['auth', 'rotate', 'rq', '--password-file', secretFile('rq-third', 'rq-Third-5b5b')]);
+    expect(another.code).toBe(5);
+    expect(another.stderr).toMatch(/under way/);
+
+    // The proxy goes away: the same rotation resumes and finishes.
+    await world.client.delete().key(ghost);
+    const resumed = await run(['auth', 'rotate', 'rq', '--password-file', newFile]);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expectNoSecret('the resumed rotation', resumed.stdout + resumed.stderr);
+    for (const address of [master, slave.address]) {
+      expect(await tryAuth(address, SECRETS.rqOld)).toMatch(/WRONGPASS/);
+      expect(await tryAuth(address, SECRETS.rqNew)).toBe('OK');
+    }
+    const text = readFileSync(conf, 'utf8');
+    expect(text).toContain(`requirepass "${SECRETS.rqNew}"`);
+    expect(text).toContain(`masterauth "${SECRETS.rqNew}"`);
+    expect(text).not.toContain(SECRETS.rqOld);
+
+    // A restart from the file: only the new password, and the slave syncs again with it.
+    await redisAt(master, { password: SECRETS.rqNew }).call('SHUTDOWN', 'NOSAVE').catch(() => undefined);
+    await waitFor('the master down', async () => (await tryAuth(master, 'x').catch(() => 'down')) === 'down');
+    await startMaster();
+    expect(await tryAuth(master, SECRETS.rqOld)).toMatch(/WRONGPASS/);
+    expect(await tryAuth(master, SECRETS.rqNew)).toBe('OK');
+    await waitFor('the slave replicating again', async () => /master_link_status:up/.test(await redisAt(slave.address, { password: SECRETS.rqNew }).info('replication')), 20_000);
+  });
+
+  it('no secret in any process log, the history, cluster show, proxies or /metrics', async () => {
+    expect(Object.keys(prefixes).sort()).toEqual(['acl', 'rp', 'rq']);
+    const outputs: [string, string][] = [];
+    for (const [cluster, prefix] of Object.entries(prefixes)) {
+      const run = (args: string[]) => cfgctl(world.etcd.endpoint, prefix, args);
+      outputs.push([`history ${cluster}`, (await run(['history', cluster, '--json', '--limit', '1000'])).stdout]);
+      outputs.push([`cluster show ${cluster}`, (await run(['cluster', 'show', cluster, '--json'])).stdout]);
+      outputs.push([`auth show ${cluster}`, (await run(['auth', 'show', cluster, '--json'])).stdout]);
+      outputs.push([`proxies ${cluster}`, (await run(['proxies', cluster, '--json'])).stdout]);
+      const controllers = await world.admin(prefix).controllers.list();
+      expect(controllers.map((c) => c.address)).not.toContain(null);
+      for (const c of controllers) outputs.push([`controller ${c.id} /metrics`, await (await fetch(`http://${c.address}/metrics`)).text()]);
+    }
+    for (const p of proxies.started()) if (p.metricsListenAddress) outputs.push([`proxy ${p.id} /metrics`, await (await fetch(`http://${p.metricsListenAddress}/metrics`)).text()]);
+    const logs = readdirSync(world.dir).filter((f) => f.endsWith('.log') && /^(controller|proxy)-/.test(f));
+    expect(logs.sort()).toEqual(['controller-acl1.log', 'controller-rp1.log', 'controller-rq1.log', 'proxy-acl-px.log']);
+    for (const file of logs) outputs.push([file, readFileSync(join(world.dir, file), 'utf8')]);
+    // The logs say what changed, by version: proof that they were written while the secrets were in use.
+    expect(outputs.find(([name]) => name === 'controller-acl1.log')?.[1]).toMatch(/Redis credentials changed.*"version":3/);
+    expect(outputs.find(([name]) => name === 'proxy-acl-px.log')?.[1]).toMatch(/Redis credentials changed.*"version":3/);
     for (const [name, text] of outputs) {
-      for (const secret of Object.values(SECRETS)) expect(text.includes(secret), `${secret} in ${name}`).toBe(false);
+      expect(text.length, name).toBeGreaterThan(0);
+      expectNoSecret(name, text);
     }
   });
 });
