@@ -5,6 +5,7 @@ import express, { type Request } from 'express';
 import type { Registry } from 'prom-client';
 import type { AdminService } from '../service/admin-service.js';
 import { errorHandler } from './http-errors.js';
+import { ValidationError } from '../model/errors.js';
 
 export interface ApiDeps {
   admin: AdminService;
@@ -89,7 +90,8 @@ export function createApp(deps: ApiDeps): express.Express {
   });
   app.put('/v1/clusters/:name/auth', async (req, res) => {
     const body = (req.body ?? {}) as { user?: unknown; password?: unknown };
-    res.json(await deps.admin.auth.set(name(req), { user: typeof body.user === 'string' ? body.user : null, password: body.password as string }));
+    if (body.user !== undefined && body.user !== null && typeof body.user !== 'string') throw new ValidationError('invalid user: a user name must be a string');
+    res.json(await deps.admin.auth.set(name(req), { user: (body.user as string | null | undefined) ?? null, password: body.password as string }));
   });
   app.post('/v1/clusters/:name/auth/rotate', async (req, res) => {
     const body = (req.body ?? {}) as { password?: unknown; adoptTimeoutMs?: unknown };
