@@ -50,7 +50,7 @@ export class RedisPool {
   /** Runs one command, converting every failure into a RedisError that names the instance. */
   async call(address: string, command: string, ...args: (string | number)[]): Promise<unknown> {
     try {
-      if (this.options.prepare) await (this.prepared ??= this.options.prepare());
+      await this.prepare();
       const client = this.client(address);
       // Without an offline queue a command sent while (re)connecting fails at once: wait for the
       // connection instead, so that a fresh or just-restarted instance is not reported down.
@@ -59,6 +59,14 @@ export class RedisPool {
     } catch (err) {
       throw new RedisError(`${address}: ${command} failed: ${errorMessage(err)}`, { cause: err });
     }
+  }
+
+  /**
+   * Runs the `prepare` option once (loading credentials): callers that time each command call it
+   * first, so that the loading does not count against an instance.
+   */
+  async prepare(): Promise<void> {
+    if (this.options.prepare) await (this.prepared ??= this.options.prepare());
   }
 
   private ready(client: Redis): Promise<void> {

@@ -14,6 +14,8 @@ import { useProxies } from '../helpers/proxy.js';
 import { useRedisClients } from '../helpers/redis.js';
 import { cfgctl, useWorld } from '../helpers/servers.js';
 import { parseReplicationInfo } from '../../src/redis/info.js';
+import { RedisPool } from '../../src/redis/pool.js';
+import { fixedCredentials } from '../../src/redis/credentials.js';
 
 const world = useWorld();
 /** Test clients made inside a test (useRedisClients registers its cleanup at the file's level). */
@@ -144,6 +146,19 @@ describe('Redis credentials per cluster', () => {
     const key = `${prefix}/clusters/rp/auth`;
     const stored = JSON.parse((await world.client.get(key).string())!);
     await world.client.put(key).value(JSON.stringify({ ...stored, passwords: [SECRETS.rpWrong, SECRETS.rpOld], version: stored.version + 1 }));
+    const pool = new RedisPool({ timeoutMs: 1000, credentials: fixedCredentials({ user: null, passwords: [SECRETS.rpWrong, SECRETS.rpOld] }) });
+    try {
+      // The controllers' connections: the first attempt is refused, the next one uses the second password.
+      const outcomes: string[] = [];
+      await waitFor('the pool to fall back', async () => {
+        const ok = await pool.call(slaves[0]!.address, 'PING').then(() => true, (err: Error) => (outcomes.push(err.message), false));
+        return ok;
+      });
+      expect(outcomes.length).toBeLessThanOrEqual(2);
+      outcomes.forEach((o) => expect(o).toMatch(/WRONGPASS/));
+    } finally {
+      pool.close();
+    }
     const late = await proxies.start(world.etcd.endpoint, prefix, 'rp');
     await proxies.client(late).set('fallback', '3');
     expect(await rpRedis.at(slaves[0]!.address).get('fallback')).toBe('3');
@@ -168,10 +183,16 @@ describe('Redis credentials per cluster', () => {
     expect(put.status, await put.clone().text()).toBe(200);
     expect(await put.text()).not.toContain(SECRETS.rpOld);
     expect(JSON.parse((await world.client.get(key).string())!).passwords).toEqual([SECRETS.rpOld]);
-    // cfgctl reads offsets live with the stored credentials too.
-    const shownLive = await cfgctl(world.etcd.endpoint, prefix, ['cluster', 'show', 'rp', '--json']);
-    const liveMaster = JSON.parse(shownLive.stdout).shards[0].instances.find((i: { address: string }) => i.address === slaves[0]!.address);
-    expect(liveMaster.live).toMatchObject({ role: 'master', error: null });
+    // cfgctl reads offsets live with the stored credentials too (within the probe timeout, 200 ms
+    // here, which a busy machine can miss once: a wrong password would never answer).
+    const liveErrors: string[] = [];
+    await waitFor('cluster show to read the new master live', async () => {
+      const shownLive = await cfgctl(world.etcd.endpoint, prefix, ['cluster', 'show', 'rp', '--json']);
+      const live = JSON.parse(shownLive.stdout).shards[0].instances.find((i: { address: string }) => i.address === slaves[0]!.address).live;
+      if (live.error) liveErrors.push(live.error);
+      return live.role === 'master' && live.error === null;
+    }, 15_000);
+    liveErrors.forEach((e) => expect(e).not.toMatch(/NOAUTH|WRONGPASS/));
   });
 
   it('ACL users: a rotation under a continuous writer through two proxies loses no write and never gets NOAUTH/WRONGPASS; then a switchover', async () => {
