@@ -55,6 +55,8 @@ export class Controller {
   private readonly credentials = new CredentialBook();
   /** The credential versions the registration last announced. */
   private announcedAuth = '';
+  /** The last problem reading each cluster's credentials, logged once. */
+  private readonly credentialProblems = new Map<string, string>();
   private readonly stores: ControllerStores;
   private readonly limiter: Limiter;
   private readonly tracker: HealthTracker;
@@ -172,18 +174,24 @@ export class Controller {
    * never a password) and announced in the registration.
    */
   private async refreshCredentials(clusters: StoredCluster[]): Promise<void> {
-    for (const cluster of clusters) {
+    const reads = await Promise.allSettled(clusters.map((c) => this.stores.auth.read(c.spec.name)));
+    clusters.forEach((cluster, i) => {
       const name = cluster.spec.name;
-      try {
-        const { auth } = await this.stores.auth.read(name);
+      const read = reads[i]!;
+      if (read.status === 'fulfilled') {
+        this.credentialProblems.delete(name);
+        const auth = read.value.auth;
         if (this.credentials.update(name, auth, instancesOf(cluster.route))) {
           this.log.info('Redis credentials changed: new connections use them', { cluster: name, version: auth?.version ?? null, user: auth?.user ?? null, passwords: auth?.passwords.length ?? 0 });
         }
-      } catch (err) {
+      } else {
         this.credentials.update(name, undefined, instancesOf(cluster.route));
-        this.log.error('cannot read Redis credentials; keeping the last good ones', { cluster: name, error: errorMessage(err) });
+        // Said once per problem, not every refresh.
+        const problem = errorMessage(read.reason);
+        if (this.credentialProblems.get(name) !== problem) this.log.error('cannot read Redis credentials; keeping the last good ones', { cluster: name, error: problem });
+        this.credentialProblems.set(name, problem);
       }
-    }
+    });
     this.credentials.retain(new Set(clusters.map((c) => c.spec.name)));
     const session = this.elector.currentSession();
     if (session && JSON.stringify(this.credentials.versions()) !== this.announcedAuth) await this.register(session.leaseId).catch((err) => this.log.warn('could not announce the credentials version; will retry', { error: errorMessage(err) }));
