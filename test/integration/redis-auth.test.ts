@@ -8,7 +8,8 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ManagedProcess, cfgserverEntry, freePort, waitFor } from '../../src/playground/processes.js';
+import { execFile } from 'node:child_process';
+import { ManagedProcess, cfgserverEntry, freePort, packageRoot, waitFor } from '../../src/playground/processes.js';
 import { makeCluster, replicating, type TestCluster } from '../helpers/cluster.js';
 import { useProxies } from '../helpers/proxy.js';
 import { useRedisClients } from '../helpers/redis.js';
@@ -101,6 +102,13 @@ describe('Redis credentials per cluster', () => {
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(code);
       expect(r.stderr).toMatch(message);
     }
+    // --password-stdin: the password piped in is read (and refused here), an empty stdin is bad input.
+    const piped = (input: string) => new Promise<{ code: number; stderr: string }>((resolve) => {
+      const child = execFile(process.execPath, [join(packageRoot(), 'dist', 'cli', 'cfgctl.js'), '--etcd', world.etcd.endpoint, '--prefix', prefix, 'auth', 'set', 'rp', '--password-stdin'], (err, _out, stderr) => resolve({ code: err ? Number(err.code) : 0, stderr }));
+      child.stdin!.end(input);
+    });
+    expect(await piped(`${SECRETS.rpWrong}\n`)).toMatchObject({ code: 5, stderr: expect.stringMatching(/refused these credentials/) });
+    expect(await piped('')).toMatchObject({ code: 2, stderr: expect.stringMatching(/from stdin is empty/) });
     expect((await run(['auth', 'show', 'rp'])).stdout).toMatch(/not set/);
     expect(await world.client.get(`${prefix}/clusters/rp/auth`).string()).toBeNull();
 
