@@ -16,6 +16,7 @@ import { useRedisClients } from '../helpers/redis.js';
 import { cfgctl, useWorld } from '../helpers/servers.js';
 import { parseReplicationInfo } from '../../src/redis/info.js';
 import { RedisPool } from '../../src/redis/pool.js';
+import { keySlot } from '../../src/model/slot.js';
 import { fixedCredentials } from '../../src/redis/credentials.js';
 
 const world = useWorld();
@@ -355,8 +356,46 @@ describe('Redis credentials per cluster', () => {
     await waitFor('the slave replicating again', async () => /master_link_status:up/.test(await redisAt(slave.address, { password: SECRETS.rqNew }).info('replication')), 20_000);
   });
 
+  it('ACL users: a slot migration under reads through a proxy moves every key with MIGRATE AUTH2, no read fails', async () => {
+    const aclArgs = ['--user', 'default', 'off', '--user', 'app', 'on', `>${SECRETS.aclOld}`, '~*', '&*', '+@all'];
+    const { prefix, admin, shards } = await makeCluster(world, 'mig', { shards: 2, slaves: 0, redisArgs: aclArgs });
+    prefixes.mig = prefix;
+    expect((await cfgctl(world.etcd.endpoint, prefix, ['auth', 'set', 'mig', '--user', 'app', '--password-file', secretFile('acl-old', SECRETS.aclOld)])).code).toBe(0);
+    world.controller('mig1', prefix, ['--listen', '127.0.0.1:0']);
+    await waitFor('a leader', async () => (await admin.controllers.leader()) !== null, 15_000);
+    const client = proxies.client(await proxies.start(world.etcd.endpoint, prefix, 'mig'));
+    const written: string[] = [];
+    for (let i = 0; i < 3000; i++) written.push(`m:${i}`);
+    for (let i = 0; i < written.length; i += 500) await client.mset(...written.slice(i, i + 500).flatMap((k) => [k, k]));
+    // Reads through the proxy while the slots move: each read of a moving key moves it first.
+    let stop = false;
+    const errors: string[] = [];
+    const reader = (async () => {
+      for (let i = 0; !stop; i = (i + 1) % written.length) {
+        const value = await client.get(written[i]!).catch((err: Error) => (errors.push(err.message), null));
+        if (value !== written[i]) errors.push(`${written[i]}: ${value}`);
+      }
+    })();
+    const s0 = (await admin.route('mig')).shards[0]!;
+    await admin.migrations.migrate('mig', { slots: '0-255', to: 's1', requestedBy: 'test' });
+    const done = await waitFor('the migration to end', async () => {
+      const { migrations } = await admin.migrations.list('mig');
+      const m = migrations[migrations.length - 1];
+      return m && ['done', 'failed', 'cancelled'].includes(m.state) ? m : null;
+    }, 60_000);
+    stop = true;
+    await reader;
+    expect(done.state, done.error ?? '').toBe('done');
+    expect(done.keysMoved).toBeGreaterThan(0);
+    expect(errors).toEqual([]);
+    const target = redisAt(shards[1]!.master.address, { username: 'app', password: SECRETS.aclOld });
+    const moved = written.filter((k) => keySlot(k, 1024) <= 255 && s0.slots.some(([a, b]) => keySlot(k, 1024) >= a && keySlot(k, 1024) <= b));
+    expect(moved.length).toBeGreaterThan(0);
+    expect(await target.mget(...moved)).toEqual(moved);
+  });
+
   it('no secret in any process log, the history, cluster show, proxies or /metrics', async () => {
-    expect(Object.keys(prefixes).sort()).toEqual(['acl', 'rp', 'rq']);
+    expect(Object.keys(prefixes).sort()).toEqual(['acl', 'mig', 'rp', 'rq']);
     const outputs: [string, string][] = [];
     for (const [cluster, prefix] of Object.entries(prefixes)) {
       const run = (args: string[]) => cfgctl(world.etcd.endpoint, prefix, args);
@@ -370,7 +409,7 @@ describe('Redis credentials per cluster', () => {
     }
     for (const p of proxies.started()) if (p.metricsListenAddress) outputs.push([`proxy ${p.id} /metrics`, await (await fetch(`http://${p.metricsListenAddress}/metrics`)).text()]);
     const logs = readdirSync(world.dir).filter((f) => f.endsWith('.log') && /^(controller|proxy)-/.test(f));
-    expect(logs.sort()).toEqual(['controller-acl1.log', 'controller-rp1.log', 'controller-rq1.log', 'proxy-acl-px.log']);
+    expect(logs.sort()).toEqual(['controller-acl1.log', 'controller-mig1.log', 'controller-rp1.log', 'controller-rq1.log', 'proxy-acl-px.log']);
     for (const file of logs) outputs.push([file, readFileSync(join(world.dir, file), 'utf8')]);
     // The logs say what changed, by version: proof that they were written while the secrets were in use.
     expect(outputs.find(([name]) => name === 'controller-acl1.log')?.[1]).toMatch(/Redis credentials changed.*"version":3/);
