@@ -256,7 +256,8 @@ export class BackendConnection {
     const handshake = (index: number): void => {
       const command = this.handshake(credentials, passwords[index] ?? null);
       if (!command) return;
-      this.authenticating = true;
+      // Commands wait only for a handshake that authenticates (a plain HELLO 3 is pipelined with them).
+      this.authenticating = passwords[index] !== null;
       socket.write(command);
       this.waiting.splice(this.head, 0, (r) => {
         if (this.socket !== socket) return;
