@@ -26,7 +26,8 @@ export const errorHandler: ErrorRequestHandler = (err, _req, res, _next) => {
   // express.json() reports a body it cannot read (not JSON, too large) with a 4xx status: the
   // client's mistake, said as one.
   if (!(err instanceof CfgError) && typeof err?.status === 'number' && err.status >= 400 && err.status < 500) {
-    const message = err.type === 'entity.parse.failed' ? `the request body is not valid JSON (${errorMessage(err)})` : errorMessage(err);
+    // A body that is not JSON: the parser's message quotes the body, which may hold a password.
+    const message = err.type === 'entity.parse.failed' ? 'the request body is not valid JSON' : errorMessage(err);
     res.status(err.status).json({ error: { code: 'VALIDATION', message } });
     return;
   }

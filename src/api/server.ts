@@ -6,6 +6,7 @@ import type { Registry } from 'prom-client';
 import type { AdminService } from '../service/admin-service.js';
 import { GuardLedger } from './guard-ledger.js';
 import { errorHandler, intQuery } from './http-errors.js';
+import { ValidationError } from '../model/errors.js';
 
 export interface ApiDeps {
   admin: AdminService;
@@ -105,6 +106,20 @@ export function createApp(deps: ApiDeps): express.Express {
   // Recommended-settings warnings (as `cfgctl config check --json`); ?sampleMs=&minBacklogSeconds=.
   app.get('/v1/clusters/:name/config/check', async (req, res) => {
     res.json(await deps.admin.config.check(name(req), { sampleMs: req.query['sampleMs'], minBacklogSeconds: req.query['minBacklogSeconds'] }));
+  });
+  // Redis credentials (docs/redis-auth.md): what is stored, never the secret.
+  app.get('/v1/clusters/:name/auth', async (req, res) => {
+    res.json(await deps.admin.auth.show(name(req)));
+  });
+  app.put('/v1/clusters/:name/auth', async (req, res) => {
+    const body = (req.body ?? {}) as { user?: unknown; password?: unknown };
+    if (body.user !== undefined && body.user !== null && typeof body.user !== 'string') throw new ValidationError('invalid user: a user name must be a string');
+    res.json(await deps.admin.auth.set(name(req), { user: (body.user as string | null | undefined) ?? null, password: body.password as string }));
+  });
+  app.post('/v1/clusters/:name/auth/rotate', async (req, res) => {
+    const body = (req.body ?? {}) as { password?: unknown; adoptTimeoutMs?: unknown };
+    const adoptTimeoutMs = typeof body.adoptTimeoutMs === 'number' ? body.adoptTimeoutMs : undefined;
+    res.json(await deps.admin.auth.rotate(name(req), body.password as string, { adoptTimeoutMs }));
   });
   app.get('/v1/controllers', async (_req, res) => {
     res.json(await deps.admin.listControllers());

@@ -17,6 +17,7 @@ import { tasksCommands } from './commands/tasks.js';
 import { failoverCommand } from './commands/failover.js';
 import { migrateCommands, migrationsCommand, rebalanceCommand } from './commands/migrate.js';
 import { configCommands } from './commands/config.js';
+import { authCommands } from './commands/auth.js';
 
 /**
  * yargs checks required options before unknown ones, so a typo of a required option (--slot for
@@ -50,6 +51,7 @@ export function buildCli(argv: string[]): Argv<GlobalArgs> {
     .command(rebalanceCommand)
     .command(migrationsCommand)
     .command('config', 'desired Redis configuration of a cluster: set, get, unset, diff', (y) => configCommands(y))
+    .command('auth', 'Redis credentials of a cluster: set, show, rotate (no password is ever printed)', (y) => authCommands(y))
     .command('tasks', 'failover and switchover tasks: list them (tasks NAME), cancel one (tasks cancel NAME ID)', (y) => tasksCommands(y))
     .command(
       'proxies <name>',

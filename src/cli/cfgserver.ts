@@ -2,6 +2,7 @@
 /**
  * cfgserver: the server processes — a controller replica, and the local playground.
  */
+import { readSecretFile } from './secret.js';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { loadControllerConfig } from '../controller/config.js';
@@ -66,8 +67,10 @@ await yargs(hideBin(process.argv))
         .option('listen', { type: 'string', default: '127.0.0.1:6380', describe: 'HOST:PORT for clients' })
         .option('metrics', { type: 'string', describe: 'HOST:PORT for /metrics and /healthz (with --workers: the supervisor\'s, every worker aggregated)' })
         .option('workers', { type: 'string', default: '1', describe: 'processes sharing the client port, each a whole proxy (0 or auto: one per core)' })
-        .option('password', { type: 'string', describe: 'clients must AUTH with it (better: $CFGSERVER_PROXY_PASSWORD, not visible in ps)' })
-        .option('backend-password', { type: 'string', describe: 'password for the Redis instances (better: $CFGSERVER_BACKEND_PASSWORD)' })
+        .option('password', { type: 'string', describe: 'clients must AUTH with it (better: --password-file or $CFGSERVER_PROXY_PASSWORD, not visible in ps)' })
+        .option('password-file', { type: 'string', describe: 'clients must AUTH with the first line of this file' })
+        .option('user', { type: 'string', default: 'default', describe: 'the user clients AUTH as (AUTH user pass); a bare AUTH pass is accepted too' })
+        .option('backend-password', { type: 'string', describe: 'password for Redis instances of a cluster without stored credentials (cfgctl auth set; else $CFGSERVER_BACKEND_PASSWORD)' })
         .option('pool-size', { type: 'number', default: 1, describe: 'pipelined connections per Redis instance (more isolates slow commands, fewer batch better)' })
         .option('max-in-flight', { type: 'number', default: 1000, describe: 'commands per client awaiting replies before reading from it pauses' })
         .option('max-in-flight-bytes', { type: 'number', default: LIMIT_DEFAULTS.maxInFlightBytes, describe: 'request bytes per client awaiting replies before reading from it pauses (0: no bound)' })
@@ -88,7 +91,8 @@ await yargs(hideBin(process.argv))
           prefix: argv.prefix,
           id: argv.id,
           metricsListen: argv.metrics,
-          password: argv.password ?? process.env['CFGSERVER_PROXY_PASSWORD'] ?? null,
+          password: argv['password-file'] !== undefined ? readSecretFile(argv['password-file']) : (argv.password ?? process.env['CFGSERVER_PROXY_PASSWORD'] ?? null),
+          user: argv.user,
           backendPassword: argv['backend-password'] ?? process.env['CFGSERVER_BACKEND_PASSWORD'],
           poolSize: argv['pool-size'],
           maxInFlight: argv['max-in-flight'],

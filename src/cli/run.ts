@@ -5,7 +5,11 @@
 import type { Etcd3 } from 'etcd3';
 import { CfgError, EtcdUnavailableError, ValidationError, errorMessage, type ErrorCode } from '../model/errors.js';
 import { RedisPool } from '../redis/pool.js';
+import { CredentialBook } from '../redis/credentials.js';
 import { AdminService } from '../service/admin-service.js';
+import { loadCredentials } from '../service/auth-service.js';
+import { AuthStore } from '../store/auth-store.js';
+import { ClusterStore } from '../store/cluster-store.js';
 import { DEFAULT_ETCD, createEtcd, plainEtcdReason } from '../store/etcd.js';
 import { DEFAULT_PREFIX, Keys } from '../store/keys.js';
 
@@ -82,17 +86,21 @@ export function refuseNaN(argv: Record<string, unknown>): true {
 /** Runs a command against etcd; prints the error and sets the exit code on failure. */
 export async function withAdmin(args: GlobalArgs, fn: (admin: AdminService) => Promise<void>): Promise<void> {
   let etcd: Etcd3 | undefined;
-  // Connects to no Redis until a command reads one (cluster show reads offsets live).
-  const redis = new RedisPool({ timeoutMs: args.timeout, password: process.env['CFGSERVER_BACKEND_PASSWORD'] });
+  let redis: RedisPool | undefined;
   try {
-    etcd = createEtcd({ endpoints: args.etcd, callTimeoutMs: args.timeout });
-    await fn(new AdminService(etcd, new Keys(args.prefix), redis));
+    const client = (etcd = createEtcd({ endpoints: args.etcd, callTimeoutMs: args.timeout }));
+    const keys = new Keys(args.prefix);
+    // Connects to no Redis until a command reads one (cluster show reads offsets live), and reads
+    // the clusters' credentials only then.
+    const book = new CredentialBook();
+    redis = new RedisPool({ timeoutMs: args.timeout, credentials: book.forAddress, prepare: () => loadCredentials(book, new ClusterStore(client, keys), new AuthStore(client, keys)) });
+    await fn(new AdminService(client, keys, redis));
   } catch (err) {
     // One plain sentence that names the endpoints, not gRPC's internals.
     if (err instanceof EtcdUnavailableError && err.cause) fail(new EtcdUnavailableError(`cannot reach etcd at ${args.etcd}: ${plainEtcdReason(err.cause)} (--etcd or $CFGSERVER_ETCD say where it is)`));
     else fail(err);
   } finally {
-    redis.close();
+    redis?.close();
     etcd?.close();
   }
 }

@@ -11,6 +11,7 @@ import { Elector } from '../election/elector.js';
 import { NotLeaderError, errorMessage } from '../model/errors.js';
 import { instancesOf } from '../model/route.js';
 import { RedisPool } from '../redis/pool.js';
+import { CredentialBook } from '../redis/credentials.js';
 import type { StoredCluster } from '../store/cluster-store.js';
 import { createEtcd } from '../store/etcd.js';
 import { Keys } from '../store/keys.js';
@@ -50,6 +51,12 @@ export class Controller {
   readonly metrics = new ControllerMetrics();
   /** Redis connections to every instance; the HTTP API reads live offsets through them too. */
   readonly pool: RedisPool;
+  /** Each cluster's Redis credentials, as last read: every connection to an instance uses its cluster's. */
+  private readonly credentials = new CredentialBook();
+  /** The credential versions the registration last announced. */
+  private announcedAuth = '';
+  /** The last problem reading each cluster's credentials, logged once. */
+  private readonly credentialProblems = new Map<string, string>();
   private readonly stores: ControllerStores;
   private readonly limiter: Limiter;
   private readonly tracker: HealthTracker;
@@ -88,7 +95,7 @@ export class Controller {
     this.etcd = createEtcd({ endpoints: config.etcd, callTimeoutMs: Math.max(500, Math.round((config.leaseTtlSeconds * 1000) / 3)), retries: 2 });
     this.keys = new Keys(config.prefix);
     // Probes have their cluster's own timeout; this one bounds admin commands (REPLICAOF, ...).
-    this.pool = new RedisPool({ timeoutMs: 5000, password: process.env['CFGSERVER_BACKEND_PASSWORD'] });
+    this.pool = new RedisPool({ timeoutMs: 5000, credentials: this.credentials.forAddress });
     this.stores = createControllerStores(this.etcd, this.keys);
     this.limiter = new Limiter(config.probeConcurrency);
     this.tracker = new HealthTracker(this.id);
@@ -103,10 +110,7 @@ export class Controller {
       onSession: async (session) => {
         // Health keys went with the previous lease: publish everything again under the new one.
         this.tracker.reset();
-        await this.stores.registry.register(
-          { id: this.id, address: this.apiAddress, version: VERSION, pid: process.pid, startedAt: this.startedAt },
-          session.leaseId,
-        );
+        await this.register(session.leaseId);
       },
     });
     this.elector.on('elected', () => this.metrics.leader.set(1));
@@ -115,8 +119,8 @@ export class Controller {
       controllerId: this.id,
       ...this.stores,
       election: this.elector,
-      mover: new KeyMover({ ...DEFAULT_MOVER_OPTIONS, password: process.env['CFGSERVER_BACKEND_PASSWORD'] }),
-      bigKeys: new BigKeyMover({ ...DEFAULT_BIG_KEY_OPTIONS, password: process.env['CFGSERVER_BACKEND_PASSWORD'] }),
+      mover: new KeyMover({ ...DEFAULT_MOVER_OPTIONS, credentials: this.credentials.forAddress }),
+      bigKeys: new BigKeyMover({ ...DEFAULT_BIG_KEY_OPTIONS, credentials: this.credentials.forAddress }),
       bigKeyChunk: DEFAULT_BIG_KEY_OPTIONS.chunk,
       log,
       metrics: this.metrics,
@@ -152,6 +156,45 @@ export class Controller {
       migrations: this.migrations,
       config: new ConfigApplier({ controllerId: this.id, pool: this.pool, configs: this.stores.configs, history: this.stores.history, election: this.elector, log: this.log, intervalMs: this.config.configCheckMs }),
     });
+  }
+
+  /**
+   * Writes this replica's registration, with the version of each cluster's credentials it uses:
+   * a rotation waits until every live replica uses the new password before it removes the old.
+   */
+  private async register(leaseId: string): Promise<void> {
+    const auth = this.credentials.versions();
+    await this.stores.registry.register({ id: this.id, address: this.apiAddress, version: VERSION, pid: process.pid, startedAt: this.startedAt, auth }, leaseId);
+    this.announcedAuth = JSON.stringify(auth);
+  }
+
+  /**
+   * Reads every cluster's credentials into the book. A malformed value keeps the last good ones
+   * (a typo in etcd must not cut the controllers off from Redis); a change is logged (the version,
+   * never a password) and announced in the registration.
+   */
+  private async refreshCredentials(clusters: StoredCluster[]): Promise<void> {
+    const reads = await Promise.allSettled(clusters.map((c) => this.stores.auth.read(c.spec.name)));
+    clusters.forEach((cluster, i) => {
+      const name = cluster.spec.name;
+      const read = reads[i]!;
+      if (read.status === 'fulfilled') {
+        this.credentialProblems.delete(name);
+        const auth = read.value.auth;
+        if (this.credentials.update(name, auth, instancesOf(cluster.route))) {
+          this.log.info('Redis credentials changed: new connections use them', { cluster: name, version: auth?.version ?? null, user: auth?.user ?? null, passwords: auth?.passwords.length ?? 0 });
+        }
+      } else {
+        this.credentials.update(name, undefined, instancesOf(cluster.route));
+        // Said once per problem, not every refresh.
+        const problem = errorMessage(read.reason);
+        if (this.credentialProblems.get(name) !== problem) this.log.error('cannot read Redis credentials; keeping the last good ones', { cluster: name, error: problem });
+        this.credentialProblems.set(name, problem);
+      }
+    });
+    this.credentials.retain(new Set(clusters.map((c) => c.spec.name)));
+    const session = this.elector.currentSession();
+    if (session && JSON.stringify(this.credentials.versions()) !== this.announcedAuth) await this.register(session.leaseId).catch((err) => this.log.warn('could not announce the credentials version; will retry', { error: errorMessage(err) }));
   }
 
   setApiAddress(address: string): void {
@@ -198,6 +241,7 @@ export class Controller {
     try {
       const listing = await this.stores.clusters.list();
       for (const problem of listing.problems) this.log.error('skipping a cluster whose value is malformed', { error: problem.message, key: problem.key });
+      await this.refreshCredentials(listing.clusters);
       this.clusters = listing.clusters;
       this.metrics.clusters.set(this.clusters.length);
       this.pool.retain(new Set(this.clusters.flatMap((c) => instancesOf(c.route))));

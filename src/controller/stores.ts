@@ -3,6 +3,7 @@
  * the controller talks to the store layer directly, never through the admin service.
  */
 import type { Etcd3 } from 'etcd3';
+import { AuthStore } from '../store/auth-store.js';
 import { ClusterStore } from '../store/cluster-store.js';
 import { ConfigStore } from '../store/config-store.js';
 import { ControllerRegistry } from '../store/controller-registry.js';
@@ -30,6 +31,8 @@ export interface ControllerStores {
   migrations: MigrationStore;
   /** The desired Redis configuration of each cluster. */
   configs: ConfigStore;
+  /** The Redis credentials of each cluster. */
+  auth: AuthStore;
 }
 
 export function createControllerStores(etcd: Etcd3, keys: Keys): ControllerStores {
@@ -43,5 +46,6 @@ export function createControllerStores(etcd: Etcd3, keys: Keys): ControllerStore
     replicas: new ReplicaSettings(etcd, keys),
     migrations: new MigrationStore(etcd, keys),
     configs: new ConfigStore(etcd, keys),
+    auth: new AuthStore(etcd, keys),
   };
 }

@@ -11,6 +11,7 @@
  */
 import type { Redis } from 'ioredis';
 import { keySlot } from '../model/slot.js';
+import type { CredentialSource } from '../redis/credentials.js';
 import { MoverConnections, runOn, slavesToWaitFor, waitForSlaves } from './connection.js';
 
 export const BIG_KEY_TYPES = ['hash', 'list', 'set', 'zset'] as const;
@@ -23,7 +24,8 @@ export interface BigKey {
 }
 
 export interface BigKeyOptions {
-  password?: string;
+  /** The credentials of each instance (none: no AUTH). */
+  credentials?: CredentialSource;
   timeoutMs: number;
   /** Keys with more elements than this move in chunks. */
   threshold: number;

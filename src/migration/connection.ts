@@ -5,12 +5,13 @@
 import { Redis } from 'ioredis';
 import { splitAddress } from '../model/address.js';
 import { RedisError, errorMessage } from '../model/errors.js';
+import { followCredentials, ioredisAuth, type CredentialSource } from '../redis/credentials.js';
 
 /** One connection per instance, opened on first use, all closed together. */
 export class MoverConnections {
   private readonly clients = new Map<string, Redis>();
 
-  constructor(private readonly options: { password?: string; timeoutMs: number }) {}
+  constructor(private readonly options: { credentials?: CredentialSource; timeoutMs: number }) {}
 
   get(address: string): Redis {
     let client = this.clients.get(address);
@@ -24,12 +25,12 @@ export class MoverConnections {
   }
 }
 
-function moverConnection(address: string, options: { password?: string; timeoutMs: number }): Redis {
+function moverConnection(address: string, options: { credentials?: CredentialSource; timeoutMs: number }): Redis {
   const { host, port } = splitAddress(address);
   const client = new Redis({
     host,
     port,
-    password: options.password,
+    ...ioredisAuth(options.credentials?.(address) ?? null),
     connectTimeout: options.timeoutMs,
     commandTimeout: options.timeoutMs + 2000,
     maxRetriesPerRequest: 1,
@@ -37,6 +38,7 @@ function moverConnection(address: string, options: { password?: string; timeoutM
     connectionName: 'cfgserver-mover',
   });
   client.on('error', () => undefined); // failures are reported by the commands that hit them
+  if (options.credentials) followCredentials(client, address, options.credentials);
   return client;
 }
 

@@ -13,6 +13,8 @@ import type { Redis } from 'ioredis';
 import { errorMessage } from '../model/errors.js';
 import { keySlot } from '../model/slot.js';
 import { splitAddress } from '../model/address.js';
+import { migrateAuthArgs } from '../model/auth.js';
+import type { CredentialSource } from '../redis/credentials.js';
 import { MoverConnections, runOn, slavesToWaitFor, waitForSlaves } from './connection.js';
 
 /** Where a migrating slot's keys go. */
@@ -30,7 +32,8 @@ export interface MoveSpec {
 }
 
 export interface MoverOptions {
-  password?: string;
+  /** The credentials of each instance, MIGRATE's AUTH/AUTH2 to the target included (none: no AUTH). */
+  credentials?: CredentialSource;
   /** SCAN's COUNT hint. */
   scanCount: number;
   /** Keys per MIGRATE. */
@@ -140,7 +143,7 @@ export class KeyMover {
 
   private async migrate(source: string, target: string, keys: Buffer[]): Promise<string> {
     const { host, port } = splitAddress(target);
-    const auth = this.options.password ? ['AUTH', this.options.password] : [];
+    const auth = migrateAuthArgs(this.options.credentials?.(target) ?? null);
     const reply = await runOn(source, 'MIGRATE', () => this.client(source).callBuffer('MIGRATE', host, port, '', 0, this.options.timeoutMs, 'COPY', ...auth, 'KEYS', ...keys));
     return Buffer.isBuffer(reply) ? reply.toString() : String(reply);
   }

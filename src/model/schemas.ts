@@ -194,6 +194,8 @@ export const controllerInfoSchema = z.strictObject({
   version: z.string(),
   pid: z.number(),
   startedAt: z.string(),
+  /** The version of each cluster's Redis credentials this replica uses (docs/redis-auth.md). */
+  auth: z.record(z.string(), z.number()).optional(),
 });
 export type ControllerInfo = z.infer<typeof controllerInfoSchema>;
 
@@ -225,6 +227,8 @@ export const proxyInfoSchema = z.strictObject({
   version: z.string(),
   /** The route epoch this proxy has applied. */
   epoch: z.number().nullable(),
+  /** The version of the cluster's Redis credentials this proxy uses, null for none (docs/redis-auth.md). */
+  authVersion: z.number().nullable().optional(),
   startedAt: z.string(),
   updatedAt: z.string(),
 });

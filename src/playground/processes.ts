@@ -167,7 +167,8 @@ export async function startRedis(dir: string, port?: number, extraArgs: string[]
   ], join(dir, `redis-${p}.log`));
   await waitFor(`redis-server on port ${p}`, async () => {
     if (!proc.running()) throw new Error(`redis-server exited; see ${proc.logFile}`);
-    return (await redisPing(p)) === '+PONG';
+    // An instance started with a password answers NOAUTH: it is up all the same.
+    return /^(\+PONG|-NOAUTH)/.test(await redisPing(p));
   });
   return { address: `127.0.0.1:${p}`, port: p, process: proc, stop: () => proc.stop() };
 }

@@ -8,6 +8,7 @@
 import { Socket, createConnection } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { splitAddress } from '../model/address.js';
+import type { Credentials } from '../model/auth.js';
 import { flushSoon } from './flush-soon.js';
 import { ReplyReader, copyBytes, encodeCommand, reply } from './resp.js';
 
@@ -49,7 +50,11 @@ export interface BackendOptions {
    * 0: no watchdog (a pinned connection whose blocking command may rightly wait for ever).
    */
   timeoutMs: number;
-  password?: string;
+  /**
+   * The instance's credentials, asked at every connection (they change during a rotation): the
+   * first password first, then the next one if Redis refuses it. Null or absent: no AUTH.
+   */
+  credentials?: () => Credentials | null;
   /** The protocol the connection speaks (HELLO 3 is sent first for 3): the clients' own. */
   proto?: 2 | 3;
   /** Replies nobody waits for (a subscribed connection's messages); without it they fail the connection. */
@@ -87,6 +92,11 @@ export class BackendConnection {
   private closed = false;
   /** The socket is connected: commands written may have reached Redis. */
   private connected = false;
+  /**
+   * The handshake's reply has not come yet: nothing else is written until it does, so that a
+   * refused password can be followed by the next one before any command reaches Redis.
+   */
+  private authenticating = false;
 
   constructor(
     readonly address: string,
@@ -209,7 +219,7 @@ export class BackendConnection {
     this.flushScheduled = false;
     if (this.outEnd > this.outStart) this.out.push(this.outBuf.subarray(this.outStart, this.outEnd));
     this.outStart = this.outEnd;
-    if (!this.socket || this.out.length === 0) return;
+    if (!this.socket || this.authenticating || this.out.length === 0) return;
     const out = this.out;
     this.out = [];
     if (out.length === 1) {
@@ -241,14 +251,31 @@ export class BackendConnection {
     socket.setKeepAlive(true, 10_000);
     this.socket = socket;
     // AUTH (or HELLO 3, which authenticates too) goes first; its reply is consumed here.
-    const handshake = this.handshake();
-    if (handshake) {
-      socket.write(handshake);
-      this.waiting.splice(this.head, 0, (r) => (r[0] === 45 || r[0] === 33) && this.fail(`handshake refused: ${r.toString().trim()}`));
+    const credentials = this.options.credentials?.() ?? null;
+    const passwords = credentials?.passwords.length ? credentials.passwords : [null];
+    const handshake = (index: number): void => {
+      const command = this.handshake(credentials, passwords[index] ?? null);
+      if (!command) return;
+      // Commands wait only for a handshake that authenticates (a plain HELLO 3 is pipelined with them).
+      this.authenticating = passwords[index] !== null;
+      socket.write(command);
+      this.waiting.splice(this.head, 0, (r) => {
+        if (this.socket !== socket) return;
+        if (r[0] !== 45 && r[0] !== 33) {
+          this.authenticating = false;
+          this.connected = true; // from now on, what is written may run
+          return this.flush();
+        }
+        // During a rotation an instance may know only the other password: try it before failing.
+        if (index + 1 < passwords.length) return handshake(index + 1);
+        this.fail(`authentication refused (${r.toString('latin1', 1, 10).split(' ')[0]})`);
+      });
       this.sent++;
-    }
+    };
+    handshake(0);
 
-    socket.once('connect', () => (this.connected = true));
+    // With a handshake, commands are written only once it succeeded (above).
+    socket.once('connect', () => (this.connected ||= !this.authenticating));
     socket.on('error', (err) => this.fail(err.message));
     socket.on('close', () => this.fail('connection closed'));
     if (this.options.timeoutMs > 0) {
@@ -257,10 +284,11 @@ export class BackendConnection {
     }
   }
 
-  private handshake(): Buffer | null {
-    const password = this.options.password;
-    if (this.options.proto === 3) return encodeCommand(password ? ['HELLO', '3', 'AUTH', 'default', password] : ['HELLO', '3']);
-    return password ? encodeCommand(['AUTH', password]) : null;
+  private handshake(credentials: Credentials | null, password: string | null): Buffer | null {
+    const user = credentials?.user ?? 'default';
+    if (this.options.proto === 3) return encodeCommand(password !== null ? ['HELLO', '3', 'AUTH', user, password] : ['HELLO', '3']);
+    if (password === null) return null;
+    return encodeCommand(credentials?.user ? ['AUTH', credentials.user, password] : ['AUTH', password]);
   }
 
   private onData(chunk: Buffer, shared = false): void {
@@ -308,9 +336,11 @@ export class BackendConnection {
     const socket = this.socket;
     if (!socket && this.inFlight === 0) return;
     this.socket = null;
-    // Nothing reaches Redis before the connection is made: then the commands surely did not run.
+    // Nothing reaches Redis before the connection is made (and authenticated): then the commands
+    // surely did not run.
     const outcome = this.connected ? NOT_KNOWN : NOT_RUN;
     this.connected = false;
+    this.authenticating = false;
     clearInterval(this.watchdog);
     socket?.removeAllListeners('data');
     socket?.removeAllListeners('close');

@@ -13,7 +13,10 @@ import type { Router } from './router.js';
 export interface SessionContext<S = unknown> {
   /** The router in use now (swapped on every route change). */
   router(): Router;
+  /** Clients must AUTH with this password (null: no AUTH needed)... */
   password: string | null;
+  /** ...as this user (`AUTH user pass`, `HELLO 3 AUTH user pass`); a bare `AUTH pass` names it too. */
+  user: string;
   /** `blocked`: the route may be stale (cut off from etcd and every controller): forward nothing. */
   guard: { readonly blocked: boolean };
   /** FLUSHALL / FLUSHDB / SCRIPT FLUSH / FUNCTION FLUSH go to every master (else refused). */
@@ -115,13 +118,14 @@ export interface FanOutClient extends MasterSender, Protocol {
 
 /** Commands the proxy answers itself (local-commands.ts), some of them by asking every master. */
 export interface LocalClient extends FanOutClient {
-  readonly ctx: Pick<SessionContext, 'router' | 'allowFlush' | 'password' | 'info'>;
+  readonly ctx: Pick<SessionContext, 'router' | 'allowFlush' | 'password' | 'user' | 'info'>;
   readonly id: number;
   proto: 2 | 3;
   name: string | null;
   /** It has a subscription (a subscribed RESP2 client gets PING's answer as a message). */
   readonly subscribed: boolean;
-  authenticate(password: string): boolean;
+  /** `user` null: a bare `AUTH password`. */
+  authenticate(user: string | null, password: string): boolean;
   isAuthenticated(): boolean;
   /** Answers `p` with OK, then closes the connection once its replies are written. */
   quit(p: Pending): void;

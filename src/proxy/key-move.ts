@@ -9,13 +9,14 @@
  * the destination's copy wins, the source's is unlinked.
  */
 import { splitAddress } from '../model/address.js';
+import { migrateAuthArgs, type Credentials } from '../model/auth.js';
 import type { BackendConnection, BackendPool } from './backend.js';
 import { encodeCommand, reply } from './resp.js';
 import { SLOT_MOVING, type Router } from './router.js';
 
 export interface KeyMoveSettings {
-  /** The backends' password (MIGRATE's AUTH), null without. */
-  password: string | null;
+  /** The backends' credentials now (MIGRATE's AUTH or AUTH2), null without. */
+  credentials(): Credentials | null;
   /** MIGRATE's own timeout for talking to the target. */
   timeoutMs: number;
   /** Keys the proxy moved (for its metrics). */
@@ -88,6 +89,6 @@ export function moveKeys(
 
 function migrateCommand(group: Group, settings: KeyMoveSettings): Buffer {
   const { host, port } = splitAddress(group.target.address);
-  const auth = settings.password === null ? [] : ['AUTH', settings.password];
+  const auth = migrateAuthArgs(settings.credentials());
   return encodeCommand(['MIGRATE', host, String(port), '', '0', String(settings.timeoutMs), ...auth, 'KEYS', ...group.keys]);
 }

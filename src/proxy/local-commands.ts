@@ -73,9 +73,9 @@ function auth(session: LocalClient, p: Pending, args: Buffer[]): void {
   if (session.ctx.password === null) {
     return session.answer(p, reply.error('ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?'));
   }
-  // AUTH password, or AUTH default password (the proxy has one user).
-  const user = args.length === 2 ? args[0]!.toString() : 'default';
-  const ok = user === 'default' && session.authenticate(args[args.length - 1]!.toString());
+  // AUTH password, or AUTH user password (the proxy has one user, `default` unless --user says).
+  const user = args.length === 2 ? args[0]!.toString() : null;
+  const ok = session.authenticate(user, args[args.length - 1]!.toString());
   session.answer(p, ok ? reply.ok : reply.error('WRONGPASS invalid username-password pair or user is disabled.'));
 }
 
@@ -92,7 +92,7 @@ function hello(session: LocalClient, p: Pending, argv: Buffer[]): void {
   for (let i = 2; i < argv.length; i++) {
     const opt = argv[i]!.toString().toUpperCase();
     if (opt === 'AUTH' && i + 2 < argv.length) {
-      if (argv[i + 1]!.toString() !== 'default' || !session.authenticate(argv[i + 2]!.toString())) {
+      if (!session.authenticate(argv[i + 1]!.toString(), argv[i + 2]!.toString())) {
         return session.answer(p, reply.error('WRONGPASS invalid username-password pair or user is disabled.'));
       }
       i += 2;

@@ -12,6 +12,9 @@ import type { Logger } from 'winston';
 import { VERSION } from '../version.js';
 import { Session } from '../election/session.js';
 import { errorMessage } from '../model/errors.js';
+import { credentialsOf, type Credentials, type RedisAuth } from '../model/auth.js';
+import { environmentCredentials } from '../redis/credentials.js';
+import { AuthStore } from '../store/auth-store.js';
 import { listenOn } from '../util/listen.js';
 import type { Route } from '../model/schemas.js';
 import { createEtcd } from '../store/etcd.js';
@@ -40,7 +43,12 @@ export interface ProxyOptions {
   id?: string;
   /** Clients must AUTH with this password. */
   password: string | null;
-  /** Password the proxy sends to the Redis instances. */
+  /** The user clients AUTH as (`AUTH user pass`); default `default`. A bare `AUTH pass` is accepted too. */
+  user?: string;
+  /**
+   * Password the proxy sends to the Redis instances when the cluster has no stored credentials
+   * (`cfgctl auth set`, which the proxy follows): the old process-wide way, kept as a fallback.
+   */
   backendPassword?: string;
   /** HOST:PORT for /metrics. */
   metricsListen?: string;
@@ -96,6 +104,10 @@ export class Proxy {
   private readonly etcd: Etcd3;
   private readonly watcher: RouteWatcher;
   private readonly registry: ProxyRegistry;
+  private readonly authStore: AuthStore;
+  /** The cluster's stored Redis credentials as last read (null: none stored, the fallback applies). */
+  private backendAuth: RedisAuth | null = null;
+  private authFollower: { stop(): Promise<void> } | null = null;
   private readonly pools = new Map<string, BackendPool>();
   private readonly sessions = new Set<ClientSession>();
   private router: Router | null = null;
@@ -131,6 +143,7 @@ export class Proxy {
     this.etcd = createEtcd({ endpoints: o.etcd });
     const keys = new Keys(o.prefix);
     this.registry = new ProxyRegistry(this.etcd, keys);
+    this.authStore = new AuthStore(this.etcd, keys);
     this.watcher = new RouteWatcher({ cluster: o.cluster, etcd: this.etcd, prefix: o.prefix, retryMs: 500 });
     this.controllerRegistry = new ControllerRegistry(this.etcd, keys);
     const ttlMs = o.leaseTtlSeconds * 1000;
@@ -176,6 +189,11 @@ export class Proxy {
     });
     this.watcher.on('deleted', () => log.error('the route key was deleted: serving the last good route', { epoch: this.router?.epoch ?? null }));
     this.watcher.on('change', (route) => this.apply(route));
+    // The credentials before the first backend connection (the route's command table is read at once).
+    this.authFollower = await this.authStore.follow(this.o.cluster, {
+      change: (auth) => this.useCredentials(auth),
+      problem: (err) => log.error('cannot use the stored Redis credentials; keeping the last good ones', { error: err.message, version: this.backendAuth?.version ?? null }),
+    });
     const route = await this.watcher.start();
     if (!route) {
       log.warn('no route yet for this cluster; waiting for one', { cluster: this.o.cluster });
@@ -203,6 +221,7 @@ export class Proxy {
     this.httpServer?.close();
     for (const pool of this.pools.values()) pool.close();
     await this.session?.close(true);
+    await this.authFollower?.stop();
     await this.watcher.stop();
     this.etcd.close();
   }
@@ -223,6 +242,24 @@ export class Proxy {
       // etcd unreachable: keep the last list
     }
   }
+
+  /**
+   * New credentials: every connection opened from now on uses them (the first password first,
+   * then the next). Connections already authenticated stay so — Redis does not log a connection
+   * out when its password is removed — so nothing is cut. The registration then says which version
+   * this proxy uses: a rotation removes the old password only once every proxy uses the new one.
+   */
+  private useCredentials(auth: RedisAuth | null): void {
+    if ((auth?.version ?? null) === (this.backendAuth?.version ?? null)) return;
+    this.backendAuth = auth;
+    this.o.log.info('Redis credentials changed: new backend connections use them', { version: auth?.version ?? null, user: auth?.user ?? null, passwords: auth?.passwords.length ?? 0 });
+    void this.register();
+  }
+
+  /** The credentials for the backends now: the cluster's stored ones, else the fallback. */
+  private readonly backendCredentials = (): Credentials | null => {
+    return this.backendAuth ? credentialsOf(this.backendAuth) : environmentCredentials(this.o.backendPassword);
+  };
 
   private apply(route: Route): void {
     // The watch and a controller (while etcd is cut off) may both bring an epoch: apply it once.
@@ -298,7 +335,7 @@ export class Proxy {
     if (!pool) {
       pool = new BackendPool(address, this.o.poolSize, {
         timeoutMs: this.o.backendTimeoutMs,
-        password: this.o.backendPassword,
+        credentials: this.backendCredentials,
         onLatency: (s) => this.metrics.backendLatency.observe(s),
       });
       this.pools.set(address, pool);
@@ -358,6 +395,7 @@ export class Proxy {
     const ctx: SessionContext<ClientSession> = {
       router: () => this.router!,
       password: this.o.password,
+      user: this.o.user ?? 'default',
       guard: this.guard,
       allowFlush: this.o.allowFlush ?? false,
       maxInFlight: this.o.maxInFlight,
@@ -368,7 +406,7 @@ export class Proxy {
         maxMultiCommands: this.limit('maxMultiCommands'),
       },
       keyMove: {
-        password: this.o.backendPassword ?? null,
+        credentials: this.backendCredentials,
         timeoutMs: this.o.backendTimeoutMs,
         onMoved: (keys) => (counters.keysMoved += keys),
       },
@@ -426,7 +464,7 @@ export class Proxy {
       }
       const now = new Date().toISOString();
       await this.registry.put(
-        { id: this.id, cluster: this.o.cluster, address: this.address, metrics: this.metricsAddress, pid: process.pid, version: VERSION, epoch: this.drainedEpoch, startedAt: this.startedAt, updatedAt: now },
+        { id: this.id, cluster: this.o.cluster, address: this.address, metrics: this.metricsAddress, pid: process.pid, version: VERSION, epoch: this.drainedEpoch, authVersion: this.backendAuth?.version ?? null, startedAt: this.startedAt, updatedAt: now },
         this.session.leaseId,
       );
       this.markRegistered();

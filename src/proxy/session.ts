@@ -10,6 +10,7 @@
  * a command that must travel on another lane than the commands still in flight waits (is held)
  * until they are answered, as the command after a BLPOP waits on a plain Redis connection.
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { bytesSlot, keySlot } from '../model/slot.js';
 import { NOT_KNOWN, NOT_RUN, type BackendConnection, type BackendPool } from './backend.js';
@@ -690,9 +691,12 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
     return this.authed;
   }
 
-  /** True when `password` is right; a wrong one leaves the session as it was (as in Redis). */
-  authenticate(password: string): boolean {
-    if (this.ctx.password !== null && password === this.ctx.password) {
+  /**
+   * True when `password` is right for `user` (null: a bare AUTH, which names the proxy's user); a
+   * wrong one leaves the session as it was (as in Redis). Compared in constant time.
+   */
+  authenticate(user: string | null, password: string): boolean {
+    if (this.ctx.password !== null && (user === null || user === this.ctx.user) && sameSecret(password, this.ctx.password)) {
       this.authed = true;
       this.parser.setAuthenticated(true);
       return true;
@@ -736,4 +740,10 @@ function tryAgain(slot: number, what: string): Buffer {
 
 function startsWith(buf: Buffer, start: number, end: number, prefix: Buffer): boolean {
   return end - start >= prefix.length && buf.compare(prefix, 0, prefix.length, start, start + prefix.length) === 0;
+}
+
+/** Compares two secrets without leaking, through timing, how much of one matches the other. */
+function sameSecret(given: string, expected: string): boolean {
+  const digest = (s: string) => createHash('sha256').update(s).digest();
+  return timingSafeEqual(digest(given), digest(expected));
 }

@@ -5,15 +5,20 @@
 import { Redis } from 'ioredis';
 import { splitAddress } from '../model/address.js';
 import { RedisError, errorMessage } from '../model/errors.js';
+import { followCredentials, ioredisAuth, type CredentialSource } from './credentials.js';
 
 export interface RedisPoolOptions {
   /** Connect and command timeout. */
   timeoutMs: number;
-  password?: string;
+  /** The credentials of each instance (none: connect without AUTH). */
+  credentials?: CredentialSource;
+  /** Awaited once before the first connection (e.g. loading the credentials from etcd). */
+  prepare?: () => Promise<void>;
 }
 
 export class RedisPool {
   private readonly clients = new Map<string, Redis>();
+  private prepared: Promise<void> | null = null;
 
   constructor(private readonly options: RedisPoolOptions) {}
 
@@ -21,10 +26,11 @@ export class RedisPool {
     let client = this.clients.get(address);
     if (!client) {
       const { host, port } = splitAddress(address);
+      const credentials = this.options.credentials;
       client = new Redis({
         host,
         port,
-        password: this.options.password,
+        ...ioredisAuth(credentials?.(address) ?? null),
         connectTimeout: this.options.timeoutMs,
         commandTimeout: this.options.timeoutMs,
         enableOfflineQueue: false,
@@ -35,6 +41,7 @@ export class RedisPool {
         connectionName: 'cfgserver',
       });
       client.on('error', () => undefined); // failures are reported by the commands that hit them
+      if (credentials) followCredentials(client, address, credentials);
       this.clients.set(address, client);
     }
     return client;
@@ -43,6 +50,7 @@ export class RedisPool {
   /** Runs one command, converting every failure into a RedisError that names the instance. */
   async call(address: string, command: string, ...args: (string | number)[]): Promise<unknown> {
     try {
+      await this.prepare();
       const client = this.client(address);
       // Without an offline queue a command sent while (re)connecting fails at once: wait for the
       // connection instead, so that a fresh or just-restarted instance is not reported down.
@@ -51,6 +59,14 @@ export class RedisPool {
     } catch (err) {
       throw new RedisError(`${address}: ${command} failed: ${errorMessage(err)}`, { cause: err });
     }
+  }
+
+  /**
+   * Runs the `prepare` option once (loading credentials): callers that time each command call it
+   * first, so that the loading does not count against an instance.
+   */
+  async prepare(): Promise<void> {
+    if (this.options.prepare) await (this.prepared ??= this.options.prepare());
   }
 
   private ready(client: Redis): Promise<void> {

@@ -40,6 +40,7 @@ import type { HealthViews } from '../model/observations.js';
 import { HistoryStore } from '../store/history-store.js';
 import { TaskStore } from '../store/task-store.js';
 import { ProxyRegistry } from '../store/proxy-registry.js';
+import { AuthService } from './auth-service.js';
 import type { RedisPool } from '../redis/pool.js';
 import { quorumOf, replicaBase } from '../model/replicas.js';
 import { readLive, type LiveReading } from './live-replication.js';
@@ -138,6 +139,8 @@ export class AdminService {
   readonly tasks: TaskStore;
   readonly proxies: ProxyRegistry;
   readonly replicas: ReplicaSettings;
+  /** Redis credentials per cluster: set, show, rotate (docs/redis-auth.md). */
+  readonly auth: AuthService;
 
   /**
    * With `redis`, `describeCluster` can read offsets from Redis now (the CLI and the controller's
@@ -157,6 +160,7 @@ export class AdminService {
     this.controllers = new ControllerRegistry(etcd, keys);
     this.migrations = new MigrationService(etcd, keys);
     this.config = new ConfigService(etcd, keys, redis);
+    this.auth = new AuthService(etcd, keys);
   }
 
   async createCluster(request: CreateClusterRequest): Promise<Route> {

@@ -24,6 +24,8 @@ const CONCURRENCY = 32;
 
 export async function readLive(pool: RedisPool, addresses: string[], timeoutMs: number): Promise<Map<string, LiveReading>> {
   const out = new Map<string, LiveReading>();
+  // Loading the credentials (cfgctl) is not the instances' time.
+  await pool.prepare().catch(() => undefined);
   const queue = [...addresses];
   const worker = async () => {
     for (let address = queue.shift(); address !== undefined; address = queue.shift()) {

@@ -46,6 +46,10 @@ export class Keys {
   config(name: string): string {
     return `${this.cluster(name)}config`;
   }
+  /** The cluster's Redis credentials (docs/redis-auth.md). */
+  auth(name: string): string {
+    return `${this.cluster(name)}auth`;
+  }
   tasks(name: string): string {
     return `${this.cluster(name)}tasks/`;
   }

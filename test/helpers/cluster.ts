@@ -29,17 +29,17 @@ export async function makeCluster(
   world: ClusterWorld,
   name: string,
   /** `slaves`: a count for every shard, or one count per shard (then `shards` defaults to their number). */
-  options: { slaves?: number | number[]; shards?: number; failover?: Record<string, unknown>; probe?: Record<string, unknown> } = {},
+  options: { slaves?: number | number[]; shards?: number; failover?: Record<string, unknown>; probe?: Record<string, unknown>; /** Extra redis-server arguments of every instance (a password, ACL users). */ redisArgs?: string[] } = {},
 ): Promise<TestCluster> {
   const prefix = randomPrefix();
   const admin = world.admin(prefix);
   const shards: ShardServers[] = [];
   const perShard = Array.isArray(options.slaves) ? options.slaves : null;
   for (let i = 0; i < (options.shards ?? perShard?.length ?? 1); i++) {
-    const master = await world.redis();
+    const master = await world.redis(options.redisArgs);
     const slaves: RedisServer[] = [];
     const slaveCount = perShard ? (perShard[i] ?? 1) : (options.slaves as number | undefined) ?? 1;
-    for (let j = 0; j < slaveCount; j++) slaves.push(await world.redis());
+    for (let j = 0; j < slaveCount; j++) slaves.push(await world.redis(options.redisArgs));
     shards.push({ master, slaves });
   }
   await admin.createCluster({

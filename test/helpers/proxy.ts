@@ -40,5 +40,7 @@ export function useProxies() {
     clients.push(c);
     return c;
   };
-  return { start, client };
+  /** The proxies started so far (e.g. to read each one's /metrics). */
+  const started = () => [...proxies];
+  return { start, client, started };
 }
