@@ -5,17 +5,23 @@ import express, { type Request } from 'express';
 import type { Registry } from 'prom-client';
 import type { AdminService } from '../service/admin-service.js';
 import { errorHandler } from './http-errors.js';
+import type { ApiSecurity } from './api-security.js';
+import { requireToken } from './auth.js';
 
 export interface ApiDeps {
   admin: AdminService;
   registry: Registry;
   controllerId: string;
   isLeader: () => boolean;
+  /** The bearer token (and whether reads need it); none: an open API, as before. */
+  security?: Pick<ApiSecurity, 'token' | 'authReads'>;
 }
 
 export function createApp(deps: ApiDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
+  // Before the body is parsed: a request without the token is refused without reading it.
+  if (deps.security?.token) app.use(requireToken(deps.security));
   app.use(express.json({ limit: '1mb' }));
   const name = (req: Request) => String(req.params['name']);
 

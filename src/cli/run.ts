@@ -7,9 +7,12 @@ import { CfgError, errorMessage, type ErrorCode } from '../model/errors.js';
 import { RedisPool } from '../redis/pool.js';
 import { AdminService } from '../service/admin-service.js';
 import { DEFAULT_ETCD, createEtcd } from '../store/etcd.js';
+import { checkEtcdAccess } from '../store/etcd-access.js';
+import { loadEtcdSecurity } from '../store/etcd-security.js';
 import { DEFAULT_PREFIX, Keys } from '../store/keys.js';
+import { etcdSecurityFromArgs, etcdSecurityOptions, type EtcdSecurityArgs } from './security-options.js';
 
-export interface GlobalArgs {
+export interface GlobalArgs extends EtcdSecurityArgs {
   etcd: string;
   prefix: string;
   json: boolean;
@@ -28,6 +31,8 @@ export const EXIT_CODES: Record<ErrorCode, number> = {
   REDIS: 8,
   TASK_FAILED: 9,
   TIMEOUT: 10,
+  ETCD_ACCESS: 11,
+  UNAUTHORIZED: 11,
 };
 
 export const globalOptions = {
@@ -40,6 +45,7 @@ export const globalOptions = {
   prefix: { type: 'string', default: process.env['CFGSERVER_PREFIX'] ?? DEFAULT_PREFIX, describe: 'key prefix of cfgserver in etcd' },
   json: { type: 'boolean', default: false, describe: 'print JSON instead of tables' },
   timeout: { type: 'number', default: 3000, describe: 'deadline of each etcd request, in ms' },
+  ...etcdSecurityOptions,
 } as const;
 
 /** Runs a command against etcd; prints the error and sets the exit code on failure. */
@@ -48,8 +54,13 @@ export async function withAdmin(args: GlobalArgs, fn: (admin: AdminService) => P
   // Connects to no Redis until a command reads one (cluster show reads offsets live).
   const redis = new RedisPool({ timeoutMs: args.timeout, password: process.env['CFGSERVER_BACKEND_PASSWORD'] });
   try {
-    etcd = createEtcd({ endpoints: args.etcd, callTimeoutMs: args.timeout });
-    await fn(new AdminService(etcd, new Keys(args.prefix), redis));
+    const security = loadEtcdSecurity(etcdSecurityFromArgs(args));
+    etcd = createEtcd({ endpoints: args.etcd, callTimeoutMs: args.timeout, security });
+    const keys = new Keys(args.prefix);
+    // With credentials, first make sure etcd takes them: a refusal is then one clear line, before
+    // the command reads or writes anything. (Unreachable: the command's own call says so.)
+    if (security) await checkEtcdAccess(etcd, keys);
+    await fn(new AdminService(etcd, keys, redis));
   } catch (err) {
     fail(err);
   } finally {

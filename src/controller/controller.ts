@@ -13,8 +13,10 @@ import { instancesOf } from '../model/route.js';
 import { RedisPool } from '../redis/pool.js';
 import type { StoredCluster } from '../store/cluster-store.js';
 import { createEtcd } from '../store/etcd.js';
+import { checkEtcdAccess } from '../store/etcd-access.js';
+import { loadEtcdSecurity } from '../store/etcd-security.js';
 import { Keys } from '../store/keys.js';
-import type { ControllerConfig } from './config.js';
+import { CONTROLLER_ETCD_SETTING_NAMES, etcdSecuritySettingsOf, type ControllerConfig } from './config.js';
 import { LeaderDuties } from './leader-duties.js';
 import { ControllerMetrics } from './metrics.js';
 import { HealthTracker } from './health-tracker.js';
@@ -74,6 +76,7 @@ export class Controller {
   private lastRefresh = 0;
   private loopTimer: NodeJS.Timeout | undefined;
   private readonly startedAt = new Date().toISOString();
+  private apiTls = false;
 
   constructor(
     private readonly config: ControllerConfig,
@@ -85,7 +88,8 @@ export class Controller {
     // A hung etcd member answers nothing until the call's deadline; each call then moves to
     // another member. A third of the lease TTL per attempt keeps a cycle (a dozen calls) from
     // stalling for many seconds on one member, as the 3 s default did (detection took 8 s).
-    this.etcd = createEtcd({ endpoints: config.etcd, callTimeoutMs: Math.max(500, Math.round((config.leaseTtlSeconds * 1000) / 3)), retries: 2 });
+    const security = loadEtcdSecurity(etcdSecuritySettingsOf(config), process.env, CONTROLLER_ETCD_SETTING_NAMES);
+    this.etcd = createEtcd({ endpoints: config.etcd, callTimeoutMs: Math.max(500, Math.round((config.leaseTtlSeconds * 1000) / 3)), retries: 2, security });
     this.keys = new Keys(config.prefix);
     // Probes have their cluster's own timeout; this one bounds admin commands (REPLICAOF, ...).
     this.pool = new RedisPool({ timeoutMs: 5000, password: process.env['CFGSERVER_BACKEND_PASSWORD'] });
@@ -104,7 +108,7 @@ export class Controller {
         // Health keys went with the previous lease: publish everything again under the new one.
         this.tracker.reset();
         await this.stores.registry.register(
-          { id: this.id, address: this.apiAddress, version: VERSION, pid: process.pid, startedAt: this.startedAt },
+          { id: this.id, address: this.apiAddress, ...(this.apiTls ? { tls: true as const } : {}), version: VERSION, pid: process.pid, startedAt: this.startedAt },
           session.leaseId,
         );
       },
@@ -154,8 +158,10 @@ export class Controller {
     });
   }
 
-  setApiAddress(address: string): void {
+  /** Where the HTTP API listens, and whether it speaks https, for the registry (proxies ask it). */
+  setApiAddress(address: string, tls = false): void {
     this.apiAddress = address;
+    this.apiTls = tls;
   }
 
   isLeader(): boolean {
@@ -163,6 +169,9 @@ export class Controller {
   }
 
   async start(): Promise<void> {
+    // Credentials etcd refuses end the process here, with one line, before it writes anything;
+    // an etcd that does not answer yet is waited for, as always.
+    if ((await checkEtcdAccess(this.etcd, this.keys)) === 'unreachable') this.log.warn('etcd does not answer yet; retrying', { etcd: this.config.etcd });
     this.elector.start();
     this.loopTimer = setInterval(() => void this.tick(), 100);
   }

@@ -15,6 +15,8 @@ import { errorMessage } from '../model/errors.js';
 import { listenOn } from '../util/listen.js';
 import type { Route } from '../model/schemas.js';
 import { createEtcd } from '../store/etcd.js';
+import { checkEtcdAccess } from '../store/etcd-access.js';
+import type { EtcdSecurity } from '../store/etcd-security.js';
 import { Keys } from '../store/keys.js';
 import { ControllerRegistry } from '../store/controller-registry.js';
 import { ProxyRegistry } from '../store/proxy-registry.js';
@@ -23,7 +25,7 @@ import { BackendPool, NOT_KNOWN } from './backend.js';
 import { CommandSource } from './command-source.js';
 import { REDIS_VERSION } from './command-table.js';
 import { ProxyMetrics } from './metrics.js';
-import { RouteGuard } from './route-guard.js';
+import { RouteGuard, type ControllerApiAccess } from './route-guard.js';
 import { Router } from './router.js';
 import type { SessionContext } from './client.js';
 import { ClientSession } from './session.js';
@@ -36,6 +38,10 @@ export interface ProxyOptions {
   cluster: string;
   listen: string;
   etcd: string;
+  /** TLS and/or user+password for etcd (docs/security.md); none: plain, as before. */
+  etcdSecurity?: EtcdSecurity;
+  /** Token and CA for the controllers' API, asked while cut off from etcd (route-guard.ts). */
+  controllerApi?: ControllerApiAccess;
   prefix?: string;
   id?: string;
   /** Clients must AUTH with this password. */
@@ -94,6 +100,7 @@ export class Proxy {
   readonly id: string;
   readonly metrics = new ProxyMetrics();
   private readonly etcd: Etcd3;
+  private readonly keys: Keys;
   private readonly watcher: RouteWatcher;
   private readonly registry: ProxyRegistry;
   private readonly pools = new Map<string, BackendPool>();
@@ -128,8 +135,9 @@ export class Proxy {
   constructor(private readonly o: ProxyOptions) {
     this.id = o.id ?? `${hostname()}-${process.pid}`;
     this.commands = new CommandSource(o.log);
-    this.etcd = createEtcd({ endpoints: o.etcd });
+    this.etcd = createEtcd({ endpoints: o.etcd, security: o.etcdSecurity });
     const keys = new Keys(o.prefix);
+    this.keys = keys;
     this.registry = new ProxyRegistry(this.etcd, keys);
     this.watcher = new RouteWatcher({ cluster: o.cluster, etcd: this.etcd, prefix: o.prefix, retryMs: 500 });
     this.controllerRegistry = new ControllerRegistry(this.etcd, keys);
@@ -141,6 +149,7 @@ export class Proxy {
       leaseRemainingMs: () => (this.session?.isAlive() ? this.session.remainingMs() : 0),
       epoch: () => this.router?.epoch ?? 0,
       controllers: () => this.controllerAddresses,
+      api: o.controllerApi,
       onRoute: (route) => this.apply(route),
       log: o.log,
     });
@@ -151,7 +160,7 @@ export class Proxy {
     return this.metricsAddress;
   }
 
-  /** The controllers' HTTP addresses the proxy would ask while cut off from etcd. */
+  /** The controllers' API base URLs the proxy would ask while cut off from etcd. */
   knownControllers(): string[] {
     return [...this.controllerAddresses];
   }
@@ -174,6 +183,9 @@ export class Proxy {
     });
     this.watcher.on('deleted', () => log.error('the route key was deleted: serving the last good route', { epoch: this.router?.epoch ?? null }));
     this.watcher.on('change', (route) => this.apply(route));
+    // Credentials etcd refuses end the proxy here, with one line; an etcd that does not answer yet
+    // is waited for below, as always.
+    await checkEtcdAccess(this.etcd, this.keys);
     const route = await this.watcher.start();
     if (!route) {
       log.warn('no route yet for this cluster; waiting for one', { cluster: this.o.cluster });
@@ -216,7 +228,7 @@ export class Proxy {
   private async refreshControllers(): Promise<void> {
     try {
       const list = await this.controllerRegistry.list();
-      this.controllerAddresses = list.flatMap((c) => (c.address ? [c.address] : []));
+      this.controllerAddresses = list.flatMap((c) => (c.address ? [`${c.tls ? 'https' : 'http'}://${c.address}`] : []));
     } catch {
       // etcd unreachable: keep the last list
     }
