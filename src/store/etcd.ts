@@ -127,7 +127,57 @@ export function createEtcd(options: EtcdOptions): Etcd3 {
   });
   madeWith.set(etcd, { hosts, security: options.security });
   requireLeader(etcd);
+  if (options.security?.auth) renewTokenOnRefusal(etcd);
   return etcd;
+}
+
+/**
+ * etcd's auth tokens expire (a simple token after --auth-token-ttl without use, 5 min by default;
+ * a JWT at a fixed time). etcd3 fetches a new one when a unary call is refused with "invalid auth
+ * token", but not when a stream is: a watch stream is authenticated once, when it opens, and every
+ * watch created on it later is refused while it stays open — a proxy's route watch stayed down
+ * for as long as that. So when a stream or a watch is refused that way, the cached token is
+ * dropped, and a watch stream that refused a watch is reopened the way etcd3 reopens it after an
+ * error (its watches are created again on the new stream, with a new token).
+ *
+ * Private etcd3 1.1.2 hooks, as in requireLeader: the pool's `markFailed` (every stream error),
+ * the watch manager's `handleCancelResponse` (a watch refused on an open stream) and its
+ * `handleError` (its reconnection). Without them we do without, as etcd3 alone does.
+ */
+interface PrivateEtcd {
+  pool?: {
+    markFailed?: (resource: unknown, error: unknown) => void;
+    authenticator?: { invalidateMetadata?: () => void };
+  };
+  watchManager?: {
+    state?: number;
+    handleCancelResponse?: (watcher: unknown, res: { cancel_reason?: string }) => void;
+    handleError?: (err: Error) => void;
+  };
+}
+
+/** etcd3's WatchManager state "Connected" (its const enum State). */
+const WATCH_CONNECTED = 2;
+
+function renewTokenOnRefusal(etcd: Etcd3): boolean {
+  const { pool, watchManager } = etcd as unknown as PrivateEtcd;
+  const markFailed = pool?.markFailed;
+  const onCancel = watchManager?.handleCancelResponse;
+  const auth = pool?.authenticator;
+  if (!pool || !watchManager || typeof markFailed !== 'function' || typeof onCancel !== 'function' || typeof watchManager.handleError !== 'function' || typeof auth?.invalidateMetadata !== 'function') return false;
+  const refused = (reason: string | undefined) => /invalid auth token/.test(reason ?? '');
+  pool.markFailed = (resource, error) => {
+    if (refused(errorMessage(error))) auth.invalidateMetadata!();
+    markFailed.call(pool, resource, error);
+  };
+  watchManager.handleCancelResponse = (watcher, res) => {
+    onCancel.call(watchManager, watcher, res);
+    if (!refused(res.cancel_reason)) return;
+    auth.invalidateMetadata!();
+    // Once per stream: the next refusal on it finds the manager reconnecting already.
+    if (watchManager.state === WATCH_CONNECTED) watchManager.handleError!(new Error('etcd auth token expired: reopening the watch stream with a new one'));
+  };
+  return true;
 }
 
 /**

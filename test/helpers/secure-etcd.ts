@@ -5,6 +5,7 @@
  * - `root` (etcd's administrator),
  * - `cfgserver` with the role `cfgserver`: readwrite on the prefix only,
  * - `intruder`, a user without any role.
+ * Its auth tokens expire after 2 s without use, so that token renewal is exercised all along.
  * Certificates are made with openssl in the test's folder; everything is stopped after the file.
  */
 import { execFile } from 'node:child_process';
@@ -86,6 +87,9 @@ export function useSecureEtcd(): SecureEtcd {
       '--key-file', server.key,
       '--client-cert-auth',
       '--trusted-ca-file', world.ca.ca,
+      // Tokens expire after 2 s without use (300 s by default): every test here also shows that
+      // clients get a new one when theirs has expired.
+      '--auth-token-ttl', '2',
       '--logger=zap',
       '--log-outputs', join(world.dir, 'etcd.log'),
     ], join(world.dir, 'etcd.out'));

@@ -4,6 +4,7 @@
  * proxy's route guard with reads protected, and no secret in any log or output.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -15,6 +16,10 @@ import { Keys } from '../../src/store/keys.js';
 import { RouteGuard } from '../../src/proxy/route-guard.js';
 import { createLogger } from '../../src/log.js';
 import type { Route } from '../../src/model/schemas.js';
+import { Registry } from 'prom-client';
+import { createApp } from '../../src/api/server.js';
+import { AdminService } from '../../src/service/admin-service.js';
+import { listenOn } from '../../src/util/listen.js';
 import { useRedisClients } from '../helpers/redis.js';
 import { useSecureEtcd } from '../helpers/secure-etcd.js';
 import { TEST_LEASE_TTL, cfgctl, type CliResult } from '../helpers/servers.js';
@@ -63,6 +68,20 @@ describe('etcd with TLS, client certificates and authentication', () => {
     writeFileSync(tokenFile, `${apiToken}\n`, { mode: 0o600 });
     const api = sec.ca.server('api');
     const port = await freePort();
+    // The controller takes its security settings from its YAML file, as a deployment would.
+    const configFile = join(sec.dir, 'controller.yaml');
+    writeFileSync(configFile, [
+      `etcdCa: ${sec.ca.ca}`,
+      `etcdCert: ${sec.clientCert.cert}`,
+      `etcdKey: ${sec.clientCert.key}`,
+      'etcdUser: cfgserver',
+      `etcdPasswordFile: ${sec.passwordFile.cfgserver}`,
+      `apiTokenFile: ${tokenFile}`,
+      'apiAuthReads: true',
+      `apiTlsCert: ${api.cert}`,
+      `apiTlsKey: ${api.key}`,
+      '',
+    ].join('\n'));
     controller = sec.track(spawnController({
       id: 'sec-1',
       etcd: sec.endpoint,
@@ -70,7 +89,7 @@ describe('etcd with TLS, client certificates and authentication', () => {
       listen: `127.0.0.1:${port}`,
       leaseTtlSeconds: TEST_LEASE_TTL,
       logFile: join(sec.dir, 'controller-sec-1.log'),
-      extraArgs: ['--log-level', 'debug', ...asCfgserver(), '--api-token-file', tokenFile, '--api-auth-reads', '--api-tls-cert', api.cert, '--api-tls-key', api.key],
+      extraArgs: ['--log-level', 'debug', '--config', configFile],
     }));
     logFiles.push(controller.logFile);
     controllerUrl = `https://127.0.0.1:${port}`;
@@ -101,6 +120,17 @@ describe('etcd with TLS, client certificates and authentication', () => {
 
     // Everything was written under the role's prefix, as the user cfgserver.
     expect(await keysUnder(sec.prefix)).toContain(`${sec.prefix}/clusters/sec/route`);
+
+    // Idle longer than etcd keeps a token (2 s here): a route change still reaches the proxy.
+    await new Promise((r) => setTimeout(r, 3000));
+    const other = await sec.redis();
+    expect((await ctl([...asCfgserver(), 'shard', 'add', 'sec', '--master', other.address, '--id', 's1'])).code).toBe(0);
+    const epoch = ((JSON.parse((await ctl([...asCfgserver(), 'route', 'sec', '--json'])).stdout)) as Route).epoch;
+    await waitFor('the proxy on the new route', async () => {
+      const r = await ctl([...asCfgserver(), 'proxies', 'sec', '--json']);
+      return r.code === 0 && (JSON.parse(r.stdout) as { epoch: number | null }[])[0]?.epoch === epoch;
+    }, 15_000, 200);
+    expect(await client.get('k')).toBe('through the proxy');
   });
 
   it('a client certificate alone is enough: etcd takes its common name as the user', async () => {
@@ -249,6 +279,49 @@ describe('the HTTP API with a token and TLS', () => {
     expect(seen).toEqual([]);
     await guard({ token: apiToken, ca: readFileSync(sec.ca.ca) }).check();
     expect(seen.map((r) => r.cluster)).toEqual(['sec']);
+  });
+});
+
+describe('the HTTP API without a token, and with a token for changes only', () => {
+  /** An API of the controller's own making (createApp) on plain http, in this process. */
+  async function serveApi(security?: { token: string | null; authReads: boolean }): Promise<{ url: string; close(): void }> {
+    const etcd = createEtcd({ endpoints: sec.endpoint, security: loadEtcdSecurity({ ca: sec.ca.ca, cert: sec.clientCert.cert, key: sec.clientCert.key }) });
+    const app = createApp({ admin: new AdminService(etcd, new Keys(sec.prefix)), registry: new Registry(), controllerId: 'in-test', isLeader: () => false, security });
+    const server = createServer(app);
+    const address = await listenOn(server, '127.0.0.1:0', () => undefined);
+    return { url: `http://${address}`, close: () => (server.close(), server.closeAllConnections(), etcd.close()) };
+  }
+  const postJson = (url: string, body: unknown, token?: string) =>
+    fetch(url, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) } });
+
+  it('no token configured: everything answers as before, and the route guard reads the route over http', async () => {
+    const api = await serveApi();
+    try {
+      expect((await fetch(`${api.url}/v1/clusters/sec/route`)).status).toBe(200);
+      expect((await postJson(`${api.url}/v1/clusters`, { name: 'open-api' })).status).toBe(201);
+      const seen: Route[] = [];
+      const guard = new RouteGuard({ cluster: 'sec', ttlMs: 60_000, checkMs: 500, leaseRemainingMs: () => 0, epoch: () => 0, controllers: () => [api.url], onRoute: (r) => seen.push(r), log: createLogger('error') });
+      await guard.check();
+      expect(seen.map((r) => r.cluster)).toEqual(['sec']);
+    } finally {
+      api.close();
+    }
+  });
+
+  it('a token for changes only: reads are open, a change without the token is refused', async () => {
+    const api = await serveApi({ token: apiToken, authReads: false });
+    try {
+      expect((await fetch(`${api.url}/v1/clusters`)).status).toBe(200);
+      const refused = await postJson(`${api.url}/v1/clusters`, { name: 'no-token' });
+      expect(refused.status).toBe(401);
+      expect(refused.headers.get('www-authenticate')).toBe('Bearer realm="cfgserver"');
+      expect(await refused.json()).toEqual({ error: { code: 'UNAUTHORIZED', message: 'POST /v1/clusters needs the API token: Authorization: Bearer <token>' } });
+      expect((await fetch(`${api.url}/v1/clusters/no-token`, { method: 'DELETE' })).status).toBe(401);
+      expect(await keysUnder(sec.prefix)).not.toContain(`${sec.prefix}/cluster-names/no-token`);
+      expect((await postJson(`${api.url}/v1/clusters`, { name: 'with-token' }, apiToken)).status).toBe(201);
+    } finally {
+      api.close();
+    }
   });
 });
 
