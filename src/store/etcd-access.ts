@@ -3,9 +3,10 @@
  * controllers, proxies and cfgctl, so that wrong credentials end the process with one clear line
  * instead of a loop of retries — and before anything is written.
  */
+import { connect } from 'node:net';
 import type { Etcd3 } from 'etcd3';
 import { EtcdAccessError, EtcdUnavailableError } from '../model/errors.js';
-import { etcdCall, securityOf } from './etcd.js';
+import { endpointsOf, etcdCall, securityOf } from './etcd.js';
 import { grpcReason } from './etcd-security.js';
 import type { Keys } from './keys.js';
 
@@ -24,11 +25,29 @@ export async function checkEtcdAccess(etcd: Etcd3, keys: Keys): Promise<'ok' | '
     return 'ok';
   } catch (err) {
     if (!(err instanceof EtcdUnavailableError)) throw err;
-    // A TLS peer that hangs up without a reason: etcd wants a client certificate we did not give
-    // (or did not sign). Only said when we speak TLS: a plain connection never ends that way.
-    if (securityOf(etcd)?.tls && grpcReason(err.cause) === 'no connection established') {
+    // grpc-js gives no reason at all both when nothing listens (on its token exchange) and when a
+    // TLS peer hangs up during the handshake (etcd wants a client certificate we did not give). A
+    // plain TCP connection tells them apart: if etcd accepts one, it is TLS that failed.
+    if (securityOf(etcd)?.tls && grpcReason(err.cause) === 'no connection established' && (await anyAcceptsTcp(endpointsOf(etcd) ?? []))) {
       throw new EtcdAccessError('TLS with etcd failed (access check): etcd closed the connection during the handshake; does it want a client certificate (--etcd-cert, --etcd-key) signed by a CA it trusts?', { cause: err });
     }
     return 'unreachable';
   }
+}
+
+/** Whether any endpoint accepts a TCP connection within a second. */
+async function anyAcceptsTcp(endpoints: string[]): Promise<boolean> {
+  const accepts = (endpoint: string) =>
+    new Promise<boolean>((resolve) => {
+      const url = new URL(endpoint);
+      const socket = connect({ host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 2379) });
+      const done = (ok: boolean) => {
+        socket.destroy();
+        resolve(ok);
+      };
+      socket.setTimeout(1000, () => done(false));
+      socket.once('connect', () => done(true));
+      socket.once('error', () => done(false));
+    });
+  return (await Promise.all(endpoints.map(accepts))).some(Boolean);
 }

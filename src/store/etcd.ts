@@ -225,12 +225,14 @@ export function etcdErrorOf(what: string, err: unknown): CfgError {
   if (err instanceof EtcdPermissionDeniedError) {
     return new EtcdAccessError(`etcd permission denied (${what}): the etcd user needs a role with readwrite on cfgserver's prefix (docs/security.md)`, { cause: err });
   }
-  if (err instanceof GRPCUnauthenticatedError) {
+  // etcd with authentication on, asked without a user (nor a client certificate to name one).
+  if (err instanceof GRPCUnauthenticatedError || /etcdserver: user name is empty/.test(errorMessage(err))) {
     return new EtcdAccessError(`etcd requires authentication (${what}): ${grpcReason(err)}; give --etcd-user with a password, or a client certificate`, { cause: err });
   }
   if (err instanceof GRPCUnavailableError) {
     const reason = grpcReason(err);
     if (isTlsFailure(reason)) return new EtcdAccessError(`TLS with etcd failed (${what}): ${explainTlsFailure(reason)}`, { cause: err });
+    return new EtcdUnavailableError(`etcd request failed (${what}): ${reason}`, { cause: err });
   }
   return new EtcdUnavailableError(`etcd request failed (${what}): ${errorMessage(err)}`, { cause: err });
 }

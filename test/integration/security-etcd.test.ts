@@ -31,8 +31,8 @@ const redis = useRedisClients();
 const outputs: string[] = [];
 const logFiles: string[] = [];
 
-async function ctl(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
-  const r = await cfgctl(sec.endpoint, sec.prefix, args, env);
+async function ctl(args: string[], env: NodeJS.ProcessEnv = {}, etcd = sec.endpoint): Promise<CliResult> {
+  const r = await cfgctl(etcd, sec.prefix, args, env);
   outputs.push(r.stdout, r.stderr);
   return r;
 }
@@ -148,7 +148,7 @@ describe('etcd with TLS, client certificates and authentication', () => {
 
   it('refused credentials: one clear line, an exit code, nothing written', async () => {
     const tls = ['--etcd-ca', sec.ca.ca, '--etcd-cert', sec.clientCert.cert, '--etcd-key', sec.clientCert.key];
-    const cases: { name: string; args: string[]; code: number; says: RegExp }[] = [
+    const cases: { name: string; args: string[]; etcd?: string; code: number; says: RegExp }[] = [
       { name: 'a wrong password', args: [...tls, '--etcd-user', 'cfgserver', '--etcd-password-file', sec.passwordFile.wrong], code: 11, says: /etcd refused the user name or password/ },
       { name: 'a user without the role', args: [...tls, '--etcd-user', 'intruder', '--etcd-password-file', sec.passwordFile.intruder], code: 11, says: /etcd permission denied/ },
       { name: 'a certificate whose user has no role', args: ['--etcd-ca', sec.ca.ca, '--etcd-cert', sec.intruderCert.cert, '--etcd-key', sec.intruderCert.key], code: 11, says: /etcd permission denied/ },
@@ -158,11 +158,13 @@ describe('etcd with TLS, client certificates and authentication', () => {
       { name: 'an unreadable certificate file', args: ['--etcd-ca', join(sec.dir, 'missing.pem')], code: 2, says: /cannot read --etcd-ca .*missing\.pem \(ENOENT\)/ },
       { name: 'a key that is not the certificate\'s', args: ['--etcd-ca', sec.ca.ca, '--etcd-cert', sec.clientCert.cert, '--etcd-key', sec.intruderCert.key], code: 2, says: /is not the key of the certificate/ },
       { name: 'a user without a password', args: [...tls, '--etcd-user', 'cfgserver'], code: 2, says: /needs a password: --etcd-password-file FILE or \$CFGSERVER_ETCD_PASSWORD/ },
-      { name: 'TLS settings with an http:// endpoint', args: [...tls, '--etcd', sec.endpoint.replace('https:', 'http:')], code: 2, says: /use https:\/\/ endpoints/ },
+      // Not a credentials problem: said as etcd being unreachable (exit 6), not as a TLS refusal.
+      { name: 'nothing listening', args: [...tls, '--etcd-user', 'cfgserver', '--etcd-password-file', sec.passwordFile.cfgserver], etcd: `https://127.0.0.1:${await freePort()}`, code: 6, says: /^cfgctl: etcd request failed \([a-z ]+\): no connection established$/m },
+      { name: 'TLS settings with an http:// endpoint', args: tls, etcd: sec.endpoint.replace('https:', 'http:'), code: 2, says: /use https:\/\/ endpoints/ },
     ];
     const before = await keysUnder(sec.prefix);
     for (const c of cases) {
-      const r = await ctl([...c.args, 'cluster', 'create', 'intruded']);
+      const r = await ctl([...c.args, 'cluster', 'create', 'intruded'], {}, c.etcd);
       expect({ case: c.name, code: r.code, stdout: r.stdout }).toEqual({ case: c.name, code: c.code, stdout: '' });
       expect(r.stderr, c.name).toMatch(c.says);
       expectOneClearLine(r.stderr);

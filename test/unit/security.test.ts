@@ -119,6 +119,7 @@ describe('etcd errors in one clear line', () => {
     expect(etcdErrorOf('read route', new EtcdAuthenticationFailedError('3 INVALID_ARGUMENT: etcdserver: authentication failed, invalid user ID or password'))).toMatchObject({ code: 'ETCD_ACCESS', message: expect.stringMatching(/^etcd refused the user name or password \(read route\)/) });
     expect(etcdErrorOf('read route', new EtcdPermissionDeniedError('7 PERMISSION_DENIED: etcdserver: permission denied'))).toMatchObject({ code: 'ETCD_ACCESS', message: expect.stringMatching(/^etcd permission denied \(read route\)/) });
     expect(etcdErrorOf('read route', unavailable('Error: unable to verify the first certificate'))).toMatchObject({ code: 'ETCD_ACCESS', message: expect.stringMatching(/^TLS with etcd failed \(read route\): etcd's certificate is not signed/) });
+    expect(etcdErrorOf('read route', new Error('3 INVALID_ARGUMENT: etcdserver: user name is empty'))).toMatchObject({ code: 'ETCD_ACCESS', message: 'etcd requires authentication (read route): etcdserver: user name is empty; give --etcd-user with a password, or a client certificate' });
     expect(etcdErrorOf('read route', unavailable('Error: connect ECONNREFUSED 127.0.0.1:1'))).toMatchObject({ code: 'ETCD_UNAVAILABLE' });
   });
 });
