@@ -52,6 +52,8 @@ export class RouteGuard {
   private confirmedUntil: number;
   private timer: NodeJS.Timeout | null = null;
   private asking = false;
+  /** Controllers that refused our token, logged once each. */
+  private readonly refusedBy = new Set<string>();
 
   constructor(private readonly o: RouteGuardOptions) {
     this.confirmedUntil = Date.now() + o.ttlMs;
@@ -117,8 +119,13 @@ export class RouteGuard {
       });
       const body = res.body as { error?: { code?: string } } | undefined;
       if (res.status === 503 && body?.error?.code === 'ETCD_UNAVAILABLE') return { kind: 'no-etcd' };
-      if (res.status === 401) this.o.log.error('a controller refused the route request: the API token is missing or wrong (--api-token-file)', { controller: baseUrl });
+      if (res.status === 401) {
+        // Said once per controller until it answers again: the guard asks every half second.
+        if (!this.refusedBy.has(baseUrl)) this.o.log.error('a controller refused the route request: the API token is missing or wrong (--api-token-file)', { controller: baseUrl });
+        this.refusedBy.add(baseUrl);
+      }
       if (res.status !== 200) return { kind: 'none' };
+      this.refusedBy.delete(baseUrl);
       const parsed = routeSchema.safeParse(res.body);
       return parsed.success && parsed.data.cluster === this.o.cluster ? { kind: 'route', route: parsed.data } : { kind: 'none' };
     } catch (err) {

@@ -21,11 +21,15 @@ import { createApp } from '../../src/api/server.js';
 import { AdminService } from '../../src/service/admin-service.js';
 import { listenOn } from '../../src/util/listen.js';
 import { useRedisClients } from '../helpers/redis.js';
+import { useProxies } from '../helpers/proxy.js';
+import { useRelays } from '../helpers/relay.js';
 import { useSecureEtcd } from '../helpers/secure-etcd.js';
 import { TEST_LEASE_TTL, cfgctl, type CliResult } from '../helpers/servers.js';
 
 const sec = useSecureEtcd();
 const redis = useRedisClients();
+const proxies = useProxies();
+const relay = useRelays();
 
 /** Every output of every process here, for the last test's search for secrets. */
 const outputs: string[] = [];
@@ -281,6 +285,31 @@ describe('the HTTP API with a token and TLS', () => {
     expect(seen).toEqual([]);
     await guard({ token: apiToken, ca: readFileSync(sec.ca.ca) }).check();
     expect(seen.map((r) => r.cluster)).toEqual(['sec']);
+  });
+});
+
+describe('a proxy cut off from etcd, with the controllers\' reads protected', () => {
+  it('confirms its route through the controller with the token over https; without the token it stops forwarding', async () => {
+    const link = await relay(sec.endpoint.replace('https://', ''));
+    const etcdSecurity = loadEtcdSecurity({ ca: sec.ca.ca, cert: sec.clientCert.cert, key: sec.clientCert.key, user: 'cfgserver', passwordFile: sec.passwordFile.cfgserver });
+    const ca = readFileSync(sec.ca.ca);
+    const withToken = await proxies.start(`https://${link.address}`, sec.prefix, 'sec', { etcdSecurity, controllerApi: { token: apiToken, ca } });
+    const withoutToken = await proxies.start(`https://${link.address}`, sec.prefix, 'sec', { etcdSecurity, controllerApi: { ca } });
+    await waitFor('both proxies know the controller, by its https URL', async () => withToken.knownControllers().includes(controllerUrl) && withoutToken.knownControllers().includes(controllerUrl), 15_000);
+    const client = redis.at(withToken.listenAddress);
+    expect(await client.set('cut', 'before')).toBe('OK');
+
+    link.hang();
+    try {
+      // Past its lease TTL the proxy that cannot read the route from the controller refuses...
+      await waitFor('the proxy without the token to stop forwarding', async () => withoutToken.guard.blocked, 15_000, 100);
+      // ...while the one with the token had it confirmed all along, and still forwards.
+      expect(withToken.guard.blocked).toBe(false);
+      expect(await client.set('cut', 'after')).toBe('OK');
+      expect(await client.get('cut')).toBe('after');
+    } finally {
+      link.heal();
+    }
   });
 });
 
