@@ -8,7 +8,8 @@ import { createServer } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import type { Etcd3 } from 'etcd3';
+import { afterAll, describe, expect, it } from 'vitest';
 import { freePort, spawnController, spawnProxy, waitFor, type ManagedProcess } from '../../src/playground/processes.js';
 import { createEtcd } from '../../src/store/etcd.js';
 import { loadEtcdSecurity } from '../../src/store/etcd-security.js';
@@ -55,13 +56,24 @@ async function keysUnder(prefix: string): Promise<string[]> {
   return sec.root.getAll().prefix(`${prefix}/`).keys();
 }
 
+/** An admin in this process, as the etcd user `cfgserver` over TLS. */
+let adminClient: { etcd: Etcd3; admin: AdminService } | null = null;
+function admin(): AdminService {
+  if (!adminClient) {
+    const etcd = createEtcd({ endpoints: sec.endpoint, security: loadEtcdSecurity({ ca: sec.ca.ca, cert: sec.clientCert.cert, key: sec.clientCert.key, user: 'cfgserver', passwordFile: sec.passwordFile.cfgserver }) });
+    adminClient = { etcd, admin: new AdminService(etcd, new Keys(sec.prefix)) };
+  }
+  return adminClient.admin;
+}
+afterAll(() => adminClient?.etcd.close());
+
 let apiToken = '';
 let tokenFile = '';
 let controllerUrl = '';
 let controller: ManagedProcess;
 
 describe('etcd with TLS, client certificates and authentication', () => {
-  it('cfgctl, a controller and a proxy work as the user with the documented role', async () => {
+  it('cfgctl, a controller and a proxy work as the user with the documented role', { timeout: 120_000 }, async () => {
     const master = await sec.redis();
     expect((await ctl([...asCfgserver(), 'cluster', 'create', 'sec', '--slots', '16'])).code).toBe(0);
     expect((await ctl([...asCfgserver(), 'shard', 'add', 'sec', '--master', master.address, '--id', 's0'])).code).toBe(0);
@@ -97,11 +109,10 @@ describe('etcd with TLS, client certificates and authentication', () => {
     }));
     logFiles.push(controller.logFile);
     controllerUrl = `https://127.0.0.1:${port}`;
-    await waitFor('the controller to lead', async () => {
-      const r = await ctl([...asCfgserver(), 'controllers', '--json']);
-      const list = r.code === 0 ? (JSON.parse(r.stdout) as { id: string; leader: boolean; tls?: boolean }[]) : [];
-      return list.some((c) => c.id === 'sec-1' && c.leader && c.tls === true);
-    }, 20_000, 200);
+    // Polled in this process (as the same etcd user): a cfgctl process per look is slow over TLS.
+    await waitFor('the controller to lead', async () => (await admin().listControllers()).controllers.some((c) => c.id === 'sec-1' && c.leader), 20_000, 200);
+    const listed = await ctl([...asCfgserver(), 'controllers', '--json']);
+    expect(JSON.parse(listed.stdout)).toMatchObject([{ id: 'sec-1', leader: true, tls: true, address: `127.0.0.1:${port}` }]);
 
     const proxyPort = await freePort();
     const proxy = sec.track(spawnProxy({
@@ -114,10 +125,7 @@ describe('etcd with TLS, client certificates and authentication', () => {
       extraArgs: ['--log-level', 'debug', ...asCfgserver(), '--api-token-file', tokenFile, '--api-ca', sec.ca.ca],
     }));
     logFiles.push(proxy.logFile);
-    await waitFor('the proxy registered', async () => {
-      const r = await ctl([...asCfgserver(), 'proxies', 'sec', '--json']);
-      return r.code === 0 && (JSON.parse(r.stdout) as unknown[]).length === 1;
-    }, 20_000, 200);
+    await waitFor('the proxy registered', async () => (await admin().listProxies('sec')).proxies.length === 1, 20_000, 200);
     const client = redis.at(`127.0.0.1:${proxyPort}`);
     expect(await client.set('k', 'through the proxy')).toBe('OK');
     expect(await redis.at(master.address).get('k')).toBe('through the proxy');
@@ -130,10 +138,7 @@ describe('etcd with TLS, client certificates and authentication', () => {
     const other = await sec.redis();
     expect((await ctl([...asCfgserver(), 'shard', 'add', 'sec', '--master', other.address, '--id', 's1'])).code).toBe(0);
     const epoch = ((JSON.parse((await ctl([...asCfgserver(), 'route', 'sec', '--json'])).stdout)) as Route).epoch;
-    await waitFor('the proxy on the new route', async () => {
-      const r = await ctl([...asCfgserver(), 'proxies', 'sec', '--json']);
-      return r.code === 0 && (JSON.parse(r.stdout) as { epoch: number | null }[])[0]?.epoch === epoch;
-    }, 15_000, 200);
+    await waitFor('the proxy on the new route', async () => (await admin().listProxies('sec')).proxies[0]?.epoch === epoch, 15_000, 200);
     expect(await client.get('k')).toBe('through the proxy');
   });
 
@@ -150,7 +155,7 @@ describe('etcd with TLS, client certificates and authentication', () => {
     expect((JSON.parse(r.stdout) as Route).cluster).toBe('sec');
   });
 
-  it('refused credentials: one clear line, an exit code, nothing written', async () => {
+  it('refused credentials: one clear line, an exit code, nothing written', { timeout: 120_000 }, async () => {
     const tls = ['--etcd-ca', sec.ca.ca, '--etcd-cert', sec.clientCert.cert, '--etcd-key', sec.clientCert.key];
     const cases: { name: string; args: string[]; etcd?: string; code: number; says: RegExp }[] = [
       { name: 'a wrong password', args: [...tls, '--etcd-user', 'cfgserver', '--etcd-password-file', sec.passwordFile.wrong], code: 11, says: /etcd refused the user name or password/ },
