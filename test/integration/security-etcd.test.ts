@@ -113,6 +113,7 @@ describe('etcd with TLS, client certificates and authentication', () => {
     await waitFor('the controller to lead', async () => (await admin().listControllers()).controllers.some((c) => c.id === 'sec-1' && c.leader), 20_000, 200);
     const listed = await ctl([...asCfgserver(), 'controllers', '--json']);
     expect(JSON.parse(listed.stdout)).toMatchObject([{ id: 'sec-1', leader: true, tls: true, address: `127.0.0.1:${port}` }]);
+    expect((await ctl([...asCfgserver(), 'controllers'])).stdout).toContain(`https://127.0.0.1:${port}`);
 
     const proxyPort = await freePort();
     const proxy = sec.track(spawnProxy({
