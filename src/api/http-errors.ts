@@ -16,6 +16,8 @@ const STATUS: Record<ErrorCode, number> = {
   REDIS: 502,
   TASK_FAILED: 500,
   TIMEOUT: 504,
+  ETCD_ACCESS: 503,
+  UNAUTHORIZED: 401,
 };
 
 export function httpStatusOf(err: unknown): number {

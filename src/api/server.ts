@@ -7,6 +7,8 @@ import type { AdminService } from '../service/admin-service.js';
 import { GuardLedger } from './guard-ledger.js';
 import { errorHandler, intQuery } from './http-errors.js';
 import { ValidationError } from '../model/errors.js';
+import type { ApiSecurity } from './api-security.js';
+import { requireToken } from './auth.js';
 
 export interface ApiDeps {
   admin: AdminService;
@@ -15,11 +17,15 @@ export interface ApiDeps {
   isLeader: () => boolean;
   /** Proxies that follow routes through this API (default: a ledger of this app's own). */
   guards?: GuardLedger;
+  /** The bearer token (and whether reads need it); none: an open API, as before. */
+  security?: Pick<ApiSecurity, 'token' | 'authReads'>;
 }
 
 export function createApp(deps: ApiDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
+  // Before the body is parsed: a request without the token is refused without reading it.
+  if (deps.security?.token) app.use(requireToken(deps.security));
   app.use(express.json({ limit: '1mb' }));
   const name = (req: Request) => String(req.params['name']);
 

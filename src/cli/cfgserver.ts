@@ -16,10 +16,15 @@ import { clusterName, parseInput } from '../model/schemas.js';
 import { DEFAULT_ETCD } from '../store/etcd.js';
 import { refuseNaN } from './run.js';
 import { VERSION } from '../version.js';
+import { loadEtcdSecurity } from '../store/etcd-security.js';
+import { loadApiToken } from '../api/api-security.js';
+import { readCertificate } from '../util/setting-file.js';
+import { etcdSecurityFromArgs, etcdSecurityOptions } from './security-options.js';
+import { EXIT_CODES } from './run.js';
 
 function die(err: unknown): never {
   process.stderr.write(`cfgserver: ${errorMessage(err)}\n`);
-  process.exit(err instanceof CfgError && err.code === 'VALIDATION' ? 2 : 1);
+  process.exit(err instanceof CfgError && (err.code === 'VALIDATION' || err.code === 'ETCD_ACCESS') ? EXIT_CODES[err.code] : 1);
 }
 
 /** Options every server process takes. */
@@ -28,6 +33,7 @@ const serverOptions = {
   prefix: { type: 'string', describe: 'key prefix in etcd (default /cfgserver)' },
   id: { type: 'string', describe: 'id of this process (default hostname-pid)' },
   'log-level': { type: 'string', choices: ['error', 'warn', 'info', 'debug'] },
+  ...etcdSecurityOptions,
 } as const;
 
 await yargs(hideBin(process.argv))
@@ -40,10 +46,24 @@ await yargs(hideBin(process.argv))
         .options(serverOptions)
         .option('listen', { type: 'string', describe: 'HOST:PORT of the HTTP API (/healthz, /v1/..., /metrics)' })
         .option('config', { type: 'string', describe: 'YAML file of controller settings; flags override it' })
-        .option('lease-ttl', { type: 'number', describe: 'lease TTL in seconds (default 3)' }),
+        .option('lease-ttl', { type: 'number', describe: 'lease TTL in seconds (default 3)' })
+        .option('api-token-file', { type: 'string', describe: 'file holding the HTTP API\'s bearer token, needed by every change (or $CFGSERVER_API_TOKEN)' })
+        .option('api-auth-reads', { type: 'boolean', describe: 'reads need the token too (all but /healthz)' })
+        .option('api-tls-cert', { type: 'string', describe: 'PEM certificate: the HTTP API speaks https (with --api-tls-key)' })
+        .option('api-tls-key', { type: 'string', describe: 'PEM key of --api-tls-cert' }),
     async (argv) => {
       try {
+        const etcdSecurity = etcdSecurityFromArgs(argv);
         const config = loadControllerConfig(argv.config, {
+          etcdCa: etcdSecurity.ca,
+          etcdCert: etcdSecurity.cert,
+          etcdKey: etcdSecurity.key,
+          etcdUser: etcdSecurity.user,
+          etcdPasswordFile: etcdSecurity.passwordFile,
+          apiTokenFile: argv['api-token-file'],
+          apiAuthReads: argv['api-auth-reads'],
+          apiTlsCert: argv['api-tls-cert'],
+          apiTlsKey: argv['api-tls-key'],
           id: argv.id,
           etcd: argv.etcd ?? process.env['CFGSERVER_ETCD'],
           prefix: argv.prefix,
@@ -81,10 +101,14 @@ await yargs(hideBin(process.argv))
         .option('pubsub-output-limit', { type: 'number', default: LIMIT_DEFAULTS.pubsubOutputLimitBytes, describe: 'the same for a subscribed client (Redis: client-output-buffer-limit pubsub)' })
         .option('max-multi-commands', { type: 'number', default: LIMIT_DEFAULTS.maxMultiCommands, describe: 'commands one MULTI may queue (the proxy holds them until EXEC), 0: no bound' })
         .option('backend-timeout', { type: 'number', default: 10_000, describe: 'ms without a reply before a backend connection is dropped' })
-        .option('allow-flush', { type: 'boolean', default: false, describe: 'let clients run FLUSHALL, FLUSHDB, SCRIPT FLUSH, FUNCTION FLUSH (on every master)' }),
+        .option('allow-flush', { type: 'boolean', default: false, describe: 'let clients run FLUSHALL, FLUSHDB, SCRIPT FLUSH, FUNCTION FLUSH (on every master)' })
+        .option('api-token-file', { type: 'string', describe: 'file holding the controllers\' API token, for reading the route when cut off from etcd (or $CFGSERVER_API_TOKEN)' })
+        .option('api-ca', { type: 'string', describe: 'PEM file of the CA that signed the controllers\' https certificates (default: the system\'s roots)' }),
     async (argv) => {
       try {
         await runProxyCommand({
+          etcdSecurity: loadEtcdSecurity(etcdSecurityFromArgs(argv)),
+          controllerApi: { token: loadApiToken(argv['api-token-file']), ca: argv['api-ca'] !== undefined ? readCertificate('--api-ca', argv['api-ca']) : undefined },
           cluster: parseInput(clusterName, argv.cluster, 'cluster name'),
           listen: argv.listen,
           etcd: argv.etcd ?? process.env['CFGSERVER_ETCD'] ?? DEFAULT_ETCD,

@@ -11,9 +11,12 @@ import { loadCredentials } from '../service/auth-service.js';
 import { AuthStore } from '../store/auth-store.js';
 import { ClusterStore } from '../store/cluster-store.js';
 import { DEFAULT_ETCD, createEtcd, plainEtcdReason } from '../store/etcd.js';
+import { checkEtcdAccess } from '../store/etcd-access.js';
+import { loadEtcdSecurity } from '../store/etcd-security.js';
 import { DEFAULT_PREFIX, Keys } from '../store/keys.js';
+import { etcdSecurityFromArgs, etcdSecurityOptions, type EtcdSecurityArgs } from './security-options.js';
 
-export interface GlobalArgs {
+export interface GlobalArgs extends EtcdSecurityArgs {
   etcd: string;
   prefix: string;
   json: boolean;
@@ -32,6 +35,8 @@ export const EXIT_CODES: Record<ErrorCode, number> = {
   REDIS: 8,
   TASK_FAILED: 9,
   TIMEOUT: 10,
+  ETCD_ACCESS: 11,
+  UNAUTHORIZED: 11,
 };
 
 export const globalOptions = {
@@ -44,6 +49,7 @@ export const globalOptions = {
   prefix: { type: 'string', default: process.env['CFGSERVER_PREFIX'] ?? DEFAULT_PREFIX, describe: 'key prefix of cfgserver in etcd' },
   json: { type: 'boolean', default: false, describe: 'print JSON instead of tables' },
   timeout: { type: 'number', default: 3000, describe: 'deadline of each etcd request, in ms', coerce: (v: unknown) => wholeNumber('timeout', v, 1, 600_000) },
+  ...etcdSecurityOptions,
 } as const;
 
 /**
@@ -88,8 +94,12 @@ export async function withAdmin(args: GlobalArgs, fn: (admin: AdminService) => P
   let etcd: Etcd3 | undefined;
   let redis: RedisPool | undefined;
   try {
-    const client = (etcd = createEtcd({ endpoints: args.etcd, callTimeoutMs: args.timeout }));
+    const security = loadEtcdSecurity(etcdSecurityFromArgs(args));
+    const client = (etcd = createEtcd({ endpoints: args.etcd, callTimeoutMs: args.timeout, security }));
     const keys = new Keys(args.prefix);
+    // With credentials, first make sure etcd takes them: a refusal is then one clear line, before
+    // the command reads or writes anything. (Unreachable: the command's own call says so.)
+    if (security) await checkEtcdAccess(client, keys);
     // Connects to no Redis until a command reads one (cluster show reads offsets live), and reads
     // the clusters' credentials only then.
     const book = new CredentialBook();

@@ -113,7 +113,7 @@ export function controllersTable(controllers: ControllerStatus[]): string {
   if (controllers.length === 0) return 'no live controllers';
   return table(
     ['CONTROLLER', 'LEADER', 'API', 'VERSION', 'PID', 'STARTED'],
-    controllers.map((c) => [c.id, c.leader ? 'yes' : '', c.address ?? '-', c.version, c.pid, c.startedAt]),
+    controllers.map((c) => [c.id, c.leader ? 'yes' : '', c.address ? (c.tls ? `https://${c.address}` : c.address) : '-', c.version, c.pid, c.startedAt]),
   );
 }
 

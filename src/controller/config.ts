@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { ValidationError, errorMessage } from '../model/errors.js';
 import { parseInput } from '../model/schemas.js';
 import { DEFAULT_ETCD } from '../store/etcd.js';
+import type { EtcdSecuritySettings, SettingNames } from '../store/etcd-security.js';
 import { DEFAULT_PREFIX } from '../store/keys.js';
 
 export const controllerConfigSchema = z.strictObject({
@@ -27,8 +28,34 @@ export const controllerConfigSchema = z.strictObject({
   /** How often the leader compares each cluster's instances with its desired Redis config (a CONFIG GET each). */
   configCheckMs: z.number().int().min(100).max(600_000).default(5000),
   logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
+  // etcd security (docs/security.md): file names, read at start-up. No password here: a file, or
+  // $CFGSERVER_ETCD_PASSWORD.
+  etcdCa: z.string().min(1).optional(),
+  etcdCert: z.string().min(1).optional(),
+  etcdKey: z.string().min(1).optional(),
+  etcdUser: z.string().min(1).optional(),
+  etcdPasswordFile: z.string().min(1).optional(),
+  // The HTTP API's bearer token (a file, or $CFGSERVER_API_TOKEN), whether reads need it, and TLS.
+  apiTokenFile: z.string().min(1).optional(),
+  apiAuthReads: z.boolean().default(false),
+  apiTlsCert: z.string().min(1).optional(),
+  apiTlsKey: z.string().min(1).optional(),
 });
 export type ControllerConfig = z.infer<typeof controllerConfigSchema>;
+
+/** The etcd security settings of a controller config, for loadEtcdSecurity. */
+export function etcdSecuritySettingsOf(config: ControllerConfig): EtcdSecuritySettings {
+  return { ca: config.etcdCa, cert: config.etcdCert, key: config.etcdKey, user: config.etcdUser, passwordFile: config.etcdPasswordFile };
+}
+
+/** Errors name both the flag and the YAML key: the setting may come from either. */
+export const CONTROLLER_ETCD_SETTING_NAMES: SettingNames = {
+  ca: '--etcd-ca (etcdCa)',
+  cert: '--etcd-cert (etcdCert)',
+  key: '--etcd-key (etcdKey)',
+  user: '--etcd-user (etcdUser)',
+  passwordFile: '--etcd-password-file (etcdPasswordFile)',
+};
 
 /** Settings that existed once: a file that still has one gets told what became of it. */
 const REMOVED: Record<string, string> = {

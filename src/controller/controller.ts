@@ -14,8 +14,10 @@ import { RedisPool } from '../redis/pool.js';
 import { CredentialBook } from '../redis/credentials.js';
 import type { StoredCluster } from '../store/cluster-store.js';
 import { createEtcd } from '../store/etcd.js';
+import { checkEtcdAccess } from '../store/etcd-access.js';
+import { loadEtcdSecurity } from '../store/etcd-security.js';
 import { Keys } from '../store/keys.js';
-import type { ControllerConfig } from './config.js';
+import { CONTROLLER_ETCD_SETTING_NAMES, etcdSecuritySettingsOf, type ControllerConfig } from './config.js';
 import { LeaderDuties } from './leader-duties.js';
 import { ControllerMetrics } from './metrics.js';
 import { HealthTracker } from './health-tracker.js';
@@ -26,6 +28,7 @@ import { ConfigApplier } from './config-applier.js';
 import { ReplicaQuorum } from './replica-quorum.js';
 import { MigrationDriver } from './migrations/migration-driver.js';
 import { MIGRATION_DEFAULTS } from './migrations/run-migration.js';
+import type { ControllerApiClient } from './guarded-proxies.js';
 import { DEFAULT_MOVER_OPTIONS, KeyMover } from '../migration/mover.js';
 import { BigKeyMover, DEFAULT_BIG_KEY_OPTIONS } from '../migration/big-keys.js';
 import { createControllerStores, type ControllerStores } from './stores.js';
@@ -81,6 +84,9 @@ export class Controller {
   private lastRefresh = 0;
   private loopTimer: NodeJS.Timeout | undefined;
   private readonly startedAt = new Date().toISOString();
+  private apiTls = false;
+  /** The token and CA this replica uses to ask the other controllers' APIs (its own API's). */
+  private apiClient: ControllerApiClient | undefined;
 
   constructor(
     private readonly config: ControllerConfig,
@@ -92,7 +98,8 @@ export class Controller {
     // A hung etcd member answers nothing until the call's deadline; each call then moves to
     // another member. A third of the lease TTL per attempt keeps a cycle (a dozen calls) from
     // stalling for many seconds on one member, as the 3 s default did (detection took 8 s).
-    this.etcd = createEtcd({ endpoints: config.etcd, callTimeoutMs: Math.max(500, Math.round((config.leaseTtlSeconds * 1000) / 3)), retries: 2 });
+    const security = loadEtcdSecurity(etcdSecuritySettingsOf(config), process.env, CONTROLLER_ETCD_SETTING_NAMES);
+    this.etcd = createEtcd({ endpoints: config.etcd, callTimeoutMs: Math.max(500, Math.round((config.leaseTtlSeconds * 1000) / 3)), retries: 2, security });
     this.keys = new Keys(config.prefix);
     // Probes have their cluster's own timeout; this one bounds admin commands (REPLICAOF, ...).
     this.pool = new RedisPool({ timeoutMs: 5000, credentials: this.credentials.forAddress });
@@ -125,6 +132,7 @@ export class Controller {
       log,
       metrics: this.metrics,
       ...MIGRATION_DEFAULTS,
+      controllerApi: () => this.apiClient,
     });
     this.quorum = new ReplicaQuorum({ settings: this.stores.replicas, election: this.elector, controllerId: this.id, log });
     this.duties = this.newDuties();
@@ -164,7 +172,7 @@ export class Controller {
    */
   private async register(leaseId: string): Promise<void> {
     const auth = this.credentials.versions();
-    await this.stores.registry.register({ id: this.id, address: this.apiAddress, version: VERSION, pid: process.pid, startedAt: this.startedAt, auth }, leaseId);
+    await this.stores.registry.register({ id: this.id, address: this.apiAddress, ...(this.apiTls ? { tls: true as const } : {}), version: VERSION, pid: process.pid, startedAt: this.startedAt, auth }, leaseId);
     this.announcedAuth = JSON.stringify(auth);
   }
 
@@ -197,8 +205,15 @@ export class Controller {
     if (session && JSON.stringify(this.credentials.versions()) !== this.announcedAuth) await this.register(session.leaseId).catch((err) => this.log.warn('could not announce the credentials version; will retry', { error: errorMessage(err) }));
   }
 
-  setApiAddress(address: string): void {
+  /** Where the HTTP API listens, and whether it speaks https, for the registry (proxies ask it). */
+  setApiAddress(address: string, tls = false): void {
     this.apiAddress = address;
+    this.apiTls = tls;
+  }
+
+  /** Controllers share one API token (and, with https, one CA): the leader asks the others with it. */
+  setApiClient(client: ControllerApiClient): void {
+    this.apiClient = client;
   }
 
   isLeader(): boolean {
@@ -206,6 +221,9 @@ export class Controller {
   }
 
   async start(): Promise<void> {
+    // Credentials etcd refuses end the process here, with one line, before it writes anything;
+    // an etcd that does not answer yet is waited for, as always.
+    if ((await checkEtcdAccess(this.etcd, this.keys)) === 'unreachable') this.log.warn('etcd does not answer yet; retrying', { etcd: this.config.etcd });
     this.elector.start();
     this.loopTimer = setInterval(() => void this.tick(), 100);
   }

@@ -12,6 +12,13 @@
 import type { GuardedProxy } from '../api/guard-ledger.js';
 import { errorMessage } from '../model/errors.js';
 import type { ControllerRegistry } from '../store/controller-registry.js';
+import { getJson } from '../util/get-json.js';
+
+/** How this leader talks to the other controllers' APIs: their bearer token and the CA of their https (docs/security.md). */
+export interface ControllerApiClient {
+  token: string | null;
+  ca?: Buffer;
+}
 
 export type GuardedOutcome =
   | { kind: 'none'; durationMs: number }
@@ -28,13 +35,19 @@ export interface GuardedOptions {
   everyMs?: number;
   /** One controller's answer must come within this. */
   askTimeoutMs?: number;
+  /** Token and CA for the controllers' APIs (default: none, plain http as registered). */
+  api?: ControllerApiClient;
 }
 
 /** What one controller says; throws when it cannot be asked or answers nonsense. */
-async function ask(address: string, cluster: string, timeoutMs: number): Promise<GuardedProxy[]> {
-  const res = await fetch(`http://${address}/v1/clusters/${encodeURIComponent(cluster)}/guarded-proxies`, { signal: AbortSignal.timeout(timeoutMs) });
-  if (!res.ok) throw new Error(`HTTP ${res.status}`);
-  const body = (await res.json()) as { proxies?: unknown };
+async function ask(baseUrl: string, cluster: string, timeoutMs: number, api: ControllerApiClient | undefined): Promise<GuardedProxy[]> {
+  const res = await getJson(`${baseUrl}/v1/clusters/${encodeURIComponent(cluster)}/guarded-proxies`, {
+    headers: api?.token ? { authorization: `Bearer ${api.token}` } : {},
+    ca: api?.ca,
+    timeoutMs,
+  });
+  if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
+  const body = (res.body ?? {}) as { proxies?: unknown };
   if (!Array.isArray(body.proxies)) throw new Error('no proxies list in the answer');
   return body.proxies.map((p: Partial<GuardedProxy>) => {
     if (typeof p?.proxy !== 'string' || typeof p.epoch !== 'number' || typeof p.ttlMs !== 'number' || typeof p.agoMs !== 'number') throw new Error('a malformed entry');
@@ -61,8 +74,8 @@ export async function waitForGuardedProxies(registry: Pick<ControllerRegistry, '
   for (;;) {
     let reports: GuardedProxy[];
     try {
-      const addresses = (await registry.list()).flatMap((c) => (c.address ? [c.address] : []));
-      reports = (await Promise.all(addresses.map((a) => ask(a, cluster, askTimeoutMs).catch((err) => {
+      const urls = (await registry.list()).flatMap((c) => (c.address ? [`${c.tls ? 'https' : 'http'}://${c.address}`] : []));
+      reports = (await Promise.all(urls.map((a) => ask(a, cluster, askTimeoutMs, o.api).catch((err) => {
         throw new Error(`controller ${a} could not be asked (${errorMessage(err)})`);
       })))).flat();
     } catch (err) {

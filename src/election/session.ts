@@ -28,7 +28,7 @@ import { performance } from 'node:perf_hooks';
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'winston';
 import { errorMessage } from '../model/errors.js';
-import { createEtcd, endpointsOf, etcdCall } from '../store/etcd.js';
+import { createEtcd, endpointsOf, etcdCall, securityOf } from '../store/etcd.js';
 
 export interface SessionEvents {
   /** The lease is gone or may be: stop everything bound to it. Fired once. */
@@ -87,7 +87,7 @@ export class Session extends EventEmitter<SessionEvents> {
     const endpoints = endpointsOf(etcd);
     const channels: KeepAliveChannel[] =
       endpoints && endpoints.length > 1
-        ? endpoints.map((endpoint) => ({ endpoint, client: createEtcd({ endpoints: [endpoint], callTimeoutMs: ttlMs, retries: 0 }), owned: true }))
+        ? endpoints.map((endpoint) => ({ endpoint, client: createEtcd({ endpoints: [endpoint], callTimeoutMs: ttlMs, retries: 0, security: securityOf(etcd) }), owned: true }))
         : [{ endpoint: endpoints?.[0] ?? 'etcd', client: etcd, owned: false }];
     const granted = Number(res.TTL) * 1000;
     return new Session(etcd, channels, String(res.ID), granted > 0 ? Math.min(granted, ttlMs) : ttlMs, sentAt, log, options.onLost);

@@ -13,7 +13,9 @@ export type ErrorCode =
   | 'MALFORMED_VALUE'
   | 'REDIS'
   | 'TASK_FAILED'
-  | 'TIMEOUT';
+  | 'TIMEOUT'
+  | 'ETCD_ACCESS'
+  | 'UNAUTHORIZED';
 
 export abstract class CfgError extends Error {
   abstract readonly code: ErrorCode;
@@ -53,6 +55,20 @@ export class NotLeaderError extends CfgError {
 
 export class EtcdUnavailableError extends CfgError {
   readonly code = 'ETCD_UNAVAILABLE';
+}
+
+/**
+ * etcd answered but refused us: a wrong user name or password, a role without permission on our
+ * prefix, a TLS handshake that failed (a CA that does not match, a client certificate refused).
+ * Retrying does not help; the operator must change the credentials.
+ */
+export class EtcdAccessError extends CfgError {
+  readonly code = 'ETCD_ACCESS';
+}
+
+/** An HTTP API request without the bearer token it needs, or with a wrong one. */
+export class UnauthorizedError extends CfgError {
+  readonly code = 'UNAUTHORIZED';
 }
 
 /** A value read from etcd that does not decode: reported and skipped, never fatal. */

@@ -191,6 +191,8 @@ export type InstanceHealth = z.infer<typeof instanceHealthSchema>;
 export const controllerInfoSchema = z.strictObject({
   id: z.string(),
   address: z.string().nullable(),
+  /** The HTTP API speaks https (written only when true, so older readers keep decoding plain replicas). */
+  tls: z.literal(true).optional(),
   version: z.string(),
   pid: z.number(),
   startedAt: z.string(),

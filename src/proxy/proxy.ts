@@ -18,6 +18,8 @@ import { AuthStore } from '../store/auth-store.js';
 import { listenOn } from '../util/listen.js';
 import type { Route } from '../model/schemas.js';
 import { createEtcd } from '../store/etcd.js';
+import { checkEtcdAccess } from '../store/etcd-access.js';
+import type { EtcdSecurity } from '../store/etcd-security.js';
 import { Keys } from '../store/keys.js';
 import { ControllerRegistry } from '../store/controller-registry.js';
 import { ProxyRegistry } from '../store/proxy-registry.js';
@@ -26,7 +28,7 @@ import { BackendPool, NOT_KNOWN } from './backend.js';
 import { CommandSource } from './command-source.js';
 import { REDIS_VERSION } from './command-table.js';
 import { ProxyMetrics } from './metrics.js';
-import { RouteGuard } from './route-guard.js';
+import { RouteGuard, type ControllerApiAccess } from './route-guard.js';
 import { Router } from './router.js';
 import type { SessionContext } from './client.js';
 import { ClientSession } from './session.js';
@@ -39,6 +41,10 @@ export interface ProxyOptions {
   cluster: string;
   listen: string;
   etcd: string;
+  /** TLS and/or user+password for etcd (docs/security.md); none: plain, as before. */
+  etcdSecurity?: EtcdSecurity;
+  /** Token and CA for the controllers' API, asked while cut off from etcd (route-guard.ts). */
+  controllerApi?: ControllerApiAccess;
   prefix?: string;
   id?: string;
   /** Clients must AUTH with this password. */
@@ -102,6 +108,7 @@ export class Proxy {
   readonly id: string;
   readonly metrics = new ProxyMetrics();
   private readonly etcd: Etcd3;
+  private readonly keys: Keys;
   private readonly watcher: RouteWatcher;
   private readonly registry: ProxyRegistry;
   private readonly authStore: AuthStore;
@@ -140,8 +147,9 @@ export class Proxy {
   constructor(private readonly o: ProxyOptions) {
     this.id = o.id ?? `${hostname()}-${process.pid}`;
     this.commands = new CommandSource(o.log);
-    this.etcd = createEtcd({ endpoints: o.etcd });
+    this.etcd = createEtcd({ endpoints: o.etcd, security: o.etcdSecurity });
     const keys = new Keys(o.prefix);
+    this.keys = keys;
     this.registry = new ProxyRegistry(this.etcd, keys);
     this.authStore = new AuthStore(this.etcd, keys);
     this.watcher = new RouteWatcher({ cluster: o.cluster, etcd: this.etcd, prefix: o.prefix, retryMs: 500 });
@@ -156,6 +164,7 @@ export class Proxy {
       proxyId: this.id,
       drainedEpoch: () => this.drainedEpoch,
       controllers: () => this.controllerAddresses,
+      api: o.controllerApi,
       onRoute: (route) => this.apply(route),
       log: o.log,
     });
@@ -166,7 +175,7 @@ export class Proxy {
     return this.metricsAddress;
   }
 
-  /** The controllers' HTTP addresses the proxy would ask while cut off from etcd. */
+  /** The controllers' API base URLs the proxy would ask while cut off from etcd. */
   knownControllers(): string[] {
     return [...this.controllerAddresses];
   }
@@ -189,6 +198,9 @@ export class Proxy {
     });
     this.watcher.on('deleted', () => log.error('the route key was deleted: serving the last good route', { epoch: this.router?.epoch ?? null }));
     this.watcher.on('change', (route) => this.apply(route));
+    // Credentials etcd refuses end the proxy here, with one line; an etcd that does not answer yet
+    // is waited for below, as always.
+    await checkEtcdAccess(this.etcd, this.keys);
     // The credentials before the first backend connection (the route's command table is read at once).
     this.authFollower = await this.authStore.follow(this.o.cluster, {
       change: (auth) => this.useCredentials(auth),
@@ -237,7 +249,7 @@ export class Proxy {
   private async refreshControllers(): Promise<void> {
     try {
       const list = await this.controllerRegistry.list();
-      this.controllerAddresses = list.flatMap((c) => (c.address ? [c.address] : []));
+      this.controllerAddresses = list.flatMap((c) => (c.address ? [`${c.tls ? 'https' : 'http'}://${c.address}`] : []));
     } catch {
       // etcd unreachable: keep the last list
     }

@@ -15,6 +15,15 @@
  */
 import type { Logger } from 'winston';
 import { routeSchema, type Route } from '../model/schemas.js';
+import { getJson } from '../util/get-json.js';
+
+/** How the proxy reaches the controllers' API when it is protected (docs/security.md). */
+export interface ControllerApiAccess {
+  /** The bearer token, when the controllers want it on reads. */
+  token?: string | null;
+  /** The CA of the controllers' https certificates (default: the system's roots). */
+  ca?: Buffer;
+}
 
 export interface RouteGuardOptions {
   cluster: string;
@@ -29,8 +38,10 @@ export interface RouteGuardOptions {
   /** This proxy's id and the epoch it has drained, told to the controllers it asks (guard-ledger.ts). */
   proxyId: string;
   drainedEpoch(): number | null;
-  /** HTTP addresses (HOST:PORT) of the controller replicas last seen in etcd. */
+  /** Base URLs (http://HOST:PORT or https://…) of the controller replicas last seen in etcd. */
   controllers(): string[];
+  /** Token and CA for a protected API; none: plain requests, as before. */
+  api?: ControllerApiAccess;
   /** A newer route a controller gave. */
   onRoute(route: Route): void;
   log: Logger;
@@ -44,6 +55,8 @@ export class RouteGuard {
   private confirmedUntil: number;
   private timer: NodeJS.Timeout | null = null;
   private asking = false;
+  /** Controllers that refused our token, logged once each. */
+  private readonly refusedBy = new Set<string>();
 
   constructor(private readonly o: RouteGuardOptions) {
     this.confirmedUntil = Date.now() + o.ttlMs;
@@ -105,17 +118,32 @@ export class RouteGuard {
     }
   }
 
-  /** What one controller says, within a short timeout; a malformed answer counts as none. */
-  private async ask(address: string): Promise<Answer> {
+  /**
+   * What one controller says, within a short timeout; a malformed answer counts as none, and so
+   * does a refusal (401: our token is missing or wrong — logged, since only the operator can fix it).
+   */
+  private async ask(baseUrl: string): Promise<Answer> {
+    const token = this.o.api?.token;
     try {
       const who = new URLSearchParams({ proxy: this.o.proxyId, epoch: String(this.o.drainedEpoch() ?? 0), ttl: String(this.o.ttlMs) });
-      const res = await fetch(`http://${address}/v1/clusters/${encodeURIComponent(this.o.cluster)}/route?${who}`, { signal: AbortSignal.timeout(Math.min(1000, this.o.checkMs)) });
-      const body = (await res.json()) as unknown;
-      if (res.status === 503 && (body as { error?: { code?: string } })?.error?.code === 'ETCD_UNAVAILABLE') return { kind: 'no-etcd' };
-      if (!res.ok) return { kind: 'none' };
-      const parsed = routeSchema.safeParse(body);
+      const res = await getJson(`${baseUrl}/v1/clusters/${encodeURIComponent(this.o.cluster)}/route?${who}`, {
+        headers: token ? { authorization: `Bearer ${token}` } : {},
+        ca: this.o.api?.ca,
+        timeoutMs: Math.min(1000, this.o.checkMs),
+      });
+      const body = res.body as { error?: { code?: string } } | undefined;
+      if (res.status === 503 && body?.error?.code === 'ETCD_UNAVAILABLE') return { kind: 'no-etcd' };
+      if (res.status === 401) {
+        // Said once per controller until it answers again: the guard asks every half second.
+        if (!this.refusedBy.has(baseUrl)) this.o.log.error('a controller refused the route request: the API token is missing or wrong (--api-token-file)', { controller: baseUrl });
+        this.refusedBy.add(baseUrl);
+      }
+      if (res.status !== 200) return { kind: 'none' };
+      this.refusedBy.delete(baseUrl);
+      const parsed = routeSchema.safeParse(res.body);
       return parsed.success && parsed.data.cluster === this.o.cluster ? { kind: 'route', route: parsed.data } : { kind: 'none' };
-    } catch {
+    } catch (err) {
+      this.o.log.debug('a controller did not answer the route request', { controller: baseUrl, error: err instanceof Error ? err.message : String(err) });
       return { kind: 'none' };
     }
   }

@@ -3,10 +3,21 @@
  * reconnect backoff, and one conversion of driver errors into our typed errors.
  */
 import { ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen, retry, type IBackoff } from 'cockatiel';
-import { Etcd3, isRecoverableError, type IKeyValue } from 'etcd3';
+import { isIP } from 'node:net';
+import {
+  Etcd3,
+  EtcdAuthenticationFailedError,
+  EtcdPermissionDeniedError,
+  GRPCUnauthenticatedError,
+  GRPCUnavailableError,
+  isRecoverableError,
+  type IKeyValue,
+  type IOptions,
+} from 'etcd3';
 import type { z } from 'zod';
-import { CfgError, EtcdUnavailableError, MalformedValueError, errorMessage } from '../model/errors.js';
+import { CfgError, EtcdAccessError, EtcdUnavailableError, MalformedValueError, ValidationError, errorMessage } from '../model/errors.js';
 import { describeIssues } from '../model/schemas.js';
+import { explainTlsFailure, grpcReason, isTlsFailure, type EtcdSecurity } from './etcd-security.js';
 
 export const DEFAULT_ETCD = 'http://127.0.0.1:2379';
 
@@ -17,22 +28,68 @@ export interface EtcdOptions {
   callTimeoutMs?: number;
   /** Retries of a recoverable failure (on another endpoint when there are several). */
   retries?: number;
+  /** TLS and/or user+password (etcd-security.ts); none: plain connections, as before. */
+  security?: EtcdSecurity;
 }
 
-export function parseEndpoints(endpoints: string | string[]): string[] {
+/**
+ * The endpoints as URLs. A scheme left out is `https://` when TLS settings are given, `http://`
+ * otherwise; TLS settings with an `http://` endpoint, or a mix of both schemes, are refused
+ * (etcd3 would silently use TLS for all, or throw).
+ */
+export function parseEndpoints(endpoints: string | string[], tls = false): string[] {
   const list = (Array.isArray(endpoints) ? endpoints : endpoints.split(','))
     .map((e) => e.trim())
     .filter(Boolean)
-    .map((e) => (/^https?:\/\//.test(e) ? e : `http://${e}`));
+    .map((e) => (/^https?:\/\//.test(e) ? e : `${tls ? 'https' : 'http'}://${e}`));
   if (list.length === 0) throw new EtcdUnavailableError('no etcd endpoint given');
+  const secure = list.filter((e) => e.startsWith('https://')).length;
+  if (tls && secure < list.length) throw new ValidationError(`etcd TLS settings (--etcd-ca, --etcd-cert) are given but an endpoint is http://: use https:// endpoints`);
+  if (secure > 0 && secure < list.length) throw new ValidationError('etcd endpoints mix http:// and https://: use one scheme for all');
   return list;
 }
 
-/** The endpoints each client made by createEtcd was given: sessions keep their leases alive on each in turn. */
-const endpointsOfClient = new WeakMap<Etcd3, string[]>();
+/** How each client made by createEtcd was made: sessions open one client per endpoint with the same security. */
+const madeWith = new WeakMap<Etcd3, { hosts: string[]; security?: EtcdSecurity }>();
 
 export function endpointsOf(etcd: Etcd3): string[] | undefined {
-  return endpointsOfClient.get(etcd);
+  return madeWith.get(etcd)?.hosts;
+}
+
+export function securityOf(etcd: Etcd3): EtcdSecurity | undefined {
+  return madeWith.get(etcd)?.security;
+}
+
+/** The etcd3 options for the security settings: one place builds them. */
+function securityOptions(security: EtcdSecurity | undefined, callTimeoutMs: number): Pick<IOptions, 'credentials' | 'auth'> {
+  const out: Pick<IOptions, 'credentials' | 'auth'> = {};
+  if (security?.tls) {
+    // grpc-js takes a null root certificate as "the system's roots" (etcd3's type wants a Buffer).
+    out.credentials = { rootCertificate: security.tls.ca ?? (null as unknown as Buffer), certChain: security.tls.cert, privateKey: security.tls.key };
+  }
+  if (security?.auth) {
+    // The token exchange gets a deadline too: a hung member must not stall every call behind it.
+    out.auth = { username: security.auth.user, password: security.auth.password, callOptions: () => ({ deadline: Date.now() + callTimeoutMs }) };
+  }
+  return out;
+}
+
+/**
+ * grpc-js sets the TLS server name to the endpoint's host, and Node warns (DEP0123, on stderr)
+ * when that is an IP address, as etcd endpoints usually are. The certificate is still checked
+ * against the IP (its subjectAltName); the warning is about SNI, which etcd does not use, and
+ * would break cfgctl's one-line output. Only that warning is dropped.
+ */
+let ipServernameWarningDropped = false;
+function dropIpServernameWarning(): void {
+  if (ipServernameWarningDropped) return;
+  ipServernameWarningDropped = true;
+  const emit = process.emitWarning.bind(process) as (...args: unknown[]) => void;
+  process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+    const code = typeof rest[0] === 'object' && rest[0] !== null ? (rest[0] as { code?: string }).code : rest[1];
+    if (code === 'DEP0123') return;
+    emit(warning, ...rest);
+  }) as typeof process.emitWarning;
 }
 
 /**
@@ -52,9 +109,11 @@ export const GRPC_KEEPALIVE = {
 
 export function createEtcd(options: EtcdOptions): Etcd3 {
   const callTimeoutMs = options.callTimeoutMs ?? 3000;
-  const hosts = parseEndpoints(options.endpoints);
+  const hosts = parseEndpoints(options.endpoints, options.security?.tls !== undefined);
+  if (hosts.some((h) => h.startsWith('https://') && isIP(h.replace(/^https:\/\/\[?/, '').replace(/\]?:\d+$/, '')) !== 0)) dropIpServernameWarning();
   const etcd = new Etcd3({
     hosts,
+    ...securityOptions(options.security, callTimeoutMs),
     grpcOptions: { ...GRPC_KEEPALIVE },
     dialTimeout: callTimeoutMs,
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + callTimeoutMs }),
@@ -66,9 +125,59 @@ export function createEtcd(options: EtcdOptions): Etcd3 {
       watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 2000 }) as unknown as IBackoff<unknown>,
     },
   });
-  endpointsOfClient.set(etcd, hosts);
+  madeWith.set(etcd, { hosts, security: options.security });
   requireLeader(etcd);
+  if (options.security?.auth) renewTokenOnRefusal(etcd);
   return etcd;
+}
+
+/**
+ * etcd's auth tokens expire (a simple token after --auth-token-ttl without use, 5 min by default;
+ * a JWT at a fixed time). etcd3 fetches a new one when a unary call is refused with "invalid auth
+ * token", but not when a stream is: a watch stream is authenticated once, when it opens, and every
+ * watch created on it later is refused while it stays open — a proxy's route watch stayed down
+ * for as long as that. So when a stream or a watch is refused that way, the cached token is
+ * dropped, and a watch stream that refused a watch is reopened the way etcd3 reopens it after an
+ * error (its watches are created again on the new stream, with a new token).
+ *
+ * Private etcd3 1.1.2 hooks, as in requireLeader: the pool's `markFailed` (every stream error),
+ * the watch manager's `handleCancelResponse` (a watch refused on an open stream) and its
+ * `handleError` (its reconnection). Without them we do without, as etcd3 alone does.
+ */
+interface PrivateEtcd {
+  pool?: {
+    markFailed?: (resource: unknown, error: unknown) => void;
+    authenticator?: { invalidateMetadata?: () => void };
+  };
+  watchManager?: {
+    state?: number;
+    handleCancelResponse?: (watcher: unknown, res: { cancel_reason?: string }) => void;
+    handleError?: (err: Error) => void;
+  };
+}
+
+/** etcd3's WatchManager state "Connected" (its const enum State). */
+const WATCH_CONNECTED = 2;
+
+function renewTokenOnRefusal(etcd: Etcd3): boolean {
+  const { pool, watchManager } = etcd as unknown as PrivateEtcd;
+  const markFailed = pool?.markFailed;
+  const onCancel = watchManager?.handleCancelResponse;
+  const auth = pool?.authenticator;
+  if (!pool || !watchManager || typeof markFailed !== 'function' || typeof onCancel !== 'function' || typeof watchManager.handleError !== 'function' || typeof auth?.invalidateMetadata !== 'function') return false;
+  const refused = (reason: string | undefined) => /invalid auth token/.test(reason ?? '');
+  pool.markFailed = (resource, error) => {
+    if (refused(errorMessage(error))) auth.invalidateMetadata!();
+    markFailed.call(pool, resource, error);
+  };
+  watchManager.handleCancelResponse = (watcher, res) => {
+    onCancel.call(watchManager, watcher, res);
+    if (!refused(res.cancel_reason)) return;
+    auth.invalidateMetadata!();
+    // Once per stream: the next refusal on it finds the manager reconnecting already.
+    if (watchManager.state === WATCH_CONNECTED) watchManager.handleError!(new Error('etcd auth token expired: reopening the watch stream with a new one'));
+  };
+  return true;
 }
 
 /**
@@ -94,13 +203,12 @@ export function requireLeader(etcd: Etcd3): boolean {
   return true;
 }
 
-/** Runs an etcd call, converting driver errors (unreachable, deadline, …) into EtcdUnavailableError. */
+/** Runs an etcd call, converting driver errors (unreachable, deadline, refused, …) into our typed errors. */
 export async function etcdCall<T>(what: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    if (err instanceof CfgError) throw err;
-    throw new EtcdUnavailableError(`etcd request failed (${what}): ${plainEtcdReason(err)}`, { cause: err });
+    throw etcdErrorOf(what, err);
   }
 }
 
@@ -120,6 +228,31 @@ export function plainEtcdReason(err: unknown): string {
   if (/no leader/i.test(text)) return 'the etcd member has no leader (a minority side, or a cluster that lost quorum)';
   if (/UNAVAILABLE/.test(text)) return 'no etcd member could be reached';
   return text.replace(/^\d+ [A-Z_]+: /, '').split(/\.\s/)[0]!.trim();
+}
+
+/**
+ * The one conversion of an etcd driver error: credentials that etcd refuses (a wrong password, no
+ * permission on our prefix, a TLS handshake that failed) are EtcdAccessError, in one line that
+ * names the setting to fix and no gRPC internals; anything else is EtcdUnavailableError.
+ */
+export function etcdErrorOf(what: string, err: unknown): CfgError {
+  if (err instanceof CfgError) return err;
+  if (err instanceof EtcdAuthenticationFailedError) {
+    return new EtcdAccessError(`etcd refused the user name or password (${what}): check --etcd-user and the password (--etcd-password-file or $CFGSERVER_ETCD_PASSWORD)`, { cause: err });
+  }
+  if (err instanceof EtcdPermissionDeniedError) {
+    return new EtcdAccessError(`etcd permission denied (${what}): the etcd user needs a role with readwrite on cfgserver's prefix (docs/security.md)`, { cause: err });
+  }
+  // etcd with authentication on, asked without a user (nor a client certificate to name one).
+  if (err instanceof GRPCUnauthenticatedError || /etcdserver: user name is empty/.test(errorMessage(err))) {
+    return new EtcdAccessError(`etcd requires authentication (${what}): ${grpcReason(err)}; give --etcd-user with a password, or a client certificate`, { cause: err });
+  }
+  if (err instanceof GRPCUnavailableError) {
+    const reason = grpcReason(err);
+    if (isTlsFailure(reason)) return new EtcdAccessError(`TLS with etcd failed (${what}): ${explainTlsFailure(reason)}`, { cause: err });
+    return new EtcdUnavailableError(`etcd request failed (${what}): ${reason}`, { cause: err });
+  }
+  return new EtcdUnavailableError(`etcd request failed (${what}): ${errorMessage(err)}`, { cause: err });
 }
 
 /** Decodes one JSON value from etcd with a schema; anything else is a MalformedValueError. */

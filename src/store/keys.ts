@@ -15,6 +15,11 @@ export class Keys {
     return `${this.prefix}/election/leader`;
   }
 
+  /** Never written: the key a process's start-up access check reads, and would write (etcd-access.ts). */
+  accessCheck(): string {
+    return `${this.prefix}/access-check`;
+  }
+
   controllers(): string {
     return `${this.prefix}/controllers/`;
   }

@@ -215,7 +215,7 @@ describe('desired Redis configuration', () => {
     })();
     const warned = await run('--json', '--sample-ms', '500').finally(() => (writing = false));
     await writer;
-    expect(warned.code).toBe(11);
+    expect(warned.code).toBe(12);
     const report = JSON.parse(warned.stdout) as { warnings: { code: string; instance: string; message: string }[]; rates: { bytesPerSecond: number }[]; backlogs: { instance: string; seconds: number }[] };
     expect(report.warnings.map((w) => `${w.instance} ${w.code}`).sort()).toEqual(
       // The slave's default 1 MB backlog is too small for this writer as well (it serves the other slaves once promoted).

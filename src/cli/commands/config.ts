@@ -12,7 +12,7 @@ import { printJson, show, withAdmin, type GlobalArgs } from '../run.js';
 import { configCheckText, configDiffTable, configText } from '../tables.js';
 
 /** `config check` found something to warn about (the command itself worked). */
-export const CHECK_WARNINGS_EXIT = 11;
+export const CHECK_WARNINGS_EXIT = 12;
 
 const by = () => `cfgctl@${process.env['USER'] ?? 'unknown'}`;
 

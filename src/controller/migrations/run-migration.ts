@@ -45,7 +45,7 @@ import type { MigrationStore, StoredMigration } from '../../store/migration-stor
 import type { ProxyRegistry } from '../../store/proxy-registry.js';
 import type { ControllerRegistry } from '../../store/controller-registry.js';
 import { describeBarrier, waitForProxies } from '../barrier.js';
-import { describeGuarded, waitForGuardedProxies } from '../guarded-proxies.js';
+import { describeGuarded, waitForGuardedProxies, type ControllerApiClient } from '../guarded-proxies.js';
 import type { ControllerMetrics } from '../metrics.js';
 import { Pacer } from '../../util/pacer.js';
 
@@ -55,8 +55,9 @@ export interface MigrationDeps {
   migrations: MigrationStore;
   history: HistoryStore;
   proxies: ProxyRegistry;
-  /** The controllers, asked for the proxies that follow the route through their API. */
+  /** The controllers, asked for the proxies that follow the route through their API (with this token and CA). */
   registry: Pick<ControllerRegistry, 'list'>;
+  controllerApi(): ControllerApiClient | undefined;
   election: LeaderLock;
   mover: KeyMover;
   bigKeys: BigKeyMover;
@@ -200,7 +201,7 @@ export class MigrationRun {
         // Proxies cut off from etcd are not in the registry, yet may forward on a route a
         // controller confirmed: each must have drained the epoch too. Only when some controller
         // cannot tell does the leader fall back to a grace long enough for their guards to ask.
-        const guarded = await waitForGuardedProxies(this.deps.registry, this.migration.cluster, route.epoch, { timeoutMs });
+        const guarded = await waitForGuardedProxies(this.deps.registry, this.migration.cluster, route.epoch, { timeoutMs, api: this.deps.controllerApi() });
         why = `${why}; ${describeGuarded(guarded, route.epoch, this.deps.cutoffGraceMs)}`;
         if (guarded.kind !== 'behind') {
           if (guarded.kind === 'unknown') await sleep(this.deps.cutoffGraceMs);

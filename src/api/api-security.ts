@@ -1,0 +1,46 @@
+/**
+ * The HTTP API's protection: a bearer token (required on every mutating request when set, on
+ * reads too with `authReads`) and optional TLS. Loaded once at start-up; a bad file is a clear
+ * error that names the option, never the secret.
+ */
+import { ValidationError } from '../model/errors.js';
+import { readCertificateAndKey, readSecretFile } from '../util/setting-file.js';
+
+export const API_TOKEN_ENV = 'CFGSERVER_API_TOKEN';
+/** Shorter tokens are refused: a token is a password that scripts keep, so it can be long. */
+export const MIN_TOKEN_LENGTH = 16;
+
+export interface ApiSecuritySettings {
+  /** File holding the token; else $CFGSERVER_API_TOKEN; else no token (the API is open, as before). */
+  tokenFile?: string;
+  /** Reads need the token too. */
+  authReads?: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
+}
+
+export interface ApiSecurity {
+  token: string | null;
+  authReads: boolean;
+  tls?: { cert: Buffer; key: Buffer };
+}
+
+/** The token from `tokenFile` or the environment, checked; null when neither gives one. */
+export function loadApiToken(tokenFile: string | undefined, env: NodeJS.ProcessEnv = process.env, option = '--api-token-file'): string | null {
+  const token = tokenFile !== undefined ? readSecretFile(option, tokenFile) : env[API_TOKEN_ENV] || null;
+  if (token === null) return null;
+  const from = tokenFile !== undefined ? `${option} ${tokenFile}` : `$${API_TOKEN_ENV}`;
+  if (token.length < MIN_TOKEN_LENGTH) throw new ValidationError(`the API token (${from}) must be at least ${MIN_TOKEN_LENGTH} characters`);
+  if (/\s/.test(token)) throw new ValidationError(`the API token (${from}) must not contain spaces`);
+  return token;
+}
+
+export function loadApiSecurity(settings: ApiSecuritySettings, env: NodeJS.ProcessEnv = process.env): ApiSecurity {
+  const token = loadApiToken(settings.tokenFile, env);
+  const authReads = settings.authReads ?? false;
+  if (authReads && token === null) throw new ValidationError(`--api-auth-reads needs a token: --api-token-file FILE or $${API_TOKEN_ENV}`);
+  if ((settings.tlsCert === undefined) !== (settings.tlsKey === undefined)) throw new ValidationError('--api-tls-cert and --api-tls-key go together');
+  const security: ApiSecurity = { token, authReads };
+  if (settings.tlsCert !== undefined && settings.tlsKey !== undefined) security.tls = readCertificateAndKey('--api-tls-cert', settings.tlsCert, '--api-tls-key', settings.tlsKey);
+  return security;
+}
