@@ -216,6 +216,10 @@ export class Session extends EventEmitter<SessionEvents> {
     } finally {
       clearTimeout(timer);
       try {
+        // Half-close first: etcd3 treats an error on a stream that is still writable (our own
+        // CANCELLED included) as a failed host and closes the whole connection — every watch of
+        // this client with it. Ended first, the cancel is only ours.
+        stream?.end();
         stream?.cancel();
       } catch {
         // already ended

@@ -86,7 +86,11 @@ export class RouteGuard {
     // Confirmed by the lease only until the lease's own deadline: etcd drops the proxy's
     // registration then, and a barrier stops waiting for it.
     const leaseMs = this.o.leaseRemainingMs();
-    if (leaseMs > 0) return this.confirm('lease', leaseMs);
+    if (leaseMs > 0) this.confirm('lease', leaseMs);
+    // Comfortably alive: nothing more to do. About to lapse (a renewal is late): ask the
+    // controllers now, so that a proxy that reaches one has its route confirmed past the lease's
+    // deadline instead of stopping there until its next look.
+    if (leaseMs > 2 * this.o.checkMs) return;
     if (this.asking) return;
     this.asking = true;
     try {
@@ -111,7 +115,8 @@ export class RouteGuard {
   }
 
   private confirm(by: string, forMs = this.o.ttlMs): void {
-    this.confirmedUntil = Date.now() + forMs;
+    // Each confirmation is a bound of its own (the lease's deadline, a controller's answer + TTL): the later one holds.
+    this.confirmedUntil = Math.max(this.confirmedUntil, Date.now() + forMs);
     if (this.refused) {
       this.refused = false;
       this.o.log.warn('route confirmed again: forwarding', { by, epoch: this.o.epoch() });

@@ -8,6 +8,8 @@ import { afterAll } from 'vitest';
 
 export class Relay {
   private hung = false;
+  /** Connections accepted so far (a client that reconnects shows up here). */
+  accepted = 0;
   private readonly pairs = new Set<[Socket, Socket]>();
 
   private constructor(
@@ -19,6 +21,7 @@ export class Relay {
     const i = target.lastIndexOf(':');
     let relay!: Relay;
     const server = createServer((client) => {
+      relay.accepted++;
       const upstream = connect(Number(target.slice(i + 1)), target.slice(0, i));
       const pair: [Socket, Socket] = [client, upstream];
       relay.pairs.add(pair);

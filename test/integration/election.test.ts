@@ -9,8 +9,10 @@ import { HistoryStore } from '../../src/store/history-store.js';
 import { Keys } from '../../src/store/keys.js';
 import { waitFor } from '../../src/playground/processes.js';
 import { log, randomPrefix, useWorld } from '../helpers/servers.js';
+import { useRelays } from '../helpers/relay.js';
 
 const world = useWorld();
+const relay = useRelays();
 
 describe('leader election and fencing on a real etcd', () => {
   it('elects exactly one leader; resigning hands over at once', async () => {
@@ -73,6 +75,29 @@ describe('leader election and fencing on a real etcd', () => {
       expect((await store.get('fenced')).route.shards).toEqual([]);
     } finally {
       for (const c of [a, b]) await c.close();
+    }
+  });
+
+  it("a session's keep-alives leave the client's connection (and its watches) alone", async () => {
+    // Each keep-alive opens a stream and cancels it. etcd3 used to take that cancel for a failed
+    // host and close the client's connection every time, so every watch on it dropped and
+    // reconnected every few seconds (a proxy's route watch among them).
+    const link = await relay(world.etcd.endpoint.replace('http://', ''));
+    const etcd = createEtcd({ endpoints: `http://${link.address}` });
+    const session = await Session.open(etcd, 2, log); // keep-alives every third of a second
+    const watch = await etcd.watch().key(`${randomPrefix()}/x`).create();
+    let drops = 0;
+    watch.on('disconnected', () => drops++);
+    try {
+      const before = link.accepted;
+      await new Promise((r) => setTimeout(r, 3000));
+      expect(session.isAlive()).toBe(true);
+      expect(link.accepted - before, 'new connections to etcd while keep-alives ran').toBe(0);
+      expect(drops).toBe(0);
+    } finally {
+      await watch.cancel();
+      await session.close();
+      etcd.close();
     }
   });
 

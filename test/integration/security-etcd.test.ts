@@ -169,7 +169,7 @@ describe('etcd with TLS, client certificates and authentication', () => {
       { name: 'a key that is not the certificate\'s', args: ['--etcd-ca', sec.ca.ca, '--etcd-cert', sec.clientCert.cert, '--etcd-key', sec.intruderCert.key], code: 2, says: /is not the key of the certificate/ },
       { name: 'a user without a password', args: [...tls, '--etcd-user', 'cfgserver'], code: 2, says: /needs a password: --etcd-password-file FILE or \$CFGSERVER_ETCD_PASSWORD/ },
       // Not a credentials problem: said as etcd being unreachable (exit 6), not as a TLS refusal.
-      { name: 'nothing listening', args: [...tls, '--etcd-user', 'cfgserver', '--etcd-password-file', sec.passwordFile.cfgserver], etcd: `https://127.0.0.1:${await freePort()}`, code: 6, says: /^cfgctl: etcd request failed \([a-z ]+\): no connection established$/m },
+      { name: 'nothing listening', args: [...tls, '--etcd-user', 'cfgserver', '--etcd-password-file', sec.passwordFile.cfgserver], etcd: `https://127.0.0.1:${await freePort()}`, code: 6, says: /^cfgctl: cannot reach etcd at https:\/\/127\.0\.0\.1:\d+: no etcd member could be reached/m },
       { name: 'TLS settings with an http:// endpoint', args: tls, etcd: sec.endpoint.replace('https:', 'http:'), code: 2, says: /use https:\/\/ endpoints/ },
     ];
     for (const c of cases) {

@@ -42,6 +42,7 @@ const DEFAULTS = {
   repairBackoffMs: 5000,
   configCheckMs: 5000,
   logLevel: 'info',
+  apiAuthReads: false,
 };
 
 describe('loadControllerConfig', () => {
