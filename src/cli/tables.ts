@@ -133,8 +133,8 @@ export function tasksTable(tasks: Task[]): string {
 export function proxiesTable(proxies: ProxyInfo[], routeEpoch: number): string {
   if (proxies.length === 0) return 'no live proxies';
   return table(
-    ['PROXY', 'ADDRESS', 'EPOCH', 'CURRENT', 'METRICS', 'PID', 'STARTED'],
-    proxies.map((p) => [p.id, p.address, p.epoch ?? '-', p.epoch === routeEpoch ? 'yes' : 'NO', p.metrics ?? '-', p.pid, p.startedAt]),
+    ['PROXY', 'KIND', 'ADDRESS', 'EPOCH', 'CURRENT', 'METRICS', 'PID', 'STARTED'],
+    proxies.map((p) => [p.id, p.kind, p.address, p.epoch ?? '-', p.epoch === routeEpoch ? 'yes' : 'NO', p.metrics ?? '-', p.pid, p.startedAt]),
   );
 }
 
