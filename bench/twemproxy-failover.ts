@@ -1,0 +1,257 @@
+/**
+ * The write outage after kill -9 of a master, seen by a client of nutcracker (twemproxy, kept on
+ * the route by `cfgserver twemproxy-agent`) and by a client of cfgserver's own proxy, in the same
+ * run, on the same failover (docs/twemproxy.md, docs/benchmarks.md).
+ *
+ *   npm run build && node --import tsx bench/twemproxy-failover.ts [--runs N] [--down-after MS] [--keep]
+ *
+ * One cluster of two shards (s0: a master and two slaves, s1: a master), proxy kind twemproxy, two
+ * controller replicas, one `cfgserver proxy` and one agent with nutcracker as its child (-v 3).
+ * Each run: both writers succeed for a second, kill -9 the master of s0, then measure for each
+ * client the time from the kill to its first successful write of an s0 key (the write outage), and
+ * the agent's nutcracker restart (from its history entry); then restart the killed instance on its
+ * port, wait until it replicates from the new master, and go on. Progress on stderr, the table on
+ * stdout; every process stopped and the folder removed at the end (--keep keeps it, with the logs).
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
+import { parseReplicationInfo } from '../src/redis/info.js';
+import { AdminService } from '../src/service/admin-service.js';
+import { createEtcd } from '../src/store/etcd.js';
+import { Keys } from '../src/store/keys.js';
+import { ManagedProcess, cfgserverEntry, freePort, spawnController, spawnProxy, startEtcd, startRedis, waitFor, type RedisServer } from '../src/playground/processes.js';
+import { NUTCRACKER_IOREDIS_OPTIONS } from '../src/twemproxy/nutcracker.js';
+import { median } from './common.js';
+
+const CLUSTER = 'twbench';
+/** A client with a tight latency budget: a dead master costs it little. */
+const COMMAND_TIMEOUT_MS = 200;
+const WRITE_PAUSE_MS = 1;
+const RETRY_PAUSE_MS = 2;
+const CLEAN_WRITES_MS = 1000;
+
+const log = (line: string) => process.stderr.write(`${line}\n`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Writes s0 keys continuously through one front; remembers when each write succeeded or failed. */
+class Writer {
+  private stopped = false;
+  /** Counts as a failure at start: "clean for a second" means a second of writes. */
+  private lastFailure = Date.now();
+  private successes: number[] = [];
+  private failures: number[] = [];
+  private readonly done: Promise<void>;
+
+  constructor(
+    readonly name: string,
+    private readonly client: Redis,
+    private readonly keys: string[],
+  ) {
+    this.done = this.loop();
+  }
+
+  private async loop(): Promise<void> {
+    for (let i = 0; !this.stopped; i++) {
+      try {
+        await this.client.set(this.keys[i % this.keys.length]!, String(i));
+        this.successes.push(Date.now());
+        if (this.successes.length > 100_000) this.successes = this.successes.slice(-10_000);
+        await sleep(WRITE_PAUSE_MS);
+      } catch {
+        this.lastFailure = Date.now();
+        this.failures.push(this.lastFailure);
+        if (this.failures.length > 100_000) this.failures = this.failures.slice(-10_000);
+        await sleep(RETRY_PAUSE_MS);
+      }
+    }
+  }
+
+  /** Whether every write of the last `ms` succeeded (and some did). */
+  clean(ms: number): boolean {
+    const now = Date.now();
+    return now - this.lastFailure > ms && this.successes.some((t) => t > now - 50);
+  }
+
+  /**
+   * The end of the outage that began at `at`: the first success after the first failure after
+   * `at` (a write the dying master acknowledged just before it went is not the end of anything);
+   * `at` itself if no write failed, and null while writes still fail.
+   */
+  outageEnd(at: number): number | null {
+    const failed = this.failures.find((t) => t >= at);
+    if (failed === undefined) return this.successes.some((t) => t > at + 100) ? at : null;
+    return this.successes.find((t) => t > failed) ?? null;
+  }
+
+  /** The longest time without a successful write between `from` and `to` (ms). */
+  longestGap(from: number, to: number): number {
+    let last = from;
+    let gap = 0;
+    for (const t of this.successes) {
+      if (t <= from) continue;
+      if (t > to) break;
+      gap = Math.max(gap, t - last);
+      last = t;
+    }
+    return Math.max(gap, to - last);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.done;
+  }
+}
+
+function clientAt(address: string, extra: Record<string, unknown> = {}): Redis {
+  const i = address.lastIndexOf(':');
+  const c = new Redis({ host: address.slice(0, i), port: Number(address.slice(i + 1)), enableOfflineQueue: false, commandTimeout: COMMAND_TIMEOUT_MS, connectTimeout: COMMAND_TIMEOUT_MS, maxRetriesPerRequest: 0, retryStrategy: () => 2, ...extra });
+  c.on('error', () => undefined);
+  return c;
+}
+
+/** Keys that the front puts on `master`: write candidates through it, keep those found there. */
+async function keysOn(front: Redis, master: Redis, prefix: string): Promise<string[]> {
+  const candidates = Array.from({ length: 400 }, (_, i) => `${prefix}:${i}`);
+  await waitFor(`${prefix} front answers`, async () => (await front.ping().catch(() => null)) === 'PONG', 30_000);
+  for (const k of candidates) await front.set(k, '0');
+  const found = new Set(await master.keys(`${prefix}:*`));
+  return candidates.filter((k) => found.has(k));
+}
+
+interface RunResult {
+  routeMs: number;
+  proxyMs: number;
+  nutcrackerMs: number;
+  restartMs: number | null;
+  /** The longest pause of writes to the shard that did not fail (s1), through each front. */
+  proxyOtherMs: number;
+  nutcrackerOtherMs: number;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' }, 'down-after': { type: 'string', default: '1000' }, keep: { type: 'boolean', default: false } } });
+  const runs = Number(values.runs);
+  const downAfterMs = Number(values['down-after']);
+  const dir = mkdtempSync(join(tmpdir(), 'cfgserver-bench-twemproxy-'));
+  const stops: (() => Promise<unknown>)[] = [];
+  const clients: Redis[] = [];
+  const stopAll = async () => {
+    clients.forEach((c) => c.disconnect());
+    for (const stop of stops.reverse()) await stop().catch((err) => log(`cleanup: ${String(err)}`));
+    if (!values.keep) rmSync(dir, { recursive: true, force: true });
+    else log(`kept ${dir}`);
+  };
+  process.once('SIGINT', () => void stopAll().then(() => process.exit(130)));
+  try {
+    const etcd = await startEtcd(dir);
+    stops.push(etcd.stop);
+    const servers = new Map<string, RedisServer>();
+    const startServer = async (port?: number) => {
+      const r = await startRedis(dir, port);
+      servers.set(r.address, r);
+      stops.push(() => r.process.kill9());
+      return r;
+    };
+    const s0 = [await startServer(), await startServer(), await startServer()];
+    const s1 = await startServer();
+    const etcdClient = createEtcd({ endpoints: etcd.endpoint });
+    stops.push(async () => etcdClient.close());
+    const admin = new AdminService(etcdClient, new Keys());
+    await admin.createCluster({
+      name: CLUSTER,
+      file: { proxy: 'twemproxy', probe: { intervalMs: 200, timeoutMs: 200, downAfterMs }, shards: [{ master: s0[0]!.address, slaves: [s0[1]!.address, s0[2]!.address] }, { master: s1.address }] },
+    });
+    for (const id of ['c1', 'c2']) {
+      const p = spawnController({ id, etcd: etcd.endpoint, leaseTtlSeconds: 2, logFile: join(dir, `controller-${id}.log`) });
+      stops.push(() => p.stop());
+    }
+    const proxyAddress = `127.0.0.1:${await freePort()}`;
+    const proxy = spawnProxy({ id: 'px', cluster: CLUSTER, listen: proxyAddress, etcd: etcd.endpoint, logFile: join(dir, 'proxy.log') });
+    stops.push(() => proxy.stop());
+    const nutcrackerAddress = `127.0.0.1:${await freePort()}`;
+    const configFile = join(dir, 'nutcracker.yml');
+    writeFileSync(configFile, `${CLUSTER}:\n  listen: ${nutcrackerAddress}\n  hash: murmur\n  timeout: ${COMMAND_TIMEOUT_MS}\n  server_retry_timeout: 100\n  server_failure_limit: 1\n  servers:\n   - 127.0.0.1:1:1 placeholder\n`);
+    const nutcrackerCmd = `nutcracker -a 127.0.0.1 -s ${await freePort()} -v 3 -o ${join(dir, 'nutcracker.log')}`;
+    const agent = new ManagedProcess('agent', process.execPath, [cfgserverEntry(), 'twemproxy-agent', '--cluster', CLUSTER, '--etcd', etcd.endpoint, '--id', 'agent', '--nutcracker-config', configFile, '--nutcracker-cmd', nutcrackerCmd], join(dir, 'agent.log'));
+    stops.push(() => agent.stop());
+    await waitFor('the proxy and the agent registered', async () => (await admin.listProxies(CLUSTER)).proxies.length === 2, 30_000);
+
+    const viaProxy = clientAt(proxyAddress);
+    const viaNutcracker = clientAt(nutcrackerAddress, NUTCRACKER_IOREDIS_OPTIONS);
+    // Separate connections for the s1 writers: each writer waits on its own replies.
+    const viaProxyOther = clientAt(proxyAddress);
+    const viaNutcrackerOther = clientAt(nutcrackerAddress, NUTCRACKER_IOREDIS_OPTIONS);
+    clients.push(viaProxy, viaNutcracker, viaProxyOther, viaNutcrackerOther);
+    const results: RunResult[] = [];
+    for (let run = 1; run <= runs; run++) {
+      const route = await admin.route(CLUSTER);
+      const master = route.shards[0]!.master;
+      const direct = clientAt(master);
+      const other = clientAt(route.shards[1]!.master);
+      clients.push(direct, other);
+      const writers = [new Writer('proxy', viaProxy, await keysOn(viaProxy, direct, `p${run}`)), new Writer('nutcracker', viaNutcracker, await keysOn(viaNutcracker, direct, `n${run}`))];
+      // s1 keys too: its master does not fail, but a nutcracker restart drops every client connection.
+      const others = [new Writer('proxy s1', viaProxyOther, await keysOn(viaProxy, other, `po${run}`)), new Writer('nutcracker s1', viaNutcrackerOther, await keysOn(viaNutcracker, other, `no${run}`))];
+      writers.push(...others);
+      await waitFor('both writers clean for a second', async () => writers.every((w) => w.clean(CLEAN_WRITES_MS)), 60_000, 20);
+      await waitFor('every front on the route', async () => (await admin.listProxies(CLUSTER)).proxies.every((p) => p.epoch === route.epoch), 30_000);
+      const killed = servers.get(master)!;
+      await killed.process.kill9();
+      // From the moment the process is gone: writes acknowledged before are not part of the outage.
+      const killedAt = Date.now();
+      const after = await waitFor('the new route', async () => {
+        const r = await admin.route(CLUSTER);
+        return r.shards[0]!.master !== master ? r : null;
+      }, 30_000, 5);
+      const routeMs = Date.parse(after.updatedAt) - killedAt;
+      const outages = await waitFor('writes through both fronts', async () => {
+        const [p, n] = writers.map((w) => w.outageEnd(killedAt));
+        return p !== null && p !== undefined && n !== null && n !== undefined ? { proxyMs: p - killedAt, nutcrackerMs: n - killedAt } : null;
+      }, 30_000, 10);
+      // A little past the agent's restart, so that the s1 writers' pauses are whole.
+      await sleep(500);
+      const endAt = Date.now();
+      await Promise.all(writers.map((w) => w.stop()));
+      const [proxyOtherMs, nutcrackerOtherMs] = others.map((w) => w.longestGap(killedAt, endAt));
+      // The agent records its restart after it registers the epoch: it may land a moment later.
+      const restart = await waitFor('the agent\'s restart in history', async () => (await admin.listHistory(CLUSTER, 50)).entries.find((e) => e.action === 'twemproxy:restart' && e.reason.startsWith(`route epoch ${after.epoch}:`)), 10_000, 50).catch(() => null);
+      const result = { routeMs, ...outages, restartMs: restart?.durationMs ?? null, proxyOtherMs: proxyOtherMs!, nutcrackerOtherMs: nutcrackerOtherMs! };
+      results.push(result);
+      log(`run ${run}: route ${routeMs} ms, s0 outage via proxy ${result.proxyMs} ms, via nutcracker ${result.nutcrackerMs} ms (restart ${result.restartMs} ms); s1 longest pause via proxy ${proxyOtherMs} ms, via nutcracker ${nutcrackerOtherMs} ms`);
+      direct.disconnect();
+      other.disconnect();
+      // The killed instance comes back empty on its port; the leader makes it a slave of the new master.
+      await startServer(killed.port);
+      const back = clientAt(killed.address);
+      clients.push(back);
+      await waitFor(`${killed.address} to replicate from the new master`, async () => {
+        const info = parseReplicationInfo(String(await back.call('INFO', 'replication')));
+        return info.masterAddress === after.shards[0]!.master && info.linkUp;
+      }, 60_000, 50);
+      back.disconnect();
+    }
+    const column = (pick: (r: RunResult) => number | null) => {
+      const v = results.map(pick).filter((x): x is number => x !== null);
+      return v.length ? `${median(v)} (${Math.min(...v)}–${Math.max(...v)})` : '-';
+    };
+    process.stdout.write(
+      [
+        `twemproxy-failover: ${runs} kills of s0's master, down window ${downAfterMs} ms; median (min–max), ms`,
+        `| kill -> route published | s0 write outage, cfgserver proxy | s0 write outage, nutcracker | nutcracker restart by the agent | s1 longest write pause, cfgserver proxy | s1 longest write pause, nutcracker |`,
+        `| --- | --- | --- | --- | --- | --- |`,
+        `| ${column((r) => r.routeMs)} | ${column((r) => r.proxyMs)} | ${column((r) => r.nutcrackerMs)} | ${column((r) => r.restartMs)} | ${column((r) => r.proxyOtherMs)} | ${column((r) => r.nutcrackerOtherMs)} |`,
+        '',
+      ].join('\n'),
+    );
+  } finally {
+    await stopAll();
+  }
+}
+
+main().catch((err) => {
+  log(`twemproxy-failover: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  process.exit(1);
+});
