@@ -162,7 +162,8 @@ async function main(): Promise<void> {
     const admin = new AdminService(etcdClient, new Keys());
     await admin.createCluster({
       name: CLUSTER,
-      file: { proxy: 'twemproxy', probe: { intervalMs: 200, timeoutMs: 200, downAfterMs }, shards: [{ master: s0[0]!.address, slaves: [s0[1]!.address, s0[2]!.address] }, { master: s1.address }] },
+      // maxPerWindow: the default budget (3 an hour) would stop the fourth kill's failover.
+      file: { proxy: 'twemproxy', probe: { intervalMs: 200, timeoutMs: 200, downAfterMs }, failover: { maxPerWindow: 1000 }, shards: [{ master: s0[0]!.address, slaves: [s0[1]!.address, s0[2]!.address] }, { master: s1.address }] },
     });
     for (const id of ['c1', 'c2']) {
       const p = spawnController({ id, etcd: etcd.endpoint, leaseTtlSeconds: 2, logFile: join(dir, `controller-${id}.log`) });

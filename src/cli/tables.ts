@@ -46,7 +46,7 @@ export function clustersTable(clusters: ClusterSummary[]): string {
 export function clusterStatusText(status: ClusterStatus): string {
   const { spec, route } = status;
   const header = [
-    `cluster ${spec.name}: ${spec.slotCount} slots (${status.unassignedSlots} unassigned), epoch ${route.epoch}${spec.paused ? ', PAUSED' : ''}`,
+    `cluster ${spec.name}: ${spec.slotCount} slots (${status.unassignedSlots} unassigned), epoch ${route.epoch}${spec.paused ? ', PAUSED' : ''}${spec.proxy === 'twemproxy' ? ', behind twemproxy (no slot migration)' : ''}`,
     `probe every ${spec.probe.intervalMs} ms, timeout ${spec.probe.timeoutMs} ms, down after ${spec.probe.downAfterMs} ms`,
     `health as seen by ${status.healthFrom ?? 'no controller yet'}; ${
       status.liveTimeoutMs !== null
