@@ -7,7 +7,8 @@
  * again: the outage is then the manager's restart delay too (docs/twemproxy.md).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { readFile, unlink, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import type { Logger } from 'winston';
 import { splitAddress } from '../model/address.js';
@@ -66,9 +67,10 @@ export function checkConfig(binary: string, file: string): Promise<void> {
 }
 
 /**
- * Splits `--nutcracker-cmd` into argv and adds `-c FILE` and `-p FILE.pid`: the pid file lets an
- * agent that was killed (kill -9 leaves its child running, holding the port) find and stop that
- * orphan when it starts again.
+ * Splits `--nutcracker-cmd` into argv and adds `-c FILE`. The agent writes the child's pid to
+ * `FILE.pid` itself (nutcracker 0.5 writes its `-p` file only when it daemonizes): an agent that was
+ * killed (kill -9 leaves its child running, holding the port) finds and stops that orphan when it
+ * starts again.
  */
 export function nutcrackerArgv(command: string, configFile: string): { argv: string[]; pidFile: string } {
   const argv = command.trim().split(/\s+/).filter(Boolean);
@@ -78,7 +80,7 @@ export function nutcrackerArgv(command: string, configFile: string): { argv: str
     if (argv.some((a) => a === short || a.startsWith(long))) throw new ValidationError(`--nutcracker-cmd must not give ${short}: the agent sets the config and pid files and supervises nutcracker in the foreground`);
   }
   const pidFile = `${configFile}.pid`;
-  return { argv: [...argv, '-c', configFile, '-p', pidFile], pidFile };
+  return { argv: [...argv, '-c', configFile], pidFile };
 }
 
 /**
@@ -132,6 +134,7 @@ export class ChildNutcracker implements NutcrackerControl {
     this.stopping = true;
     if (this.respawnTimer) clearTimeout(this.respawnTimer);
     await this.kill();
+    await unlink(this.pidFile).catch(() => undefined);
   }
 
   private async spawn(): Promise<void> {
@@ -139,6 +142,7 @@ export class ChildNutcracker implements NutcrackerControl {
     this.respawnTimer = null;
     const child = spawn(this.argv[0]!, this.argv.slice(1), { stdio: ['ignore', 'inherit', 'inherit'] });
     this.child = child;
+    if (child.pid !== undefined) await writeFile(this.pidFile, `${child.pid}\n`).catch((err) => this.log.warn('could not write the nutcracker pid file', { pidFile: this.pidFile, error: errorMessage(err) }));
     let exited = false;
     child.once('error', (err) => this.log.error('could not start nutcracker', { command: this.argv.join(' '), error: errorMessage(err) }));
     child.once('exit', (code, signal) => {
@@ -169,9 +173,10 @@ export class ChildNutcracker implements NutcrackerControl {
 }
 
 /**
- * nutcracker run by a service manager that starts it again when it exits (systemd
- * `Restart=always`, runit, ...), with `-p PIDFILE`: a restart is SIGTERM to the pid in the file,
- * then waiting for a new pid there and the port to accept connections.
+ * nutcracker run by a service manager that starts it again when it exits and keeps its pid in a
+ * file (systemd `Type=forking`, `PIDFile=F`, `Restart=always` with `nutcracker -d -p F`: nutcracker
+ * 0.5 writes `-p` only when it daemonizes): a restart is SIGTERM to the pid in the file, then
+ * waiting for a new live pid there and the port to accept connections.
  */
 export class PidFileNutcracker implements NutcrackerControl {
   private current: number | null = null;
@@ -230,12 +235,17 @@ async function readPid(file: string): Promise<number | null> {
   return Number.isInteger(pid) && pid > 0 ? pid : null;
 }
 
+/** Whether `pid` runs: it exists and is not a zombie (an exited orphan that nobody reaped yet). */
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
   }
 }
 

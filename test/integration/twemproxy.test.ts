@@ -6,16 +6,17 @@
 import { Redis } from 'ioredis';
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log.js';
 import { ValidationError } from '../../src/model/errors.js';
 import { newRoute } from '../../src/model/route.js';
 import type { Route } from '../../src/model/schemas.js';
-import { freePort, waitFor } from '../../src/playground/processes.js';
+import { ManagedProcess, freePort, waitFor } from '../../src/playground/processes.js';
 import { TwemproxyAgent, type AppliedChange } from '../../src/twemproxy/agent.js';
-import { NUTCRACKER_IOREDIS_OPTIONS } from '../../src/twemproxy/nutcracker.js';
-import { parseTemplate, renderNutcracker } from '../../src/twemproxy/render.js';
+import { NUTCRACKER_IOREDIS_OPTIONS, nutcrackerArgv } from '../../src/twemproxy/nutcracker.js';
+import { parseTemplate, renderNutcracker, templateWarnings } from '../../src/twemproxy/render.js';
 import { makeCluster, streaming } from '../helpers/cluster.js';
 import { useRedisClients } from '../helpers/redis.js';
 import { cfgctl, useWorld } from '../helpers/servers.js';
@@ -100,25 +101,53 @@ beta:
     expect(() => parseTemplate('p:\n  listen: {a: 1}\n', 't')).toThrow(/not a plain value/);
     expect(() => parseTemplate('p: [\n', 't')).toThrow(/not valid YAML/);
   });
+
+  it('warns about nutcracker\'s default hash, which spreads keys unevenly on a ketama ring', () => {
+    expect(templateWarnings(parseTemplate('p:\n  listen: 127.0.0.1:1\n', 't'), 'p')).toEqual([expect.stringMatching(/fnv1a_64/)]);
+    expect(templateWarnings(parseTemplate('p:\n  listen: 127.0.0.1:1\n  hash: murmur\n', 't'), 'p')).toEqual([]);
+  });
+
+  it('runs nutcracker with the agent\'s config and pid files, and refuses a command that sets them or daemonizes', () => {
+    expect(nutcrackerArgv('nutcracker -a 127.0.0.1  -v 3', '/etc/n.yml')).toEqual({ argv: ['nutcracker', '-a', '127.0.0.1', '-v', '3', '-c', '/etc/n.yml'], pidFile: '/etc/n.yml.pid' });
+    for (const bad of ['nutcracker -c x.yml', 'nutcracker -d', 'nutcracker --pid-file=/x', '  ']) expect(() => nutcrackerArgv(bad, '/etc/n.yml'), bad).toThrow(ValidationError);
+  });
 });
 
 const world = useWorld();
 const redis = useRedisClients();
 const agents: TwemproxyAgent[] = [];
 const clients: Redis[] = [];
+const managed: { manager: ManagedProcess; pidFile: string }[] = [];
 afterAll(async () => {
   clients.forEach((c) => c.disconnect());
   for (const a of agents) await a.stop();
+  for (const { manager, pidFile } of managed) {
+    await manager.kill9();
+    const pid = Number(readFileSync(pidFile, 'utf8').trim());
+    if (pid > 0) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  }
 });
 
-async function startAgent(prefix: string, cluster: string): Promise<TwemproxyAgent> {
+/** The operator's nutcracker file for `cluster`, in a folder of its own; returns its path. */
+async function operatorFile(cluster: string): Promise<string> {
   const dir = join(world.dir, `nutcracker-${cluster}`);
   execFileSync('mkdir', ['-p', dir]);
   const configFile = join(dir, 'nutcracker.yml');
-  // The operator's file: pool settings to keep (murmur: nutcracker's default fnv1a_64 puts nearly
-  // every tw:N key on one shard; a short retry, so that nutcracker tries a server again soon), one
-  // server the agent replaces.
+  // Pool settings to keep (murmur: nutcracker's default fnv1a_64 puts nearly every tw:N key on one
+  // shard; a short retry, so that nutcracker tries a server again soon), one server the agent replaces.
   writeFileSync(configFile, `${cluster}:\n  listen: 127.0.0.1:${await freePort()}\n  hash: murmur\n  timeout: 1000\n  server_retry_timeout: 100\n  server_failure_limit: 1\n  servers:\n   - 127.0.0.1:1:1 placeholder\n`);
+  return configFile;
+}
+
+async function startAgent(prefix: string, cluster: string, nutcracker?: { kind: 'pid-file'; pidFile: string; binary: string }, existing?: string): Promise<TwemproxyAgent> {
+  const configFile = nutcracker || existing ? join(world.dir, `nutcracker-${cluster}`, 'nutcracker.yml') : await operatorFile(cluster);
+  const dir = join(world.dir, `nutcracker-${cluster}`);
   const stats = await freePort();
   const agent = new TwemproxyAgent({
     cluster,
@@ -128,7 +157,7 @@ async function startAgent(prefix: string, cluster: string): Promise<TwemproxyAge
     configFile,
     pool: null,
     listen: null,
-    nutcracker: { kind: 'child', command: `nutcracker -a 127.0.0.1 -s ${stats} -v 3 -o ${join(dir, 'nutcracker.log')}` },
+    nutcracker: nutcracker ?? { kind: 'child', command: `nutcracker -a 127.0.0.1 -s ${stats} -v 3 -o ${join(dir, 'nutcracker.log')}` },
     leaseTtlSeconds: 2,
     log: silentLogger(),
   });
@@ -211,6 +240,71 @@ describe('a cluster behind twemproxy', () => {
     expect((await redis.at(newMaster).keys('tw:*')).sort()).toEqual(onS0);
     const history = (await admin.listHistory('tw')).entries;
     expect(history.some((e) => e.action === 'twemproxy:restart' && e.reason.includes(`s0 ${shards[0]!.master.address} -> ${newMaster}`))).toBe(true);
+
+    // A new epoch that changes no master (a shard added: it owns no slot, so it is not in the
+    // pool) is registered with no restart.
+    const extra = await world.redis();
+    const added = await cfgctl(world.etcd.endpoint, prefix, ['shard', 'add', 'tw', '--master', extra.address]);
+    expect(added.code, added.stderr).toBe(0);
+    const grown = await admin.route('tw');
+    await waitFor('the agent registered the epoch of the added shard', async () => (await admin.listProxies('tw')).proxies.find((p) => p.id === 'agent-tw' && p.epoch === grown.epoch));
+    expect(changes.find((c) => c.epoch === grown.epoch)?.restarted).toBe(false);
+    expect(readFileSync(join(world.dir, 'nutcracker-tw', 'nutcracker.yml'), 'utf8')).not.toContain(extra.address);
+  });
+
+  it('nutcracker run by a service manager (--nutcracker-pid-file): a switchover restarts it through the manager, and writes go on', async () => {
+    const { prefix, admin, shards } = await makeCluster(world, 'twp', { shards: 2, slaves: 1 });
+    expect((await cfgctl(world.etcd.endpoint, prefix, ['cluster', 'set', 'twp', '--proxy', 'twemproxy'])).code).toBe(0);
+    world.controller('p1', prefix);
+    for (const s of shards) await streaming(redis, s.slaves, s.master.address);
+    // The "service manager": a loop that starts nutcracker again whenever it exits, with its pid in
+    // a file (as systemd's PIDFile= with nutcracker -d -p).
+    const configFile = await operatorFile('twp');
+    const pidFile = join(world.dir, 'nutcracker-twp', 'managed.pid');
+    const manager = new ManagedProcess('manager', 'bash', ['-c', `while :; do nutcracker -c ${configFile} -a 127.0.0.1 -s ${await freePort()} -v 3 -o ${join(world.dir, 'nutcracker-twp', 'managed.log')} & echo $! > ${pidFile}; wait $!; sleep 0.01; done`], join(world.dir, 'nutcracker-twp', 'manager.log'));
+    managed.push({ manager, pidFile });
+    const agent = await startAgent(prefix, 'twp', { kind: 'pid-file', pidFile, binary: 'nutcracker' });
+    const client = clientOf(agent);
+    await waitFor('nutcracker answers', async () => (await client.set('twp:a', '1').catch(() => null)) === 'OK');
+    const before = await admin.route('twp');
+    const switched = await cfgctl(world.etcd.endpoint, prefix, ['failover', 'twp', '--shard', 's0']);
+    expect(switched.code, switched.stderr).toBe(0);
+    const after = await admin.route('twp');
+    expect(after.shards[0]!.master).toBe(shards[0]!.slaves[0]!.address);
+    // The switchover's barrier waited for the agent: it had registered the new epoch.
+    expect((await admin.listProxies('twp')).proxies.find((p) => p.id === 'agent-twp')?.epoch).toBe(after.epoch);
+    expect(after.epoch).toBeGreaterThan(before.epoch);
+    await waitFor('writes through the restarted nutcracker', async () => {
+      for (let i = 0; i < 50; i++) if ((await client.set(`twp:${i}`, 'x').catch(() => null)) !== 'OK') return false;
+      return true;
+    });
+    const onNew = await redis.at(after.shards[0]!.master).keys('twp:*');
+    const onS1 = await redis.at(after.shards[1]!.master).keys('twp:*');
+    expect(onNew.length).toBeGreaterThan(0);
+    expect(onNew.length + onS1.length).toBe(51);
+  });
+
+  it('an agent starting where a killed agent left its nutcracker running stops that one and serves the route', async () => {
+    const { prefix, shards } = await makeCluster(world, 'two', { shards: 1, slaves: 0 });
+    expect((await cfgctl(world.etcd.endpoint, prefix, ['cluster', 'set', 'two', '--proxy', 'twemproxy'])).code).toBe(0);
+    const configFile = await operatorFile('two');
+    // What kill -9 of an agent leaves: its nutcracker, on the port, named in the agent's pid file.
+    const orphan = new ManagedProcess('orphan', 'nutcracker', ['-c', configFile, '-a', '127.0.0.1', '-s', String(await freePort()), '-v', '3', '-o', join(world.dir, 'nutcracker-two', 'orphan.log')], join(world.dir, 'nutcracker-two', 'orphan.out'));
+    writeFileSync(`${configFile}.pid`, `${orphan.pid}\n`);
+    const listen = /listen: (\S+)/.exec(readFileSync(configFile, 'utf8'))![1]!;
+    await waitFor('the orphan listens', async () => new Promise<boolean>((resolve) => {
+      const socket = connect(Number(listen.split(':')[1]), '127.0.0.1', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.on('error', () => resolve(false));
+    }));
+    const agent = await startAgent(prefix, 'two', undefined, configFile);
+    await orphan.waitExit();
+    expect(agent.nutcrackerPid()).not.toBe(orphan.pid);
+    const client = clientOf(agent);
+    await waitFor('writes through the new nutcracker', async () => (await client.set('two:a', '1').catch(() => null)) === 'OK');
+    expect(await redis.at(shards[0]!.master.address).get('two:a')).toBe('1');
   });
 
   it('slot migration, rebalance and drain are refused for it with the reason, and nothing is written', async () => {
