@@ -69,6 +69,8 @@ export class TwemproxyAgent {
   private pending: Route | null = null;
   private applying: Promise<void> | null = null;
   private stopped = false;
+  /** Routes are only noted until the first file has passed nutcracker's own check. */
+  private checked = false;
   private readonly listeners = new Set<(change: AppliedChange) => void>();
 
   constructor(private readonly o: AgentOptions) {
@@ -124,13 +126,19 @@ export class TwemproxyAgent {
     this.template = loadTemplate(this.o.templateFile ?? this.o.configFile, this.o.templateFile !== undefined);
     this.listen = renderedListen(this.template, this.renderOptions, this.o.cluster);
     for (const warning of templateWarnings(this.template, poolName(this.template, this.renderOptions, this.o.cluster))) this.o.log.warn(warning);
-    const child = this.o.nutcracker.kind === 'child' ? nutcrackerArgv(this.o.nutcracker.command, this.o.configFile) : null;
-    this.control =
-      this.o.nutcracker.kind === 'child'
-        ? new ChildNutcracker(child!.argv, child!.pidFile, this.listen, this.o.log)
-        : new PidFileNutcracker(this.o.nutcracker.pidFile, this.listen);
-    // A managed nutcracker already runs on the file as it is: restarted only if the route changes it.
-    if (this.o.nutcracker.kind === 'pid-file') this.running = readText(this.o.configFile) ?? '';
+    const nutcracker = this.o.nutcracker;
+    /** The binary that checks the first file (`-t`). */
+    let binary: string;
+    if (nutcracker.kind === 'child') {
+      const { argv, pidFile } = nutcrackerArgv(nutcracker.command, this.o.configFile);
+      this.control = new ChildNutcracker(argv, pidFile, this.listen, this.o.log);
+      binary = argv[0]!;
+    } else {
+      this.control = new PidFileNutcracker(nutcracker.pidFile, this.listen);
+      binary = nutcracker.binary;
+      // A managed nutcracker already runs on the file as it is: restarted only if the route changes it.
+      this.running = readText(this.o.configFile) ?? '';
+    }
     this.watcher.on('unreachable', (err) => this.o.log.warn('etcd unreachable: nutcracker keeps the last route', { error: err.message, epoch: this.appliedEpoch }));
     this.watcher.on('invalid', (err) => this.o.log.error('ignored a route value', { error: err.message, epoch: this.appliedEpoch }));
     this.watcher.on('deleted', () => this.o.log.error('the route key was deleted: nutcracker keeps the last route', { epoch: this.appliedEpoch }));
@@ -141,11 +149,12 @@ export class TwemproxyAgent {
     const text = renderNutcracker(this.template, route, this.renderOptions);
     const tmp = await writeTemp(this.o.configFile, text);
     try {
-      await checkConfig(this.o.nutcracker.kind === 'child' ? child!.argv[0]! : this.o.nutcracker.binary, tmp);
+      await checkConfig(binary, tmp);
     } finally {
       await unlink(tmp).catch(() => undefined);
     }
-    this.schedule(route);
+    this.checked = true;
+    this.schedule(this.watcher.current() ?? route);
     await this.applying;
     if (this.appliedEpoch === null) throw new RefusedError(`nutcracker could not be started for cluster ${this.o.cluster} (see the log above)`);
     this.o.log.info('twemproxy agent ready', { id: this.id, cluster: this.o.cluster, listen: this.listen, epoch: this.appliedEpoch, servers: this.servers });
@@ -163,7 +172,7 @@ export class TwemproxyAgent {
   /** Routes are applied one at a time; while one is, only the newest that arrives waits. */
   private schedule(route: Route): void {
     this.pending = route;
-    if (this.applying) return;
+    if (this.applying || !this.checked) return;
     this.applying = (async () => {
       while (this.pending && !this.stopped) {
         const next = this.pending;
