@@ -22,7 +22,7 @@ import { RouteWatcher } from '../store/route-watcher.js';
 import { VERSION } from '../version.js';
 import { ChildNutcracker, PidFileNutcracker, checkConfig, nutcrackerArgv, type NutcrackerControl } from './nutcracker.js';
 import { Registration } from './registration.js';
-import { parseTemplate, poolName, poolServers, renderNutcracker, renderedListen, templateWarnings, type NutcrackerTemplate, type RenderOptions } from './render.js';
+import { parseTemplate, poolChanges, poolMembers, poolName, renderNutcracker, renderedListen, templateWarnings, type NutcrackerTemplate, type PoolMember, type RenderOptions } from './render.js';
 
 export interface AgentOptions {
   cluster: string;
@@ -63,7 +63,7 @@ export class TwemproxyAgent {
   private listen = '';
   /** The file content nutcracker runs with now (null before the first start). */
   private running: string | null = null;
-  private servers: string[] = [];
+  private members: PoolMember[] = [];
   private appliedEpoch: number | null = null;
   private readonly startedAt = new Date().toISOString();
   private pending: Route | null = null;
@@ -157,7 +157,7 @@ export class TwemproxyAgent {
     this.schedule(this.watcher.current() ?? route);
     await this.applying;
     if (this.appliedEpoch === null) throw new RefusedError(`nutcracker could not be started for cluster ${this.o.cluster} (see the log above)`);
-    this.o.log.info('twemproxy agent ready', { id: this.id, cluster: this.o.cluster, listen: this.listen, epoch: this.appliedEpoch, servers: this.servers });
+    this.o.log.info('twemproxy agent ready', { id: this.id, cluster: this.o.cluster, listen: this.listen, epoch: this.appliedEpoch, servers: this.members });
   }
 
   async stop(): Promise<void> {
@@ -194,8 +194,8 @@ export class TwemproxyAgent {
       log.error('cannot render the nutcracker pool for this route; nutcracker keeps the last one', { epoch: route.epoch, error: errorMessage(err) });
       return;
     }
-    const servers = poolServers(route);
-    const reason = changeText(this.servers, servers);
+    const members = poolMembers(route);
+    const reason = poolChanges(this.members, members);
     const started = performance.now();
     const first = this.running === null;
     const changed = text !== this.running;
@@ -217,7 +217,7 @@ export class TwemproxyAgent {
     }
     const restarted = changed && !first;
     const restartMs = restarted ? Math.round(performance.now() - started) : null;
-    this.servers = servers;
+    this.members = members;
     this.appliedEpoch = route.epoch;
     // Registered only now: the old nutcracker is gone, so nothing is in flight to a master this
     // route no longer names (what the barrier's "drained" means).
@@ -228,7 +228,7 @@ export class TwemproxyAgent {
         .append(historyEntry({ cluster: this.o.cluster, controller: this.id, action: 'twemproxy:restart', reason: `route epoch ${route.epoch}: ${reason}`, outcome: 'done', durationMs: restartMs }))
         .catch((err) => log.warn('could not record the restart in history', { error: errorMessage(err) }));
     } else {
-      log.info('route applied', { epoch: route.epoch, servers, nutcracker: first ? 'started' : 'pool unchanged, not restarted' });
+      log.info('route applied', { epoch: route.epoch, servers: members, nutcracker: first ? 'started' : 'pool unchanged, not restarted' });
     }
     for (const listener of this.listeners) listener({ epoch: route.epoch, restarted, restartMs });
   }
@@ -259,19 +259,4 @@ async function writeTemp(file: string, text: string): Promise<string> {
   const tmp = `${file}.${process.pid}.${randomBytes(3).toString('hex')}.tmp`;
   await writeFile(tmp, text, { mode: 0o644 });
   return tmp;
-}
-
-/** "s0 127.0.0.1:7000 -> 127.0.0.1:7001", from two server lists. */
-function changeText(before: string[], after: string[]): string {
-  const byName = (list: string[]) => new Map(list.map((line) => [line.split(' ')[1]!, line.split(' ')[0]!.replace(/:1$/, '')]));
-  const a = byName(before);
-  const b = byName(after);
-  const parts: string[] = [];
-  for (const [name, addr] of b) {
-    const old = a.get(name);
-    if (old === undefined) parts.push(`${name} ${addr} added`);
-    else if (old !== addr) parts.push(`${name} ${old} -> ${addr}`);
-  }
-  for (const name of a.keys()) if (!b.has(name)) parts.push(`${name} removed`);
-  return parts.length ? parts.join(', ') : 'pool unchanged';
 }

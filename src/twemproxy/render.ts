@@ -93,13 +93,38 @@ export function parseTemplate(text: string, source: string): NutcrackerTemplate 
   return { pools };
 }
 
+/** A server of the pool: a shard's master, under the shard's id. */
+export interface PoolMember {
+  name: string;
+  address: string;
+}
+
 /**
- * One server line per shard that owns slots, in route order: `master:1 shard-id`. A shard without
- * slots is not in the pool: adding one (cfgctl shard add) must not put it on the ring, where it
- * would take keys from the others. Slots otherwise mean nothing here; nutcracker places keys.
+ * The pool's members: every shard that owns slots, in route order. A shard without slots is not in
+ * the pool: adding one (cfgctl shard add) must not put it on the ring, where it would take keys
+ * from the others. Slots otherwise mean nothing here; nutcracker places keys.
  */
-export function poolServers(route: Route): string[] {
-  return route.shards.filter((s) => countSlots(s.slots) > 0).map((s) => `${s.master}:1 ${s.id}`);
+export function poolMembers(route: Route): PoolMember[] {
+  return route.shards.filter((s) => countSlots(s.slots) > 0).map((s) => ({ name: s.id, address: s.master }));
+}
+
+/** nutcracker's server line: `host:port:weight name`, weight 1 for every shard. */
+function serverLine(m: PoolMember): string {
+  return `${m.address}:1 ${m.name}`;
+}
+
+/** What changed between two pools, for the log and history: "s0 10.0.0.1:6379 -> 10.0.0.2:6379". */
+export function poolChanges(before: readonly PoolMember[], after: readonly PoolMember[]): string {
+  const old = new Map(before.map((m) => [m.name, m.address]));
+  const now = new Set(after.map((m) => m.name));
+  const parts: string[] = [];
+  for (const m of after) {
+    const was = old.get(m.name);
+    if (was === undefined) parts.push(`${m.name} ${m.address} added`);
+    else if (was !== m.address) parts.push(`${m.name} ${was} -> ${m.address}`);
+  }
+  for (const m of before) if (!now.has(m.name)) parts.push(`${m.name} removed`);
+  return parts.length ? parts.join(', ') : 'pool unchanged';
 }
 
 /** Which template pool cfgserver owns, by the rules of RenderOptions.pool. */
@@ -127,7 +152,7 @@ export function renderNutcracker(template: NutcrackerTemplate, route: Route, opt
   }
   if (settings['listen'] === undefined) throw new ValidationError(`pool ${name} has no listen address: give --listen HOST:PORT or put listen: in the template`);
   Object.assign(settings, FORCED);
-  const servers = poolServers(route);
+  const servers = poolMembers(route).map(serverLine);
   if (servers.length === 0) throw new ValidationError(`cluster ${route.cluster} has no shard that owns slots: nutcracker needs at least one server (cfgctl slots assign ${route.cluster} --even)`);
   const pools = existing ? template.pools.map((p) => (p.name === name ? { name, settings, servers } : p)) : [...template.pools, { name, settings, servers }];
   return pools.map((p) => poolText(p.name, p.settings, p.servers)).join('');

@@ -16,7 +16,7 @@ import type { Route } from '../../src/model/schemas.js';
 import { ManagedProcess, freePort, waitFor } from '../../src/playground/processes.js';
 import { TwemproxyAgent, type AppliedChange } from '../../src/twemproxy/agent.js';
 import { NUTCRACKER_IOREDIS_OPTIONS, nutcrackerArgv } from '../../src/twemproxy/nutcracker.js';
-import { parseTemplate, renderNutcracker, templateWarnings } from '../../src/twemproxy/render.js';
+import { parseTemplate, poolChanges, poolMembers, renderNutcracker, templateWarnings } from '../../src/twemproxy/render.js';
 import { makeCluster, streaming } from '../helpers/cluster.js';
 import { useRedisClients } from '../helpers/redis.js';
 import { cfgctl, useWorld } from '../helpers/servers.js';
@@ -84,6 +84,13 @@ beta:
     moved.shards[0] = { ...moved.shards[0]!, master: '127.0.0.1:7100', slaves: ['127.0.0.1:7000'] };
     const after = renderNutcracker(template, moved, { pool: 'alpha', listen: null });
     expect(after).toBe(before.replace('127.0.0.1:7000:1 s0', '127.0.0.1:7100:1 s0'));
+  });
+
+  it('says what changed between two pools, for the log and history', () => {
+    const before = poolMembers(route());
+    expect(before).toEqual([{ name: 's0', address: '127.0.0.1:7000' }, { name: 's1', address: '127.0.0.1:7001' }]);
+    expect(poolChanges(before, before)).toBe('pool unchanged');
+    expect(poolChanges(before, [{ name: 's0', address: '127.0.0.1:7100' }, { name: 's2', address: '127.0.0.1:7002' }])).toBe('s0 127.0.0.1:7000 -> 127.0.0.1:7100, s2 127.0.0.1:7002 added, s1 removed');
   });
 
   it('without a template: one pool named after the cluster, with --listen', () => {
