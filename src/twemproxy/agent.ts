@@ -67,6 +67,7 @@ export class TwemproxyAgent {
   private appliedEpoch: number | null = null;
   private readonly startedAt = new Date().toISOString();
   private pending: Route | null = null;
+  private newestEpoch = 0;
   private applying: Promise<void> | null = null;
   private stopped = false;
   /** Routes are only noted until the first file has passed nutcracker's own check. */
@@ -169,8 +170,13 @@ export class TwemproxyAgent {
     this.etcd.close();
   }
 
-  /** Routes are applied one at a time; while one is, only the newest that arrives waits. */
+  /**
+   * Routes are applied one at a time; while one is, only the newest that arrives waits. A route
+   * older than one already scheduled (a retry that comes late) is dropped.
+   */
   private schedule(route: Route): void {
+    if (route.epoch < this.newestEpoch) return;
+    this.newestEpoch = route.epoch;
     this.pending = route;
     if (this.applying || !this.checked) return;
     this.applying = (async () => {
@@ -211,7 +217,7 @@ export class TwemproxyAgent {
     } catch (err) {
       log.error('nutcracker did not take the new pool; trying again in 1 s', { epoch: route.epoch, error: errorMessage(err) });
       setTimeout(() => {
-        if (!this.stopped && (!this.pending || this.pending.epoch < route.epoch)) this.schedule(route);
+        if (!this.stopped) this.schedule(route);
       }, 1000).unref();
       return;
     }
