@@ -165,15 +165,29 @@ function writeTemplate(configFile: string, listen: string): void {
   writeFileSync(configFile, `${CLUSTER}:\n  listen: ${listen}\n  hash: murmur\n  timeout: ${COMMAND_TIMEOUT_MS}\n  server_retry_timeout: 100\n  server_failure_limit: 1\n  servers:\n   - 127.0.0.1:1:1 placeholder\n`);
 }
 
-/** Waits until `address` replicates from `master` with its link up. */
-async function replicatingFrom(env: Env, address: string, master: string): Promise<void> {
-  const c = clientAt(address);
-  env.clients.push(c);
+/**
+ * Waits until `address` replicates from `master` with its link up. A new connection for each look:
+ * Sentinel ends every normal client's connection (CLIENT KILL TYPE normal) each time it
+ * reconfigures an instance.
+ */
+async function replicatingFrom(address: string, master: string): Promise<void> {
+  const look = async () => {
+    const i = address.lastIndexOf(':');
+    const c = new Redis({ host: address.slice(0, i), port: Number(address.slice(i + 1)), lazyConnect: true, connectTimeout: 500, commandTimeout: 500, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    c.on('error', () => undefined);
+    try {
+      await c.connect();
+      return parseReplicationInfo(String(await c.call('INFO', 'replication')));
+    } catch {
+      return null;
+    } finally {
+      c.disconnect();
+    }
+  };
   await waitFor(`${address} to replicate from ${master}`, async () => {
-    const info = parseReplicationInfo(String(await c.call('INFO', 'replication')));
-    return info.masterAddress === master && info.linkUp;
-  }, 60_000, 50);
-  c.disconnect();
+    const info = await look();
+    return info !== null && info.masterAddress === master && info.linkUp;
+  }, 120_000, 100);
 }
 
 /** (A) cfgserver: controllers, its proxy and the twemproxy agent on one failover. */
@@ -253,7 +267,7 @@ async function benchCfgserver(env: Env): Promise<RunResult[]> {
     other.disconnect();
     // The killed instance comes back empty on its port; the leader makes it a slave of the new master.
     await startServer(killed.port);
-    await replicatingFrom(env, killed.address, after.shards[0]!.master);
+    await replicatingFrom(killed.address, after.shards[0]!.master);
   }
   return results;
 }
@@ -318,7 +332,7 @@ async function benchSentinel(env: Env): Promise<SentinelRunResult[]> {
     const c = clientAt(replica.address);
     await waitFor(`${replica.address} REPLICAOF ${master}`, async () => (await c.call('REPLICAOF', '127.0.0.1', String(s0[0]!.port)).catch(() => null)) === 'OK');
     c.disconnect();
-    await replicatingFrom(env, replica.address, master);
+    await replicatingFrom(replica.address, master);
   }
   const sentinels = await startSentinels(dir, { s0: master }, env.downAfterMs);
   env.stops.push(() => sentinels.stop());
@@ -360,7 +374,7 @@ async function benchSentinel(env: Env): Promise<SentinelRunResult[]> {
     master = announced.master;
     // The killed instance comes back empty on its port; Sentinel makes it a replica of the new master.
     await startServer(killed.port);
-    await replicatingFrom(env, killed.address, master);
+    await replicatingFrom(killed.address, master);
   }
   return results;
 }
