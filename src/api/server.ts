@@ -36,8 +36,8 @@ export function createApp(deps: ApiDeps): express.Express {
     res.json(await deps.admin.listClusters());
   });
   app.post('/v1/clusters', async (req, res) => {
-    const body = (req.body ?? {}) as { name?: unknown; slots?: unknown; shards?: unknown };
-    const route = await deps.admin.createCluster({ name: String(body.name ?? ''), file: { slots: body.slots, shards: body.shards ?? [] } });
+    const body = (req.body ?? {}) as { name?: unknown; slots?: unknown; shards?: unknown; proxy?: unknown };
+    const route = await deps.admin.createCluster({ name: String(body.name ?? ''), file: { slots: body.slots, proxy: body.proxy, shards: body.shards ?? [] } });
     res.status(201).json(route);
   });
   app.get('/v1/clusters/:name', async (req, res) => {

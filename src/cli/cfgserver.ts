@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * cfgserver: the server processes — a controller replica, and the local playground.
+ * cfgserver: the server processes — a controller replica, a proxy, a twemproxy agent, and the local playground.
  */
 import { readSecretFile } from './secret.js';
 import yargs from 'yargs';
@@ -11,6 +11,7 @@ import { CfgError, ValidationError, errorMessage } from '../model/errors.js';
 import { runPlayground } from '../playground/playground.js';
 import { LIMIT_DEFAULTS } from '../proxy/proxy.js';
 import { parseWorkers, runProxyCommand } from '../proxy/run-proxy.js';
+import { runTwemproxyAgent } from '../twemproxy/run-agent.js';
 import { createLogger } from '../log.js';
 import { clusterName, parseInput } from '../model/schemas.js';
 import { DEFAULT_ETCD } from '../store/etcd.js';
@@ -138,6 +139,42 @@ await yargs(hideBin(process.argv))
     },
   )
   .command(
+    'twemproxy-agent',
+    'keep a nutcracker (twemproxy) serving a cluster\'s masters: render its pool from the route, restart it on every master change, register its epoch',
+    (y) =>
+      y
+        .option('cluster', { type: 'string', demandOption: true, describe: 'the cluster (its proxy kind must be twemproxy)' })
+        .options(serverOptions)
+        .option('nutcracker-config', { type: 'string', demandOption: true, describe: 'the file nutcracker reads; the agent rewrites it (atomically); its content at start is the template unless --template' })
+        .option('template', { type: 'string', describe: 'a nutcracker file whose pool settings to keep (default: --nutcracker-config as found at start)' })
+        .option('pool', { type: 'string', describe: 'the pool that serves the cluster (default: the template\'s only pool, or one named after the cluster)' })
+        .option('listen', { type: 'string', describe: 'HOST:PORT of the pool for clients (default: the template\'s listen)' })
+        .option('nutcracker-cmd', { type: 'string', describe: 'run nutcracker as the agent\'s child with this command line (the agent adds -c FILE); default "nutcracker -a 127.0.0.1"' })
+        .option('nutcracker-pid-file', { type: 'string', describe: 'instead, nutcracker is run by a service manager that restarts it, with -p FILE: the agent stops it and waits for the new one' })
+        .option('nutcracker-bin', { type: 'string', default: 'nutcracker', describe: 'with --nutcracker-pid-file: the binary that checks the first file (-t)' })
+        .conflicts('nutcracker-cmd', 'nutcracker-pid-file'),
+    async (argv) => {
+      try {
+        const pidFile = argv['nutcracker-pid-file'];
+        await runTwemproxyAgent({
+          cluster: parseInput(clusterName, argv.cluster, 'cluster name'),
+          etcd: argv.etcd ?? process.env['CFGSERVER_ETCD'] ?? DEFAULT_ETCD,
+          prefix: argv.prefix,
+          id: argv.id,
+          configFile: argv['nutcracker-config'],
+          templateFile: argv.template,
+          pool: argv.pool ?? null,
+          listen: argv.listen ?? null,
+          nutcracker: pidFile !== undefined ? { kind: 'pid-file', pidFile, binary: argv['nutcracker-bin'] } : { kind: 'child', command: argv['nutcracker-cmd'] ?? 'nutcracker -a 127.0.0.1' },
+          leaseTtlSeconds: 3,
+          log: createLogger(argv['log-level'] ?? 'info'),
+        });
+      } catch (err) {
+        die(err);
+      }
+    },
+  )
+  .command(
     'playground',
     'start etcd, a cluster "demo" of 3 shards x (master + slave) and 2 controllers on loopback; Ctrl-C stops all',
     (y) =>
@@ -150,7 +187,7 @@ await yargs(hideBin(process.argv))
     },
   )
   .check((argv) => refuseNaN(argv), true)
-  .demandCommand(1, 'say which process to run: controller, proxy or playground')
+  .demandCommand(1, 'say which process to run: controller, proxy, twemproxy-agent or playground')
   .strict()
   .help()
   .alias('help', 'h')

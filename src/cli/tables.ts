@@ -47,7 +47,7 @@ export function clustersTable(clusters: ClusterSummary[]): string {
 export function clusterStatusText(status: ClusterStatus): string {
   const { spec, route } = status;
   const header = [
-    `cluster ${spec.name}: ${spec.slotCount} slots (${status.unassignedSlots} unassigned), epoch ${route.epoch}${spec.paused ? ', PAUSED' : ''}`,
+    `cluster ${spec.name}: ${spec.slotCount} slots (${status.unassignedSlots} unassigned), epoch ${route.epoch}${spec.paused ? ', PAUSED' : ''}${spec.proxy === 'twemproxy' ? ', behind twemproxy (no slot migration)' : ''}`,
     `probe every ${spec.probe.intervalMs} ms, timeout ${spec.probe.timeoutMs} ms, down after ${spec.probe.downAfterMs} ms`,
     `health as seen by ${status.healthFrom ?? 'no controller yet'}; ${
       status.liveTimeoutMs !== null
@@ -181,8 +181,8 @@ export function wrapText(text: string, width: number): string {
 export function proxiesTable(proxies: ProxyInfo[], routeEpoch: number): string {
   if (proxies.length === 0) return 'no live proxies';
   return table(
-    ['PROXY', 'ADDRESS', 'EPOCH', 'CURRENT', 'METRICS', 'PID', 'STARTED'],
-    proxies.map((p) => [p.id, p.address, p.epoch ?? '-', p.epoch === routeEpoch ? 'yes' : 'NO', p.metrics ?? '-', p.pid, p.startedAt]),
+    ['PROXY', 'KIND', 'ADDRESS', 'EPOCH', 'CURRENT', 'METRICS', 'PID', 'STARTED'],
+    proxies.map((p) => [p.id, p.kind, p.address, p.epoch ?? '-', p.epoch === routeEpoch ? 'yes' : 'NO', p.metrics ?? '-', p.pid, p.startedAt]),
   );
 }
 

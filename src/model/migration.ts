@@ -11,7 +11,7 @@ import { RefusedError, ValidationError } from './errors.js';
 import { countSlots, rangesText, slotOwners, toRanges, type SlotRange } from './route.js';
 
 export { rangesText };
-import { clusterName, shardId, slotRange, taskStepSchema, type Route, type Shard, type SlotMigration } from './schemas.js';
+import { clusterName, shardId, slotRange, taskStepSchema, type ProxyKind, type Route, type Shard, type SlotMigration } from './schemas.js';
 import type { HealthViews } from './observations.js';
 
 export const MIGRATION_STATES = ['running', 'paused', 'done', 'failed', 'cancelled'] as const;
@@ -152,10 +152,10 @@ export function parseSlotList(text: string, slotCount: number): number[] {
  */
 export type Moves = MigrationRecord['moves'];
 
-export function planMoves(route: Route, slots: readonly number[], to: string): Moves {
+export function planMoves(route: Route, slots: readonly number[], to: string, proxy: ProxyKind = 'cfgserver'): Moves {
+  refuseWhileMigrating(route, proxy);
   if (!route.shards.some((s) => s.id === to)) throw new RefusedError(`cluster ${route.cluster} has no shard ${to}`);
   if (slots.length === 0) throw new RefusedError('no slot to move');
-  refuseWhileMigrating(route);
   const owners = slotOwners(route);
   const bySource = new Map<string, number[]>();
   const unowned: number[] = [];
@@ -174,14 +174,19 @@ export function planMoves(route: Route, slots: readonly number[], to: string): M
   return [...bySource].map(([from, list]) => ({ from, to, slots: toRanges(list) }));
 }
 
-/** One migration at a time: refused while the route has slots migrating. */
-function refuseWhileMigrating(route: Route): void {
+/**
+ * Whether a new migration may begin: one migration at a time (refused while the route has slots
+ * migrating), and none for a cluster behind twemproxy, which places keys by its own hash over the
+ * shards, whatever the route says about slots (docs/twemproxy.md).
+ */
+function refuseWhileMigrating(route: Route, proxy: ProxyKind): void {
+  if (proxy === 'twemproxy') throw new RefusedError(`cluster ${route.cluster} is behind twemproxy, which places keys by its own hash over the shards, not by the route's slots: moving slots would not move where clients read and write keys (docs/twemproxy.md)`);
   if (route.migrating.length > 0) throw new RefusedError(`slots ${rangesText(toRanges(route.migrating.map((m) => m.slot).sort((a, b) => a - b)))} are already migrating; one migration at a time`);
 }
 
 /** Every slot of a shard to the others, smallest first, for `shard drain`; refused when no other shard would be left. */
-export function drainMoves(route: Route, shard: string): Moves {
-  refuseWhileMigrating(route);
+export function drainMoves(route: Route, shard: string, proxy: ProxyKind = 'cfgserver'): Moves {
+  refuseWhileMigrating(route, proxy);
   const source = route.shards.find((s) => s.id === shard);
   if (!source) throw new RefusedError(`cluster ${route.cluster} has no shard ${shard}`);
   const others = route.shards.filter((s) => s.id !== shard);
@@ -206,8 +211,8 @@ export function drainMoves(route: Route, shard: string): Moves {
  * Moves that even out the slots over the shards: each shard over its share gives its highest slots
  * to the shards under it. Empty when the cluster is already even (within one slot).
  */
-export function rebalanceMoves(route: Route): Moves {
-  refuseWhileMigrating(route);
+export function rebalanceMoves(route: Route, proxy: ProxyKind = 'cfgserver'): Moves {
+  refuseWhileMigrating(route, proxy);
   const owned = route.shards.map((s) => ({ id: s.id, slots: expandRanges(s.slots) }));
   const total = owned.reduce((n, s) => n + s.slots.length, 0);
   if (owned.length === 0 || total === 0) return [];

@@ -130,11 +130,22 @@ export const failoverPolicy = z.strictObject({
 });
 export type FailoverPolicy = z.infer<typeof failoverPolicy>;
 
+/**
+ * What clients of a cluster go through (docs/twemproxy.md): cfgserver's own proxies, which route by
+ * slot, or twemproxy (nutcracker), which places keys by its own hash over the shards, with a
+ * `cfgserver twemproxy-agent` beside each one. Slots then mean nothing to where keys are, so such a
+ * cluster cannot migrate slots.
+ */
+export const PROXY_KINDS = ['cfgserver', 'twemproxy'] as const;
+export const proxyKind = z.enum(PROXY_KINDS);
+export type ProxyKind = z.infer<typeof proxyKind>;
+
 export const clusterSpecSchema = z.strictObject({
   name: clusterName,
   slotCount,
   hash: z.literal('crc16'),
   paused: z.boolean().default(false),
+  proxy: proxyKind.default('cfgserver'),
   probe: probeSettings.default(() => probeSettings.parse({})),
   failover: failoverPolicy.default(() => failoverPolicy.parse({})),
   createdAt: z.string(),
@@ -145,6 +156,7 @@ export type ClusterSpec = z.infer<typeof clusterSpecSchema>;
 export const clusterFileSchema = z.strictObject({
   name: clusterName.optional(),
   slots: slotCount.optional(),
+  proxy: proxyKind.optional(),
   probe: probeSettings.partial().optional(),
   failover: failoverPolicy.partial().optional(),
   shards: z
@@ -231,10 +243,14 @@ export const proxyInfoSchema = z.strictObject({
   epoch: z.number().nullable(),
   /** The version of the cluster's Redis credentials this proxy uses, null for none (docs/redis-auth.md). */
   authVersion: z.number().nullable().optional(),
+  /** cfgserver's own proxy, or a twemproxy agent (its address is then nutcracker's). */
+  kind: proxyKind.default('cfgserver'),
   startedAt: z.string(),
   updatedAt: z.string(),
 });
 export type ProxyInfo = z.infer<typeof proxyInfoSchema>;
+/** A registration as written: `kind` may be left out (cfgserver's own proxy). */
+export type ProxyInfoInput = z.input<typeof proxyInfoSchema>;
 
 export const historyEntrySchema = z.strictObject({
   at: z.string(),

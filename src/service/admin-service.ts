@@ -178,6 +178,7 @@ export class AdminService {
         slotCount: slots,
         hash: 'crc16',
         paused: false,
+        proxy: file.proxy,
         probe: probeSettings.parse(file.probe ?? {}),
         failover: failoverPolicy.parse(file.failover ?? {}),
         createdAt: new Date().toISOString(),
@@ -347,19 +348,26 @@ export class AdminService {
     return { entries, problems };
   }
 
-  /** Changes a cluster's probe and failover settings; unknown or invalid values change nothing. */
-  async updateSettings(name: string, patch: { probe?: Record<string, unknown>; failover?: Record<string, unknown> }): Promise<ClusterSpec> {
+  /**
+   * Changes a cluster's probe and failover settings and its proxy kind; unknown or invalid values
+   * change nothing. The proxy kind changes only while no slot migration is under way (checked in
+   * the same transaction): twemproxy does not follow the slots a migration moves.
+   */
+  async updateSettings(name: string, patch: { probe?: Record<string, unknown>; failover?: Record<string, unknown>; proxy?: unknown }): Promise<ClusterSpec> {
     const current = await this.getCluster(name);
     const spec = parseInput(
       clusterSpecSchema,
       {
         ...current.spec,
+        ...(patch.proxy === undefined ? {} : { proxy: patch.proxy }),
         probe: { ...current.spec.probe, ...definedOnly(patch.probe) },
         failover: { ...current.spec.failover, ...definedOnly(patch.failover) },
       },
       'settings',
     );
-    await this.clusters.writeSpec(spec, current.specRevision);
+    const proxyChanges = spec.proxy !== current.spec.proxy;
+    if (proxyChanges && current.route.migrating.length > 0) throw new RefusedError(proxyKindRefusal(name, spec.proxy));
+    await this.clusters.writeSpec(spec, current.specRevision, { unlessMigrating: proxyChanges, refusal: proxyKindRefusal(name, spec.proxy) });
     return spec;
   }
 
@@ -507,3 +515,6 @@ function chooseView(views: HealthViews, leader: string | null): { source: string
   return best;
 }
 
+function proxyKindRefusal(name: string, proxy: string): string {
+  return `cluster ${name} has a slot migration under way: its proxies cannot become ${proxy} until it ends (cfgctl migrations ${name})`;
+}

@@ -21,7 +21,7 @@ import {
 } from '../model/migration.js';
 import { historyEntry } from '../model/history.js';
 import { clusterName, parseInput, shardId, type Route } from '../model/schemas.js';
-import { ClusterStore } from '../store/cluster-store.js';
+import { ClusterStore, type StoredCluster } from '../store/cluster-store.js';
 import { HealthStore } from '../store/health-store.js';
 import { HistoryStore } from '../store/history-store.js';
 import type { Keys } from '../store/keys.js';
@@ -57,25 +57,25 @@ export class MigrationService {
 
   /** `cfgctl migrate NAME --slots A-B --to SHARD`. */
   async migrate(name: string, request: MigrationRequest & { slots: string; to: string }): Promise<MigrationRecord> {
-    const route = await this.route(name);
+    const { route, spec, specRevision } = await this.cluster(name);
     const to = parseInput(shardId, request.to, 'target shard');
-    const moves = planMoves(route, parseSlotList(request.slots, route.slotCount), to);
-    return this.start(route, moves, `migration of slots ${request.slots} to ${to} asked by ${request.requestedBy}`, request);
+    const moves = planMoves(route, parseSlotList(request.slots, route.slotCount), to, spec.proxy);
+    return this.start(route, specRevision, moves, `migration of slots ${request.slots} to ${to} asked by ${request.requestedBy}`, request);
   }
 
   /** `cfgctl shard drain NAME SHARD`: every slot of the shard to the others, smallest first. */
   async drain(name: string, request: MigrationRequest & { shard: string }): Promise<MigrationRecord> {
-    const route = await this.route(name);
+    const { route, spec, specRevision } = await this.cluster(name);
     const shard = parseInput(shardId, request.shard, 'shard id');
-    return this.start(route, drainMoves(route, shard), `drain of shard ${shard} asked by ${request.requestedBy}`, request);
+    return this.start(route, specRevision, drainMoves(route, shard, spec.proxy), `drain of shard ${shard} asked by ${request.requestedBy}`, request);
   }
 
   /** `cfgctl rebalance NAME`: slots evened out over the shards; refused when already even. */
   async rebalance(name: string, request: MigrationRequest): Promise<MigrationRecord> {
-    const route = await this.route(name);
-    const moves = rebalanceMoves(route);
+    const { route, spec, specRevision } = await this.cluster(name);
+    const moves = rebalanceMoves(route, spec.proxy);
     if (moves.length === 0) throw new RefusedError(`the slots of ${route.cluster} are already even over its ${route.shards.length} shards`);
-    return this.start(route, moves, `rebalance asked by ${request.requestedBy}`, request);
+    return this.start(route, specRevision, moves, `rebalance asked by ${request.requestedBy}`, request);
   }
 
   async list(name: string): Promise<{ migrations: MigrationView[]; problems: string[] }> {
@@ -145,7 +145,8 @@ export class MigrationService {
     }
   }
 
-  private async start(route: Route, moves: Moves, reason: string, request: MigrationRequest): Promise<MigrationRecord> {
+  /** `specRevision`: the spec the request was checked against; the migration is created only if it is still current. */
+  private async start(route: Route, specRevision: string, moves: Moves, reason: string, request: MigrationRequest): Promise<MigrationRecord> {
     const rate = parseMigrationRate(request.rate);
     const down = targetsDown(route, moves, await this.health.read(route.cluster));
     if (down.length > 0) {
@@ -179,13 +180,17 @@ export class MigrationService {
       cancel: null,
     };
     if (request.dryRun) return migration;
-    const created = (await this.store.create(migration)).migration;
+    const created = (await this.store.create(migration, { specRevision })).migration;
     await this.record(created, 'migration:asked', `${reason}: ${movesText(moves)}${rate === null ? '' : `, at most ${rate} keys/s`}`);
     return created;
   }
 
   private async route(name: string): Promise<Route> {
-    return (await this.clusters.get(parseInput(clusterName, name, 'cluster name'))).route;
+    return (await this.cluster(name)).route;
+  }
+
+  private cluster(name: string): Promise<StoredCluster> {
+    return this.clusters.get(parseInput(clusterName, name, 'cluster name'));
   }
 
   private async record(m: MigrationRecord, action: string, reason: string): Promise<void> {

@@ -4,7 +4,7 @@
  */
 import type { Etcd3, IKeyValue } from 'etcd3';
 import { closest } from '../util/suggest.js';
-import { AlreadyExistsError, ConflictError, MalformedValueError, NotFoundError, NotLeaderError } from '../model/errors.js';
+import { AlreadyExistsError, ConflictError, MalformedValueError, NotFoundError, NotLeaderError, RefusedError } from '../model/errors.js';
 import { clusterSpecSchema, routeSchema, type ClusterSpec, type Route } from '../model/schemas.js';
 import { decodeKv, encode, etcdCall } from './etcd.js';
 import { fenced, holdsFence, type Fence } from './fence.js';
@@ -110,13 +110,22 @@ export class ClusterStore {
     throw new ConflictError(`route of ${route.cluster} changed since it was read (now epoch ${now.route.epoch}); read it again and retry`);
   }
 
-  /** Writes a new spec if the stored one is still at `expectRevision`. */
-  async writeSpec(spec: ClusterSpec, expectRevision: string): Promise<void> {
+  /**
+   * Writes a new spec if the stored one is still at `expectRevision`. `unlessMigrating`: and only
+   * if the cluster has no unfinished slot migration (else RefusedError with `refusal`).
+   */
+  async writeSpec(spec: ClusterSpec, expectRevision: string, options: { unlessMigrating?: boolean; refusal?: string } = {}): Promise<void> {
     const key = this.keys.spec(spec.name);
-    const res = await etcdCall(`write spec of ${spec.name}`, () =>
-      this.etcd.if(key, 'Mod', '==', expectRevision).then(this.etcd.put(key).value(encode(spec))).commit(),
-    );
-    if (!res.succeeded) throw new ConflictError(`cluster ${spec.name} changed since it was read; read it again and retry`);
+    const activeMigration = this.keys.activeMigration(spec.name);
+    let txn = this.etcd.if(key, 'Mod', '==', expectRevision);
+    if (options.unlessMigrating) txn = txn.and(activeMigration, 'Create', '==', 0);
+    const res = await etcdCall(`write spec of ${spec.name}`, () => txn.then(this.etcd.put(key).value(encode(spec))).commit());
+    if (res.succeeded) return;
+    if (options.unlessMigrating) {
+      const migrating = await etcdCall(`read active migration of ${spec.name}`, () => this.etcd.get(activeMigration).exec());
+      if (migrating.kvs.length > 0) throw new RefusedError(options.refusal ?? `cluster ${spec.name} has a slot migration under way`);
+    }
+    throw new ConflictError(`cluster ${spec.name} changed since it was read; read it again and retry`);
   }
 
   async delete(name: string): Promise<void> {

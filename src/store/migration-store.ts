@@ -49,18 +49,23 @@ export class MigrationStore {
     return id ? this.get(cluster, id).catch((err) => (err instanceof NotFoundError ? null : Promise.reject(err))) : null;
   }
 
-  /** Creates a migration if the cluster has no unfinished one. */
-  async create(migration: MigrationRecord): Promise<StoredMigration> {
+  /**
+   * Creates a migration if the cluster has no unfinished one; with `specRevision`, only if the
+   * cluster's spec is still the one the request was checked against (its proxy kind, say).
+   */
+  async create(migration: MigrationRecord, options: { specRevision?: string } = {}): Promise<StoredMigration> {
     const activeKey = this.keys.activeMigration(migration.cluster);
+    let txn = this.etcd.if(activeKey, 'Create', '==', 0);
+    if (options.specRevision !== undefined) txn = txn.and(this.keys.spec(migration.cluster), 'Mod', '==', options.specRevision);
     const res = await etcdCall('create migration', () =>
-      this.etcd
-        .if(activeKey, 'Create', '==', 0)
+      txn
         .then(this.etcd.put(activeKey).value(migration.id), this.etcd.put(this.keys.migration(migration.cluster, migration.id)).value(encode(migration)))
         .else(this.etcd.get(activeKey))
         .commit(),
     );
     if (!res.succeeded) {
       const holder = res.responses[0]?.response_range.kvs[0]?.value.toString();
+      if (holder === undefined) throw new ConflictError(`the settings of cluster ${migration.cluster} changed since they were read; read them again and retry`);
       throw new RefusedError(`cluster ${migration.cluster} already has an unfinished migration (${holder}); one at a time`);
     }
     await this.trim(migration.cluster);

@@ -4,7 +4,7 @@
  */
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import { MalformedValueError, errorMessage } from '../model/errors.js';
-import { proxyInfoSchema, type ProxyInfo } from '../model/schemas.js';
+import { proxyInfoSchema, type ProxyInfo, type ProxyInfoInput } from '../model/schemas.js';
 import { decodeAll, decodeKv, encode, etcdCall, type ProblemHandler } from './etcd.js';
 import type { Keys } from './keys.js';
 
@@ -25,7 +25,7 @@ export class ProxyRegistry {
     private readonly keys: Keys,
   ) {}
 
-  async put(info: ProxyInfo, leaseId: string): Promise<void> {
+  async put(info: ProxyInfoInput, leaseId: string): Promise<void> {
     await etcdCall('register proxy', () => this.etcd.put(this.keys.proxy(info.cluster, info.id)).value(encode(info)).lease(leaseId).exec());
   }
 

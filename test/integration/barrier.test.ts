@@ -30,7 +30,7 @@ function registryWithLeases() {
       leases.push(lease);
     }
     const now = new Date().toISOString();
-    const info: ProxyInfo = { id, cluster: 'c', address: '127.0.0.1:1', metrics: null, pid: 1, version: 'test', epoch, startedAt: now, updatedAt: now };
+    const info: ProxyInfo = { id, cluster: 'c', address: '127.0.0.1:1', metrics: null, pid: 1, version: 'test', epoch, kind: 'cfgserver', startedAt: now, updatedAt: now };
     await registry.put(info, await lease.grant());
     return lease;
   };

@@ -5,7 +5,7 @@ import type { ProxyInfo } from '../../src/model/schemas.js';
 import type { ProxyRegistration } from '../../src/store/proxy-registry.js';
 
 function at(id: string, epoch: number | null): ProxyRegistration {
-  const info: ProxyInfo = { id, cluster: 'c', address: '127.0.0.1:1', metrics: null, pid: 1, version: 'v', epoch, startedAt: 't', updatedAt: 't' };
+  const info: ProxyInfo = { id, cluster: 'c', address: '127.0.0.1:1', metrics: null, pid: 1, version: 'v', epoch, kind: 'cfgserver', startedAt: 't', updatedAt: 't' };
   return { id, info };
 }
 

@@ -37,7 +37,7 @@ export function clusterCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         c
           .positional('name', { type: 'string', demandOption: true })
           .option('slots', { type: 'number', describe: 'slot count, 1..16384 (default 1024)' })
-          .option('file', { alias: 'f', type: 'string', describe: 'cluster YAML: slots, probe settings, shards with master and slaves' }),
+          .option('file', { alias: 'f', type: 'string', describe: 'cluster YAML: slots, proxy kind, probe settings, shards with master and slaves' }),
       (argv) =>
         withAdmin(argv, async (admin) => {
           const file = argv.file === undefined ? undefined : readClusterFile(argv.file);
@@ -84,7 +84,7 @@ export function clusterCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
     )
     .command(
       'set <name>',
-      'change probe and failover settings of a cluster',
+      'change probe and failover settings of a cluster, and what its clients go through',
       (c) =>
         c
           .positional('name', { type: 'string', demandOption: true })
@@ -97,10 +97,12 @@ export function clusterCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
           .option('max-link-down-ms', { type: 'number', describe: 'staleness bound of a slave to promote' })
           .option('switchover-timeout-ms', { type: 'number', describe: 'longest write pause of a switchover' })
           .option('write-fence', { type: 'boolean', describe: 'keep min-replicas-to-write on masters with a live slave (--no-write-fence: off)' })
-          .option('write-fence-lag-seconds', { type: 'number', describe: 'min-replicas-max-lag of the write fence, whole seconds' }),
+          .option('write-fence-lag-seconds', { type: 'number', describe: 'min-replicas-max-lag of the write fence, whole seconds' })
+          .option('proxy', { type: 'string', describe: 'what clients go through: cfgserver (its own proxies) or twemproxy (nutcracker with cfgserver twemproxy-agent; no slot migration, docs/twemproxy.md)' }),
       (argv) =>
         withAdmin(argv, async (admin) => {
           const spec = await admin.updateSettings(argv.name, {
+            proxy: argv.proxy,
             probe: { intervalMs: argv['probe-interval-ms'], timeoutMs: argv['probe-timeout-ms'], downAfterMs: argv['down-after-ms'] },
             failover: {
               auto: argv['auto-failover'],
@@ -113,7 +115,7 @@ export function clusterCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
             },
           });
           if (argv.json) printJson(spec);
-          else process.stdout.write(`cluster ${spec.name}: probe ${JSON.stringify(spec.probe)}, failover ${JSON.stringify(spec.failover)}\n`);
+          else process.stdout.write(`cluster ${spec.name}: proxy ${spec.proxy}, probe ${JSON.stringify(spec.probe)}, failover ${JSON.stringify(spec.failover)}\n`);
         }),
     )
     .command(

@@ -3,7 +3,9 @@ import { printJson, withAdmin, type GlobalArgs } from '../run.js';
 import { drainCommand } from './migrate.js';
 
 export function shardCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
-  return y
+  // drainCommand adds `drain <name> <shard>` itself (as a `.command('drain', ...)` around it, it
+  // was `shard drain drain NAME SHARD`).
+  return drainCommand(y)
     .command(
       'add <name>',
       'add a shard (it owns no slot until slots are assigned or migrated to it)',
@@ -31,6 +33,5 @@ export function shardCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
           else process.stdout.write(`removed shard ${argv.shard} from ${argv.name}\n`);
         }),
     )
-    .command('drain', 'move every slot of a shard to the other shards', (c) => drainCommand(c))
     .demandCommand(1, 'say which shard command: add, remove or drain');
 }
