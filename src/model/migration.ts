@@ -79,7 +79,8 @@ export const MAX_MIGRATION_RATE = 10_000_000;
 export function parseMigrationRate(value: unknown): number | null {
   if (value === undefined || value === null || value === 0) return null;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > MAX_MIGRATION_RATE) {
-    throw new ValidationError(`rate must be a whole number of keys per second from 1 to ${MAX_MIGRATION_RATE} (0: no limit), not ${JSON.stringify(value)}`);
+    const shown = typeof value === 'number' && Number.isNaN(value) ? 'a number' : JSON.stringify(value);
+    throw new ValidationError(`rate must be a whole number of keys per second from 1 to ${MAX_MIGRATION_RATE} (0: no limit), not ${shown}`);
   }
   return value;
 }

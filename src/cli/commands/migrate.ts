@@ -6,14 +6,19 @@
 import { SingleBar } from 'cli-progress';
 import type { Argv } from 'yargs';
 import { TaskFailedError } from '../../model/errors.js';
-import { migrationFinished, movesText, type MigrationRecord } from '../../model/migration.js';
+import { migrationFinished, movesText, parseMigrationRate, type MigrationRecord } from '../../model/migration.js';
 import type { AdminService } from '../../service/admin-service.js';
 import type { MigrationView } from '../../service/migration-service.js';
 import { numberIn, printJson, show, withAdmin, type GlobalArgs } from '../run.js';
 import { migrationsTable } from '../tables.js';
 
-/** --rate: yargs leaves a non-number as NaN, which the service refuses with its reason. */
-const RATE_OPTION = { type: 'number', describe: "keys/s at most for the leader's mover (0: no limit); change it later with migrate throttle" } as const;
+/** --rate: keys per second for the leader's mover. */
+const RATE_OPTION = {
+  type: 'number',
+  describe: "keys/s at most for the leader's mover (0: no limit); change it later with migrate throttle",
+  // Checked as it is read, with the service's own words for a bad rate.
+  coerce: (v: unknown) => (parseMigrationRate(v), v as number),
+} as const;
 
 const by = () => `cfgctl@${process.env['USER'] ?? 'unknown'}`;
 
