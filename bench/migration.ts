@@ -2,7 +2,7 @@
  * bench/migration — how fast slot migration moves keys, what clients lose meanwhile, and how long
  * one big key blocks Redis (issue 9, "Tests and measurements"; docs/migration.md).
  *
- *   node --import tsx bench/migration.ts [--keys N] [--large N] [--value-bytes B] [--big N] [--requests N] [--only idle,load,big]
+ *   node --import tsx bench/migration.ts [--keys N] [--large N] [--value-bytes B] [--big N] [--requests N] [--rate KEYS_PER_S] [--only idle,load,control,big]
  *
  * Each scenario gets its own cluster — etcd, two masters owning every slot, an empty third shard
  * s2, one controller process and one proxy process, all on 127.0.0.1 — stopped at its end whatever
@@ -38,6 +38,8 @@ const LARGE_KEYS = argNumber('large', 100_000);
 const LARGE_VALUE_BYTES = argNumber('value-bytes', 10 * 1024);
 const BIG_ELEMENTS = argNumber('big', 1_000_000);
 const LOAD_REQUESTS = argNumber('requests', 200_000);
+/** --rate for the rebalance under load (0: none): the operator's lever, keys/s for the leader's mover. */
+const LOAD_RATE = argNumber('rate', 0);
 const LOAD_CLIENTS = 50;
 const LOAD_PIPELINE = 16;
 /** Baseline rounds of SET + GET without a migration. */
@@ -150,7 +152,7 @@ async function migrate(s: Scene, ask: () => Promise<{ id: string }>): Promise<Ti
   return { view, wallSeconds };
 }
 
-const rebalance = (s: Scene) => migrate(s, () => s.admin.migrations.rebalance(CLUSTER, { requestedBy: 'bench/migration' }));
+const rebalance = (s: Scene, rate = 0) => migrate(s, () => s.admin.migrations.rebalance(CLUSTER, { requestedBy: 'bench/migration', rate }));
 
 /** Where the time of a migration went: each step's duration, in seconds. */
 function stepsText(view: MigrationView): string {
@@ -239,12 +241,12 @@ function cfgserverMover(): Mover {
   let requestedAt = 0;
   let view: MigrationView | null = null;
   return {
-    label: 'cfgserver rebalance',
+    label: LOAD_RATE > 0 ? `cfgserver rebalance --rate ${LOAD_RATE}` : 'cfgserver rebalance',
     async run(s) {
       requestedAt = Date.now();
-      const t = await rebalance(s);
+      const t = await rebalance(s, LOAD_RATE);
       view = t.view;
-      return { keys: t.view.keysMoved, seconds: t.wallSeconds, lines: [...idleLines('under load', t, `${SMALL_KEYS} and those redis-benchmark wrote`), `  keys per shard after: ${await placement(s)}`] };
+      return { keys: t.view.keysMoved, seconds: t.wallSeconds, lines: [...idleLines(LOAD_RATE > 0 ? `under load, --rate ${LOAD_RATE}` : 'under load', t, `${SMALL_KEYS} and those redis-benchmark wrote`), `  keys per shard after: ${await placement(s)}`] };
     },
     timeline: (rounds) => (view ? timelineLines(rounds, view, requestedAt) : []),
   };
