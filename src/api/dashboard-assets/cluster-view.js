@@ -100,7 +100,7 @@ function instanceRow(o, shard, inst, masterOffset) {
       'td',
       {},
       inst.refused ? h('div', { class: 'bad', title: inst.refused.reason }, `refused: ${inst.refused.summary}`) : null,
-      inst.expectedRole === 'slave' ? button('Make master', 'switchover', { shard: shard.id, to: inst.address }, { title: 'planned switchover to this slave' }) : null,
+      inst.expectedRole === 'slave' ? button('Make master', 'switchover', { shard: shard.id, to: inst.address }, { title: 'planned switchover to this slave', disabled: seen !== 'slave' }) : null,
     ),
   );
 }
