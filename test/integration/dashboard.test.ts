@@ -89,6 +89,15 @@ describe('the dashboard', () => {
     expect((await cluster.admin.getCluster('web')).spec.paused).toBe(false);
     // The page still shows the cluster as running.
     expect(await page.locator('button[data-action="pause"]').count()).toBe(1);
+
+    // A wrong token: refused too, and the page says the token is not the right one.
+    await page.fill('#token', 'not-the-token-of-this-api');
+    await page.click('#token-form button[type="submit"]');
+    await page.locator('button[data-action="pause"]').click();
+    await page.waitForFunction(() => document.querySelector('#message')?.textContent?.includes('not accepted'), undefined, { timeout: SHOWN_WITHIN });
+    expect((await cluster.admin.getCluster('web')).spec.paused).toBe(false);
+    await page.click('#token-forget');
+    expect(await page.evaluate(() => sessionStorage.getItem('cfgserver.apiToken'))).toBeNull();
   });
 
   it('shows a kill -9 of a master as a failover, and the new master', async () => {
@@ -98,7 +107,8 @@ describe('the dashboard', () => {
     await page.waitForSelector('#tasks tr[data-kind="failover"][data-shard="s0"][data-state="done"]', { timeout: SHOWN_WITHIN });
     await page.waitForSelector(`.shard[data-shard="s0"][data-master="${promoted}"]`, { timeout: SHOWN_WITHIN });
     // Every replica judged the old master down (the failover's quorum), and says so on the page.
-    await page.waitForSelector(`tr[data-instance="${s0!.master.address}"] td[data-verdict="DOWN"]`, { timeout: SHOWN_WITHIN });
+    const oldMaster = s0!.master.address;
+    await page.waitForFunction((addr) => document.querySelectorAll(`tr[data-instance="${addr}"] td[data-verdict="DOWN"]`).length === 2, oldMaster, { timeout: SHOWN_WITHIN });
     const history = await page.textContent('#history tbody');
     expect(history).toMatch(/failover/);
     expect((await cluster.admin.route('web')).shards[0]!.master).toBe(promoted);
