@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, spawnController, waitFor, type ManagedProcess } from '../../src/playground/processes.js';
 import { makeCluster, replicating, type TestCluster } from '../helpers/cluster.js';
 import { useProxies } from '../helpers/proxy.js';
+import type { Proxy } from '../../src/proxy/proxy.js';
 import { useRedisClients } from '../helpers/redis.js';
 import { TEST_LEASE_TTL, useWorld } from '../helpers/servers.js';
 
@@ -28,6 +29,7 @@ describe('the dashboard', () => {
   let page: Page;
   let cluster: TestCluster;
   let base: string;
+  let proxy: Proxy;
   const controllers: ManagedProcess[] = [];
 
   beforeAll(async () => {
@@ -51,7 +53,7 @@ describe('the dashboard', () => {
     base = `http://127.0.0.1:${ports[0]}`;
     await waitFor('the first replica to answer', async () => (await fetch(`${base}/healthz`).catch(() => null))?.ok, 15_000);
     for (const shard of cluster.shards) await replicating(redis, shard.slaves, shard.master.address);
-    await proxies.start(world.etcd.endpoint, cluster.prefix, 'web');
+    proxy = await proxies.start(world.etcd.endpoint, cluster.prefix, 'web');
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
     page = await browser.newPage();
     // Every action asks for confirmation first: the operator says yes.
@@ -98,6 +100,32 @@ describe('the dashboard', () => {
     expect((await cluster.admin.getCluster('web')).spec.paused).toBe(false);
     await page.click('#token-forget');
     expect(await page.evaluate(() => sessionStorage.getItem('cfgserver.apiToken'))).toBeNull();
+  });
+
+  it('follows a migration live, paused and resumed from the page', async () => {
+    const client = proxies.client(proxy);
+    const writes = client.pipeline();
+    for (let i = 0; i < 2000; i++) writes.set(`dash:${i}`, String(i));
+    await writes.exec();
+    // Slow (5 keys/s) so that it is still moving when the page pauses it.
+    const m = await cluster.admin.migrations.migrate('web', { slots: '0-99', to: 's1', requestedBy: 'test', rate: 5 });
+    const row = `#migrations tr[data-migration="${m.id}"]`;
+    await page.fill('#token', TOKEN);
+    await page.click('#token-form button[type="submit"]');
+    await page.waitForFunction((sel) => Number(document.querySelector<HTMLElement>(sel)?.dataset['moved']) > 0, row, { timeout: SHOWN_WITHIN });
+    expect(await page.textContent(row)).toMatch(/keys moved of \d+ seen/);
+    await page.locator(`${row} button[data-op="pause"]`).click();
+    await page.waitForSelector(`${row}[data-state="paused"]`, { timeout: SHOWN_WITHIN });
+    expect(await page.textContent('#message')).toContain('pause asked');
+    await page.locator(`${row} button[data-op="resume"]`).click();
+    await page.waitForSelector(`${row}[data-state="running"]`, { timeout: SHOWN_WITHIN });
+    // The rest at full speed, and the page shows it done.
+    await cluster.admin.migrations.throttle('web', 'test', 0, m.id);
+    await page.waitForSelector(`${row}[data-state="done"]`, { timeout: SHOWN_WITHIN });
+    const asked = (await cluster.admin.listHistory('web', 200)).entries.filter((e) => e.action === 'migration:pause' || e.action === 'migration:resume');
+    expect(asked.map((e) => [e.action, e.reason.includes('asked by dashboard')])).toEqual([['migration:pause', true], ['migration:resume', true]]);
+    expect(await client.get('dash:1999')).toBe('1999');
+    await page.click('#token-forget');
   });
 
   it('shows a kill -9 of a master as a failover, and the new master', async () => {

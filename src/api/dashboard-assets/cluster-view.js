@@ -163,7 +163,7 @@ function migrations(o) {
       const state = m.reverse && !finished ? `${m.state}, cancelling` : m.pause && m.state === 'running' ? 'pausing' : m.state;
       return h(
         'tr',
-        { dataset: { migration: m.id, state: m.state } },
+        { dataset: { migration: m.id, state: m.state, moved: String(m.keysMoved) } },
         h('td', { class: 'mono' }, m.id),
         h('td', { class: m.state === 'failed' ? 'bad' : '' }, state, m.error ? h('div', { class: 'bad' }, m.error) : null),
         h('td', {}, finished ? '' : m.next),
