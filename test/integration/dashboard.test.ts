@@ -115,6 +115,7 @@ describe('the dashboard', () => {
     await page.click('#token-form button[type="submit"]');
     await page.waitForFunction((sel) => Number(document.querySelector<HTMLElement>(sel)?.dataset['moved']) > 0, row, { timeout: SHOWN_WITHIN });
     expect(await page.textContent(row)).toMatch(/keys moved of \d+ seen/);
+    expect(await page.textContent('.facts')).toContain('100 s0 → s1 (moving)');
     await page.locator(`${row} button[data-op="pause"]`).click();
     await page.waitForSelector(`${row}[data-state="paused"]`, { timeout: SHOWN_WITHIN });
     expect(await page.textContent('#message')).toContain('pause asked');

@@ -39,6 +39,7 @@ function header(o) {
       { class: 'facts' },
       h('dt', {}, 'route epoch'), h('dd', { id: 'route-epoch' }, String(route.epoch)),
       h('dt', {}, 'slots'), h('dd', {}, `${spec.slotCount} (${spec.hash})`),
+      route.migrating?.length ? [h('dt', {}, 'slots moving'), h('dd', { class: 'warn' }, movingText(route.migrating))] : null,
       h('dt', {}, 'leader'), h('dd', {}, leader ? leader.id : 'none'),
       h('dt', {}, 'controllers'), h('dd', {}, o.controllers.map((c) => c.id).join(', ') || 'none'),
       h('dt', {}, 'probe'), h('dd', {}, `every ${spec.probe.intervalMs} ms, down after ${spec.probe.downAfterMs} ms`),
@@ -46,6 +47,16 @@ function header(o) {
     ),
     h('div', { class: 'buttons' }, spec.paused ? button('Resume cluster', 'resume') : button('Pause cluster', 'pause')),
   );
+}
+
+/** The route's migrating slots, by direction and phase: "40 s0 → s1 (moving)". */
+function movingText(migrating) {
+  const groups = new Map();
+  for (const m of migrating) {
+    const key = `${m.from} → ${m.to} (${m.phase})`;
+    groups.set(key, (groups.get(key) ?? 0) + 1);
+  }
+  return [...groups].map(([key, n]) => `${n} ${key}`).join(', ');
 }
 
 /** The offset to compare with: read from Redis now when it answered, else the view's (older). */
