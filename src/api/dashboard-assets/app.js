@@ -14,7 +14,9 @@ const main = document.getElementById('main');
 const message = document.getElementById('message');
 const updated = document.getElementById('updated');
 
-let shown = '';          // the JSON last drawn: the page is redrawn only when it changes
+let shown = '';          // the JSON last drawn: the page is redrawn only when it changes...
+let drawnAt = 0;
+const REDRAW_MS = 5000;  // ...or every 5 s, for its "N s ago" (a redraw loses a text selection)
 let timer = null;
 let generation = 0;      // a read that ends after the page changed is dropped
 
@@ -30,9 +32,11 @@ async function read(r) {
 }
 
 function draw({ r, data }) {
-  const json = JSON.stringify({ r, data: { ...data, at: undefined } });
-  if (json !== shown) {
+  // Read times ("at") change on every read; what was read is what matters.
+  const json = JSON.stringify({ r, data }, (key, value) => (key === 'at' ? undefined : value));
+  if (json !== shown || Date.now() - drawnAt >= REDRAW_MS) {
     shown = json;
+    drawnAt = Date.now();
     // Keep open <details> (a task's steps) open across redraws.
     const open = new Set([...main.querySelectorAll('details[open]')].map((d) => d.closest('[data-task]')?.dataset.task));
     main.replaceChildren(r.page === 'cluster' ? clusterView(data) : listView(data.clusters, data.controllers));

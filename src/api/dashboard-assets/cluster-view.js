@@ -73,7 +73,7 @@ function shards(o) {
     const masterOffset = master ? offsetOf(master) : null;
     const busy = o.tasks.find((t) => t.shard === shard.id && !TERMINAL_TASK.has(t.state));
     const heads = ['instance', 'route role', 'seen as', 'link', 'offset', 'lag', ...o.views.map((v) => `${v.controller}${v.leader ? ' (leader)' : ''}${v.live ? '' : ' (gone)'}`), 'config', ''];
-    const rows = shard.instances.map((inst) => instanceRow(o, shard, inst, masterOffset));
+    const rows = shard.instances.map((inst) => instanceRow(o, shard, inst, masterOffset, Boolean(busy)));
     return h(
       'div',
       { class: 'shard', dataset: { shard: shard.id, master: master ? master.address : '' } },
@@ -90,7 +90,7 @@ function shards(o) {
   });
 }
 
-function instanceRow(o, shard, inst, masterOffset) {
+function instanceRow(o, shard, inst, masterOffset, busy) {
   const health = inst.health;
   const seen = health ? (health.reachable ? health.role : 'unreachable') : 'not seen';
   const wrongRole = health && health.reachable && health.role !== inst.expectedRole;
@@ -111,7 +111,7 @@ function instanceRow(o, shard, inst, masterOffset) {
       'td',
       {},
       inst.refused ? h('div', { class: 'bad', title: inst.refused.reason }, `refused: ${inst.refused.summary}`) : null,
-      inst.expectedRole === 'slave' ? button('Make master', 'switchover', { shard: shard.id, to: inst.address }, { title: 'planned switchover to this slave', disabled: seen !== 'slave' }) : null,
+      inst.expectedRole === 'slave' ? button('Make master', 'switchover', { shard: shard.id, to: inst.address }, { title: 'planned switchover to this slave', disabled: busy || seen !== 'slave' }) : null,
     ),
   );
 }
