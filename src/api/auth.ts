@@ -29,7 +29,12 @@ export function bearerToken(header: string | undefined): string | null {
 
 export function needsToken(security: Pick<ApiSecurity, 'token' | 'authReads'>, method: string, path: string): boolean {
   if (security.token === null || OPEN_PATHS.has(path)) return false;
-  return security.authReads || !READS.has(method.toUpperCase());
+  const read = READS.has(method.toUpperCase());
+  // The dashboard's page and files hold no data (the page reads /v1/... with the token it is
+  // given); a browser cannot send a token when it loads a page, so they are open even when reads
+  // need the token.
+  if (read && (path === '/' || path === '/ui' || path.startsWith('/ui/'))) return false;
+  return security.authReads || !read;
 }
 
 export function requireToken(security: Pick<ApiSecurity, 'token' | 'authReads'>): RequestHandler {

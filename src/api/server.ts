@@ -9,6 +9,7 @@ import { errorHandler, intQuery } from './http-errors.js';
 import { ValidationError } from '../model/errors.js';
 import type { ApiSecurity } from './api-security.js';
 import { requireToken } from './auth.js';
+import { dashboardRouter } from './dashboard.js';
 
 export interface ApiDeps {
   admin: AdminService;
@@ -133,6 +134,27 @@ export function createApp(deps: ApiDeps): express.Express {
   app.get('/v1/replicas', async (_req, res) => {
     res.json(await deps.admin.replicaStatus());
   });
+  // Cluster pause/resume, switchover and proxies: what the dashboard's buttons and tables need
+  // beyond the endpoints above (the same rules as cfgctl, in AdminService).
+  app.post('/v1/clusters/:name/pause', async (req, res) => {
+    res.json({ cluster: name(req), paused: true, changed: await deps.admin.setPaused(name(req), true) });
+  });
+  app.post('/v1/clusters/:name/resume', async (req, res) => {
+    res.json({ cluster: name(req), paused: false, changed: await deps.admin.setPaused(name(req), false) });
+  });
+  // {shard, to?: H:P, force?: true}: a pending task the leader carries out (as `cfgctl failover --no-wait`).
+  app.post('/v1/clusters/:name/switchover', async (req, res) => {
+    const body = (req.body ?? {}) as { shard?: unknown; to?: unknown; force?: unknown };
+    const to = body.to === undefined || body.to === null || body.to === '' ? undefined : String(body.to);
+    res.status(201).json(await deps.admin.requestSwitchover(name(req), { shard: String(body.shard ?? ''), to, force: body.force === true, requestedBy: requester(req) }));
+  });
+  app.get('/v1/clusters/:name/tasks/:id', async (req, res) => {
+    res.json(await deps.admin.getTask(name(req), String(req.params['id'])));
+  });
+  app.get('/v1/clusters/:name/proxies', async (req, res) => {
+    res.json(await deps.admin.listProxies(name(req)));
+  });
+  app.use(dashboardRouter(deps.admin));
   app.get('/metrics', async (_req, res) => {
     res.type(deps.registry.contentType).send(await deps.registry.metrics());
   });
@@ -141,4 +163,10 @@ export function createApp(deps: ApiDeps): express.Express {
   });
   app.use(errorHandler);
   return app;
+}
+
+/** Who asked, for tasks and history: the body's `by`, else the caller's address. */
+function requester(req: Request): string {
+  const by = (req.body as { by?: unknown } | undefined)?.by;
+  return typeof by === 'string' && by ? by : `http@${req.ip ?? 'unknown'}`;
 }

@@ -114,6 +114,7 @@ Try, in another terminal:
                                         # a writer that keeps going; meanwhile, elsewhere:
   export CFGSERVER_ETCD=${etcd.endpoint}
   alias cfgctl='${ctl}'
+  open http://127.0.0.1:${controllerPorts[0]}/          # the dashboard: all of the below, live, in a browser
   cfgctl proxies demo                   # the proxy and the route epoch it applied
   cfgctl controllers                    # the two replicas; one leads
   cfgctl cluster show demo              # shards, roles, offsets as the leader sees them

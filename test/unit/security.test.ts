@@ -149,6 +149,10 @@ describe('the HTTP API token', () => {
     expect(needsToken(all, 'GET', '/metrics')).toBe(true);
     expect(needsToken(all, 'GET', '/healthz')).toBe(false);
     expect(needsToken({ token: null, authReads: false }, 'POST', '/v1/clusters')).toBe(false);
+    // The dashboard's page and files carry no data: a browser loads them before any token is pasted.
+    expect(['/', '/ui', '/ui/', '/ui/app.js'].map((p) => needsToken(all, 'GET', p))).toEqual([false, false, false, false]);
+    expect(needsToken(all, 'POST', '/ui/x')).toBe(true);
+    expect(needsToken(all, 'GET', '/v1/clusters/x/overview')).toBe(true);
   });
 
   it('loads the token from a file or $CFGSERVER_API_TOKEN, and refuses a weak one without printing it', () => {
