@@ -364,6 +364,8 @@ const BIG_TYPES = {
   list: { lua: "redis.call('RPUSH', KEYS[1], i)", size: 'LLEN' },
   set: { lua: "redis.call('SADD', KEYS[1], 'm' .. i)", size: 'SCARD' },
   zset: { lua: "redis.call('ZADD', KEYS[1], i, 'm' .. i)", size: 'ZCARD' },
+  // 64 bytes per element: a string of 64 MB for a million.
+  string: { lua: "redis.call('APPEND', KEYS[1], '0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef')", size: 'STRLEN', per: 64 },
 } as const;
 
 async function bigKeyScenario(): Promise<{ lines: string[] }> {
@@ -382,7 +384,7 @@ async function bigKeyScenario(): Promise<{ lines: string[] }> {
       throw new Error(`no key name for ${type} on ${source.id}`);
     };
     for (const address of [source.master, targetMaster]) await s.at(address).config('SET', 'latency-monitor-threshold', '1');
-    lines.push(`big keys: ${BIG_ELEMENTS} elements each, its slot alone migrated ${source.id} -> ${s.target}; longest wait of a PING every ms on its own connection, and Redis's own longest command (LATENCY LATEST)`);
+    lines.push(`big keys: ${BIG_ELEMENTS} elements each (the string: ${BIG_ELEMENTS * 64} bytes), its slot alone migrated ${source.id} -> ${s.target}; longest wait of a PING every ms on its own connection, and Redis's own longest command (LATENCY LATEST)`);
     lines.push('  type  wall s  PING source ms  PING target ms  longest command source/target ms');
     for (const [type, spec] of Object.entries(BIG_TYPES)) {
       const key = keyOf(type);
@@ -399,7 +401,7 @@ async function bigKeyScenario(): Promise<{ lines: string[] }> {
       const [pingSource, pingTarget] = await Promise.all(pings.map((p) => p.stop()));
       const [cmdSource, cmdTarget] = await Promise.all([source.master, targetMaster].map((a) => longestCommand(s.at(a))));
       const arrived = Number(await s.at(targetMaster).call(spec.size, key));
-      if (arrived !== BIG_ELEMENTS || (await s.at(source.master).exists(key)) !== 0) throw new Error(`${key}: ${arrived} elements on the target, and still on the source?`);
+      if (arrived !== BIG_ELEMENTS * ('per' in spec ? spec.per : 1) || (await s.at(source.master).exists(key)) !== 0) throw new Error(`${key}: ${arrived} elements on the target, and still on the source?`);
       lines.push(`  ${type.padEnd(4)}  ${t.wallSeconds.toFixed(1).padStart(6)}  ${pingSource.toFixed(0).padStart(14)}  ${pingTarget.toFixed(0).padStart(14)}  ${String(cmdSource).padStart(10)} / ${cmdTarget}`);
       // The key is gone from the source; drop it from the target too, so that each type is alone.
       await s.at(targetMaster).unlink(key);

@@ -3,6 +3,7 @@
  * key of a million elements blocks the source while it serializes the key and the target while it
  * restores it — every client of both shards waits. So before the slots move the leader finds the
  * hashes, lists, sets and sorted sets of the moving slots with more than a threshold of elements
+ * (and strings longer than a threshold of bytes)
  * (one `SCAN`, each page's keys of those slots sized by a script), and, while the proxies hold those slots' commands, copies
  * each one to a temporary key on the target a chunk at a time (HSCAN/SSCAN/ZSCAN/LRANGE, then
  * HSET/SADD/ZADD/RPUSH), renames it into place, gives it the source's TTL, waits for a slave of the
@@ -14,7 +15,7 @@ import { keySlot } from '../model/slot.js';
 import type { CredentialSource } from '../redis/credentials.js';
 import { MoverConnections, runOn, slavesToWaitFor, waitForSlaves } from './connection.js';
 
-export const BIG_KEY_TYPES = ['hash', 'list', 'set', 'zset'] as const;
+export const BIG_KEY_TYPES = ['hash', 'list', 'set', 'zset', 'string'] as const;
 export type BigKeyType = (typeof BIG_KEY_TYPES)[number];
 
 export interface BigKey {
@@ -31,11 +32,15 @@ export interface BigKeyOptions {
   threshold: number;
   /** Elements per read and per write. */
   chunk: number;
+  /** Strings longer than this (bytes) move in chunks too: one MIGRATE of 512 MB holds both Redis for seconds. */
+  stringThreshold: number;
+  /** Bytes per read and per write of a big string. */
+  stringChunk: number;
   /** How long a moved key waits for a slave of the target. */
   replicaWaitMs: number;
 }
 
-export const DEFAULT_BIG_KEY_OPTIONS: BigKeyOptions = { timeoutMs: 10_000, threshold: 10_000, chunk: 1000, replicaWaitMs: 1000 };
+export const DEFAULT_BIG_KEY_OPTIONS: BigKeyOptions = { timeoutMs: 10_000, threshold: 10_000, chunk: 1000, stringThreshold: 8 << 20, stringChunk: 1 << 20, replicaWaitMs: 1000 };
 
 /** Keys one SCAN of the survey walks: the same page as the mover's, about 0.3 ms of Redis's time. */
 const SURVEY_SCAN_COUNT = 1000;
@@ -48,14 +53,15 @@ const SURVEY_SCAN_COUNT = 1000;
  */
 const SIZE_SCRIPT = `
 local limit = tonumber(ARGV[1])
-local length = { hash = 'HLEN', list = 'LLEN', set = 'SCARD', zset = 'ZCARD' }
+local bytes = tonumber(ARGV[2])
+local length = { hash = 'HLEN', list = 'LLEN', set = 'SCARD', zset = 'ZCARD', string = 'STRLEN' }
 local big = {}
 for _, key in ipairs(KEYS) do
   local t = redis.call('TYPE', key).ok
   local command = length[t]
   if command then
     local n = redis.call(command, key)
-    if n > limit then
+    if n > (t == 'string' and bytes or limit) then
       big[#big + 1] = key
       big[#big + 1] = t
       big[#big + 1] = n
@@ -92,7 +98,7 @@ export class BigKeyMover {
       if (cursor !== '0') (page = scan(cursor)).catch(() => undefined);
       const mine = keys.filter((k) => slots.has(keySlot(k, slotCount)));
       if (mine.length === 0) continue;
-      const big = (await runOn(source, 'EVAL (sizes)', () => client.callBuffer('EVAL', SIZE_SCRIPT, mine.length, ...mine, String(this.options.threshold)))) as (Buffer | number)[];
+      const big = (await runOn(source, 'EVAL (sizes)', () => client.callBuffer('EVAL', SIZE_SCRIPT, mine.length, ...mine, String(this.options.threshold), String(this.options.stringThreshold)))) as (Buffer | number)[];
       for (let i = 0; i + 2 < big.length; i += 3) {
         found.push({ key: big[i] as Buffer, type: big[i + 1]!.toString() as BigKeyType, elements: Number(big[i + 2]) });
       }
@@ -134,7 +140,15 @@ export class BigKeyMover {
       writes.push(runOn(target, what, fn));
       if (writes.length >= 8) await Promise.all(writes.splice(0));
     };
-    if (type === 'list') {
+    if (type === 'string') {
+      // GETRANGE past the end answers what is left (or nothing): the last, short chunk ends it.
+      const size = this.options.stringChunk;
+      for (let start = 0; ; start += size) {
+        const part = await runOn(source, 'GETRANGE', () => src.getrangeBuffer(key, start, start + size - 1));
+        if (part.length > 0) await write('APPEND', () => dst.append(tmp, part));
+        if (part.length < size) break;
+      }
+    } else if (type === 'list') {
       for (let start = 0; ; start += chunk) {
         const items = await runOn(source, 'LRANGE', () => src.lrangeBuffer(key, start, start + chunk - 1));
         if (items.length > 0) await write('RPUSH', () => dst.rpush(tmp, ...items));

@@ -43,7 +43,7 @@ export const migrationRecordSchema = z.strictObject({
   steps: z.array(taskStepSchema).default([]),
   error: z.string().nullable().default(null),
   /** Keys of the moving slots big enough to move in chunks (found by the `survey` step); `key` in base64. */
-  bigKeys: z.array(z.strictObject({ key: z.string(), from: shardId, to: shardId, type: z.enum(['hash', 'list', 'set', 'zset']), elements: z.number().int() })).default([]),
+  bigKeys: z.array(z.strictObject({ key: z.string(), from: shardId, to: shardId, type: z.enum(['hash', 'list', 'set', 'zset', 'string']), elements: z.number().int() })).default([]),
   /** Keys per second the leader's mover may move at most (an admin's `--rate`); null: as fast as it can. */
   rate: z.number().int().min(1).nullable().default(null),
   /** An admin asked to pause (`migrate pause`): the mover stops between batches. */

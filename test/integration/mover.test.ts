@@ -121,11 +121,15 @@ describe('KeyMover', () => {
     await src.pexpire('z:{b}', 900_000);
     await src.hset('small:{b}', 'a', '1');
     await src.hset('h:{elsewhere}', ...items.flatMap((e) => [e, '1']));
+    // A string past the byte threshold (not a whole number of chunks), with a TTL, and one below it.
+    const text = Buffer.from(Array.from({ length: 40_000 + 123 }, (_, i) => String.fromCharCode(97 + (i % 26))).join(''));
+    await src.set('str:{b}', text, 'PX', 900_000);
+    await src.set('smallstr:{b}', 'x'.repeat(100));
     const slot = keySlot('{b}', SLOTS);
-    const mover = new BigKeyMover({ timeoutMs: 5000, threshold: 1000, chunk: 300, replicaWaitMs: 500 });
+    const mover = new BigKeyMover({ timeoutMs: 5000, threshold: 1000, chunk: 300, stringThreshold: 10_000, stringChunk: 4096, replicaWaitMs: 500 });
     try {
       const found = await mover.find(source.address, new Set([slot]), SLOTS);
-      expect(found.map((k) => `${k.key.toString()}:${k.type}:${k.elements}`).sort()).toEqual([`h:{b}:hash:${n}`, `l:{b}:list:${n}`, `s:{b}:set:${n}`, `z:{b}:zset:${n}`]);
+      expect(found.map((k) => `${k.key.toString()}:${k.type}:${k.elements}`).sort()).toEqual([`h:{b}:hash:${n}`, `l:{b}:list:${n}`, `s:{b}:set:${n}`, `str:{b}:string:${text.length}`, `z:{b}:zset:${n}`]);
       await redis.at(target.address).hset('h:{b}', 'theirs', '1'); // already at the destination: it wins
       for (const [i, k] of found.entries()) expect(await mover.move(source.address, target.address, k.key, `tmp:${i}`, 0)).toBe(true);
       expect(await mover.move(source.address, target.address, Buffer.from('gone:{b}'), 'tmp:x', 0)).toBe(false);
@@ -138,9 +142,11 @@ describe('KeyMover', () => {
     expect((await tgt.smembers('s:{b}')).sort()).toEqual([...items].sort());
     expect(await tgt.zrange('z:{b}', '0', '-1', 'WITHSCORES')).toEqual(items.flatMap((e, i) => [e, String(i + 0.5)]));
     expect(await tgt.pttl('z:{b}')).toBeGreaterThan(800_000);
+    expect((await tgt.getBuffer('str:{b}'))!.equals(text)).toBe(true);
+    expect(await tgt.pttl('str:{b}')).toBeGreaterThan(800_000);
     expect(await tgt.keys('tmp:*')).toEqual([]);
-    for (const k of ['h:{b}', 'l:{b}', 's:{b}', 'z:{b}']) expect(await src.exists(k)).toBe(0);
-    expect(await src.exists('small:{b}', 'h:{elsewhere}')).toBe(2);
+    for (const k of ['h:{b}', 'l:{b}', 's:{b}', 'z:{b}', 'str:{b}']) expect(await src.exists(k)).toBe(0);
+    expect(await src.exists('small:{b}', 'h:{elsewhere}', 'smallstr:{b}')).toBe(3);
   });
 
   it('fills each MIGRATE with keys of many slots bound for one target, not one slot at a time', async () => {

@@ -230,7 +230,7 @@ export class MigrationRun {
       for (const k of found[i]!) bigKeys.push({ key: k.key.toString('base64'), from: move.from, to: move.to, type: k.type, elements: k.elements });
     });
     const detail = bigKeys.length
-      ? `${bigKeys.length} big keys will move in chunks while their slots are held: ${bigKeys.slice(0, 5).map((k) => `${Buffer.from(k.key, 'base64').toString()} (${k.type}, ${k.elements} elements)`).join(', ')}${bigKeys.length > 5 ? ', ...' : ''}`
+      ? `${bigKeys.length} big keys will move in chunks while their slots are held: ${bigKeys.slice(0, 5).map((k) => `${Buffer.from(k.key, 'base64').toString()} (${k.type}, ${k.elements} ${k.type === 'string' ? 'bytes' : 'elements'})`).join(', ')}${bigKeys.length > 5 ? ', ...' : ''}`
       : 'no big key in the moving slots';
     await this.persist('survey', 'running', 'prepare', detail, { bigKeys });
   }
