@@ -317,10 +317,14 @@ export function routeProblems(route: {
   migrating?: { slot: number; from: string; to: string }[];
 }): string[] {
   const problems: string[] = [];
-  const owner = new Map<number, string>();
+  if (!Number.isInteger(route.slotCount) || route.slotCount < 1 || route.slotCount > MAX_SLOTS) return [`slot count ${route.slotCount} is outside 1..${MAX_SLOTS}`];
+  // Slot -> index of its owner in route.shards (-1: none). A typed array, not a Map: a route of
+  // 16384 slots is checked by every proxy on every change (bench/scale-route.ts).
+  const owner = new Int32Array(route.slotCount).fill(-1);
+  const ownerOf = (slot: number): string | undefined => (slot >= 0 && slot < route.slotCount && owner[slot]! >= 0 ? route.shards[owner[slot]!]!.id : undefined);
   const shardIds = new Set<string>();
   const instances = new Map<string, string>();
-  for (const shard of route.shards) {
+  for (const [index, shard] of route.shards.entries()) {
     if (shardIds.has(shard.id)) problems.push(`shard id ${shard.id} appears twice`);
     shardIds.add(shard.id);
     for (const addr of [shard.master, ...shard.slaves]) {
@@ -333,13 +337,13 @@ export function routeProblems(route: {
         problems.push(`shard ${shard.id}: slot range [${first}, ${last}] is outside 0..${route.slotCount - 1}`);
         continue;
       }
-      for (let s = first; s <= last; s++) {
-        const prev = owner.get(s);
-        if (prev !== undefined) {
-          problems.push(`slot ${s} is owned by both ${prev} and ${shard.id}`);
+      for (let s = Math.max(0, first); s <= last; s++) {
+        const prev = owner[s]!;
+        if (prev >= 0) {
+          problems.push(`slot ${s} is owned by both ${route.shards[prev]!.id} and ${shard.id}`);
           break;
         }
-        owner.set(s, shard.id);
+        owner[s] = index;
       }
     }
   }
@@ -350,7 +354,7 @@ export function routeProblems(route: {
     if (m.slot >= route.slotCount) problems.push(`migrating slot ${m.slot} is outside 0..${route.slotCount - 1}`);
     if (!shardIds.has(m.from) || !shardIds.has(m.to)) problems.push(`slot ${m.slot} migrates between unknown shards ${m.from} -> ${m.to}`);
     else if (m.from === m.to) problems.push(`slot ${m.slot} migrates from ${m.from} to itself`);
-    else if (owner.get(m.slot) !== m.from && owner.get(m.slot) !== m.to) problems.push(`slot ${m.slot} migrates ${m.from} -> ${m.to} but is owned by ${owner.get(m.slot) ?? 'no shard'}`);
+    else if (ownerOf(m.slot) !== m.from && ownerOf(m.slot) !== m.to) problems.push(`slot ${m.slot} migrates ${m.from} -> ${m.to} but is owned by ${ownerOf(m.slot) ?? 'no shard'}`);
   }
   return problems;
 }
