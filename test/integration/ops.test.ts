@@ -54,6 +54,17 @@ describe('operator answers', () => {
     const plain = await run(prefix, 'shard', 'add', 'quiet', '--master', answering.address);
     expect(plain.code).toBe(0);
     expect(plain.stderr).toBe('');
+
+    // The API refuses the same (422), unless "force": true.
+    const port = await freePort();
+    world.controller('api-ops', prefix, ['--listen', `127.0.0.1:${port}`]);
+    const post = (body: unknown) => fetch(`http://127.0.0.1:${port}/v1/clusters`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    await waitFor('the API', async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => null))?.ok ?? false, 20_000);
+    const ghost = `127.0.0.1:${await freePort()}`;
+    const viaApi = await post({ name: 'viaapi', shards: [{ master: ghost }] });
+    expect(viaApi.status).toBe(422);
+    expect(((await viaApi.json()) as { error: { message: string } }).error.message).toContain(`${ghost} does not answer`);
+    expect((await post({ name: 'viaapi', shards: [{ master: ghost }], force: true })).status).toBe(201);
   });
 
   it('records a failover refused for a master that never answered once, not every 30 s', async () => {
