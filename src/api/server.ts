@@ -37,8 +37,9 @@ export function createApp(deps: ApiDeps): express.Express {
     res.json(await deps.admin.listClusters());
   });
   app.post('/v1/clusters', async (req, res) => {
-    const body = (req.body ?? {}) as { name?: unknown; slots?: unknown; shards?: unknown; proxy?: unknown };
-    const route = await deps.admin.createCluster({ name: String(body.name ?? ''), file: { slots: body.slots, proxy: body.proxy, shards: body.shards ?? [] } });
+    const body = (req.body ?? {}) as { name?: unknown; slots?: unknown; shards?: unknown; proxy?: unknown; force?: unknown };
+    // force: add instances that do not answer anyway (as cfgctl cluster create --force).
+    const route = await deps.admin.createCluster({ name: String(body.name ?? ''), file: { slots: body.slots, proxy: body.proxy, shards: body.shards ?? [] }, force: body.force === true });
     res.status(201).json(route);
   });
   app.get('/v1/clusters/:name', async (req, res) => {

@@ -49,6 +49,7 @@ export function clusterStatusText(status: ClusterStatus): string {
   const header = [
     `cluster ${spec.name}: ${spec.slotCount} slots (${status.unassignedSlots} unassigned), epoch ${route.epoch}${spec.paused ? ', PAUSED' : ''}${spec.proxy === 'twemproxy' ? ', behind twemproxy (no slot migration)' : ''}`,
     `probe every ${spec.probe.intervalMs} ms, timeout ${spec.probe.timeoutMs} ms, down after ${spec.probe.downAfterMs} ms`,
+    budgetText(status.failoverBudget, spec.failover.auto),
     `health as seen by ${status.healthFrom ?? 'no controller yet'}; ${
       status.liveTimeoutMs !== null
         ? `offsets read from Redis now (timeout ${status.liveTimeoutMs} ms; "(Ns old)" where it did not answer: the controller's view, written when the state last changed)`
@@ -68,7 +69,7 @@ export function clusterStatusText(status: ClusterStatus): string {
         role,
         link,
         offsetText(inst),
-        `${h ? (h.reachable ? 'ok' : `${h.down ? 'DOWN' : 'unreachable'}, last ok ${ago(h.lastOkAt)}`) : 'not probed yet'}${inst.refused ? `; refused: ${inst.refused.summary}` : ''}`,
+        `${h ? (h.reachable ? (inst.mismatch ? 'WRONG MASTER' : 'ok') : `${h.down ? 'DOWN' : 'unreachable'}, last ok ${ago(h.lastOkAt)}`) : 'not probed yet'}${inst.refused ? `; refused: ${inst.refused.summary}` : ''}`,
         configMarkText(inst.config),
       ];
     }),
@@ -76,6 +77,9 @@ export function clusterStatusText(status: ClusterStatus): string {
   const body = rows.length ? table(['SHARD', 'SLOTS', 'INSTANCE', 'ROUTE ROLE', 'SEEN ROLE', 'REPLICATES FROM', 'OFFSET', 'HEALTH', 'CONFIG'], rows) : 'no shards';
   // The full reason carries the command that discards the data: the operator's decision to make.
   const refusals = status.shards.flatMap((s) => s.instances.filter((i) => i.refused).map((i) => `refused since ${i.refused!.at}: ${i.refused!.reason}`));
+  const mismatches = status.shards.flatMap((s) =>
+    s.instances.flatMap((i) => (i.mismatch ? [`${i.address} ${i.mismatch}${spec.paused ? ' (paused: the leader leaves it so until cfgctl cluster resume)' : ' (the leader repairs it)'}`] : [])),
+  );
   const drifts = status.shards.flatMap((s) =>
     s.instances.flatMap((i) => (i.config?.drifted.length && i.config.state === 'drifted' ? [`config drift on ${i.address}: ${i.config.drifted.map((k) => `${k.key} is ${k.actual ?? '(absent)'}, desired ${k.desired}`).join('; ')}`] : [])),
   );
@@ -83,7 +87,20 @@ export function clusterStatusText(status: ClusterStatus): string {
   const migration = m
     ? [`migration ${m.id}: ${m.state}${m.reverse ? ' (cancelling)' : ''} at step ${m.next}; ${movesText(m.moves)}; ${m.keysMoved} keys moved${m.keysPerSecond ? `, ${m.keysPerSecond} keys/s` : ''}${m.secondsLeft !== null ? `, about ${m.secondsLeft} s left` : ''} (cfgctl migrations ${spec.name} --watch)`]
     : [];
-  return [...header, ...migration, body, ...refusals, ...drifts].join('\n');
+  return [...header, ...migration, body, ...mismatches, ...refusals, ...drifts].join('\n');
+}
+
+/** "1 of 3 automatic failovers used in the last 60 min; one frees up at ... (in 42 min)". */
+export function budgetText(b: ClusterStatus['failoverBudget'], auto: boolean, now = Date.now()): string {
+  const window = b.windowMs % 60_000 === 0 ? `${b.windowMs / 60_000} min` : `${Math.round(b.windowMs / 1000)} s`;
+  const used = `failover budget: ${b.used} of ${b.max} automatic failovers used in the last ${window}`;
+  const frees = b.freesAt ? `; ${b.used >= b.max ? 'SPENT until' : 'the oldest leaves the window at'} ${b.freesAt} (in ${inWords(Date.parse(b.freesAt) - now)})` : '';
+  return `${used}${frees}${auto ? '' : ' (automatic failover is off)'}`;
+}
+
+function inWords(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  return s < 60 ? `${s} s` : s < 3600 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`;
 }
 
 /** The instance's config against the desired one: in sync, drift (which keys), or why it is not known. */

@@ -9,6 +9,7 @@
 import type { ReplicationInfo } from '../model/replication-info.js';
 import type { ClusterSpec, Task } from '../model/schemas.js';
 import type { MasterVerdict } from './detect.js';
+import { failoverBudget } from '../model/failover-budget.js';
 
 /** A failover refused for want of a fit slave is tried again after this long, while the master stays down. */
 export const REFUSED_RETRY_MS = 30_000;
@@ -44,7 +45,7 @@ export function describeVotes(verdict: MasterVerdict): string {
 
 /** Failovers that count against the budget: those created within the window, refused ones aside. */
 export function recentFailovers(tasks: readonly Task[], windowMs: number, now: number): number {
-  return tasks.filter((t) => t.kind === 'failover' && t.state !== 'refused' && now - Date.parse(t.createdAt) < windowMs).length;
+  return failoverBudget(tasks, { maxPerWindow: 0, windowMs }, now).used;
 }
 
 /** The gate, its checks in order of precedence. */
@@ -83,6 +84,8 @@ export class RefusalMemory {
   private readonly byInstance = new Map<string, Map<string, string>>();
   /** When a failover of a shard was last refused (no slave fit). */
   private readonly refusedFailovers = new Map<string, number>();
+  /** Why, digits aside: a retry that would be refused for the same reasons records no new task. */
+  private readonly refusedWhy = new Map<string, string>();
   /** Since when this leader has seen less than another replica (sight.ts). */
   private asideSince: number | undefined;
 
@@ -91,7 +94,7 @@ export class RefusalMemory {
    * an episode (then it is remembered). Vote counts change as views refresh, so digits do not count.
    */
   isNews(scope: RefusalScope, reason: string): boolean {
-    const kind = reason.replace(/\d+/g, '#');
+    const kind = kindOf(reason);
     if (this.noteOf(scope) === kind) return false;
     this.remember(scope, kind);
     return true;
@@ -106,7 +109,7 @@ export class RefusalMemory {
 
   /** A master that is back (or a shard that failed over) starts a new episode: shards not in `stillDown` are forgotten. */
   endShardEpisodes(stillDown: ReadonlySet<string>): void {
-    for (const map of [this.byShard, this.refusedFailovers]) {
+    for (const map of [this.byShard, this.refusedFailovers, this.refusedWhy]) {
       for (const shard of [...map.keys()]) if (!stillDown.has(shard)) map.delete(shard);
     }
   }
@@ -125,10 +128,24 @@ export class RefusalMemory {
     return this.refusedFailovers.get(shard);
   }
 
-  /** Records how a failover the gate let through ended: a refused one waits REFUSED_RETRY_MS. */
-  failoverEnded(shard: string, refused: boolean, now: number): void {
-    if (refused) this.refusedFailovers.set(shard, now);
-    else this.refusedFailovers.delete(shard);
+  /** Records how a failover the gate let through ended: a refused one (and why) waits REFUSED_RETRY_MS. */
+  failoverEnded(shard: string, refused: { why: string } | null, now: number): void {
+    if (refused) {
+      this.refusedFailovers.set(shard, now);
+      this.refusedWhy.set(shard, kindOf(refused.why));
+    } else {
+      this.refusedFailovers.delete(shard);
+      this.refusedWhy.delete(shard);
+    }
+  }
+
+  /**
+   * Whether a failover of `shard` was refused in this episode for the reasons `why` gives (counts
+   * and seconds aside): then a retry would only record the same refused task again, every
+   * REFUSED_RETRY_MS, for as long as the master stays down (a master that never answered, say).
+   */
+  sameRefusal(shard: string, why: string): boolean {
+    return this.refusedWhy.get(shard) === kindOf(why);
   }
 
   /**
@@ -162,4 +179,9 @@ export class RefusalMemory {
       this.byInstance.set(scope.shard, instances);
     } else this.byShard.set(scope.shard, kind);
   }
+}
+
+/** What a refusal says, its numbers aside: vote counts, seconds and offsets change as views refresh. */
+function kindOf(reason: string): string {
+  return reason.replace(/\d+/g, '#');
 }

@@ -26,11 +26,12 @@ import { planReplication, planWriteFence } from './decide.js';
 import { RefusalMemory, gateFailover, recentFailovers, type RefusalScope } from './failover-gate.js';
 import { judgeMasters, looksIsolated, majority, quorumShortfall, standings, type MasterVerdict } from './detect.js';
 import { stepAsideReason, unreachableByMajority } from './sight.js';
-import { instancesOf } from '../model/route.js';
+import { findShard, instancesOf } from '../model/route.js';
+import { chooseSlave } from './choose.js';
 import type { Observations } from '../model/observations.js';
 import type { Reconciler } from './reconciler.js';
 import type { ReplicaQuorum } from './replica-quorum.js';
-import { runFailover } from './tasks/failover.js';
+import { noSlaveToPromote, runFailover } from './tasks/failover.js';
 import { undoTask } from './tasks/interrupt.js';
 import { TaskProgress, type TaskDeps } from './tasks/progress.js';
 import { runSwitchover } from './tasks/switchover.js';
@@ -143,13 +144,20 @@ export class LeaderDuties {
         await this.noteOnce(memory, { shard: verdict.shard }, name, verdict, gate.reason);
         continue;
       }
+      const unchanged = this.stillRefused(cluster, verdict, observations, down.unreachable, memory);
+      if (unchanged) {
+        // Recorded once, in the refused task: trying again would record the same every 30 s.
+        memory.failoverEnded(verdict.shard, { why: unchanged }, Date.now());
+        said.push(`failover of ${verdict.shard} still refused, as its last task says: ${unchanged}`);
+        continue;
+      }
       memory.forget({ shard: verdict.shard });
       if (superseded) {
         await undoTask(this.deps, new TaskProgress(this.deps, superseded), { state: 'failed', step: 'superseded', reason: `${gate.votes}: its master died during the switchover, a failover takes over` });
         said.push(`switchover ${superseded.task.id} of ${verdict.shard} undone: its master ${verdict.master} is down`);
       }
       const outcome = await this.startFailover(cluster, verdict, gate.votes, observations, down.unreachable);
-      memory.failoverEnded(verdict.shard, outcome.state === 'refused', Date.now());
+      memory.failoverEnded(verdict.shard, outcome.state === 'refused' ? { why: outcome.error ?? '' } : null, Date.now());
       said.push(outcome.sentence);
       busy.add(verdict.shard);
       recent++;
@@ -162,8 +170,13 @@ export class LeaderDuties {
     const downShards = new Set(down.verdicts.map((v) => v.shard));
     const plan = planReplication(cluster.route, observations);
     plan.actions.push(...planWriteFence(cluster.route, observations, cluster.spec.failover, this.deps.reconciler.confirmedFences(name)));
-    plan.actions = plan.actions.filter((a) => !busy.has(a.shard) && !downShards.has(a.shard));
-    const refused = plan.refusals.filter((r) => !busy.has(r.shard));
+    // A shard whose task ran in this cycle is judged on the next one: this cycle's observations
+    // predate the task, so they would "repair" what the task just did (REPLICAOF NO ONE on the
+    // promoted master, the old master "is a master") and read like a fault in history.
+    const movedThisCycle = new Set(unfinished.map((t) => t.task.shard));
+    const skip = (shard: string) => busy.has(shard) || downShards.has(shard) || movedThisCycle.has(shard);
+    plan.actions = plan.actions.filter((a) => !skip(a.shard));
+    const refused = plan.refusals.filter((r) => !busy.has(r.shard) && !movedThisCycle.has(r.shard));
     memory.endInstanceEpisodes(refused);
     for (const r of refused) {
       said.push(r.reason);
@@ -202,7 +215,21 @@ export class LeaderDuties {
     };
   }
 
-  private async startFailover(cluster: StoredCluster, verdict: MasterVerdict, votes: string, observations: Observations, exclude: Map<string, string>): Promise<{ sentence: string; state: Task['state'] | null }> {
+  /**
+   * On a retry of a failover refused in this episode: the reason, when no slave is fit now for the
+   * same reasons as then (so no new task is recorded); null when something changed, or on a first try.
+   */
+  private stillRefused(cluster: StoredCluster, verdict: MasterVerdict, observations: Observations, exclude: Map<string, string>, memory: RefusalMemory): string | null {
+    const shard = findShard(cluster.route, verdict.shard);
+    if (memory.refusedAt(verdict.shard) === undefined || !shard) return null;
+    const downForMs = verdict.lastOkAt === null ? cluster.spec.probe.downAfterMs : Date.now() - verdict.lastOkAt;
+    const choice = chooseSlave(shard, observations, { policy: cluster.spec.failover, downAfterMs: cluster.spec.probe.downAfterMs, masterDownForMs: downForMs, exclude });
+    if (choice.ok) return null;
+    const why = noSlaveToPromote(choice.reasons);
+    return memory.sameRefusal(verdict.shard, why) ? why : null;
+  }
+
+  private async startFailover(cluster: StoredCluster, verdict: MasterVerdict, votes: string, observations: Observations, exclude: Map<string, string>): Promise<{ sentence: string; state: Task['state'] | null; error?: string | null }> {
     const task = newTask({
       kind: 'failover',
       cluster: cluster.spec.name,
@@ -220,7 +247,7 @@ export class LeaderDuties {
     try {
       const stored = await this.deps.tasks.create(task, this.deps.election.requireFence());
       const p = new TaskProgress(this.deps, stored);
-      return { sentence: await this.carryOn(cluster, p, observations, verdict, exclude), state: p.task.state };
+      return { sentence: await this.carryOn(cluster, p, observations, verdict, exclude), state: p.task.state, error: p.task.error };
     } catch (err) {
       if (err instanceof RefusedError) return { sentence: `failover of ${verdict.shard} not started: ${err.message}`, state: null };
       throw err;

@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { AdminService } from '../service/admin-service.js';
 import { createEtcd } from '../store/etcd.js';
 import { Keys } from '../store/keys.js';
+import { keyPlace } from '../model/route.js';
+import type { Route } from '../model/schemas.js';
 import { ManagedProcess, packageRoot, portOrFree, spawnController, startEtcd, startRedis, type RedisServer } from './processes.js';
 
 export interface PlaygroundOptions {
@@ -42,7 +44,6 @@ export async function runPlayground(options: PlaygroundOptions): Promise<void> {
 
     const shards: { master: string; slaves: string[] }[] = [];
     const masterPids: number[] = [];
-    const port = (address: string) => address.split(':')[1];
     // A redis-server that dies (kill -9) comes back 5 s later, empty, as a failed machine would
     // after a reboot: the controller must make it a slave, never let it serve as a master again.
     const live = new Map<number, RedisServer>();
@@ -78,9 +79,10 @@ export async function runPlayground(options: PlaygroundOptions): Promise<void> {
 
     const client = createEtcd({ endpoints: etcd.endpoint });
     const admin = new AdminService(client, new Keys());
-    await admin.createCluster({ name: 'demo', file: { shards } });
+    const route = await admin.createCluster({ name: 'demo', file: { shards } });
     client.close();
     say('cluster demo  created in etcd, slots spread evenly over the shards');
+    const writerKey = keyOnFirstShard(route);
 
     const controllers: ManagedProcess[] = [];
     const controllerPorts: number[] = [];
@@ -104,37 +106,67 @@ export async function runPlayground(options: PlaygroundOptions): Promise<void> {
     stoppers.push(() => proxy.stop());
     say(`proxy         127.0.0.1:${proxyPort} (metrics http://127.0.0.1:${metricsPort}/metrics, pid ${proxy.pid}, log ${proxy.logFile})`);
 
-    const root = packageRoot();
-    const ctl = `node ${join(root, 'dist/cli/cfgctl.js')}`;
-    say(`
-Try, in another terminal:
-  redis-cli -p ${proxyPort}                    # talk to the cluster as to one Redis
-  redis-benchmark -p ${proxyPort} -t set,get -r 100000 -q      # a quick load through the proxy
-  while :; do redis-cli -p ${proxyPort} incr demo:counter; sleep 0.2; done
-                                        # a writer that keeps going; meanwhile, elsewhere:
-  export CFGSERVER_ETCD=${etcd.endpoint}
-  alias cfgctl='${ctl}'
-  open http://127.0.0.1:${controllerPorts[0]}/          # the dashboard: all of the below, live, in a browser
-  cfgctl proxies demo                   # the proxy and the route epoch it applied
-  cfgctl controllers                    # the two replicas; one leads
-  cfgctl cluster show demo              # shards, roles, offsets as the leader sees them
-  cfgctl route demo --json              # the route document proxies consume
-  redis-cli -p ${port(shards[0]!.slaves[0]!)} replicaof 127.0.0.1 ${port(shards[shards.length - 1]!.master)}
-                                        # break replication; watch the leader repair it:
-  cfgctl history demo
-  kill -9 ${masterPids[0]}                          # the master of s0: within ~4 s its slave is master
-  cfgctl route demo; cfgctl tasks demo  # the new route epoch, the failover step by step
-                                        # 5 s after the kill the old master restarts, empty:
-  cfgctl cluster show demo              # it is made a slave of the new master
-  cfgctl failover demo --shard s${shards.length - 1}       # a planned switchover, losing no write
-  cfgctl cluster pause demo             # no automatic action until: cfgctl cluster resume demo
-  kill -9 <pid of the leading controller>   # the other takes over within the lease TTL
-  curl http://127.0.0.1:${controllerPorts[0]}/metrics
-
-Ctrl-C stops everything.`);
+    say(tryText({ proxyPort, etcd: etcd.endpoint, cfgctl: `node ${join(packageRoot(), 'dist/cli/cfgctl.js')}`, apiPort: controllerPorts[0]!, shards, masterPids, writerKey }));
     await new Promise(() => undefined);
   } catch (err) {
     process.stderr.write(`playground failed: ${err instanceof Error ? err.message : String(err)}\n`);
     await stopAll(1);
   }
+}
+
+/**
+ * The demo writer's key: one on shard s0, the shard whose master the printout (and the README)
+ * tells you to kill, so that the writer notices the failover. `demo:clicks` is on s0 with the
+ * default 3 shards of 1024 slots; with other shard counts the first `demo:clicks:N` that is.
+ */
+export function keyOnFirstShard(route: Route): string {
+  const first = route.shards[0]?.id;
+  for (let n = 0; ; n++) {
+    const key = n === 0 ? 'demo:clicks' : `demo:clicks:${n}`;
+    if (keyPlace(route, key).shard === first || n > 10_000) return key;
+  }
+}
+
+export interface TryTextInput {
+  proxyPort: number;
+  etcd: string;
+  cfgctl: string;
+  /** The first controller's HTTP port (dashboard, metrics). */
+  apiPort: number;
+  shards: { master: string; slaves: string[] }[];
+  masterPids: number[];
+  writerKey: string;
+}
+
+/** What the playground prints to try; the README's demo is the same (test/unit/playground-demo.test.ts). */
+export function tryText(p: TryTextInput): string {
+  const port = (address: string) => address.split(':')[1];
+  return `
+Try, in another terminal:
+  redis-cli -p ${p.proxyPort}                    # talk to the cluster as to one Redis
+  redis-benchmark -p ${p.proxyPort} -t set,get -r 100000 -q      # a quick load through the proxy
+  while :; do redis-cli -p ${p.proxyPort} incr ${p.writerKey}; sleep 0.2; done
+                                        # a writer that keeps going; meanwhile, elsewhere:
+  export CFGSERVER_ETCD=${p.etcd}
+  alias cfgctl='${p.cfgctl}'
+  cfgctl slot demo ${p.writerKey}            # the writer's key: its slot, shard s0 and its master
+  open http://127.0.0.1:${p.apiPort}/          # the dashboard: all of the below, live, in a browser
+  cfgctl proxies demo                   # the proxy and the route epoch it applied
+  cfgctl controllers                    # the two replicas; one leads
+  cfgctl cluster show demo              # shards, roles, offsets as the leader sees them
+  cfgctl route demo --json              # the route document proxies consume
+  redis-cli -p ${port(p.shards[0]!.slaves[0]!)} replicaof 127.0.0.1 ${port(p.shards[p.shards.length - 1]!.master)}
+                                        # break replication; watch the leader repair it:
+  cfgctl history demo
+  kill -9 ${p.masterPids[0]}                          # the master of s0 (${p.shards[0]!.master}), the writer's: it errs for
+                                        # ~4 s, then s0's slave is master and it goes on
+  cfgctl route demo; cfgctl tasks demo  # the new route epoch, the failover step by step
+                                        # 5 s after the kill the old master restarts, empty:
+  cfgctl cluster show demo              # it is made a slave of the new master
+  cfgctl failover demo --shard s${p.shards.length - 1}       # a planned switchover, losing no write
+  cfgctl cluster pause demo             # no automatic action until: cfgctl cluster resume demo
+  kill -9 <pid of the leading controller>   # the other takes over within the lease TTL
+  curl http://127.0.0.1:${p.apiPort}/metrics
+
+Ctrl-C stops everything.`;
 }

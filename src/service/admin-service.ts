@@ -43,7 +43,9 @@ import { ProxyRegistry } from '../store/proxy-registry.js';
 import { AuthService } from './auth-service.js';
 import type { RedisPool } from '../redis/pool.js';
 import { quorumOf, replicaBase } from '../model/replicas.js';
+import { failoverBudget, type FailoverBudget } from '../model/failover-budget.js';
 import { readLive, type LiveReading } from './live-replication.js';
+import { whyNoAnswer } from '../redis/answers.js';
 import { MigrationService, view as migrationView, type MigrationView } from './migration-service.js';
 import { ConfigService, configMark, type InstanceConfigMark } from './config-service.js';
 import { ReplicaSettings } from '../store/replica-settings.js';
@@ -54,13 +56,26 @@ export interface CreateClusterRequest {
   slots?: number;
   /** Parsed YAML of a cluster file (validated here). */
   file?: unknown;
+  /** Add instances that do not answer anyway (see InstanceCheck). */
+  force?: boolean;
+  /** Told about each instance that does not answer when `force` lets it in. */
+  warn?: (warning: string) => void;
 }
 
 export interface AddShardRequest {
   id?: string;
   master: string;
   slaves?: string[];
+  force?: boolean;
+  warn?: (warning: string) => void;
 }
+
+/**
+ * An instance put in a route must answer: a typo in an address would otherwise be accepted
+ * silently, and the leader would then judge a master down that never was up. Checked only by an
+ * AdminService that talks to Redis (one built with a pool: the CLI's and the controller API's).
+ */
+type InstanceCheck = Pick<CreateClusterRequest, 'force' | 'warn'>;
 
 export interface ClusterSummary {
   name: string;
@@ -93,6 +108,12 @@ export interface InstanceStatus {
    * (which keys), unreachable or unmanaged; null when nothing was read from Redis (`--no-live`).
    */
   config: InstanceConfigMark | null;
+  /**
+   * What the controller saw that the route contradicts (a slave following another master, a route
+   * master that replicates), paused or not; null when it agrees or nothing was seen. The leader
+   * repairs it within a cycle unless the cluster is paused.
+   */
+  mismatch: string | null;
 }
 
 export interface ShardStatus {
@@ -113,6 +134,8 @@ export interface ClusterStatus {
   liveTimeoutMs: number | null;
   /** The slot migration under way, with keys/s and time left; null when none. */
   migration: MigrationView | null;
+  /** Automatic failovers used in the current window, of how many, and when one frees up. */
+  failoverBudget: FailoverBudget;
   problems: string[];
 }
 
@@ -192,6 +215,7 @@ export class AdminService {
     const draft = newRoute(name, slots, shards.length ? assignUnownedEvenly({ slotCount: slots, shards }) : [], epoch);
     const route = parseInput(routeSchema, draft, 'cluster topology');
     await this.refuseInstancesInUse(name, instancesOf(route));
+    await this.refuseSilentInstances(instancesOf(route), spec.probe.timeoutMs, request);
     await this.clusters.create(spec, route);
     return route;
   }
@@ -228,7 +252,7 @@ export class AdminService {
     const { spec, route } = await this.getCluster(name);
     const problems: string[] = [];
     const liveTimeoutMs = options.live !== false && this.redis ? spec.probe.timeoutMs : null;
-    const [views, leader, history, live, migration, drift] = await Promise.all([
+    const [views, leader, history, live, migration, drift, tasks] = await Promise.all([
       this.health.read(spec.name, (err) => problems.push(err.message)),
       this.controllers.leader(),
       this.history.list(spec.name, REFUSAL_LOOKBACK, (err) => problems.push(err.message)),
@@ -238,16 +262,25 @@ export class AdminService {
         return null;
       }),
       liveTimeoutMs !== null ? this.configMarks(route, liveTimeoutMs, problems) : Promise.resolve(null),
+      this.tasks.list(spec.name, (err) => problems.push(err.message)),
     ]);
     const { source, view } = chooseView(views, leader?.controller ?? null);
     const refusals = latestReplicaofRefusals(history);
-    const statusOf = (addr: string, expectedRole: 'master' | 'slave'): InstanceStatus => {
+    const statusOf = (addr: string, expectedRole: 'master' | 'slave', master: string): InstanceStatus => {
       const health = view.get(addr) ?? null;
       const refusal = refusals.get(addr);
       // A refusal holds only while the instance is still the master it was: once an operator
       // discarded its data (it replicates now), the old entry is just history.
       const stillRefused = refusal && expectedRole === 'slave' && health?.reachable && health.role === 'master';
-      return { address: addr, expectedRole, health, live: live.get(addr) ?? null, refused: stillRefused ? refusal : null, config: drift?.get(addr) ?? null };
+      return {
+        address: addr,
+        expectedRole,
+        health,
+        live: live.get(addr) ?? null,
+        refused: stillRefused ? refusal : null,
+        config: drift?.get(addr) ?? null,
+        mismatch: health ? replicationMismatch(health, expectedRole, master) : null,
+      };
     };
     return {
       spec,
@@ -257,11 +290,12 @@ export class AdminService {
         id: s.id,
         slots: s.slots,
         slotCount: countSlots(s.slots),
-        instances: [statusOf(s.master, 'master'), ...s.slaves.map((a) => statusOf(a, 'slave'))],
+        instances: [statusOf(s.master, 'master', s.master), ...s.slaves.map((a) => statusOf(a, 'slave', s.master))],
       })),
       healthFrom: source,
       liveTimeoutMs,
       migration: migration ? migrationView(migration.migration) : null,
+      failoverBudget: failoverBudget(tasks.map((t) => t.task), spec.failover, Date.now()),
       problems,
     };
   }
@@ -289,6 +323,7 @@ export class AdminService {
     const shard: Shard = { id, master, slaves, slots: [] };
     await this.refuseInstancesInUse(name, [master, ...slaves], current.route);
     const route = parseInput(routeSchema, nextRoute(current.route, [...current.route.shards, shard]), 'route');
+    await this.refuseSilentInstances([master, ...slaves], current.spec.probe.timeoutMs, request);
     await this.clusters.writeRoute(route, current.routeRevision);
     return shard;
   }
@@ -460,6 +495,16 @@ export class AdminService {
     }
   }
 
+  /** Refuses instances that do not answer a PING, unless forced; forced, each one is a warning. */
+  private async refuseSilentInstances(addresses: string[], timeoutMs: number, check: InstanceCheck): Promise<void> {
+    if (!this.redis || addresses.length === 0) return;
+    const answers = await Promise.all(addresses.map(async (a) => ({ address: a, why: await whyNoAnswer(a, timeoutMs) })));
+    const silent = answers.filter((a) => a.why !== null).map((a) => `${a.address} does not answer (${a.why})`);
+    if (silent.length === 0) return;
+    if (!check.force) throw new RefusedError(`${silent.join('; ')}: check the address or start the instance first; --force adds it anyway`);
+    for (const w of silent) check.warn?.(`${w}; added anyway (--force): the controllers will report it down until it answers`);
+  }
+
   /** An instance serves one shard of one cluster: refuse addresses another shard or cluster already uses. */
   private async refuseInstancesInUse(cluster: string, candidates: string[], own?: Route): Promise<void> {
     const seen = new Set<string>();
@@ -478,6 +523,14 @@ export class AdminService {
       }
     }
   }
+}
+
+/** How an instance's replication, as seen, contradicts the route; null when it agrees (or is not reachable). */
+function replicationMismatch(h: InstanceHealth, expectedRole: 'master' | 'slave', master: string): string | null {
+  if (!h.reachable || h.role === 'unknown') return null;
+  if (expectedRole === 'master') return h.role === 'slave' ? `replicates from ${h.masterAddress}, but the route names it master` : null;
+  if (h.role === 'master') return `is a master, but the route names it a slave of ${master}`;
+  return h.masterAddress !== master ? `replicates from ${h.masterAddress}, not from its master ${master}` : null;
 }
 
 function definedOnly(o: Record<string, unknown> | undefined): Record<string, unknown> {

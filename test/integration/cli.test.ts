@@ -20,7 +20,7 @@ describe('cfgctl against a real etcd', () => {
     const prefix = randomPrefix();
     const file = join(world.dir, 'shop.yaml');
     writeFileSync(file, 'slots: 64\nshards:\n  - master: 127.0.0.1:7000\n    slaves: [127.0.0.1:7001]\n  - id: big\n    master: 127.0.0.1:7002\n');
-    const created = await run(prefix, 'cluster', 'create', 'shop', '-f', file);
+    const created = await run(prefix, 'cluster', 'create', 'shop', '-f', file, '--force');
     expect(created.code).toBe(0);
     expect(created.stdout).toContain('created cluster shop');
 
@@ -51,8 +51,8 @@ describe('cfgctl against a real etcd', () => {
   it('adds a shard with no slots, assigns free slots evenly, refuses to remove an owner', async () => {
     const prefix = randomPrefix();
     expect((await run(prefix, 'cluster', 'create', 'grow', '--slots', '12')).code).toBe(0);
-    expect((await run(prefix, 'shard', 'add', 'grow', '--master', '127.0.0.1:7000', '--slave', '127.0.0.1:7001', '--slave', '127.0.0.1:7002')).code).toBe(0);
-    expect((await run(prefix, 'shard', 'add', 'grow', '--master', '127.0.0.1:7003', '--id', 'blue')).code).toBe(0);
+    expect((await run(prefix, 'shard', 'add', 'grow', '--master', '127.0.0.1:7000', '--slave', '127.0.0.1:7001', '--slave', '127.0.0.1:7002', '--force')).code).toBe(0);
+    expect((await run(prefix, 'shard', 'add', 'grow', '--master', '127.0.0.1:7003', '--id', 'blue', '--force')).code).toBe(0);
     const before = JSON.parse((await run(prefix, 'route', 'grow', '--json')).stdout);
     expect(before.shards.map((s: { slots: unknown[] }) => s.slots)).toEqual([[], []]);
 
@@ -68,7 +68,7 @@ describe('cfgctl against a real etcd', () => {
     const remove = await run(prefix, 'shard', 'remove', 'grow', 'blue');
     expect(remove.code).toBe(5);
     expect(remove.stderr).toMatch(/still owns 6 slots/);
-    expect((await run(prefix, 'shard', 'add', 'grow', '--master', '127.0.0.1:7009', '--id', 'spare')).code).toBe(0);
+    expect((await run(prefix, 'shard', 'add', 'grow', '--master', '127.0.0.1:7009', '--id', 'spare', '--force')).code).toBe(0);
     expect((await run(prefix, 'shard', 'remove', 'grow', 'spare')).code).toBe(0);
     const final = JSON.parse((await run(prefix, 'route', 'grow', '--json')).stdout);
     expect(final.shards.map((s: { id: string }) => s.id)).toEqual(['s0', 'blue']);

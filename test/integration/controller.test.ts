@@ -112,7 +112,7 @@ describe('controller replicas on real etcd and redis', () => {
 
     // Creating through the API: validated like the CLI, and nothing written on bad input.
     const post = (body: string) => fetch(`${base}/v1/clusters`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
-    const created = await post(JSON.stringify({ name: 'viaapi', slots: 16, shards: [{ master: '127.0.0.1:7999' }] }));
+    const created = await post(JSON.stringify({ name: 'viaapi', slots: 16, shards: [{ master: '127.0.0.1:7999' }], force: true }));
     expect(created.status).toBe(201);
     expect(((await created.json()) as { shards: { slots: unknown }[] }).shards[0]!.slots).toEqual([[0, 15]]);
     const bad = await post(JSON.stringify({ name: 'Bad Name' }));

@@ -115,8 +115,8 @@ describe('the refusal memory of a cluster', () => {
     m.isNews({ shard: 's2' }, 'refused');
     m.isNews({ shard: 's1', instance: 'i' }, 'refused');
     m.isNews({ cluster: 'isolated' }, 'refused');
-    m.failoverEnded('s1', true, NOW);
-    m.failoverEnded('s2', true, NOW);
+    m.failoverEnded('s1', { why: 'no slave' }, NOW);
+    m.failoverEnded('s2', { why: 'no slave' }, NOW);
     m.endShardEpisodes(new Set(['s2']));
     expect(m.refusedAt('s1')).toBeUndefined();
     expect(m.refusedAt('s2')).toBe(NOW);
@@ -141,10 +141,20 @@ describe('the refusal memory of a cluster', () => {
 
   it('remembers a refused failover for its retry delay, and forgets it when one starts', () => {
     const m = new RefusalMemory();
-    m.failoverEnded('s1', true, NOW);
+    m.failoverEnded('s1', { why: 'no slave can be promoted: 10.0.0.2:6379 is unreachable' }, NOW);
     expect(m.refusedAt('s1')).toBe(NOW);
-    m.failoverEnded('s1', false, NOW + 1);
+    m.failoverEnded('s1', null, NOW + 1);
     expect(m.refusedAt('s1')).toBeUndefined();
+  });
+
+  it('knows a retry refused for the same reasons (numbers aside), until the episode ends', () => {
+    const m = new RefusalMemory();
+    m.failoverEnded('s1', { why: 'no slave can be promoted: 10.0.0.2:6379 is too stale: down 41 s' }, NOW);
+    expect(m.sameRefusal('s1', 'no slave can be promoted: 10.0.0.2:6379 is too stale: down 75 s')).toBe(true);
+    expect(m.sameRefusal('s1', 'no slave can be promoted: 10.0.0.2:6379 has replica-priority 0: never promoted')).toBe(false);
+    expect(m.sameRefusal('s2', 'no slave can be promoted: 10.0.0.2:6379 is too stale: down 75 s')).toBe(false);
+    m.endShardEpisodes(new Set());
+    expect(m.sameRefusal('s1', 'no slave can be promoted: 10.0.0.2:6379 is too stale: down 75 s')).toBe(false);
   });
 
   it('steps aside only once the reason has held for a whole down window, and starts over after', () => {

@@ -44,9 +44,16 @@ function header(o) {
       h('dt', {}, 'controllers'), h('dd', {}, o.controllers.map((c) => c.id).join(', ') || 'none'),
       h('dt', {}, 'probe'), h('dd', {}, `every ${spec.probe.intervalMs} ms, down after ${spec.probe.downAfterMs} ms`),
       h('dt', {}, 'auto failover'), h('dd', {}, spec.failover.auto ? `on, at most ${spec.failover.maxPerWindow} per ${seconds(Math.round(spec.failover.windowMs / 1000))}` : 'off'),
+      o.status.failoverBudget ? [h('dt', {}, 'failover budget'), budgetCell(o.status.failoverBudget)] : null,
     ),
     h('div', { class: 'buttons' }, spec.paused ? button('Resume cluster', 'resume') : button('Pause cluster', 'pause')),
   );
+}
+
+/** Failovers used in the window (as cfgctl cluster show): red when spent, with when one frees up. */
+function budgetCell(b) {
+  const frees = b.freesAt ? `; one frees at ${new Date(b.freesAt).toLocaleTimeString()}` : '';
+  return h('dd', { id: 'failover-budget', ...(b.used >= b.max ? { class: 'bad' } : {}) }, `${b.used} of ${b.max} used${frees}`);
 }
 
 /** The route's migrating slots, by direction and phase: "40 s0 → s1 (moving)". */

@@ -2,8 +2,11 @@ import { readFileSync } from 'node:fs';
 import type { Argv } from 'yargs';
 import { parse as parseYaml } from 'yaml';
 import { ValidationError, errorMessage } from '../../model/errors.js';
-import { printJson, show, watchOptions, withAdmin, type GlobalArgs } from '../run.js';
+import { printJson, show, warn, watchOptions, withAdmin, type GlobalArgs } from '../run.js';
 import { clusterStatusText, clustersTable, routeTable } from '../tables.js';
+
+/** Why a new cluster's first epoch is not 1 (docs/route-format.md, "Epochs"). */
+const EPOCH_NOTE = 'the etcd revision + 1: a cluster deleted and created again never goes back in epoch, so a proxy never takes its new route for an old one';
 
 function readClusterFile(path: string): unknown {
   let text: string;
@@ -37,13 +40,14 @@ export function clusterCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
         c
           .positional('name', { type: 'string', demandOption: true })
           .option('slots', { type: 'number', describe: 'slot count, 1..16384 (default 1024)' })
-          .option('file', { alias: 'f', type: 'string', describe: 'cluster YAML: slots, proxy kind, probe settings, shards with master and slaves' }),
+          .option('file', { alias: 'f', type: 'string', describe: 'cluster YAML: slots, proxy kind, probe settings, shards with master and slaves' })
+          .option('force', { type: 'boolean', default: false, describe: 'add instances that do not answer anyway (each one is a warning)' }),
       (argv) =>
         withAdmin(argv, async (admin) => {
           const file = argv.file === undefined ? undefined : readClusterFile(argv.file);
-          const route = await admin.createCluster({ name: argv.name, slots: argv.slots, file });
+          const route = await admin.createCluster({ name: argv.name, slots: argv.slots, file, force: argv.force, warn: (w) => warn([w]) });
           if (argv.json) printJson(route);
-          else process.stdout.write(`created cluster ${route.cluster}\n${routeTable(route)}\n`);
+          else process.stdout.write(`created cluster ${route.cluster} at epoch ${route.epoch} (${EPOCH_NOTE})\n${routeTable(route)}\n`);
         }),
     )
     .command(

@@ -1,5 +1,5 @@
 import type { Argv } from 'yargs';
-import { printJson, withAdmin, type GlobalArgs } from '../run.js';
+import { printJson, warn, withAdmin, type GlobalArgs } from '../run.js';
 import { drainCommand } from './migrate.js';
 
 export function shardCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
@@ -14,10 +14,11 @@ export function shardCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
           .positional('name', { type: 'string', demandOption: true, describe: 'cluster' })
           .option('master', { type: 'string', demandOption: true, describe: 'HOST:PORT of the master' })
           .option('slave', { type: 'string', array: true, default: [] as string[], describe: 'HOST:PORT of a slave (repeatable)' })
-          .option('id', { type: 'string', describe: 'shard id (default: the next free sN)' }),
+          .option('id', { type: 'string', describe: 'shard id (default: the next free sN)' })
+          .option('force', { type: 'boolean', default: false, describe: 'add instances that do not answer anyway (each one is a warning)' }),
       (argv) =>
         withAdmin(argv, async (admin) => {
-          const shard = await admin.addShard(argv.name, { id: argv.id, master: argv.master, slaves: argv.slave.map(String) });
+          const shard = await admin.addShard(argv.name, { id: argv.id, master: argv.master, slaves: argv.slave.map(String), force: argv.force, warn: (w) => warn([w]) });
           if (argv.json) printJson(shard);
           else process.stdout.write(`added shard ${shard.id} to ${argv.name}: master ${shard.master}, slaves ${shard.slaves.join(',') || '-'}\n`);
         }),

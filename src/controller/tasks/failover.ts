@@ -24,6 +24,11 @@ export interface FailoverContext {
   exclude?: ReadonlyMap<string, string>;
 }
 
+/** Why a failover was refused at its choice: the task's error, and what a retry compares with. */
+export function noSlaveToPromote(reasons: string[]): string {
+  return `no slave can be promoted: ${reasons.join('; ')}`;
+}
+
 export async function runFailover(deps: TaskDeps, p: TaskProgress, ctx: FailoverContext): Promise<void> {
   const { oldMaster } = p.task;
   for (;;) {
@@ -35,7 +40,7 @@ export async function runFailover(deps: TaskDeps, p: TaskProgress, ctx: Failover
         const found = await shardStillAsFound(deps, p, 'choose');
         if (!found) return;
         const choice = chooseSlave(found.shard, ctx.observations, ctx);
-        if (!choice.ok) return p.finish('refused', 'choose', `no slave can be promoted: ${choice.reasons.join('; ')}`);
+        if (!choice.ok) return p.finish('refused', 'choose', noSlaveToPromote(choice.reasons));
         await p.advance('choose', 'promote', `chose ${choice.target}: ${choice.why}`, { target: choice.target, epochBefore: found.epoch });
         break;
       }
