@@ -14,6 +14,8 @@ import type { Logger } from 'winston';
 import { historyEntry } from '../model/history.js';
 import { RefusedError, ValidationError, errorMessage } from '../model/errors.js';
 import type { Route } from '../model/schemas.js';
+import type { RedisAuth } from '../model/auth.js';
+import { AuthStore } from '../store/auth-store.js';
 import { ClusterStore } from '../store/cluster-store.js';
 import { createEtcd } from '../store/etcd.js';
 import { HistoryStore } from '../store/history-store.js';
@@ -73,6 +75,10 @@ export class TwemproxyAgent {
   /** Routes are only noted until the first file has passed nutcracker's own check. */
   private checked = false;
   private readonly listeners = new Set<(change: AppliedChange) => void>();
+  /** The cluster's Redis credentials as last read (docs/redis-auth.md), and the version nutcracker runs with. */
+  private auth: RedisAuth | null = null;
+  private authVersionRunning: number | null = null;
+  private authFollower: { stop(): Promise<void> } | null = null;
 
   constructor(private readonly o: AgentOptions) {
     this.id = o.id ?? `${hostname()}-${process.pid}-twemproxy`;
@@ -89,6 +95,8 @@ export class TwemproxyAgent {
       pid: this.control?.pid() ?? process.pid,
       version: VERSION,
       epoch: this.appliedEpoch,
+      // A rotation removes the old password only once every proxy, this one included, uses the new.
+      authVersion: this.authVersionRunning,
       kind: 'twemproxy',
       startedAt: this.startedAt,
       updatedAt: new Date().toISOString(),
@@ -144,6 +152,20 @@ export class TwemproxyAgent {
     this.watcher.on('invalid', (err) => this.o.log.error('ignored a route value', { error: err.message, epoch: this.appliedEpoch }));
     this.watcher.on('deleted', () => this.o.log.error('the route key was deleted: nutcracker keeps the last route', { epoch: this.appliedEpoch }));
     this.watcher.on('change', (route) => this.schedule(route));
+    // The password nutcracker sends to every server (redis_auth), followed like the route: a
+    // rotation's new one is rendered and nutcracker restarted, then the version registered.
+    this.authFollower = await new AuthStore(this.etcd, this.keys).follow(this.o.cluster, {
+      change: (auth) => {
+        if (auth?.user) this.o.log.error('the cluster\'s Redis credentials name an ACL user: nutcracker can only send AUTH <password> (the default user); its servers will refuse it', { user: auth.user, version: auth.version });
+        const changed = (auth?.version ?? null) !== (this.auth?.version ?? null);
+        this.auth = auth;
+        this.renderOptions = { ...this.renderOptions, password: auth?.passwords[0] ?? null };
+        const current = this.watcher.current();
+        if (changed && current && this.checked) this.schedule(current, true);
+      },
+      problem: (err) => this.o.log.error('cannot use the stored Redis credentials; nutcracker keeps the last ones', { error: err.message }),
+    });
+    this.renderOptions = { ...this.renderOptions, password: this.auth?.passwords[0] ?? null };
     const route = await this.watcher.start();
     if (!route) throw new RefusedError(`cluster ${this.o.cluster} has no route in etcd`);
     // The first file is checked by nutcracker itself: a template it refuses fails here, at start.
@@ -165,6 +187,7 @@ export class TwemproxyAgent {
     this.stopped = true;
     await this.applying;
     await this.watcher.stop();
+    await this.authFollower?.stop();
     await this.control?.stop();
     await this.registration.close();
     this.etcd.close();
@@ -174,8 +197,9 @@ export class TwemproxyAgent {
    * Routes are applied one at a time; while one is, only the newest that arrives waits. A route
    * older than one already scheduled (a retry that comes late) is dropped.
    */
-  private schedule(route: Route): void {
-    if (route.epoch < this.newestEpoch) return;
+  private schedule(route: Route, again = false): void {
+    // `again`: the same route, rendered anew (the credentials changed).
+    if (route.epoch < this.newestEpoch || (again && route.epoch !== this.newestEpoch && this.newestEpoch !== 0)) return;
     this.newestEpoch = route.epoch;
     this.pending = route;
     if (this.applying || !this.checked) return;
@@ -201,7 +225,8 @@ export class TwemproxyAgent {
       return;
     }
     const members = poolMembers(route);
-    const reason = poolChanges(this.members, members);
+    const authChanged = (this.auth?.version ?? null) !== this.authVersionRunning && this.running !== null;
+    const reason = authChanged ? `the cluster's Redis password changed (credentials version ${this.auth?.version ?? 'none'})` : poolChanges(this.members, members);
     const started = performance.now();
     const first = this.running === null;
     const changed = text !== this.running;
@@ -225,6 +250,7 @@ export class TwemproxyAgent {
     const restartMs = restarted ? Math.round(performance.now() - started) : null;
     this.members = members;
     this.appliedEpoch = route.epoch;
+    this.authVersionRunning = this.renderOptions.password ? (this.auth?.version ?? null) : null;
     // Registered only now: the old nutcracker is gone, so nothing is in flight to a master this
     // route no longer names (what the barrier's "drained" means).
     await this.registration.update();

@@ -26,6 +26,11 @@ export interface RenderOptions {
   pool: string | null;
   /** HOST:PORT clients connect to: overrides the template's `listen`. */
   listen: string | null;
+  /**
+   * The cluster's Redis password (its newest; docs/redis-auth.md), rendered as the pool's
+   * `redis_auth`; null: none stored, the template's own setting stays.
+   */
+  password?: string | null;
 }
 
 /** Settings cfgserver sets itself whatever the template says, and why they cannot differ. */
@@ -152,6 +157,8 @@ export function renderNutcracker(template: NutcrackerTemplate, route: Route, opt
   }
   if (settings['listen'] === undefined) throw new ValidationError(`pool ${name} has no listen address: give --listen HOST:PORT or put listen: in the template`);
   Object.assign(settings, FORCED);
+  // nutcracker authenticates to every server with redis_auth (and asks its own clients for it).
+  if (options.password) settings['redis_auth'] = options.password;
   const servers = poolMembers(route).map(serverLine);
   if (servers.length === 0) throw new ValidationError(`cluster ${route.cluster} has no shard that owns slots: nutcracker needs at least one server (cfgctl slots assign ${route.cluster} --even)`);
   const pools = existing ? template.pools.map((p) => (p.name === name ? { name, settings, servers } : p)) : [...template.pools, { name, settings, servers }];

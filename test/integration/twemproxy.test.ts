@@ -312,6 +312,43 @@ describe('a cluster behind twemproxy', () => {
     expect(await redis.at(shards[0]!.master.address).get('two:a')).toBe('1');
   });
 
+  it("a cluster with a Redis password: nutcracker gets it as redis_auth, and a rotation restarts it on the new one before the old is removed", async () => {
+    const [oldPassword, newPassword] = ['tw-old-password-1', 'tw-new-password-2'];
+    const master = await world.redis(['--requirepass', oldPassword]);
+    const prefix = '/test-twauth';
+    const admin = world.admin(prefix);
+    await admin.createCluster({ name: 'twa', file: { proxy: 'twemproxy', shards: [{ master: master.address }] } });
+    const secret = (name: string, value: string) => {
+      const file = join(world.dir, `${name}.secret`);
+      writeFileSync(file, `${value}\n`);
+      return file;
+    };
+    const set = await cfgctl(world.etcd.endpoint, prefix, ['auth', 'set', 'twa', '--password-file', secret('twa-old', oldPassword)]);
+    expect(set.code, set.stderr).toBe(0);
+    const agent = await startAgent(prefix, 'twa');
+    const configFile = join(world.dir, 'nutcracker-twa', 'nutcracker.yml');
+    expect(readFileSync(configFile, 'utf8')).toMatch(/redis_auth: tw-old-password-1/);
+    const through = (password: string) => {
+      const [host, port] = agent.listenAddress.split(':');
+      const c = new Redis({ host, port: Number(port), password, maxRetriesPerRequest: 0, retryStrategy: () => null, ...NUTCRACKER_IOREDIS_OPTIONS });
+      c.on('error', () => undefined);
+      clients.push(c);
+      return c;
+    };
+    await waitFor('a write through nutcracker with the password', async () => (await through(oldPassword).set('tw:auth', '1').catch(() => null)) === 'OK');
+    await waitFor('the agent registered its credentials version', async () => (await admin.listProxies('twa')).proxies.find((p) => p.id === 'agent-twa')?.authVersion === 1);
+
+    // The rotation waits for every proxy, the agent included, to use the new password.
+    const rotated = await cfgctl(world.etcd.endpoint, prefix, ['auth', 'rotate', 'twa', '--password-file', secret('twa-new', newPassword)]);
+    expect(rotated.code, rotated.stderr).toBe(0);
+    expect(readFileSync(configFile, 'utf8')).toMatch(/redis_auth: tw-new-password-2/);
+    expect((await admin.listProxies('twa')).proxies.find((p) => p.id === 'agent-twa')?.authVersion).toBeGreaterThan(1);
+    await waitFor('a write through nutcracker with the new password', async () => (await through(newPassword).set('tw:auth', '2').catch(() => null)) === 'OK');
+    const direct = new Redis({ host: '127.0.0.1', port: Number(master.address.split(':')[1]), password: newPassword, maxRetriesPerRequest: 1 });
+    clients.push(direct);
+    expect(await direct.get('tw:auth')).toBe('2');
+  });
+
   it('slot migration, rebalance and drain are refused for it with the reason, and nothing is written', async () => {
     const { prefix, admin } = await makeCluster(world, 'twm', { shards: 2, slaves: 0 });
     expect((await cfgctl(world.etcd.endpoint, prefix, ['cluster', 'set', 'twm', '--proxy', 'nginx'])).code).toBe(2);
