@@ -17,7 +17,7 @@ import type { ControllerMetrics } from './metrics.js';
  */
 export const PROXY_READ_MS = 5000;
 
-export type LeaderViewMetrics = Pick<ControllerMetrics, 'routeEpoch' | 'proxyEpochLag' | 'instancesJudgedDown' | 'tasksRunning' | 'failoverBudget'>;
+export type LeaderViewMetrics = Pick<ControllerMetrics, 'routeEpoch' | 'proxyEpochLag' | 'instancesJudgedDown' | 'tasksRunning' | 'failoverBudget' | 'initTaskSeries'>;
 
 export interface ClusterView {
   cluster: string;
@@ -46,6 +46,7 @@ export class LeaderView {
   async record(view: ClusterView, now = Date.now()): Promise<void> {
     const m = this.deps.metrics;
     const { cluster } = view;
+    m.initTaskSeries(cluster);
     m.routeEpoch.set(cluster, [{ labels: {}, value: view.routeEpoch }]);
     m.instancesJudgedDown.set(cluster, [{ labels: {}, value: view.down }]);
     m.failoverBudget.set(cluster, [{ labels: {}, value: Math.max(0, view.budget) }]);

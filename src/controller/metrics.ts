@@ -3,7 +3,7 @@
  * that several replicas in one process — as in tests — keep separate counts.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Task } from '../model/schemas.js';
+import { TERMINAL_TASK_STATES, type Task } from '../model/schemas.js';
 import { ClusterGauge } from './cluster-gauge.js';
 
 /** Failovers take seconds; a switchover waits for a slave to catch up and for every proxy. */
@@ -94,6 +94,9 @@ export class ControllerMetrics {
     switchover: { count: this.switchovers, duration: this.switchoverSeconds },
   };
 
+  /** Clusters whose task series exist (initTaskSeries). */
+  private readonly taskSeriesOf = new Set<string>();
+
   /** Every new leader this replica sees (a new create revision of the leader key), itself included. */
   readonly leaderChanges = new Counter({
     name: 'cfgserver_leader_changes_total',
@@ -143,8 +146,34 @@ export class ControllerMetrics {
     if (Number.isFinite(seconds)) duration.observe(labels, seconds);
   }
 
+  /**
+   * Creates every kind × outcome series of a cluster at 0: Prometheus's `increase()` cannot see
+   * the first event of a series that appears with it, so an alert on the first failed failover
+   * needs the series to exist before. Done by the leader for the clusters it sees.
+   */
+  initTaskSeries(cluster: string): void {
+    if (this.taskSeriesOf.has(cluster)) return;
+    this.taskSeriesOf.add(cluster);
+    for (const { count, duration } of Object.values(this.taskMetrics)) {
+      for (const outcome of TERMINAL_TASK_STATES) {
+        count.inc({ cluster, outcome }, 0);
+        duration.zero({ cluster, outcome });
+      }
+    }
+  }
+
   /** Drops the leader's series of clusters that no longer exist. */
   retainClusters(clusters: ReadonlySet<string>): void {
     for (const gauge of [this.routeEpoch, this.proxyEpochLag, this.instancesJudgedDown, this.tasksRunning, this.failoverBudget]) gauge.retain(clusters);
+    for (const cluster of [...this.taskSeriesOf]) {
+      if (clusters.has(cluster)) continue;
+      this.taskSeriesOf.delete(cluster);
+      for (const { count, duration } of Object.values(this.taskMetrics)) {
+        for (const outcome of TERMINAL_TASK_STATES) {
+          count.remove({ cluster, outcome });
+          duration.remove({ cluster, outcome });
+        }
+      }
+    }
   }
 }
