@@ -73,4 +73,40 @@ describe("the controller's metrics", () => {
     // The other replica did not count the leader's failover.
     expect(samples(await scrape(apis.get(follower)!), 'cfgserver_failovers_total').filter((s) => s.value > 0)).toEqual([]);
   });
+
+  it('a switchover is counted by outcome with its duration; when the leader stops, the other replica sees a new leader and takes the leader view over', async () => {
+    const { prefix, admin, master, slaves } = await makeCluster(world, 'meter2', { slaves: 1 });
+    const apis = new Map<string, string>();
+    const procs = new Map<string, ReturnType<typeof world.controller>>();
+    for (const id of ['n1', 'n2']) {
+      apis.set(id, `127.0.0.1:${await freePort()}`);
+      procs.set(id, world.controller(id, prefix, ['--listen', apis.get(id)!]));
+    }
+    const leader = await waitFor('a leader', async () => (await admin.controllers.leader())?.controller ?? null, 15_000);
+    const follower = [...apis.keys()].find((id) => id !== leader)!;
+    await replicating(redis, slaves, master.address);
+    const seenBefore = await waitFor('the other replica to see the leader', async () => sample(await scrape(apis.get(follower)!), 'cfgserver_leader_changes_total') || null);
+
+    const requested = await admin.requestSwitchover('meter2', { shard: 's0', requestedBy: 'test' });
+    const task = await waitFor('the switchover to end', async () => {
+      const t = await admin.getTask('meter2', requested.id);
+      return t.state === 'pending' || t.state === 'running' ? null : t;
+    }, 30_000);
+    expect(task.state).toBe('done');
+    const text = await scrape(apis.get(leader)!);
+    expect(sample(text, 'cfgserver_switchovers_total', { cluster: 'meter2', outcome: 'done' })).toBe(1);
+    expect(sample(text, 'cfgserver_switchover_duration_seconds_count', { cluster: 'meter2', outcome: 'done' })).toBe(1);
+    expect(sample(text, 'cfgserver_failovers_total', { cluster: 'meter2', outcome: 'done' })).toBe(0);
+
+    // SIGTERM: the leader resigns; the other replica sees a new term (itself) and exports the view.
+    await procs.get(leader)!.stop();
+    const epoch = (await admin.route('meter2')).epoch;
+    const taken = await waitFor('the other replica to lead and export the route epoch', async () => {
+      const t = await scrape(apis.get(follower)!);
+      return sample(t, 'cfgserver_controller_leader') === 1 && sample(t, 'cfgserver_route_epoch', { cluster: 'meter2' }) === epoch ? t : null;
+    }, 15_000);
+    expect(sample(taken, 'cfgserver_leader_changes_total')).toBe(seenBefore + 1);
+    // The switchover was counted by the replica that ended it, not again by the new leader.
+    expect(sample(taken, 'cfgserver_switchovers_total', { cluster: 'meter2', outcome: 'done' })).toBe(0);
+  });
 });
