@@ -122,14 +122,16 @@ export class Controller {
     });
     this.elector.on('elected', () => this.metrics.leader.set(1));
     this.elector.on('deposed', () => this.metrics.leader.set(0));
-    // A leader's term is one create revision of the leader key: a new one is a leader change,
-    // whoever it is and whichever session of this replica sees it.
-    let leaderTerm: string | null = null;
-    this.elector.on('leader', (revision, holder) => {
-      if (revision === leaderTerm) return;
+    // A leader's term is one create revision of the leader key: a newer one is a leader change,
+    // whoever it is and whichever session of this replica sees it. Revisions only grow, so a
+    // late answer about an older term (a campaign's read) is not counted again.
+    let leaderTerm: bigint | null = null;
+    this.elector.on('leader', (created, holder) => {
+      const revision = BigInt(created);
+      if (leaderTerm !== null && revision <= leaderTerm) return;
       leaderTerm = revision;
       this.metrics.leaderChanges.inc();
-      this.log.info('a new leader holds the lock', { controller: this.id, leader: holder, fence: revision });
+      this.log.info('a new leader holds the lock', { controller: this.id, leader: holder, fence: created });
     });
     this.migrations = new MigrationDriver({
       controllerId: this.id,

@@ -58,7 +58,7 @@ export class ControllerMetrics {
     registers: [this.registry],
   });
 
-  // ---- Failovers and switchovers, counted where a task ends (tasks/progress.ts `finish`): only
+  // ---- Failovers and switchovers, counted where a task's end is stored (tasks/progress.ts): only
   // the leader finishes a task, once, so no replica counts one twice and no two replicas count
   // the same one. A task an admin cancels before any leader takes it is not counted.
   readonly failovers = new Counter({

@@ -26,7 +26,7 @@ export interface TaskDeps {
   proxies: ProxyRegistry;
   election: LeaderLock;
   log: Logger;
-  /** Counts each task as it ends (here, in `finish`: once, by the leader that ends it). */
+  /** Counts each task as it ends (when its end is stored: once, by the leader that ends it). */
   metrics: Pick<ControllerMetrics, 'taskEnded'>;
 }
 
