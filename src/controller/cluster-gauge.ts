@@ -23,9 +23,12 @@ export class ClusterGauge<L extends string = never> {
   private readonly gauge: Gauge<'cluster' | L>;
   /** The label sets last set, per cluster: removed when the next set leaves them out. */
   private readonly series = new Map<string, Record<L, string>[]>();
+  /** Grows each time the series are dropped (a scrape while not reporting): what was set is gone. */
+  private drops = 0;
 
   constructor(o: ClusterGaugeOptions<L>) {
     const series = this.series;
+    const dropped = () => this.drops++;
     this.gauge = new Gauge<'cluster' | L>({
       name: o.name,
       help: o.help,
@@ -35,8 +38,14 @@ export class ClusterGauge<L extends string = never> {
         if (o.reporting()) return;
         this.reset();
         series.clear();
+        dropped();
       },
     });
+  }
+
+  /** Changes whenever the series were dropped: a value set before then must be set again. */
+  get generation(): number {
+    return this.drops;
   }
 
   /** Sets every series of `cluster` at once; series of that cluster left out are removed. */

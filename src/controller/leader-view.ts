@@ -34,6 +34,8 @@ interface ProxyRead {
   at: number;
   epoch: number;
   lagging: boolean;
+  /** The gauge's generation then: dropped since (this replica stopped leading a while), read again. */
+  generation: number;
 }
 
 export class LeaderView {
@@ -59,7 +61,7 @@ export class LeaderView {
 
   private proxiesDue(cluster: string, epoch: number, now: number): boolean {
     const last = this.lastRead.get(cluster);
-    return !last || last.lagging || last.epoch !== epoch || now - last.at >= PROXY_READ_MS;
+    return !last || last.lagging || last.epoch !== epoch || now - last.at >= PROXY_READ_MS || last.generation !== this.deps.metrics.proxyEpochLag.generation;
   }
 
   private async readProxies(cluster: string, epoch: number, now: number): Promise<void> {
@@ -67,7 +69,7 @@ export class LeaderView {
       const proxies = await this.deps.proxies.list(cluster);
       const rows = proxies.map((p) => ({ labels: { proxy: p.id }, value: Math.max(0, epoch - (p.epoch ?? 0)) }));
       this.deps.metrics.proxyEpochLag.set(cluster, rows);
-      this.lastRead.set(cluster, { at: now, epoch, lagging: rows.some((r) => r.value > 0) });
+      this.lastRead.set(cluster, { at: now, epoch, lagging: rows.some((r) => r.value > 0), generation: this.deps.metrics.proxyEpochLag.generation });
     } catch (err) {
       // The last values stay; the next cycle tries again.
       this.deps.log.debug('cannot read the proxy registry for the epoch lag metric', { cluster, error: errorMessage(err) });

@@ -103,6 +103,24 @@ describe('LeaderView', () => {
     await view.record({ ...base, routeEpoch: 8 }, 400 + PROXY_READ_MS);
     expect(fake.reads()).toBe(5);
   });
+
+  it('reads the registry again at once after the series were dropped (a scrape while not leading)', async () => {
+    let leading = true;
+    const m = new ControllerMetrics(() => leading);
+    const fake = fakeRegistry();
+    const view = new LeaderView({ metrics: m, proxies: fake.registry, log: silentLogger() });
+    const base = { cluster: 'c', down: 0, running: [], budget: 3, routeEpoch: 7 };
+    fake.set([proxy('p1', 7)]);
+    await view.record(base, 0);
+    await view.record(base, 100);
+    expect(fake.reads()).toBe(1);
+    leading = false;
+    await m.registry.metrics();
+    leading = true;
+    await view.record(base, 200);
+    expect(fake.reads()).toBe(2);
+    expect(sample(await m.registry.metrics(), 'cfgserver_proxy_epoch_lag', { cluster: 'c', proxy: 'p1' })).toBe(0);
+  });
 });
 
 describe('downByMajority', () => {
