@@ -51,7 +51,7 @@ export class Controller {
   readonly id: string;
   readonly etcd: Etcd3;
   readonly keys: Keys;
-  readonly metrics = new ControllerMetrics();
+  readonly metrics = new ControllerMetrics(() => this.isLeader());
   /** Redis connections to every instance; the HTTP API reads live offsets through them too. */
   readonly pool: RedisPool;
   /** Each cluster's Redis credentials, as last read: every connection to an instance uses its cluster's. */
@@ -122,6 +122,17 @@ export class Controller {
     });
     this.elector.on('elected', () => this.metrics.leader.set(1));
     this.elector.on('deposed', () => this.metrics.leader.set(0));
+    // A leader's term is one create revision of the leader key: a newer one is a leader change,
+    // whoever it is and whichever session of this replica sees it. Revisions only grow, so a
+    // late answer about an older term (a campaign's read) is not counted again.
+    let leaderTerm: bigint | null = null;
+    this.elector.on('leader', (created, holder) => {
+      const revision = BigInt(created);
+      if (leaderTerm !== null && revision <= leaderTerm) return;
+      leaderTerm = revision;
+      this.metrics.leaderChanges.inc();
+      this.log.info('a new leader holds the lock', { controller: this.id, leader: holder, fence: created });
+    });
     this.migrations = new MigrationDriver({
       controllerId: this.id,
       ...this.stores,
@@ -156,6 +167,7 @@ export class Controller {
       ...this.stores,
       election: this.elector,
       log: this.log,
+      metrics: this.metrics,
       reconciler,
       quorum: this.quorum,
       // Long enough for a replica that sees more to take the lock; if none does, this one takes
@@ -262,6 +274,9 @@ export class Controller {
       await this.refreshCredentials(listing.clusters);
       this.clusters = listing.clusters;
       this.metrics.clusters.set(this.clusters.length);
+      const names = new Set(this.clusters.map((c) => c.spec.name));
+      this.metrics.retainClusters(names);
+      this.duties.retain(names);
       this.pool.retain(new Set(this.clusters.flatMap((c) => instancesOf(c.route))));
       this.tracker.retain(new Set(this.clusters.flatMap((c) => instancesOf(c.route).map((a) => `${c.spec.name}/${a}`))));
     } catch (err) {

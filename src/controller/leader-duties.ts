@@ -25,7 +25,8 @@ import type { HealthStore } from '../store/health-store.js';
 import { planReplication, planWriteFence } from './decide.js';
 import { RefusalMemory, gateFailover, recentFailovers, type RefusalScope } from './failover-gate.js';
 import { judgeMasters, looksIsolated, majority, quorumShortfall, standings, type MasterVerdict } from './detect.js';
-import { stepAsideReason, unreachableByMajority } from './sight.js';
+import { downByMajority, stepAsideReason, unreachableByMajority } from './sight.js';
+import { LeaderView, type LeaderViewMetrics } from './leader-view.js';
 import { findShard, instancesOf } from '../model/route.js';
 import { chooseSlave } from './choose.js';
 import type { Observations } from '../model/observations.js';
@@ -53,6 +54,7 @@ export interface LeaderDutiesDeps extends TaskDeps {
   migrations: MigrationDriver;
   /** Keeps every instance at the cluster's desired Redis configuration (every few seconds, not every cycle). */
   config: ConfigApplier;
+  metrics: TaskDeps['metrics'] & LeaderViewMetrics;
 }
 
 interface DeadMasters {
@@ -63,6 +65,8 @@ interface DeadMasters {
   aside: string | null;
   /** Instances a majority of the voting replicas cannot reach: never promoted. */
   unreachable: Map<string, string>;
+  /** Instances a majority of the voting replicas judge down (for the metrics). */
+  judgedDown: string[];
 }
 
 export class LeaderDuties {
@@ -72,8 +76,17 @@ export class LeaderDuties {
   /** The registered replicas, read once for the cycles of every cluster that run together. */
   private readonly controllers: Recent<ControllerStatus[]>;
 
+  /** The leader's view of each cluster, as metrics. */
+  private readonly view: LeaderView;
+
   constructor(private readonly deps: LeaderDutiesDeps) {
     this.controllers = new Recent(() => deps.registry.list(), SHARED_READ_MS);
+    this.view = new LeaderView(deps);
+  }
+
+  /** Forgets what it kept of clusters that no longer exist. */
+  retain(clusters: ReadonlySet<string>): void {
+    this.view.retain(clusters);
   }
 
   private memoryOf(cluster: string): RefusalMemory {
@@ -164,6 +177,14 @@ export class LeaderDuties {
     }
     // A master that is back (or a shard that failed over) starts a new episode.
     memory.endShardEpisodes(new Set([...down.verdicts, ...down.short.map((x) => x.verdict)].map((v) => v.shard)));
+    // As read before this cycle's failovers (if any): the next cycle shows what they changed.
+    await this.view.record({
+      cluster: name,
+      routeEpoch: cluster.route.epoch,
+      down: down.judgedDown.length,
+      running: stillRunning.map((t) => t.task),
+      budget: cluster.spec.failover.maxPerWindow - recent,
+    });
 
     // 3. Replication repair, where no task runs and the master is alive.
     if (cluster.spec.paused) return [...said, ...(await this.deps.config.run(cluster, observations))];
@@ -212,6 +233,7 @@ export class LeaderDuties {
       isolated: looksIsolated(cluster.route, views, this.deps.controllerId, opts),
       aside: stepAsideReason(instances, views, this.deps.controllerId, voters, majority(voters.length)),
       unreachable: unreachableByMajority(instances, views, voters, majority(voters.length)),
+      judgedDown: downByMajority(instances, views, voters, majority(voters.length)),
     };
   }
 

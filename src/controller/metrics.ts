@@ -3,6 +3,11 @@
  * that several replicas in one process — as in tests — keep separate counts.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { TERMINAL_TASK_STATES, type Task } from '../model/schemas.js';
+import { ClusterGauge } from './cluster-gauge.js';
+
+/** Failovers take seconds; a switchover waits for a slave to catch up and for every proxy. */
+const TASK_BUCKETS = [0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120, 300];
 
 export class ControllerMetrics {
   readonly registry = new Registry();
@@ -53,7 +58,122 @@ export class ControllerMetrics {
     registers: [this.registry],
   });
 
-  constructor() {
+  // ---- Failovers and switchovers, counted where a task's end is stored (tasks/progress.ts): only
+  // the leader finishes a task, once, so no replica counts one twice and no two replicas count
+  // the same one. A task an admin cancels before any leader takes it is not counted.
+  readonly failovers = new Counter({
+    name: 'cfgserver_failovers_total',
+    help: 'Automatic failovers this replica ended as leader, by outcome (done, failed, refused, cancelled)',
+    labelNames: ['cluster', 'outcome'],
+    registers: [this.registry],
+  });
+  readonly switchovers = new Counter({
+    name: 'cfgserver_switchovers_total',
+    help: 'Planned switchovers this replica ended as leader, by outcome (done, failed, refused, cancelled)',
+    labelNames: ['cluster', 'outcome'],
+    registers: [this.registry],
+  });
+  readonly failoverSeconds = new Histogram({
+    name: 'cfgserver_failover_duration_seconds',
+    help: 'From the failover task being created to its end, by outcome',
+    labelNames: ['cluster', 'outcome'],
+    buckets: TASK_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly switchoverSeconds = new Histogram({
+    name: 'cfgserver_switchover_duration_seconds',
+    help: 'From the switchover being requested to its end, by outcome',
+    labelNames: ['cluster', 'outcome'],
+    buckets: TASK_BUCKETS,
+    registers: [this.registry],
+  });
+
+  /** Which counter and histogram each kind of task goes to: a new kind must say. */
+  private readonly taskMetrics: Record<Task['kind'], { count: Counter<'cluster' | 'outcome'>; duration: Histogram<'cluster' | 'outcome'> }> = {
+    failover: { count: this.failovers, duration: this.failoverSeconds },
+    switchover: { count: this.switchovers, duration: this.switchoverSeconds },
+  };
+
+  /** Clusters whose task series exist (initTaskSeries). */
+  private readonly taskSeriesOf = new Set<string>();
+
+  /** Every new leader this replica sees (a new create revision of the leader key), itself included. */
+  readonly leaderChanges = new Counter({
+    name: 'cfgserver_leader_changes_total',
+    help: 'Times this replica saw a new leader take the lock (itself included)',
+    registers: [this.registry],
+  });
+
+  // ---- The leader's view of each cluster. Set by the leader's duties every cycle; emptied at
+  // every scrape while this replica does not lead, so that summing over replicas counts once.
+  readonly routeEpoch = this.leaderGauge('cfgserver_route_epoch', "Epoch of the cluster's route, as the leader last read it", []);
+  readonly proxyEpochLag = this.leaderGauge(
+    'cfgserver_proxy_epoch_lag',
+    'Route epoch minus the epoch the proxy registered as drained (the whole route epoch while it has none)',
+    ['proxy'],
+  );
+  readonly instancesJudgedDown = this.leaderGauge(
+    'cfgserver_instances_down',
+    'Instances a majority of the voting replicas judge down (no good probe for the down window)',
+    [],
+  );
+  readonly tasksRunning = this.leaderGauge('cfgserver_tasks_running', 'Failover and switchover tasks not finished yet, by kind', ['kind']);
+  readonly failoverBudget = this.leaderGauge(
+    'cfgserver_failover_budget_remaining',
+    'Automatic failovers left in the window (failover.maxPerWindow minus the failovers of the last windowMs)',
+    [],
+  );
+
+  /** @param isLeading read at every scrape: the leader's gauges are exported only while it holds. */
+  constructor(private readonly isLeading: () => boolean = () => false) {
     collectDefaultMetrics({ register: this.registry, prefix: 'cfgserver_' });
+  }
+
+  private leaderGauge<L extends string>(name: string, help: string, labelNames: readonly L[]): ClusterGauge<L> {
+    // Read lazily: field initialisers run before the constructor's body.
+    return new ClusterGauge<L>({ name, help, labelNames, registry: this.registry, reporting: () => this.isLeading() });
+  }
+
+  /**
+   * Counts a task that has just ended, with its duration from creation (the failover's decision,
+   * the admin's request) to `endedAt`. Called once per task, by the leader that ends it.
+   */
+  taskEnded(task: Pick<Task, 'kind' | 'cluster' | 'state' | 'createdAt'>, endedAt: Date): void {
+    const labels = { cluster: task.cluster, outcome: task.state };
+    const seconds = Math.max(0, (endedAt.getTime() - Date.parse(task.createdAt)) / 1000);
+    const { count, duration } = this.taskMetrics[task.kind];
+    count.inc(labels);
+    if (Number.isFinite(seconds)) duration.observe(labels, seconds);
+  }
+
+  /**
+   * Creates every kind × outcome series of a cluster at 0: Prometheus's `increase()` cannot see
+   * the first event of a series that appears with it, so an alert on the first failed failover
+   * needs the series to exist before. Done by the leader for the clusters it sees.
+   */
+  initTaskSeries(cluster: string): void {
+    if (this.taskSeriesOf.has(cluster)) return;
+    this.taskSeriesOf.add(cluster);
+    for (const { count, duration } of Object.values(this.taskMetrics)) {
+      for (const outcome of TERMINAL_TASK_STATES) {
+        count.inc({ cluster, outcome }, 0);
+        duration.zero({ cluster, outcome });
+      }
+    }
+  }
+
+  /** Drops the leader's series of clusters that no longer exist. */
+  retainClusters(clusters: ReadonlySet<string>): void {
+    for (const gauge of [this.routeEpoch, this.proxyEpochLag, this.instancesJudgedDown, this.tasksRunning, this.failoverBudget]) gauge.retain(clusters);
+    for (const cluster of [...this.taskSeriesOf]) {
+      if (clusters.has(cluster)) continue;
+      this.taskSeriesOf.delete(cluster);
+      for (const { count, duration } of Object.values(this.taskMetrics)) {
+        for (const outcome of TERMINAL_TASK_STATES) {
+          count.remove({ cluster, outcome });
+          duration.remove({ cluster, outcome });
+        }
+      }
+    }
   }
 }

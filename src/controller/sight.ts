@@ -44,3 +44,11 @@ export function unreachableByMajority(instances: string[], views: HealthViews, v
   }
   return out;
 }
+
+/**
+ * Instances that at least `needed` voters judge down in their latest view (no good probe for
+ * their whole down window): the leader's count of instances down, for its metrics.
+ */
+export function downByMajority(instances: string[], views: HealthViews, voters: string[], needed: number): string[] {
+  return instances.filter((a) => voters.filter((c) => views.get(c)?.get(a)?.down === true).length >= needed);
+}

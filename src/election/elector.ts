@@ -31,6 +31,8 @@ export interface ElectorEvents {
   deposed: [reason: string];
   /** A new session is in place (the previous one, if any, is gone with its keys). */
   session: [session: Session];
+  /** The leader key as seen (its create revision and holder), by any session of this replica. */
+  leader: [createRevision: string, holder: string];
 }
 
 export class Elector extends EventEmitter<ElectorEvents> implements LeaderLock {
@@ -136,6 +138,7 @@ export class Elector extends EventEmitter<ElectorEvents> implements LeaderLock {
     const election = new LeaderElection(this.o.etcd, this.o.keys, session, this.o.id, this.o.log);
     election.on('elected', (fence) => this.emit('elected', fence));
     election.on('deposed', (reason) => this.emit('deposed', reason));
+    election.on('leader', (revision, holder) => this.emit('leader', revision, holder));
     this.election = election;
     await election.start();
     this.o.log.info('campaigning', { controller: this.o.id, lease: session.leaseId, ttlSeconds: this.o.ttlSeconds, endpoint: session.endpoint });

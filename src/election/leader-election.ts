@@ -24,6 +24,8 @@ const WATCH_QUIET_MS = 60_000;
 export interface LeaderEvents {
   elected: [fence: Fence];
   deposed: [reason: string];
+  /** The leader key, as this replica last saw it: its create revision names one term of one leader. */
+  leader: [createRevision: string, holder: string];
 }
 
 /** What leader-only code needs: whether it may act, and the token to fence its writes with. */
@@ -85,6 +87,7 @@ export class LeaderElection extends EventEmitter<LeaderEvents> implements Leader
     watcher.on('connected', news);
     watcher.on('delete', () => void this.campaign());
     watcher.on('put', (kv) => {
+      this.emit('leader', kv.create_revision, kv.value.toString());
       if (this.fence && kv.create_revision !== this.fence.createRevision) this.depose('another controller holds the leader key');
     });
     watcher.on('error', (err) => this.log.warn('leader watch error', { error: errorMessage(err) }));
@@ -174,6 +177,8 @@ export class LeaderElection extends EventEmitter<LeaderEvents> implements Leader
       );
       // Whatever the transaction said, the key is the truth (a retried, applied transaction can report failure).
       const holder = res.succeeded ? null : res.responses[0]?.response_range.kvs[0];
+      if (res.succeeded) this.emit('leader', res.header.revision, this.controllerId);
+      else if (holder) this.emit('leader', holder.create_revision, holder.value.toString());
       const createRevision = res.succeeded ? res.header.revision : holder?.lease === this.session.leaseId ? holder.create_revision : null;
       if (createRevision && !this.fence && this.session.isAlive() && !this.stopped) {
         this.fence = { key, createRevision };

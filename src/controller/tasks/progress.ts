@@ -14,6 +14,7 @@ import type { ClusterStore } from '../../store/cluster-store.js';
 import type { HistoryStore } from '../../store/history-store.js';
 import type { ProxyRegistry } from '../../store/proxy-registry.js';
 import type { StoredTask, TaskStore } from '../../store/task-store.js';
+import type { ControllerMetrics } from '../metrics.js';
 
 export interface TaskDeps {
   controllerId: string;
@@ -25,6 +26,8 @@ export interface TaskDeps {
   proxies: ProxyRegistry;
   election: LeaderLock;
   log: Logger;
+  /** Counts each task as it ends (when its end is stored: once, by the leader that ends it). */
+  metrics: Pick<ControllerMetrics, 'taskEnded'>;
 }
 
 export class TaskProgress {
@@ -85,6 +88,9 @@ export class TaskProgress {
       revision = await this.deps.tasks.update(task, fresh.revision, fence);
     }
     this.stored = { task, revision };
+    // Counted as soon as the end is stored (fenced: a deposed leader's end is refused and counts
+    // nothing; a task ends once, so no replica counts it twice).
+    if (isTerminal(task)) this.deps.metrics.taskEnded(task, now);
     const outcome: HistoryEntry['outcome'] = isTerminal(task) ? (task.state as HistoryEntry['outcome']) : 'info';
     const entry = taskHistoryEntry(task, step, { at: now.toISOString(), controller: this.deps.controllerId, reason: `${detail} [task ${task.id}: ${task.reason}]`, outcome, durationMs });
     this.deps.log.log(outcome === 'failed' || outcome === 'refused' || outcome === 'cancelled' ? 'warn' : 'info', `${task.kind} ${task.shard}: ${step}: ${detail}`, { cluster: task.cluster, task: task.id, next: task.next, state: task.state, durationMs });
