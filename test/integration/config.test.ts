@@ -107,7 +107,7 @@ describe('desired Redis configuration', () => {
     await expect(adminOf(c.prefix).config.store.write('strict', before.config, '1')).rejects.toThrow(ConflictError);
 
     const gone = adminOf(c.prefix);
-    await gone.createCluster({ name: 'gone', file: { shards: [{ master: `127.0.0.1:${await freePort()}` }] } });
+    await gone.createCluster({ name: 'gone', force: true, file: { shards: [{ master: `127.0.0.1:${await freePort()}` }] } });
     await expect(gone.config.set('gone', { hz: '15' })).rejects.toThrow(RedisError);
     expect((await gone.config.get('gone')).revision).toBe('0');
   });
