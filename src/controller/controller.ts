@@ -28,6 +28,7 @@ import { ConfigApplier } from './config-applier.js';
 import { ReplicaQuorum } from './replica-quorum.js';
 import { MigrationDriver } from './migrations/migration-driver.js';
 import { MIGRATION_DEFAULTS } from './migrations/run-migration.js';
+import { SPLIT_DEFAULTS, SplitDriver } from './split-run.js';
 import type { ControllerApiClient } from './guarded-proxies.js';
 import { DEFAULT_MOVER_OPTIONS, KeyMover } from '../migration/mover.js';
 import { BigKeyMover, DEFAULT_BIG_KEY_OPTIONS } from '../migration/big-keys.js';
@@ -79,6 +80,7 @@ export class Controller {
   private readonly withdrawing = new Map<string, Promise<void>>();
   private readonly quorum: ReplicaQuorum;
   private readonly migrations: MigrationDriver;
+  private readonly splits: SplitDriver;
   private readonly busy = new Set<string>();
   private readonly lastSentence = new Map<string, string>();
   private lastRefresh = 0;
@@ -134,6 +136,7 @@ export class Controller {
       ...MIGRATION_DEFAULTS,
       controllerApi: () => this.apiClient,
     });
+    this.splits = new SplitDriver({ controllerId: this.id, ...this.stores, election: this.elector, pool: this.pool, log, ...SPLIT_DEFAULTS });
     this.quorum = new ReplicaQuorum({ settings: this.stores.replicas, election: this.elector, controllerId: this.id, log });
     this.duties = this.newDuties();
     // A new session is a new episode: refusals are recorded again and repair back-offs start over.
@@ -162,6 +165,7 @@ export class Controller {
       // it back afterwards.
       stepAside: (reason) => this.elector.stepAside(2 * this.config.leaseTtlSeconds * 1000, reason),
       migrations: this.migrations,
+      splits: this.splits,
       config: new ConfigApplier({ controllerId: this.id, pool: this.pool, configs: this.stores.configs, history: this.stores.history, election: this.elector, log: this.log, intervalMs: this.config.configCheckMs }),
     });
   }
@@ -233,6 +237,7 @@ export class Controller {
     clearInterval(this.loopTimer);
     await this.elector.stop();
     await this.migrations.settle();
+    await this.splits.settle();
     this.migrations.close();
     this.pool.close();
     this.etcd.close();
