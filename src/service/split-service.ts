@@ -8,6 +8,7 @@ import { AlreadyExistsError, NotFoundError, RefusedError, errorMessage } from '.
 import { historyEntry } from '../model/history.js';
 import { rangesText, toRanges } from '../model/route.js';
 import { address, clusterName, parseInput, shardId } from '../model/schemas.js';
+import { parseMigrationRate } from '../model/migration.js';
 import { splitSlots, splitText, type SplitRecord } from '../model/split.js';
 import { replicationInfo } from '../redis/commands.js';
 import { RedisPool } from '../redis/pool.js';
@@ -26,6 +27,8 @@ export interface SplitRequest {
   slots?: string;
   /** Split even onto instances that hold keys (the full sync wipes them). */
   force?: boolean;
+  /** Keys per second each side's trim may unlink at most (absent or 0: no limit). */
+  trimRate?: number | null;
   requestedBy: string;
 }
 
@@ -62,6 +65,7 @@ export class SplitService {
     const inUse = instances.filter((a) => route.shards.some((s) => s.master === a || s.slaves.includes(a)));
     if (inUse.length) throw new RefusedError(`${inUse.join(', ')} already serve${inUse.length === 1 ? 's' : ''} cluster ${cluster}`);
     const slots = splitSlots(route, source, request.slots);
+    const trimRate = parseMigrationRate(request.trimRate);
     if (route.migrating.length > 0) throw new RefusedError(`slots of cluster ${cluster} are migrating; one migration or split at a time (cfgctl migrations ${cluster})`);
     await this.checkInstances(source.master, instances, request.force === true);
     const now = new Date().toISOString();
@@ -85,7 +89,7 @@ export class SplitService {
       epochBefore: null,
       epochAfter: null,
       trim: { source: { scanned: 0, removed: 0, done: false }, shard: { scanned: 0, removed: 0, done: false } },
-      trimRate: null,
+      trimRate,
       steps: [],
       error: null,
     };
