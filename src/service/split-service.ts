@@ -4,6 +4,7 @@
  * and a split is only ever a record the leader carries out (docs/split.md).
  */
 import type { Etcd3 } from 'etcd3';
+import { z } from 'zod';
 import { AlreadyExistsError, NotFoundError, RefusedError, errorMessage } from '../model/errors.js';
 import { historyEntry } from '../model/history.js';
 import { rangesText, toRanges } from '../model/route.js';
@@ -32,6 +33,19 @@ export interface SplitRequest {
   requestedBy: string;
 }
 
+/** A request as it may come over HTTP: every field checked, nothing else taken. */
+const splitRequestSchema = z.strictObject({
+  shard: z.string(),
+  newShard: z.string(),
+  master: z.string(),
+  slaves: z.array(z.string()).optional(),
+  slots: z.string().optional(),
+  force: z.boolean().optional(),
+  trimRate: z.number().nullable().optional(),
+  requestedBy: z.string(),
+  by: z.string().optional(),
+});
+
 /** How long the checks wait for one instance. */
 const CHECK_TIMEOUT_MS = 2000;
 
@@ -49,7 +63,8 @@ export class SplitService {
   }
 
   /** `cfgctl shard split`: refused with the reason, nothing written, unless every check passes. */
-  async split(name: string, request: SplitRequest): Promise<SplitRecord> {
+  async split(name: string, asked: SplitRequest | Record<string, unknown>): Promise<SplitRecord> {
+    const request = parseInput(splitRequestSchema, asked, 'split request');
     const cluster = parseInput(clusterName, name, 'cluster name');
     const { route, spec, routeRevision } = await this.clusters.get(cluster);
     if (spec.proxy === 'twemproxy') throw new RefusedError(`cluster ${cluster} is behind twemproxy, which places keys by its own hash, not by the route's slots: a split would not move where clients read and write keys (docs/twemproxy.md)`);

@@ -162,4 +162,42 @@ describe('shard split by replication', () => {
     const history = await admin.listHistory('split', 200);
     expect(history.entries.filter((e) => e.action.startsWith('split:')).map((e) => e.action)).toEqual(expect.arrayContaining(['split:request', 'split:attach', 'split:sync', 'split:commit', 'split:trim']));
   });
+
+  it('refuses a bad request before anything changes, and runs one migration or split at a time', async () => {
+    const { admin, prefix, shards } = await makeCluster(world, 'refuse', { shards: 2, slaves: 1 });
+    const busy = await world.redis();
+    const free = await world.redis();
+    await redis.at(busy.address).set('left-over', 'x');
+    const before = await admin.route('refuse');
+    const ask = (extra: Record<string, unknown>) => admin.splits.split('refuse', { shard: 's0', newShard: 's2', master: free.address, requestedBy: 'test', ...extra });
+    await expect(ask({ shard: 's9' })).rejects.toThrow(/no shard s9/);
+    await expect(ask({ newShard: 's1' })).rejects.toThrow(/already has a shard s1/);
+    await expect(ask({ slots: '500-600' })).rejects.toThrow(/slots 512-600 are not owned by shard s0/);
+    await expect(ask({ slots: '0-511' })).rejects.toThrow(/every slot of shard s0/);
+    await expect(ask({ master: busy.address })).rejects.toThrow(/holds 1 keys \(--force/);
+    await expect(ask({ master: '127.0.0.1:1' })).rejects.toThrow(/127.0.0.1:1 does not answer/);
+    await expect(ask({ slaves: [shards[1]!.slaves[0]!.address] })).rejects.toThrow(/already serves cluster refuse/);
+    await expect(ask({ master: 'nope' })).rejects.toThrow(/invalid master address/);
+    await expect(ask({ trimRate: -1 })).rejects.toThrow(/rate must be/);
+    // Through cfgctl and HTTP's shape alike: a typed error, a non-zero exit, nothing written.
+    const refused = await cfgctl(world.etcd.endpoint, prefix, ['shard', 'split', 'refuse', 's0', '--new-shard', 's2', '--master', busy.address]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/holds 1 keys/);
+    await expect(admin.splits.split('refuse', { shard: 's0', newShard: 's2', master: free.address, requestedBy: 'test', extra: 1 })).rejects.toThrow(/invalid split request/);
+    expect(await admin.route('refuse')).toEqual(before);
+    expect((await admin.splits.list('refuse')).splits).toEqual([]);
+    expect(await redis.at(busy.address).get('left-over')).toBe('x');
+    expect((await redis.replication(busy.address)).role).toBe('master');
+
+    // --force takes an instance that holds keys (the full sync wipes them); no controller runs here,
+    // so the split waits at its first step, and holds the cluster's one migration-or-split.
+    const asked = await cfgctl(world.etcd.endpoint, prefix, ['shard', 'split', 'refuse', 's0', '--new-shard', 's2', '--master', busy.address, '--slots', '300-511', '--force']);
+    expect(asked.code, asked.stderr).toBe(0);
+    expect(asked.stdout).toMatch(/s0 -> s2, slots 300-511/);
+    await expect(ask({ shard: 's1' })).rejects.toThrow(/unfinished migration or split/);
+    await expect(admin.migrations.migrate('refuse', { slots: '0-3', to: 's1', requestedBy: 'test' })).rejects.toThrow(/unfinished migration/);
+    const listed = await cfgctl(world.etcd.endpoint, prefix, ['splits', 'refuse']);
+    expect(listed.stdout).toMatch(/running\s+attach\s+s0 \(.*\)\s+s2 \(.*\)\s+300-511/);
+    expect(await admin.route('refuse')).toEqual(before);
+  });
 });
