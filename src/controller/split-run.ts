@@ -138,6 +138,10 @@ export class SplitRun {
   private async sync(): Promise<void> {
     const s = this.split;
     let lastWrite = 0;
+    // A link up is not yet a stream: after a diskless full sync Redis 7.0 sends the replica nothing
+    // until its first REPLCONF ACK, up to a second later (FIELD-NOTES). A PUBLISH (replicated, no
+    // key written) marks an offset the new master must reach to prove the stream flows.
+    let streamed: number | null = null;
     for (;;) {
       this.deps.election.requireFence();
       if (!(await this.sourceUnchanged())) return;
@@ -146,14 +150,18 @@ export class SplitRun {
       const linkUp = mine.linkUp === true;
       const lagBytes = Math.max(0, source.offset - mine.offset);
       const sync = { linkUp, offset: mine.offset, sourceOffset: source.offset, lagBytes, keys: mine.keys, at: new Date().toISOString() };
-      if (linkUp && lagBytes <= this.deps.syncLagBytes) {
-        return this.persist('sync', 'running', 'hold', `${s.shard.master} is in sync: link up, offset ${mine.offset}, ${lagBytes} bytes behind ${s.sourceMaster}, ${mine.keys ?? '?'} keys`, { sync });
+      if (linkUp && streamed === null) {
+        await this.deps.pool.call(s.sourceMaster, 'PUBLISH', '__cfgserver:split', s.id);
+        streamed = (await replicationInfo(this.deps.pool, s.sourceMaster)).offset;
+      }
+      if (linkUp && streamed !== null && mine.offset >= streamed && lagBytes <= this.deps.syncLagBytes) {
+        return this.persist('sync', 'running', 'hold', `${s.shard.master} is in sync: link up and streaming, offset ${mine.offset}, ${lagBytes} bytes behind ${s.sourceMaster}, ${mine.keys ?? '?'} keys`, { sync });
       }
       if (performance.now() - lastWrite >= 1000) {
         lastWrite = performance.now();
         await this.update((x) => ({ ...x, sync }));
       }
-      await sleep(this.deps.pollMs);
+      await sleep(linkUp ? 10 : this.deps.pollMs);
     }
   }
 
