@@ -136,7 +136,7 @@ export class Controller {
       ...MIGRATION_DEFAULTS,
       controllerApi: () => this.apiClient,
     });
-    this.splits = new SplitDriver({ controllerId: this.id, ...this.stores, election: this.elector, pool: this.pool, log, ...SPLIT_DEFAULTS });
+    this.splits = new SplitDriver({ controllerId: this.id, ...this.stores, election: this.elector, pool: this.pool, log, ...SPLIT_DEFAULTS, controllerApi: () => this.apiClient });
     this.quorum = new ReplicaQuorum({ settings: this.stores.replicas, election: this.elector, controllerId: this.id, log });
     this.duties = this.newDuties();
     // A new session is a new episode: refusals are recorded again and repair back-offs start over.

@@ -33,6 +33,8 @@ import type { HistoryStore } from '../store/history-store.js';
 import type { ProxyRegistry } from '../store/proxy-registry.js';
 import type { SplitStore, StoredSplit } from '../store/split-store.js';
 import { describeBarrier, waitForProxies } from './barrier.js';
+import { describeGuarded, waitForGuardedProxies, type ControllerApiClient } from './guarded-proxies.js';
+import type { ControllerRegistry } from '../store/controller-registry.js';
 import { trimPass, type TrimCounts } from './split-trim.js';
 
 export interface SplitDeps {
@@ -44,6 +46,11 @@ export interface SplitDeps {
   election: LeaderLock;
   pool: RedisPool;
   log: Logger;
+  /** The controllers, asked for the proxies that follow the route through their API (as the migration's hold barrier does). */
+  registry: Pick<ControllerRegistry, 'list'>;
+  controllerApi(): ControllerApiClient | undefined;
+  /** Only when some controller cannot be asked: how long a proxy cut off from etcd may take to learn the route. */
+  cutoffGraceMs: number;
   /** The sync is done when the new master is at most this many bytes behind the source. */
   syncLagBytes: number;
   /** How long the cut-over may wait for the new master to reach the source's offset. */
@@ -54,7 +61,7 @@ export interface SplitDeps {
   trimScanCount: number;
 }
 
-export const SPLIT_DEFAULTS = { syncLagBytes: 1024 * 1024, catchupMs: 1000, pollMs: 200, trimBatch: 200, trimScanCount: 1000 };
+export const SPLIT_DEFAULTS = { cutoffGraceMs: 1000, syncLagBytes: 1024 * 1024, catchupMs: 1000, pollMs: 200, trimBatch: 200, trimScanCount: 1000 };
 
 /** Steps the leader runs inside its cycle, so that no repair of that cycle sees the half-made shard. */
 const INLINE_STEPS: ReadonlySet<string> = new Set(['hold', 'hold-barrier', 'catchup', 'commit']);
@@ -100,7 +107,13 @@ export class SplitRun {
         const { route, spec } = await this.deps.clusters.get(s.cluster);
         const outcome = await waitForProxies(this.deps.proxies, s.cluster, route.epoch, { timeoutMs: spec.failover.barrierTimeoutMs, log: this.deps.log });
         if (outcome.timedOut) return this.abort(`the proxies did not drain the hold epoch ${route.epoch} (${describeBarrier(outcome)})`);
-        return this.persist('hold-barrier', 'running', 'catchup', `${describeBarrier(outcome)}: no write to the moving slots reaches ${s.sourceMaster} any more`);
+        // Proxies cut off from etcd are not in the registry, yet may forward on a route a
+        // controller confirmed: each must have drained the epoch too (docs/migration.md).
+        const guarded = await waitForGuardedProxies(this.deps.registry, s.cluster, route.epoch, { timeoutMs: spec.failover.barrierTimeoutMs, api: this.deps.controllerApi() });
+        const why = `${describeBarrier(outcome)}; ${describeGuarded(guarded, route.epoch, this.deps.cutoffGraceMs)}`;
+        if (guarded.kind === 'behind') return this.abort(`proxies following the route through a controller did not drain the hold epoch ${route.epoch} (${why})`);
+        if (guarded.kind === 'unknown') await sleep(this.deps.cutoffGraceMs);
+        return this.persist('hold-barrier', 'running', 'catchup', `${why}: no write to the moving slots reaches ${s.sourceMaster} any more`);
       }
       case 'catchup':
         return this.catchup();

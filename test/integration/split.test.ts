@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { slotOwners } from '../../src/model/route.js';
 import { keySlot } from '../../src/model/slot.js';
 import { splitFinished, type SplitRecord } from '../../src/model/split.js';
-import { freePort, waitFor } from '../../src/playground/processes.js';
+import { freePort, waitFor, type ManagedProcess } from '../../src/playground/processes.js';
 import type { AdminService } from '../../src/service/admin-service.js';
 import { makeCluster } from '../helpers/cluster.js';
 import { useProxies } from '../helpers/proxy.js';
@@ -74,9 +74,10 @@ function load(clients: Redis[], counters: string[]) {
   };
 }
 
-async function setup(name: string) {
+async function setup(name: string, controllers = 1) {
   const cluster = await makeCluster(world, name, { shards: 1, slaves: 1 });
-  await world.controller(`${name}-c0`, cluster.prefix, ['--listen', `127.0.0.1:${await freePort()}`]);
+  const procs = new Map<string, ManagedProcess>();
+  for (let i = 0; i < controllers; i++) procs.set(`${name}-c${i}`, world.controller(`${name}-c${i}`, cluster.prefix, ['--listen', `127.0.0.1:${await freePort()}`]));
   await waitFor('a leader', async () => (await cluster.admin.controllers.leader()) !== null, 15_000);
   const a = await proxies.start(world.etcd.endpoint, cluster.prefix, name);
   const b = await proxies.start(world.etcd.endpoint, cluster.prefix, name);
@@ -87,7 +88,7 @@ async function setup(name: string) {
   await fill.exec();
   const master = await world.redis();
   const slave = await world.redis();
-  return { ...cluster, clients, newMaster: master, newSlave: slave, counters: Array.from({ length: 30 }, (_, i) => `c:${i}`) };
+  return { ...cluster, procs, clients, newMaster: master, newSlave: slave, counters: Array.from({ length: 30 }, (_, i) => `c:${i}`) };
 }
 
 /** Every key on exactly the shard that owns its slot (the masters, and what their slaves hold). */
@@ -199,5 +200,44 @@ describe('shard split by replication', () => {
     const listed = await cfgctl(world.etcd.endpoint, prefix, ['splits', 'refuse']);
     expect(listed.stdout).toMatch(/running\s+attach\s+s0 \(.*\)\s+s2 \(.*\)\s+300-511/);
     expect(await admin.route('refuse')).toEqual(before);
+  });
+
+  it('a source master killed during the sync: the split is abandoned (route as before, new master detached), the failover goes on', async () => {
+    const { admin, clients, newMaster, newSlave, master: sourceMaster, slaves } = await setup('srcdown');
+    // The full sync waits 30 s before it starts: the split stays in its sync step meanwhile.
+    await redis.at(sourceMaster.address).config('SET', 'repl-diskless-sync-delay', '30');
+    await admin.splits.split('srcdown', { shard: 's0', newShard: 's1', master: newMaster.address, slaves: [newSlave.address], requestedBy: 'test' });
+    await splitWhen(admin, 'srcdown', 'to sync', (s) => s.next === 'sync' && s.sync !== null);
+    await sourceMaster.process.kill9();
+    const failed = await splitWhen(admin, 'srcdown', 'to be abandoned', splitFinished);
+    expect(failed.state).toBe('failed');
+    expect(failed.error).toMatch(new RegExp(`the master of shard s0 is ${slaves[0]!.address} now, not ${sourceMaster.address} \\(a failover\\)`));
+    const route = await admin.route('srcdown');
+    expect(route.shards.map((s) => [s.id, s.master, s.slots])).toEqual([['s0', slaves[0]!.address, [[0, 1023]]]]);
+    expect(route.migrating).toEqual([]);
+    expect((await redis.replication(newMaster.address)).role).toBe('master');
+    // Clients go on against the promoted slave; a new split or migration may be asked again.
+    expect(await clients[0]!.get('k:1')).toBe('v1');
+    expect(await clients[1]!.set('after', 'yes')).toBe('OK');
+    const history = await admin.listHistory('srcdown', 200);
+    expect(history.entries.some((e) => e.action === 'split:abort' && e.outcome === 'failed')).toBe(true);
+  });
+
+  it('a leader killed during the sync: the next one carries the split on to the end', async () => {
+    const { admin, clients, counters, procs, newMaster, newSlave, master: sourceMaster } = await setup('lead', 2);
+    const traffic = load(clients, counters);
+    await redis.at(sourceMaster.address).config('SET', 'repl-diskless-sync-delay', '4');
+    await admin.splits.split('lead', { shard: 's0', newShard: 's1', master: newMaster.address, slaves: [newSlave.address], requestedBy: 'test' });
+    await splitWhen(admin, 'lead', 'to sync', (s) => s.next === 'sync');
+    const leader = (await admin.controllers.leader())!.controller;
+    await procs.get(leader)!.kill9();
+    const done = await splitWhen(admin, 'lead', 'to end', splitFinished, 60_000);
+    await traffic.stop();
+    expect(done.state, done.error ?? '').toBe('done');
+    expect(done.controller).not.toBe(leader);
+    expect(traffic.stale).toBe(0);
+    const holders = await keysByShard(admin, 'lead');
+    expect(traffic.unique.filter((k) => !holders.has(k)), 'acknowledged writes missing').toEqual([]);
+    expect((await admin.route('lead')).shards.map((s) => s.slots)).toEqual([[[0, 511]], [[512, 1023]]]);
   });
 });
