@@ -81,6 +81,7 @@ export class Controller {
   private readonly quorum: ReplicaQuorum;
   private readonly migrations: MigrationDriver;
   private readonly splits: SplitDriver;
+  private readonly splitPool: RedisPool;
   private readonly busy = new Set<string>();
   private readonly lastSentence = new Map<string, string>();
   private lastRefresh = 0;
@@ -136,7 +137,10 @@ export class Controller {
       ...MIGRATION_DEFAULTS,
       controllerApi: () => this.apiClient,
     });
-    this.splits = new SplitDriver({ controllerId: this.id, ...this.stores, election: this.elector, pool: this.pool, log, ...SPLIT_DEFAULTS, controllerApi: () => this.apiClient });
+    // Its own pool: the shared one forgets (disconnects) instances no route names, as the new
+    // master of a split is until its cut-over.
+    this.splitPool = new RedisPool({ timeoutMs: 5000, credentials: this.credentials.forAddress });
+    this.splits = new SplitDriver({ controllerId: this.id, ...this.stores, election: this.elector, pool: this.splitPool, log, ...SPLIT_DEFAULTS, controllerApi: () => this.apiClient });
     this.quorum = new ReplicaQuorum({ settings: this.stores.replicas, election: this.elector, controllerId: this.id, log });
     this.duties = this.newDuties();
     // A new session is a new episode: refusals are recorded again and repair back-offs start over.
@@ -238,6 +242,7 @@ export class Controller {
     await this.elector.stop();
     await this.migrations.settle();
     await this.splits.settle();
+    this.splitPool.close();
     this.migrations.close();
     this.pool.close();
     this.etcd.close();
