@@ -59,6 +59,8 @@ export interface SplitDeps {
   pollMs: number;
   trimBatch: number;
   trimScanCount: number;
+  /** Asks for the cluster's next leader cycle now rather than a probe interval later (the cut-over runs in it). */
+  wake?: (cluster: string) => void;
 }
 
 export const SPLIT_DEFAULTS = { cutoffGraceMs: 1000, syncLagBytes: 1024 * 1024, catchupMs: 1000, pollMs: 200, trimBatch: 200, trimScanCount: 1000 };
@@ -316,7 +318,10 @@ export class SplitDriver {
         // Retried from its recorded step at the next cycle.
         this.deps.log.warn(`split ${active.split.id}: ${errorMessage(err)}; retrying at the next cycle`, { cluster });
       })
-      .finally(() => this.running.delete(cluster));
+      .finally(() => {
+        this.running.delete(cluster);
+        if (!splitFinished(run.split) && INLINE_STEPS.has(run.split.next)) this.deps.wake?.(cluster);
+      });
     this.running.set(cluster, background);
     return `split ${active.split.id} (${splitText(active.split)}) runs from step ${active.split.next}`;
   }

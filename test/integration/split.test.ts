@@ -208,6 +208,8 @@ describe('shard split by replication', () => {
     await redis.at(sourceMaster.address).config('SET', 'repl-diskless-sync-delay', '30');
     await admin.splits.split('srcdown', { shard: 's0', newShard: 's1', master: newMaster.address, slaves: [newSlave.address], requestedBy: 'test' });
     await splitWhen(admin, 'srcdown', 'to sync', (s) => s.next === 'sync' && s.sync !== null);
+    // Every key of the fill on the source's slave first: what a failover loses otherwise is not the split's.
+    expect(await redis.at(sourceMaster.address).wait(1, 10_000)).toBeGreaterThanOrEqual(1);
     await sourceMaster.process.kill9();
     const failed = await splitWhen(admin, 'srcdown', 'to be abandoned', splitFinished);
     expect(failed.state).toBe('failed');
