@@ -77,7 +77,11 @@ function load(clients: Redis[], counters: string[]) {
 async function setup(name: string, controllers = 1, faults: ControllerFaults = {}) {
   const cluster = await makeCluster(world, name, { shards: 1, slaves: 1 });
   const procs = new Map<string, ManagedProcess>();
-  for (let i = 0; i < controllers; i++) procs.set(`${name}-c${i}`, world.controller(`${name}-c${i}`, cluster.prefix, ['--listen', `127.0.0.1:${await freePort()}`], faults));
+  const apis: string[] = [];
+  for (let i = 0; i < controllers; i++) {
+    apis.push(`127.0.0.1:${await freePort()}`);
+    procs.set(`${name}-c${i}`, world.controller(`${name}-c${i}`, cluster.prefix, ['--listen', apis[i]!], faults));
+  }
   await waitFor('a leader', async () => (await cluster.admin.controllers.leader()) !== null, 15_000);
   const a = await proxies.start(world.etcd.endpoint, cluster.prefix, name);
   const b = await proxies.start(world.etcd.endpoint, cluster.prefix, name);
@@ -88,7 +92,7 @@ async function setup(name: string, controllers = 1, faults: ControllerFaults = {
   await fill.exec();
   const master = await world.redis();
   const slave = await world.redis();
-  return { ...cluster, procs, clients, newMaster: master, newSlave: slave, counters: Array.from({ length: 30 }, (_, i) => `c:${i}`) };
+  return { ...cluster, procs, apis, clients, newMaster: master, newSlave: slave, counters: Array.from({ length: 30 }, (_, i) => `c:${i}`) };
 }
 
 /** Every key on exactly the shard that owns its slot (the masters, and what their slaves hold). */
@@ -109,7 +113,11 @@ async function keysByShard(admin: AdminService, cluster: string): Promise<Map<st
 
 describe('shard split by replication', () => {
   it('splits a shard under writes through two proxies: nothing lost, no stale read, each key on one shard, TTLs kept', async () => {
-    const { admin, clients, counters, newMaster, newSlave, master: sourceMaster } = await setup('split');
+    const { admin, apis, clients, counters, newMaster, newSlave, master: sourceMaster } = await setup('split');
+    // Over HTTP, a bad request is refused with its typed error, and nothing is written.
+    const bad = await fetch(`http://${apis[0]}/v1/clusters/split/splits`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ shard: 's0', newShard: 's1', master: newMaster.address, slots: '0-5000' }) });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { message: string } }).error.message).toMatch(/outside 0..1023/);
     const traffic = load(clients, counters);
     await new Promise((r) => setTimeout(r, 300));
     // A slow trim, so that the proxies can be seen hiding the foreign keys while it runs.
@@ -160,6 +168,8 @@ describe('shard split by replication', () => {
     expect((await redis.replication(newMaster.address)).role).toBe('master');
     await waitFor('the new slave to follow the new master', async () => (await redis.replication(newSlave.address)).masterAddress === newMaster.address, 10_000);
     // Every step is in the history with its reason, and cfgctl shows the split.
+    const overHttp = (await (await fetch(`http://${apis[0]}/v1/clusters/split/splits`)).json()) as { splits: SplitRecord[] };
+    expect(overHttp.splits.map((x) => [x.id, x.state])).toEqual([[done.id, 'done']]);
     const history = await admin.listHistory('split', 200);
     expect(history.entries.filter((e) => e.action.startsWith('split:')).map((e) => e.action)).toEqual(expect.arrayContaining(['split:request', 'split:attach', 'split:sync', 'split:commit', 'split:trim']));
   });
