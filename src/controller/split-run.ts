@@ -240,7 +240,7 @@ export class SplitRun {
     const s = this.split;
     let route = '';
     const current = (await this.deps.clusters.get(s.cluster)).route;
-    if (current.shards.some((x) => x.id === s.shard.id) || current.migrating.length > 0) {
+    if (current.shards.some((x) => x.id === s.shard.id && x.master === s.shard.master) || current.migrating.length > 0) {
       const { before, after } = await this.writeRoute((r) => routeWithoutSplit(r, s));
       route = `; route epoch ${before} -> ${after}: as before the split`;
     }

@@ -83,6 +83,9 @@ export function splitSlots(route: Route, source: Shard, text: string | undefined
 
 /** The hold of the cut-over: the new shard in the route (no slot yet), its slots held by every proxy (a new epoch). */
 export function routeHolding(route: Route, s: SplitRecord): Route {
+  // A shard of that id added by hand since the request is not ours: its slots must not be given to it.
+  const same = route.shards.find((x) => x.id === s.shard.id);
+  if (same && (same.master !== s.shard.master || same.slots.length > 0)) throw new RefusedError(`cluster ${route.cluster} has another shard ${s.shard.id} now (master ${same.master}): the split cannot add its own`);
   const withShard = route.shards.some((x) => x.id === s.shard.id) ? route : { ...route, shards: [...route.shards, { id: s.shard.id, master: s.shard.master, slaves: s.shard.slaves, slots: [] }] };
   return routeWithPhase(withShard, { moves: splitMoves(s) }, 'prepare');
 }
@@ -94,7 +97,9 @@ export function routeSplit(route: Route, s: SplitRecord): Route {
 
 /** The route as before the split: no slot held, the new shard gone (a new epoch). */
 export function routeWithoutSplit(route: Route, s: SplitRecord): Route {
-  return { ...route, shards: route.shards.filter((x) => x.id !== s.shard.id), migrating: [], epoch: route.epoch + 1, updatedAt: new Date().toISOString() };
+  // Only the split's own shard goes: one of the same id added by hand since stays.
+  const ours = (x: Shard) => x.id === s.shard.id && x.master === s.shard.master && x.slots.length === 0;
+  return { ...route, shards: route.shards.filter((x) => !ours(x)), migrating: [], epoch: route.epoch + 1, updatedAt: new Date().toISOString() };
 }
 
 /** "s0 -> s2, slots 512-1023": for logs, history and the CLI. */

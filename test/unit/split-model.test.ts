@@ -54,6 +54,13 @@ describe('the route changes of a split', () => {
     expect(split.shards.map((x) => [x.id, x.slots])).toEqual([['s0', [[0, 3]]], ['s1', [[7, 15]]], ['s2', [[4, 6]]]]);
     expect(routeProblems(split)).toEqual([]);
   });
+  it('refuses to hold when another shard of the new id joined the route meanwhile', () => {
+    const r = route();
+    const other = { ...r, shards: [...r.shards, { id: 's2', master: 'h:7', slaves: [], slots: [] }] };
+    expect(() => routeHolding(other, record([[4, 6]]))).toThrow(/has another shard s2 now \(master h:7\)/);
+    // The abort then leaves that shard where it is.
+    expect(routeWithoutSplit(other, record([[4, 6]])).shards.map((x) => x.id)).toEqual(['s0', 's1', 's2']);
+  });
   it('is undone to the route as before (new epoch), from the hold', () => {
     const s = record([[4, 6]]);
     const undone = routeWithoutSplit(routeHolding(route(), s), s);
