@@ -101,6 +101,15 @@ export function createApp(deps: ApiDeps): express.Express {
     }
     res.json(await deps.admin.migrations[action](name(req), by, id));
   });
+  app.get('/v1/clusters/:name/splits', async (req, res) => {
+    res.json(await deps.admin.splits.list(name(req)));
+  });
+  // Asking for a split (docs/split.md): {shard, newShard, master, slaves?, slots?, force?, trimRate?}.
+  app.post('/v1/clusters/:name/splits', async (req, res) => {
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const by = typeof body['by'] === 'string' && body['by'] ? body['by'] : `http@${req.ip ?? 'unknown'}`;
+    res.status(201).json(await deps.admin.splits.split(name(req), { ...body, requestedBy: by }));
+  });
   app.get('/v1/clusters/:name/config', async (req, res) => {
     res.json(await deps.admin.config.get(name(req), typeof req.query['pattern'] === 'string' ? req.query['pattern'] : undefined));
   });

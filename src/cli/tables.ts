@@ -9,6 +9,7 @@ import type { KeyPlace } from '../model/route.js';
 import { isTerminal, type HistoryEntry, type ProxyInfo, type Route, type Task } from '../model/schemas.js';
 import { countSlots, rangesText } from '../model/route.js';
 import { movesText } from '../model/migration.js';
+import type { SplitRecord } from '../model/split.js';
 import type { ConfigSettings, RedisConfig } from '../model/redis-config.js';
 import type { ConfigCheckReport, ConfigDiffInstance } from '../service/config-service.js';
 
@@ -217,6 +218,25 @@ export function migrationsTable(migrations: MigrationView[]): string {
       `${m.keysPerSecond ?? '-'}${m.rate === null ? '' : ` (max ${m.rate})`}`,
       m.secondsLeft === null ? '-' : `${m.secondsLeft}s`,
       m.error ?? '',
+    ]),
+  );
+}
+
+export function splitsTable(splits: SplitRecord[]): string {
+  if (splits.length === 0) return 'no splits';
+  return table(
+    ['SPLIT', 'STATE', 'NEXT', 'FROM', 'TO', 'SLOTS', 'SYNC', 'HELD', 'TRIMMED', 'ERROR'],
+    splits.map((s) => [
+      s.id,
+      s.state,
+      s.next,
+      `${s.source} (${s.sourceMaster})`,
+      `${s.shard.id} (${s.shard.master})`,
+      shortRanges(s.slots),
+      s.sync ? `${s.sync.linkUp ? 'link up' : 'link down'}, ${s.sync.lagBytes} B behind` : '-',
+      s.holdMs === null ? '-' : `${s.holdMs} ms`,
+      `${s.trim.source.removed} + ${s.trim.shard.removed}${s.trim.source.done && s.trim.shard.done ? '' : ' ...'}`,
+      s.error ?? '',
     ]),
   );
 }

@@ -28,6 +28,7 @@ import { ConfigApplier } from './config-applier.js';
 import { ReplicaQuorum } from './replica-quorum.js';
 import { MigrationDriver } from './migrations/migration-driver.js';
 import { MIGRATION_DEFAULTS } from './migrations/run-migration.js';
+import { SPLIT_DEFAULTS, SplitDriver } from './split-run.js';
 import type { ControllerApiClient } from './guarded-proxies.js';
 import { DEFAULT_MOVER_OPTIONS, KeyMover } from '../migration/mover.js';
 import { BigKeyMover, DEFAULT_BIG_KEY_OPTIONS } from '../migration/big-keys.js';
@@ -79,6 +80,8 @@ export class Controller {
   private readonly withdrawing = new Map<string, Promise<void>>();
   private readonly quorum: ReplicaQuorum;
   private readonly migrations: MigrationDriver;
+  private readonly splits: SplitDriver;
+  private readonly splitPool: RedisPool;
   private readonly busy = new Set<string>();
   private readonly lastSentence = new Map<string, string>();
   private lastRefresh = 0;
@@ -145,6 +148,10 @@ export class Controller {
       ...MIGRATION_DEFAULTS,
       controllerApi: () => this.apiClient,
     });
+    // Its own pool: the shared one forgets (disconnects) instances no route names, as the new
+    // master of a split is until its cut-over.
+    this.splitPool = new RedisPool({ timeoutMs: 5000, credentials: this.credentials.forAddress });
+    this.splits = new SplitDriver({ controllerId: this.id, ...this.stores, election: this.elector, pool: this.splitPool, log, ...SPLIT_DEFAULTS, controllerApi: () => this.apiClient, wake: (cluster) => this.lastProbe.delete(cluster) });
     this.quorum = new ReplicaQuorum({ settings: this.stores.replicas, election: this.elector, controllerId: this.id, log });
     this.duties = this.newDuties();
     // A new session is a new episode: refusals are recorded again and repair back-offs start over.
@@ -174,6 +181,7 @@ export class Controller {
       // it back afterwards.
       stepAside: (reason) => this.elector.stepAside(2 * this.config.leaseTtlSeconds * 1000, reason),
       migrations: this.migrations,
+      splits: this.splits,
       config: new ConfigApplier({ controllerId: this.id, pool: this.pool, configs: this.stores.configs, history: this.stores.history, election: this.elector, log: this.log, intervalMs: this.config.configCheckMs }),
     });
   }
@@ -245,6 +253,8 @@ export class Controller {
     clearInterval(this.loopTimer);
     await this.elector.stop();
     await this.migrations.settle();
+    await this.splits.settle();
+    this.splitPool.close();
     this.migrations.close();
     this.pool.close();
     this.etcd.close();

@@ -37,6 +37,7 @@ import { undoTask } from './tasks/interrupt.js';
 import { TaskProgress, type TaskDeps } from './tasks/progress.js';
 import { runSwitchover } from './tasks/switchover.js';
 import type { MigrationDriver } from './migrations/migration-driver.js';
+import type { SplitDriver } from './split-run.js';
 import type { ConfigApplier } from './config-applier.js';
 
 /** How long a read that is not cluster-specific serves the cycles of other clusters. */
@@ -52,6 +53,8 @@ export interface LeaderDutiesDeps extends TaskDeps {
   stepAside(reason: string): Promise<void>;
   /** Runs the clusters' slot migrations in the background. */
   migrations: MigrationDriver;
+  /** Runs the clusters' shard splits (the cut-over inside the cycle). */
+  splits?: SplitDriver;
   /** Keeps every instance at the cluster's desired Redis configuration (every few seconds, not every cycle). */
   config: ConfigApplier;
   metrics: TaskDeps['metrics'] & LeaderViewMetrics;
@@ -113,6 +116,12 @@ export class LeaderDuties {
     // A slot migration runs beside the rest (in the background): it waits out a failover of its shards.
     const migration = await this.deps.migrations.carryOn(name);
     if (migration) said.push(migration);
+    // A split's cut-over runs here, before the repairs below, which then read the route it left.
+    const split = await this.deps.splits?.carryOn(name);
+    if (split) {
+      said.push(split);
+      cluster = await this.deps.clusters.get(name);
+    }
 
     // 2. Dead masters.
     const memory = this.memoryOf(name);

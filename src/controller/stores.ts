@@ -12,6 +12,7 @@ import { HistoryStore } from '../store/history-store.js';
 import type { Keys } from '../store/keys.js';
 import { ProxyRegistry } from '../store/proxy-registry.js';
 import { MigrationStore } from '../store/migration-store.js';
+import { SplitStore } from '../store/split-store.js';
 import { ReplicaSettings } from '../store/replica-settings.js';
 import { TaskStore } from '../store/task-store.js';
 
@@ -29,6 +30,8 @@ export interface ControllerStores {
   replicas: ReplicaSettings;
   /** Slot migrations (at most one unfinished per cluster). */
   migrations: MigrationStore;
+  /** Shard splits (an unfinished one counts as the cluster's migration). */
+  splits: SplitStore;
   /** The desired Redis configuration of each cluster. */
   configs: ConfigStore;
   /** The Redis credentials of each cluster. */
@@ -45,6 +48,7 @@ export function createControllerStores(etcd: Etcd3, keys: Keys): ControllerStore
     registry: new ControllerRegistry(etcd, keys),
     replicas: new ReplicaSettings(etcd, keys),
     migrations: new MigrationStore(etcd, keys),
+    splits: new SplitStore(etcd, keys),
     configs: new ConfigStore(etcd, keys),
     auth: new AuthStore(etcd, keys),
   };

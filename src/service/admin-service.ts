@@ -42,6 +42,7 @@ import { TaskStore } from '../store/task-store.js';
 import { ProxyRegistry } from '../store/proxy-registry.js';
 import { AuthService } from './auth-service.js';
 import type { RedisPool } from '../redis/pool.js';
+import { SplitService } from './split-service.js';
 import { quorumOf, replicaBase } from '../model/replicas.js';
 import { failoverBudget, type FailoverBudget } from '../model/failover-budget.js';
 import { readLive, type LiveReading } from './live-replication.js';
@@ -157,6 +158,8 @@ export class AdminService {
   readonly controllers: ControllerRegistry;
   /** Slot migrations: migrate, drain, rebalance, and their controls. */
   readonly migrations: MigrationService;
+  /** Shard splits by replication (docs/split.md). */
+  readonly splits: SplitService;
   /** The desired Redis configuration: set, get, unset, diff. */
   readonly config: ConfigService;
   readonly tasks: TaskStore;
@@ -182,6 +185,7 @@ export class AdminService {
     this.history = new HistoryStore(etcd, keys);
     this.controllers = new ControllerRegistry(etcd, keys);
     this.migrations = new MigrationService(etcd, keys);
+    this.splits = new SplitService(etcd, keys, redis);
     this.config = new ConfigService(etcd, keys, redis);
     this.auth = new AuthService(etcd, keys);
   }

@@ -71,6 +71,13 @@ export class Keys {
   activeMigration(name: string): string {
     return `${this.cluster(name)}migration`;
   }
+  /** Shard splits (docs/split.md); an unfinished one holds `activeMigration` too (one at a time with migrations). */
+  splits(name: string): string {
+    return `${this.cluster(name)}splits/`;
+  }
+  split(name: string, id: string): string {
+    return `${this.splits(name)}${id}`;
+  }
   /** Present while a shard has an unfinished task; holds that task's id. */
   busy(name: string, shard: string): string {
     return `${this.cluster(name)}busy/${shard}`;

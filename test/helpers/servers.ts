@@ -41,6 +41,8 @@ export interface ControllerFaults {
   unreachable?: string[];
   /** The leader sleeps this long after recording this task step (to kill or stop it in between). */
   pauseAfter?: { step: string; ms: number };
+  /** The leader sleeps this long after recording this step of a shard split. */
+  splitPauseAfter?: { step: string; ms: number };
 }
 
 const FAULT_PRELOAD = pathToFileURL(join(packageRoot(), 'test', 'helpers', 'faults', 'preload.mjs')).href;
@@ -85,6 +87,7 @@ export function useWorld(options: { etcdMembers?: 1 | 3 } = {}): TestWorld {
       const env: Record<string, string> = {};
       if (faults.unreachable) env['FAULT_UNREACHABLE'] = faults.unreachable.join(',');
       if (faults.pauseAfter) env['FAULT_PAUSE_AFTER'] = `${faults.pauseAfter.step}:${faults.pauseAfter.ms}`;
+      if (faults.splitPauseAfter) env['FAULT_SPLIT_PAUSE_AFTER'] = `${faults.splitPauseAfter.step}:${faults.splitPauseAfter.ms}`;
       const p = spawnController({
         nodeArgs: Object.keys(env).length > 0 ? ['--import', FAULT_PRELOAD] : [],
         id,

@@ -1,11 +1,12 @@
 import type { Argv } from 'yargs';
 import { printJson, warn, withAdmin, type GlobalArgs } from '../run.js';
 import { drainCommand } from './migrate.js';
+import { splitCommand } from './split.js';
 
 export function shardCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
   // drainCommand adds `drain <name> <shard>` itself (as a `.command('drain', ...)` around it, it
   // was `shard drain drain NAME SHARD`).
-  return drainCommand(y)
+  return splitCommand(drainCommand(y))
     .command(
       'add <name>',
       'add a shard (it owns no slot until slots are assigned or migrated to it)',
@@ -34,5 +35,5 @@ export function shardCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
           else process.stdout.write(`removed shard ${argv.shard} from ${argv.name}\n`);
         }),
     )
-    .demandCommand(1, 'say which shard command: add, remove or drain');
+    .demandCommand(1, 'say which shard command: add, remove, drain or split');
 }

@@ -6,6 +6,7 @@
  *   once with ECONNREFUSED, as if a network cut separated this replica from them alone.
  * - FAULT_PAUSE_AFTER=<step>:<ms>: the leader sleeps that long after recording that task step, so
  *   that a test can kill or stop it between two steps.
+ * - FAULT_SPLIT_PAUSE_AFTER=<step>:<ms>: the same after a step of a shard split.
  */
 import net from 'node:net';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -36,5 +37,16 @@ if (pause) {
   TaskProgress.prototype.advance = async function (step, ...rest) {
     await advance.call(this, step, ...rest);
     if (step === pause[1]) await new Promise((r) => setTimeout(r, Number(pause[2])));
+  };
+}
+
+const splitPause = /^([a-z-]+):(\d+)$/.exec(process.env.FAULT_SPLIT_PAUSE_AFTER ?? '');
+if (splitPause) {
+  const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+  const { SplitRun } = await import(pathToFileURL(join(root, 'dist', 'controller', 'split-run.js')).href);
+  const persist = SplitRun.prototype.persist;
+  SplitRun.prototype.persist = async function (step, ...rest) {
+    await persist.call(this, step, ...rest);
+    if (step === splitPause[1]) await new Promise((r) => setTimeout(r, Number(splitPause[2])));
   };
 }

@@ -1,0 +1,108 @@
+/**
+ * Shard split by replication as data (docs/split.md): the persisted record the leader carries out,
+ * the default choice of slots, and the pure route changes of the cut-over. Nothing here does I/O.
+ *
+ *   attach -> sync -> hold -> hold-barrier -> catchup -> commit -> trim -> done
+ *
+ * Until `commit` the split can be abandoned (`abort`: the route as before, the new master detached);
+ * from `commit` on both shards are ordinary shards and only the trim is left.
+ */
+import { z } from 'zod';
+import { RefusedError } from './errors.js';
+import { expandRanges, parseSlotList, routeCommitted, routeWithPhase, type Moves } from './migration.js';
+import { rangesText, toRanges } from './route.js';
+import { address, clusterName, shardId, slotRange, taskStepSchema, type Route, type Shard } from './schemas.js';
+
+export const SPLIT_STATES = ['running', 'done', 'failed'] as const;
+
+/** Steps after which nothing is undone: the new shard owns its slots. */
+export const CUT_OVER_STEPS: ReadonlySet<string> = new Set(['hold', 'hold-barrier', 'catchup', 'commit']);
+
+const trimSide = z.strictObject({ scanned: z.number().int().min(0).default(0), removed: z.number().int().min(0).default(0), done: z.boolean().default(false) });
+
+export const splitRecordSchema = z.strictObject({
+  id: z.string(),
+  cluster: clusterName,
+  /** The shard that gives slots, and its master when the split was asked (a failover of it aborts the split). */
+  source: shardId,
+  sourceMaster: address,
+  /** The shard the split makes: its master replicates from the source's master until the cut-over. */
+  shard: z.strictObject({ id: shardId, master: address, slaves: z.array(address).default([]) }),
+  slots: z.array(slotRange).min(1),
+  state: z.enum(SPLIT_STATES),
+  next: z.string(),
+  reason: z.string(),
+  requestedBy: z.string(),
+  controller: z.string().nullable().default(null),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  /** Replication progress of the new master, as last read (the sync step). */
+  sync: z
+    .strictObject({ linkUp: z.boolean(), offset: z.number(), sourceOffset: z.number(), lagBytes: z.number(), keys: z.number().nullable(), at: z.string() })
+    .nullable()
+    .default(null),
+  /** From the hold route published to the commit route published: how long the moved slots' commands waited. */
+  holdMs: z.number().nullable().default(null),
+  epochBefore: z.number().nullable().default(null),
+  epochAfter: z.number().nullable().default(null),
+  /** What the trim removed: on the source, the keys of the moved slots; on the new shard, every other key. */
+  trim: z.strictObject({ source: trimSide, shard: trimSide }).default({ source: { scanned: 0, removed: 0, done: false }, shard: { scanned: 0, removed: 0, done: false } }),
+  /** Keys per second the trim may UNLINK on each side (null: as fast as it goes). */
+  trimRate: z.number().int().min(1).nullable().default(null),
+  steps: z.array(taskStepSchema).default([]),
+  error: z.string().nullable().default(null),
+});
+export type SplitRecord = z.infer<typeof splitRecordSchema>;
+
+export function splitFinished(s: Pick<SplitRecord, 'state'>): boolean {
+  return s.state !== 'running';
+}
+
+/** The split as the one move the route's migration phases speak of. */
+export function splitMoves(s: Pick<SplitRecord, 'source' | 'shard' | 'slots'>): Moves {
+  return [{ from: s.source, to: s.shard.id, slots: s.slots }];
+}
+
+/**
+ * The slots a split moves: those given (each must be the shard's), or the upper half of the
+ * shard's slots. Refused with the reason otherwise; nothing changes.
+ */
+export function splitSlots(route: Route, source: Shard, text: string | undefined): number[] {
+  const owned = expandRanges(source.slots);
+  if (text === undefined || text === '') {
+    if (owned.length < 2) throw new RefusedError(`shard ${source.id} owns ${owned.length} slot${owned.length === 1 ? '' : 's'}: a split needs at least 2`);
+    return owned.slice(Math.ceil(owned.length / 2));
+  }
+  const slots = parseSlotList(text, route.slotCount);
+  const mine = new Set(owned);
+  const foreign = slots.filter((s) => !mine.has(s));
+  if (foreign.length) throw new RefusedError(`slots ${rangesText(toRanges(foreign))} are not owned by shard ${source.id}`);
+  if (slots.length === owned.length) throw new RefusedError(`the split would move every slot of shard ${source.id}; leave it some (or use cfgctl migrate)`);
+  return slots;
+}
+
+/** The hold of the cut-over: the new shard in the route (no slot yet), its slots held by every proxy (a new epoch). */
+export function routeHolding(route: Route, s: SplitRecord): Route {
+  // A shard of that id added by hand since the request is not ours: its slots must not be given to it.
+  const same = route.shards.find((x) => x.id === s.shard.id);
+  if (same && (same.master !== s.shard.master || same.slots.length > 0)) throw new RefusedError(`cluster ${route.cluster} has another shard ${s.shard.id} now (master ${same.master}): the split cannot add its own`);
+  const withShard = route.shards.some((x) => x.id === s.shard.id) ? route : { ...route, shards: [...route.shards, { id: s.shard.id, master: s.shard.master, slaves: s.shard.slaves, slots: [] }] };
+  return routeWithPhase(withShard, { moves: splitMoves(s) }, 'prepare');
+}
+
+/** The commit: the new shard owns the moved slots, nothing migrates (a new epoch). */
+export function routeSplit(route: Route, s: SplitRecord): Route {
+  return routeCommitted(route, { moves: splitMoves(s) });
+}
+
+/** The route as before the split: no slot held, the new shard gone (a new epoch). */
+export function routeWithoutSplit(route: Route, s: SplitRecord): Route {
+  // Only the split's own shard goes: one of the same id added by hand since stays.
+  const ours = (x: Shard) => x.id === s.shard.id && x.master === s.shard.master && x.slots.length === 0;
+  return { ...route, shards: route.shards.filter((x) => !ours(x)), migrating: [], epoch: route.epoch + 1, updatedAt: new Date().toISOString() };
+}
+
+/** "s0 -> s2, slots 512-1023": for logs, history and the CLI. */
+export function splitText(s: Pick<SplitRecord, 'source' | 'shard' | 'slots'>): string {
+  return `${s.source} -> ${s.shard.id}, slots ${rangesText(s.slots)}`;
+}

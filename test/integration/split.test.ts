@@ -1,0 +1,279 @@
+/**
+ * Shard split by replication end to end (issue 14): a controller splits a shard in two while a
+ * writer and a read-your-latest-write reader go through two proxies; the moving slots' commands
+ * are held only across the cut-over; each side trims the other's keys; bad requests change nothing.
+ */
+import type { Redis } from 'ioredis';
+import { describe, expect, it } from 'vitest';
+import { slotOwners } from '../../src/model/route.js';
+import { keySlot } from '../../src/model/slot.js';
+import { splitFinished, type SplitRecord } from '../../src/model/split.js';
+import { freePort, waitFor, type ManagedProcess } from '../../src/playground/processes.js';
+import type { AdminService } from '../../src/service/admin-service.js';
+import { makeCluster } from '../helpers/cluster.js';
+import { useProxies } from '../helpers/proxy.js';
+import { useRedisClients } from '../helpers/redis.js';
+import { cfgctl, useWorld, type ControllerFaults } from '../helpers/servers.js';
+
+const world = useWorld();
+const redis = useRedisClients();
+const proxies = useProxies();
+
+function splitWhen(admin: AdminService, cluster: string, what: string, check: (s: SplitRecord) => boolean, timeoutMs = 40_000): Promise<SplitRecord> {
+  return waitFor(`the split ${what}`, async () => {
+    const { splits } = await admin.splits.list(cluster);
+    const s = splits[splits.length - 1];
+    return s && check(s) ? s : null;
+  }, timeoutMs, 20);
+}
+
+/**
+ * A writer of unique keys and counters through each client, and reads of the counters that must
+ * never be below the last acknowledged value; the longest wait of an acknowledged write is kept.
+ * Bounded in time and count.
+ */
+function load(clients: Redis[], counters: string[]) {
+  const unique: string[] = [];
+  const acked = new Map<string, number>(counters.map((c) => [c, 0]));
+  let stale = 0;
+  let errors = 0;
+  let longestWriteMs = 0;
+  let stop = false;
+  const deadline = Date.now() + 60_000;
+  const loops = clients.map(async (client, k) => {
+    for (let i = 0; !stop && Date.now() < deadline && i < 200_000; i++) {
+      const counter = counters[(i * 5 + k) % counters.length]!;
+      const started = performance.now();
+      try {
+        if (i % 2 === 0) {
+          const key = `w:${k}:${i}`;
+          await client.set(key, key);
+          unique.push(key);
+        } else {
+          acked.set(counter, Math.max(acked.get(counter)!, await client.incr(counter)));
+        }
+        longestWriteMs = Math.max(longestWriteMs, performance.now() - started);
+        const before = acked.get(counter)!;
+        if (Number((await client.get(counter)) ?? 0) < before) stale++;
+      } catch {
+        errors++;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    }
+  });
+  return {
+    unique,
+    acked,
+    get stale() { return stale; },
+    get errors() { return errors; },
+    get longestWriteMs() { return longestWriteMs; },
+    async stop() {
+      stop = true;
+      await Promise.all(loops);
+    },
+  };
+}
+
+async function setup(name: string, controllers = 1, faults: ControllerFaults = {}) {
+  const cluster = await makeCluster(world, name, { shards: 1, slaves: 1 });
+  const procs = new Map<string, ManagedProcess>();
+  const apis: string[] = [];
+  for (let i = 0; i < controllers; i++) {
+    apis.push(`127.0.0.1:${await freePort()}`);
+    procs.set(`${name}-c${i}`, world.controller(`${name}-c${i}`, cluster.prefix, ['--listen', apis[i]!], faults));
+  }
+  await waitFor('a leader', async () => (await cluster.admin.controllers.leader()) !== null, 15_000);
+  const a = await proxies.start(world.etcd.endpoint, cluster.prefix, name);
+  const b = await proxies.start(world.etcd.endpoint, cluster.prefix, name);
+  const clients = [proxies.client(a), proxies.client(b)];
+  const fill = clients[0]!.pipeline();
+  for (let i = 0; i < 6000; i++) fill.set(`k:${i}`, `v${i}`);
+  for (let i = 0; i < 1000; i++) fill.set(`t:${i}`, `v${i}`, 'EX', 5000);
+  await fill.exec();
+  const master = await world.redis();
+  const slave = await world.redis();
+  return { ...cluster, procs, apis, clients, newMaster: master, newSlave: slave, counters: Array.from({ length: 30 }, (_, i) => `c:${i}`) };
+}
+
+/** Every key on exactly the shard that owns its slot (the masters, and what their slaves hold). */
+async function keysByShard(admin: AdminService, cluster: string): Promise<Map<string, string[]>> {
+  const route = await admin.route(cluster);
+  expect(route.migrating).toEqual([]);
+  const owners = slotOwners(route);
+  const holders = new Map<string, string[]>();
+  for (const shard of route.shards) {
+    for (const key of (await redis.at(shard.master).keys('*')) as string[]) holders.set(key, [...(holders.get(key) ?? []), shard.id]);
+  }
+  for (const [key, shards] of holders) {
+    expect(shards, `${key} is on one shard`).toHaveLength(1);
+    expect(shards[0], `${key} is on the owner of its slot`).toBe(route.shards[owners[keySlot(key, route.slotCount)]!]!.id);
+  }
+  return holders;
+}
+
+describe('shard split by replication', () => {
+  it('splits a shard under writes through two proxies: nothing lost, no stale read, each key on one shard, TTLs kept', async () => {
+    const { admin, apis, clients, counters, newMaster, newSlave, master: sourceMaster } = await setup('split');
+    // Over HTTP, a bad request is refused with its typed error, and nothing is written.
+    const bad = await fetch(`http://${apis[0]}/v1/clusters/split/splits`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ shard: 's0', newShard: 's1', master: newMaster.address, slots: '0-5000' }) });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { message: string } }).error.message).toMatch(/outside 0..1023/);
+    const traffic = load(clients, counters);
+    await new Promise((r) => setTimeout(r, 300));
+    // A slow trim, so that the proxies can be seen hiding the foreign keys while it runs.
+    const asked = await admin.splits.split('split', { shard: 's0', newShard: 's1', master: newMaster.address, slaves: [newSlave.address], trimRate: 2000, requestedBy: 'test' });
+    expect(asked.slots).toEqual([[512, 1023]]);
+
+    const trimming = await splitWhen(admin, 'split', 'to trim', (s) => s.next === 'trim' || splitFinished(s));
+    expect(trimming.state, trimming.error ?? '').toBe('running');
+    const route = await admin.route('split');
+    expect(route.shards.map((s) => [s.id, s.slots])).toEqual([['s0', [[0, 511]]], ['s1', [[512, 1023]]]]);
+    // Both masters still hold (some) keys of the other's slots: the proxies list each key once.
+    const listed = (await clients[1]!.keys('k:*')) as string[];
+    expect(listed.length).toBe(6000);
+    expect(new Set(listed).size).toBe(6000);
+    const scanned = new Set<string>();
+    let cursor = '0';
+    do {
+      const [next, page] = await clients[0]!.scan(cursor, 'MATCH', 't:*', 'COUNT', 500);
+      page.forEach((k) => scanned.add(k));
+      cursor = next;
+    } while (cursor !== '0');
+    expect(scanned.size).toBe(1000);
+
+    const done = await splitWhen(admin, 'split', 'to end', splitFinished);
+    await traffic.stop();
+    expect(done.state, done.error ?? '').toBe('done');
+    expect(done.steps.map((s) => s.step)).toEqual(['attach', 'sync', 'hold', 'hold-barrier', 'catchup', 'commit', 'trim']);
+    expect(done.trim.source.removed).toBeGreaterThan(2000);
+    expect(done.trim.shard.removed).toBeGreaterThan(2000);
+    console.log(`split cut-over: moving slots held ${done.holdMs} ms; the longest acknowledged write through a proxy took ${Math.round(traffic.longestWriteMs)} ms; ${traffic.unique.length} unique writes, ${traffic.errors} errors; steps ${done.steps.map((s) => `${s.step} ${s.durationMs} ms`).join(', ')}`);
+
+    expect(traffic.unique.length).toBeGreaterThan(200);
+    expect(traffic.stale).toBe(0);
+    const holders = await keysByShard(admin, 'split');
+    expect(traffic.unique.filter((k) => !holders.has(k)), 'acknowledged writes missing').toEqual([]);
+    for (let i = 0; i < 6000; i++) expect(holders.has(`k:${i}`), `k:${i}`).toBe(true);
+    const after = await admin.route('split');
+    const owners = slotOwners(after);
+    for (const [counter, value] of traffic.acked) {
+      const shard = after.shards[owners[keySlot(counter, after.slotCount)]!]!;
+      expect(Number((await redis.at(shard.master).get(counter)) ?? 0), counter).toBeGreaterThanOrEqual(value);
+    }
+    // TTLs travelled with replication: a moved key with one still has it.
+    const movedTtl = Array.from({ length: 1000 }, (_, i) => `t:${i}`).find((k) => keySlot(k, 1024) >= 512)!;
+    expect(await redis.at(newMaster.address).ttl(movedTtl)).toBeGreaterThan(4900);
+    expect(await redis.at(sourceMaster.address).exists(movedTtl)).toBe(0);
+    // The new shard is an ordinary shard: its master is a master, its slave follows it.
+    expect((await redis.replication(newMaster.address)).role).toBe('master');
+    await waitFor('the new slave to follow the new master', async () => (await redis.replication(newSlave.address)).masterAddress === newMaster.address, 10_000);
+    // Every step is in the history with its reason, and cfgctl shows the split.
+    const overHttp = (await (await fetch(`http://${apis[0]}/v1/clusters/split/splits`)).json()) as { splits: SplitRecord[] };
+    expect(overHttp.splits.map((x) => [x.id, x.state])).toEqual([[done.id, 'done']]);
+    const history = await admin.listHistory('split', 200);
+    expect(history.entries.filter((e) => e.action.startsWith('split:')).map((e) => e.action)).toEqual(expect.arrayContaining(['split:request', 'split:attach', 'split:sync', 'split:commit', 'split:trim']));
+  });
+
+  it('refuses a bad request before anything changes, and runs one migration or split at a time', async () => {
+    const { admin, prefix, shards } = await makeCluster(world, 'refuse', { shards: 2, slaves: 1 });
+    const busy = await world.redis();
+    const free = await world.redis();
+    await redis.at(busy.address).set('left-over', 'x');
+    const before = await admin.route('refuse');
+    const ask = (extra: Record<string, unknown>) => admin.splits.split('refuse', { shard: 's0', newShard: 's2', master: free.address, requestedBy: 'test', ...extra });
+    await expect(ask({ shard: 's9' })).rejects.toThrow(/no shard s9/);
+    await expect(ask({ newShard: 's1' })).rejects.toThrow(/already has a shard s1/);
+    await expect(ask({ slots: '500-600' })).rejects.toThrow(/slots 512-600 are not owned by shard s0/);
+    await expect(ask({ slots: '0-511' })).rejects.toThrow(/every slot of shard s0/);
+    await expect(ask({ master: busy.address })).rejects.toThrow(/holds 1 keys \(--force/);
+    await expect(ask({ master: '127.0.0.1:1' })).rejects.toThrow(/127.0.0.1:1 does not answer/);
+    await expect(ask({ slaves: [shards[1]!.slaves[0]!.address] })).rejects.toThrow(/already serves cluster refuse/);
+    await expect(ask({ master: 'nope' })).rejects.toThrow(/invalid master address/);
+    await expect(ask({ trimRate: -1 })).rejects.toThrow(/rate must be/);
+    // Through cfgctl and HTTP's shape alike: a typed error, a non-zero exit, nothing written.
+    const refused = await cfgctl(world.etcd.endpoint, prefix, ['shard', 'split', 'refuse', 's0', '--new-shard', 's2', '--master', busy.address]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/holds 1 keys/);
+    await expect(admin.splits.split('refuse', { shard: 's0', newShard: 's2', master: free.address, requestedBy: 'test', extra: 1 })).rejects.toThrow(/invalid split request/);
+    expect(await admin.route('refuse')).toEqual(before);
+    expect((await admin.splits.list('refuse')).splits).toEqual([]);
+    expect(await redis.at(busy.address).get('left-over')).toBe('x');
+    expect((await redis.replication(busy.address)).role).toBe('master');
+
+    // --force takes an instance that holds keys (the full sync wipes them); no controller runs here,
+    // so the split waits at its first step, and holds the cluster's one migration-or-split.
+    const asked = await cfgctl(world.etcd.endpoint, prefix, ['shard', 'split', 'refuse', 's0', '--new-shard', 's2', '--master', busy.address, '--slots', '300-511', '--force']);
+    expect(asked.code, asked.stderr).toBe(0);
+    expect(asked.stdout).toMatch(/s0 -> s2, slots 300-511/);
+    await expect(ask({ shard: 's1' })).rejects.toThrow(/unfinished migration or split/);
+    await expect(admin.migrations.migrate('refuse', { slots: '0-3', to: 's1', requestedBy: 'test' })).rejects.toThrow(/unfinished migration/);
+    const listed = await cfgctl(world.etcd.endpoint, prefix, ['splits', 'refuse']);
+    expect(listed.stdout).toMatch(/running\s+attach\s+s0 \(.*\)\s+s2 \(.*\)\s+300-511/);
+    expect(await admin.route('refuse')).toEqual(before);
+  });
+
+  it('a source master killed during the sync: the split is abandoned (route as before, new master detached), the failover goes on', async () => {
+    const { admin, clients, newMaster, newSlave, master: sourceMaster, slaves } = await setup('srcdown');
+    // The full sync waits 30 s before it starts: the split stays in its sync step meanwhile.
+    await redis.at(sourceMaster.address).config('SET', 'repl-diskless-sync-delay', '30');
+    await admin.splits.split('srcdown', { shard: 's0', newShard: 's1', master: newMaster.address, slaves: [newSlave.address], requestedBy: 'test' });
+    await splitWhen(admin, 'srcdown', 'to sync', (s) => s.next === 'sync' && s.sync !== null);
+    // Every key of the fill on the source's slave first: what a failover loses otherwise is not the split's.
+    expect(await redis.at(sourceMaster.address).wait(1, 10_000)).toBeGreaterThanOrEqual(1);
+    await sourceMaster.process.kill9();
+    const failed = await splitWhen(admin, 'srcdown', 'to be abandoned', splitFinished);
+    expect(failed.state).toBe('failed');
+    expect(failed.error).toMatch(new RegExp(`the master of shard s0 is ${slaves[0]!.address} now, not ${sourceMaster.address} \\(a failover\\)`));
+    const route = await admin.route('srcdown');
+    expect(route.shards.map((s) => [s.id, s.master, s.slots])).toEqual([['s0', slaves[0]!.address, [[0, 1023]]]]);
+    expect(route.migrating).toEqual([]);
+    expect((await redis.replication(newMaster.address)).role).toBe('master');
+    // Clients go on against the promoted slave; a new split or migration may be asked again.
+    expect(await clients[0]!.get('k:1')).toBe('v1');
+    expect(await clients[1]!.set('after', 'yes')).toBe('OK');
+    const history = await admin.listHistory('srcdown', 200);
+    expect(history.entries.some((e) => e.action === 'split:abort' && e.outcome === 'failed')).toBe(true);
+  });
+
+  it('a leader killed during the sync: the next one carries the split on to the end', async () => {
+    const { admin, clients, counters, procs, newMaster, newSlave, master: sourceMaster } = await setup('lead', 2);
+    const traffic = load(clients, counters);
+    await redis.at(sourceMaster.address).config('SET', 'repl-diskless-sync-delay', '4');
+    await admin.splits.split('lead', { shard: 's0', newShard: 's1', master: newMaster.address, slaves: [newSlave.address], requestedBy: 'test' });
+    await splitWhen(admin, 'lead', 'to sync', (s) => s.next === 'sync');
+    const leader = (await admin.controllers.leader())!.controller;
+    await procs.get(leader)!.kill9();
+    const done = await splitWhen(admin, 'lead', 'to end', splitFinished, 60_000);
+    await traffic.stop();
+    expect(done.state, done.error ?? '').toBe('done');
+    expect(done.controller).not.toBe(leader);
+    expect(traffic.stale).toBe(0);
+    const holders = await keysByShard(admin, 'lead');
+    expect(traffic.unique.filter((k) => !holders.has(k)), 'acknowledged writes missing').toEqual([]);
+    expect((await admin.route('lead')).shards.map((s) => s.slots)).toEqual([[[0, 511]], [[512, 1023]]]);
+  });
+
+  it('a leader killed in the cut-over, its new master promoted and the route not yet committed: the next one commits, nothing lost', async () => {
+    const { admin, clients, counters, procs, newMaster, newSlave } = await setup('cut', 2, { splitPauseAfter: { step: 'catchup', ms: 30_000 } });
+    const traffic = load(clients, counters);
+    await new Promise((r) => setTimeout(r, 200));
+    await admin.splits.split('cut', { shard: 's0', newShard: 's1', master: newMaster.address, slaves: [newSlave.address], requestedBy: 'test' });
+    await splitWhen(admin, 'cut', 'to promote its new master', (s) => s.next === 'commit');
+    const leader = (await admin.controllers.leader())!.controller;
+    await procs.get(leader)!.kill9();
+    const done = await splitWhen(admin, 'cut', 'to end', splitFinished, 60_000);
+    await traffic.stop();
+    expect(done.state, done.error ?? '').toBe('done');
+    expect(done.steps.map((s) => s.step)).toEqual(['attach', 'sync', 'hold', 'hold-barrier', 'catchup', 'commit', 'trim']);
+    expect(traffic.stale).toBe(0);
+    const holders = await keysByShard(admin, 'cut');
+    expect(traffic.unique.filter((k) => !holders.has(k)), 'acknowledged writes missing').toEqual([]);
+    const after = await admin.route('cut');
+    const owners = slotOwners(after);
+    for (const [counter, value] of traffic.acked) {
+      const shard = after.shards[owners[keySlot(counter, after.slotCount)]!]!;
+      expect(Number((await redis.at(shard.master).get(counter)) ?? 0), counter).toBeGreaterThanOrEqual(value);
+    }
+    console.log(`split with the leader killed in the cut-over: moving slots held ${done.holdMs} ms (a leader change), ${traffic.errors} client errors`);
+  });
+});

@@ -1,0 +1,71 @@
+import { describe, expect, it } from 'vitest';
+import { RefusedError, ValidationError } from '../../src/model/errors.js';
+import { newRoute } from '../../src/model/route.js';
+import { routeProblems, type Route } from '../../src/model/schemas.js';
+import { routeHolding, routeSplit, routeWithoutSplit, splitSlots, splitText, type SplitRecord } from '../../src/model/split.js';
+
+function route(): Route {
+  return newRoute('c', 16, [
+    { id: 's0', master: 'h:1', slaves: ['h:2'], slots: [[0, 6]] },
+    { id: 's1', master: 'h:3', slaves: [], slots: [[7, 15]] },
+  ], 5);
+}
+
+function record(slots: [number, number][]): SplitRecord {
+  const at = '2026-12-03T00:00:00.000Z';
+  return {
+    id: 'x-split-1', cluster: 'c', source: 's0', sourceMaster: 'h:1', shard: { id: 's2', master: 'h:9', slaves: ['h:10'] }, slots,
+    state: 'running', next: 'hold', reason: 'test', requestedBy: 'test', controller: null, createdAt: at, updatedAt: at, sync: null, holdMs: null,
+    epochBefore: null, epochAfter: null, trim: { source: { scanned: 0, removed: 0, done: false }, shard: { scanned: 0, removed: 0, done: false } }, trimRate: null, steps: [], error: null,
+  };
+}
+
+describe('splitSlots', () => {
+  const r = route();
+  const s0 = r.shards[0]!;
+  it('takes the upper half of the shard by default (the smaller half when odd)', () => {
+    expect(splitSlots(r, s0, undefined)).toEqual([4, 5, 6]);
+    expect(splitSlots(r, r.shards[1]!, '')).toEqual([12, 13, 14, 15]);
+  });
+  it('takes the slots given when the shard owns them', () => {
+    expect(splitSlots(r, s0, '0-1,5')).toEqual([0, 1, 5]);
+  });
+  it('refuses foreign slots, every slot, a shard of one slot, and bad text', () => {
+    expect(() => splitSlots(r, s0, '5-8')).toThrow(/slots 7-8 are not owned by shard s0/);
+    expect(() => splitSlots(r, s0, '0-6')).toThrow(RefusedError);
+    expect(() => splitSlots(r, { ...s0, slots: [[3, 3]] }, undefined)).toThrow(/owns 1 slot: a split needs at least 2/);
+    expect(() => splitSlots(r, s0, 'a-b')).toThrow(ValidationError);
+  });
+});
+
+describe('the route changes of a split', () => {
+  it('holds the slots with the new shard in the route, then gives them to it; each a valid route, a new epoch', () => {
+    const s = record([[4, 6]]);
+    const held = routeHolding(route(), s);
+    expect(held.epoch).toBe(6);
+    expect(held.shards.map((x) => [x.id, x.slots])).toEqual([['s0', [[0, 6]]], ['s1', [[7, 15]]], ['s2', []]]);
+    expect(held.migrating).toEqual([4, 5, 6].map((slot) => ({ slot, from: 's0', to: 's2', phase: 'prepare' })));
+    expect(routeProblems(held)).toEqual([]);
+    // Holding again (a resumed step) does not add the shard twice.
+    expect(routeHolding(held, s).shards).toHaveLength(3);
+    const split = routeSplit(held, s);
+    expect(split.epoch).toBe(7);
+    expect(split.migrating).toEqual([]);
+    expect(split.shards.map((x) => [x.id, x.slots])).toEqual([['s0', [[0, 3]]], ['s1', [[7, 15]]], ['s2', [[4, 6]]]]);
+    expect(routeProblems(split)).toEqual([]);
+  });
+  it('refuses to hold when another shard of the new id joined the route meanwhile', () => {
+    const r = route();
+    const other = { ...r, shards: [...r.shards, { id: 's2', master: 'h:7', slaves: [], slots: [] }] };
+    expect(() => routeHolding(other, record([[4, 6]]))).toThrow(/has another shard s2 now \(master h:7\)/);
+    // The abort then leaves that shard where it is.
+    expect(routeWithoutSplit(other, record([[4, 6]])).shards.map((x) => x.id)).toEqual(['s0', 's1', 's2']);
+  });
+  it('is undone to the route as before (new epoch), from the hold', () => {
+    const s = record([[4, 6]]);
+    const undone = routeWithoutSplit(routeHolding(route(), s), s);
+    expect(undone.epoch).toBe(7);
+    expect({ ...undone, epoch: 5, updatedAt: '' }).toEqual({ ...route(), updatedAt: '' });
+    expect(splitText(s)).toBe('s0 -> s2, slots 4-6');
+  });
+});
