@@ -26,10 +26,18 @@ export class HistoryStore {
     private readonly limit = DEFAULT_HISTORY_LIMIT,
   ) {}
 
+  /**
+   * An entry as a key and value, for a writer that stores it in the same transaction as the change
+   * it records (a task's step and its history entry land together or not at all); `trim` after.
+   */
+  entryPut(entry: HistoryEntry): { key: string; value: string } {
+    return { key: this.keys.historyEntry(entry.cluster, sortableId(new Date(entry.at), entry.controller)), value: encode(entry) };
+  }
+
   /** Appends an entry; with a fence, only while the writer still holds the leader lock. */
   async append(entry: HistoryEntry, fence?: Fence): Promise<void> {
-    const key = this.keys.historyEntry(entry.cluster, sortableId(new Date(entry.at), entry.controller));
-    const put = this.etcd.put(key).value(encode(entry));
+    const { key, value } = this.entryPut(entry);
+    const put = this.etcd.put(key).value(value);
     if (fence) {
       const res = await etcdCall('append history', () => whileFenced(this.etcd, fence).then(put).commit());
       if (!res.succeeded) throw new NotLeaderError('history not written: this controller no longer holds the leader lock');
@@ -47,7 +55,8 @@ export class HistoryStore {
     return decodeAll(res.kvs, historyEntrySchema, onProblem).reverse();
   }
 
-  private async trim(cluster: string): Promise<void> {
+  /** Keeps the newest `limit` entries of a cluster. */
+  async trim(cluster: string): Promise<void> {
     const prefix = this.keys.history(cluster);
     const count = await etcdCall('count history', () => this.etcd.getAll().prefix(prefix).count());
     if (count <= this.limit) return;

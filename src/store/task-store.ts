@@ -64,7 +64,8 @@ export class TaskStore {
    * Writes a new version of a task if it is still at `expectRevision` (and the fence holds).
    * A task that reaches a final state frees its shard in the same transaction.
    */
-  async update(task: Task, expectRevision: string, fence?: Fence): Promise<string> {
+  /** `also`: more keys written in the same transaction (the step's history entry). */
+  async update(task: Task, expectRevision: string, fence?: Fence, also: { key: string; value: string }[] = []): Promise<string> {
     const key = this.keys.task(task.cluster, task.id);
     const busyKey = this.keys.busy(task.cluster, task.shard);
     const write = (freeShard: boolean) => {
@@ -72,7 +73,8 @@ export class TaskStore {
       // Free the shard only if it is still this task's: a finished task re-written later must
       // not free the shard for the task that came after it.
       if (freeShard) txn = txn.and(busyKey, 'Value', '==', task.id);
-      const ops = freeShard ? [this.etcd.put(key).value(encode(task)), this.etcd.delete().key(busyKey)] : [this.etcd.put(key).value(encode(task))];
+      const extra = also.map((x) => this.etcd.put(x.key).value(x.value));
+      const ops = freeShard ? [this.etcd.put(key).value(encode(task)), this.etcd.delete().key(busyKey), ...extra] : [this.etcd.put(key).value(encode(task)), ...extra];
       return etcdCall(`update task ${task.id}`, () => txn.then(...ops).commit());
     };
     let res = await write(isTerminal(task));

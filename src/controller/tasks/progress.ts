@@ -6,7 +6,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'winston';
 import type { LeaderLock } from '../../election/leader-election.js';
-import { ConflictError, NotLeaderError, errorMessage } from '../../model/errors.js';
+import { ConflictError, errorMessage } from '../../model/errors.js';
 import { taskHistoryEntry } from '../../model/history.js';
 import { isTerminal, type HistoryEntry, type Task } from '../../model/schemas.js';
 import type { RedisPool } from '../../redis/pool.js';
@@ -74,10 +74,16 @@ export class TaskProgress {
       updatedAt: now.toISOString(),
       steps: [...base.steps, { step, at: now.toISOString(), durationMs, detail }],
     });
+    // The step and its history entry are written in one transaction: a leader that dies right
+    // after a step cannot leave it unrecorded (the next leader's account would start mid-way).
+    const entryOf = (task: Task) => {
+      const outcome: HistoryEntry['outcome'] = isTerminal(task) ? (task.state as HistoryEntry['outcome']) : 'info';
+      return taskHistoryEntry(task, step, { at: now.toISOString(), controller: this.deps.controllerId, reason: `${detail} [task ${task.id}: ${task.reason}]`, outcome, durationMs });
+    };
     let task = next(this.task);
     let revision: string;
     try {
-      revision = await this.deps.tasks.update(task, this.stored.revision, fence);
+      revision = await this.deps.tasks.update(task, this.stored.revision, fence, [this.deps.history.entryPut(entryOf(task))]);
     } catch (err) {
       // The only other writer of a running task is an admin asking to cancel it: keep that wish
       // (the next step sees it) and write our step on top of it.
@@ -85,19 +91,15 @@ export class TaskProgress {
       const fresh = await this.deps.tasks.get(this.task.cluster, this.task.id);
       if (!fresh.task.cancel || JSON.stringify({ ...fresh.task, cancel: null }) !== JSON.stringify({ ...this.task, cancel: null })) throw err;
       task = next(fresh.task);
-      revision = await this.deps.tasks.update(task, fresh.revision, fence);
+      revision = await this.deps.tasks.update(task, fresh.revision, fence, [this.deps.history.entryPut(entryOf(task))]);
     }
     this.stored = { task, revision };
     // Counted as soon as the end is stored (fenced: a deposed leader's end is refused and counts
     // nothing; a task ends once, so no replica counts it twice).
     if (isTerminal(task)) this.deps.metrics.taskEnded(task, now);
-    const outcome: HistoryEntry['outcome'] = isTerminal(task) ? (task.state as HistoryEntry['outcome']) : 'info';
-    const entry = taskHistoryEntry(task, step, { at: now.toISOString(), controller: this.deps.controllerId, reason: `${detail} [task ${task.id}: ${task.reason}]`, outcome, durationMs });
-    this.deps.log.log(outcome === 'failed' || outcome === 'refused' || outcome === 'cancelled' ? 'warn' : 'info', `${task.kind} ${task.shard}: ${step}: ${detail}`, { cluster: task.cluster, task: task.id, next: task.next, state: task.state, durationMs });
-    await this.deps.history.append(entry, fence).catch((err) => {
-      if (err instanceof NotLeaderError) throw err;
-      this.deps.log.warn('could not record history', { error: errorMessage(err) });
-    });
+    const entry = entryOf(task);
+    this.deps.log.log(entry.outcome === 'failed' || entry.outcome === 'refused' || entry.outcome === 'cancelled' ? 'warn' : 'info', `${task.kind} ${task.shard}: ${step}: ${detail}`, { cluster: task.cluster, task: task.id, next: task.next, state: task.state, durationMs });
+    await this.deps.history.trim(task.cluster).catch((err) => this.deps.log.warn('could not trim history', { error: errorMessage(err) }));
     this.stepStarted = performance.now();
   }
 }
