@@ -2,6 +2,9 @@
  * Test clusters on real redis-servers: shards of a master and slaves, created in etcd under a
  * fresh prefix, and a wait for replication to be in place.
  */
+import { expect } from 'vitest';
+import { slotOwners } from '../../src/model/route.js';
+import { keySlot } from '../../src/model/slot.js';
 import type { AdminService } from '../../src/service/admin-service.js';
 import { waitFor, type RedisServer } from '../../src/playground/processes.js';
 import type { useRedisClients } from './redis.js';
@@ -77,4 +80,23 @@ export async function replicating(redis: ReturnType<typeof useRedisClients>, sla
     }
     return true;
   }, 20_000);
+}
+
+/**
+ * After a migration or a split: nothing migrates any more, and every key is on exactly the shard
+ * that owns its slot (read on the masters). Returns each key's shards, for the caller's own checks.
+ */
+export async function keysOnTheirOwners(redis: ReturnType<typeof useRedisClients>, admin: AdminService, cluster: string): Promise<Map<string, string[]>> {
+  const route = await admin.route(cluster);
+  expect(route.migrating).toEqual([]);
+  const owners = slotOwners(route);
+  const holders = new Map<string, string[]>();
+  for (const shard of route.shards) {
+    for (const key of (await redis.at(shard.master).keys('*')) as string[]) holders.set(key, [...(holders.get(key) ?? []), shard.id]);
+  }
+  for (const [key, shards] of holders) {
+    expect(shards, `${key} is on one shard`).toHaveLength(1);
+    expect(shards[0], `${key} is on the owner of its slot`).toBe(route.shards[owners[keySlot(key, route.slotCount)]!]!.id);
+  }
+  return holders;
 }

@@ -10,7 +10,7 @@ import { keySlot } from '../../src/model/slot.js';
 import { splitFinished, type SplitRecord } from '../../src/model/split.js';
 import { freePort, waitFor, type ManagedProcess } from '../../src/playground/processes.js';
 import type { AdminService } from '../../src/service/admin-service.js';
-import { makeCluster } from '../helpers/cluster.js';
+import { keysOnTheirOwners, makeCluster } from '../helpers/cluster.js';
 import { useProxies } from '../helpers/proxy.js';
 import { useRedisClients } from '../helpers/redis.js';
 import { cfgctl, useWorld, type ControllerFaults } from '../helpers/servers.js';
@@ -95,22 +95,6 @@ async function setup(name: string, controllers = 1, faults: ControllerFaults = {
   return { ...cluster, procs, apis, clients, newMaster: master, newSlave: slave, counters: Array.from({ length: 30 }, (_, i) => `c:${i}`) };
 }
 
-/** Every key on exactly the shard that owns its slot (the masters, and what their slaves hold). */
-async function keysByShard(admin: AdminService, cluster: string): Promise<Map<string, string[]>> {
-  const route = await admin.route(cluster);
-  expect(route.migrating).toEqual([]);
-  const owners = slotOwners(route);
-  const holders = new Map<string, string[]>();
-  for (const shard of route.shards) {
-    for (const key of (await redis.at(shard.master).keys('*')) as string[]) holders.set(key, [...(holders.get(key) ?? []), shard.id]);
-  }
-  for (const [key, shards] of holders) {
-    expect(shards, `${key} is on one shard`).toHaveLength(1);
-    expect(shards[0], `${key} is on the owner of its slot`).toBe(route.shards[owners[keySlot(key, route.slotCount)]!]!.id);
-  }
-  return holders;
-}
-
 describe('shard split by replication', () => {
   it('splits a shard under writes through two proxies: nothing lost, no stale read, each key on one shard, TTLs kept', async () => {
     const { admin, apis, clients, counters, newMaster, newSlave, master: sourceMaster } = await setup('split');
@@ -151,7 +135,7 @@ describe('shard split by replication', () => {
 
     expect(traffic.unique.length).toBeGreaterThan(200);
     expect(traffic.stale).toBe(0);
-    const holders = await keysByShard(admin, 'split');
+    const holders = await keysOnTheirOwners(redis, admin, 'split');
     expect(traffic.unique.filter((k) => !holders.has(k)), 'acknowledged writes missing').toEqual([]);
     for (let i = 0; i < 6000; i++) expect(holders.has(`k:${i}`), `k:${i}`).toBe(true);
     const after = await admin.route('split');
@@ -248,7 +232,7 @@ describe('shard split by replication', () => {
     expect(done.state, done.error ?? '').toBe('done');
     expect(done.controller).not.toBe(leader);
     expect(traffic.stale).toBe(0);
-    const holders = await keysByShard(admin, 'lead');
+    const holders = await keysOnTheirOwners(redis, admin, 'lead');
     expect(traffic.unique.filter((k) => !holders.has(k)), 'acknowledged writes missing').toEqual([]);
     expect((await admin.route('lead')).shards.map((s) => s.slots)).toEqual([[[0, 511]], [[512, 1023]]]);
   });
@@ -266,7 +250,7 @@ describe('shard split by replication', () => {
     expect(done.state, done.error ?? '').toBe('done');
     expect(done.steps.map((s) => s.step)).toEqual(['attach', 'sync', 'hold', 'hold-barrier', 'catchup', 'commit', 'trim']);
     expect(traffic.stale).toBe(0);
-    const holders = await keysByShard(admin, 'cut');
+    const holders = await keysOnTheirOwners(redis, admin, 'cut');
     expect(traffic.unique.filter((k) => !holders.has(k)), 'acknowledged writes missing').toEqual([]);
     const after = await admin.route('cut');
     const owners = slotOwners(after);
