@@ -286,9 +286,12 @@ function loadTemplate(file: string, required: boolean): NutcrackerTemplate {
   return parseTemplate(text, file);
 }
 
-/** Writes `text` beside `file` (same folder, so that the rename is atomic) and returns its path. */
+/**
+ * Writes `text` beside `file` (same folder, so that the rename is atomic) and returns its path.
+ * Readable by its owner only when it holds the cluster's password (`redis_auth`), else by all.
+ */
 async function writeTemp(file: string, text: string): Promise<string> {
   const tmp = `${file}.${process.pid}.${randomBytes(3).toString('hex')}.tmp`;
-  await writeFile(tmp, text, { mode: 0o644 });
+  await writeFile(tmp, text, { mode: /^\s+redis_auth:/m.test(text) ? 0o600 : 0o644 });
   return tmp;
 }

@@ -5,7 +5,7 @@
  */
 import { Redis } from 'ioredis';
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -328,6 +328,7 @@ describe('a cluster behind twemproxy', () => {
     const agent = await startAgent(prefix, 'twa');
     const configFile = join(world.dir, 'nutcracker-twa', 'nutcracker.yml');
     expect(readFileSync(configFile, 'utf8')).toMatch(/redis_auth: tw-old-password-1/);
+    expect(statSync(configFile).mode & 0o777, 'a file with the password is its owner\'s only').toBe(0o600);
     const through = (password: string) => {
       const [host, port] = agent.listenAddress.split(':');
       const c = new Redis({ host, port: Number(port), password, maxRetriesPerRequest: 0, retryStrategy: () => null, ...NUTCRACKER_IOREDIS_OPTIONS });
