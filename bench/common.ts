@@ -10,7 +10,9 @@ import { promisify } from 'node:util';
 import { AdminService } from '../src/service/admin-service.js';
 import { createEtcd } from '../src/store/etcd.js';
 import { Keys } from '../src/store/keys.js';
-import { ManagedProcess, freePort, startEtcd, startRedis, waitFor, type EtcdServer, type RedisServer } from '../src/playground/processes.js';
+import { Redis } from 'ioredis';
+import { splitAddress } from '../src/model/address.js';
+import { ManagedProcess, freePort, spawnController, spawnProxy, startEtcd, startRedis, waitFor, type EtcdServer, type RedisServer } from '../src/playground/processes.js';
 
 export const run = promisify(execFile);
 
@@ -101,4 +103,32 @@ export async function startTwemproxy(c: BenchCluster): Promise<{ port: number; p
 /** Waits until a RESP server on `port` answers SET. */
 export async function whenServing(name: string, port: number, timeoutMs = 20_000): Promise<void> {
   await waitFor(`${name} on ${port}`, async () => (await run('redis-cli', ['-p', String(port), 'set', 'warm', 'up'])).stdout.trim() === 'OK', timeoutMs);
+}
+
+/**
+ * One controller (log level info) and one proxy for `cluster` on the bench's etcd, and a client
+ * per Redis address on demand: all stopped with the bench (`c.stops`). Waits for a leader and for
+ * the proxy to answer.
+ */
+export async function controllerAndProxy(c: BenchCluster, cluster: string, admin: AdminService): Promise<{ proxyPort: number; at(address: string): Redis }> {
+  const controller = spawnController({ id: 'bench-c1', etcd: c.etcd.endpoint, logFile: join(c.dir, 'controller.log'), extraArgs: ['--log-level', 'info'] });
+  c.stops.push(() => controller.stop());
+  await waitFor('a leader', async () => (await admin.controllers.leader()) !== null, 20_000);
+  const proxyPort = await freePort();
+  const proxy = spawnProxy({ id: 'bench-p1', cluster, listen: `127.0.0.1:${proxyPort}`, etcd: c.etcd.endpoint, logFile: join(c.dir, 'proxy.log'), extraArgs: ['--log-level', 'warn'] });
+  c.stops.push(() => proxy.stop());
+  await whenServing('proxy', proxyPort);
+  const clients = new Map<string, Redis>();
+  c.stops.push(async () => clients.forEach((client) => client.disconnect()));
+  const at = (address: string) => {
+    let client = clients.get(address);
+    if (!client) {
+      const { host, port } = splitAddress(address);
+      client = new Redis({ host, port, maxRetriesPerRequest: 1, commandTimeout: 60_000 });
+      client.on('error', () => undefined);
+      clients.set(address, client);
+    }
+    return client;
+  };
+  return { proxyPort, at };
 }

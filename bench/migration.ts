@@ -19,19 +19,18 @@
  * proxy run the compiled code in dist/.
  */
 import { cpus, loadavg } from 'node:os';
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import { migrationFinished } from '../src/model/migration.js';
 import { slotOwners } from '../src/model/route.js';
 import { keySlot } from '../src/model/slot.js';
 import { splitAddress } from '../src/model/address.js';
-import { freePort, spawnController, spawnProxy, startRedis, waitFor } from '../src/playground/processes.js';
+import { startRedis, waitFor } from '../src/playground/processes.js';
 import { AdminService } from '../src/service/admin-service.js';
 import type { MigrationView } from '../src/service/migration-service.js';
 import { createEtcd } from '../src/store/etcd.js';
 import { Keys } from '../src/store/keys.js';
-import { argNumber, argText, redisBenchmark, run, whenServing, withCluster, type BenchCluster } from './common.js';
+import { argNumber, argText, controllerAndProxy, redisBenchmark, run, withCluster, type BenchCluster } from './common.js';
 
 const SMALL_KEYS = argNumber('keys', 1_000_000);
 const LARGE_KEYS = argNumber('large', 100_000);
@@ -80,25 +79,7 @@ async function withScene(body: (s: Scene) => Promise<void>): Promise<void> {
     const extra = await startRedis(dir);
     stops.push(extra.stop);
     const target = (await admin.addShard(CLUSTER, { master: extra.address })).id;
-    const controller = spawnController({ id: 'bench-c1', etcd: etcd.endpoint, logFile: join(dir, 'controller.log'), extraArgs: ['--log-level', 'info'] });
-    stops.push(() => controller.stop());
-    await waitFor('a leader', async () => (await admin.controllers.leader()) !== null, 20_000);
-    const proxyPort = await freePort();
-    const proxy = spawnProxy({ id: 'bench-p1', cluster: CLUSTER, listen: `127.0.0.1:${proxyPort}`, etcd: etcd.endpoint, logFile: join(dir, 'proxy.log'), extraArgs: ['--log-level', 'warn'] });
-    stops.push(() => proxy.stop());
-    await whenServing('proxy', proxyPort);
-    const clients = new Map<string, Redis>();
-    stops.push(async () => clients.forEach((c) => c.disconnect()));
-    const at = (address: string) => {
-      let c = clients.get(address);
-      if (!c) {
-        const { host, port } = splitAddress(address);
-        c = new Redis({ host, port, maxRetriesPerRequest: 1, commandTimeout: 60_000 });
-        c.on('error', () => undefined);
-        clients.set(address, c);
-      }
-      return c;
-    };
+    const { proxyPort, at } = await controllerAndProxy(cluster, CLUSTER, admin);
     await body({ cluster, admin, target, proxyPort, at });
   });
 }

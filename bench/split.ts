@@ -14,18 +14,16 @@
  * with, the split's hold and its steps. Progress goes to stderr, results to stdout. Run
  * `npm run build` first: the controller and the proxy run the compiled code in dist/.
  */
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
-import { splitAddress } from '../src/model/address.js';
 import { migrationFinished } from '../src/model/migration.js';
 import { splitFinished } from '../src/model/split.js';
-import { freePort, spawnController, spawnProxy, startRedis, waitFor } from '../src/playground/processes.js';
+import { startRedis, waitFor } from '../src/playground/processes.js';
 import { AdminService } from '../src/service/admin-service.js';
 import { createEtcd } from '../src/store/etcd.js';
 import { Keys } from '../src/store/keys.js';
 import { RedisPool } from '../src/redis/pool.js';
-import { argNumber, whenServing, withCluster } from './common.js';
+import { argNumber, controllerAndProxy, withCluster } from './common.js';
 
 const SMALL_KEYS = argNumber('keys', 1_000_000);
 const LARGE_KEYS = argNumber('large', 100_000);
@@ -44,7 +42,8 @@ interface Scene {
 }
 
 async function withScene(body: (s: Scene) => Promise<void>): Promise<void> {
-  await withCluster(CLUSTER, 1, async ({ dir, etcd, shards, stops }) => {
+  await withCluster(CLUSTER, 1, async (bench) => {
+    const { dir, etcd, shards, stops } = bench;
     const client = createEtcd({ endpoints: etcd.endpoint });
     stops.push(async () => client.close());
     // A pool for the split's checks of the instances.
@@ -53,25 +52,7 @@ async function withScene(body: (s: Scene) => Promise<void>): Promise<void> {
     const admin = new AdminService(client, new Keys(), pool);
     const empty = await startRedis(dir);
     stops.push(empty.stop);
-    const controller = spawnController({ id: 'bench-c1', etcd: etcd.endpoint, logFile: join(dir, 'controller.log'), extraArgs: ['--log-level', 'info'] });
-    stops.push(() => controller.stop());
-    await waitFor('a leader', async () => (await admin.controllers.leader()) !== null, 20_000);
-    const proxyPort = await freePort();
-    const proxy = spawnProxy({ id: 'bench-p1', cluster: CLUSTER, listen: `127.0.0.1:${proxyPort}`, etcd: etcd.endpoint, logFile: join(dir, 'proxy.log'), extraArgs: ['--log-level', 'warn'] });
-    stops.push(() => proxy.stop());
-    await whenServing('proxy', proxyPort);
-    const clients = new Map<string, Redis>();
-    stops.push(async () => clients.forEach((c) => c.disconnect()));
-    const at = (address: string) => {
-      let c = clients.get(address);
-      if (!c) {
-        const { host, port } = splitAddress(address);
-        c = new Redis({ host, port, maxRetriesPerRequest: 1, commandTimeout: 60_000 });
-        c.on('error', () => undefined);
-        clients.set(address, c);
-      }
-      return c;
-    };
+    const { proxyPort, at } = await controllerAndProxy(bench, CLUSTER, admin);
     await body({ admin, source: shards[0]!.address, empty: empty.address, proxyPort, at });
   });
 }

@@ -18,18 +18,26 @@ export const MIGRATION_STATES = ['running', 'paused', 'done', 'failed', 'cancell
 export const FINISHED_MIGRATION_STATES = ['done', 'failed', 'cancelled'] as const;
 
 
-export const migrationRecordSchema = z.strictObject({
-  id: z.string(),
-  cluster: clusterName,
-  /** The slots that move: from which shard (its owner when the move was asked) to which. */
-  moves: z.array(z.strictObject({ from: shardId, to: shardId, slots: z.array(slotRange) })).min(1),
-  state: z.enum(MIGRATION_STATES),
+/**
+ * What every record a leader carries out step by step has (a migration, a split): the next step,
+ * why it was asked and by whom, the controller that last wrote it, and when.
+ */
+export const leaderRunFields = {
   next: z.string(),
   reason: z.string(),
   requestedBy: z.string(),
   controller: z.string().nullable().default(null),
   createdAt: z.string(),
   updatedAt: z.string(),
+};
+
+export const migrationRecordSchema = z.strictObject({
+  id: z.string(),
+  cluster: clusterName,
+  /** The slots that move: from which shard (its owner when the move was asked) to which. */
+  moves: z.array(z.strictObject({ from: shardId, to: shardId, slots: z.array(slotRange) })).min(1),
+  state: z.enum(MIGRATION_STATES),
+  ...leaderRunFields,
   /** Keys the mover and proxies have moved so far (the mover's count; proxies' moves are in their metrics). */
   keysMoved: z.number().int().min(0).default(0),
   /** Keys of the moving slots the mover found on a source, in its latest pass. */

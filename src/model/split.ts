@@ -9,7 +9,7 @@
  */
 import { z } from 'zod';
 import { RefusedError } from './errors.js';
-import { expandRanges, parseSlotList, routeCommitted, routeWithPhase, type Moves } from './migration.js';
+import { expandRanges, leaderRunFields, parseSlotList, routeCommitted, routeWithPhase, type Moves } from './migration.js';
 import { rangesText, toRanges } from './route.js';
 import { address, clusterName, shardId, slotRange, taskStepSchema, type Route, type Shard } from './schemas.js';
 
@@ -30,12 +30,7 @@ export const splitRecordSchema = z.strictObject({
   shard: z.strictObject({ id: shardId, master: address, slaves: z.array(address).default([]) }),
   slots: z.array(slotRange).min(1),
   state: z.enum(SPLIT_STATES),
-  next: z.string(),
-  reason: z.string(),
-  requestedBy: z.string(),
-  controller: z.string().nullable().default(null),
-  createdAt: z.string(),
-  updatedAt: z.string(),
+  ...leaderRunFields,
   /** Replication progress of the new master, as last read (the sync step). */
   sync: z
     .strictObject({ linkUp: z.boolean(), offset: z.number(), sourceOffset: z.number(), lagBytes: z.number(), keys: z.number().nullable(), at: z.string() })

@@ -161,7 +161,7 @@ export class TwemproxyAgent {
         this.auth = auth;
         this.renderOptions = { ...this.renderOptions, password: auth?.passwords[0] ?? null };
         const current = this.watcher.current();
-        if (changed && current && this.checked) this.schedule(current, true);
+        if (changed && current && this.checked) this.schedule(current);
       },
       problem: (err) => this.o.log.error('cannot use the stored Redis credentials; nutcracker keeps the last ones', { error: err.message }),
     });
@@ -197,9 +197,10 @@ export class TwemproxyAgent {
    * Routes are applied one at a time; while one is, only the newest that arrives waits. A route
    * older than one already scheduled (a retry that comes late) is dropped.
    */
-  private schedule(route: Route, again = false): void {
-    // `again`: the same route, rendered anew (the credentials changed).
-    if (route.epoch < this.newestEpoch || (again && route.epoch !== this.newestEpoch && this.newestEpoch !== 0)) return;
+  private schedule(route: Route): void {
+    // The same epoch again is rendered anew (the credentials changed); an older one is dropped
+    // (the newer one scheduled renders with the new credentials too).
+    if (route.epoch < this.newestEpoch) return;
     this.newestEpoch = route.epoch;
     this.pending = route;
     if (this.applying || !this.checked) return;
