@@ -14,6 +14,7 @@ import { RedisPool } from '../redis/pool.js';
 import { CredentialBook } from '../redis/credentials.js';
 import type { StoredCluster } from '../store/cluster-store.js';
 import { createEtcd } from '../store/etcd.js';
+import { EtcdMirror } from '../store/etcd-mirror.js';
 import { checkEtcdAccess } from '../store/etcd-access.js';
 import { loadEtcdSecurity } from '../store/etcd-security.js';
 import { Keys } from '../store/keys.js';
@@ -62,6 +63,8 @@ export class Controller {
   /** The last problem reading each cluster's credentials, logged once. */
   private readonly credentialProblems = new Map<string, string>();
   private readonly stores: ControllerStores;
+  /** Everything this replica reads every cycle, kept by one watch (store/etcd-mirror.ts). */
+  private readonly mirror: EtcdMirror;
   private readonly limiter: Limiter;
   private readonly tracker: HealthTracker;
   private readonly elector: Elector;
@@ -83,6 +86,8 @@ export class Controller {
   private readonly splits: SplitDriver;
   private readonly splitPool: RedisPool;
   private readonly busy = new Set<string>();
+  /** Clusters this replica has listed before (spreadProbes). */
+  private readonly seen = new Set<string>();
   private readonly lastSentence = new Map<string, string>();
   private lastRefresh = 0;
   private loopTimer: NodeJS.Timeout | undefined;
@@ -106,7 +111,10 @@ export class Controller {
     this.keys = new Keys(config.prefix);
     // Probes have their cluster's own timeout; this one bounds admin commands (REPLICAOF, ...).
     this.pool = new RedisPool({ timeoutMs: 5000, credentials: this.credentials.forAddress });
-    this.stores = createControllerStores(this.etcd, this.keys);
+    this.mirror = new EtcdMirror(this.etcd, this.keys, log);
+    this.mirror.on('change', (key) => this.noticeChange(key));
+    this.mirror.on('synced', () => (this.lastRefresh = 0));
+    this.stores = createControllerStores(this.etcd, this.keys, this.mirror);
     this.limiter = new Limiter(config.probeConcurrency);
     this.tracker = new HealthTracker(this.id);
     // One elector for the replica's lifetime: it opens a new session (and campaigns again) after
@@ -182,6 +190,7 @@ export class Controller {
       stepAside: (reason) => this.elector.stepAside(2 * this.config.leaseTtlSeconds * 1000, reason),
       migrations: this.migrations,
       splits: this.splits,
+      mayHaveRecord: (cluster) => this.mirror.has(this.keys.activeMigration(cluster)) !== false,
       config: new ConfigApplier({ controllerId: this.id, pool: this.pool, configs: this.stores.configs, history: this.stores.history, election: this.elector, log: this.log, intervalMs: this.config.configCheckMs }),
     });
   }
@@ -244,6 +253,7 @@ export class Controller {
     // Credentials etcd refuses end the process here, with one line, before it writes anything;
     // an etcd that does not answer yet is waited for, as always.
     if ((await checkEtcdAccess(this.etcd, this.keys)) === 'unreachable') this.log.warn('etcd does not answer yet; retrying', { etcd: this.config.etcd });
+    this.mirror.start();
     this.elector.start();
     this.loopTimer = setInterval(() => void this.tick(), 100);
   }
@@ -254,6 +264,7 @@ export class Controller {
     await this.elector.stop();
     await this.migrations.settle();
     await this.splits.settle();
+    await this.mirror.stop();
     this.splitPool.close();
     this.migrations.close();
     this.pool.close();
@@ -265,7 +276,7 @@ export class Controller {
     const now = Date.now();
     if (now - this.lastRefresh >= this.config.refreshMs) {
       this.lastRefresh = now;
-      await this.refreshClusters();
+      await this.refreshClusters(now);
     }
     for (const cluster of this.clusters) {
       const name = cluster.spec.name;
@@ -277,12 +288,43 @@ export class Controller {
     }
   }
 
-  private async refreshClusters(): Promise<void> {
+  /**
+   * Acts at once on what changed in etcd rather than at the next probe: a cluster created, removed
+   * or whose credentials changed refreshes the list; a task asked for, a migration or split asked
+   * for, or a route or spec changed starts the cluster's cycle now (its leader duties pick them up).
+   */
+  private noticeChange(key: string): void {
+    const cluster = this.keys.clusterOfKey(key);
+    if (cluster === null) {
+      if (key.startsWith(this.keys.clusterIndex())) this.lastRefresh = 0;
+      return;
+    }
+    if (key === this.keys.auth(cluster) || key === this.keys.spec(cluster)) this.lastRefresh = 0;
+    if (key.startsWith(this.keys.tasks(cluster)) || key === this.keys.activeMigration(cluster) || key === this.keys.route(cluster) || key === this.keys.spec(cluster)) this.lastProbe.delete(cluster);
+  }
+
+  /**
+   * A cluster seen for the first time is first probed at a random point of its interval, so that
+   * the clusters a replica starts with (or a bench creates at once) do not all probe in the same
+   * 100 ms and then stay in step: the probes, and the leader's work, spread over the interval.
+   */
+  private spreadProbes(clusters: StoredCluster[], now: number): void {
+    for (const c of clusters) {
+      const name = c.spec.name;
+      if (!this.lastProbe.has(name) && !this.seen.has(name)) this.lastProbe.set(name, now - Math.random() * c.spec.probe.intervalMs);
+      this.seen.add(name);
+    }
+    const listed = new Set(clusters.map((c) => c.spec.name));
+    for (const name of this.seen) if (!listed.has(name)) this.seen.delete(name);
+  }
+
+  private async refreshClusters(now = Date.now()): Promise<void> {
     try {
-      const listing = await this.stores.clusters.list();
+      const listing = await this.stores.clusterList.list();
       for (const problem of listing.problems) this.log.error('skipping a cluster whose value is malformed', { error: problem.message, key: problem.key });
       await this.refreshCredentials(listing.clusters);
       this.clusters = listing.clusters;
+      this.spreadProbes(listing.clusters, now);
       this.metrics.clusters.set(this.clusters.length);
       const names = new Set(this.clusters.map((c) => c.spec.name));
       this.metrics.retainClusters(names);
@@ -385,6 +427,10 @@ export class Controller {
       .map((h) => this.stores.health.put(name, h, session.leaseId));
     const results = await Promise.allSettled(writes);
     const failed = results.filter((r) => r.status === 'rejected');
+    // The leader judges on every replica's views as its etcd copy holds them: its own just written
+    // must be there first (a watch event away), or it would judge on its previous round.
+    const written = results.flatMap((r) => (r.status === 'fulfilled' ? [BigInt(r.value)] : []));
+    if (written.length && this.elector.isLeader()) await this.mirror.reach(written.reduce((a, b) => (a > b ? a : b)), 1000);
     if (failed.length) {
       // Publish everything again next time rather than trusting a partial write.
       this.tracker.reset(name);

@@ -55,6 +55,11 @@ export interface LeaderDutiesDeps extends TaskDeps {
   migrations: MigrationDriver;
   /** Runs the clusters' shard splits (the cut-over inside the cycle). */
   splits?: SplitDriver;
+  /**
+   * Whether the cluster may have an unfinished migration or split (its `migration` key exists, or
+   * nobody can tell): when false, the cycle does not read their records. Absent: always read.
+   */
+  mayHaveRecord?(cluster: string): boolean;
   /** Keeps every instance at the cluster's desired Redis configuration (every few seconds, not every cycle). */
   config: ConfigApplier;
   metrics: TaskDeps['metrics'] & LeaderViewMetrics;
@@ -113,14 +118,16 @@ export class LeaderDuties {
     const stillRunning = unfinished.length ? (await this.deps.tasks.list(name)).filter((t) => !isTerminal(t.task)) : [];
     if (unfinished.length) cluster = await this.deps.clusters.get(name);
 
-    // A slot migration runs beside the rest (in the background): it waits out a failover of its shards.
-    const migration = await this.deps.migrations.carryOn(name);
-    if (migration) said.push(migration);
-    // A split's cut-over runs here, before the repairs below, which then read the route it left.
-    const split = await this.deps.splits?.carryOn(name);
-    if (split) {
-      said.push(split);
-      cluster = await this.deps.clusters.get(name);
+    if (this.deps.mayHaveRecord?.(name) !== false) {
+      // A slot migration runs beside the rest (in the background): it waits out a failover of its shards.
+      const migration = await this.deps.migrations.carryOn(name);
+      if (migration) said.push(migration);
+      // A split's cut-over runs here, before the repairs below, which then read the route it left.
+      const split = await this.deps.splits?.carryOn(name);
+      if (split) {
+        said.push(split);
+        cluster = await this.deps.clusters.get(name);
+      }
     }
 
     // 2. Dead masters.

@@ -9,6 +9,7 @@ import { redisAuthSchema, type RedisAuth } from '../model/auth.js';
 import { describeIssues } from '../model/schemas.js';
 import { encode, etcdCall } from './etcd.js';
 import type { Keys } from './keys.js';
+import { etcdSource, type KvSource } from './kv-source.js';
 
 export interface StoredAuth {
   /** Null when the cluster has no stored credentials. */
@@ -21,11 +22,12 @@ export class AuthStore {
   constructor(
     private readonly etcd: Etcd3,
     private readonly keys: Keys,
+    /** Where reads come from: etcd itself unless a controller gives its mirror (kv-source.ts). */
+    private readonly source: KvSource = etcdSource(etcd),
   ) {}
 
   async read(cluster: string): Promise<StoredAuth> {
-    const res = await etcdCall(`read credentials of ${cluster}`, () => this.etcd.get(this.keys.auth(cluster)).exec());
-    const kv = res.kvs[0];
+    const kv = await this.source.get(this.keys.auth(cluster), `read credentials of ${cluster}`);
     return kv ? { auth: decodeAuth(kv), revision: kv.mod_revision } : { auth: null, revision: '0' };
   }
 

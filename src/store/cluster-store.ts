@@ -9,6 +9,7 @@ import { clusterSpecSchema, routeSchema, type ClusterSpec, type Route } from '..
 import { decodeKv, encode, etcdCall } from './etcd.js';
 import { fenced, holdsFence, type Fence } from './fence.js';
 import { Keys } from './keys.js';
+import type { KvSource } from './kv-source.js';
 
 /** A cluster as read from etcd, with the revisions that a later write must compare. */
 export interface StoredCluster {
@@ -28,6 +29,8 @@ export class ClusterStore {
   constructor(
     private readonly etcd: Etcd3,
     readonly keys: Keys,
+    /** A controller's etcd copy (etcd-mirror.ts), which `list` then reads instead of etcd. */
+    private readonly copy?: KvSource,
   ) {}
 
   /** The current etcd revision; epochs of new routes start above it so that they only ever grow. */
@@ -50,6 +53,14 @@ export class ClusterStore {
     return this.decode(specKv, routeKv);
   }
 
+  /** A cluster as the copy holds it (it may lag etcd by a watch event: never for decisions). */
+  private async copied(copy: KvSource, name: string): Promise<StoredCluster> {
+    const [specKv, routeKv] = await Promise.all([copy.get(this.keys.spec(name), `read cluster ${name}`), copy.get(this.keys.route(name), `read cluster ${name}`)]);
+    if (!specKv) throw new NotFoundError(`cluster ${name} does not exist`);
+    if (!routeKv) throw new MalformedValueError(this.keys.route(name), 'the cluster has a spec but no route');
+    return this.decode(specKv, routeKv);
+  }
+
   /** ": did you mean x?" when a known cluster's name is close to `name`; "" otherwise (or when etcd cannot say). */
   private async didYouMean(name: string): Promise<string> {
     try {
@@ -62,12 +73,12 @@ export class ClusterStore {
   }
 
   async list(): Promise<ClusterListing> {
-    const keys = await etcdCall('list clusters', () => this.etcd.getAll().prefix(this.keys.clusterIndex()).keys());
+    const keys = this.copy ? (await this.copy.prefix(this.keys.clusterIndex(), 'list clusters')).map((kv) => kv.key.toString()) : await etcdCall('list clusters', () => this.etcd.getAll().prefix(this.keys.clusterIndex()).keys());
     const names = keys.map((k) => k.slice(this.keys.clusterIndex().length));
     const listing: ClusterListing = { clusters: [], problems: [] };
     for (const name of names.sort()) {
       try {
-        listing.clusters.push(await this.get(name));
+        listing.clusters.push(await (this.copy ? this.copied(this.copy, name) : this.get(name)));
       } catch (err) {
         if (err instanceof MalformedValueError) listing.problems.push(err);
         else if (!(err instanceof NotFoundError)) throw err; // deleted while we listed

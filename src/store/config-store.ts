@@ -9,6 +9,7 @@ import { EMPTY_CONFIG, redisConfigSchema, type RedisConfig } from '../model/redi
 import { decodeKv, encode, etcdCall } from './etcd.js';
 import { fenced, holdsFence, type Fence } from './fence.js';
 import type { Keys } from './keys.js';
+import { etcdSource, type KvSource } from './kv-source.js';
 
 export interface StoredConfig {
   config: RedisConfig;
@@ -20,12 +21,13 @@ export class ConfigStore {
   constructor(
     private readonly etcd: Etcd3,
     private readonly keys: Keys,
+    /** Where reads come from: etcd itself unless a controller gives its mirror (kv-source.ts). */
+    private readonly source: KvSource = etcdSource(etcd),
   ) {}
 
   /** The desired config; an empty one when none is set. A malformed value throws MalformedValueError. */
   async read(cluster: string): Promise<StoredConfig> {
-    const res = await etcdCall(`read config of ${cluster}`, () => this.etcd.get(this.keys.config(cluster)).exec());
-    const kv = res.kvs[0];
+    const kv = await this.source.get(this.keys.config(cluster), `read config of ${cluster}`);
     return kv ? { config: decodeKv(kv, redisConfigSchema), revision: kv.mod_revision } : { config: EMPTY_CONFIG, revision: '0' };
   }
 

@@ -5,6 +5,7 @@ import type { Etcd3 } from 'etcd3';
 import { controllerInfoSchema, type ControllerInfo } from '../model/schemas.js';
 import { decodeAll, encode, etcdCall, type ProblemHandler } from './etcd.js';
 import type { Keys } from './keys.js';
+import { etcdSource, type KvSource } from './kv-source.js';
 
 export interface ControllerStatus extends ControllerInfo {
   leader: boolean;
@@ -20,6 +21,8 @@ export class ControllerRegistry {
   constructor(
     private readonly etcd: Etcd3,
     private readonly keys: Keys,
+    /** Where reads come from: etcd itself unless a controller gives its mirror (kv-source.ts). */
+    private readonly source: KvSource = etcdSource(etcd),
   ) {}
 
   async register(info: ControllerInfo, leaseId: string): Promise<void> {
@@ -27,17 +30,16 @@ export class ControllerRegistry {
   }
 
   async leader(): Promise<LeaderInfo | null> {
-    const res = await etcdCall('read leader', () => this.etcd.get(this.keys.leader()).exec());
-    const kv = res.kvs[0];
+    const kv = await this.source.get(this.keys.leader(), 'read leader');
     return kv ? { controller: kv.value.toString(), since: kv.create_revision } : null;
   }
 
   async list(onProblem?: ProblemHandler): Promise<ControllerStatus[]> {
     const [res, leader] = await Promise.all([
-      etcdCall('list controllers', () => this.etcd.getAll().prefix(this.keys.controllers()).exec()),
+      this.source.prefix(this.keys.controllers(), 'list controllers'),
       this.leader(),
     ]);
-    const out = decodeAll(res.kvs, controllerInfoSchema, onProblem, (info): ControllerStatus => ({ ...info, leader: info.id === leader?.controller }));
+    const out = decodeAll(res, controllerInfoSchema, onProblem, (info): ControllerStatus => ({ ...info, leader: info.id === leader?.controller }));
     return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 }

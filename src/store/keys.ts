@@ -116,6 +116,19 @@ export class Keys {
     return `${this.clusterIndex()}${name}`;
   }
 
+  /** The cluster a key belongs to (`clusters/<name>/...`), or null for a key of no cluster. */
+  clusterOfKey(key: string): string | null {
+    if (!key.startsWith(this.clusters())) return null;
+    const slash = key.indexOf('/', this.clusters().length);
+    return slash > this.clusters().length ? key.slice(this.clusters().length, slash) : null;
+  }
+
+  /** Whether the key is a history entry of some cluster (the controller's etcd copy leaves them out). */
+  isHistoryKey(key: string): boolean {
+    const cluster = this.clusterOfKey(key);
+    return cluster !== null && key.startsWith(this.history(cluster));
+  }
+
   /** The proxy id of a registration key of cluster `name`, or null for another key. */
   parseProxyKey(name: string, key: string): string | null {
     const id = key.startsWith(this.proxies(name)) ? key.slice(this.proxies(name).length) : '';

@@ -7,6 +7,7 @@ import { MalformedValueError, errorMessage } from '../model/errors.js';
 import { proxyInfoSchema, type ProxyInfo, type ProxyInfoInput } from '../model/schemas.js';
 import { decodeAll, decodeKv, encode, etcdCall, type ProblemHandler } from './etcd.js';
 import type { Keys } from './keys.js';
+import { etcdSource, type KvSource } from './kv-source.js';
 
 /** One registration as found in etcd: decoded, or the reason it does not decode. */
 export type ProxyRegistration = { id: string; info: ProxyInfo; problem?: undefined } | { id: string; info?: undefined; problem: MalformedValueError };
@@ -23,6 +24,8 @@ export class ProxyRegistry {
   constructor(
     private readonly etcd: Etcd3,
     private readonly keys: Keys,
+    /** Where reads come from: etcd itself unless a controller gives its mirror (kv-source.ts). */
+    private readonly source: KvSource = etcdSource(etcd),
   ) {}
 
   async put(info: ProxyInfoInput, leaseId: string): Promise<void> {
@@ -30,8 +33,8 @@ export class ProxyRegistry {
   }
 
   async list(cluster: string, onProblem?: ProblemHandler): Promise<ProxyInfo[]> {
-    const res = await etcdCall(`list proxies of ${cluster}`, () => this.etcd.getAll().prefix(this.keys.proxies(cluster)).exec());
-    return decodeAll(res.kvs, proxyInfoSchema, onProblem).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const kvs = await this.source.prefix(this.keys.proxies(cluster), `list proxies of ${cluster}`);
+    return decodeAll(kvs, proxyInfoSchema, onProblem).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
   /** Every registration of the cluster, malformed ones included, and the etcd revision they were read at. */

@@ -10,6 +10,7 @@ import { replicasSeenSchema, replicasSettingSchema, type ReplicasSeen, type Repl
 import { decodeKv, encode, etcdCall, type ProblemHandler } from './etcd.js';
 import { fenced, holdsFence, type Fence } from './fence.js';
 import type { Keys } from './keys.js';
+import { etcdSource, type KvSource } from './kv-source.js';
 
 export interface ReplicaCounts {
   configured: ReplicasSetting | null;
@@ -22,16 +23,17 @@ export class ReplicaSettings {
   constructor(
     private readonly etcd: Etcd3,
     private readonly keys: Keys,
+    /** Where reads come from: etcd itself unless a controller gives its mirror (kv-source.ts). */
+    private readonly source: KvSource = etcdSource(etcd),
   ) {}
 
   async read(onProblem?: ProblemHandler): Promise<ReplicaCounts> {
-    const [configured, seen] = await Promise.all([
-      etcdCall('read replica setting', () => this.etcd.get(this.keys.replicasSetting()).exec()),
-      etcdCall('read replicas seen', () => this.etcd.get(this.keys.replicasSeen()).exec()),
+    const [configured, seenKv] = await Promise.all([
+      this.source.get(this.keys.replicasSetting(), 'read replica setting'),
+      this.source.get(this.keys.replicasSeen(), 'read replicas seen'),
     ]);
-    const seenKv = seen.kvs[0];
     return {
-      configured: decodeOrNull(configured.kvs[0], replicasSettingSchema, onProblem),
+      configured: decodeOrNull(configured, replicasSettingSchema, onProblem),
       seen: decodeOrNull(seenKv, replicasSeenSchema, onProblem),
       seenRevision: seenKv?.mod_revision ?? '0',
     };
