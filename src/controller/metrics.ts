@@ -3,11 +3,22 @@
  * that several replicas in one process — as in tests — keep separate counts.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { etcdRequestsMade } from '../store/etcd.js';
 import { TERMINAL_TASK_STATES, type Task } from '../model/schemas.js';
 import { ClusterGauge } from './cluster-gauge.js';
 
 /** Failovers take seconds; a switchover waits for a slave to catch up and for every proxy. */
 const TASK_BUCKETS = [0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120, 300];
+
+/** A counter's collect() that follows a count kept elsewhere: each scrape adds what was made since the last. */
+function followCount(read: () => number): (this: Counter) => void {
+  let seen = 0;
+  return function (this: Counter) {
+    const now = read();
+    if (now > seen) this.inc(now - seen);
+    seen = now;
+  };
+}
 
 export class ControllerMetrics {
   readonly registry = new Registry();
@@ -18,6 +29,13 @@ export class ControllerMetrics {
     help: 'Instances that failed their last probe',
     labelNames: ['cluster'],
     registers: [this.registry],
+  });
+  /** etcd requests of this process, counted where they are made (store/etcd.ts etcdCall). */
+  readonly etcdRequests = new Counter({
+    name: 'cfgserver_etcd_requests_total',
+    help: 'Requests this replica sent to etcd (reads and writes; watch and keep-alive streams not counted)',
+    registers: [this.registry],
+    collect: followCount(etcdRequestsMade),
   });
   readonly probes = new Counter({ name: 'cfgserver_probes_total', help: 'Probes sent', labelNames: ['result'], registers: [this.registry] });
   readonly probeSeconds = new Histogram({

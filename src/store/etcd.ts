@@ -203,8 +203,17 @@ export function requireLeader(etcd: Etcd3): boolean {
   return true;
 }
 
+/** Requests this process made through etcdCall (reads and writes; streams not counted). */
+let requestsMade = 0;
+
+/** How many etcd requests this process has made (the `cfgserver_etcd_requests_total` metric). */
+export function etcdRequestsMade(): number {
+  return requestsMade;
+}
+
 /** Runs an etcd call, converting driver errors (unreachable, deadline, refused, …) into our typed errors. */
 export async function etcdCall<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  requestsMade++;
   try {
     return await fn();
   } catch (err) {

@@ -5,7 +5,8 @@
  */
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { spawnController, waitFor, type ManagedProcess } from '../../src/playground/processes.js';
+import { freePort, spawnController, waitFor, type ManagedProcess } from '../../src/playground/processes.js';
+import { sample } from '../helpers/metrics-text.js';
 import { useProxies } from '../helpers/proxy.js';
 import { useRedisClients } from '../helpers/redis.js';
 import { cfgctl, randomPrefix, useWorld } from '../helpers/servers.js';
@@ -30,8 +31,8 @@ afterAll(async () => {
   for (const c of controllers) await c.kill9();
 });
 
-function controller(id: string, prefix: string): ManagedProcess {
-  const p = spawnController({ id, etcd: world.etcd.endpoint, prefix, leaseTtlSeconds: CALM_LEASE_TTL, logFile: join(world.dir, `controller-${id}.log`) });
+function controller(id: string, prefix: string, listen: string): ManagedProcess {
+  const p = spawnController({ id, etcd: world.etcd.endpoint, prefix, listen, leaseTtlSeconds: CALM_LEASE_TTL, logFile: join(world.dir, `controller-${id}.log`) });
   controllers.push(p);
   return p;
 }
@@ -50,7 +51,22 @@ describe('an idle cluster and etcd', () => {
       file: { probe: CALM_PROBE, shards: [{ master: m0.address, slaves: [s0a.address, s0b.address] }, { master: m1.address, slaves: [s1.address] }] },
     });
     await admin.setReplicas(3);
-    for (const id of ['i1', 'i2', 'i3']) controller(id, prefix);
+    const apis = new Map<string, string>();
+    for (const id of ['i1', 'i2', 'i3']) {
+      apis.set(id, `127.0.0.1:${await freePort()}`);
+      controller(id, prefix, apis.get(id)!);
+    }
+    /** Per replica: whether it leads, etcd requests made, cycles run — from its /metrics. */
+    const counters = async () =>
+      new Map(
+        await Promise.all(
+          [...apis].map(async ([id, address]) => {
+            const text = await (await fetch(`http://${address}/metrics`)).text();
+            const value = (name: string) => sample(text, name) ?? 0;
+            return [id, { leader: value('cfgserver_controller_leader') === 1, requests: value('cfgserver_etcd_requests_total'), cycles: value('cfgserver_cycle_duration_seconds_count') }] as const;
+          }),
+        ),
+      );
     const proxy = await proxies.start(world.etcd.endpoint, prefix, 'idle', { leaseTtlSeconds: CALM_LEASE_TTL });
 
     // Settled: every replica sees every instance in the role the route gives it, slaves linked up.
@@ -88,11 +104,29 @@ describe('an idle cluster and etcd', () => {
     watch.on('put', (kv) => written.push(`put ${kv.key.toString()}`));
     watch.on('delete', (kv) => written.push(`delete ${kv.key.toString()}`));
     const before = await revision();
+    const countedBefore = await counters();
     await new Promise((r) => setTimeout(r, MEASURE_MS));
+    const countedAfter = await counters();
     const after = await revision();
     await watch.cancel();
     expect(written).toEqual([]);
     expect(after - before).toBe(0);
+    // Reads too: the replicas that do not lead read nothing from etcd while nothing changes (they
+    // follow it through one watch) but their campaign's safety net, one attempt per lease TTL; the
+    // leader reads the route and the tasks of its one cluster once per cycle, one request each —
+    // not the list, credentials, views, registry, ... (before the etcd copy: 3 requests per second
+    // per replica, and 6 more per leader cycle).
+    const campaigns = Math.ceil(MEASURE_MS / (CALM_LEASE_TTL * 1000));
+    for (const [id, now] of countedAfter) {
+      const was = countedBefore.get(id)!;
+      const requests = now.requests - was.requests;
+      const cycles = now.cycles - was.cycles;
+      expect(cycles, `replica ${id} kept probing`).toBeGreaterThan(0);
+      if (!now.leader || !was.leader) expect(requests, `etcd requests of replica ${id}, which does not lead`).toBeLessThanOrEqual(campaigns);
+      // (+1: a cycle under way when a count was taken has made its requests but is not counted yet.)
+      else expect(requests, `etcd requests of the leader ${id} in ${cycles} cycles`).toBeLessThanOrEqual(2 * (cycles + 1));
+    }
+    expect([...countedAfter.values()].filter((c) => c.leader)).toHaveLength(1);
     // Offsets are no longer refreshed in etcd: cluster show reads them from Redis now.
     const live = JSON.parse((await cfgctl(world.etcd.endpoint, prefix, ['cluster', 'show', 'idle', '--json'])).stdout) as ClusterStatus;
     const instances = live.shards.flatMap((sh) => sh.instances);
