@@ -3,7 +3,7 @@
  * etcd values. One definition each; types are inferred from them.
  */
 import { z } from 'zod';
-import { parseHostPort, splitAddress } from './address.js';
+import { parseHostPort } from './address.js';
 import { ValidationError } from './errors.js';
 
 export const MAX_SLOTS = 16384;
@@ -20,19 +20,38 @@ export const shardId = z
 
 const hostPattern = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
 
+/**
+ * An address in its one spelling ("H:06379" is "h:6379", the one Redis reports in INFO), or null
+ * when it is not HOST:PORT with a port in 1..65535.
+ */
+function normalizeAddress(raw: string): string | null {
+  const parsed = parseHostPort(raw.trim().toLowerCase());
+  if (parsed === null || !hostPattern.test(parsed.host) || parsed.port < 1 || parsed.port > 65535) return null;
+  return `${parsed.host}:${parsed.port}`;
+}
+
+/**
+ * Every proxy decodes the whole route on every change, a thousand addresses for 500 shards, and
+ * they are the same addresses from one change to the next: each is checked once (bounded: a
+ * flood of new ones empties the memo rather than growing it).
+ */
+const normalizedAddresses = new Map<string, string | null>();
+const ADDRESS_MEMO_MAX = 50_000;
+
 /** "host:port" of a Redis instance; the host is lower-cased so that comparisons are exact. */
-export const address = z
-  .string()
-  .transform((s) => s.trim().toLowerCase())
-  .refine((s) => {
-    const parsed = parseHostPort(s);
-    return parsed !== null && hostPattern.test(parsed.host) && parsed.port >= 1 && parsed.port <= 65535;
-  }, 'an instance address is HOST:PORT with a port in 1..65535')
-  // One spelling per instance ("h:06379" is "h:6379"), the one Redis reports in INFO.
-  .transform((s) => {
-    const { host, port } = splitAddress(s);
-    return `${host}:${port}`;
-  });
+export const address = z.string().transform((raw, ctx) => {
+  let normalized = normalizedAddresses.get(raw);
+  if (normalized === undefined) {
+    normalized = normalizeAddress(raw);
+    if (normalizedAddresses.size >= ADDRESS_MEMO_MAX) normalizedAddresses.clear();
+    normalizedAddresses.set(raw, normalized);
+  }
+  if (normalized === null) {
+    ctx.addIssue({ code: 'custom', message: 'an instance address is HOST:PORT with a port in 1..65535' });
+    return z.NEVER;
+  }
+  return normalized;
+});
 
 export const slotCount = z.number().int().min(1).max(MAX_SLOTS);
 
