@@ -1,14 +1,21 @@
 /**
- * deploy/kubernetes checked offline. No Kubernetes schema validator could be installed here
- * (kubeconform, or PyPI's kubernetes-validate), so this checks what the processes need of the
+ * deploy/kubernetes checked offline: every object against the Kubernetes API's own schemas (the
+ * `kubernetes-models` package ships them, generated from Kubernetes's OpenAPI document; kubeconform
+ * and PyPI's kubernetes-validate could not be installed here), and what the processes need of the
  * manifests: flags that `cfgserver controller` / `proxy` accept (from their --help), variables,
- * ConfigMap and Secret keys, volumes, ports, probes, selectors — and the basic shape of each object.
+ * ConfigMap and Secret keys, volumes, ports, probes, selectors.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments, parse } from 'yaml';
+import { Namespace } from 'kubernetes-models/v1/Namespace';
+import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
+import { Secret } from 'kubernetes-models/v1/Secret';
+import { Service } from 'kubernetes-models/v1/Service';
+import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
+import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
 
 const root = join(import.meta.dirname, '..', '..');
 const k8sDir = join(root, 'deploy', 'kubernetes');
@@ -26,6 +33,9 @@ const ofKind = (kind: string) => objects.filter((o) => o.obj['kind'] === kind).m
 
 /** The API version of each kind used, as Kubernetes serves it today. */
 const API_VERSIONS: Record<string, string> = { Namespace: 'v1', ConfigMap: 'v1', Secret: 'v1', Service: 'v1', Deployment: 'apps/v1', PodDisruptionBudget: 'policy/v1' };
+
+/** The schema-checked model of each kind: `validate()` throws with the path of what is wrong. */
+const MODELS: Record<string, new (obj: any) => { validate(): void }> = { Namespace, ConfigMap, Secret, Service, Deployment, PodDisruptionBudget };
 
 /** The long flags a cfgserver subcommand accepts, read from its --help (the built CLI). */
 function flagsOf(command: string): Set<string> {
@@ -51,6 +61,20 @@ describe('deploy/kubernetes', () => {
       if (obj['kind'] !== 'Namespace') expect(obj['metadata']['namespace'], where).toBe('cfgserver');
     }
     expect(ofKind('Namespace').map((n) => n['metadata']['name'])).toEqual(['cfgserver']);
+  });
+
+  it("every object is valid against the Kubernetes API's schema of its kind", () => {
+    for (const { file, obj } of objects) {
+      const Model = MODELS[obj['kind']];
+      expect(Model, `${file}: a model for ${obj['kind']}`).toBeDefined();
+      expect(() => new Model!(obj).validate(), `${file}: ${obj['kind']} ${obj['metadata']?.['name']}`).not.toThrow();
+    }
+    // The check can fail: a port given as a word, a replica count as text.
+    const deployment = ofKind('Deployment')[0]!;
+    const broken = structuredClone(deployment);
+    broken['spec']['template']['spec']['containers'][0]['ports'] = [{ containerPort: 'http' }];
+    expect(() => new Deployment(broken).validate()).toThrow(/containerPort/);
+    expect(() => new Deployment({ ...structuredClone(deployment), spec: { ...structuredClone(deployment['spec']), replicas: 'two' } }).validate()).toThrow(/replicas/);
   });
 
   it('the kustomization lists every manifest', () => {
