@@ -96,6 +96,13 @@ async function main(): Promise<void> {
     console.log(`controller CPU (cores): ${controllers.map((p, i) => `${i === Number(leader.replace('scale-c', '')) ? 'leader ' : ''}scale-c${i} ${cpu[i]!.toFixed(2)}`).join(', ')} (goal: leader < 0.5)`);
     console.log(`etcd while idle: ${reqs.toFixed(0)} requests/s, ${writes.toFixed(2)} writes (revisions)/s`);
     console.log(`kill of a master -> the route names its slave: ${failoverMs.toFixed(0)} ms (down after 3 s, the default)`);
+  } catch (err) {
+    // What the controllers said last tells why (their logs go with the directory).
+    for (let r = 0; r < controllers.length; r++) {
+      const lines = readFileSync(join(dir, `controller-${r}.log`), 'utf8').trim().split('\n');
+      console.error(`--- controller-${r}.log (last lines)\n${lines.slice(-15).join('\n')}`);
+    }
+    throw err;
   } finally {
     await Promise.all(controllers.map((p) => p.stop().catch(() => undefined)));
     await responder.close();
