@@ -164,7 +164,10 @@ export class EtcdMirror extends EventEmitter<EtcdMirrorEvents> implements KvSour
     const watcher = await this.etcd.watch().prefix(`${this.keys.prefix}/`).startRevision(String(from + 1n)).create();
     if (this.stopped) return void (await watcher.cancel().catch(() => undefined));
     this.watcher = watcher;
-    watcher.on('data', (res) => this.apply(res));
+    // A watch given up on may still deliver a late answer: only the current one moves the copy's revision.
+    watcher.on('data', (res) => {
+      if (this.watcher === watcher) this.apply(res);
+    });
     const broken = (err: unknown) => {
       if (this.watcher !== watcher) return;
       this.watcher = null;
