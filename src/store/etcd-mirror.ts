@@ -161,10 +161,11 @@ export class EtcdMirror extends EventEmitter<EtcdMirrorEvents> implements KvSour
     this.byCluster.clear();
     for (const res of reads) for (const kv of res.kvs) this.put(kv);
     this.revision = from;
-    const watcher = await this.etcd.watch().prefix(`${this.keys.prefix}/`).startRevision(String(from + 1n)).create();
-    if (this.stopped) return void (await watcher.cancel().catch(() => undefined));
+    // Listeners go on before the watch is created: answers that follow its creation in the same
+    // read of the stream are emitted before an awaited create() would return.
+    const watcher = this.etcd.watch().prefix(`${this.keys.prefix}/`).startRevision(String(from + 1n)).watcher();
     this.watcher = watcher;
-    // A watch given up on may still deliver a late answer: only the current one moves the copy's revision.
+    // A watch given up on may still deliver a late answer: only the current one moves the copy.
     watcher.on('data', (res) => {
       if (this.watcher === watcher) this.apply(res);
     });
@@ -178,6 +179,13 @@ export class EtcdMirror extends EventEmitter<EtcdMirrorEvents> implements KvSour
     };
     watcher.on('disconnected', broken);
     watcher.on('error', broken);
+    // A watch that breaks before it is created has its reload scheduled by `broken` already.
+    await new Promise<void>((resolve) => {
+      watcher.once('connected', () => resolve());
+      watcher.once('error', () => resolve());
+      watcher.once('disconnected', () => resolve());
+    });
+    if (this.stopped || this.watcher !== watcher) return;
     this.synced = true;
     this.loads++;
     this.emit('synced');
