@@ -20,7 +20,7 @@ import { startRedis, type RedisServer } from '../src/playground/processes.js';
 import { argNumber } from './common.js';
 
 const SMALL_KEYS = argNumber('keys', 1_000_000);
-const LARGE_KEYS = argNumber('large', 50_000);
+const LARGE_KEYS = argNumber('large', 100_000);
 const LARGE_VALUE_BYTES = argNumber('value-bytes', 10 * 1024);
 const say = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -38,7 +38,8 @@ const SETTINGS: Setting[] = [
   { name: 'source delay 0', source: ['--repl-diskless-sync-delay', '0'], replica: [] },
   { name: 'source delay 0, disk-based sync', source: ['--repl-diskless-sync-delay', '0', '--repl-diskless-sync', 'no'], replica: [] },
   { name: 'source delay 0; replica diskless load on-empty-db', source: ['--repl-diskless-sync-delay', '0'], replica: ['--repl-diskless-load', 'on-empty-db'] },
-  { name: 'source delay 0, rdbcompression no; replica on-empty-db', source: ['--repl-diskless-sync-delay', '0', '--rdbcompression', 'no'], replica: ['--repl-diskless-load', 'on-empty-db'] },
+  { name: 'source delay 0, rdbcompression no; replica on-empty-db (what a split sets)', source: ['--repl-diskless-sync-delay', '0', '--rdbcompression', 'no'], replica: ['--repl-diskless-load', 'on-empty-db'] },
+  { name: 'the same and rdbchecksum no on both (not used)', source: ['--repl-diskless-sync-delay', '0', '--rdbcompression', 'no', '--rdbchecksum', 'no'], replica: ['--repl-diskless-load', 'on-empty-db', '--rdbchecksum', 'no'] },
 ];
 
 async function fill(r: Redis, count: number, value: () => Buffer | string): Promise<void> {

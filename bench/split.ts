@@ -247,7 +247,9 @@ function probeLines(o: Outcome, writes: Write[]): { lines: string[]; cutOverMovi
   const window = during(writes, Date.parse(hold), Date.parse(commit));
   const cutOverMoving = longest(window.filter((w) => w.moving));
   lines.push(`  write pause at the cut-over (writes in flight between hold and commit): moving slots ${cutOverMoving} ms, other slots ${longest(window.filter((w) => !w.moving))} ms`);
-  if (trim) lines.push(`  probe during the trim (${((Date.parse(trim) - Date.parse(commit)) / 1000).toFixed(1)} s): ${latency(during(writes, Date.parse(commit), Date.parse(trim)))}`);
+  // Writes started after the commit: the held ones released by it are the cut-over's, not the trim's.
+  const trimming = writes.filter((w) => w.start > Date.parse(commit) && trim !== undefined && w.start <= Date.parse(trim));
+  if (trim) lines.push(`  probe during the trim (${((Date.parse(trim) - Date.parse(commit)) / 1000).toFixed(1)} s): ${latency(trimming)}`);
   return { lines, cutOverMoving };
 }
 
