@@ -38,6 +38,7 @@ const SETTINGS: Setting[] = [
   { name: 'source delay 0', source: ['--repl-diskless-sync-delay', '0'], replica: [] },
   { name: 'source delay 0, disk-based sync', source: ['--repl-diskless-sync-delay', '0', '--repl-diskless-sync', 'no'], replica: [] },
   { name: 'source delay 0; replica diskless load on-empty-db', source: ['--repl-diskless-sync-delay', '0'], replica: ['--repl-diskless-load', 'on-empty-db'] },
+  { name: 'source delay 0, rdbcompression no; replica disk load', source: ['--repl-diskless-sync-delay', '0', '--rdbcompression', 'no'], replica: [] },
   { name: 'source delay 0, rdbcompression no; replica on-empty-db (what a split sets)', source: ['--repl-diskless-sync-delay', '0', '--rdbcompression', 'no'], replica: ['--repl-diskless-load', 'on-empty-db'] },
   { name: 'the same and rdbchecksum no on both (not used)', source: ['--repl-diskless-sync-delay', '0', '--rdbcompression', 'no', '--rdbchecksum', 'no'], replica: ['--repl-diskless-load', 'on-empty-db', '--rdbchecksum', 'no'] },
 ];
