@@ -14,9 +14,10 @@
  *
  * Only the parameters whose value differs are changed; their values before are written to the
  * split record first, so that a new leader, an abort or the end of the sync puts back exactly
- * those. The source's file is never rewritten: a source restarted meanwhile comes back with its
- * own settings. The new master's file is rewritten by the attach's REPLICAOF, so its restore is
- * rewritten too.
+ * those. Setting them is never rewritten to the source's file: a source restarted meanwhile comes
+ * back with its own settings. Putting them back is rewritten on both sides: the attach's REPLICAOF
+ * rewrote the new master's file, and any CONFIG REWRITE on the source meanwhile (the config
+ * applier's, after a change of the desired configuration) wrote the split's values into its file.
  */
 import { RedisError, errorMessage } from '../model/errors.js';
 import type { SplitRecord } from '../model/split.js';
@@ -102,7 +103,7 @@ export async function restoreSyncSettings(pool: Pool, s: SplitRecord, save: Save
     const address = addressOf(s, side);
     try {
       await configSetNoRewrite(pool, address, values);
-      const rewrite = side === 'shard' ? await rewriteConfig(pool, address) : null;
+      const rewrite = await rewriteConfig(pool, address);
       done.push(`${describe(values)} on ${address}${rewrite ? ` (${rewrite})` : ''}`);
     } catch (err) {
       failed.push(`${address}: ${errorMessage(err)}`);

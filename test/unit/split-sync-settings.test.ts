@@ -79,8 +79,9 @@ describe('split sync settings', () => {
     expect(back.complete).toBe(true);
     expect(pool.configs[SOURCE]).toEqual({ ...defaults(), 'repl-diskless-sync': 'no' });
     expect(pool.configs[NEW]).toEqual(defaults());
-    // The new master's file was rewritten by the attach's REPLICAOF: the restore is rewritten too; the source's never.
-    expect(pool.rewrites).toEqual([NEW]);
+    // Setting them was never rewritten to a file; putting them back is, on both sides (the attach's
+    // REPLICAOF rewrote the new master's file, the config applier may have rewritten the source's).
+    expect(pool.rewrites).toEqual([SOURCE, NEW]);
     expect(h.split.syncSettings?.restored).toBe(true);
     // Nothing is put back twice, nor set again once put back.
     pool.configs[SOURCE]!['repl-diskless-sync-delay'] = '7';
