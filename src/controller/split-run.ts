@@ -21,7 +21,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'winston';
 import type { LeaderLock } from '../election/leader-election.js';
-import { ConflictError, NotLeaderError, errorMessage } from '../model/errors.js';
+import { ConflictError, NotLeaderError, RedisError, errorMessage } from '../model/errors.js';
 import { historyEntry } from '../model/history.js';
 import { expandRanges } from '../model/migration.js';
 import type { HistoryEntry, Route } from '../model/schemas.js';
@@ -36,6 +36,7 @@ import { describeBarrier, waitForProxies } from './barrier.js';
 import { describeGuarded, waitForGuardedProxies, type ControllerApiClient } from './guarded-proxies.js';
 import type { ControllerRegistry } from '../store/controller-registry.js';
 import { trimPass, type TrimCounts } from './split-trim.js';
+import { applySyncSettings, restoreSyncSettings, type SyncSettings } from './split-sync-settings.js';
 
 export interface SplitDeps {
   controllerId: string;
@@ -63,7 +64,7 @@ export interface SplitDeps {
   wake?: (cluster: string) => void;
 }
 
-export const SPLIT_DEFAULTS = { cutoffGraceMs: 1000, syncLagBytes: 1024 * 1024, catchupMs: 1000, pollMs: 200, trimBatch: 200, trimScanCount: 1000 };
+export const SPLIT_DEFAULTS = { cutoffGraceMs: 1000, syncLagBytes: 1024 * 1024, catchupMs: 1000, pollMs: 50, trimBatch: 200, trimScanCount: 1000 };
 
 /** Steps the leader runs inside its cycle, so that no repair of that cycle sees the half-made shard. */
 const INLINE_STEPS: ReadonlySet<string> = new Set(['hold', 'hold-barrier', 'catchup', 'commit']);
@@ -136,6 +137,7 @@ export class SplitRun {
     const s = this.split;
     if (!(await this.sourceUnchanged())) return;
     const info = await replicationInfo(this.deps.pool, s.shard.master);
+    const tuned = await applySyncSettings(this.deps.pool, s, this.saveSyncSettings);
     const problems: string[] = [];
     if (!(info.role === 'slave' && info.masterAddress === s.sourceMaster)) {
       const rewrite = await replicaOf(this.deps.pool, s.shard.master, s.sourceMaster);
@@ -146,7 +148,7 @@ export class SplitRun {
       if (rewrite) problems.push(rewrite);
     }
     const slaves = s.shard.slaves.length ? `; ${s.shard.slaves.join(', ')} follow ${s.shard.master}` : '';
-    await this.persist('attach', 'running', 'sync', `REPLICAOF ${s.sourceMaster} on ${s.shard.master} (a full sync)${slaves}${problems.length ? ` (${problems.join('; ')})` : ''}`);
+    await this.persist('attach', 'running', 'sync', `REPLICAOF ${s.sourceMaster} on ${s.shard.master} (a full sync)${tuned ? `; ${tuned}` : ''}${slaves}${problems.length ? ` (${problems.join('; ')})` : ''}`);
   }
 
   /** Polls the new master until its link is up and it is close behind; the progress is written meanwhile. */
@@ -170,7 +172,10 @@ export class SplitRun {
         streamed = (await replicationInfo(this.deps.pool, s.sourceMaster)).offset;
       }
       if (linkUp && streamed !== null && mine.offset >= streamed && lagBytes <= this.deps.syncLagBytes) {
-        return this.persist('sync', 'running', 'hold', `${s.shard.master} is in sync: link up and streaming, offset ${mine.offset}, ${lagBytes} bytes behind ${s.sourceMaster}, ${mine.keys ?? '?'} keys`, { sync });
+        const restored = await restoreSyncSettings(this.deps.pool, this.split, this.saveSyncSettings);
+        // Retried from the sync at the next cycle: the source must not keep the split's settings.
+        if (!restored.complete) throw new RedisError(restored.text);
+        return this.persist('sync', 'running', 'hold', `${s.shard.master} is in sync: link up and streaming, offset ${mine.offset}, ${lagBytes} bytes behind ${s.sourceMaster}, ${mine.keys ?? '?'} keys${restored.text ? `; ${restored.text}` : ''}`, { sync });
       }
       if (performance.now() - lastWrite >= 1000) {
         lastWrite = performance.now();
@@ -248,8 +253,11 @@ export class SplitRun {
       () => `; ${s.shard.master} detached (REPLICAOF NO ONE), its data left as it is`,
       (err) => `; ${s.shard.master} could not be detached: ${errorMessage(err)}`,
     );
-    await this.persist('abort', 'failed', '-', `${reason}${route}${detached}`, { error: reason });
+    const restored = (await restoreSyncSettings(this.deps.pool, this.split, this.saveSyncSettings)).text;
+    await this.persist('abort', 'failed', '-', `${reason}${route}${detached}${restored ? `; ${restored}` : ''}`, { error: reason });
   }
+
+  private readonly saveSyncSettings = (syncSettings: SyncSettings): Promise<void> => this.update((x) => ({ ...x, syncSettings }));
 
   private async writeRoute(change: (route: Route) => Route): Promise<{ before: number; after: number }> {
     for (let attempt = 1; ; attempt++) {

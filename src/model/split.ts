@@ -36,6 +36,14 @@ export const splitRecordSchema = z.strictObject({
     .strictObject({ linkUp: z.boolean(), offset: z.number(), sourceOffset: z.number(), lagBytes: z.number(), keys: z.number().nullable(), at: z.string() })
     .nullable()
     .default(null),
+  /**
+   * Replication settings the split changed for its full sync (controller/split-sync-settings.ts):
+   * each changed parameter with the value it had, per side, to be put back after the sync or an abort.
+   */
+  syncSettings: z
+    .strictObject({ source: z.record(z.string(), z.string()), shard: z.record(z.string(), z.string()), restored: z.boolean() })
+    .nullable()
+    .default(null),
   /** From the hold route published to the commit route published: how long the moved slots' commands waited. */
   holdMs: z.number().nullable().default(null),
   epochBefore: z.number().nullable().default(null),

@@ -87,7 +87,7 @@ export async function setWriteFence(pool: RedisPool, address: string, wanted: Wr
  * `replicaof` would come back as a slave of its old master. The role change itself has happened
  * whatever this answers, so a failure is returned for the caller to report, never thrown.
  */
-export async function rewriteConfig(pool: RedisPool, address: string): Promise<RewriteProblem> {
+export async function rewriteConfig(pool: Pick<RedisPool, 'call'>, address: string): Promise<RewriteProblem> {
   try {
     const reply = await pool.call(address, 'CONFIG', 'REWRITE');
     return typeof reply === 'string' && reply.startsWith('OK') ? null : `CONFIG REWRITE on ${address} answered ${JSON.stringify(reply)}`;
@@ -113,7 +113,7 @@ export async function unpause(pool: RedisPool, address: string): Promise<void> {
 }
 
 /** CONFIG GET of several parameters in one round trip (Redis >= 7.0); absent keys are left out. */
-export async function configGet(pool: RedisPool, address: string, keys: string[]): Promise<Map<string, string>> {
+export async function configGet(pool: Pick<RedisPool, 'call'>, address: string, keys: string[]): Promise<Map<string, string>> {
   const reply = await pool.call(address, 'CONFIG', 'GET', ...keys);
   if (!Array.isArray(reply)) throw new RedisError(`${address}: CONFIG GET answered ${JSON.stringify(reply)}`);
   const values = new Map<string, string>();

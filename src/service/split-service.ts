@@ -100,6 +100,7 @@ export class SplitService {
       createdAt: now,
       updatedAt: now,
       sync: null,
+      syncSettings: null,
       holdMs: null,
       epochBefore: null,
       epochAfter: null,

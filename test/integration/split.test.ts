@@ -131,6 +131,10 @@ describe('shard split by replication', () => {
     expect(done.steps.map((s) => s.step)).toEqual(['attach', 'sync', 'hold', 'hold-barrier', 'catchup', 'commit', 'trim']);
     expect(done.trim.source.removed).toBeGreaterThan(2000);
     expect(done.trim.shard.removed).toBeGreaterThan(2000);
+    // The full sync's settings (split-sync-settings.ts) were changed only where they differed, and put back.
+    expect(done.syncSettings).toEqual({ source: { rdbcompression: 'yes' }, shard: { 'repl-diskless-load': 'swapdb' }, restored: true });
+    expect(await redis.at(sourceMaster.address).config('GET', 'rdbcompression')).toEqual(['rdbcompression', 'yes']);
+    expect(await redis.at(newMaster.address).config('GET', 'repl-diskless-load')).toEqual(['repl-diskless-load', 'swapdb']);
     console.log(`split cut-over: moving slots held ${done.holdMs} ms; the longest acknowledged write through a proxy took ${Math.round(traffic.longestWriteMs)} ms; ${traffic.unique.length} unique writes, ${traffic.errors} errors; steps ${done.steps.map((s) => `${s.step} ${s.durationMs} ms`).join(', ')}`);
 
     expect(traffic.unique.length).toBeGreaterThan(200);
@@ -197,11 +201,13 @@ describe('shard split by replication', () => {
   });
 
   it('a source master killed during the sync: the split is abandoned (route as before, new master detached), the failover goes on', async () => {
-    const { admin, clients, newMaster, newSlave, master: sourceMaster, slaves } = await setup('srcdown');
-    // The full sync waits 30 s before it starts: the split stays in its sync step meanwhile.
-    await redis.at(sourceMaster.address).config('SET', 'repl-diskless-sync-delay', '30');
+    // The leader sleeps 8 s after the attach (the split's settings on, its sync step next): the
+    // source dies and fails over meanwhile. (A sync delay on the source cannot hold it: the split sets it to 0.)
+    const { admin, clients, newMaster, newSlave, master: sourceMaster, slaves } = await setup('srcdown', 1, { splitPauseAfter: { step: 'attach', ms: 8000 } });
     await admin.splits.split('srcdown', { shard: 's0', newShard: 's1', master: newMaster.address, slaves: [newSlave.address], requestedBy: 'test' });
-    await splitWhen(admin, 'srcdown', 'to sync', (s) => s.next === 'sync' && s.sync !== null);
+    const attached = await splitWhen(admin, 'srcdown', 'to sync', (s) => s.next === 'sync');
+    expect(attached.syncSettings).toEqual({ source: { rdbcompression: 'yes' }, shard: { 'repl-diskless-load': 'swapdb' }, restored: false });
+    expect(await redis.at(newMaster.address).config('GET', 'repl-diskless-load')).toEqual(['repl-diskless-load', 'on-empty-db']);
     // Every key of the fill on the source's slave first: what a failover loses otherwise is not the split's.
     expect(await redis.at(sourceMaster.address).wait(1, 10_000)).toBeGreaterThanOrEqual(1);
     await sourceMaster.process.kill9();
@@ -212,6 +218,10 @@ describe('shard split by replication', () => {
     expect(route.shards.map((s) => [s.id, s.master, s.slots])).toEqual([['s0', slaves[0]!.address, [[0, 1023]]]]);
     expect(route.migrating).toEqual([]);
     expect((await redis.replication(newMaster.address)).role).toBe('master');
+    // The abort put the new master's setting back; the dead source's could not be (it restarts with its own file).
+    expect(await redis.at(newMaster.address).config('GET', 'repl-diskless-load')).toEqual(['repl-diskless-load', 'swapdb']);
+    expect(failed.syncSettings?.restored).toBe(false);
+    expect(failed.steps.at(-1)?.detail).toMatch(/settings put back: repl-diskless-load swapdb on .*; settings NOT put back \(/);
     // Clients go on against the promoted slave; a new split or migration may be asked again.
     expect(await clients[0]!.get('k:1')).toBe('v1');
     expect(await clients[1]!.set('after', 'yes')).toBe('OK');
@@ -220,17 +230,23 @@ describe('shard split by replication', () => {
   });
 
   it('a leader killed during the sync: the next one carries the split on to the end', async () => {
-    const { admin, clients, counters, procs, newMaster, newSlave, master: sourceMaster } = await setup('lead', 2);
+    // Each leader sleeps 30 s after an attach: the first is killed there, the split's settings on.
+    const { admin, clients, counters, procs, newMaster, newSlave, master: sourceMaster } = await setup('lead', 2, { splitPauseAfter: { step: 'attach', ms: 30_000 } });
     const traffic = load(clients, counters);
     await redis.at(sourceMaster.address).config('SET', 'repl-diskless-sync-delay', '4');
     await admin.splits.split('lead', { shard: 's0', newShard: 's1', master: newMaster.address, slaves: [newSlave.address], requestedBy: 'test' });
     await splitWhen(admin, 'lead', 'to sync', (s) => s.next === 'sync');
+    expect(await redis.at(sourceMaster.address).config('GET', 'repl-diskless-sync-delay')).toEqual(['repl-diskless-sync-delay', '0']);
     const leader = (await admin.controllers.leader())!.controller;
     await procs.get(leader)!.kill9();
     const done = await splitWhen(admin, 'lead', 'to end', splitFinished, 60_000);
     await traffic.stop();
     expect(done.state, done.error ?? '').toBe('done');
     expect(done.controller).not.toBe(leader);
+    // The next leader put the source's own settings back, as the first one had recorded them.
+    expect(done.syncSettings).toEqual({ source: { 'repl-diskless-sync-delay': '4', rdbcompression: 'yes' }, shard: { 'repl-diskless-load': 'swapdb' }, restored: true });
+    expect(await redis.at(sourceMaster.address).config('GET', 'repl-diskless-sync-delay')).toEqual(['repl-diskless-sync-delay', '4']);
+    expect(await redis.at(sourceMaster.address).config('GET', 'rdbcompression')).toEqual(['rdbcompression', 'yes']);
     expect(traffic.stale).toBe(0);
     const holders = await keysOnTheirOwners(redis, admin, 'lead');
     expect(traffic.unique.filter((k) => !holders.has(k)), 'acknowledged writes missing').toEqual([]);
