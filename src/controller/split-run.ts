@@ -25,7 +25,7 @@ import { ConflictError, NotLeaderError, errorMessage } from '../model/errors.js'
 import { historyEntry } from '../model/history.js';
 import { expandRanges } from '../model/migration.js';
 import type { HistoryEntry, Route } from '../model/schemas.js';
-import { routeHolding, routeSplit, routeWithoutSplit, splitFinished, splitText, type SplitRecord } from '../model/split.js';
+import { routeHolding, routeSplit, routeTrimmed, routeWithoutSplit, splitFinished, splitText, type SplitRecord } from '../model/split.js';
 import { promote, replicaOf, replicationInfo } from '../redis/commands.js';
 import type { RedisPool } from '../redis/pool.js';
 import type { ClusterStore } from '../store/cluster-store.js';
@@ -223,7 +223,10 @@ export class SplitRun {
       side('source', masters.get(s.source) ?? s.sourceMaster, (slot) => moved.has(slot)),
       side('shard', masters.get(s.shard.id) ?? s.shard.master, (slot) => !moved.has(slot)),
     ]);
-    await this.persist('trim', 'done', '-', `${sofar.source.removed} keys of slots ${splitText(s)} unlinked on ${s.source}, ${sofar.shard.removed} keys of the other slots on ${s.shard.id}: every key is on the shard that owns its slot`, { trim: sofar });
+    // Only now may proxies count the two shards' keys with DBSIZE again (docs/split.md).
+    const { before, after } = await this.writeRoute((r) => routeTrimmed(r, s));
+    const unmarked = before === after ? '' : `; route epoch ${before} -> ${after}: ${s.source} and ${s.shard.id} no longer trimming`;
+    await this.persist('trim', 'done', '-', `${sofar.source.removed} keys of slots ${splitText(s)} unlinked on ${s.source}, ${sofar.shard.removed} keys of the other slots on ${s.shard.id}: every key is on the shard that owns its slot${unmarked}`, { trim: sofar });
   }
 
   /** False (after aborting) when a failover changed the source's master: the new one does not feed ours. */
