@@ -36,6 +36,7 @@ import { describeBarrier, waitForProxies } from './barrier.js';
 import { describeGuarded, waitForGuardedProxies, type ControllerApiClient } from './guarded-proxies.js';
 import type { ControllerRegistry } from '../store/controller-registry.js';
 import { trimPass, type TrimCounts } from './split-trim.js';
+import { countSplitStep, type SplitMetrics } from './split-metrics.js';
 
 export interface SplitDeps {
   controllerId: string;
@@ -61,6 +62,8 @@ export interface SplitDeps {
   trimScanCount: number;
   /** Asks for the cluster's next leader cycle now rather than a probe interval later (the cut-over runs in it). */
   wake?: (cluster: string) => void;
+  /** Where stored steps are counted (split-metrics.ts). */
+  metrics?: SplitMetrics;
 }
 
 export const SPLIT_DEFAULTS = { cutoffGraceMs: 1000, syncLagBytes: 1024 * 1024, catchupMs: 1000, pollMs: 200, trimBatch: 200, trimScanCount: 1000 };
@@ -279,6 +282,7 @@ export class SplitRun {
   private async persist(step: string, state: SplitRecord['state'], next: string, detail: string, patch: Partial<SplitRecord> = {}): Promise<void> {
     const durationMs = Math.round(performance.now() - this.stepStarted);
     await this.update((s) => ({ ...s, ...patch, state, next, steps: [...s.steps, { step, at: new Date().toISOString(), durationMs, detail }] }));
+    if (this.deps.metrics) countSplitStep(this.deps.metrics, this.split, step, new Date());
     await this.record(step, detail, state === 'running' ? 'info' : state, durationMs);
     this.stepStarted = performance.now();
   }
@@ -306,8 +310,13 @@ export class SplitDriver {
 
   /** Carries the cluster's unfinished split on; says what it did, or null. */
   async carryOn(cluster: string): Promise<string | null> {
-    if (this.running.has(cluster)) return null;
+    const running = (value: number) => this.deps.metrics?.splitRunning.set(cluster, [{ labels: {}, value }]);
+    if (this.running.has(cluster)) {
+      running(1);
+      return null;
+    }
     const active = await this.deps.splits.active(cluster);
+    running(active ? 1 : 0);
     if (!active) return null;
     const run = new SplitRun(this.deps, active);
     if (INLINE_STEPS.has(active.split.next)) {

@@ -10,7 +10,8 @@ import { slotOwners } from '../../src/model/route.js';
 import type { Route } from '../../src/model/schemas.js';
 import { keySlot } from '../../src/model/slot.js';
 import { splitFinished, type SplitRecord } from '../../src/model/split.js';
-import { waitFor } from '../../src/playground/processes.js';
+import { freePort, waitFor } from '../../src/playground/processes.js';
+import { sample } from '../helpers/metrics-text.js';
 import type { AdminService } from '../../src/service/admin-service.js';
 import { makeCluster } from '../helpers/cluster.js';
 import { useProxies } from '../helpers/proxy.js';
@@ -71,7 +72,8 @@ function proxyAt(admin: AdminService, epoch: number): Promise<true> {
 describe('counts through the proxy during a split', () => {
   it('DBSIZE, KEYS, SCAN and RANDOMKEY show owned keys only while the trim runs; DBSIZE is O(1) outside it', async () => {
     const { admin, prefix } = await makeCluster(world, 'counts', { shards: 2, slaves: 0 });
-    world.controller('counts-c0', prefix);
+    const api = `127.0.0.1:${await freePort()}`;
+    world.controller('counts-c0', prefix, ['--listen', api]);
     await waitFor('a leader', async () => (await admin.controllers.leader()) !== null, 15_000);
     const client = proxies.client(await proxies.start(world.etcd.endpoint, prefix, 'counts'));
     const fill = client.pipeline();
@@ -136,5 +138,15 @@ describe('counts through the proxy during a split', () => {
     const scansDone = await scanCalls(final);
     expect(await client.dbsize()).toBe(12_001);
     expect(await scanCalls(final)).toBe(scansDone);
+
+    // The leader's /metrics: one split done, its hold, the keys its trim removed, none running.
+    const metrics = await (await fetch(`http://${api}/metrics`)).text();
+    expect(sample(metrics, 'cfgserver_splits_total', { cluster: 'counts', outcome: 'done' })).toBe(1);
+    expect(sample(metrics, 'cfgserver_splits_total', { cluster: 'counts', outcome: 'failed' })).toBe(0);
+    expect(sample(metrics, 'cfgserver_split_hold_seconds_count', { cluster: 'counts' })).toBe(1);
+    expect(sample(metrics, 'cfgserver_split_hold_seconds_sum', { cluster: 'counts' })).toBeCloseTo(done.holdMs! / 1000, 3);
+    expect(sample(metrics, 'cfgserver_split_trimmed_keys_total', { cluster: 'counts' })).toBe(done.trim.source.removed + done.trim.shard.removed);
+    expect(sample(metrics, 'cfgserver_split_synced_keys_total', { cluster: 'counts' })).toBe(done.sync!.keys);
+    await waitFor('the running gauge at 0', async () => sample(await (await fetch(`http://${api}/metrics`)).text(), 'cfgserver_split_running', { cluster: 'counts' }) === 0, 5000);
   });
 });
