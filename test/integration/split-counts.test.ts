@@ -16,7 +16,7 @@ import type { AdminService } from '../../src/service/admin-service.js';
 import { makeCluster } from '../helpers/cluster.js';
 import { useProxies } from '../helpers/proxy.js';
 import { useRedisClients } from '../helpers/redis.js';
-import { useWorld } from '../helpers/servers.js';
+import { cfgctl, useWorld } from '../helpers/servers.js';
 
 const world = useWorld();
 const redis = useRedisClients();
@@ -97,6 +97,8 @@ describe('counts through the proxy during a split', () => {
     expect(trimming.state, trimming.error ?? '').toBe('running');
     const route = await admin.route('counts');
     expect(route.trimming?.sort()).toEqual(['s0', 's2']);
+    const shown = await cfgctl(world.etcd.endpoint, prefix, ['route', 'counts']);
+    expect(shown.stdout).toMatch(/trimming: s0, s2 \(a split's trim/);
     await proxyAt(admin, route.epoch);
 
     // Every owned key is unchanged by the trim, and nothing writes meanwhile: the truth is fixed.
@@ -129,6 +131,7 @@ describe('counts through the proxy during a split', () => {
     expect(done.state, done.error ?? '').toBe('done');
     const final = await admin.route('counts');
     expect(final.trimming).toBeUndefined();
+    expect((await cfgctl(world.etcd.endpoint, prefix, ['route', 'counts'])).stdout).not.toMatch(/trimming/);
     expect(final.epoch).toBe(route.epoch + 1);
     expect(done.steps.at(-1)?.detail).toMatch(/no longer trimming/);
     await proxyAt(admin, final.epoch);
