@@ -121,10 +121,13 @@ function offsetText(inst: ClusterStatus['shards'][number]['instances'][number]):
 export function routeTable(route: Route): string {
   const head = `cluster ${route.cluster} epoch ${route.epoch}, ${route.slotCount} slots, hash ${route.hash}, updated ${route.updatedAt}`;
   if (route.shards.length === 0) return `${head}\nno shards`;
+  const trimming = route.trimming?.length
+    ? `\ntrimming: ${route.trimming.join(', ')} (a split's trim: their masters still hold keys of slots they do not own; proxies count and list owned keys only)`
+    : '';
   return `${head}\n${table(
     ['SHARD', 'MASTER', 'SLAVES', 'SLOTS', 'RANGES'],
     route.shards.map((s) => [s.id, s.master, s.slaves.join(',') || '-', countSlots(s.slots), shortRanges(s.slots)]),
-  )}`;
+  )}${trimming}`;
 }
 
 export function controllersTable(controllers: ControllerStatus[]): string {

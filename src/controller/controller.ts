@@ -159,7 +159,7 @@ export class Controller {
     // Its own pool: the shared one forgets (disconnects) instances no route names, as the new
     // master of a split is until its cut-over.
     this.splitPool = new RedisPool({ timeoutMs: 5000, credentials: this.credentials.forAddress });
-    this.splits = new SplitDriver({ controllerId: this.id, ...this.stores, election: this.elector, pool: this.splitPool, log, ...SPLIT_DEFAULTS, controllerApi: () => this.apiClient, wake: (cluster) => this.lastProbe.delete(cluster) });
+    this.splits = new SplitDriver({ controllerId: this.id, ...this.stores, election: this.elector, pool: this.splitPool, log, ...SPLIT_DEFAULTS, controllerApi: () => this.apiClient, wake: (cluster) => this.lastProbe.delete(cluster), metrics: this.metrics });
     this.quorum = new ReplicaQuorum({ settings: this.stores.replicas, election: this.elector, controllerId: this.id, log });
     this.duties = this.newDuties();
     // A new session is a new episode: refusals are recorded again and repair back-offs start over.

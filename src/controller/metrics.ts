@@ -9,6 +9,12 @@ import { ClusterGauge } from './cluster-gauge.js';
 
 /** Failovers take seconds; a switchover waits for a slave to catch up and for every proxy. */
 const TASK_BUCKETS = [0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120, 300];
+/** A split copies a whole shard, then trims half of each side: seconds for a small one, hours for a big one. */
+const SPLIT_BUCKETS = [1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600];
+/** The cut-over's hold: tens of milliseconds when the new master streams; seconds when a leader changed in it. */
+const HOLD_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10];
+/** How a split can end (the split record's finished states). */
+export const SPLIT_OUTCOMES = ['done', 'failed', 'cancelled'] as const;
 
 /** A counter's collect() that follows a count kept elsewhere: each scrape adds what was made since the last. */
 function followCount(read: () => number): (this: Counter) => void {
@@ -106,6 +112,41 @@ export class ControllerMetrics {
     registers: [this.registry],
   });
 
+  // ---- Shard splits, counted where a step of the split is stored (split-metrics.ts), by the
+  // leader that stores it: a step is stored once, so summing over the replicas counts it once.
+  readonly splits = new Counter({
+    name: 'cfgserver_splits_total',
+    help: 'Shard splits this replica ended as leader, by outcome (done, failed, cancelled)',
+    labelNames: ['cluster', 'outcome'],
+    registers: [this.registry],
+  });
+  readonly splitSeconds = new Histogram({
+    name: 'cfgserver_split_duration_seconds',
+    help: 'From the split being requested to its end, by outcome',
+    labelNames: ['cluster', 'outcome'],
+    buckets: SPLIT_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly splitHoldSeconds = new Histogram({
+    name: 'cfgserver_split_hold_seconds',
+    help: "How long the proxies held the moving slots' commands at a split's cut-over (hold route to commit route)",
+    labelNames: ['cluster'],
+    buckets: HOLD_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly splitSyncedKeys = new Counter({
+    name: 'cfgserver_split_synced_keys_total',
+    help: "Keys the new master of a split held when its sync ended (the source's whole data set)",
+    labelNames: ['cluster'],
+    registers: [this.registry],
+  });
+  readonly splitTrimmedKeys = new Counter({
+    name: 'cfgserver_split_trimmed_keys_total',
+    help: "Keys a split's trim unlinked on both sides, counted when the trim ends",
+    labelNames: ['cluster'],
+    registers: [this.registry],
+  });
+
   /** Which counter and histogram each kind of task goes to: a new kind must say. */
   private readonly taskMetrics: Record<Task['kind'], { count: Counter<'cluster' | 'outcome'>; duration: Histogram<'cluster' | 'outcome'> }> = {
     failover: { count: this.failovers, duration: this.failoverSeconds },
@@ -141,6 +182,7 @@ export class ControllerMetrics {
     'Automatic failovers left in the window (failover.maxPerWindow minus the failovers of the last windowMs)',
     [],
   );
+  readonly splitRunning = this.leaderGauge('cfgserver_split_running', 'Whether the cluster has an unfinished shard split (1) or not (0)', []);
 
   /** @param isLeading read at every scrape: the leader's gauges are exported only while it holds. */
   constructor(private readonly isLeading: () => boolean = () => false) {
@@ -178,11 +220,15 @@ export class ControllerMetrics {
         duration.zero({ cluster, outcome });
       }
     }
+    for (const outcome of SPLIT_OUTCOMES) {
+      this.splits.inc({ cluster, outcome }, 0);
+      this.splitSeconds.zero({ cluster, outcome });
+    }
   }
 
   /** Drops the leader's series of clusters that no longer exist. */
   retainClusters(clusters: ReadonlySet<string>): void {
-    for (const gauge of [this.routeEpoch, this.proxyEpochLag, this.instancesJudgedDown, this.tasksRunning, this.failoverBudget]) gauge.retain(clusters);
+    for (const gauge of [this.routeEpoch, this.proxyEpochLag, this.instancesJudgedDown, this.tasksRunning, this.failoverBudget, this.splitRunning]) gauge.retain(clusters);
     for (const cluster of [...this.taskSeriesOf]) {
       if (clusters.has(cluster)) continue;
       this.taskSeriesOf.delete(cluster);
@@ -191,6 +237,10 @@ export class ControllerMetrics {
           count.remove({ cluster, outcome });
           duration.remove({ cluster, outcome });
         }
+      }
+      for (const outcome of SPLIT_OUTCOMES) {
+        this.splits.remove({ cluster, outcome });
+        this.splitSeconds.remove({ cluster, outcome });
       }
     }
   }

@@ -25,7 +25,7 @@ import { ConflictError, NotLeaderError, RedisError, errorMessage } from '../mode
 import { historyEntry } from '../model/history.js';
 import { expandRanges } from '../model/migration.js';
 import type { HistoryEntry, Route } from '../model/schemas.js';
-import { routeHolding, routeSplit, routeWithoutSplit, splitFinished, splitText, type SplitRecord } from '../model/split.js';
+import { routeHolding, routeSplit, routeTrimmed, routeWithoutSplit, splitFinished, splitText, type SplitRecord } from '../model/split.js';
 import { promote, replicaOf, replicationInfo } from '../redis/commands.js';
 import type { RedisPool } from '../redis/pool.js';
 import type { ClusterStore } from '../store/cluster-store.js';
@@ -37,6 +37,7 @@ import { describeGuarded, waitForGuardedProxies, type ControllerApiClient } from
 import type { ControllerRegistry } from '../store/controller-registry.js';
 import { trimPass, type TrimCounts } from './split-trim.js';
 import { applySyncSettings, restoreSyncSettings, type SyncSettings } from './split-sync-settings.js';
+import { countSplitStep, type SplitMetrics } from './split-metrics.js';
 
 export interface SplitDeps {
   controllerId: string;
@@ -62,6 +63,8 @@ export interface SplitDeps {
   trimScanCount: number;
   /** Asks for the cluster's next leader cycle now rather than a probe interval later (the cut-over runs in it). */
   wake?: (cluster: string) => void;
+  /** Where stored steps are counted (split-metrics.ts). */
+  metrics?: SplitMetrics;
 }
 
 export const SPLIT_DEFAULTS = { cutoffGraceMs: 1000, syncLagBytes: 1024 * 1024, catchupMs: 1000, pollMs: 50, trimBatch: 200, trimScanCount: 1000 };
@@ -228,7 +231,10 @@ export class SplitRun {
       side('source', masters.get(s.source) ?? s.sourceMaster, (slot) => moved.has(slot)),
       side('shard', masters.get(s.shard.id) ?? s.shard.master, (slot) => !moved.has(slot)),
     ]);
-    await this.persist('trim', 'done', '-', `${sofar.source.removed} keys of slots ${splitText(s)} unlinked on ${s.source}, ${sofar.shard.removed} keys of the other slots on ${s.shard.id}: every key is on the shard that owns its slot`, { trim: sofar });
+    // Only now may proxies count the two shards' keys with DBSIZE again (docs/split.md).
+    const { before, after } = await this.writeRoute((r) => routeTrimmed(r, s));
+    const unmarked = before === after ? '' : `; route epoch ${before} -> ${after}: ${s.source} and ${s.shard.id} no longer trimming`;
+    await this.persist('trim', 'done', '-', `${sofar.source.removed} keys of slots ${splitText(s)} unlinked on ${s.source}, ${sofar.shard.removed} keys of the other slots on ${s.shard.id}: every key is on the shard that owns its slot${unmarked}`, { trim: sofar });
   }
 
   /** False (after aborting) when a failover changed the source's master: the new one does not feed ours. */
@@ -284,6 +290,7 @@ export class SplitRun {
   private async persist(step: string, state: SplitRecord['state'], next: string, detail: string, patch: Partial<SplitRecord> = {}): Promise<void> {
     const durationMs = Math.round(performance.now() - this.stepStarted);
     await this.update((s) => ({ ...s, ...patch, state, next, steps: [...s.steps, { step, at: new Date().toISOString(), durationMs, detail }] }));
+    if (this.deps.metrics) countSplitStep(this.deps.metrics, this.split, step, new Date());
     await this.record(step, detail, state === 'running' ? 'info' : state, durationMs);
     this.stepStarted = performance.now();
   }
@@ -311,8 +318,13 @@ export class SplitDriver {
 
   /** Carries the cluster's unfinished split on; says what it did, or null. */
   async carryOn(cluster: string): Promise<string | null> {
-    if (this.running.has(cluster)) return null;
+    const running = (value: number) => this.deps.metrics?.splitRunning.set(cluster, [{ labels: {}, value }]);
+    if (this.running.has(cluster)) {
+      running(1);
+      return null;
+    }
     const active = await this.deps.splits.active(cluster);
+    running(active ? 1 : 0);
     if (!active) return null;
     const run = new SplitRun(this.deps, active);
     if (INLINE_STEPS.has(active.split.next)) {

@@ -109,6 +109,17 @@ export function newRoute(cluster: string, slotCount: number, shards: Shard[], ep
   return { format: ROUTE_FORMAT, cluster, epoch, slotCount, hash: 'crc16', shards, migrating: [], updatedAt: new Date().toISOString() };
 }
 
+/**
+ * The route with `add` joined to the shards that may hold foreign keys (`trimming`) and `remove`
+ * left out of them; the field is absent when it lists none, so a route without a trim reads as
+ * before. The epoch is the caller's to change.
+ */
+export function withTrimming(route: Route, add: readonly string[], remove: readonly string[] = []): Route {
+  const ids = [...new Set([...(route.trimming ?? []), ...add])].filter((id) => !remove.includes(id));
+  const { trimming: _, updatedAt, ...rest } = route;
+  return ids.length ? { ...rest, trimming: ids, updatedAt } : { ...rest, updatedAt };
+}
+
 /** The same route with changed shards and the next epoch: every published change bumps the epoch. */
 export function nextRoute(route: Route, shards: Shard[]): Route {
   return { ...route, shards, epoch: route.epoch + 1, updatedAt: new Date().toISOString() };

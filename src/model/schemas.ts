@@ -90,6 +90,12 @@ export const routeSchema = z
     hash: z.literal('crc16'),
     shards: z.array(shardSchema),
     migrating: z.array(migrationSchema).default([]),
+    /**
+     * Shards whose masters may hold keys of slots they do not own: a split's two shards from its
+     * hold until its trim has deleted the other side's keys (docs/split.md). Whatever lists or
+     * counts keys counts only owned slots' keys there. Absent when no shard is in that state.
+     */
+    trimming: z.array(shardId).optional(),
     updatedAt: z.string(),
   })
   .superRefine((route, ctx) => {
@@ -334,6 +340,7 @@ export function routeProblems(route: {
   slotCount: number;
   shards: { id: string; master: string; slaves: string[]; slots: [number, number][] }[];
   migrating?: { slot: number; from: string; to: string }[];
+  trimming?: string[];
 }): string[] {
   const problems: string[] = [];
   if (!Number.isInteger(route.slotCount) || route.slotCount < 1 || route.slotCount > MAX_SLOTS) return [`slot count ${route.slotCount} is outside 1..${MAX_SLOTS}`];
@@ -374,6 +381,12 @@ export function routeProblems(route: {
     if (!shardIds.has(m.from) || !shardIds.has(m.to)) problems.push(`slot ${m.slot} migrates between unknown shards ${m.from} -> ${m.to}`);
     else if (m.from === m.to) problems.push(`slot ${m.slot} migrates from ${m.from} to itself`);
     else if (ownerOf(m.slot) !== m.from && ownerOf(m.slot) !== m.to) problems.push(`slot ${m.slot} migrates ${m.from} -> ${m.to} but is owned by ${ownerOf(m.slot) ?? 'no shard'}`);
+  }
+  const trimming = new Set<string>();
+  for (const id of route.trimming ?? []) {
+    if (trimming.has(id)) problems.push(`shard ${id} is listed twice as trimming`);
+    trimming.add(id);
+    if (!shardIds.has(id)) problems.push(`trimming names unknown shard ${id}`);
   }
   return problems;
 }

@@ -10,7 +10,7 @@
 import { z } from 'zod';
 import { RefusedError } from './errors.js';
 import { expandRanges, leaderRunFields, parseSlotList, routeCommitted, routeWithPhase, type Moves } from './migration.js';
-import { rangesText, toRanges } from './route.js';
+import { rangesText, toRanges, withTrimming } from './route.js';
 import { address, clusterName, shardId, slotRange, taskStepSchema, type Route, type Shard } from './schemas.js';
 
 export const SPLIT_STATES = ['running', 'done', 'failed'] as const;
@@ -84,13 +84,17 @@ export function splitSlots(route: Route, source: Shard, text: string | undefined
   return slots;
 }
 
-/** The hold of the cut-over: the new shard in the route (no slot yet), its slots held by every proxy (a new epoch). */
+/**
+ * The hold of the cut-over: the new shard in the route (no slot yet), its slots held by every proxy
+ * (a new epoch). Both shards are marked `trimming` from here until the trim is over: from the
+ * commit on each master holds the other's keys, and proxies must count only owned ones.
+ */
 export function routeHolding(route: Route, s: SplitRecord): Route {
   // A shard of that id added by hand since the request is not ours: its slots must not be given to it.
   const same = route.shards.find((x) => x.id === s.shard.id);
   if (same && (same.master !== s.shard.master || same.slots.length > 0)) throw new RefusedError(`cluster ${route.cluster} has another shard ${s.shard.id} now (master ${same.master}): the split cannot add its own`);
   const withShard = route.shards.some((x) => x.id === s.shard.id) ? route : { ...route, shards: [...route.shards, { id: s.shard.id, master: s.shard.master, slaves: s.shard.slaves, slots: [] }] };
-  return routeWithPhase(withShard, { moves: splitMoves(s) }, 'prepare');
+  return routeWithPhase(withTrimming(withShard, [s.source, s.shard.id]), { moves: splitMoves(s) }, 'prepare');
 }
 
 /** The commit: the new shard owns the moved slots, nothing migrates (a new epoch). */
@@ -102,7 +106,15 @@ export function routeSplit(route: Route, s: SplitRecord): Route {
 export function routeWithoutSplit(route: Route, s: SplitRecord): Route {
   // Only the split's own shard goes: one of the same id added by hand since stays.
   const ours = (x: Shard) => x.id === s.shard.id && x.master === s.shard.master && x.slots.length === 0;
-  return { ...route, shards: route.shards.filter((x) => !ours(x)), migrating: [], epoch: route.epoch + 1, updatedAt: new Date().toISOString() };
+  const before = withTrimming(route, [], [s.source, s.shard.id]);
+  return { ...before, shards: route.shards.filter((x) => !ours(x)), migrating: [], epoch: route.epoch + 1, updatedAt: new Date().toISOString() };
+}
+
+/** After the trim: neither shard may hold the other's keys any more (a new epoch), or the route itself when already so. */
+export function routeTrimmed(route: Route, s: Pick<SplitRecord, 'source' | 'shard'>): Route {
+  const ids = [s.source, s.shard.id];
+  if (!route.trimming?.some((id) => ids.includes(id))) return route;
+  return { ...withTrimming(route, [], ids), epoch: route.epoch + 1, updatedAt: new Date().toISOString() };
 }
 
 /** "s0 -> s2, slots 512-1023": for logs, history and the CLI. */

@@ -1,6 +1,7 @@
 /**
  * `cfgserver playground`: a whole local deployment on loopback — etcd, a cluster `demo` of
- * 3 shards × (master + slave), 2 controller replicas and a proxy — with data in a temporary folder.
+ * 3 shards × (master + slave), 2 spare empty redis-servers to scale out onto (a shard added and
+ * rebalanced, a shard split), 2 controller replicas and a proxy — with data in a temporary folder.
  * Ctrl-C stops everything.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -77,6 +78,15 @@ export async function runPlayground(options: PlaygroundOptions): Promise<void> {
       say(`redis shard s${i}: master ${master.address} (pid ${master.process.pid}), slave ${slave.address} (pid ${slave.process.pid})`);
     }
 
+    // Empty instances in no cluster, for the scale-out steps the printout shows (shard add, split).
+    const spares: string[] = [];
+    for (const preferred of SPARE_PORTS) {
+      const spare = await startRedis(dir, preferred);
+      supervise(spare);
+      spares.push(spare.address);
+    }
+    say(`redis spares  ${spares.join(', ')}: empty, in no cluster (to scale out onto)`);
+
     const client = createEtcd({ endpoints: etcd.endpoint });
     const admin = new AdminService(client, new Keys());
     const route = await admin.createCluster({ name: 'demo', file: { shards } });
@@ -106,7 +116,7 @@ export async function runPlayground(options: PlaygroundOptions): Promise<void> {
     stoppers.push(() => proxy.stop());
     say(`proxy         127.0.0.1:${proxyPort} (metrics http://127.0.0.1:${metricsPort}/metrics, pid ${proxy.pid}, log ${proxy.logFile})`);
 
-    say(tryText({ proxyPort, etcd: etcd.endpoint, cfgctl: `node ${join(packageRoot(), 'dist/cli/cfgctl.js')}`, apiPort: controllerPorts[0]!, shards, masterPids, writerKey }));
+    say(tryText({ proxyPort, etcd: etcd.endpoint, cfgctl: `node ${join(packageRoot(), 'dist/cli/cfgctl.js')}`, apiPort: controllerPorts[0]!, shards, masterPids, writerKey, spares }));
     await new Promise(() => undefined);
   } catch (err) {
     process.stderr.write(`playground failed: ${err instanceof Error ? err.message : String(err)}\n`);
@@ -127,6 +137,9 @@ export function keyOnFirstShard(route: Route): string {
   }
 }
 
+/** Where the spare instances listen when free (the README's scale-out steps name these). */
+export const SPARE_PORTS = [7010, 7011] as const;
+
 export interface TryTextInput {
   proxyPort: number;
   etcd: string;
@@ -136,6 +149,8 @@ export interface TryTextInput {
   shards: { master: string; slaves: string[] }[];
   masterPids: number[];
   writerKey: string;
+  /** The spare empty instances: one for a shard added and rebalanced, one for a split. */
+  spares: string[];
 }
 
 /** What the playground prints to try; the README's demo is the same (test/unit/playground-demo.test.ts). */
@@ -167,6 +182,25 @@ Try, in another terminal:
   cfgctl cluster pause demo             # no automatic action until: cfgctl cluster resume demo
   kill -9 <pid of the leading controller>   # the other takes over within the lease TTL
   curl http://127.0.0.1:${p.apiPort}/metrics
-
+${scaleOutText(p)}
 Ctrl-C stops everything.`;
+}
+
+/** Scaling out onto the spares, the writer still running: a shard added and rebalanced, then a split of s0. */
+function scaleOutText(p: TryTextInput): string {
+  const [forAdd, forSplit] = p.spares;
+  if (!forAdd || !forSplit) return '';
+  const added = `s${p.shards.length}`;
+  const split = `s${p.shards.length + 1}`;
+  return `
+Scale out onto the spare empty instances, the writer still running:
+  cfgctl shard add demo --master ${forAdd} --id ${added}
+  cfgctl rebalance demo --dry-run       # the moves that even the slots out: a share of them to ${added}
+  cfgctl rebalance demo                 # ask for them; the leader moves the keys
+  cfgctl migrations demo --watch        # keys moved, keys/s, until done
+  cfgctl shard split demo s0 --new-shard ${split} --master ${forSplit} --trim-rate 2000
+                                        # halve s0 by replication: sync, a hold of ~0.1 s, then a trim
+  cfgctl splits demo                    # its step, the sync, the hold in ms, each side's trim
+  redis-cli -p ${p.proxyPort} dbsize              # exact, even while both sides still hold the other's keys
+`;
 }

@@ -7,6 +7,7 @@ import { keySlot } from '../model/slot.js';
 import { arrayElements, bulkValue, encodeCommand, encodeFor, integerReply, isError, reply } from './resp.js';
 import type { Router } from './router.js';
 import type { FanOutClient, Pending } from './client.js';
+import { exactDbsize, firstOwnedKey } from './owned-keys.js';
 
 /**
  * Sends `command` to the masters of the given shards (default: every shard) and combines the
@@ -56,10 +57,13 @@ export function keys(session: FanOutClient, p: Pending, argv: Buffer[]): void {
 
 /**
  * The sum of the DBSIZE of the shards that own slots: exact as long as no shard holds keys of
- * slots it does not own. Counting exactly would mean scanning every key (Redis outside cluster
- * mode cannot count keys by slot), which DBSIZE, an O(1) command, must not turn into.
+ * slots it does not own. While the route marks shards as trimming (a split, from its hold to the
+ * end of its trim) those shards' keys are counted by SCAN instead (owned-keys.ts): exact, but as
+ * slow as a scan of them. Outside that window DBSIZE stays an O(1) command.
  */
 export function dbsize(session: FanOutClient, p: Pending): void {
+  const router = session.ctx.router();
+  if (router.trimming.includes(true)) return exactDbsize(session, p, router, router.masters().map((_, i) => i).filter((i) => owningSlots(router, i)));
   fanOut(
     session,
     p,
@@ -81,14 +85,18 @@ const RANDOMKEY_ATTEMPTS = 10;
 
 /**
  * RANDOMKEY of a random shard, asked again (another random shard) while the key that comes back
- * is of a slot that shard does not own; nil when every shard is empty, or when the attempts run
- * out (shards holding mostly foreign keys).
+ * is of a slot that shard does not own; nil when every shard is empty. When the attempts run out
+ * on shards that are trimming (half their keys may be foreign), the first owned key a SCAN of them
+ * finds; otherwise nil (shards holding mostly foreign keys outside a trim: keys written by hand).
  */
 export function randomKey(session: FanOutClient, p: Pending): void {
   const router = session.ctx.router();
   const candidates = router.masters().map((_, i) => i).filter((i) => owningSlots(router, i));
   const attempt = (left: number): void => {
-    if (candidates.length === 0 || left === 0) return session.answer(p, session.nullReply());
+    if (candidates.length === 0) return session.answer(p, session.nullReply());
+    if (left === 0) {
+      return firstOwnedKey(session, router, candidates.filter((i) => router.trimming[i]), (error, key) => session.answer(p, error ?? (key ? reply.bulk(key) : session.nullReply())));
+    }
     const pick = Math.floor(Math.random() * candidates.length);
     const shard = candidates[pick]!;
     session.sendTo(router.masters()[shard]!, RANDOMKEY, (r) => {

@@ -2,7 +2,7 @@
  * What the operator's dashboard shows of one cluster, in one read: the cluster status (as
  * `cluster show`, offsets and config drift read from Redis now), every controller replica's own
  * view of every instance (the status shows one), proxies with the epoch each applied, the newest
- * tasks, migrations with their progress, and the newest history. Read-only: it composes what
+ * tasks, migrations and shard splits with their progress, and the newest history. Read-only: it composes what
  * AdminService already answers, so the page and the CLI never disagree on a rule.
  */
 import type { ControllerStatus } from '../store/controller-registry.js';
@@ -10,9 +10,10 @@ import type { HistoryEntry, InstanceHealth, ProxyInfo, Task } from '../model/sch
 import type { HealthViews } from '../model/observations.js';
 import type { AdminService, ClusterStatus } from './admin-service.js';
 import type { MigrationView } from './migration-service.js';
+import type { SplitRecord } from '../model/split.js';
 
 /** How much of the past one overview carries: the page polls it every second. */
-export const OVERVIEW_LIMITS = { tasks: 20, migrations: 10, history: 50 } as const;
+export const OVERVIEW_LIMITS = { tasks: 20, migrations: 10, splits: 10, history: 50 } as const;
 
 export interface ReplicaView {
   controller: string;
@@ -34,6 +35,8 @@ export interface ClusterOverview {
   tasks: Task[];
   /** Newest first. */
   migrations: MigrationView[];
+  /** Newest first: state, step, sync progress, hold and trim as recorded (docs/split.md). */
+  splits: SplitRecord[];
   /** Newest first. */
   history: HistoryEntry[];
   problems: string[];
@@ -47,15 +50,16 @@ export class DashboardService {
     const status = await this.admin.describeCluster(name);
     const cluster = status.spec.name;
     const problems = [...status.problems];
-    const [controllers, views, proxies, tasks, migrations, history] = await Promise.all([
+    const [controllers, views, proxies, tasks, migrations, splits, history] = await Promise.all([
       this.admin.listControllers(),
       this.admin.health.read(cluster, (err) => problems.push(err.message)),
       this.admin.listProxies(cluster),
       this.admin.listTasks(cluster),
       this.admin.migrations.list(cluster),
+      this.admin.splits.list(cluster),
       this.admin.listHistory(cluster, OVERVIEW_LIMITS.history),
     ]);
-    for (const part of [controllers, proxies, tasks, migrations, history]) problems.push(...part.problems);
+    for (const part of [controllers, proxies, tasks, migrations, splits, history]) problems.push(...part.problems);
     return {
       at: new Date().toISOString(),
       status,
@@ -64,6 +68,7 @@ export class DashboardService {
       proxies: proxies.proxies,
       tasks: newestFirst(tasks.tasks, OVERVIEW_LIMITS.tasks),
       migrations: newestFirst(migrations.migrations, OVERVIEW_LIMITS.migrations),
+      splits: newestFirst(splits.splits, OVERVIEW_LIMITS.splits),
       history: newestFirst(history.entries, OVERVIEW_LIMITS.history),
       problems,
     };

@@ -1,13 +1,14 @@
 /**
- * The README's demo and the playground's printout agree (issue 11): the writer's key lives on s0,
- * the shard whose master both tell you to kill, and both print the same ports and shard.
+ * The README's demo and the playground's printout agree (issues 11 and 14): the writer's key lives
+ * on s0, the shard whose master both tell you to kill, both print the same ports and shard, and
+ * both scale out onto the playground's spare instances by a shard added and by a split.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { assignUnownedEvenly, keyPlace, newRoute } from '../../src/model/route.js';
 import { DEFAULT_SLOTS, type Shard } from '../../src/model/schemas.js';
-import { keyOnFirstShard, tryText } from '../../src/playground/playground.js';
+import { SPARE_PORTS, keyOnFirstShard, tryText } from '../../src/playground/playground.js';
 
 /** The route the playground creates: n shards of a master on 7000+2i and a slave on 7001+2i. */
 function playgroundRoute(n: number) {
@@ -25,7 +26,7 @@ describe('the demo writer', () => {
 
   it('is the one the README writes to, and the README runs what the playground prints', () => {
     const readme = readFileSync(join(import.meta.dirname, '..', '..', 'README.md'), 'utf8');
-    const demo = readme.slice(readme.indexOf('## Using it'), readme.indexOf('Scale out to a fourth shard'));
+    const demo = readme.slice(readme.indexOf('## Using it'), readme.indexOf('Scale out onto'));
     const route = playgroundRoute(3);
     const printed = tryText({
       proxyPort: 6380,
@@ -35,6 +36,7 @@ describe('the demo writer', () => {
       shards: route.shards,
       masterPids: [4242],
       writerKey: keyOnFirstShard(route),
+      spares: SPARE_PORTS.map((p) => `127.0.0.1:${p}`),
     });
     const commandsOf = (text: string) =>
       text
@@ -51,5 +53,27 @@ describe('the demo writer', () => {
     for (const c of readmeCommands.filter((c) => !c.includes('<'))) expect(printedCommands, c).toContain(c);
     expect(printedCommands).toContain('kill -9 4242');
     expect(demo).toContain('kill -9 <pid of the master on 7000>');
+
+    // Scaling out: the README's steps are the printed ones, onto the spares the playground started.
+    const scaleOut = readme.slice(readme.indexOf('Scale out onto'), readme.indexOf('And back in'));
+    const scaleOutCommands = commandsOf(scaleOut.slice(scaleOut.indexOf('```sh'), scaleOut.indexOf('```', scaleOut.indexOf('```sh') + 5)));
+    expect(scaleOutCommands).toEqual([
+      'cfgctl shard add demo --master 127.0.0.1:7010 --id s3',
+      'cfgctl rebalance demo --dry-run',
+      'cfgctl rebalance demo',
+      'cfgctl migrations demo --watch',
+      'cfgctl route demo',
+      'cfgctl shard split demo s0 --new-shard s4 --master 127.0.0.1:7011 --trim-rate 2000',
+      'cfgctl splits demo',
+      'redis-cli -p 6380 dbsize',
+    ]);
+    for (const c of scaleOutCommands) expect(printedCommands, c).toContain(c);
+    expect(readme).not.toMatch(/redis-server --port 701[01]/);
+  });
+
+  it('prints no scale-out steps without spares', () => {
+    const route = playgroundRoute(3);
+    const printed = tryText({ proxyPort: 6380, etcd: 'e', cfgctl: 'c', apiPort: 7101, shards: route.shards, masterPids: [1], writerKey: 'demo:clicks', spares: [] });
+    expect(printed).not.toContain('shard split');
   });
 });

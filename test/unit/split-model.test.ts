@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { RefusedError, ValidationError } from '../../src/model/errors.js';
 import { newRoute } from '../../src/model/route.js';
 import { routeProblems, type Route } from '../../src/model/schemas.js';
-import { routeHolding, routeSplit, routeWithoutSplit, splitSlots, splitText, type SplitRecord } from '../../src/model/split.js';
+import { routeHolding, routeSplit, routeTrimmed, routeWithoutSplit, splitSlots, splitText, type SplitRecord } from '../../src/model/split.js';
 
 function route(): Route {
   return newRoute('c', 16, [
@@ -67,5 +67,24 @@ describe('the route changes of a split', () => {
     expect(undone.epoch).toBe(7);
     expect({ ...undone, epoch: 5, updatedAt: '' }).toEqual({ ...route(), updatedAt: '' });
     expect(splitText(s)).toBe('s0 -> s2, slots 4-6');
+  });
+  it('marks both shards trimming from the hold to the end of the trim, then unmarks them (a new epoch, once)', () => {
+    const s = record([[4, 6]]);
+    const held = routeHolding(route(), s);
+    expect(held.trimming).toEqual(['s0', 's2']);
+    const split = routeSplit(held, s);
+    expect(split.trimming).toEqual(['s0', 's2']);
+    const trimmed = routeTrimmed(split, s);
+    expect(trimmed.epoch).toBe(split.epoch + 1);
+    expect('trimming' in trimmed).toBe(false);
+    expect(routeProblems(trimmed)).toEqual([]);
+    // A resumed trim step finds nothing to unmark: the same route, no write.
+    expect(routeTrimmed(trimmed, s)).toBe(trimmed);
+    // Another split's mark stays.
+    expect(routeTrimmed({ ...split, trimming: ['s0', 's2', 's1'] }, s).trimming).toEqual(['s1']);
+  });
+  it('refuses a route whose trimming names an unknown shard or one twice', () => {
+    expect(routeProblems({ ...route(), trimming: ['s7'] })).toEqual(['trimming names unknown shard s7']);
+    expect(routeProblems({ ...route(), trimming: ['s0', 's0'] })).toEqual(['shard s0 is listed twice as trimming']);
   });
 });

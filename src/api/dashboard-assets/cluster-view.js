@@ -4,6 +4,7 @@ import { ago, badge, bytes, duration, h, number, ranges, seconds, section, table
 
 const TERMINAL_TASK = new Set(['done', 'failed', 'refused', 'cancelled']);
 const FINISHED_MIGRATION = new Set(['done', 'failed', 'cancelled']);
+const FINISHED_SPLIT = new Set(['done', 'failed', 'cancelled']);
 const OUTCOME_KIND = { done: 'ok', failed: 'bad', refused: 'warn', cancelled: 'warn', info: '' };
 
 export function clusterView(o) {
@@ -16,6 +17,7 @@ export function clusterView(o) {
     section('Shards', shards(o), { id: 'shards' }),
     section('Proxies', proxies(o), { id: 'proxies' }),
     section('Migrations', migrations(o), { id: 'migrations' }),
+    section('Shard splits', splits(o), { id: 'splits' }),
     section('Tasks: failovers and switchovers', tasks(o), { id: 'tasks' }),
     section(`History (newest ${o.history.length})`, history(o), { id: 'history' }),
   );
@@ -202,6 +204,67 @@ function migrations(o) {
   );
 }
 
+/** Every step done, with its time, duration and what it did, folded under "N steps, last: X". */
+function stepList(steps) {
+  return h(
+    'details',
+    {},
+    h('summary', {}, `${steps.length} steps${steps.length ? `, last: ${steps[steps.length - 1].step}` : ''}`),
+    h('ol', {}, steps.map((s) => h('li', {}, `${when(s.at)} ${s.step}${s.durationMs !== null ? ` (${duration(s.durationMs)})` : ''}: ${s.detail}`))),
+  );
+}
+
+// A split's progress as its record holds it (docs/split.md): the leader writes the sync's and the
+// trim's progress about once a second, the hold at the commit.
+function splits(o) {
+  if (!o.splits || o.splits.length === 0) return h('p', { class: 'muted' }, 'No split.');
+  return table(
+    ['id', 'state', 'next step', 'split', 'sync', 'hold', 'trim', 'asked', 'steps'],
+    o.splits.map((s) => {
+      const finished = FINISHED_SPLIT.has(s.state);
+      return h(
+        'tr',
+        { dataset: { split: s.id, state: s.state, next: s.next } },
+        h('td', { class: 'mono' }, s.id),
+        h('td', { class: s.state === 'done' ? 'ok' : finished ? 'bad' : 'warn' }, s.state, s.error ? h('div', { class: 'bad' }, s.error) : null),
+        h('td', {}, finished ? '' : s.next),
+        h('td', {}, `${s.source} → ${s.shard.id}: ${ranges(s.slots)}`, h('div', { class: 'mono muted' }, `${s.sourceMaster} → ${s.shard.master}`)),
+        h('td', { class: 'sync' }, syncProgress(s)),
+        h('td', { class: 'num hold', dataset: { hold: s.holdMs === null ? '' : String(s.holdMs) } }, s.holdMs === null ? '—' : duration(s.holdMs)),
+        h('td', { class: 'trim' }, s.steps.some((x) => x.step === 'commit') ? [trimProgress(s, 'source', s.source), trimProgress(s, 'shard', s.shard.id)] : '—'),
+        h('td', {}, `${s.requestedBy}, ${ago(s.createdAt)}`, h('div', { class: 'muted' }, s.reason)),
+        h('td', {}, stepList(s.steps)),
+      );
+    }),
+  );
+}
+
+function syncProgress(s) {
+  if (!s.sync) return s.next === 'attach' ? 'not started' : '—';
+  const { linkUp, lagBytes, keys, at } = s.sync;
+  return h(
+    'span',
+    { dataset: { link: linkUp ? 'up' : 'down', lag: String(lagBytes), keys: keys === null ? '' : String(keys) } },
+    h('span', { class: linkUp ? 'ok' : 'warn' }, linkUp ? 'link up' : 'link down'),
+    `, ${bytes(lagBytes)} behind, ${number(keys)} keys`,
+    h('div', { class: 'muted' }, `read ${ago(at)}`),
+  );
+}
+
+/** One side of the trim: keys removed, and how far its scan went against the keys synced (each side scans them all). */
+function trimProgress(s, side, shard) {
+  const t = s.trim[side];
+  const total = s.sync?.keys ?? 0;
+  const pct = t.done ? 100 : total > 0 ? Math.min(99, Math.round((t.scanned / total) * 100)) : 0;
+  return h(
+    'div',
+    { dataset: { side, removed: String(t.removed), done: String(t.done) } },
+    `${shard}: `,
+    h('progress', { max: 100, value: pct }),
+    ` ${number(t.removed)} keys removed${t.done ? ', done' : `, ${number(t.scanned)} of ~${number(total)} scanned`}`,
+  );
+}
+
 function tasks(o) {
   if (o.tasks.length === 0) return h('p', { class: 'muted' }, 'No task.');
   return table(
@@ -221,12 +284,7 @@ function tasks(o) {
         h(
           'td',
           {},
-          h(
-            'details',
-            {},
-            h('summary', {}, `${t.steps.length} steps${t.steps.length ? `, last: ${t.steps[t.steps.length - 1].step}` : ''}`),
-            h('ol', {}, t.steps.map((s) => h('li', {}, `${when(s.at)} ${s.step}${s.durationMs !== null ? ` (${duration(s.durationMs)})` : ''}: ${s.detail}`))),
-          ),
+          stepList(t.steps),
         ),
         h('td', {}, ended || t.cancel ? (t.cancel && !ended ? 'cancelling' : null) : button('Cancel', 'cancel-task', { id: t.id })),
       );

@@ -1,0 +1,91 @@
+/**
+ * A shard split on the dashboard (issue 14), in headless Chromium (Debian's `chromium`, driven by
+ * playwright-core) against a real controller, etcd and redis-servers: the page shows the split
+ * under way with its step, the sync's progress, the hold and each side's trim moving, then done
+ * with the numbers of the record. Every wait is on the page's content.
+ */
+import { existsSync } from 'node:fs';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort, waitFor } from '../../src/playground/processes.js';
+import { makeCluster, type TestCluster } from '../helpers/cluster.js';
+import { useRedisClients } from '../helpers/redis.js';
+import { useWorld } from '../helpers/servers.js';
+
+const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p)) ?? 'chromium';
+/** Bounds on waits for what the page must show: a page poll is 1 s, the split's sync a few. */
+const SHOWN_WITHIN = 40_000;
+
+const world = useWorld();
+const redis = useRedisClients();
+
+/** A data attribute of the first element `selector` matches, read in the page. */
+function dataOf(page: Page, selector: string, name: string): Promise<string | undefined> {
+  return page.$eval(selector, (el, n) => (el as HTMLElement).dataset[n], name);
+}
+
+describe('a split on the dashboard', () => {
+  let browser: Browser;
+  let page: Page;
+  let cluster: TestCluster;
+  let base: string;
+
+  beforeAll(async () => {
+    cluster = await makeCluster(world, 'dsplit', { shards: 1, slaves: 0 });
+    const api = `127.0.0.1:${await freePort()}`;
+    world.controller('dsplit-c0', cluster.prefix, ['--listen', api]);
+    base = `http://${api}`;
+    await waitFor('the controller to answer', async () => (await fetch(`${base}/healthz`).catch(() => null))?.ok, 15_000);
+    const fill = redis.at(cluster.master.address).pipeline();
+    for (let i = 0; i < 6000; i++) fill.set(`k:${i}`, String(i));
+    await fill.exec();
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    page = await browser.newPage();
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  it('shows the split with its step, sync, hold and trim progress, live, then done', async () => {
+    await page.goto(`${base}/ui/#/cluster/dsplit`);
+    await page.waitForFunction(() => document.querySelector('#splits')?.textContent?.includes('No split.'), undefined, { timeout: SHOWN_WITHIN });
+
+    // About 3,000 foreign keys a side at 300 keys/s: the trim lasts seconds, long enough to be seen moving.
+    const newMaster = await world.redis();
+    const asked = await cluster.admin.splits.split('dsplit', { shard: 's0', newShard: 's1', master: newMaster.address, trimRate: 300, requestedBy: 'test' });
+    const row = `#splits tr[data-split="${asked.id}"]`;
+    await page.waitForSelector(row, { timeout: SHOWN_WITHIN });
+    expect(await page.textContent(`${row}`)).toContain('s0 → s1: 512-1023');
+
+    // The trim under way: the hold of the record, the sync's keys, each side's trim not done yet.
+    await page.waitForSelector(`${row}[data-next="trim"] [data-side="source"][data-done="false"]`, { timeout: SHOWN_WITHIN });
+    const during = (await cluster.admin.splits.list('dsplit')).splits.find((s) => s.id === asked.id)!;
+    expect(during.holdMs).not.toBeNull();
+    expect(await dataOf(page, `${row} td.hold`, 'hold')).toBe(String(during.holdMs));
+    expect(await dataOf(page, `${row} td.sync > span`, 'link')).toBe('up');
+    expect(await dataOf(page, `${row} td.sync > span`, 'keys')).toBe('6000');
+    expect(await page.textContent(`${row} td.hold`)).toMatch(/\d+ ms/);
+    // Live: the removed count on the page grows while the split is still trimming.
+    const first = Number(await dataOf(page, `${row} [data-side="source"]`, 'removed'));
+    await page.waitForFunction(
+      ([sel, n]) => Number(document.querySelector<HTMLElement>(`${sel} [data-side="source"]`)?.dataset['removed']) > Number(n) && document.querySelector<HTMLElement>(sel)?.dataset['next'] === 'trim',
+      [row, String(first)] as const,
+      { timeout: SHOWN_WITHIN },
+    );
+
+    // Done: both sides' trims done, with the record's counts; the steps in order.
+    await page.waitForSelector(`${row}[data-state="done"]`, { timeout: 60_000 });
+    const done = (await cluster.admin.splits.list('dsplit')).splits.find((s) => s.id === asked.id)!;
+    expect(done.state).toBe('done');
+    await page.waitForSelector(`${row} [data-side="shard"][data-done="true"]`, { timeout: SHOWN_WITHIN });
+    expect(await dataOf(page, `${row} [data-side="source"]`, 'removed')).toBe(String(done.trim.source.removed));
+    expect(await dataOf(page, `${row} [data-side="shard"]`, 'removed')).toBe(String(done.trim.shard.removed));
+    expect(done.trim.source.removed + done.trim.shard.removed).toBe(6000);
+    expect(await page.textContent(`${row} details summary`)).toBe(`${done.steps.length} steps, last: trim`);
+
+    // The overview carries the split for any other client of the API.
+    const overview = (await (await fetch(`${base}/v1/clusters/dsplit/overview`)).json()) as { splits: { id: string; state: string }[] };
+    expect(overview.splits.map((s) => [s.id, s.state])).toEqual([[asked.id, 'done']]);
+  });
+});
