@@ -4,8 +4,9 @@
  *
  * What the replica reads every cycle but never decides a Redis change on alone — health views,
  * the registry, replica counts, desired configs, credentials, proxy registrations, the cluster
- * list — comes from its etcd copy (store/etcd-mirror.ts). The route and the tasks, which a leader
- * acts on, and the migration and split records, are read from etcd itself.
+ * list — comes from its etcd copy (store/etcd-mirror.ts). The route, which a leader acts on, and
+ * the migration and split records are read from etcd itself; the tasks' keys and revisions too,
+ * their values from the copy when it holds them at those revisions.
  */
 import type { Etcd3 } from 'etcd3';
 import { AuthStore } from '../store/auth-store.js';
@@ -15,7 +16,7 @@ import { ControllerRegistry } from '../store/controller-registry.js';
 import { HealthStore } from '../store/health-store.js';
 import { HistoryStore } from '../store/history-store.js';
 import type { Keys } from '../store/keys.js';
-import type { KvSource } from '../store/kv-source.js';
+import type { KvCopy } from '../store/kv-source.js';
 import { ProxyRegistry } from '../store/proxy-registry.js';
 import { MigrationStore } from '../store/migration-store.js';
 import { SplitStore } from '../store/split-store.js';
@@ -48,11 +49,11 @@ export interface ControllerStores {
 }
 
 /** `copy`: the replica's etcd copy; without one every read goes to etcd. */
-export function createControllerStores(etcd: Etcd3, keys: Keys, copy?: KvSource): ControllerStores {
+export function createControllerStores(etcd: Etcd3, keys: Keys, copy?: KvCopy): ControllerStores {
   return {
     clusters: new ClusterStore(etcd, keys),
     clusterList: new ClusterStore(etcd, keys, copy),
-    tasks: new TaskStore(etcd, keys),
+    tasks: new TaskStore(etcd, keys, copy),
     history: new HistoryStore(etcd, keys),
     proxies: new ProxyRegistry(etcd, keys, copy),
     health: new HealthStore(etcd, keys, copy),

@@ -14,6 +14,11 @@ export interface KvSource {
   prefix(prefix: string, what: string): Promise<IKeyValue[]>;
 }
 
+/** A copy of etcd that can say whether it is serving (store/etcd-mirror.ts). */
+export interface KvCopy extends KvSource {
+  isSynced(): boolean;
+}
+
 /** Reads each key from etcd when asked. */
 export function etcdSource(etcd: Etcd3): KvSource {
   return {

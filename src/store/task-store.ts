@@ -3,12 +3,13 @@
  * is created only if its shard has no unfinished task, and every update compares the revision it
  * read — and, for the leader, its fencing token.
  */
-import type { Etcd3 } from 'etcd3';
-import { ConflictError, NotFoundError, NotLeaderError, RefusedError } from '../model/errors.js';
+import { Range, type Etcd3, type IKeyValue } from 'etcd3';
+import { ConflictError, MalformedValueError, NotFoundError, NotLeaderError, RefusedError } from '../model/errors.js';
 import { isTerminal, taskSchema, type Task } from '../model/schemas.js';
-import { decodeAll, decodeKv, encode, etcdCall, type ProblemHandler } from './etcd.js';
+import { decodeKv, encode, etcdCall, type ProblemHandler } from './etcd.js';
 import { fenced, holdsFence, type Fence } from './fence.js';
 import type { Keys } from './keys.js';
+import type { KvCopy } from './kv-source.js';
 
 export interface StoredTask {
   task: Task;
@@ -19,15 +20,61 @@ export interface StoredTask {
 export const FINISHED_TASKS_KEPT = 200;
 
 export class TaskStore {
+  /**
+   * Tasks decoded before, by key, with the revision they were decoded at: a leader lists a
+   * cluster's tasks (up to FINISHED_TASKS_KEPT of them) every cycle, and they rarely change.
+   * Frozen, since every caller shares them.
+   */
+  private readonly decoded = new Map<string, StoredTask>();
+
   constructor(
     private readonly etcd: Etcd3,
     private readonly keys: Keys,
+    /** A controller's etcd copy: `list` then asks etcd only for the keys and their revisions. */
+    private readonly copy?: KvCopy,
   ) {}
 
-  /** All tasks of a cluster, oldest first. Malformed ones are reported and skipped. */
+  /** All tasks of a cluster, oldest first, as etcd has them now. Malformed ones are reported and skipped. */
   async list(cluster: string, onProblem?: ProblemHandler): Promise<StoredTask[]> {
-    const res = await etcdCall(`read tasks of ${cluster}`, () => this.etcd.getAll().prefix(this.keys.tasks(cluster)).sort('Key', 'Ascend').exec());
-    return decodeAll(res.kvs, taskSchema, onProblem, (task, kv): StoredTask => ({ task, revision: kv.mod_revision }));
+    const kvs = await this.currentValues(cluster);
+    const prefix = this.keys.tasks(cluster);
+    const present = new Set(kvs.map((kv) => kv.key.toString()));
+    for (const key of this.decoded.keys()) if (key.startsWith(prefix) && !present.has(key)) this.decoded.delete(key);
+    const out: StoredTask[] = [];
+    for (const kv of kvs) {
+      const key = kv.key.toString();
+      let stored = this.decoded.get(key);
+      if (stored?.revision !== kv.mod_revision) {
+        try {
+          stored = deepFreeze({ task: decodeKv(kv, taskSchema), revision: kv.mod_revision });
+        } catch (err) {
+          if (!(err instanceof MalformedValueError)) throw err;
+          onProblem?.(err);
+          continue;
+        }
+        this.decoded.set(key, stored);
+      }
+      out.push(stored);
+    }
+    return out;
+  }
+
+  /**
+   * The values of the cluster's tasks as etcd has them now. With a copy: one keys-only read from
+   * etcd (fresh: what a leader acts on), and the values from the copy when it holds every key at
+   * that revision — the whole values from etcd otherwise (a change the copy has not seen yet).
+   */
+  private async currentValues(cluster: string): Promise<IKeyValue[]> {
+    const prefix = this.keys.tasks(cluster);
+    const what = `read tasks of ${cluster}`;
+    const copy = this.copy;
+    if (copy?.isSynced()) {
+      const range = Range.prefix(prefix);
+      const fresh = await etcdCall(what, () => this.etcd.kv.range({ key: range.start, range_end: range.end, keys_only: true, sort_order: 'Ascend', sort_target: 'Key' }));
+      const held = await Promise.all(fresh.kvs.map((kv) => copy.get(kv.key.toString(), what)));
+      if (copy.isSynced() && held.every((h, i) => h !== undefined && h.mod_revision === fresh.kvs[i]!.mod_revision)) return held as IKeyValue[];
+    }
+    return (await etcdCall(what, () => this.etcd.getAll().prefix(prefix).sort('Key', 'Ascend').exec())).kvs;
   }
 
   async get(cluster: string, id: string): Promise<StoredTask> {
@@ -92,4 +139,13 @@ export class TaskStore {
       await etcdCall('trim tasks', () => this.etcd.delete().key(this.keys.task(cluster, t.task.id)).exec());
     }
   }
+}
+
+/** Freezes a decoded value and everything in it (shared between callers: nobody may change it). */
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
 }

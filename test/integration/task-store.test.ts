@@ -279,3 +279,49 @@ describe('task store on a real etcd', () => {
     expect(after.map((t) => t.id)).toContain(oldRunning.id);
   });
 });
+
+describe('task store with a controller etcd copy', () => {
+  /** A copy that serves whatever it was given: it can be made to lag etcd on purpose. */
+  function staleCopy(held: Map<string, import('etcd3').IKeyValue>) {
+    return {
+      isSynced: () => true,
+      get: async (key: string) => held.get(key),
+      prefix: async (prefix: string) => [...held.values()].filter((kv) => kv.key.toString().startsWith(prefix)),
+    };
+  }
+
+  it('lists what etcd has now: values from the copy only when it holds every task at etcd revision', async () => {
+    const keys = new Keys(randomPrefix());
+    const direct = new TaskStore(world.client, keys);
+    const task = makeTask('s0');
+    const created = await direct.create(task);
+    const held = new Map((await world.client.getAll().prefix(keys.tasks(CLUSTER)).exec()).kvs.map((kv) => [kv.key.toString(), kv] as const));
+    const store = new TaskStore(world.client, keys, staleCopy(held));
+    expect(await store.list(CLUSTER)).toEqual([{ task, revision: created.revision }]);
+
+    // The copy has not seen the update yet: the list still shows the update, read from etcd.
+    const done = finished(task);
+    const updated = await direct.update(done, created.revision);
+    expect(await store.list(CLUSTER)).toEqual([{ task: done, revision: updated }]);
+    // Nor a task created since.
+    const second = makeTask('s1', {}, new Date(Date.now() + 1000));
+    await direct.create(second);
+    expect((await store.list(CLUSTER)).map((t) => t.task.id)).toEqual([task.id, second.id]);
+  });
+
+  it('decodes a task once while it does not change, and hands out frozen values', async () => {
+    const keys = new Keys(randomPrefix());
+    const store = new TaskStore(world.client, keys);
+    const task = makeTask('s0');
+    const created = await store.create(task);
+    const [first] = await store.list(CLUSTER);
+    const [again] = await store.list(CLUSTER);
+    expect(again).toBe(first);
+    expect(Object.isFrozen(first!.task)).toBe(true);
+    expect(() => (first!.task.steps as unknown[]).push('x')).toThrow(TypeError);
+    await store.update(finished(task), created.revision);
+    const [after] = await store.list(CLUSTER);
+    expect(after).not.toBe(first);
+    expect(after!.task.state).toBe('done');
+  });
+});
