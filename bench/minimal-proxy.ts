@@ -329,3 +329,4 @@ createServer({ pauseOnConnect: true, noDelay: true }, (accepted) => {
   client = new Client(socket, route);
   socket.resume();
 }).listen(Number(arg('listen')), '127.0.0.1');
+process.on('SIGTERM', () => process.exit(0));

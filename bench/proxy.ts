@@ -4,7 +4,7 @@
  * bench/minimal-proxy.ts (the least a Node process does to shard RESP: what Node allows here),
  * measured in one interleaved run.
  *
- *   node --import tsx bench/proxy.ts [--requests N] [--rounds R] [--clients C] [--pipelines 1,16] [--compare path/to/cfgserver.js]
+ *   node --import tsx bench/proxy.ts [--requests N] [--rounds R] [--clients C] [--pipelines 1,16] [--tests set,get] [--compare path/to/cfgserver.js]
  *
  * Needs etcd, redis-server, redis-benchmark and nutcracker (apt-get install etcd-server
  * redis-server redis-tools nutcracker) and a build (npm run build). Prints ops/s, p99 and CPU
@@ -15,12 +15,13 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { ManagedProcess, cfgserverEntry, freePort, packageRoot } from '../src/playground/processes.js';
 import { DEFAULT_SLOTS } from '../src/model/schemas.js';
-import { argNumber, argText, cpuMicros, median, redisBenchmark, run, startTwemproxy, whenServing, withCluster } from './common.js';
+import { argNumber, argText, cpuMicros, ioCalls, median, redisBenchmark, run, startTwemproxy, whenServing, withCluster } from './common.js';
 
 const REQUESTS = argNumber('requests', 200_000);
 const ROUNDS = argNumber('rounds', 3);
 const CLIENTS = argNumber('clients', 50);
 const PIPELINES = argText('pipelines', '1,16').split(',').map(Number);
+const TESTS = argText('tests', 'set,get').split(',') as ('set' | 'get')[];
 
 interface Result {
   rps: number;
@@ -28,17 +29,24 @@ interface Result {
   /** CPU microseconds per command of the proxy process: user space, kernel. */
   userUsPerOp: number | null;
   sysUsPerOp: number | null;
+  /** Read and write system calls of the proxy process per command. */
+  readsPerOp: number | null;
+  writesPerOp: number | null;
 }
 
 async function benchmark(port: number, test: 'set' | 'get', pipeline: number, pid: number | null): Promise<Result> {
   const before = pid ? cpuMicros(pid) : [0, 0];
+  const ioBefore = pid ? ioCalls(pid) : [0, 0];
   const { rps, p99 } = await redisBenchmark(port, test, pipeline, CLIENTS, REQUESTS);
   const after = pid ? cpuMicros(pid) : [0, 0];
+  const ioAfter = pid ? ioCalls(pid) : [0, 0];
   return {
     rps,
     p99,
     userUsPerOp: pid ? (after[0]! - before[0]!) / REQUESTS : null,
     sysUsPerOp: pid ? (after[1]! - before[1]!) / REQUESTS : null,
+    readsPerOp: pid ? (ioAfter[0]! - ioBefore[0]!) / REQUESTS : null,
+    writesPerOp: pid ? (ioAfter[1]! - ioBefore[1]!) / REQUESTS : null,
   };
 }
 
@@ -82,7 +90,7 @@ async function main(): Promise<void> {
     const results = new Map<string, Result[]>();
     for (let round = 1; round <= ROUNDS; round++) {
       for (const pipeline of PIPELINES) {
-        for (const test of ['set', 'get'] as const) {
+        for (const test of TESTS) {
           for (const t of targets) {
             const r = await benchmark(t.port, test, pipeline, t.pid);
             const key = `${t.name}|${test}|${pipeline}`;
@@ -96,13 +104,14 @@ async function main(): Promise<void> {
     const { stdout: redisVersion } = await run('redis-server', ['--version']);
     console.log(`\nbench/proxy: redis-benchmark -c ${CLIENTS} -n ${REQUESTS} -r 100000, median of ${ROUNDS} interleaved rounds`);
     console.log(`machine: ${cpus().length} cores (${cpus()[0]?.model}), node ${process.version}, ${redisVersion.trim().split(' ').slice(0, 3).join(' ')}, nutcracker 0.5.0; 3 shards on loopback\n`);
-    console.log('test  -P  target                       ops/s     p99 ms  proxy CPU µs/op (user + kernel)');
+    console.log('test  -P  target                       ops/s     p99 ms  proxy CPU µs/op (user + kernel)  reads, writes /op');
     for (const pipeline of PIPELINES) {
-      for (const test of ['set', 'get'] as const) {
+      for (const test of TESTS) {
         for (const t of targets) {
           const rs = results.get(`${t.name}|${test}|${pipeline}`)!;
           const cpu = rs[0]!.userUsPerOp === null ? '-' : `${median(rs.map((r) => r.userUsPerOp! + r.sysUsPerOp!)).toFixed(2)} (${median(rs.map((r) => r.userUsPerOp!)).toFixed(2)} + ${median(rs.map((r) => r.sysUsPerOp!)).toFixed(2)})`;
-          console.log(`${test.toUpperCase().padEnd(5)} ${String(pipeline).padStart(2)}  ${t.name.padEnd(27)} ${String(Math.round(median(rs.map((r) => r.rps)))).padStart(8)}  ${median(rs.map((r) => r.p99)).toFixed(3).padStart(7)}  ${cpu}`);
+          const io = rs[0]!.readsPerOp === null ? '' : `${median(rs.map((r) => r.readsPerOp!)).toFixed(3)}, ${median(rs.map((r) => r.writesPerOp!)).toFixed(3)}`;
+          console.log(`${test.toUpperCase().padEnd(5)} ${String(pipeline).padStart(2)}  ${t.name.padEnd(27)} ${String(Math.round(median(rs.map((r) => r.rps)))).padStart(8)}  ${median(rs.map((r) => r.p99)).toFixed(3).padStart(7)}  ${cpu.padEnd(31)}  ${io}`);
         }
         const of = (name: string) => results.get(`${name}|${test}|${pipeline}`)!;
         for (const [a, b, label] of [
