@@ -47,7 +47,7 @@ await withCluster('bench', 3, async ({ dir, etcd, shards, stops }) => {
   const program = process.argv.includes('--minimal')
     ? ['--import', 'tsx', join(packageRoot(), 'bench', 'minimal-proxy.ts'), '--listen', String(port), '--shards', shards.map((s) => s.address).join(','), '--slots', String(DEFAULT_SLOTS)]
     : [cfgserverEntry(), 'proxy', '--cluster', 'bench', '--listen', `127.0.0.1:${port}`, '--etcd', etcd.endpoint, '--log-level', 'warn'];
-  const proxy = new ManagedProcess('proxy', process.execPath, ['--cpu-prof', '--cpu-prof-dir', profiles, ...program], join(dir, 'proxy.log'));
+  const proxy = new ManagedProcess('proxy', process.execPath, ['--cpu-prof', '--cpu-prof-interval', '100', '--cpu-prof-dir', profiles, ...program], join(dir, 'proxy.log'));
   stops.push(() => proxy.stop());
   await whenServing('proxy', port);
   const pipeline = argNumber('pipeline', 16);
@@ -62,5 +62,5 @@ await withCluster('bench', 3, async ({ dir, etcd, shards, stops }) => {
   const file = readdirSync(profiles).find((f) => f.endsWith('.cpuprofile'));
   if (!file) throw new Error('no profile was written');
   console.log(`\nself time by function during the load (${join(profiles, file)}):`);
-  for (const [name, pct, us] of summarize(join(profiles, file), loadStart, commands).slice(0, 30)) console.log(`${pct.toFixed(1).padStart(5)} %  ${us.toFixed(3).padStart(6)} µs/op  ${name}`);
+  for (const [name, pct, us] of summarize(join(profiles, file), loadStart, commands).slice(0, argNumber('top', 30))) console.log(`${pct.toFixed(1).padStart(5)} %  ${us.toFixed(3).padStart(6)} µs/op  ${name}`);
 });
