@@ -11,7 +11,7 @@
  * microseconds per command of the proxy process, and the ratios cfgserver / twemproxy,
  * minimal-node / twemproxy and cfgserver / minimal-node.
  */
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { ManagedProcess, cfgserverEntry, freePort, packageRoot } from '../src/playground/processes.js';
 import { DEFAULT_SLOTS } from '../src/model/schemas.js';
@@ -60,6 +60,7 @@ function ratios(a: Result[], b: Result[], label: string): string {
 }
 
 async function main(): Promise<void> {
+  const loadAtStart = loadavg()[0]!.toFixed(2);
   await withCluster('bench', 3, async (c) => {
     const { dir, etcd, shards, stops } = c;
     const cfgPort = await freePort();
@@ -103,7 +104,7 @@ async function main(): Promise<void> {
 
     const { stdout: redisVersion } = await run('redis-server', ['--version']);
     console.log(`\nbench/proxy: redis-benchmark -c ${CLIENTS} -n ${REQUESTS} -r 100000, median of ${ROUNDS} interleaved rounds`);
-    console.log(`machine: ${cpus().length} cores (${cpus()[0]?.model}), node ${process.version}, ${redisVersion.trim().split(' ').slice(0, 3).join(' ')}, nutcracker 0.5.0; 3 shards on loopback\n`);
+    console.log(`machine: ${cpus().length} cores (${cpus()[0]?.model}), node ${process.version}, ${redisVersion.trim().split(' ').slice(0, 3).join(' ')}, nutcracker 0.5.0; 3 shards on loopback; load average at start ${loadAtStart}\n`);
     console.log('test  -P  target                       ops/s     p99 ms  proxy CPU µs/op (user + kernel)  reads, writes /op');
     for (const pipeline of PIPELINES) {
       for (const test of TESTS) {
