@@ -2,9 +2,9 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   ProtocolError,
   ReplyReader,
-  copyBytes,
   RequestParser,
   arrayElements,
+  copyBytes,
   encodeCommand,
   encodeFor,
   isError,
