@@ -42,6 +42,20 @@ export function cpuMicros(pid: number): [number, number] {
   }
 }
 
+/**
+ * Read and write system calls a process made so far, [reads, writes] (syscr, syscw of
+ * /proc/<pid>/io: read/readv/recv..., write/writev/send...); [0, 0] once it is gone.
+ */
+export function ioCalls(pid: number): [number, number] {
+  try {
+    const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+    const field = (name: string) => Number(new RegExp(`^${name}: (\\d+)$`, 'm').exec(io)?.[1] ?? 0);
+    return [field('syscr'), field('syscw')];
+  } catch {
+    return [0, 0];
+  }
+}
+
 /** One redis-benchmark run: ops/s, p99 and the worst latency in ms. */
 export async function redisBenchmark(port: number, test: 'set' | 'get', pipeline: number, clients: number, requests: number): Promise<{ rps: number; p99: number; max: number }> {
   const { stdout } = await run('redis-benchmark', ['-h', '127.0.0.1', '-p', String(port), '-c', String(clients), '-n', String(requests), '-r', '100000', '-t', test, '-P', String(pipeline), '--csv'], { maxBuffer: 1 << 20 });

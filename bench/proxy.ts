@@ -1,21 +1,27 @@
 /**
  * bench/proxy — throughput and p99 of one cfgserver proxy process against twemproxy (nutcracker)
- * over the same three shards, and against Redis directly, measured in one interleaved run.
+ * over the same three shards, against Redis directly, and against the platform control
+ * bench/minimal-proxy.ts (the least a Node process does to shard RESP: what Node allows here),
+ * measured in one interleaved run.
  *
- *   node --import tsx bench/proxy.ts [--requests N] [--rounds R] [--clients C] [--compare path/to/cfgserver.js]
+ *   node --import tsx bench/proxy.ts [--requests N] [--rounds R] [--clients C] [--pipelines 1,16] [--tests set,get] [--compare path/to/cfgserver.js]
  *
  * Needs etcd, redis-server, redis-benchmark and nutcracker (apt-get install etcd-server
  * redis-server redis-tools nutcracker) and a build (npm run build). Prints ops/s, p99 and CPU
- * microseconds per command of the proxy process, and the ratios cfgserver / twemproxy.
+ * microseconds per command of the proxy process, and the ratios cfgserver / twemproxy,
+ * minimal-node / twemproxy and cfgserver / minimal-node.
  */
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { ManagedProcess, cfgserverEntry, freePort } from '../src/playground/processes.js';
-import { argNumber, argText, cpuMicros, median, redisBenchmark, run, startTwemproxy, whenServing, withCluster } from './common.js';
+import { ManagedProcess, cfgserverEntry, freePort, packageRoot } from '../src/playground/processes.js';
+import { DEFAULT_SLOTS } from '../src/model/schemas.js';
+import { argNumber, argText, cpuMicros, ioCalls, median, redisBenchmark, run, startTwemproxy, whenServing, withCluster } from './common.js';
 
 const REQUESTS = argNumber('requests', 200_000);
 const ROUNDS = argNumber('rounds', 3);
 const CLIENTS = argNumber('clients', 50);
+const PIPELINES = argText('pipelines', '1,16').split(',').map(Number);
+const TESTS = argText('tests', 'set,get').split(',') as ('set' | 'get')[];
 
 interface Result {
   rps: number;
@@ -23,32 +29,54 @@ interface Result {
   /** CPU microseconds per command of the proxy process: user space, kernel. */
   userUsPerOp: number | null;
   sysUsPerOp: number | null;
+  /** Read and write system calls of the proxy process per command. */
+  readsPerOp: number | null;
+  writesPerOp: number | null;
 }
 
 async function benchmark(port: number, test: 'set' | 'get', pipeline: number, pid: number | null): Promise<Result> {
   const before = pid ? cpuMicros(pid) : [0, 0];
+  const ioBefore = pid ? ioCalls(pid) : [0, 0];
   const { rps, p99 } = await redisBenchmark(port, test, pipeline, CLIENTS, REQUESTS);
   const after = pid ? cpuMicros(pid) : [0, 0];
+  const ioAfter = pid ? ioCalls(pid) : [0, 0];
   return {
     rps,
     p99,
     userUsPerOp: pid ? (after[0]! - before[0]!) / REQUESTS : null,
     sysUsPerOp: pid ? (after[1]! - before[1]!) / REQUESTS : null,
+    readsPerOp: pid ? (ioAfter[0]! - ioBefore[0]!) / REQUESTS : null,
+    writesPerOp: pid ? (ioAfter[1]! - ioBefore[1]!) / REQUESTS : null,
   };
 }
 
+/** "label: throughput 1.20x, p99 0.80x, CPU per op 0.90x" — medians of `a` over medians of `b`. */
+function ratios(a: Result[], b: Result[], label: string): string {
+  const ratio = (f: (r: Result) => number) => median(a.map(f)) / median(b.map(f));
+  const rps = ratio((r) => r.rps);
+  const p99 = ratio((r) => r.p99);
+  const cpu = ratio((r) => r.userUsPerOp! + r.sysUsPerOp!);
+  return `${label.padEnd(25)} throughput ${rps.toFixed(2)}x, p99 ${p99.toFixed(2)}x, CPU per op ${cpu.toFixed(2)}x`;
+}
+
 async function main(): Promise<void> {
+  const loadAtStart = loadavg()[0]!.toFixed(2);
   await withCluster('bench', 3, async (c) => {
     const { dir, etcd, shards, stops } = c;
     const cfgPort = await freePort();
     const cfgProxy = new ManagedProcess('cfgserver proxy', process.execPath, [cfgserverEntry(), 'proxy', '--cluster', 'bench', '--listen', `127.0.0.1:${cfgPort}`, '--etcd', etcd.endpoint, '--log-level', 'warn'], join(dir, 'proxy.log'));
     stops.push(() => cfgProxy.stop());
     const twem = await startTwemproxy(c);
-    for (const port of [cfgPort, twem.port]) await whenServing('proxy', port, 15_000);
+    // The platform control: same shards, same slot count (the cluster's default), no cfgserver code.
+    const minimalPort = await freePort();
+    const minimal = new ManagedProcess('minimal proxy', process.execPath, ['--import', 'tsx', join(packageRoot(), 'bench', 'minimal-proxy.ts'), '--listen', String(minimalPort), '--shards', shards.map((s) => s.address).join(','), '--slots', String(DEFAULT_SLOTS)], join(dir, 'minimal.log'));
+    stops.push(() => minimal.stop());
+    for (const port of [cfgPort, twem.port, minimalPort]) await whenServing('proxy', port, 15_000);
 
     const targets = [
       { name: 'redis (direct, one shard)', port: shards[0]!.port, pid: null as number | null },
       { name: 'twemproxy -v 3', port: twem.port, pid: twem.pid },
+      { name: 'minimal node proxy', port: minimalPort, pid: minimal.pid },
       { name: 'cfgserver proxy', port: cfgPort, pid: cfgProxy.pid },
     ];
     // --compare ENTRY: another build of cfgserver (e.g. the previous commit's) in the same run.
@@ -62,8 +90,8 @@ async function main(): Promise<void> {
     }
     const results = new Map<string, Result[]>();
     for (let round = 1; round <= ROUNDS; round++) {
-      for (const pipeline of [1, 16]) {
-        for (const test of ['set', 'get'] as const) {
+      for (const pipeline of PIPELINES) {
+        for (const test of TESTS) {
           for (const t of targets) {
             const r = await benchmark(t.port, test, pipeline, t.pid);
             const key = `${t.name}|${test}|${pipeline}`;
@@ -76,22 +104,25 @@ async function main(): Promise<void> {
 
     const { stdout: redisVersion } = await run('redis-server', ['--version']);
     console.log(`\nbench/proxy: redis-benchmark -c ${CLIENTS} -n ${REQUESTS} -r 100000, median of ${ROUNDS} interleaved rounds`);
-    console.log(`machine: ${cpus().length} cores (${cpus()[0]?.model}), node ${process.version}, ${redisVersion.trim().split(' ').slice(0, 3).join(' ')}, nutcracker 0.5.0; 3 shards on loopback\n`);
-    console.log('test  -P  target                       ops/s     p99 ms  proxy CPU µs/op (user + kernel)');
-    for (const pipeline of [1, 16]) {
-      for (const test of ['set', 'get'] as const) {
+    console.log(`machine: ${cpus().length} cores (${cpus()[0]?.model}), node ${process.version}, ${redisVersion.trim().split(' ').slice(0, 3).join(' ')}, nutcracker 0.5.0; 3 shards on loopback; load average at start ${loadAtStart}\n`);
+    console.log('test  -P  target                       ops/s     p99 ms  proxy CPU µs/op (user + kernel)  reads, writes /op');
+    for (const pipeline of PIPELINES) {
+      for (const test of TESTS) {
         for (const t of targets) {
           const rs = results.get(`${t.name}|${test}|${pipeline}`)!;
           const cpu = rs[0]!.userUsPerOp === null ? '-' : `${median(rs.map((r) => r.userUsPerOp! + r.sysUsPerOp!)).toFixed(2)} (${median(rs.map((r) => r.userUsPerOp!)).toFixed(2)} + ${median(rs.map((r) => r.sysUsPerOp!)).toFixed(2)})`;
-          console.log(`${test.toUpperCase().padEnd(5)} ${String(pipeline).padStart(2)}  ${t.name.padEnd(27)} ${String(Math.round(median(rs.map((r) => r.rps)))).padStart(8)}  ${median(rs.map((r) => r.p99)).toFixed(3).padStart(7)}  ${cpu}`);
+          const io = rs[0]!.readsPerOp === null ? '' : `${median(rs.map((r) => r.readsPerOp!)).toFixed(3)}, ${median(rs.map((r) => r.writesPerOp!)).toFixed(3)}`;
+          console.log(`${test.toUpperCase().padEnd(5)} ${String(pipeline).padStart(2)}  ${t.name.padEnd(27)} ${String(Math.round(median(rs.map((r) => r.rps)))).padStart(8)}  ${median(rs.map((r) => r.p99)).toFixed(3).padStart(7)}  ${cpu.padEnd(31)}  ${io}`);
         }
-        const ours = results.get(`cfgserver proxy|${test}|${pipeline}`)!;
-        const theirs = results.get(`twemproxy -v 3|${test}|${pipeline}`)!;
-        const rpsRatio = median(ours.map((r) => r.rps)) / median(theirs.map((r) => r.rps));
-        const p99Ratio = median(ours.map((r) => r.p99)) / median(theirs.map((r) => r.p99));
-        const cpu = (rs: Result[]) => median(rs.map((r) => r.userUsPerOp! + r.sysUsPerOp!));
-        const cpuRatio = cpu(ours) / cpu(theirs);
-        console.log(`${''.padEnd(9)}cfgserver / twemproxy: throughput ${rpsRatio.toFixed(2)}x, p99 ${p99Ratio.toFixed(2)}x, CPU per op ${cpuRatio.toFixed(2)}x\n`);
+        const of = (name: string) => results.get(`${name}|${test}|${pipeline}`)!;
+        for (const [a, b, label] of [
+          ['cfgserver proxy', 'twemproxy -v 3', 'cfgserver / twemproxy'],
+          ['minimal node proxy', 'twemproxy -v 3', 'minimal-node / twemproxy'],
+          ['cfgserver proxy', 'minimal node proxy', 'cfgserver / minimal-node'],
+        ] as const) {
+          console.log(`${''.padEnd(9)}${ratios(of(a), of(b), label)}`);
+        }
+        console.log('');
       }
     }
   });

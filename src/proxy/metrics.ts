@@ -2,7 +2,8 @@
  * Prometheus metrics of a proxy. The hot path only bumps plain numbers; they are copied into the
  * registry when /metrics is scraped.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { LatencyHistogram } from './latency-histogram.js';
 
 export class ProxyCounters {
   commands = 0;
@@ -26,7 +27,7 @@ export class ProxyCounters {
 export class ProxyMetrics {
   readonly registry = new Registry();
   readonly counters = new ProxyCounters();
-  readonly backendLatency: Histogram;
+  readonly backendLatency: LatencyHistogram;
 
   constructor() {
     const c = this.counters;
@@ -57,12 +58,12 @@ export class ProxyMetrics {
     // Summed across --workers processes like the rest, except the epoch: the oldest one any
     // worker still serves is the one that matters while a route change spreads.
     new Gauge({ name: 'cfgserver_proxy_route_epoch', help: 'Epoch of the route in use', aggregator: 'min', registers: reg, collect() { this.set(c.epoch); } });
-    this.backendLatency = new Histogram({
-      name: 'cfgserver_proxy_backend_latency_seconds',
-      help: 'Round trip to the Redis instances (one request in 16 is sampled)',
-      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1],
-      registers: reg,
-    });
+    this.backendLatency = new LatencyHistogram(
+      'cfgserver_proxy_backend_latency_seconds',
+      'Round trip to the Redis instances (one request in 16 is sampled)',
+      [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1],
+      this.registry,
+    );
     collectDefaultMetrics({ register: this.registry, prefix: 'cfgserver_proxy_' });
   }
 }

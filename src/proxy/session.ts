@@ -90,6 +90,12 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
   /** Set by every read, cleared by the idle sweep: a coarse clock, so reads never call Date.now(). */
   private heard = true;
   private lastActivity = Date.now();
+  /**
+   * The route guard's verdict (forwarding refused), taken once per client read rather than per
+   * command: the guard reads the clock, and the requests of one read are dispatched within
+   * microseconds of each other.
+   */
+  private guardBlocked = false;
 
   /**
    * With `readsIntoSharedBuffer`, the socket was made with an `onread` buffer shared by all
@@ -119,6 +125,7 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
 
   onData(chunk: Buffer): void {
     this.heard = true;
+    this.guardBlocked = this.ctx.guard.blocked;
     try {
       this.parser.feed(chunk, this.onCommand);
     } catch (err) {
@@ -272,6 +279,7 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
     this.held = null;
     this.heldBytes = 0;
     const replay = new RequestParser();
+    this.guardBlocked = this.ctx.guard.blocked;
     for (const raw of held) {
       // handle() may have started holding again: then the rest joins the new hold, in order.
       const holding = this.held as Buffer[] | null;
@@ -347,7 +355,7 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
         reply.error(`ERR Can't execute '${name.toLowerCase()}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context`),
       );
     }
-    if (this.ctx.guard.blocked && !CONNECTION_ONLY.has(name)) {
+    if (this.guardBlocked && !CONNECTION_ONLY.has(name)) {
       return this.answer(this.reserve(), reply.error(`CLUSTERDOWN proxy: cut off from etcd and from every controller for longer than its lease: route epoch ${this.ctx.router().epoch} may be stale, so nothing is forwarded; ${NOT_RUN}`));
     }
     if (handling.kind === 'refused' && handling.reason.startsWith('unknown command')) {

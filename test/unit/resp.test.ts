@@ -4,6 +4,7 @@ import {
   ReplyReader,
   RequestParser,
   arrayElements,
+  copyBytes,
   encodeCommand,
   encodeFor,
   isError,
@@ -358,5 +359,20 @@ describe('protocol-dependent replies', () => {
     const three = encodeFor(3);
     expect(three.null).toBe(reply3.null);
     expect(three.map(entries).equals(reply3.map(entries))).toBe(true);
+  });
+});
+
+describe('copyBytes', () => {
+  it('copies exactly the range, by the byte loop and by Buffer#copy alike (lengths around the switch)', () => {
+    const src = Buffer.from(Array.from({ length: 200 }, (_, i) => (i * 7 + 3) & 0xff));
+    for (const n of [0, 1, 5, 31, 32, 33, 45, 64, 65, 150]) {
+      const dst = Buffer.alloc(n + 20, 0xee);
+      const end = copyBytes(src, 10, 10 + n, dst, 7);
+      expect(end).toBe(7 + n);
+      expect(dst.subarray(7, 7 + n).equals(src.subarray(10, 10 + n))).toBe(true);
+      // Nothing outside the destination range is touched.
+      expect(dst.subarray(0, 7).every((b) => b === 0xee)).toBe(true);
+      expect(dst.subarray(7 + n).every((b) => b === 0xee)).toBe(true);
+    }
   });
 });
