@@ -149,6 +149,7 @@ export abstract class RecordRun<R extends LeaderRunRecord> {
       this.deps.election.requireFence();
       await this.refresh();
     }
+    await this.notePause(next, paused);
   }
 }
 

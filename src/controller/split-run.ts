@@ -65,7 +65,11 @@ export const SPLIT_DEFAULTS = { cutoffGraceMs: 1000, syncLagBytes: 1024 * 1024, 
 const INLINE_STEPS: ReadonlySet<string> = new Set(['hold', 'hold-barrier', 'catchup', 'commit']);
 
 const PAUSED_SYNC = 'paused by an admin: the new master keeps replicating; no cut-over until resume';
-const PAUSED_TRIM = 'paused by an admin: no key is unlinked until resume (proxies still show only owned keys)';
+/** What a pause at each background step boundary means. */
+const PAUSED_AT: Record<string, string> = {
+  attach: 'paused by an admin before the new instances are attached: nothing changes until resume',
+  trim: 'paused by an admin: no key is unlinked until resume (proxies still show only owned keys)',
+};
 
 export class SplitRun extends RecordRun<SplitRecord> {
   /** Whether this run is the cut-over inside the leader's cycle, or the background part. */
@@ -120,9 +124,10 @@ export class SplitRun extends RecordRun<SplitRecord> {
       await this.persist('pause', 'paused', 'sync', PAUSED_SYNC);
       return false;
     }
-    if (this.inline) return true;
+    // The sync takes its pause itself: it goes on replicating and reporting, and does not end.
+    if (this.inline || s.next === 'sync') return true;
     if (!s.pause && s.state !== 'paused') return true;
-    await this.waitWhilePaused(s.next, s.next === 'trim' ? PAUSED_TRIM : PAUSED_SYNC, this.deps.pollMs);
+    await this.waitWhilePaused(s.next, PAUSED_AT[s.next] ?? `paused by an admin at step ${s.next}`, this.deps.pollMs);
     // Resumed, or cancelled while paused: the cancel is taken (or refused) now.
     return this.cancelAsked ? this.takeAdminWishes() : true;
   }

@@ -34,8 +34,17 @@ export class RecordControls<R extends LeaderRunRecord> {
     const noun = this.store.kind.noun;
     for (let attempt = 1; ; attempt++) {
       const { record, revision } = await this.pick(name, id);
-      if (this.store.kind.finished(record)) throw new RefusedError(`${noun} ${record.id} has already ended: ${record.state}`);
-      const changed = { ...change(record), updatedAt: new Date().toISOString() };
+      let changed: R;
+      try {
+        if (this.store.kind.finished(record)) throw new RefusedError(`${noun} ${record.id} has already ended: ${record.state}`);
+        changed = { ...change(record), updatedAt: new Date().toISOString() };
+      } catch (err) {
+        // A refusal is an answer to an admin too: said in history with its reason; nothing changed.
+        if (err instanceof RefusedError) {
+          await this.history.append(historyEntry({ cluster: record.cluster, controller: 'admin', action: `${noun}:${what}`, reason: `${what} of ${noun} ${record.id} asked by ${by} refused: ${err.message}`, outcome: 'refused' }));
+        }
+        throw err;
+      }
       try {
         await this.store.update(changed, revision);
       } catch (err) {

@@ -174,6 +174,14 @@ describe('shard split by replication', () => {
     await expect(ask({ slaves: [shards[1]!.slaves[0]!.address] })).rejects.toThrow(/already serves cluster refuse/);
     await expect(ask({ master: 'nope' })).rejects.toThrow(/invalid master address/);
     await expect(ask({ trimRate: -1 })).rejects.toThrow(/rate must be/);
+    // No room for the source's whole data set: refused with the numbers.
+    await redis.at(free.address).config('SET', 'maxmemory', '102400');
+    await expect(ask({})).rejects.toThrow(new RegExp(`${free.address} has maxmemory 102400 bytes, below the \\d+ bytes ${shards[0]!.master.address} uses`));
+    await redis.at(free.address).config('SET', 'maxmemory', '0');
+    // A switchover under way on the source shard: refused until it ends.
+    const task = await admin.requestSwitchover('refuse', { shard: 's0', requestedBy: 'test' });
+    await expect(ask({})).rejects.toThrow(/shard s0 has an unfinished task/);
+    await admin.cancelTask('refuse', task.id, 'test');
     // Through cfgctl and HTTP's shape alike: a typed error, a non-zero exit, nothing written.
     const refused = await cfgctl(world.etcd.endpoint, prefix, ['shard', 'split', 'refuse', 's0', '--new-shard', 's2', '--master', busy.address]);
     expect(refused.code).not.toBe(0);
@@ -191,9 +199,24 @@ describe('shard split by replication', () => {
     expect(asked.stdout).toMatch(/s0 -> s2, slots 300-511/);
     await expect(ask({ shard: 's1' })).rejects.toThrow(/unfinished migration or split/);
     await expect(admin.migrations.migrate('refuse', { slots: '0-3', to: 's1', requestedBy: 'test' })).rejects.toThrow(/unfinished migration/);
+    // Nor a switchover of its source while it runs (a failover still may: it abandons the split).
+    await expect(admin.requestSwitchover('refuse', { shard: 's0', requestedBy: 'test' })).rejects.toThrow(/split .* of shard s0 is under way/);
     const listed = await cfgctl(world.etcd.endpoint, prefix, ['splits', 'refuse']);
     expect(listed.stdout).toMatch(/running\s+attach\s+s0 \(.*\)\s+s2 \(.*\)\s+300-511/);
     expect(await admin.route('refuse')).toEqual(before);
+    // Cancelled before any leader began it: it ends at once, nothing having changed.
+    const cancelled = await cfgctl(world.etcd.endpoint, prefix, ['split', 'cancel', 'refuse']);
+    expect(cancelled.code, cancelled.stderr).toBe(0);
+    expect(cancelled.stdout).toMatch(/cancel asked at step - \(cancelled\)/);
+    expect((await admin.splits.list('refuse')).splits.map((s) => [s.state, s.error])).toEqual([['cancelled', expect.stringMatching(/cancelled by cfgctl@.* before a leader began it/)]]);
+    expect(await admin.route('refuse')).toEqual(before);
+    expect(await redis.at(busy.address).get('left-over')).toBe('x');
+    // A cancel of an ended split is refused, said in history with its reason.
+    const again = await cfgctl(world.etcd.endpoint, prefix, ['split', 'cancel', 'refuse', (await admin.splits.list('refuse')).splits[0]!.id]);
+    expect(again.code).not.toBe(0);
+    expect(again.stderr).toMatch(/has already ended: cancelled/);
+    const said = (await admin.listHistory('refuse', 50)).entries.filter((e) => e.action === 'split:cancel').map((e) => e.outcome);
+    expect(said).toEqual(expect.arrayContaining(['info', 'refused']));
   });
 
   it('a source master killed during the sync: the split is abandoned (route as before, new master detached), the failover goes on', async () => {
@@ -259,5 +282,77 @@ describe('shard split by replication', () => {
       expect(Number((await redis.at(shard.master).get(counter)) ?? 0), counter).toBeGreaterThanOrEqual(value);
     }
     console.log(`split with the leader killed in the cut-over: moving slots held ${done.holdMs} ms (a leader change), ${traffic.errors} client errors`);
+  });
+  it('pause: the sync goes on without a cut-over until resume; the trim stops unlinking; a cancel after the commit is refused with the reason', async () => {
+    const { admin, apis, prefix, newMaster, newSlave, master: sourceMaster } = await setup('pause');
+    // The full sync starts 2 s after the new master asks: time to pause the split in its sync step.
+    await redis.at(sourceMaster.address).config('SET', 'repl-diskless-sync-delay', '2');
+    const asked = await admin.splits.split('pause', { shard: 's0', newShard: 's1', master: newMaster.address, slaves: [newSlave.address], trimRate: 500, requestedBy: 'test' });
+    await splitWhen(admin, 'pause', 'to sync', (s) => s.next === 'sync');
+    const paused = await cfgctl(world.etcd.endpoint, prefix, ['split', 'pause', 'pause']);
+    expect(paused.code, paused.stderr).toBe(0);
+    await splitWhen(admin, 'pause', 'to be paused in its sync', (s) => s.state === 'paused' && s.next === 'sync');
+    // The new master replicates the whole shard meanwhile, and the record shows it: yet no cut-over.
+    const synced = await splitWhen(admin, 'pause', 'to show the new master in sync while paused', (s) => s.sync?.linkUp === true && s.sync.keys === 7000);
+    await splitWhen(admin, 'pause', 'to write its progress again', (s) => s.sync !== null && s.sync.at !== synced.sync!.at && s.sync.linkUp);
+    const whilePaused = await admin.route('pause');
+    expect(whilePaused.shards.map((s) => s.id)).toEqual(['s0']);
+    expect(whilePaused.migrating).toEqual([]);
+    expect((await admin.splits.list('pause')).splits[0]).toMatchObject({ state: 'paused', next: 'sync' });
+
+    const resumed = await fetch(`http://${apis[0]}/v1/clusters/pause/splits/${asked.id}/resume`, { method: 'POST' });
+    expect(resumed.status).toBe(200);
+    await splitWhen(admin, 'pause', 'to trim', (s) => s.next === 'trim' || splitFinished(s));
+    await admin.splits.pause('pause', 'test');
+    const trimPaused = await splitWhen(admin, 'pause', 'to be paused in its trim', (s) => (s.state === 'paused' && s.next === 'trim') || splitFinished(s));
+    expect(trimPaused.state).toBe('paused');
+    expect(trimPaused.trim.source.done && trimPaused.trim.shard.done).toBe(false);
+    const sizes = async () => Promise.all([sourceMaster.address, newMaster.address].map((a) => redis.at(a).dbsize()));
+    const atPause = await sizes();
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await sizes(), 'keys unlinked while paused').toEqual(atPause);
+
+    // After the commit both shards are ordinary: a cancel is refused with the reason, over HTTP and cfgctl.
+    const late = await fetch(`http://${apis[0]}/v1/clusters/pause/splits/${asked.id}/cancel`, { method: 'POST' });
+    expect(late.status).toBe(422);
+    expect(((await late.json()) as { error: { message: string } }).error.message).toMatch(/past its commit \(at step trim\): shards s0 and s1 are both ordinary shards now, and the trim must finish/);
+    const lateCli = await cfgctl(world.etcd.endpoint, prefix, ['split', 'cancel', 'pause']);
+    expect(lateCli.code).not.toBe(0);
+    expect(lateCli.stderr).toMatch(/past its commit/);
+
+    await admin.splits.resume('pause', 'test');
+    const done = await splitWhen(admin, 'pause', 'to end', splitFinished);
+    expect(done.state, done.error ?? '').toBe('done');
+    expect(done.steps.map((s) => s.step)).toEqual(['attach', 'pause', 'resume', 'sync', 'hold', 'hold-barrier', 'catchup', 'commit', 'pause', 'resume', 'trim']);
+    const holders = await keysOnTheirOwners(redis, admin, 'pause');
+    for (let i = 0; i < 6000; i++) expect(holders.has(`k:${i}`), `k:${i}`).toBe(true);
+    const history = (await admin.listHistory('pause', 200)).entries.filter((e) => e.action.startsWith('split:'));
+    expect(history.map((e) => `${e.action} ${e.outcome}`)).toEqual(expect.arrayContaining(['split:pause info', 'split:resume info', 'split:cancel refused']));
+    expect(history.find((e) => e.action === 'split:pause' && e.controller !== 'admin')?.reason).toMatch(/keeps replicating; no cut-over until resume/);
+  });
+
+  it('cancel during the sync leaves the cluster exactly as it was: the new instances detached, the route untouched', async () => {
+    const { admin, apis, clients, newMaster, newSlave, master: sourceMaster } = await setup('cancel');
+    // The full sync waits 30 s before it starts: the split stays in its sync step meanwhile.
+    await redis.at(sourceMaster.address).config('SET', 'repl-diskless-sync-delay', '30');
+    const before = await admin.route('cancel');
+    const asked = await admin.splits.split('cancel', { shard: 's0', newShard: 's1', master: newMaster.address, slaves: [newSlave.address], requestedBy: 'test' });
+    await splitWhen(admin, 'cancel', 'to sync', (s) => s.next === 'sync' && s.sync !== null);
+    expect((await redis.replication(newMaster.address)).masterAddress).toBe(sourceMaster.address);
+    const res = await fetch(`http://${apis[0]}/v1/clusters/cancel/splits/${asked.id}/cancel`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ by: 'ops' }) });
+    expect(res.status).toBe(200);
+    const ended = await splitWhen(admin, 'cancel', 'to be cancelled', splitFinished);
+    expect(ended.state).toBe('cancelled');
+    expect(ended.error).toBe('cancelled by ops');
+    expect(ended.steps.map((s) => s.step)).toEqual(['attach', 'cancel']);
+    expect(await admin.route('cancel')).toEqual(before);
+    for (const a of [newMaster.address, newSlave.address]) expect((await redis.replication(a)).role, a).toBe('master');
+    expect(await redis.at(sourceMaster.address).dbsize()).toBe(7000);
+    expect(await clients[0]!.get('k:1')).toBe('v1');
+    const history = (await admin.listHistory('cancel', 100)).entries.filter((e) => e.action === 'split:cancel');
+    expect(history.map((e) => e.outcome)).toEqual(expect.arrayContaining(['info', 'cancelled']));
+    expect(history.find((e) => e.outcome === 'cancelled')?.reason).toMatch(/cancelled by ops; .*detached \(REPLICAOF NO ONE\)/);
+    // The cluster runs no split any more: another may be asked.
+    expect(await admin.splits.store.active('cancel')).toBeNull();
   });
 });
