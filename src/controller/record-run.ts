@@ -58,12 +58,8 @@ export abstract class RecordRun<R extends LeaderRunRecord> {
     return this.stored.record;
   }
 
-  protected get finished(): boolean {
-    return this.store.kind.finished(this.record);
-  }
-
   /** "split 0017...-split-ab12": for logs. */
-  protected get label(): string {
+  get label(): string {
     return `${this.store.kind.noun} ${this.record.id}`;
   }
 
@@ -155,6 +151,8 @@ export abstract class RecordRun<R extends LeaderRunRecord> {
 
 /** A run the driver can start: inside the leader's cycle (`inline`) or in the background. */
 export interface DrivenRun {
+  /** "split 0017...-split-ab12": for the log. */
+  readonly label: string;
   readonly inline: boolean;
   run(): Promise<void>;
   /** What the cycle says after an inline run, or when a background run starts. */
@@ -171,7 +169,6 @@ export class RecordDriver {
   private readonly running = new Map<string, Promise<void>>();
 
   constructor(
-    private readonly noun: string,
     private readonly log: Logger,
     private readonly load: (cluster: string) => Promise<DrivenRun | null>,
   ) {}
@@ -190,7 +187,7 @@ export class RecordDriver {
       .catch((err) => {
         if (err instanceof NotLeaderError) return;
         // Retried from its recorded step at the next cycle.
-        this.log.warn(`${this.noun} stopped: ${errorMessage(err)}; carrying on at the next cycle`, { cluster });
+        this.log.warn(`${run.label} stopped: ${errorMessage(err)}; carrying on at the next cycle`, { cluster });
       })
       .finally(() => {
         this.running.delete(cluster);

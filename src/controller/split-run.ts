@@ -316,12 +316,13 @@ export class SplitRun extends RecordRun<SplitRecord> {
  */
 export class SplitDriver extends RecordDriver {
   constructor(deps: SplitDeps) {
-    super('split', deps.log, async (cluster) => {
+    super(deps.log, async (cluster) => {
       const active = await deps.splits.active(cluster);
       if (!active) return null;
       const run = new SplitRun(deps, active);
       const s = active.record;
       return {
+        label: run.label,
         inline: run.inline,
         run: () => run.run(),
         said: (started) => (started ? `split ${s.id} (${splitText(s)}) runs from step ${s.next}` : `split ${s.id}: cut-over ${run.split.state === 'failed' ? `failed: ${run.split.error}` : run.split.state === 'paused' ? 'not begun: paused' : 'done'}`),

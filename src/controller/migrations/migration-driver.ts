@@ -8,11 +8,11 @@ import { MigrationRun, type MigrationDeps } from './run-migration.js';
 
 export class MigrationDriver extends RecordDriver {
   constructor(private readonly deps: MigrationDeps) {
-    super('migration', deps.log, async (cluster) => {
+    super(deps.log, async (cluster) => {
       const active = await deps.migrations.active(cluster);
       if (!active) return null;
       const run = new MigrationRun(deps, active);
-      return { inline: false, run: () => run.run(), said: () => `migration ${active.record.id}: carrying on at step ${active.record.next}` };
+      return { label: run.label, inline: false, run: () => run.run(), said: () => `migration ${active.record.id}: carrying on at step ${active.record.next}` };
     });
   }
 
