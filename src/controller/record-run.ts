@@ -58,6 +58,31 @@ export abstract class RecordRun<R extends LeaderRunRecord> {
     return this.stored.record;
   }
 
+  /**
+   * Runs the record's steps until it ends, or `due` says the rest is not this run's (a split's
+   * cut-over runs inside the leader's cycle), or this replica stops leading (NotLeaderError). Before
+   * each step: the fence, the record read again, an admin's pause or cancel taken.
+   */
+  async run(): Promise<void> {
+    while (!this.store.kind.finished(this.record) && this.due()) {
+      this.deps.election.requireFence();
+      await this.refresh();
+      if (!(await this.takeAdminWishes()) || this.store.kind.finished(this.record)) return;
+      await this.step();
+    }
+  }
+
+  /** Whether the next step is this run's to take. */
+  protected due(): boolean {
+    return true;
+  }
+
+  /** An admin's pause or cancel at a step boundary; false when the run must stop here. */
+  protected abstract takeAdminWishes(): Promise<boolean>;
+
+  /** The record's next step: its side effect, then `persist`. */
+  protected abstract step(): Promise<void>;
+
   /** "split 0017...-split-ab12": for logs. */
   get label(): string {
     return `${this.store.kind.noun} ${this.record.id}`;

@@ -87,18 +87,18 @@ export class SplitRun extends RecordRun<SplitRecord> {
     return this.record;
   }
 
-  /** Runs until the split ends, or (inline) until the cut-over is over, or (background) until it is due. */
-  async run(): Promise<void> {
-    while (!splitFinished(this.split) && INLINE_STEPS.has(this.split.next) === this.inline) {
-      this.deps.election.requireFence();
-      await this.refresh();
-      if (!(await this.takeAdminWishes())) return;
-      try {
-        await this.step();
-      } catch (err) {
-        if (err instanceof NotLeaderError || INLINE_STEPS.has(this.split.next) === false || this.split.next === 'commit') throw err;
-        await this.undo('abort', 'failed', `${this.split.next}: ${errorMessage(err)}`);
-      }
+  /** Inline: until the cut-over is over; in the background: until it is due. */
+  protected override due(): boolean {
+    return INLINE_STEPS.has(this.split.next) === this.inline;
+  }
+
+  /** A step; one of the cut-over that fails before the commit aborts the split. */
+  protected async step(): Promise<void> {
+    try {
+      await this.stepOnce();
+    } catch (err) {
+      if (err instanceof NotLeaderError || INLINE_STEPS.has(this.split.next) === false || this.split.next === 'commit') throw err;
+      await this.undo('abort', 'failed', `${this.split.next}: ${errorMessage(err)}`);
     }
   }
 
@@ -106,7 +106,7 @@ export class SplitRun extends RecordRun<SplitRecord> {
    * An admin's cancel or pause, at a step boundary; false when the run must stop here (the split
    * ended, or it is paused inside the leader's cycle: the next cycle looks again).
    */
-  private async takeAdminWishes(): Promise<boolean> {
+  protected async takeAdminWishes(): Promise<boolean> {
     const s = this.split;
     if (s.cancel) {
       const refusal = splitCancelRefusal(s);
@@ -132,7 +132,7 @@ export class SplitRun extends RecordRun<SplitRecord> {
     return this.cancelAsked ? this.takeAdminWishes() : true;
   }
 
-  private async step(): Promise<void> {
+  private async stepOnce(): Promise<void> {
     const s = this.split;
     switch (s.next) {
       case 'attach':

@@ -285,13 +285,14 @@ describe('shard split by replication', () => {
   });
   it('pause: the sync goes on without a cut-over until resume; the trim stops unlinking; a cancel after the commit is refused with the reason', async () => {
     const { admin, apis, prefix, newMaster, newSlave, master: sourceMaster } = await setup('pause');
-    // The full sync starts 2 s after the new master asks: time to pause the split in its sync step.
-    await redis.at(sourceMaster.address).config('SET', 'repl-diskless-sync-delay', '2');
+    // The full sync is held back until the split is paused in its sync step, then let go.
+    await redis.at(sourceMaster.address).config('SET', 'repl-diskless-sync-delay', '30');
     const asked = await admin.splits.split('pause', { shard: 's0', newShard: 's1', master: newMaster.address, slaves: [newSlave.address], trimRate: 500, requestedBy: 'test' });
     await splitWhen(admin, 'pause', 'to sync', (s) => s.next === 'sync');
     const paused = await cfgctl(world.etcd.endpoint, prefix, ['split', 'pause', 'pause']);
     expect(paused.code, paused.stderr).toBe(0);
     await splitWhen(admin, 'pause', 'to be paused in its sync', (s) => s.state === 'paused' && s.next === 'sync');
+    await redis.at(sourceMaster.address).config('SET', 'repl-diskless-sync-delay', '0');
     // The new master replicates the whole shard meanwhile, and the record shows it: yet no cut-over.
     const synced = await splitWhen(admin, 'pause', 'to show the new master in sync while paused', (s) => s.sync?.linkUp === true && s.sync.keys === 7000);
     await splitWhen(admin, 'pause', 'to write its progress again', (s) => s.sync !== null && s.sync.at !== synced.sync!.at && s.sync.linkUp);
@@ -314,8 +315,9 @@ describe('shard split by replication', () => {
 
     // After the commit both shards are ordinary: a cancel is refused with the reason, over HTTP and cfgctl.
     const late = await fetch(`http://${apis[0]}/v1/clusters/pause/splits/${asked.id}/cancel`, { method: 'POST' });
-    expect(late.status).toBe(422);
-    expect(((await late.json()) as { error: { message: string } }).error.message).toMatch(/past its commit \(at step trim\): shards s0 and s1 are both ordinary shards now, and the trim must finish/);
+    const lateBody = (await late.json()) as { error: { message: string } };
+    expect(late.status, lateBody.error.message).toBe(422);
+    expect(lateBody.error.message).toMatch(/past its commit \(at step trim\): shards s0 and s1 are both ordinary shards now, and the trim must finish/);
     const lateCli = await cfgctl(world.etcd.endpoint, prefix, ['split', 'cancel', 'pause']);
     expect(lateCli.code).not.toBe(0);
     expect(lateCli.stderr).toMatch(/past its commit/);

@@ -79,50 +79,43 @@ export class MigrationRun extends RecordRun<MigrationRecord> {
     return this.migration.cancel !== null && !this.migration.reverse;
   }
 
-  /** Runs until the migration ends, or this replica stops leading (NotLeaderError). */
-  async run(): Promise<void> {
-    while (!migrationFinished(this.migration)) {
-      this.deps.election.requireFence();
-      // An admin's pause or cancel, written since this replica last read the record.
-      await this.refresh();
-      await this.takeAdminWishes();
-      if (migrationFinished(this.migration)) return;
-      switch (this.migration.next) {
-        case 'survey':
-          await this.survey();
-          break;
-        case 'big-keys':
-          await this.moveBigKeys();
-          break;
-        case 'prepare':
-          await this.publish('prepare', 'hold-barrier', (r) => routeWithPhase(r, { moves: effectiveMoves(this.migration) }, 'prepare'));
-          break;
-        case 'hold-barrier':
-          await this.holdBarrier();
-          break;
-        case 'moving':
-          await this.publish('moving', 'move', (r) => routeWithPhase(r, { moves: effectiveMoves(this.migration) }, 'moving'), { movingSince: new Date().toISOString() });
-          break;
-        case 'move':
-          await this.moveKeys();
-          break;
-        case 'commit':
-          await this.publish('commit', 'commit-barrier', (r) => (this.migration.reverse ? routeWithoutMigration(r) : routeCommitted(r, this.migration)));
-          break;
-        case 'commit-barrier': {
-          const detail = await this.barrier();
-          await this.persist('commit-barrier', this.migration.reverse ? 'cancelled' : 'done', '-', detail);
-          break;
-        }
-        case 'undo':
-          await this.publish('undo', 'undo-barrier', routeWithoutMigration);
-          break;
-        case 'undo-barrier':
-          await this.persist('undo-barrier', 'failed', '-', `${await this.barrier()}; the route is as before the migration`, { error: this.migration.error });
-          break;
-        default:
-          await this.persist(this.migration.next, 'failed', '-', `unknown step ${this.migration.next}`);
+  /** One step (the loop that runs them, and re-reads the record before each, is RecordRun's). */
+  protected async step(): Promise<void> {
+    switch (this.migration.next) {
+      case 'survey':
+        await this.survey();
+        break;
+      case 'big-keys':
+        await this.moveBigKeys();
+        break;
+      case 'prepare':
+        await this.publish('prepare', 'hold-barrier', (r) => routeWithPhase(r, { moves: effectiveMoves(this.migration) }, 'prepare'));
+        break;
+      case 'hold-barrier':
+        await this.holdBarrier();
+        break;
+      case 'moving':
+        await this.publish('moving', 'move', (r) => routeWithPhase(r, { moves: effectiveMoves(this.migration) }, 'moving'), { movingSince: new Date().toISOString() });
+        break;
+      case 'move':
+        await this.moveKeys();
+        break;
+      case 'commit':
+        await this.publish('commit', 'commit-barrier', (r) => (this.migration.reverse ? routeWithoutMigration(r) : routeCommitted(r, this.migration)));
+        break;
+      case 'commit-barrier': {
+        const detail = await this.barrier();
+        await this.persist('commit-barrier', this.migration.reverse ? 'cancelled' : 'done', '-', detail);
+        break;
       }
+      case 'undo':
+        await this.publish('undo', 'undo-barrier', routeWithoutMigration);
+        break;
+      case 'undo-barrier':
+        await this.persist('undo-barrier', 'failed', '-', `${await this.barrier()}; the route is as before the migration`, { error: this.migration.error });
+        break;
+      default:
+        await this.persist(this.migration.next, 'failed', '-', `unknown step ${this.migration.next}`);
     }
   }
 
@@ -130,19 +123,20 @@ export class MigrationRun extends RecordRun<MigrationRecord> {
    * An admin's cancel: before any key moved, the route is simply put back; once keys may have
    * moved, the migration turns round. Pause and resume are read by the mover (between batches).
    */
-  private async takeAdminWishes(): Promise<void> {
+  protected async takeAdminWishes(): Promise<boolean> {
     const m = this.migration;
     // Resumed while no leader watched it (or while the previous one was going): say so once.
     if (m.state === 'paused' && !m.pause) await this.persist('resume', 'running', m.next, 'resumed by an admin');
-    if (!m.cancel || m.reverse || !CANCELLABLE_STEPS.has(m.next)) return;
+    if (!m.cancel || m.reverse || !CANCELLABLE_STEPS.has(m.next)) return true;
     const by = `cancelled by ${m.cancel.by}`;
     if (!keysMayHaveMoved(m)) {
       const route = await this.deps.clusters.get(m.cluster);
       if (route.route.migrating.length > 0) await this.writeRoute(routeWithoutMigration);
       await this.persist('cancel', 'cancelled', '-', `${by} before any key moved: the route is as before`);
-      return;
+      return false;
     }
     await this.persist('cancel', 'running', 'survey', `${by}: the keys that moved go back where they came from, then the route is as before`, { reverse: true, pause: false, bigKeys: [] });
+    return true;
   }
 
   /** Writes the route change of a step (unless the route already has it) and records the step. */
