@@ -182,6 +182,10 @@ describe('shard split by replication', () => {
     const task = await admin.requestSwitchover('refuse', { shard: 's0', requestedBy: 'test' });
     await expect(ask({})).rejects.toThrow(/shard s0 has an unfinished task/);
     await admin.cancelTask('refuse', task.id, 'test');
+    // A migration under way (no leader begun it yet, so not in the route): refused until it ends.
+    const migration = await admin.migrations.migrate('refuse', { slots: '0-3', to: 's1', requestedBy: 'test' });
+    await expect(ask({})).rejects.toThrow(new RegExp(`already has an unfinished migration or split \\(${migration.id}\\)`));
+    await admin.migrations.cancel('refuse', 'test');
     // Through cfgctl and HTTP's shape alike: a typed error, a non-zero exit, nothing written.
     const refused = await cfgctl(world.etcd.endpoint, prefix, ['shard', 'split', 'refuse', 's0', '--new-shard', 's2', '--master', busy.address]);
     expect(refused.code).not.toBe(0);
