@@ -3,9 +3,10 @@
  * a persisted record whose `next` step any new leader carries on from. This file holds the part
  * that does not depend on the kind of record:
  *
- * - `RecordRun`: reads the record again (an admin's pause or cancel), writes a change of it fenced
- *   and keeping what an admin wrote meanwhile, records a step — the record and its history entry
- *   in one fenced transaction — and logs it; writes route changes; waits while paused.
+ * - `RecordRun`: the step loop (the fence, the record read again for an admin's pause or cancel,
+ *   the step); writes a change of the record fenced, keeping what an admin wrote meanwhile; records
+ *   a step — the record and its history entry in one fenced transaction — and logs it; writes
+ *   route changes; waits while paused.
  * - `RecordDriver`: starts the cluster's unfinished record on the leader, one run per cluster, in
  *   the background (or, for a split's bounded cut-over, inside the leader's cycle).
  *
@@ -98,12 +99,12 @@ export abstract class RecordRun<R extends LeaderRunRecord> {
     this.stored = await this.store.get(this.record.cluster, this.record.id);
   }
 
-  /** Writes a change of the record (fenced), keeping what an admin wrote meanwhile. */
-  protected async update(change: (r: R) => R): Promise<void> {
+  /** Writes a change of the record (fenced), keeping what an admin wrote meanwhile; `also` in the same transaction. */
+  protected async update(change: (r: R) => R, also: { key: string; value: string }[] = []): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       const next = { ...change(this.record), controller: this.deps.controllerId, updatedAt: new Date().toISOString() };
       try {
-        const revision = await this.store.update(next, this.stored.revision, this.deps.election.requireFence());
+        const revision = await this.store.update(next, this.stored.revision, this.deps.election.requireFence(), also);
         this.stored = { record: next, revision };
         return;
       } catch (err) {
@@ -115,29 +116,43 @@ export abstract class RecordRun<R extends LeaderRunRecord> {
     }
   }
 
-  /** Records a step: the record (state, next), the history, the log. */
+  /**
+   * Records a step: the record (state, next) and its history entry in one fenced transaction (a
+   * leader killed right after a step cannot leave it unrecorded), then the log.
+   */
   protected async persist(step: string, state: R['state'], next: string, detail: string, patch: Partial<R> = {}): Promise<void> {
     const durationMs = Math.round(performance.now() - this.stepStarted);
     const at = new Date().toISOString();
-    await this.update((r) => ({ ...r, ...patch, state, next, steps: [...r.steps, { step, at, durationMs, detail }] }));
+    const outcome = state === 'running' || state === 'paused' ? 'info' : (state as HistoryEntry['outcome']);
+    const entry = this.deps.history.entryPut(this.entry(step, detail, outcome, durationMs));
+    await this.update((r) => ({ ...r, ...patch, state, next, steps: [...r.steps, { step, at, durationMs, detail }] }), [entry]);
     this.stepped(step, state);
-    await this.note(step, detail, state === 'running' || state === 'paused' ? 'info' : (state as HistoryEntry['outcome']), durationMs);
+    this.logLine(step, detail, outcome, durationMs);
+    await this.deps.history.trim(this.record.cluster).catch((err) => this.deps.log.warn('could not trim history', { error: errorMessage(err) }));
     this.stepStarted = performance.now();
   }
 
   /** Told after every step recorded (metrics). */
   protected stepped(_step: string, _state: string): void {}
 
-  /** A history entry and a log line about the record (a step, or a retry worth saying). */
+  /** A history entry and a log line about the record that is no step (a retry worth saying, a late cancel). */
   protected async note(step: string, detail: string, outcome: HistoryEntry['outcome'], durationMs: number | null = null): Promise<void> {
-    const r = this.record;
-    const noun = this.store.kind.noun;
-    const entry = historyEntry({ cluster: r.cluster, controller: this.deps.controllerId, action: `${noun}:${step}`, reason: `${detail} [${noun} ${r.id}: ${r.reason}]`, outcome, durationMs });
-    this.deps.log.log(outcome === 'failed' || outcome === 'cancelled' ? 'warn' : 'info', `${noun} ${r.id}: ${step}: ${detail}`, { cluster: r.cluster, next: r.next, state: r.state, durationMs });
-    await this.deps.history.append(entry, this.deps.election.requireFence()).catch((err) => {
+    this.logLine(step, detail, outcome, durationMs);
+    await this.deps.history.append(this.entry(step, detail, outcome, durationMs), this.deps.election.requireFence()).catch((err) => {
       if (err instanceof NotLeaderError) throw err;
       this.deps.log.warn('could not record history', { error: errorMessage(err) });
     });
+  }
+
+  private entry(step: string, detail: string, outcome: HistoryEntry['outcome'], durationMs: number | null): HistoryEntry {
+    const r = this.record;
+    const noun = this.store.kind.noun;
+    return historyEntry({ cluster: r.cluster, controller: this.deps.controllerId, action: `${noun}:${step}`, reason: `${detail} [${noun} ${r.id}: ${r.reason}]`, outcome, durationMs });
+  }
+
+  private logLine(step: string, detail: string, outcome: HistoryEntry['outcome'], durationMs: number | null): void {
+    const r = this.record;
+    this.deps.log.log(outcome === 'failed' || outcome === 'cancelled' ? 'warn' : 'info', `${this.store.kind.noun} ${r.id}: ${step}: ${detail}`, { cluster: r.cluster, next: r.next, state: r.state, durationMs });
   }
 
   /** Writes a route change (unless the route has it already: `change` answers the same route). */

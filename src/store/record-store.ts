@@ -111,12 +111,16 @@ export class RecordStore<R extends RunRecord> {
     return { record, revision: res.header.revision };
   }
 
-  /** Writes a new version if still at `expectRevision` (and the fence holds); a finished one frees the cluster. */
-  async update(record: R, expectRevision: string, fence?: Fence): Promise<string> {
+  /**
+   * Writes a new version if still at `expectRevision` (and the fence holds); a finished one frees
+   * the cluster. `also`: more keys written in the same transaction (the step's history entry).
+   */
+  async update(record: R, expectRevision: string, fence?: Fence, also: { key: string; value: string }[] = []): Promise<string> {
     const key = this.kind.key(this.keys, record.cluster, record.id);
     const txn = fenced(this.etcd.if(key, 'Mod', '==', expectRevision), fence);
-    const put = this.etcd.put(key).value(encode(record));
-    const res = await etcdCall(`update ${this.kind.noun} ${record.id}`, () => (this.kind.finished(record) ? txn.then(put, this.etcd.delete().key(this.keys.activeMigration(record.cluster))) : txn.then(put)).commit());
+    const puts = [this.etcd.put(key).value(encode(record)), ...also.map((x) => this.etcd.put(x.key).value(x.value))];
+    const ops = this.kind.finished(record) ? [...puts, this.etcd.delete().key(this.keys.activeMigration(record.cluster))] : puts;
+    const res = await etcdCall(`update ${this.kind.noun} ${record.id}`, () => txn.then(...ops).commit());
     if (res.succeeded) return res.header.revision;
     const now = await this.get(record.cluster, record.id).catch(() => null);
     if (now && encode(now.record) === encode(record)) return now.revision; // our retried write did land
