@@ -216,7 +216,8 @@ export class SplitRun extends RecordRun<SplitRecord> {
         lastWrite = performance.now();
         await this.update((x) => ({ ...x, sync }));
       }
-      await sleep(linkUp ? 10 : this.deps.pollMs);
+      // Paused, the sync may last: a look a second (the progress is written as often) spares etcd.
+      await sleep(this.split.pause ? 1000 : linkUp ? 10 : this.deps.pollMs);
     }
   }
 
