@@ -389,4 +389,24 @@ describe('shard split by replication', () => {
     for (const [counter, value] of traffic.acked) expect(Number((await redis.at(source).get(counter)) ?? 0), counter).toBeGreaterThanOrEqual(value);
     console.log(`split cancelled in the cut-over: ${traffic.unique.length} unique writes, ${traffic.errors} client errors, the longest acknowledged write ${Math.round(traffic.longestWriteMs)} ms`);
   });
+  it('a leader killed while the split is paused: the next one keeps it paused until resume, then carries it to the end', async () => {
+    const { admin, procs, newMaster, newSlave, master: sourceMaster } = await setup('pausekill', 2);
+    await redis.at(sourceMaster.address).config('SET', 'repl-diskless-sync-delay', '30');
+    await admin.splits.split('pausekill', { shard: 's0', newShard: 's1', master: newMaster.address, slaves: [newSlave.address], requestedBy: 'test' });
+    await splitWhen(admin, 'pausekill', 'to sync', (s) => s.next === 'sync');
+    await admin.splits.pause('pausekill', 'test');
+    await splitWhen(admin, 'pausekill', 'to be paused in its sync', (s) => s.state === 'paused');
+    const leader = (await admin.controllers.leader())!.controller;
+    await procs.get(leader)!.kill9();
+    // The full sync may go now: the next leader follows it, paused, and writes its progress.
+    await redis.at(sourceMaster.address).config('SET', 'repl-diskless-sync-delay', '0');
+    const followed = await splitWhen(admin, 'pausekill', 'to be followed by the next leader', (s) => s.controller !== leader && s.sync?.linkUp === true, 60_000);
+    expect(followed).toMatchObject({ state: 'paused', next: 'sync' });
+    expect((await admin.route('pausekill')).shards.map((s) => s.id)).toEqual(['s0']);
+    await admin.splits.resume('pausekill', 'test');
+    const done = await splitWhen(admin, 'pausekill', 'to end', splitFinished, 60_000);
+    expect(done.state, done.error ?? '').toBe('done');
+    expect(done.steps.map((s) => s.step)).toEqual(['attach', 'pause', 'resume', 'sync', 'hold', 'hold-barrier', 'catchup', 'commit', 'trim']);
+    expect((await admin.route('pausekill')).shards.map((s) => s.slots)).toEqual([[[0, 511]], [[512, 1023]]]);
+  });
 });
