@@ -110,6 +110,17 @@ export function createApp(deps: ApiDeps): express.Express {
     const by = typeof body['by'] === 'string' && body['by'] ? body['by'] : `http@${req.ip ?? 'unknown'}`;
     res.status(201).json(await deps.admin.splits.split(name(req), { ...body, requestedBy: by }));
   });
+  // An admin's control of a split (docs/split.md): pause, resume, cancel.
+  app.post('/v1/clusters/:name/splits/:id/:action', async (req, res) => {
+    const action = String(req.params['action']);
+    const body = (req.body ?? {}) as { by?: unknown };
+    const by = typeof body.by === 'string' && body.by ? body.by : `http@${req.ip ?? 'unknown'}`;
+    if (action !== 'pause' && action !== 'resume' && action !== 'cancel') {
+      res.status(404).json({ error: { code: 'NOT_FOUND', message: `no split action ${action}: pause, resume or cancel` } });
+      return;
+    }
+    res.json(await deps.admin.splits[action](name(req), by, String(req.params['id'])));
+  });
   app.get('/v1/clusters/:name/config', async (req, res) => {
     res.json(await deps.admin.config.get(name(req), typeof req.query['pattern'] === 'string' ? req.query['pattern'] : undefined));
   });

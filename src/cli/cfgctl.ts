@@ -16,7 +16,7 @@ import { keyPlace } from '../model/route.js';
 import { tasksCommands } from './commands/tasks.js';
 import { failoverCommand } from './commands/failover.js';
 import { migrateCommands, migrationsCommand, rebalanceCommand } from './commands/migrate.js';
-import { splitsCommand } from './commands/split.js';
+import { splitControlCommands, splitsCommand } from './commands/split.js';
 import { configCommands } from './commands/config.js';
 import { authCommands } from './commands/auth.js';
 
@@ -52,6 +52,7 @@ export function buildCli(argv: string[]): Argv<GlobalArgs> {
     .command(rebalanceCommand)
     .command(migrationsCommand)
     .command(splitsCommand)
+    .command('split', 'pause, resume or cancel a shard split: split pause|resume|cancel NAME [ID]', (y) => splitControlCommands(y))
     .command('config', 'desired Redis configuration of a cluster: set, get, unset, diff', (y) => configCommands(y))
     .command('auth', 'Redis credentials of a cluster: set, show, rotate (no password is ever printed)', (y) => authCommands(y))
     .command('tasks', 'failover and switchover tasks: list them (tasks NAME), cancel one (tasks cancel NAME ID)', (y) => tasksCommands(y))

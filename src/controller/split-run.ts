@@ -16,48 +16,45 @@
  * - trim: each master UNLINKs the keys of the slots its shard does not own (split-trim.ts).
  *
  * Anything that fails before `commit` aborts: the route as before (no new shard, nothing held),
- * the new master detached (REPLICAOF NO ONE), the record failed with the reason.
+ * the new instances detached (REPLICAOF NO ONE), the record failed with the reason. An admin's
+ * cancel before `commit` does the same (the record `cancelled`); after it, it is refused. An
+ * admin's pause stops the split at its next step boundary: during the sync the new master keeps
+ * replicating but the cut-over waits; a cut-over under way ends first; the trim stops unlinking.
+ *
+ * The loop, the fenced record writes and the hold barrier are shared with the migration
+ * (record-run.ts, hold-barrier.ts).
  */
 import { performance } from 'node:perf_hooks';
-import type { Logger } from 'winston';
-import type { LeaderLock } from '../election/leader-election.js';
-import { ConflictError, NotLeaderError, RedisError, errorMessage } from '../model/errors.js';
-import { historyEntry } from '../model/history.js';
+import { NotLeaderError, RedisError, errorMessage } from '../model/errors.js';
 import { expandRanges } from '../model/migration.js';
-import type { HistoryEntry, Route } from '../model/schemas.js';
-import { routeHolding, routeSplit, routeTrimmed, routeWithoutSplit, splitFinished, splitText, type SplitRecord } from '../model/split.js';
+import {
+  UNPAUSABLE_SPLIT_STEPS,
+  routeHolding,
+  routeSplit,
+  routeTrimmed,
+  routeWithoutSplit,
+  splitCancelRefusal,
+  splitFinished,
+  splitText,
+  type SplitRecord,
+} from '../model/split.js';
 import { promote, replicaOf, replicationInfo } from '../redis/commands.js';
 import type { RedisPool } from '../redis/pool.js';
-import type { ClusterStore } from '../store/cluster-store.js';
-import type { HistoryStore } from '../store/history-store.js';
-import type { ProxyRegistry } from '../store/proxy-registry.js';
 import type { SplitStore, StoredSplit } from '../store/split-store.js';
-import { describeBarrier, waitForProxies } from './barrier.js';
-import { describeGuarded, waitForGuardedProxies, type ControllerApiClient } from './guarded-proxies.js';
-import type { ControllerRegistry } from '../store/controller-registry.js';
+import { holdBarrier } from './hold-barrier.js';
+import { RecordDriver, RecordRun, sleep, type RecordRunDeps } from './record-run.js';
 import { trimPass, type TrimCounts } from './split-trim.js';
 import { applySyncSettings, restoreSyncSettings, type SyncSettings } from './split-sync-settings.js';
 import { countSplitStep, type SplitMetrics } from './split-metrics.js';
 
-export interface SplitDeps {
-  controllerId: string;
-  clusters: ClusterStore;
+export interface SplitDeps extends RecordRunDeps {
   splits: SplitStore;
-  history: HistoryStore;
-  proxies: ProxyRegistry;
-  election: LeaderLock;
   pool: RedisPool;
-  log: Logger;
-  /** The controllers, asked for the proxies that follow the route through their API (as the migration's hold barrier does). */
-  registry: Pick<ControllerRegistry, 'list'>;
-  controllerApi(): ControllerApiClient | undefined;
-  /** Only when some controller cannot be asked: how long a proxy cut off from etcd may take to learn the route. */
-  cutoffGraceMs: number;
   /** The sync is done when the new master is at most this many bytes behind the source. */
   syncLagBytes: number;
   /** How long the cut-over may wait for the new master to reach the source's offset. */
   catchupMs: number;
-  /** How often the sync is polled, and progress written. */
+  /** How often the sync is polled, and progress written; how often a paused split reads its record. */
   pollMs: number;
   trimBatch: number;
   trimScanCount: number;
@@ -72,32 +69,75 @@ export const SPLIT_DEFAULTS = { cutoffGraceMs: 1000, syncLagBytes: 1024 * 1024, 
 /** Steps the leader runs inside its cycle, so that no repair of that cycle sees the half-made shard. */
 const INLINE_STEPS: ReadonlySet<string> = new Set(['hold', 'hold-barrier', 'catchup', 'commit']);
 
-export class SplitRun {
-  private stepStarted = performance.now();
+const PAUSED_SYNC = 'paused by an admin: the new master keeps replicating; no cut-over until resume';
+/** What a pause at each background step boundary means. */
+const PAUSED_AT: Record<string, string> = {
+  attach: 'paused by an admin before the new instances are attached: nothing changes until resume',
+  trim: 'paused by an admin: no key is unlinked until resume (proxies still show only owned keys)',
+};
+
+export class SplitRun extends RecordRun<SplitRecord> {
+  /** Whether this run is the cut-over inside the leader's cycle, or the background part. */
+  readonly inline: boolean;
 
   constructor(
-    private readonly deps: SplitDeps,
-    private stored: StoredSplit,
-  ) {}
-
-  get split(): SplitRecord {
-    return this.stored.split;
+    protected override readonly deps: SplitDeps,
+    stored: StoredSplit,
+  ) {
+    super(deps, deps.splits, stored, ['pause', 'cancel']);
+    this.inline = INLINE_STEPS.has(stored.record.next);
   }
 
-  /** Runs until the split ends, or (with `inline`) until the cut-over is over, or (without) until it is due. */
-  async run(inline: boolean): Promise<void> {
-    while (!splitFinished(this.split) && INLINE_STEPS.has(this.split.next) === inline) {
-      this.deps.election.requireFence();
-      try {
-        await this.step();
-      } catch (err) {
-        if (err instanceof NotLeaderError || INLINE_STEPS.has(this.split.next) === false || this.split.next === 'commit') throw err;
-        await this.abort(`${this.split.next}: ${errorMessage(err)}`);
-      }
+  get split(): SplitRecord {
+    return this.record;
+  }
+
+  /** Inline: until the cut-over is over; in the background: until it is due. */
+  protected override due(): boolean {
+    return INLINE_STEPS.has(this.split.next) === this.inline;
+  }
+
+  /** A step; one of the cut-over that fails before the commit aborts the split. */
+  protected async step(): Promise<void> {
+    try {
+      await this.stepOnce();
+    } catch (err) {
+      if (err instanceof NotLeaderError || INLINE_STEPS.has(this.split.next) === false || this.split.next === 'commit') throw err;
+      await this.undo('abort', 'failed', `${this.split.next}: ${errorMessage(err)}`);
     }
   }
 
-  private async step(): Promise<void> {
+  /**
+   * An admin's cancel or pause, at a step boundary; false when the run must stop here (the split
+   * ended, or it is paused inside the leader's cycle: the next cycle looks again).
+   */
+  protected async takeAdminWishes(): Promise<boolean> {
+    const s = this.split;
+    if (s.cancel) {
+      const refusal = splitCancelRefusal(s);
+      if (refusal === null) {
+        await this.undo('cancel', 'cancelled', `cancelled by ${s.cancel.by}`);
+        return false;
+      }
+      // Asked just before the commit went through: said, and forgotten.
+      await this.update((x) => ({ ...x, cancel: null }));
+      await this.note('cancel-refused', `the cancel asked by ${s.cancel.by} came too late: ${refusal}`, 'refused');
+    }
+    if (UNPAUSABLE_SPLIT_STEPS.has(s.next)) return true;
+    if (s.next === 'hold' && s.pause) {
+      // The new master keeps replicating meanwhile: on resume the sync is checked again first.
+      await this.persist('pause', 'paused', 'sync', PAUSED_SYNC);
+      return false;
+    }
+    // The sync takes its pause itself: it goes on replicating and reporting, and does not end.
+    if (this.inline || s.next === 'sync') return true;
+    if (!s.pause && s.state !== 'paused') return true;
+    await this.waitWhilePaused(s.next, PAUSED_AT[s.next] ?? `paused by an admin at step ${s.next}`, this.deps.pollMs);
+    // Resumed, or cancelled while paused: the cancel is taken (or refused) now.
+    return this.cancelAsked ? this.takeAdminWishes() : true;
+  }
+
+  private async stepOnce(): Promise<void> {
     const s = this.split;
     switch (s.next) {
       case 'attach':
@@ -110,16 +150,9 @@ export class SplitRun {
         return this.persist('hold', 'running', 'hold-barrier', `route epoch ${before} -> ${after}: shard ${s.shard.id} joins the route without slots; proxies hold the commands of slots ${splitText(s)}`, { epochBefore: before });
       }
       case 'hold-barrier': {
-        const { route, spec } = await this.deps.clusters.get(s.cluster);
-        const outcome = await waitForProxies(this.deps.proxies, s.cluster, route.epoch, { timeoutMs: spec.failover.barrierTimeoutMs, log: this.deps.log });
-        if (outcome.timedOut) return this.abort(`the proxies did not drain the hold epoch ${route.epoch} (${describeBarrier(outcome)})`);
-        // Proxies cut off from etcd are not in the registry, yet may forward on a route a
-        // controller confirmed: each must have drained the epoch too (docs/migration.md).
-        const guarded = await waitForGuardedProxies(this.deps.registry, s.cluster, route.epoch, { timeoutMs: spec.failover.barrierTimeoutMs, api: this.deps.controllerApi() });
-        const why = `${describeBarrier(outcome)}; ${describeGuarded(guarded, route.epoch, this.deps.cutoffGraceMs)}`;
-        if (guarded.kind === 'behind') return this.abort(`proxies following the route through a controller did not drain the hold epoch ${route.epoch} (${why})`);
-        if (guarded.kind === 'unknown') await sleep(this.deps.cutoffGraceMs);
-        return this.persist('hold-barrier', 'running', 'catchup', `${why}: no write to the moving slots reaches ${s.sourceMaster} any more`);
+        const held = await holdBarrier(this.deps, s.cluster, 1, this.label);
+        if (!held.drained) return this.undo('abort', 'failed', `the proxies did not drain the hold epoch ${held.epoch} (${held.why})`);
+        return this.persist('hold-barrier', 'running', 'catchup', `${held.why}: no write to the moving slots reaches ${s.sourceMaster} any more`);
       }
       case 'catchup':
         return this.catchup();
@@ -162,11 +195,19 @@ export class SplitRun {
     // until its first REPLCONF ACK, up to a second later (FIELD-NOTES). A PUBLISH (replicated, no
     // key written) marks an offset the new master must reach to prove the stream flows.
     let streamed: number | null = null;
+    let lastRead = performance.now();
     for (;;) {
       this.deps.election.requireFence();
+      if (performance.now() - lastRead >= 1000) {
+        lastRead = performance.now();
+        await this.refresh();
+      }
+      // A cancel is taken at the top of the run's loop; a pause is said now and the sync goes on.
+      if (this.cancelAsked) return;
+      await this.notePause('sync', PAUSED_SYNC);
       if (!(await this.sourceUnchanged())) return;
       const [mine, source] = await Promise.all([replicationInfo(this.deps.pool, s.shard.master), replicationInfo(this.deps.pool, s.sourceMaster)]);
-      if (mine.role !== 'slave' || mine.masterAddress !== s.sourceMaster) return this.abort(`${s.shard.master} no longer replicates from ${s.sourceMaster} (someone changed it)`);
+      if (mine.role !== 'slave' || mine.masterAddress !== s.sourceMaster) return this.undo('abort', 'failed', `${s.shard.master} no longer replicates from ${s.sourceMaster} (someone changed it)`);
       const linkUp = mine.linkUp === true;
       const lagBytes = Math.max(0, source.offset - mine.offset);
       const sync = { linkUp, offset: mine.offset, sourceOffset: source.offset, lagBytes, keys: mine.keys, at: new Date().toISOString() };
@@ -174,7 +215,7 @@ export class SplitRun {
         await this.deps.pool.call(s.sourceMaster, 'PUBLISH', '__cfgserver:split', s.id);
         streamed = (await replicationInfo(this.deps.pool, s.sourceMaster)).offset;
       }
-      if (linkUp && streamed !== null && mine.offset >= streamed && lagBytes <= this.deps.syncLagBytes) {
+      if (linkUp && streamed !== null && mine.offset >= streamed && lagBytes <= this.deps.syncLagBytes && !this.split.pause) {
         const restored = await restoreSyncSettings(this.deps.pool, this.split, this.saveSyncSettings);
         // Retried from the sync at the next cycle: the source must not keep the split's settings.
         if (!restored.complete) throw new RedisError(restored.text);
@@ -184,7 +225,8 @@ export class SplitRun {
         lastWrite = performance.now();
         await this.update((x) => ({ ...x, sync }));
       }
-      await sleep(linkUp ? 10 : this.deps.pollMs);
+      // Paused, the sync may last: a look a second (the progress is written as often) spares etcd.
+      await sleep(this.split.pause ? 1000 : linkUp ? 10 : this.deps.pollMs);
     }
   }
 
@@ -197,7 +239,7 @@ export class SplitRun {
     const started = performance.now();
     let offset = mine.offset;
     while (offset < target) {
-      if (performance.now() - started > this.deps.catchupMs) return this.abort(`${s.shard.master} did not reach offset ${target} within ${this.deps.catchupMs} ms (at ${offset})`);
+      if (performance.now() - started > this.deps.catchupMs) return this.undo('abort', 'failed', `${s.shard.master} did not reach offset ${target} within ${this.deps.catchupMs} ms (at ${offset})`);
       await sleep(2);
       offset = (await replicationInfo(this.deps.pool, s.shard.master)).offset;
     }
@@ -205,7 +247,10 @@ export class SplitRun {
     await this.persist('catchup', 'running', 'commit', `${s.shard.master} reached offset ${offset} >= ${target} in ${Math.round(performance.now() - started)} ms; REPLICAOF NO ONE${rewrite ? ` (${rewrite})` : ' + CONFIG REWRITE'}`);
   }
 
-  /** Both passes at once (separate Redis processes); progress written after each batch at most once a second. */
+  /**
+   * Both passes at once (separate Redis processes); progress written after each batch at most once
+   * a second. An admin's pause (seen when that write meets theirs) stops both after their batch.
+   */
   private async trim(): Promise<void> {
     const s = this.split;
     const route = (await this.deps.clusters.get(s.cluster)).route;
@@ -223,7 +268,7 @@ export class SplitRun {
           lastWrite = performance.now();
           await this.update((x) => ({ ...x, trim: { ...sofar } }));
         }
-        return true;
+        return !this.split.pause;
       });
       sofar[which] = { scanned: base.scanned + result.scanned, removed: base.removed + result.removed, done: result.complete };
     };
@@ -231,6 +276,11 @@ export class SplitRun {
       side('source', masters.get(s.source) ?? s.sourceMaster, (slot) => moved.has(slot)),
       side('shard', masters.get(s.shard.id) ?? s.shard.master, (slot) => !moved.has(slot)),
     ]);
+    if (!sofar.source.done || !sofar.shard.done) {
+      // Stopped by a pause: what is done is kept, the run's loop waits for the resume.
+      await this.update((x) => ({ ...x, trim: { ...sofar } }));
+      return;
+    }
     // Only now may proxies count the two shards' keys with DBSIZE again (docs/split.md).
     const { before, after } = await this.writeRoute((r) => routeTrimmed(r, s));
     const unmarked = before === after ? '' : `; route epoch ${before} -> ${after}: ${s.source} and ${s.shard.id} no longer trimming`;
@@ -242,12 +292,16 @@ export class SplitRun {
     const route = (await this.deps.clusters.get(this.split.cluster)).route;
     const master = route.shards.find((x) => x.id === this.split.source)?.master;
     if (master === this.split.sourceMaster) return true;
-    await this.abort(`the master of shard ${this.split.source} is ${master ?? 'gone'} now, not ${this.split.sourceMaster} (a failover): the split is abandoned`);
+    await this.undo('abort', 'failed', `the master of shard ${this.split.source} is ${master ?? 'gone'} now, not ${this.split.sourceMaster} (a failover): the split is abandoned`);
     return false;
   }
 
-  /** Before the commit only: the route as before the split, the new master detached, the record failed. */
-  private async abort(reason: string): Promise<void> {
+  /**
+   * Before the commit only (an abort, or an admin's cancel): the route as before the split (no new
+   * shard, nothing held), the new instances detached (REPLICAOF NO ONE; their data left as it is),
+   * the record ended with the reason. The source never stopped owning its slots and keys.
+   */
+  private async undo(step: 'abort' | 'cancel', state: 'failed' | 'cancelled', reason: string): Promise<void> {
     const s = this.split;
     let route = '';
     const current = (await this.deps.clusters.get(s.cluster)).route;
@@ -255,54 +309,24 @@ export class SplitRun {
       const { before, after } = await this.writeRoute((r) => routeWithoutSplit(r, s));
       route = `; route epoch ${before} -> ${after}: as before the split`;
     }
-    const detached = await this.deps.pool.call(s.shard.master, 'REPLICAOF', 'NO', 'ONE').then(
-      () => `; ${s.shard.master} detached (REPLICAOF NO ONE), its data left as it is`,
-      (err) => `; ${s.shard.master} could not be detached: ${errorMessage(err)}`,
-    );
+    const detached: string[] = [];
+    const stuck: string[] = [];
+    for (const instance of [s.shard.master, ...s.shard.slaves]) {
+      await this.deps.pool.call(instance, 'REPLICAOF', 'NO', 'ONE').then(
+        () => detached.push(instance),
+        (err) => stuck.push(`${instance} could not be detached: ${errorMessage(err)}`),
+      );
+    }
+    const what = `${detached.length ? `; ${detached.join(', ')} detached (REPLICAOF NO ONE), their data left as it is` : ''}${stuck.length ? `; ${stuck.join('; ')}` : ''}`;
     const restored = (await restoreSyncSettings(this.deps.pool, this.split, this.saveSyncSettings)).text;
-    await this.persist('abort', 'failed', '-', `${reason}${route}${detached}${restored ? `; ${restored}` : ''}`, { error: reason });
+    await this.persist(step, state, '-', `${reason}${route}${what}${restored ? `; ${restored}` : ''}`, { error: reason });
   }
 
   private readonly saveSyncSettings = (syncSettings: SyncSettings): Promise<void> => this.update((x) => ({ ...x, syncSettings }));
 
-  private async writeRoute(change: (route: Route) => Route): Promise<{ before: number; after: number }> {
-    for (let attempt = 1; ; attempt++) {
-      const current = await this.deps.clusters.get(this.split.cluster);
-      const next = change(current.route);
-      if (next === current.route) return { before: current.route.epoch, after: current.route.epoch };
-      try {
-        await this.deps.clusters.writeRoute(next, current.routeRevision, this.deps.election.requireFence());
-        return { before: current.route.epoch, after: next.epoch };
-      } catch (err) {
-        // A failover published a new master meanwhile: read again and apply the change to it.
-        if (!(err instanceof ConflictError) || attempt >= 5) throw err;
-      }
-    }
-  }
-
-  private async update(change: (s: SplitRecord) => SplitRecord): Promise<void> {
-    const next = { ...change(this.split), controller: this.deps.controllerId, updatedAt: new Date().toISOString() };
-    const revision = await this.deps.splits.update(next, this.stored.revision, this.deps.election.requireFence());
-    this.stored = { split: next, revision };
-  }
-
-  /** Records a step: the record (state, next), the history, the log. */
-  private async persist(step: string, state: SplitRecord['state'], next: string, detail: string, patch: Partial<SplitRecord> = {}): Promise<void> {
-    const durationMs = Math.round(performance.now() - this.stepStarted);
-    await this.update((s) => ({ ...s, ...patch, state, next, steps: [...s.steps, { step, at: new Date().toISOString(), durationMs, detail }] }));
+  /** Each stored step counted in the metrics (split-metrics.ts). */
+  protected override stepped(step: string): void {
     if (this.deps.metrics) countSplitStep(this.deps.metrics, this.split, step, new Date());
-    await this.record(step, detail, state === 'running' ? 'info' : state, durationMs);
-    this.stepStarted = performance.now();
-  }
-
-  private async record(step: string, detail: string, outcome: HistoryEntry['outcome'], durationMs: number | null): Promise<void> {
-    const s = this.split;
-    const entry = historyEntry({ cluster: s.cluster, controller: this.deps.controllerId, action: `split:${step}`, reason: `${detail} [split ${s.id}: ${s.reason}]`, outcome, durationMs });
-    this.deps.log.log(outcome === 'failed' ? 'warn' : 'info', `split ${s.id}: ${step}: ${detail}`, { cluster: s.cluster, next: s.next, state: s.state, durationMs });
-    await this.deps.history.append(entry, this.deps.election.requireFence()).catch((err) => {
-      if (err instanceof NotLeaderError) throw err;
-      this.deps.log.warn('could not record history', { error: errorMessage(err) });
-    });
   }
 }
 
@@ -311,47 +335,24 @@ export class SplitRun {
  * background (they last long), the cut-over inside the leader's cycle (it is bounded), so that the
  * cycle's repairs never see the new shard in the route before its master is promoted.
  */
-export class SplitDriver {
-  private readonly running = new Map<string, Promise<void>>();
-
-  constructor(private readonly deps: SplitDeps) {}
-
-  /** Carries the cluster's unfinished split on; says what it did, or null. */
-  async carryOn(cluster: string): Promise<string | null> {
-    const running = (value: number) => this.deps.metrics?.splitRunning.set(cluster, [{ labels: {}, value }]);
-    if (this.running.has(cluster)) {
-      running(1);
-      return null;
-    }
-    const active = await this.deps.splits.active(cluster);
-    running(active ? 1 : 0);
-    if (!active) return null;
-    const run = new SplitRun(this.deps, active);
-    if (INLINE_STEPS.has(active.split.next)) {
-      await run.run(true);
-      return `split ${active.split.id}: cut-over ${run.split.state === 'failed' ? `failed: ${run.split.error}` : 'done'}`;
-    }
-    const background = run
-      .run(false)
-      .catch((err) => {
-        if (err instanceof NotLeaderError) return;
-        // Retried from its recorded step at the next cycle.
-        this.deps.log.warn(`split ${active.split.id}: ${errorMessage(err)}; retrying at the next cycle`, { cluster });
-      })
-      .finally(() => {
-        this.running.delete(cluster);
-        if (!splitFinished(run.split) && INLINE_STEPS.has(run.split.next)) this.deps.wake?.(cluster);
-      });
-    this.running.set(cluster, background);
-    return `split ${active.split.id} (${splitText(active.split)}) runs from step ${active.split.next}`;
+export class SplitDriver extends RecordDriver {
+  constructor(deps: SplitDeps) {
+    super(deps.log, async (cluster) => {
+      const active = await deps.splits.active(cluster);
+      deps.metrics?.splitRunning.set(cluster, [{ labels: {}, value: active ? 1 : 0 }]);
+      if (!active) return null;
+      const run = new SplitRun(deps, active);
+      const s = active.record;
+      return {
+        label: run.label,
+        inline: run.inline,
+        run: () => run.run(),
+        said: (started) => (started ? `split ${s.id} (${splitText(s)}) runs from step ${s.next}` : `split ${s.id}: cut-over ${run.split.state === 'failed' ? `failed: ${run.split.error}` : run.split.state === 'paused' ? 'not begun: paused' : 'done'}`),
+        // The sync ended: the cut-over starts at the cluster's next cycle, now rather than a probe interval later.
+        ended: () => {
+          if (!splitFinished(run.split) && INLINE_STEPS.has(run.split.next)) deps.wake?.(cluster);
+        },
+      };
+    });
   }
-
-  /** Waits for the runs under way (they stop once this replica stops leading). */
-  async settle(ms = 2000): Promise<void> {
-    await Promise.race([Promise.allSettled([...this.running.values()]), new Promise((r) => setTimeout(r, ms).unref())]);
-  }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

@@ -29,6 +29,10 @@ export const leaderRunFields = {
   controller: z.string().nullable().default(null),
   createdAt: z.string(),
   updatedAt: z.string(),
+  /** An admin asked to pause (`migrate pause`, `split pause`): the leader stops at its next step boundary (or batch). */
+  pause: z.boolean().default(false),
+  /** An admin asked to cancel (`migrate cancel`, `split cancel`): the record is undone, the route ends as it was. */
+  cancel: z.strictObject({ by: z.string(), at: z.string() }).nullable().default(null),
 };
 
 export const migrationRecordSchema = z.strictObject({
@@ -54,12 +58,8 @@ export const migrationRecordSchema = z.strictObject({
   bigKeys: z.array(z.strictObject({ key: z.string(), from: shardId, to: shardId, type: z.enum(['hash', 'list', 'set', 'zset', 'string']), elements: z.number().int() })).default([]),
   /** Keys per second the leader's mover may move at most (an admin's `--rate`); null: as fast as it can. */
   rate: z.number().int().min(1).nullable().default(null),
-  /** An admin asked to pause (`migrate pause`): the mover stops between batches. */
-  pause: z.boolean().default(false),
   /** Turned round by a cancel: the moves run from `to` back to `from`, and the route ends as it was. */
   reverse: z.boolean().default(false),
-  /** An admin asked to cancel: keys already moved go back, then the route is as it was. */
-  cancel: z.strictObject({ by: z.string(), at: z.string() }).nullable().default(null),
 });
 export type MigrationRecord = z.infer<typeof migrationRecordSchema>;
 

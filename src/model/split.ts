@@ -13,10 +13,23 @@ import { expandRanges, leaderRunFields, parseSlotList, routeCommitted, routeWith
 import { rangesText, toRanges, withTrimming } from './route.js';
 import { address, clusterName, shardId, slotRange, taskStepSchema, type Route, type Shard } from './schemas.js';
 
-export const SPLIT_STATES = ['running', 'done', 'failed'] as const;
+export const SPLIT_STATES = ['running', 'paused', 'done', 'failed', 'cancelled'] as const;
+export const FINISHED_SPLIT_STATES: ReadonlySet<string> = new Set(['done', 'failed', 'cancelled']);
 
 /** Steps after which nothing is undone: the new shard owns its slots. */
 export const CUT_OVER_STEPS: ReadonlySet<string> = new Set(['hold', 'hold-barrier', 'catchup', 'commit']);
+
+/**
+ * Steps (as `next`) at which a cancel still undoes the split: up to the commit, the source owns
+ * every slot and holds every key. From `commit` on both shards are ordinary and the trim must end.
+ */
+export const CANCELLABLE_SPLIT_STEPS: ReadonlySet<string> = new Set(['attach', 'sync', 'hold', 'hold-barrier', 'catchup']);
+
+/**
+ * Steps inside the cut-over: a pause asked meanwhile waits for it to end (at `trim`), so that the
+ * proxies never hold the moving slots longer than the cut-over takes.
+ */
+export const UNPAUSABLE_SPLIT_STEPS: ReadonlySet<string> = new Set(['hold-barrier', 'catchup', 'commit']);
 
 const trimSide = z.strictObject({ scanned: z.number().int().min(0).default(0), removed: z.number().int().min(0).default(0), done: z.boolean().default(false) });
 
@@ -58,7 +71,41 @@ export const splitRecordSchema = z.strictObject({
 export type SplitRecord = z.infer<typeof splitRecordSchema>;
 
 export function splitFinished(s: Pick<SplitRecord, 'state'>): boolean {
-  return s.state !== 'running';
+  return FINISHED_SPLIT_STATES.has(s.state);
+}
+
+/** Why a cancel is refused now, or null when it would undo the split. */
+export function splitCancelRefusal(s: Pick<SplitRecord, 'id' | 'state' | 'next' | 'shard' | 'source'>): string | null {
+  if (splitFinished(s)) return `split ${s.id} has already ended: ${s.state}`;
+  if (CANCELLABLE_SPLIT_STEPS.has(s.next)) return null;
+  return `split ${s.id} is past its commit (at step ${s.next}): shards ${s.source} and ${s.shard.id} are both ordinary shards now, and the trim must finish; to undo it, migrate the slots back (cfgctl migrate)`;
+}
+
+/** The major version of a Redis version string ("7.0.15" -> 7), or null when it names none. */
+export function majorVersion(version: string): number | null {
+  const m = /^(\d+)\./.exec(version);
+  return m ? Number(m[1]) : null;
+}
+
+/**
+ * Why a new instance cannot replicate the source, by version: a replica must be of the same major
+ * version as its master or newer (an older one cannot read a newer RDB), or null.
+ */
+export function versionProblem(instance: string, version: string, sourceMaster: string, sourceVersion: string): string | null {
+  const mine = majorVersion(version);
+  const theirs = majorVersion(sourceVersion);
+  if (mine === null || theirs === null) return `${instance} runs Redis ${version} and ${sourceMaster} ${sourceVersion}: the versions cannot be compared`;
+  if (mine < theirs) return `${instance} runs Redis ${version}, older than the source master's ${sourceVersion} (${sourceMaster}): it cannot load its data; use Redis ${theirs} or newer`;
+  return null;
+}
+
+/**
+ * Why a new instance has no room for the source's whole data set (a split copies all of it, both
+ * halves, before the trim), or null: its maxmemory (when set) below the source's used memory.
+ */
+export function roomProblem(instance: string, maxmemory: number, sourceMaster: string, sourceUsed: number): string | null {
+  if (maxmemory <= 0 || maxmemory >= sourceUsed) return null;
+  return `${instance} has maxmemory ${maxmemory} bytes, below the ${sourceUsed} bytes ${sourceMaster} uses: the full sync copies the whole data set before the trim (raise its maxmemory, or use an instance with room)`;
 }
 
 /** The split as the one move the route's migration phases speak of. */

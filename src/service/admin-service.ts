@@ -298,7 +298,7 @@ export class AdminService {
       })),
       healthFrom: source,
       liveTimeoutMs,
-      migration: migration ? migrationView(migration.migration) : null,
+      migration: migration ? migrationView(migration.record) : null,
       failoverBudget: failoverBudget(tasks.map((t) => t.task), spec.failover, Date.now()),
       problems,
     };
@@ -340,7 +340,7 @@ export class AdminService {
     if (owned > 0) throw new RefusedError(`shard ${id} still owns ${owned} slots; migrate them away first (cfgctl shard drain)`);
     // The record first: a migration a leader has not begun yet is not in the route.
     const active = await this.migrations.store.active(current.spec.name);
-    if (active?.migration.moves.some((m) => m.from === id || m.to === id)) throw new RefusedError(`migration ${active.migration.id} moves slots to or from shard ${id}; wait for it to end (cfgctl migrations ${current.spec.name})`);
+    if (active?.record.moves.some((m) => m.from === id || m.to === id)) throw new RefusedError(`migration ${active.record.id} moves slots to or from shard ${id}; wait for it to end (cfgctl migrations ${current.spec.name})`);
     const route = nextRoute(
       current.route,
       current.route.shards.filter((s) => s.id !== shard.id),
@@ -428,6 +428,9 @@ export class AdminService {
     const to = request.to === undefined ? null : parseInput(address, request.to, 'target address');
     if (to !== null && !shard.slaves.includes(to)) throw new RefusedError(`${to} is not a slave of shard ${shard.id} (slaves: ${shard.slaves.join(', ') || 'none'})`);
     if (shard.slaves.length === 0) throw new RefusedError(`shard ${shard.id} has no slave to switch to`);
+    // A split replicates from this master until its cut-over: a switchover would abandon it (docs/split.md).
+    const split = (await this.splits.store.active(route.cluster))?.record;
+    if (split && split.source === shard.id) throw new RefusedError(`split ${split.id} of shard ${shard.id} is under way (step ${split.next}); wait for it to end or cancel it (cfgctl split cancel ${route.cluster})`);
     const task = newTask({
       kind: 'switchover',
       cluster: route.cluster,

@@ -4,7 +4,7 @@
  * written, and a migration is only ever a record the leader carries out (docs/migration.md).
  */
 import type { Etcd3 } from 'etcd3';
-import { NotFoundError, RefusedError, ConflictError } from '../model/errors.js';
+import { RefusedError } from '../model/errors.js';
 import {
   canCancelMigration,
   drainMoves,
@@ -26,6 +26,7 @@ import { HealthStore } from '../store/health-store.js';
 import { HistoryStore } from '../store/history-store.js';
 import type { Keys } from '../store/keys.js';
 import { MigrationStore, newMigrationId } from '../store/migration-store.js';
+import { RecordControls } from './record-controls.js';
 
 /** What every request for a migration carries. `rate`: keys/s at most for the leader's mover (0 or absent: no limit). */
 export interface MigrationRequest {
@@ -47,12 +48,14 @@ export class MigrationService {
   private readonly clusters: ClusterStore;
   private readonly history: HistoryStore;
   private readonly health: HealthStore;
+  private readonly controls: RecordControls<MigrationRecord>;
 
   constructor(etcd: Etcd3, keys: Keys) {
     this.store = new MigrationStore(etcd, keys);
     this.health = new HealthStore(etcd, keys);
     this.clusters = new ClusterStore(etcd, keys);
     this.history = new HistoryStore(etcd, keys);
+    this.controls = new RecordControls(this.store, this.history);
   }
 
   /** `cfgctl migrate NAME --slots A-B --to SHARD`. */
@@ -82,21 +85,12 @@ export class MigrationService {
     const cluster = parseInput(clusterName, name, 'cluster name');
     await this.route(cluster);
     const problems: string[] = [];
-    const migrations = (await this.store.list(cluster, (err) => problems.push(err.message))).map((m) => view(m.migration));
+    const migrations = (await this.store.list(cluster, (err) => problems.push(err.message))).map((m) => view(m.record));
     return { migrations, problems };
   }
 
   async get(name: string, id: string): Promise<MigrationView> {
-    return view((await this.store.get(parseInput(clusterName, name, 'cluster name'), id)).migration);
-  }
-
-  /** The unfinished migration of a cluster, or the one given by id. */
-  private async pick(name: string, id?: string): Promise<{ migration: MigrationRecord; revision: string }> {
-    const cluster = parseInput(clusterName, name, 'cluster name');
-    if (id) return this.store.get(cluster, id);
-    const active = await this.store.active(cluster);
-    if (!active) throw new NotFoundError(`cluster ${cluster} has no migration under way`);
-    return active;
+    return view((await this.store.get(parseInput(clusterName, name, 'cluster name'), id)).record);
   }
 
   /** `migrate pause`: the leader moves no key until `resume` (proxies still move the keys clients touch). */
@@ -122,27 +116,14 @@ export class MigrationService {
     return this.change(name, id, by, 'cancel', (m) => {
       if (m.cancel) return m;
       if (!canCancelMigration(m)) throw new RefusedError(`migration ${m.id} can no longer be cancelled: it is at step ${m.next}, past which it finishes by itself`);
-      const at = new Date().toISOString();
       // No leader has begun it (nothing in the route yet): it ends here.
-      if (m.steps.length === 0) return { ...m, state: 'cancelled', next: '-', error: `cancelled by ${by} before a leader began it`, cancel: { by, at }, steps: [{ step: 'cancel', at, durationMs: null, detail: `cancelled by ${by}` }] };
-      return { ...m, cancel: { by, at } };
+      if (m.steps.length === 0) return RecordControls.cancelledUnbegun(m, by);
+      return { ...m, cancel: { by, at: new Date().toISOString() } };
     });
   }
 
-  private async change(name: string, id: string | undefined, by: string, what: string, change: (m: MigrationRecord) => MigrationRecord, detail?: string): Promise<MigrationRecord> {
-    for (let attempt = 1; ; attempt++) {
-      const { migration, revision } = await this.pick(name, id);
-      if (migrationFinished(migration)) throw new RefusedError(`migration ${migration.id} has already ended: ${migration.state}`);
-      const changed = { ...change(migration), updatedAt: new Date().toISOString() };
-      try {
-        await this.store.update(changed, revision);
-      } catch (err) {
-        if (err instanceof ConflictError && attempt < 5) continue; // the leader wrote progress meanwhile
-        throw err;
-      }
-      await this.record(changed, `migration:${what}`, `${what}${detail ? ` (${detail})` : ''} of migration ${changed.id} asked by ${by} at step ${changed.next}`);
-      return changed;
-    }
+  private change(name: string, id: string | undefined, by: string, what: string, change: (m: MigrationRecord) => MigrationRecord, detail?: string): Promise<MigrationRecord> {
+    return this.controls.change(name, id, by, what, change, detail);
   }
 
   /** `specRevision`: the spec the request was checked against; the migration is created only if it is still current. */
@@ -180,7 +161,7 @@ export class MigrationService {
       cancel: null,
     };
     if (request.dryRun) return migration;
-    const created = (await this.store.create(migration, { specRevision })).migration;
+    const created = (await this.store.start(migration, { specRevision })).record;
     await this.record(created, 'migration:asked', `${reason}: ${movesText(moves)}${rate === null ? '' : `, at most ${rate} keys/s`}`);
     return created;
   }

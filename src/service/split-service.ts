@@ -10,14 +10,15 @@ import { historyEntry } from '../model/history.js';
 import { rangesText, toRanges } from '../model/route.js';
 import { address, clusterName, parseInput, shardId } from '../model/schemas.js';
 import { parseMigrationRate } from '../model/migration.js';
-import { splitSlots, splitText, type SplitRecord } from '../model/split.js';
-import { replicationInfo } from '../redis/commands.js';
+import { roomProblem, splitCancelRefusal, splitSlots, splitText, versionProblem, type SplitRecord } from '../model/split.js';
+import { instanceFacts, redisVersion, replicationInfo } from '../redis/commands.js';
 import { RedisPool } from '../redis/pool.js';
 import { ClusterStore } from '../store/cluster-store.js';
 import { HistoryStore } from '../store/history-store.js';
 import type { Keys } from '../store/keys.js';
 import { SplitStore, newSplitId } from '../store/split-store.js';
 import { withTimeout } from '../util/timeout.js';
+import { RecordControls } from './record-controls.js';
 
 export interface SplitRequest {
   shard: string;
@@ -54,12 +55,14 @@ export class SplitService {
   private readonly clusters: ClusterStore;
   private readonly history: HistoryStore;
   private readonly pool: RedisPool;
+  private readonly controls: RecordControls<SplitRecord>;
 
   constructor(etcd: Etcd3, keys: Keys, pool?: RedisPool) {
     this.store = new SplitStore(etcd, keys);
     this.clusters = new ClusterStore(etcd, keys);
     this.history = new HistoryStore(etcd, keys);
     this.pool = pool ?? new RedisPool({ timeoutMs: CHECK_TIMEOUT_MS });
+    this.controls = new RecordControls(this.store, this.history);
   }
 
   /** `cfgctl shard split`: refused with the reason, nothing written, unless every check passes. */
@@ -108,8 +111,10 @@ export class SplitService {
       trimRate,
       steps: [],
       error: null,
+      pause: false,
+      cancel: null,
     };
-    await this.store.create(record, routeRevision);
+    await this.store.start(record, routeRevision);
     await this.history.append(historyEntry({ cluster, controller: 'admin', action: 'split:request', reason: `${record.reason}: ${splitText(record)}; master ${master}${slaves.length ? `, slaves ${slaves.join(', ')}` : ''}`, outcome: 'info' }));
     return record;
   }
@@ -118,22 +123,51 @@ export class SplitService {
     const cluster = parseInput(clusterName, name, 'cluster name');
     await this.clusters.get(cluster);
     const problems: string[] = [];
-    const splits = (await this.store.list(cluster, (err) => problems.push(err.message))).map((s) => s.split);
+    const splits = (await this.store.list(cluster, (err) => problems.push(err.message))).map((s) => s.record);
     return { splits, problems };
   }
 
-  /** The source's master and every new instance must answer; the new ones must be empty masters unless forced. */
+  /** `split pause`: the split stops at its next step boundary (a sync goes on replicating, a cut-over under way ends first, the trim stops unlinking). */
+  async pause(name: string, by: string, id?: string): Promise<SplitRecord> {
+    return this.controls.change(name, id, by, 'pause', (s) => ({ ...s, pause: true }));
+  }
+
+  async resume(name: string, by: string, id?: string): Promise<SplitRecord> {
+    return this.controls.change(name, id, by, 'resume', (s) => ({ ...s, pause: false }));
+  }
+
+  /** `split cancel`: before the commit, the cluster as it was (the new instances detached); refused after it, with the reason. */
+  async cancel(name: string, by: string, id?: string): Promise<SplitRecord> {
+    return this.controls.change(name, id, by, 'cancel', (s) => {
+      if (s.cancel) return s;
+      const refusal = splitCancelRefusal(s);
+      if (refusal) throw new RefusedError(refusal);
+      // No leader has begun it: nothing was attached, nothing is in the route; it ends here.
+      if (s.steps.length === 0) return RecordControls.cancelledUnbegun(s, by);
+      return { ...s, cancel: { by, at: new Date().toISOString() } };
+    });
+  }
+
+  /**
+   * Before anything changes: the source's master and every new instance answer; the new ones are
+   * empty masters (unless forced), of the source's Redis major version or newer, with a maxmemory
+   * (when set) that holds the source's whole data set.
+   */
   private async checkInstances(sourceMaster: string, instances: string[], force: boolean): Promise<void> {
-    const ask = (a: string) => withTimeout(replicationInfo(this.pool, a), CHECK_TIMEOUT_MS, `INFO on ${a}`);
-    await ask(sourceMaster).catch((err) => {
+    const ask = (a: string) => withTimeout(Promise.all([replicationInfo(this.pool, a), redisVersion(this.pool, a), instanceFacts(this.pool, a)]), CHECK_TIMEOUT_MS, `INFO on ${a}`);
+    const [, sourceVersion, sourceFacts] = await ask(sourceMaster).catch((err) => {
       throw new RefusedError(`the source master ${sourceMaster} does not answer (${errorMessage(err)}): a split needs it`);
     });
     const problems: string[] = [];
     for (const a of instances) {
       try {
-        const info = await ask(a);
+        const [info, version, facts] = await ask(a);
         if (!force && (info.keys ?? 0) > 0) problems.push(`${a} holds ${info.keys} keys (--force: the full sync wipes them)`);
         if (!force && info.role === 'slave') problems.push(`${a} replicates from ${info.masterAddress} (--force: it follows the split instead)`);
+        const old = versionProblem(a, version, sourceMaster, sourceVersion);
+        if (old) problems.push(old);
+        const room = roomProblem(a, facts.maxmemory, sourceMaster, sourceFacts.usedMemory);
+        if (room) problems.push(room);
       } catch (err) {
         problems.push(`${a} does not answer (${errorMessage(err)})`);
       }

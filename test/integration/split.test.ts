@@ -178,6 +178,18 @@ describe('shard split by replication', () => {
     await expect(ask({ slaves: [shards[1]!.slaves[0]!.address] })).rejects.toThrow(/already serves cluster refuse/);
     await expect(ask({ master: 'nope' })).rejects.toThrow(/invalid master address/);
     await expect(ask({ trimRate: -1 })).rejects.toThrow(/rate must be/);
+    // No room for the source's whole data set: refused with the numbers.
+    await redis.at(free.address).config('SET', 'maxmemory', '102400');
+    await expect(ask({})).rejects.toThrow(new RegExp(`${free.address} has maxmemory 102400 bytes, below the \\d+ bytes ${shards[0]!.master.address} uses`));
+    await redis.at(free.address).config('SET', 'maxmemory', '0');
+    // A switchover under way on the source shard: refused until it ends.
+    const task = await admin.requestSwitchover('refuse', { shard: 's0', requestedBy: 'test' });
+    await expect(ask({})).rejects.toThrow(/shard s0 has an unfinished task/);
+    await admin.cancelTask('refuse', task.id, 'test');
+    // A migration under way (no leader begun it yet, so not in the route): refused until it ends.
+    const migration = await admin.migrations.migrate('refuse', { slots: '0-3', to: 's1', requestedBy: 'test' });
+    await expect(ask({})).rejects.toThrow(new RegExp(`already has an unfinished migration or split \\(${migration.id}\\)`));
+    await admin.migrations.cancel('refuse', 'test');
     // Through cfgctl and HTTP's shape alike: a typed error, a non-zero exit, nothing written.
     const refused = await cfgctl(world.etcd.endpoint, prefix, ['shard', 'split', 'refuse', 's0', '--new-shard', 's2', '--master', busy.address]);
     expect(refused.code).not.toBe(0);
@@ -195,9 +207,24 @@ describe('shard split by replication', () => {
     expect(asked.stdout).toMatch(/s0 -> s2, slots 300-511/);
     await expect(ask({ shard: 's1' })).rejects.toThrow(/unfinished migration or split/);
     await expect(admin.migrations.migrate('refuse', { slots: '0-3', to: 's1', requestedBy: 'test' })).rejects.toThrow(/unfinished migration/);
+    // Nor a switchover of its source while it runs (a failover still may: it abandons the split).
+    await expect(admin.requestSwitchover('refuse', { shard: 's0', requestedBy: 'test' })).rejects.toThrow(/split .* of shard s0 is under way/);
     const listed = await cfgctl(world.etcd.endpoint, prefix, ['splits', 'refuse']);
     expect(listed.stdout).toMatch(/running\s+attach\s+s0 \(.*\)\s+s2 \(.*\)\s+300-511/);
     expect(await admin.route('refuse')).toEqual(before);
+    // Cancelled before any leader began it: it ends at once, nothing having changed.
+    const cancelled = await cfgctl(world.etcd.endpoint, prefix, ['split', 'cancel', 'refuse']);
+    expect(cancelled.code, cancelled.stderr).toBe(0);
+    expect(cancelled.stdout).toMatch(/cancel asked at step - \(cancelled\)/);
+    expect((await admin.splits.list('refuse')).splits.map((s) => [s.state, s.error])).toEqual([['cancelled', expect.stringMatching(/cancelled by cfgctl@.* before a leader began it/)]]);
+    expect(await admin.route('refuse')).toEqual(before);
+    expect(await redis.at(busy.address).get('left-over')).toBe('x');
+    // A cancel of an ended split is refused, said in history with its reason.
+    const again = await cfgctl(world.etcd.endpoint, prefix, ['split', 'cancel', 'refuse', (await admin.splits.list('refuse')).splits[0]!.id]);
+    expect(again.code).not.toBe(0);
+    expect(again.stderr).toMatch(/has already ended: cancelled/);
+    const said = (await admin.listHistory('refuse', 50)).entries.filter((e) => e.action === 'split:cancel').map((e) => e.outcome);
+    expect(said).toEqual(expect.arrayContaining(['info', 'refused']));
   });
 
   it('a source master killed during the sync: the split is abandoned (route as before, new master detached), the failover goes on', async () => {
@@ -275,5 +302,127 @@ describe('shard split by replication', () => {
       expect(Number((await redis.at(shard.master).get(counter)) ?? 0), counter).toBeGreaterThanOrEqual(value);
     }
     console.log(`split with the leader killed in the cut-over: moving slots held ${done.holdMs} ms (a leader change), ${traffic.errors} client errors`);
+  });
+  it('pause: the sync goes on without a cut-over until resume; the trim stops unlinking; a cancel after the commit is refused with the reason', async () => {
+    const { admin, apis, prefix, newMaster, newSlave, master: sourceMaster } = await setup('pause');
+    // The full sync is held back until the split is paused in its sync step, then let go.
+    await redis.at(sourceMaster.address).config('SET', 'repl-diskless-sync-delay', '30');
+    const asked = await admin.splits.split('pause', { shard: 's0', newShard: 's1', master: newMaster.address, slaves: [newSlave.address], trimRate: 500, requestedBy: 'test' });
+    await splitWhen(admin, 'pause', 'to sync', (s) => s.next === 'sync');
+    const paused = await cfgctl(world.etcd.endpoint, prefix, ['split', 'pause', 'pause']);
+    expect(paused.code, paused.stderr).toBe(0);
+    await splitWhen(admin, 'pause', 'to be paused in its sync', (s) => s.state === 'paused' && s.next === 'sync');
+    await redis.at(sourceMaster.address).config('SET', 'repl-diskless-sync-delay', '0');
+    // The new master replicates the whole shard meanwhile, and the record shows it: yet no cut-over.
+    const synced = await splitWhen(admin, 'pause', 'to show the new master in sync while paused', (s) => s.sync?.linkUp === true && s.sync.keys === 7000);
+    await splitWhen(admin, 'pause', 'to write its progress again', (s) => s.sync !== null && s.sync.at !== synced.sync!.at && s.sync.linkUp);
+    const whilePaused = await admin.route('pause');
+    expect(whilePaused.shards.map((s) => s.id)).toEqual(['s0']);
+    expect(whilePaused.migrating).toEqual([]);
+    expect((await admin.splits.list('pause')).splits[0]).toMatchObject({ state: 'paused', next: 'sync' });
+
+    const resumed = await fetch(`http://${apis[0]}/v1/clusters/pause/splits/${asked.id}/resume`, { method: 'POST' });
+    expect(resumed.status).toBe(200);
+    await splitWhen(admin, 'pause', 'to trim', (s) => s.next === 'trim' || splitFinished(s));
+    await admin.splits.pause('pause', 'test');
+    const trimPaused = await splitWhen(admin, 'pause', 'to be paused in its trim', (s) => (s.state === 'paused' && s.next === 'trim') || splitFinished(s));
+    expect(trimPaused.state).toBe('paused');
+    expect(trimPaused.trim.source.done && trimPaused.trim.shard.done).toBe(false);
+    const sizes = async () => Promise.all([sourceMaster.address, newMaster.address].map((a) => redis.at(a).dbsize()));
+    const atPause = await sizes();
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await sizes(), 'keys unlinked while paused').toEqual(atPause);
+
+    // After the commit both shards are ordinary: a cancel is refused with the reason, over HTTP and cfgctl.
+    const late = await fetch(`http://${apis[0]}/v1/clusters/pause/splits/${asked.id}/cancel`, { method: 'POST' });
+    const lateBody = (await late.json()) as { error: { message: string } };
+    expect(late.status, lateBody.error.message).toBe(422);
+    expect(lateBody.error.message).toMatch(/past its commit \(at step trim\): shards s0 and s1 are both ordinary shards now, and the trim must finish/);
+    const lateCli = await cfgctl(world.etcd.endpoint, prefix, ['split', 'cancel', 'pause']);
+    expect(lateCli.code).not.toBe(0);
+    expect(lateCli.stderr).toMatch(/past its commit/);
+
+    await admin.splits.resume('pause', 'test');
+    const done = await splitWhen(admin, 'pause', 'to end', splitFinished);
+    expect(done.state, done.error ?? '').toBe('done');
+    expect(done.steps.map((s) => s.step)).toEqual(['attach', 'pause', 'resume', 'sync', 'hold', 'hold-barrier', 'catchup', 'commit', 'pause', 'resume', 'trim']);
+    const holders = await keysOnTheirOwners(redis, admin, 'pause');
+    for (let i = 0; i < 6000; i++) expect(holders.has(`k:${i}`), `k:${i}`).toBe(true);
+    const history = (await admin.listHistory('pause', 200)).entries.filter((e) => e.action.startsWith('split:'));
+    expect(history.map((e) => `${e.action} ${e.outcome}`)).toEqual(expect.arrayContaining(['split:pause info', 'split:resume info', 'split:cancel refused']));
+    expect(history.find((e) => e.action === 'split:pause' && e.controller !== 'admin')?.reason).toMatch(/keeps replicating; no cut-over until resume/);
+  });
+
+  it('cancel during the sync leaves the cluster exactly as it was: the new instances detached, the route untouched', async () => {
+    const { admin, apis, clients, newMaster, newSlave, master: sourceMaster } = await setup('cancel');
+    // The full sync waits 30 s before it starts: the split stays in its sync step meanwhile.
+    await redis.at(sourceMaster.address).config('SET', 'repl-diskless-sync-delay', '30');
+    const before = await admin.route('cancel');
+    const asked = await admin.splits.split('cancel', { shard: 's0', newShard: 's1', master: newMaster.address, slaves: [newSlave.address], requestedBy: 'test' });
+    await splitWhen(admin, 'cancel', 'to sync', (s) => s.next === 'sync' && s.sync !== null);
+    expect((await redis.replication(newMaster.address)).masterAddress).toBe(sourceMaster.address);
+    const res = await fetch(`http://${apis[0]}/v1/clusters/cancel/splits/${asked.id}/cancel`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ by: 'ops' }) });
+    expect(res.status).toBe(200);
+    const ended = await splitWhen(admin, 'cancel', 'to be cancelled', splitFinished);
+    expect(ended.state).toBe('cancelled');
+    expect(ended.error).toBe('cancelled by ops');
+    expect(ended.steps.map((s) => s.step)).toEqual(['attach', 'cancel']);
+    expect(await admin.route('cancel')).toEqual(before);
+    for (const a of [newMaster.address, newSlave.address]) expect((await redis.replication(a)).role, a).toBe('master');
+    expect(await redis.at(sourceMaster.address).dbsize()).toBe(7000);
+    expect(await clients[0]!.get('k:1')).toBe('v1');
+    const history = (await admin.listHistory('cancel', 100)).entries.filter((e) => e.action === 'split:cancel');
+    expect(history.map((e) => e.outcome)).toEqual(expect.arrayContaining(['info', 'cancelled']));
+    expect(history.find((e) => e.outcome === 'cancelled')?.reason).toMatch(/cancelled by ops; .*detached \(REPLICAOF NO ONE\)/);
+    // The cluster runs no split any more: another may be asked.
+    expect(await admin.splits.store.active('cancel')).toBeNull();
+  });
+  it('cancel in the cut-over, the moving slots held by the proxies: the route as before, the held commands run on the source, nothing lost', async () => {
+    // The leader sleeps 4 s after recording the hold (the proxies hold the moving slots meanwhile; their limit is 10 s).
+    const { admin, clients, counters, newMaster, newSlave } = await setup('cutcancel', 1, { splitPauseAfter: { step: 'hold', ms: 4000 } });
+    const traffic = load(clients, counters);
+    await new Promise((r) => setTimeout(r, 200));
+    const before = await admin.route('cutcancel');
+    await admin.splits.split('cutcancel', { shard: 's0', newShard: 's1', master: newMaster.address, slaves: [newSlave.address], requestedBy: 'test' });
+    await splitWhen(admin, 'cutcancel', 'to hold the moving slots', (s) => s.next === 'hold-barrier');
+    expect((await admin.route('cutcancel')).migrating.length).toBeGreaterThan(0);
+    const asked = await admin.splits.cancel('cutcancel', 'ops');
+    expect(asked.cancel?.by).toBe('ops');
+    const ended = await splitWhen(admin, 'cutcancel', 'to be cancelled', splitFinished, 30_000);
+    await traffic.stop();
+    expect(ended.state).toBe('cancelled');
+    expect(ended.steps.map((s) => s.step)).toEqual(['attach', 'sync', 'hold', 'cancel']);
+    const after = await admin.route('cutcancel');
+    expect(after.shards).toEqual(before.shards);
+    expect(after.migrating).toEqual([]);
+    expect(after.epoch).toBeGreaterThan(before.epoch);
+    expect((await redis.replication(newMaster.address)).role).toBe('master');
+    expect(traffic.stale).toBe(0);
+    const holders = await keysOnTheirOwners(redis, admin, 'cutcancel');
+    expect(traffic.unique.filter((k) => !holders.has(k)), 'acknowledged writes missing').toEqual([]);
+    // Every slot is the source's again: each counter is read there, not through a proxy.
+    const source = after.shards[0]!.master;
+    for (const [counter, value] of traffic.acked) expect(Number((await redis.at(source).get(counter)) ?? 0), counter).toBeGreaterThanOrEqual(value);
+    console.log(`split cancelled in the cut-over: ${traffic.unique.length} unique writes, ${traffic.errors} client errors, the longest acknowledged write ${Math.round(traffic.longestWriteMs)} ms`);
+  });
+  it('a leader killed while the split is paused: the next one keeps it paused until resume, then carries it to the end', async () => {
+    const { admin, procs, newMaster, newSlave, master: sourceMaster } = await setup('pausekill', 2);
+    await redis.at(sourceMaster.address).config('SET', 'repl-diskless-sync-delay', '30');
+    await admin.splits.split('pausekill', { shard: 's0', newShard: 's1', master: newMaster.address, slaves: [newSlave.address], requestedBy: 'test' });
+    await splitWhen(admin, 'pausekill', 'to sync', (s) => s.next === 'sync');
+    await admin.splits.pause('pausekill', 'test');
+    await splitWhen(admin, 'pausekill', 'to be paused in its sync', (s) => s.state === 'paused');
+    const leader = (await admin.controllers.leader())!.controller;
+    await procs.get(leader)!.kill9();
+    // The full sync may go now: the next leader follows it, paused, and writes its progress.
+    await redis.at(sourceMaster.address).config('SET', 'repl-diskless-sync-delay', '0');
+    const followed = await splitWhen(admin, 'pausekill', 'to be followed by the next leader', (s) => s.controller !== leader && s.sync?.linkUp === true, 60_000);
+    expect(followed).toMatchObject({ state: 'paused', next: 'sync' });
+    expect((await admin.route('pausekill')).shards.map((s) => s.id)).toEqual(['s0']);
+    await admin.splits.resume('pausekill', 'test');
+    const done = await splitWhen(admin, 'pausekill', 'to end', splitFinished, 60_000);
+    expect(done.state, done.error ?? '').toBe('done');
+    expect(done.steps.map((s) => s.step)).toEqual(['attach', 'pause', 'resume', 'sync', 'hold', 'hold-barrier', 'catchup', 'commit', 'trim']);
+    expect((await admin.route('pausekill')).shards.map((s) => s.slots)).toEqual([[[0, 511]], [[512, 1023]]]);
   });
 });

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { RefusedError, ValidationError } from '../../src/model/errors.js';
 import { newRoute } from '../../src/model/route.js';
 import { routeProblems, type Route } from '../../src/model/schemas.js';
-import { routeHolding, routeSplit, routeTrimmed, routeWithoutSplit, splitSlots, splitText, type SplitRecord } from '../../src/model/split.js';
+import { majorVersion, roomProblem, routeHolding, routeSplit, routeTrimmed, routeWithoutSplit, splitCancelRefusal, splitFinished, splitSlots, splitText, versionProblem, type SplitRecord } from '../../src/model/split.js';
 
 function route(): Route {
   return newRoute('c', 16, [
@@ -16,7 +16,7 @@ function record(slots: [number, number][]): SplitRecord {
   return {
     id: 'x-split-1', cluster: 'c', source: 's0', sourceMaster: 'h:1', shard: { id: 's2', master: 'h:9', slaves: ['h:10'] }, slots,
     state: 'running', next: 'hold', reason: 'test', requestedBy: 'test', controller: null, createdAt: at, updatedAt: at, sync: null, syncSettings: null, holdMs: null,
-    epochBefore: null, epochAfter: null, trim: { source: { scanned: 0, removed: 0, done: false }, shard: { scanned: 0, removed: 0, done: false } }, trimRate: null, steps: [], error: null,
+    epochBefore: null, epochAfter: null, trim: { source: { scanned: 0, removed: 0, done: false }, shard: { scanned: 0, removed: 0, done: false } }, trimRate: null, steps: [], error: null, pause: false, cancel: null,
   };
 }
 
@@ -86,5 +86,32 @@ describe('the route changes of a split', () => {
   it('refuses a route whose trimming names an unknown shard or one twice', () => {
     expect(routeProblems({ ...route(), trimming: ['s7'] })).toEqual(['trimming names unknown shard s7']);
     expect(routeProblems({ ...route(), trimming: ['s0', 's0'] })).toEqual(['shard s0 is listed twice as trimming']);
+  });
+});
+
+describe('the checks and controls of a split', () => {
+  it('accepts a new instance of the same Redis major version or newer, refuses an older one', () => {
+    expect(majorVersion('7.0.15')).toBe(7);
+    expect(majorVersion('unknown')).toBeNull();
+    expect(versionProblem('h:9', '7.2.4', 'h:1', '7.0.15')).toBeNull();
+    expect(versionProblem('h:9', '8.0.0', 'h:1', '7.0.15')).toBeNull();
+    expect(versionProblem('h:9', '6.2.14', 'h:1', '7.0.15')).toMatch(/h:9 runs Redis 6.2.14, older than the source master's 7.0.15 \(h:1\)/);
+    expect(versionProblem('h:9', 'x', 'h:1', '7.0.15')).toMatch(/cannot be compared/);
+  });
+  it("refuses a maxmemory below the source's used memory, with the numbers; no maxmemory is no limit", () => {
+    expect(roomProblem('h:9', 0, 'h:1', 5_000_000)).toBeNull();
+    expect(roomProblem('h:9', 10_000_000, 'h:1', 5_000_000)).toBeNull();
+    expect(roomProblem('h:9', 1_000_000, 'h:1', 5_000_000)).toMatch(/h:9 has maxmemory 1000000 bytes, below the 5000000 bytes h:1 uses/);
+  });
+  it('lets a cancel undo the split up to the commit, and refuses it from the commit on with the reason', () => {
+    for (const next of ['attach', 'sync', 'hold', 'hold-barrier', 'catchup']) expect(splitCancelRefusal({ ...record([[4, 6]]), next })).toBeNull();
+    expect(splitCancelRefusal({ ...record([[4, 6]]), next: 'commit' })).toMatch(/past its commit .* both ordinary shards now, and the trim must finish/);
+    expect(splitCancelRefusal({ ...record([[4, 6]]), next: 'trim', state: 'paused' })).toMatch(/past its commit/);
+    expect(splitCancelRefusal({ ...record([[4, 6]]), next: '-', state: 'done' })).toMatch(/already ended: done/);
+  });
+  it('counts a paused split as unfinished, a cancelled one as finished', () => {
+    expect(splitFinished({ state: 'paused' })).toBe(false);
+    expect(splitFinished({ state: 'cancelled' })).toBe(true);
+    expect(splitFinished({ state: 'running' })).toBe(false);
   });
 });

@@ -29,22 +29,33 @@ function asked(a: GlobalArgs & { 'dry-run'?: boolean }, m: MigrationRecord): voi
   process.stdout.write(a['dry-run'] ? `would move: ${what}\n(dry run: nothing was written)\n` : `migration ${m.id} asked: ${what}\nfollow it: cfgctl migrations ${m.cluster} --watch\n`);
 }
 
-export function migrateCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
-  const control = (verb: 'pause' | 'resume' | 'cancel', describe: string) =>
+/** What `pause`, `resume` and `cancel` act on: the migrations or the splits of the admin service. */
+type Controlled = (admin: AdminService) => Record<'pause' | 'resume' | 'cancel', (name: string, by: string, id?: string) => Promise<{ id: string; next: string; state: string }>>;
+
+/** `<verb> NAME [ID]` for each control of a record the leader runs (a migration, a split). */
+export function controlCommands(y: Argv<GlobalArgs>, noun: string, of: Controlled, describe: Record<'pause' | 'resume' | 'cancel', string>): Argv<GlobalArgs> {
+  for (const verb of ['pause', 'resume', 'cancel'] as const) {
     y.command(
       `${verb} <name> [id]`,
-      describe,
-      (c) => c.positional('name', { type: 'string', demandOption: true, describe: 'cluster' }).positional('id', { type: 'string', describe: 'migration id (default: the one under way)' }),
+      describe[verb],
+      (c) => c.positional('name', { type: 'string', demandOption: true, describe: 'cluster' }).positional('id', { type: 'string', describe: `${noun} id (default: the one under way)` }),
       (a) =>
         withAdmin(a, async (admin) => {
-          const m = await admin.migrations[verb](a.name, by(), a.id);
-          if (a.json) printJson(m);
-          else process.stdout.write(`migration ${m.id}: ${verb} asked at step ${m.next}\n`);
+          const r = await of(admin)[verb](a.name, by(), a.id);
+          if (a.json) printJson(r);
+          else process.stdout.write(`${noun} ${r.id}: ${verb} asked at step ${r.next}${r.state === 'cancelled' ? ' (cancelled)' : ''}\n`);
         }),
     );
-  control('pause', 'stop moving keys (proxies still move the keys clients touch) until resume');
-  control('resume', 'go on moving keys after a pause');
-  control('cancel', 'move the keys that moved back and leave the route as it was (before the commit step)');
+  }
+  return y;
+}
+
+export function migrateCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
+  controlCommands(y, 'migration', (admin) => admin.migrations, {
+    pause: 'stop moving keys (proxies still move the keys clients touch) until resume',
+    resume: 'go on moving keys after a pause',
+    cancel: 'move the keys that moved back and leave the route as it was (before the commit step)',
+  });
   y.command(
     'throttle <name> [id]',
     "change how fast the leader's mover may go, from its next batch on (proxies still move the keys clients touch)",

@@ -6,6 +6,7 @@ import type { Argv } from 'yargs';
 import { printJson, show, wholeNumber, withAdmin, type GlobalArgs } from '../run.js';
 import { splitsTable } from '../tables.js';
 import { splitText } from '../../model/split.js';
+import { controlCommands } from './migrate.js';
 
 /** Adds `split <name> <shard>` to the `shard` commands. */
 export function splitCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
@@ -50,3 +51,12 @@ export const splitsCommand = {
       return { value: splits, problems };
     }, splitsTable),
 };
+
+/** `split pause|resume|cancel NAME [ID]` (docs/split.md). */
+export function splitControlCommands(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
+  return controlCommands(y, 'split', (admin) => admin.splits, {
+    pause: 'stop the split at its next step boundary (a sync keeps replicating but does not cut over; the trim stops unlinking) until resume',
+    resume: 'go on with a paused split',
+    cancel: 'before its commit: leave the cluster as it was (the new instances detached, the new shard out of the route); refused after it',
+  }).demandCommand(1);
+}

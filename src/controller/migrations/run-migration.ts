@@ -19,9 +19,7 @@
  * batches; the slots stay `moving` and proxies keep moving keys on access.
  */
 import { performance } from 'node:perf_hooks';
-import type { Logger } from 'winston';
-import type { LeaderLock } from '../../election/leader-election.js';
-import { ConflictError, NotLeaderError, errorMessage } from '../../model/errors.js';
+import { NotLeaderError, errorMessage } from '../../model/errors.js';
 import {
   CANCELLABLE_STEPS,
   effectiveMoves,
@@ -35,37 +33,22 @@ import {
   routeWithoutMigration,
   type MigrationRecord,
 } from '../../model/migration.js';
-import { historyEntry } from '../../model/history.js';
-import type { HistoryEntry, Route } from '../../model/schemas.js';
+import type { Route } from '../../model/schemas.js';
 import type { BigKeyMover } from '../../migration/big-keys.js';
 import type { KeyMover, MoveTarget } from '../../migration/mover.js';
-import type { ClusterStore } from '../../store/cluster-store.js';
-import type { HistoryStore } from '../../store/history-store.js';
 import type { MigrationStore, StoredMigration } from '../../store/migration-store.js';
-import type { ProxyRegistry } from '../../store/proxy-registry.js';
-import type { ControllerRegistry } from '../../store/controller-registry.js';
 import { describeBarrier, waitForProxies } from '../barrier.js';
-import { describeGuarded, waitForGuardedProxies, type ControllerApiClient } from '../guarded-proxies.js';
+import { holdBarrier } from '../hold-barrier.js';
 import type { ControllerMetrics } from '../metrics.js';
+import { RecordRun, sleep, type RecordRunDeps } from '../record-run.js';
 import { Pacer } from '../../util/pacer.js';
 
-export interface MigrationDeps {
-  controllerId: string;
-  clusters: ClusterStore;
+export interface MigrationDeps extends RecordRunDeps {
   migrations: MigrationStore;
-  history: HistoryStore;
-  proxies: ProxyRegistry;
-  /** The controllers, asked for the proxies that follow the route through their API (with this token and CA). */
-  registry: Pick<ControllerRegistry, 'list'>;
-  controllerApi(): ControllerApiClient | undefined;
-  election: LeaderLock;
   mover: KeyMover;
   bigKeys: BigKeyMover;
   /** Elements per chunk of a big key (for the history). */
   bigKeyChunk: number;
-  log: Logger;
-  /** After the hold barrier, only when some controller cannot be asked which proxies follow the route through it: how long such a proxy may take to learn the route. */
-  cutoffGraceMs: number;
   /** Hold barriers that may time out before the migration is undone. */
   holdBarrierAttempts: number;
   /** How often progress is written while keys move. */
@@ -79,67 +62,60 @@ export interface MigrationDeps {
 
 export const MIGRATION_DEFAULTS = { cutoffGraceMs: 1000, holdBarrierAttempts: 3, progressEveryMs: 1000, retryMs: 1000, holdRenewMs: 3000 };
 
-export class MigrationRun {
-  private stepStarted = performance.now();
-
+export class MigrationRun extends RecordRun<MigrationRecord> {
   constructor(
-    private readonly deps: MigrationDeps,
-    private stored: StoredMigration,
-  ) {}
+    protected override readonly deps: MigrationDeps,
+    stored: StoredMigration,
+  ) {
+    super(deps, deps.migrations, stored, ['pause', 'cancel', 'rate']);
+  }
 
   get migration(): MigrationRecord {
-    return this.stored.migration;
+    return this.record;
   }
 
   /** An admin's cancel that has not turned the migration round yet. */
-  private get cancelAsked(): boolean {
+  protected override get cancelAsked(): boolean {
     return this.migration.cancel !== null && !this.migration.reverse;
   }
 
-  /** Runs until the migration ends, or this replica stops leading (NotLeaderError). */
-  async run(): Promise<void> {
-    while (!migrationFinished(this.migration)) {
-      this.deps.election.requireFence();
-      // An admin's pause or cancel, written since this replica last read the record.
-      await this.refresh();
-      await this.takeAdminWishes();
-      if (migrationFinished(this.migration)) return;
-      switch (this.migration.next) {
-        case 'survey':
-          await this.survey();
-          break;
-        case 'big-keys':
-          await this.moveBigKeys();
-          break;
-        case 'prepare':
-          await this.publish('prepare', 'hold-barrier', (r) => routeWithPhase(r, { moves: effectiveMoves(this.migration) }, 'prepare'));
-          break;
-        case 'hold-barrier':
-          await this.holdBarrier();
-          break;
-        case 'moving':
-          await this.publish('moving', 'move', (r) => routeWithPhase(r, { moves: effectiveMoves(this.migration) }, 'moving'), { movingSince: new Date().toISOString() });
-          break;
-        case 'move':
-          await this.moveKeys();
-          break;
-        case 'commit':
-          await this.publish('commit', 'commit-barrier', (r) => (this.migration.reverse ? routeWithoutMigration(r) : routeCommitted(r, this.migration)));
-          break;
-        case 'commit-barrier': {
-          const detail = await this.barrier();
-          await this.persist('commit-barrier', this.migration.reverse ? 'cancelled' : 'done', '-', detail);
-          break;
-        }
-        case 'undo':
-          await this.publish('undo', 'undo-barrier', routeWithoutMigration);
-          break;
-        case 'undo-barrier':
-          await this.persist('undo-barrier', 'failed', '-', `${await this.barrier()}; the route is as before the migration`, { error: this.migration.error });
-          break;
-        default:
-          await this.persist(this.migration.next, 'failed', '-', `unknown step ${this.migration.next}`);
+  /** One step (the loop that runs them, and re-reads the record before each, is RecordRun's). */
+  protected async step(): Promise<void> {
+    switch (this.migration.next) {
+      case 'survey':
+        await this.survey();
+        break;
+      case 'big-keys':
+        await this.moveBigKeys();
+        break;
+      case 'prepare':
+        await this.publish('prepare', 'hold-barrier', (r) => routeWithPhase(r, { moves: effectiveMoves(this.migration) }, 'prepare'));
+        break;
+      case 'hold-barrier':
+        await this.holdBarrier();
+        break;
+      case 'moving':
+        await this.publish('moving', 'move', (r) => routeWithPhase(r, { moves: effectiveMoves(this.migration) }, 'moving'), { movingSince: new Date().toISOString() });
+        break;
+      case 'move':
+        await this.moveKeys();
+        break;
+      case 'commit':
+        await this.publish('commit', 'commit-barrier', (r) => (this.migration.reverse ? routeWithoutMigration(r) : routeCommitted(r, this.migration)));
+        break;
+      case 'commit-barrier': {
+        const detail = await this.barrier();
+        await this.persist('commit-barrier', this.migration.reverse ? 'cancelled' : 'done', '-', detail);
+        break;
       }
+      case 'undo':
+        await this.publish('undo', 'undo-barrier', routeWithoutMigration);
+        break;
+      case 'undo-barrier':
+        await this.persist('undo-barrier', 'failed', '-', `${await this.barrier()}; the route is as before the migration`, { error: this.migration.error });
+        break;
+      default:
+        await this.persist(this.migration.next, 'failed', '-', `unknown step ${this.migration.next}`);
     }
   }
 
@@ -147,19 +123,20 @@ export class MigrationRun {
    * An admin's cancel: before any key moved, the route is simply put back; once keys may have
    * moved, the migration turns round. Pause and resume are read by the mover (between batches).
    */
-  private async takeAdminWishes(): Promise<void> {
+  protected async takeAdminWishes(): Promise<boolean> {
     const m = this.migration;
     // Resumed while no leader watched it (or while the previous one was going): say so once.
     if (m.state === 'paused' && !m.pause) await this.persist('resume', 'running', m.next, 'resumed by an admin');
-    if (!m.cancel || m.reverse || !CANCELLABLE_STEPS.has(m.next)) return;
+    if (!m.cancel || m.reverse || !CANCELLABLE_STEPS.has(m.next)) return true;
     const by = `cancelled by ${m.cancel.by}`;
     if (!keysMayHaveMoved(m)) {
       const route = await this.deps.clusters.get(m.cluster);
       if (route.route.migrating.length > 0) await this.writeRoute(routeWithoutMigration);
       await this.persist('cancel', 'cancelled', '-', `${by} before any key moved: the route is as before`);
-      return;
+      return false;
     }
     await this.persist('cancel', 'running', 'survey', `${by}: the keys that moved go back where they came from, then the route is as before`, { reverse: true, pause: false, bigKeys: [] });
+    return true;
   }
 
   /** Writes the route change of a step (unless the route already has it) and records the step. */
@@ -168,19 +145,6 @@ export class MigrationRun {
     await this.persist(step, 'running', next, `route epoch ${before} -> ${after}: ${this.describe(step)}`, { ...patch, epochBefore: this.migration.epochBefore ?? before, epochAfter: after });
   }
 
-  private async writeRoute(change: (route: Route) => Route): Promise<{ before: number; after: number }> {
-    for (let attempt = 1; ; attempt++) {
-      const current = await this.deps.clusters.get(this.migration.cluster);
-      const next = change(current.route);
-      try {
-        await this.deps.clusters.writeRoute(next, current.routeRevision, this.deps.election.requireFence());
-        return { before: current.route.epoch, after: next.epoch };
-      } catch (err) {
-        // A failover published a new master meanwhile: read again and apply the change to it.
-        if (!(err instanceof ConflictError) || attempt >= 5) throw err;
-      }
-    }
-  }
 
   private describe(step: string): string {
     const moves = movesText(effectiveMoves(this.migration));
@@ -192,30 +156,13 @@ export class MigrationRun {
 
   /** Strict: the mover must not start while a proxy may still write to a source under an older route. */
   private async holdBarrier(): Promise<void> {
-    for (let attempt = 1; attempt <= this.deps.holdBarrierAttempts; attempt++) {
-      const { route, spec } = await this.deps.clusters.get(this.migration.cluster);
-      const timeoutMs = spec.failover.barrierTimeoutMs;
-      const outcome = await waitForProxies(this.deps.proxies, this.migration.cluster, route.epoch, { timeoutMs, log: this.deps.log });
-      let why = describeBarrier(outcome);
-      if (!outcome.timedOut) {
-        // Proxies cut off from etcd are not in the registry, yet may forward on a route a
-        // controller confirmed: each must have drained the epoch too. Only when some controller
-        // cannot tell does the leader fall back to a grace long enough for their guards to ask.
-        const guarded = await waitForGuardedProxies(this.deps.registry, this.migration.cluster, route.epoch, { timeoutMs, api: this.deps.controllerApi() });
-        why = `${why}; ${describeGuarded(guarded, route.epoch, this.deps.cutoffGraceMs)}`;
-        if (guarded.kind !== 'behind') {
-          if (guarded.kind === 'unknown') await sleep(this.deps.cutoffGraceMs);
-          this.deps.election.requireFence();
-          await this.persist('hold-barrier', 'running', this.migration.bigKeys.length > 0 ? 'big-keys' : 'moving', why);
-          return;
-        }
-      }
-      this.deps.log.warn(`migration ${this.migration.id}: hold barrier attempt ${attempt}: ${why}`, { cluster: this.migration.cluster });
-      if (attempt === this.deps.holdBarrierAttempts) {
-        const failed = `proxies did not drain the hold epoch ${route.epoch} in ${attempt} tries (${why}): no key may move while one of them could still write to a source`;
-        await this.persist('hold-barrier', 'running', 'undo', failed, { error: failed });
-      }
+    const held = await holdBarrier(this.deps, this.migration.cluster, this.deps.holdBarrierAttempts, this.label);
+    if (held.drained) {
+      await this.persist('hold-barrier', 'running', this.migration.bigKeys.length > 0 ? 'big-keys' : 'moving', held.why);
+      return;
     }
+    const failed = `proxies did not drain the hold epoch ${held.epoch} in ${held.attempts} tries (${held.why}): no key may move while one of them could still write to a source`;
+    await this.persist('hold-barrier', 'running', 'undo', failed, { error: failed });
   }
 
   /** The big keys of the moving slots, on each source as the route names it now. */
@@ -325,7 +272,7 @@ export class MigrationRun {
         failures++;
         // A source or target down (its failover will name a new master in the route), or etcd slow.
         if (failures === 1 || failures % 30 === 0) {
-          await this.record('move', `keys could not be moved (${errorMessage(err)}); retrying every ${this.deps.retryMs} ms against the masters the route names`, 'failed');
+          await this.note('move', `keys could not be moved (${errorMessage(err)}); retrying every ${this.deps.retryMs} ms against the masters the route names`, 'failed');
         }
         await sleep(this.deps.retryMs);
         await this.refresh();
@@ -335,7 +282,7 @@ export class MigrationRun {
       await this.refresh(); // a pause or cancel asked during a pass too short to write progress
       if (this.cancelAsked) return; // the loop in run() turns the migration round
       if (this.migration.pause) {
-        await this.waitWhilePaused();
+        await this.waitWhilePaused('move', 'paused by an admin: the leader moves no key; proxies still move the keys clients touch', this.deps.retryMs);
         continue;
       }
       if (stopped) continue;
@@ -366,15 +313,6 @@ export class MigrationRun {
     return [...bySource];
   }
 
-  private async waitWhilePaused(): Promise<void> {
-    if (this.migration.state !== 'paused') await this.persist('pause', 'paused', 'move', 'paused by an admin: the leader moves no key; proxies still move the keys clients touch');
-    while (this.migration.pause && !this.cancelAsked) {
-      await sleep(this.deps.retryMs);
-      this.deps.election.requireFence();
-      await this.refresh();
-    }
-  }
-
   /** `keysMoved` when the current round of passes began (-1: no round under way). */
   private roundBase = -1;
 
@@ -391,53 +329,14 @@ export class MigrationRun {
     if (end) this.roundBase = -1;
   }
 
-  private async refresh(): Promise<void> {
-    this.stored = await this.deps.migrations.get(this.migration.cluster, this.migration.id);
-  }
-
-  /** Writes a change of the record, keeping what an admin wrote meanwhile (pause, cancel). */
-  private async update(change: (m: MigrationRecord) => MigrationRecord): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      const next = { ...change(this.migration), controller: this.deps.controllerId, updatedAt: new Date().toISOString() };
-      try {
-        const revision = await this.deps.migrations.update(next, this.stored.revision, this.deps.election.requireFence());
-        this.stored = { migration: next, revision };
-        return;
-      } catch (err) {
-        if (!(err instanceof ConflictError) || attempt >= 5) throw err;
-        const fresh = await this.deps.migrations.get(this.migration.cluster, this.migration.id);
-        this.stored = { ...fresh, migration: { ...this.migration, pause: fresh.migration.pause, cancel: fresh.migration.cancel, rate: fresh.migration.rate } };
-      }
-    }
-  }
-
-  /** Records a step: the record (state, next), the history, the log. */
-  private async persist(step: string, state: MigrationRecord['state'], next: string, detail: string, patch: Partial<MigrationRecord> = {}): Promise<void> {
-    const durationMs = Math.round(performance.now() - this.stepStarted);
-    const at = new Date().toISOString();
-    await this.update((m) => ({ ...m, ...patch, state, next, steps: [...m.steps, { step, at, durationMs, detail }] }));
+  /** Metrics of the steps and of the slots still to move. */
+  protected override stepped(step: string, state: string): void {
     const { cluster } = this.migration;
     this.deps.metrics.migrationSteps.inc({ cluster, step, state });
     this.deps.metrics.migrationSlotsPending.set({ cluster }, migrationFinished(this.migration) ? 0 : migrationSlots(this.migration).length);
-    await this.record(step, detail, state === 'running' || state === 'paused' ? 'info' : state, durationMs);
-    this.stepStarted = performance.now();
-  }
-
-  private async record(step: string, detail: string, outcome: HistoryEntry['outcome'], durationMs: number | null = null): Promise<void> {
-    const m = this.migration;
-    const entry = historyEntry({ cluster: m.cluster, controller: this.deps.controllerId, action: `migration:${step}`, reason: `${detail} [migration ${m.id}: ${m.reason}]`, outcome, durationMs });
-    this.deps.log.log(outcome === 'failed' || outcome === 'cancelled' ? 'warn' : 'info', `migration ${m.id}: ${step}: ${detail}`, { cluster: m.cluster, next: m.next, state: m.state, durationMs });
-    await this.deps.history.append(entry, this.deps.election.requireFence()).catch((err) => {
-      if (err instanceof NotLeaderError) throw err;
-      this.deps.log.warn('could not record history', { error: errorMessage(err) });
-    });
   }
 }
 
 function sum(counts: { moved: number; seen: number }[], field: 'moved' | 'seen'): number {
   return counts.reduce((n, c) => n + c[field], 0);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
