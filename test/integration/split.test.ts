@@ -305,14 +305,14 @@ describe('shard split by replication', () => {
   });
   it('pause: the sync goes on without a cut-over until resume; the trim stops unlinking; a cancel after the commit is refused with the reason', async () => {
     const { admin, apis, prefix, newMaster, newSlave, master: sourceMaster } = await setup('pause');
-    // The full sync is held back until the split is paused in its sync step, then let go.
-    await redis.at(sourceMaster.address).config('SET', 'repl-diskless-sync-delay', '30');
+    // The full sync is slowed down (1 ms per key in the source's fork: about 7 s; the split sets
+    // the sync delay to 0, so a delay cannot hold it back): the split is paused in its sync step.
+    await redis.at(sourceMaster.address).config('SET', 'rdb-key-save-delay', '1000');
     const asked = await admin.splits.split('pause', { shard: 's0', newShard: 's1', master: newMaster.address, slaves: [newSlave.address], trimRate: 500, requestedBy: 'test' });
     await splitWhen(admin, 'pause', 'to sync', (s) => s.next === 'sync');
     const paused = await cfgctl(world.etcd.endpoint, prefix, ['split', 'pause', 'pause']);
     expect(paused.code, paused.stderr).toBe(0);
     await splitWhen(admin, 'pause', 'to be paused in its sync', (s) => s.state === 'paused' && s.next === 'sync');
-    await redis.at(sourceMaster.address).config('SET', 'repl-diskless-sync-delay', '0');
     // The new master replicates the whole shard meanwhile, and the record shows it: yet no cut-over.
     const synced = await splitWhen(admin, 'pause', 'to show the new master in sync while paused', (s) => s.sync?.linkUp === true && s.sync.keys === 7000);
     await splitWhen(admin, 'pause', 'to write its progress again', (s) => s.sync !== null && s.sync.at !== synced.sync!.at && s.sync.linkUp);
@@ -355,8 +355,9 @@ describe('shard split by replication', () => {
 
   it('cancel during the sync leaves the cluster exactly as it was: the new instances detached, the route untouched', async () => {
     const { admin, apis, clients, newMaster, newSlave, master: sourceMaster } = await setup('cancel');
-    // The full sync waits 30 s before it starts: the split stays in its sync step meanwhile.
-    await redis.at(sourceMaster.address).config('SET', 'repl-diskless-sync-delay', '30');
+    // The full sync is slowed down (1 ms per key in the source's fork: about 7 s): the split stays
+    // in its sync step meanwhile.
+    await redis.at(sourceMaster.address).config('SET', 'rdb-key-save-delay', '1000');
     const before = await admin.route('cancel');
     const asked = await admin.splits.split('cancel', { shard: 's0', newShard: 's1', master: newMaster.address, slaves: [newSlave.address], requestedBy: 'test' });
     await splitWhen(admin, 'cancel', 'to sync', (s) => s.next === 'sync' && s.sync !== null);
@@ -407,15 +408,15 @@ describe('shard split by replication', () => {
   });
   it('a leader killed while the split is paused: the next one keeps it paused until resume, then carries it to the end', async () => {
     const { admin, procs, newMaster, newSlave, master: sourceMaster } = await setup('pausekill', 2);
-    await redis.at(sourceMaster.address).config('SET', 'repl-diskless-sync-delay', '30');
+    // The full sync is slowed down (1 ms per key in the source's fork: about 7 s).
+    await redis.at(sourceMaster.address).config('SET', 'rdb-key-save-delay', '1000');
     await admin.splits.split('pausekill', { shard: 's0', newShard: 's1', master: newMaster.address, slaves: [newSlave.address], requestedBy: 'test' });
     await splitWhen(admin, 'pausekill', 'to sync', (s) => s.next === 'sync');
     await admin.splits.pause('pausekill', 'test');
     await splitWhen(admin, 'pausekill', 'to be paused in its sync', (s) => s.state === 'paused');
     const leader = (await admin.controllers.leader())!.controller;
     await procs.get(leader)!.kill9();
-    // The full sync may go now: the next leader follows it, paused, and writes its progress.
-    await redis.at(sourceMaster.address).config('SET', 'repl-diskless-sync-delay', '0');
+    // The full sync goes on: the next leader follows it, paused, and writes its progress.
     const followed = await splitWhen(admin, 'pausekill', 'to be followed by the next leader', (s) => s.controller !== leader && s.sync?.linkUp === true, 60_000);
     expect(followed).toMatchObject({ state: 'paused', next: 'sync' });
     expect((await admin.route('pausekill')).shards.map((s) => s.id)).toEqual(['s0']);
