@@ -12,7 +12,8 @@ import { createEtcd } from '../src/store/etcd.js';
 import { Keys } from '../src/store/keys.js';
 import { Redis } from 'ioredis';
 import { splitAddress } from '../src/model/address.js';
-import { ManagedProcess, freePort, spawnController, spawnProxy, startEtcd, startRedis, waitFor, type EtcdServer, type RedisServer } from '../src/playground/processes.js';
+import { ManagedProcess, cfgserverEntry, freePort, packageRoot, spawnController, spawnProxy, startEtcd, startRedis, waitFor, type EtcdServer, type RedisServer } from '../src/playground/processes.js';
+import { DEFAULT_SLOTS } from '../src/model/schemas.js';
 
 export const run = promisify(execFile);
 
@@ -112,6 +113,35 @@ export async function startTwemproxy(c: BenchCluster): Promise<{ port: number; p
   const twem = new ManagedProcess('nutcracker', 'nutcracker', ['-c', conf, '-v', '3', '-a', '127.0.0.1', '-s', String(await freePort()), '-o', join(c.dir, 'nutcracker.log')], join(c.dir, 'nutcracker.out'));
   c.stops.push(() => twem.stop());
   return { port, pid: twem.pid };
+}
+
+/** A proxy a bench measures: its name in the report, its client port, its process. */
+export interface ProxyTarget {
+  name: string;
+  port: number;
+  pid: number;
+}
+
+/**
+ * The three proxies the proxy benches compare, over the cluster's shards, serving once this
+ * resolves: twemproxy (`-v 3`), the platform control (bench/minimal-proxy.ts: the least a Node
+ * process does to shard RESP) and a cfgserver proxy of the cluster `name`.
+ */
+export async function startComparedProxies(c: BenchCluster, name: string): Promise<ProxyTarget[]> {
+  const cfgPort = await freePort();
+  const cfg = new ManagedProcess('cfgserver proxy', process.execPath, [cfgserverEntry(), 'proxy', '--cluster', name, '--listen', `127.0.0.1:${cfgPort}`, '--etcd', c.etcd.endpoint, '--log-level', 'warn'], join(c.dir, 'proxy.log'));
+  c.stops.push(() => cfg.stop());
+  const twem = await startTwemproxy(c);
+  // Same shards, same slot count (the cluster's default), no cfgserver code.
+  const minimalPort = await freePort();
+  const minimal = new ManagedProcess('minimal proxy', process.execPath, ['--import', 'tsx', join(packageRoot(), 'bench', 'minimal-proxy.ts'), '--listen', String(minimalPort), '--shards', c.shards.map((s) => s.address).join(','), '--slots', String(DEFAULT_SLOTS)], join(c.dir, 'minimal.log'));
+  c.stops.push(() => minimal.stop());
+  for (const port of [cfgPort, twem.port, minimalPort]) await whenServing('proxy', port, 15_000);
+  return [
+    { name: 'twemproxy -v 3', port: twem.port, pid: twem.pid },
+    { name: 'minimal node proxy', port: minimalPort, pid: minimal.pid },
+    { name: 'cfgserver proxy', port: cfgPort, pid: cfg.pid },
+  ];
 }
 
 /** Waits until a RESP server on `port` answers SET. */

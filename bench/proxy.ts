@@ -13,9 +13,8 @@
  */
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { ManagedProcess, cfgserverEntry, freePort, packageRoot } from '../src/playground/processes.js';
-import { DEFAULT_SLOTS } from '../src/model/schemas.js';
-import { argNumber, argText, cpuMicros, ioCalls, median, redisBenchmark, run, startTwemproxy, whenServing, withCluster } from './common.js';
+import { ManagedProcess, freePort } from '../src/playground/processes.js';
+import { argNumber, argText, cpuMicros, ioCalls, median, redisBenchmark, run, startComparedProxies, whenServing, withCluster } from './common.js';
 
 const REQUESTS = argNumber('requests', 200_000);
 const ROUNDS = argNumber('rounds', 3);
@@ -63,22 +62,7 @@ async function main(): Promise<void> {
   const loadAtStart = loadavg()[0]!.toFixed(2);
   await withCluster('bench', 3, async (c) => {
     const { dir, etcd, shards, stops } = c;
-    const cfgPort = await freePort();
-    const cfgProxy = new ManagedProcess('cfgserver proxy', process.execPath, [cfgserverEntry(), 'proxy', '--cluster', 'bench', '--listen', `127.0.0.1:${cfgPort}`, '--etcd', etcd.endpoint, '--log-level', 'warn'], join(dir, 'proxy.log'));
-    stops.push(() => cfgProxy.stop());
-    const twem = await startTwemproxy(c);
-    // The platform control: same shards, same slot count (the cluster's default), no cfgserver code.
-    const minimalPort = await freePort();
-    const minimal = new ManagedProcess('minimal proxy', process.execPath, ['--import', 'tsx', join(packageRoot(), 'bench', 'minimal-proxy.ts'), '--listen', String(minimalPort), '--shards', shards.map((s) => s.address).join(','), '--slots', String(DEFAULT_SLOTS)], join(dir, 'minimal.log'));
-    stops.push(() => minimal.stop());
-    for (const port of [cfgPort, twem.port, minimalPort]) await whenServing('proxy', port, 15_000);
-
-    const targets = [
-      { name: 'redis (direct, one shard)', port: shards[0]!.port, pid: null as number | null },
-      { name: 'twemproxy -v 3', port: twem.port, pid: twem.pid },
-      { name: 'minimal node proxy', port: minimalPort, pid: minimal.pid },
-      { name: 'cfgserver proxy', port: cfgPort, pid: cfgProxy.pid },
-    ];
+    const targets: { name: string; port: number; pid: number | null }[] = [{ name: 'redis (direct, one shard)', port: shards[0]!.port, pid: null }, ...(await startComparedProxies(c, 'bench'))];
     // --compare ENTRY: another build of cfgserver (e.g. the previous commit's) in the same run.
     const compare = argText('compare', '');
     if (compare) {

@@ -8,10 +8,7 @@
  * strace slows every system call, so throughput here means nothing: only the counts do.
  */
 import { spawn } from 'node:child_process';
-import { join } from 'node:path';
-import { DEFAULT_SLOTS } from '../src/model/schemas.js';
-import { ManagedProcess, cfgserverEntry, freePort, packageRoot } from '../src/playground/processes.js';
-import { argNumber, argText, redisBenchmark, startTwemproxy, whenServing, withCluster } from './common.js';
+import { argNumber, argText, redisBenchmark, startComparedProxies, withCluster } from './common.js';
 
 const REQUESTS = argNumber('requests', 100_000);
 const PIPELINE = argNumber('pipeline', 16);
@@ -35,20 +32,7 @@ async function countSyscalls(pid: number, load: () => Promise<unknown>): Promise
 }
 
 await withCluster('bench', 3, async (c) => {
-  const { dir, etcd, shards, stops } = c;
-  const cfgPort = await freePort();
-  const cfg = new ManagedProcess('cfgserver proxy', process.execPath, [cfgserverEntry(), 'proxy', '--cluster', 'bench', '--listen', `127.0.0.1:${cfgPort}`, '--etcd', etcd.endpoint, '--log-level', 'warn'], join(dir, 'proxy.log'));
-  stops.push(() => cfg.stop());
-  const twem = await startTwemproxy(c);
-  const minimalPort = await freePort();
-  const minimal = new ManagedProcess('minimal proxy', process.execPath, ['--import', 'tsx', join(packageRoot(), 'bench', 'minimal-proxy.ts'), '--listen', String(minimalPort), '--shards', shards.map((s) => s.address).join(','), '--slots', String(DEFAULT_SLOTS)], join(dir, 'minimal.log'));
-  stops.push(() => minimal.stop());
-  for (const port of [cfgPort, twem.port, minimalPort]) await whenServing('proxy', port, 15_000);
-  const targets = [
-    { name: 'twemproxy -v 3', port: twem.port, pid: twem.pid },
-    { name: 'minimal node proxy', port: minimalPort, pid: minimal.pid },
-    { name: 'cfgserver proxy', port: cfgPort, pid: cfg.pid },
-  ];
+  const targets = await startComparedProxies(c, 'bench');
   for (const test of argText('tests', 'set,get').split(',') as ('set' | 'get')[]) {
     console.log(`\n${test.toUpperCase()} -P ${PIPELINE}, ${REQUESTS} commands: system calls per command`);
     for (const t of targets) {
