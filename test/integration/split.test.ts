@@ -13,7 +13,7 @@ import type { AdminService } from '../../src/service/admin-service.js';
 import { keysOnTheirOwners, makeCluster } from '../helpers/cluster.js';
 import { useProxies } from '../helpers/proxy.js';
 import { useRedisClients } from '../helpers/redis.js';
-import { cfgctl, useWorld, type ControllerFaults } from '../helpers/servers.js';
+import { cfgctl, cfgctlRunning, useWorld, type ControllerFaults } from '../helpers/servers.js';
 
 const world = useWorld();
 const redis = useRedisClients();
@@ -212,10 +212,18 @@ describe('shard split by replication', () => {
     const listed = await cfgctl(world.etcd.endpoint, prefix, ['splits', 'refuse']);
     expect(listed.stdout).toMatch(/running\s+attach\s+s0 \(.*\)\s+s2 \(.*\)\s+300-511/);
     expect(await admin.route('refuse')).toEqual(before);
-    // Cancelled before any leader began it: it ends at once, nothing having changed.
-    const cancelled = await cfgctl(world.etcd.endpoint, prefix, ['split', 'cancel', 'refuse']);
-    expect(cancelled.code, cancelled.stderr).toBe(0);
-    expect(cancelled.stdout).toMatch(/cancel asked at step - \(cancelled\)/);
+    // `splits --watch` follows it: shown running, then cancelled, without being run again.
+    const watching = cfgctlRunning(world.etcd.endpoint, prefix, ['splits', 'refuse', '--watch', '--interval', '0.2']);
+    try {
+      await waitFor('the watch to show the split', async () => /running\s+attach/.test(watching.output()));
+      // Cancelled before any leader began it: it ends at once, nothing having changed.
+      const cancelled = await cfgctl(world.etcd.endpoint, prefix, ['split', 'cancel', 'refuse']);
+      expect(cancelled.code, cancelled.stderr).toBe(0);
+      expect(cancelled.stdout).toMatch(/cancel asked at step - \(cancelled\)/);
+      await waitFor('the watch to show it cancelled', async () => /--- \S+\n[^]*cancelled/.test(watching.output()));
+    } finally {
+      watching.stop();
+    }
     expect((await admin.splits.list('refuse')).splits.map((s) => [s.state, s.error])).toEqual([['cancelled', expect.stringMatching(/cancelled by cfgctl@.* before a leader began it/)]]);
     expect(await admin.route('refuse')).toEqual(before);
     expect(await redis.at(busy.address).get('left-over')).toBe('x');

@@ -3,7 +3,7 @@
  * service before anything is written; the leader carries the split out.
  */
 import type { Argv } from 'yargs';
-import { printJson, show, wholeNumber, withAdmin, type GlobalArgs } from '../run.js';
+import { printJson, show, watchOptions, wholeNumber, withAdmin, type GlobalArgs, type WatchArgs } from '../run.js';
 import { splitsTable } from '../tables.js';
 import { splitText } from '../../model/split.js';
 import { controlCommands } from './migrate.js';
@@ -43,9 +43,9 @@ export function splitCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
 
 export const splitsCommand = {
   command: 'splits <name>',
-  describe: 'shard splits of a cluster: state, next step, sync progress, the cut-over hold, the trim',
-  builder: (c: Argv<GlobalArgs>) => c.positional('name', { type: 'string', demandOption: true }),
-  handler: (a: GlobalArgs & { name: string }) =>
+  describe: 'shard splits of a cluster: state, next step, sync progress, the cut-over hold, the trim (--watch follows them)',
+  builder: (c: Argv<GlobalArgs>) => c.positional('name', { type: 'string', demandOption: true }).options(watchOptions),
+  handler: (a: GlobalArgs & WatchArgs & { name: string }) =>
     show(a, async (admin) => {
       const { splits, problems } = await admin.splits.list(a.name);
       return { value: splits, problems };
