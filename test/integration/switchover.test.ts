@@ -93,4 +93,33 @@ describe('planned switchover (cfgctl failover) on real etcd and redis', () => {
     expect(again.code).toBe(5);
     expect(again.stderr).toMatch(/refused: no target: .* is unreachable/);
   });
+  it('asked while the master is stalled (SIGSTOP shorter than the down window): waits for it, then completes', async () => {
+    // A probe every 200 ms that gives up after 200 ms; down only after 5 s: a stall of about 1.5 s
+    // makes probes fail without making the master dead.
+    const { prefix, admin, master, slaves } = await makeCluster(world, 'stall', { slaves: 1, probe: { intervalMs: 200, timeoutMs: 200, downAfterMs: 5000 } });
+    world.controller('st1', prefix);
+    await replicating(redis, slaves, master.address);
+    await waitFor('a leader', async () => (await admin.controllers.leader()) !== null, 15_000);
+    master.process.signal('SIGSTOP');
+    let resumed = false;
+    try {
+      await new Promise((r) => setTimeout(r, 500));
+      await admin.requestSwitchover('stall', { shard: 's0' });
+      // The leader takes the task while its probes of the master fail...
+      await waitFor('the leader to take the task', async () => (await admin.listTasks('stall')).tasks[0]?.state === 'running', 10_000);
+      await new Promise((r) => setTimeout(r, 1000));
+      expect((await admin.listTasks('stall')).tasks[0]).toMatchObject({ state: 'running', next: 'check' });
+      master.process.signal('SIGCONT');
+      resumed = true;
+    } finally {
+      if (!resumed) master.process.signal('SIGCONT');
+    }
+    // ...and goes on once the master answers again, instead of refusing it.
+    const ended = await waitFor('the switchover to end', async () => {
+      const t = (await admin.listTasks('stall')).tasks[0]!;
+      return t.state === 'running' || t.state === 'pending' ? null : t;
+    }, 20_000);
+    expect(ended.state, ended.error ?? '').toBe('done');
+    expect((await admin.route('stall')).shards[0]!.master).toBe(slaves[0]!.address);
+  });
 });

@@ -49,6 +49,11 @@ export async function runSwitchover(deps: TaskDeps, p: TaskProgress, ctx: Switch
         if (!found) return;
         const { shard, epoch } = found;
         const master = ctx.observations.get(oldMaster)?.info;
+        // A probe that failed once — a stalled process, a slow host — is not a dead master: the
+        // task waits for the next cycles, up to the down window since it was taken, rather than
+        // refuse what the operator asked for. A master that answers as a slave is refused at once.
+        const takenAt = Date.parse(p.task.steps.at(-1)?.at ?? p.task.createdAt);
+        if (!master && Date.now() - takenAt < ctx.downAfterMs) return;
         if (!master || master.role !== 'master') return p.finish('refused', 'check', `the master ${oldMaster} is not a reachable master now; a switchover needs it (a dead master is failover's job)`);
         const choice = chooseSlave(shard, ctx.observations, { ...ctx, masterDownForMs: 0, only: p.task.target, force: p.task.force });
         if (!choice.ok) return p.finish('refused', 'check', `no target: ${choice.reasons.join('; ')}`);
