@@ -37,8 +37,9 @@ import {
   splitFinished,
   splitText,
   type SplitRecord,
+  type SplitSyncProgress,
 } from '../model/split.js';
-import { promote, replicaOf, replicationInfo } from '../redis/commands.js';
+import { fullSyncProgress, promote, replicaOf, replicationInfo } from '../redis/commands.js';
 import type { RedisPool } from '../redis/pool.js';
 import type { SplitStore, StoredSplit } from '../store/split-store.js';
 import { holdBarrier } from './hold-barrier.js';
@@ -210,7 +211,7 @@ export class SplitRun extends RecordRun<SplitRecord> {
       if (mine.role !== 'slave' || mine.masterAddress !== s.sourceMaster) return this.undo('abort', 'failed', `${s.shard.master} no longer replicates from ${s.sourceMaster} (someone changed it)`);
       const linkUp = mine.linkUp === true;
       const lagBytes = Math.max(0, source.offset - mine.offset);
-      const sync = { linkUp, offset: mine.offset, sourceOffset: source.offset, lagBytes, keys: mine.keys, at: new Date().toISOString() };
+      const sync: SplitSyncProgress = { linkUp, offset: mine.offset, sourceOffset: source.offset, lagBytes, keys: mine.keys, fullSyncBytes: null, fullSyncTotalBytes: null, at: new Date().toISOString() };
       if (linkUp && streamed === null) {
         await this.deps.pool.call(s.sourceMaster, 'PUBLISH', '__cfgserver:split', s.id);
         streamed = (await replicationInfo(this.deps.pool, s.sourceMaster)).offset;
@@ -223,7 +224,9 @@ export class SplitRun extends RecordRun<SplitRecord> {
       }
       if (performance.now() - lastWrite >= 1000) {
         lastWrite = performance.now();
-        await this.update((x) => ({ ...x, sync }));
+        // Read only for the record (a second INFO): the link is down for the whole full sync.
+        const bytes = linkUp ? null : await fullSyncProgress(this.deps.pool, s.shard.master);
+        await this.update((x) => ({ ...x, sync: { ...sync, fullSyncBytes: bytes?.bytes ?? null, fullSyncTotalBytes: bytes?.totalBytes ?? null } }));
       }
       // Paused, the sync may last: a look a second (the progress is written as often) spares etcd.
       await sleep(this.split.pause ? 1000 : linkUp ? 10 : this.deps.pollMs);

@@ -241,11 +241,12 @@ function splits(o) {
 
 function syncProgress(s) {
   if (!s.sync) return s.next === 'attach' ? 'not started' : '—';
-  const { linkUp, lagBytes, keys, at } = s.sync;
+  const { linkUp, lagBytes, keys, at, fullSyncBytes = null, fullSyncTotalBytes = null } = s.sync;
   return h(
     'span',
-    { dataset: { link: linkUp ? 'up' : 'down', lag: String(lagBytes), keys: keys === null ? '' : String(keys) } },
+    { dataset: { link: linkUp ? 'up' : 'down', lag: String(lagBytes), keys: keys === null ? '' : String(keys), fullSyncBytes: fullSyncBytes === null ? '' : String(fullSyncBytes) } },
     h('span', { class: linkUp ? 'ok' : 'warn' }, linkUp ? 'link up' : 'link down'),
+    fullSyncBytes === null ? '' : `, full sync ${bytes(fullSyncBytes)}${fullSyncTotalBytes === null ? '' : ` of ${bytes(fullSyncTotalBytes)}`} so far`,
     `, ${bytes(lagBytes)} behind, ${number(keys)} keys`,
     h('div', { class: 'muted' }, `read ${ago(at)}`),
   );
