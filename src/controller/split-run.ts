@@ -39,7 +39,7 @@ import {
   type SplitRecord,
   type SplitSyncProgress,
 } from '../model/split.js';
-import { fullSyncProgress, promote, replicaOf, replicationInfo } from '../redis/commands.js';
+import { fullSyncProgress, isLoadingRefusal, promote, replicaOf, replicationInfo } from '../redis/commands.js';
 import type { RedisPool } from '../redis/pool.js';
 import type { SplitStore, StoredSplit } from '../store/split-store.js';
 import { holdBarrier } from './hold-barrier.js';
@@ -315,7 +315,7 @@ export class SplitRun extends RecordRun<SplitRecord> {
     const detached: string[] = [];
     const stuck: string[] = [];
     for (const instance of [s.shard.master, ...s.shard.slaves]) {
-      await this.deps.pool.call(instance, 'REPLICAOF', 'NO', 'ONE').then(
+      await this.detach(instance).then(
         () => detached.push(instance),
         (err) => stuck.push(`${instance} could not be detached: ${errorMessage(err)}`),
       );
@@ -323,6 +323,24 @@ export class SplitRun extends RecordRun<SplitRecord> {
     const what = `${detached.length ? `; ${detached.join(', ')} detached (REPLICAOF NO ONE), their data left as it is` : ''}${stuck.length ? `; ${stuck.join('; ')}` : ''}`;
     const restored = (await restoreSyncSettings(this.deps.pool, this.split, this.saveSyncSettings)).text;
     await this.persist(step, state, '-', `${reason}${route}${what}${restored ? `; ${restored}` : ''}`, { error: reason });
+  }
+
+  /**
+   * REPLICAOF NO ONE, after the load under way if any: a new master loading the RDB from the socket
+   * answers LOADING to it (and to CONFIG SET) until the load ends; its load ends by itself (done, or
+   * failed with the source). Leadership is checked between tries.
+   */
+  private async detach(instance: string): Promise<void> {
+    for (;;) {
+      try {
+        await this.deps.pool.call(instance, 'REPLICAOF', 'NO', 'ONE');
+        return;
+      } catch (err) {
+        if (!isLoadingRefusal(err)) throw err;
+        this.deps.election.requireFence();
+        await sleep(this.deps.pollMs);
+      }
+    }
   }
 
   private readonly saveSyncSettings = (syncSettings: SyncSettings): Promise<void> => this.update((x) => ({ ...x, syncSettings }));

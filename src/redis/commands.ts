@@ -22,6 +22,11 @@ export async function fullSyncProgress(pool: RedisPool, address: string): Promis
   return parseFullSyncProgress(await pool.call(address, 'INFO', 'replication', 'persistence'));
 }
 
+/** Whether Redis refused a command because it is loading its data set (`-LOADING`): a retry after the load succeeds. */
+export function isLoadingRefusal(err: unknown): boolean {
+  return /\bLOADING\b/.test(errorMessage(err));
+}
+
 /** How hard an instance is working, and its memory and offset (one INFO of three sections). */
 export async function instanceFacts(pool: RedisPool, address: string): Promise<InstanceFacts> {
   return parseInstanceFacts(await pool.call(address, 'INFO', 'persistence', 'memory', 'replication'));

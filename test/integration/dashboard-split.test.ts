@@ -138,10 +138,10 @@ describe('a split on the dashboard', () => {
     await page.locator(`${row} button[data-op="pause"]`).click();
     await page.waitForSelector(`${row}[data-state="paused"]`, { timeout: SHOWN_WITHIN });
 
-    // Cancelled once the new master has loaded the RDB (paused, no cut-over): during its load it
-    // answers LOADING to the undo's REPLICAOF NO ONE (docs/split.md, "Not done yet").
-    await page.waitForSelector(`${row} td.sync > span[data-link="up"]`, { timeout: SHOWN_WITHIN });
+    // Cancelled while the new master still loads the RDB: it answers LOADING to REPLICAOF NO ONE
+    // until its load ends, and the undo waits for that to detach it.
     expect(await page.isEnabled(`${row} button[data-op="cancel"]`)).toBe(true);
+    expect(await dataOf(page, `${row} td.sync > span`, 'link')).toBe('down');
     await page.locator(`${row} button[data-op="cancel"]`).click();
     await page.waitForSelector(`${row}[data-state="cancelled"]`, { timeout: SHOWN_WITHIN });
     const cancelled = (await own.admin.splits.list('dctl')).splits.find((s) => s.id === asked.id)!;
@@ -152,6 +152,7 @@ describe('a split on the dashboard', () => {
     expect(await source.dbsize()).toBe(6000);
     // Each asked from the page, in the history with who asked.
     const history = (await own.admin.listHistory('dctl', 200)).entries;
+    expect(history.find((e) => e.action === 'split:cancel' && e.outcome === 'cancelled')?.reason).toMatch(/detached \(REPLICAOF NO ONE\).*settings put back/);
     expect(history.filter((e) => e.reason.includes('asked by dashboard')).map((e) => e.action)).toEqual(['split:pause', 'split:resume', 'split:pause', 'split:cancel']);
   }, 120_000);
 });
