@@ -224,8 +224,9 @@ export class SplitRun extends RecordRun<SplitRecord> {
       }
       if (performance.now() - lastWrite >= 1000) {
         lastWrite = performance.now();
-        // Read only for the record (a second INFO): the link is down for the whole full sync.
-        const bytes = linkUp ? null : await fullSyncProgress(this.deps.pool, s.shard.master);
+        // Read only for the record (a second INFO): the link is down for the whole full sync. Only
+        // progress: a reply it cannot read leaves the bytes unknown rather than fail the sync.
+        const bytes = linkUp ? null : await fullSyncProgress(this.deps.pool, s.shard.master).catch(() => null);
         await this.update((x) => ({ ...x, sync: { ...sync, fullSyncBytes: bytes?.bytes ?? null, fullSyncTotalBytes: bytes?.totalBytes ?? null } }));
       }
       // Paused, the sync may last: a look a second (the progress is written as often) spares etcd.
