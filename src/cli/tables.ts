@@ -9,7 +9,7 @@ import type { KeyPlace } from '../model/route.js';
 import { isTerminal, type HistoryEntry, type ProxyInfo, type Route, type Task } from '../model/schemas.js';
 import { countSlots, rangesText } from '../model/route.js';
 import { movesText } from '../model/migration.js';
-import type { SplitRecord } from '../model/split.js';
+import type { SplitRecord, SplitSyncProgress } from '../model/split.js';
 import type { ConfigSettings, RedisConfig } from '../model/redis-config.js';
 import type { ConfigCheckReport, ConfigDiffInstance } from '../service/config-service.js';
 
@@ -225,6 +225,12 @@ export function migrationsTable(migrations: MigrationView[]): string {
   );
 }
 
+/** "link down, full sync 2097014 B of ?": the bytes of the full sync only while it runs (Redis says no total when it streams the RDB). */
+export function splitSyncText(sync: SplitSyncProgress): string {
+  const full = sync.fullSyncBytes === null ? '' : `, full sync ${sync.fullSyncBytes} B of ${sync.fullSyncTotalBytes === null ? '?' : `${sync.fullSyncTotalBytes} B`}`;
+  return `${sync.linkUp ? 'link up' : 'link down'}${full}, ${sync.lagBytes} B behind${sync.keys === null ? '' : `, ${sync.keys} keys`}`;
+}
+
 export function splitsTable(splits: SplitRecord[]): string {
   if (splits.length === 0) return 'no splits';
   return table(
@@ -236,7 +242,7 @@ export function splitsTable(splits: SplitRecord[]): string {
       `${s.source} (${s.sourceMaster})`,
       `${s.shard.id} (${s.shard.master})`,
       shortRanges(s.slots),
-      s.sync ? `${s.sync.linkUp ? 'link up' : 'link down'}, ${s.sync.lagBytes} B behind` : '-',
+      s.sync ? splitSyncText(s.sync) : '-',
       s.holdMs === null ? '-' : `${s.holdMs} ms`,
       `${s.trim.source.removed} + ${s.trim.shard.removed}${s.trim.source.done && s.trim.shard.done ? '' : ' ...'}`,
       s.error ?? '',

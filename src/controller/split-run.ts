@@ -37,8 +37,9 @@ import {
   splitFinished,
   splitText,
   type SplitRecord,
+  type SplitSyncProgress,
 } from '../model/split.js';
-import { promote, replicaOf, replicationInfo } from '../redis/commands.js';
+import { fullSyncProgress, isLoadingRefusal, promote, replicaOf, replicationInfo } from '../redis/commands.js';
 import type { RedisPool } from '../redis/pool.js';
 import type { SplitStore, StoredSplit } from '../store/split-store.js';
 import { holdBarrier } from './hold-barrier.js';
@@ -210,7 +211,7 @@ export class SplitRun extends RecordRun<SplitRecord> {
       if (mine.role !== 'slave' || mine.masterAddress !== s.sourceMaster) return this.undo('abort', 'failed', `${s.shard.master} no longer replicates from ${s.sourceMaster} (someone changed it)`);
       const linkUp = mine.linkUp === true;
       const lagBytes = Math.max(0, source.offset - mine.offset);
-      const sync = { linkUp, offset: mine.offset, sourceOffset: source.offset, lagBytes, keys: mine.keys, at: new Date().toISOString() };
+      const sync: SplitSyncProgress = { linkUp, offset: mine.offset, sourceOffset: source.offset, lagBytes, keys: mine.keys, fullSyncBytes: null, fullSyncTotalBytes: null, at: new Date().toISOString() };
       if (linkUp && streamed === null) {
         await this.deps.pool.call(s.sourceMaster, 'PUBLISH', '__cfgserver:split', s.id);
         streamed = (await replicationInfo(this.deps.pool, s.sourceMaster)).offset;
@@ -223,7 +224,10 @@ export class SplitRun extends RecordRun<SplitRecord> {
       }
       if (performance.now() - lastWrite >= 1000) {
         lastWrite = performance.now();
-        await this.update((x) => ({ ...x, sync }));
+        // Read only for the record (a second INFO): the link is down for the whole full sync. Only
+        // progress: a reply it cannot read leaves the bytes unknown rather than fail the sync.
+        const bytes = linkUp ? null : await fullSyncProgress(this.deps.pool, s.shard.master).catch(() => null);
+        await this.update((x) => ({ ...x, sync: { ...sync, fullSyncBytes: bytes?.bytes ?? null, fullSyncTotalBytes: bytes?.totalBytes ?? null } }));
       }
       // Paused, the sync may last: a look a second (the progress is written as often) spares etcd.
       await sleep(this.split.pause ? 1000 : linkUp ? 10 : this.deps.pollMs);
@@ -312,7 +316,7 @@ export class SplitRun extends RecordRun<SplitRecord> {
     const detached: string[] = [];
     const stuck: string[] = [];
     for (const instance of [s.shard.master, ...s.shard.slaves]) {
-      await this.deps.pool.call(instance, 'REPLICAOF', 'NO', 'ONE').then(
+      await this.detach(instance).then(
         () => detached.push(instance),
         (err) => stuck.push(`${instance} could not be detached: ${errorMessage(err)}`),
       );
@@ -320,6 +324,24 @@ export class SplitRun extends RecordRun<SplitRecord> {
     const what = `${detached.length ? `; ${detached.join(', ')} detached (REPLICAOF NO ONE), their data left as it is` : ''}${stuck.length ? `; ${stuck.join('; ')}` : ''}`;
     const restored = (await restoreSyncSettings(this.deps.pool, this.split, this.saveSyncSettings)).text;
     await this.persist(step, state, '-', `${reason}${route}${what}${restored ? `; ${restored}` : ''}`, { error: reason });
+  }
+
+  /**
+   * REPLICAOF NO ONE, after the load under way if any: a new master loading the RDB from the socket
+   * answers LOADING to it (and to CONFIG SET) until the load ends; its load ends by itself (done, or
+   * failed with the source). Leadership is checked between tries.
+   */
+  private async detach(instance: string): Promise<void> {
+    for (;;) {
+      try {
+        await this.deps.pool.call(instance, 'REPLICAOF', 'NO', 'ONE');
+        return;
+      } catch (err) {
+        if (!isLoadingRefusal(err)) throw err;
+        this.deps.election.requireFence();
+        await sleep(this.deps.pollMs);
+      }
+    }
   }
 
   private readonly saveSyncSettings = (syncSettings: SyncSettings): Promise<void> => this.update((x) => ({ ...x, syncSettings }));

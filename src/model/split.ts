@@ -44,9 +44,22 @@ export const splitRecordSchema = z.strictObject({
   slots: z.array(slotRange).min(1),
   state: z.enum(SPLIT_STATES),
   ...leaderRunFields,
-  /** Replication progress of the new master, as last read (the sync step). */
+  /**
+   * Replication progress of the new master, as last read (the sync step). `fullSyncBytes`: bytes of
+   * the RDB received or loaded so far while its full sync runs, `fullSyncTotalBytes` its size when
+   * Redis knows it (model/full-sync-progress.ts); null otherwise, and in records written before them.
+   */
   sync: z
-    .strictObject({ linkUp: z.boolean(), offset: z.number(), sourceOffset: z.number(), lagBytes: z.number(), keys: z.number().nullable(), at: z.string() })
+    .strictObject({
+      linkUp: z.boolean(),
+      offset: z.number(),
+      sourceOffset: z.number(),
+      lagBytes: z.number(),
+      keys: z.number().nullable(),
+      fullSyncBytes: z.number().nullable().default(null),
+      fullSyncTotalBytes: z.number().nullable().default(null),
+      at: z.string(),
+    })
     .nullable()
     .default(null),
   /**
@@ -69,6 +82,7 @@ export const splitRecordSchema = z.strictObject({
   error: z.string().nullable().default(null),
 });
 export type SplitRecord = z.infer<typeof splitRecordSchema>;
+export type SplitSyncProgress = NonNullable<SplitRecord['sync']>;
 
 export function splitFinished(s: Pick<SplitRecord, 'state'>): boolean {
   return FINISHED_SPLIT_STATES.has(s.state);

@@ -3,7 +3,8 @@
  */
 import { RedisError, errorMessage } from '../model/errors.js';
 import type { ReplicationInfo } from '../model/replication-info.js';
-import { parseInstanceFacts, parseReplicationInfo } from './info.js';
+import { parseFullSyncProgress, parseInstanceFacts, parseReplicationInfo } from './info.js';
+import type { FullSyncProgress } from '../model/full-sync-progress.js';
 import type { InstanceFacts } from '../model/instance-facts.js';
 import { splitAddress } from '../model/address.js';
 import type { RedisPool } from './pool.js';
@@ -14,6 +15,16 @@ import type { RedisPool } from './pool.js';
  */
 export async function replicationInfo(pool: RedisPool, address: string): Promise<ReplicationInfo> {
   return parseReplicationInfo(await pool.call(address, 'INFO', 'replication', 'keyspace'));
+}
+
+/** The bytes of a replica's full sync so far, or null when none is under way (one INFO of two sections). */
+export async function fullSyncProgress(pool: RedisPool, address: string): Promise<FullSyncProgress | null> {
+  return parseFullSyncProgress(await pool.call(address, 'INFO', 'replication', 'persistence'));
+}
+
+/** Whether Redis refused a command because it is loading its data set (`-LOADING`): a retry after the load succeeds. */
+export function isLoadingRefusal(err: unknown): boolean {
+  return /\bLOADING\b/.test(errorMessage(err));
 }
 
 /** How hard an instance is working, and its memory and offset (one INFO of three sections). */

@@ -3,6 +3,7 @@
  * RedisError, never a half-filled record.
  */
 import { RedisError } from '../model/errors.js';
+import type { FullSyncProgress } from '../model/full-sync-progress.js';
 import type { InstanceFacts } from '../model/instance-facts.js';
 import type { ReplicationInfo } from '../model/replication-info.js';
 
@@ -129,4 +130,23 @@ export function parseInstanceFacts(text: unknown): InstanceFacts {
     linkUp: role === 'slave' ? f.get('master_link_status') === 'up' : null,
     syncing: flag('master_sync_in_progress'),
   };
+}
+
+/**
+ * `INFO replication persistence` of a replica as the progress of its full sync in bytes, or null
+ * when none is under way (model/full-sync-progress.ts says which field moves when). Redis shows an
+ * unknown total as 0 (or -1 in older versions): null here, never a total of 0.
+ */
+export function parseFullSyncProgress(text: unknown): FullSyncProgress | null {
+  if (typeof text !== 'string') throw new RedisError(`INFO replication persistence: expected text, got ${typeof text}`);
+  const f = parseInfoFields(text);
+  const known = (total: number) => (total > 0 ? total : null);
+  // A replica loading an RDB from the socket is also "in sync": the load is what moves then.
+  if (f.get('loading') === '1' || f.get('async_loading') === '1') {
+    return { phase: 'load', bytes: intField(f, 'loading_loaded_bytes'), totalBytes: known(intField(f, 'loading_total_bytes')) };
+  }
+  if (f.get('master_sync_in_progress') === '1') {
+    return { phase: 'transfer', bytes: intField(f, 'master_sync_read_bytes'), totalBytes: known(intField(f, 'master_sync_total_bytes')) };
+  }
+  return null;
 }

@@ -10,10 +10,16 @@ import type { HistoryEntry, InstanceHealth, ProxyInfo, Task } from '../model/sch
 import type { HealthViews } from '../model/observations.js';
 import type { AdminService, ClusterStatus } from './admin-service.js';
 import type { MigrationView } from './migration-service.js';
-import type { SplitRecord } from '../model/split.js';
+import { splitCancelRefusal, type SplitRecord } from '../model/split.js';
 
 /** How much of the past one overview carries: the page polls it every second. */
 export const OVERVIEW_LIMITS = { tasks: 20, migrations: 10, splits: 10, history: 50 } as const;
+
+/**
+ * A split as the page shows it: its record, and why a cancel would be refused now (null: it would
+ * undo the split), by the rule the API applies, so that the page offers Cancel only when it works.
+ */
+export type SplitView = SplitRecord & { cancelRefusal: string | null };
 
 export interface ReplicaView {
   controller: string;
@@ -36,7 +42,7 @@ export interface ClusterOverview {
   /** Newest first. */
   migrations: MigrationView[];
   /** Newest first: state, step, sync progress, hold and trim as recorded (docs/split.md). */
-  splits: SplitRecord[];
+  splits: SplitView[];
   /** Newest first. */
   history: HistoryEntry[];
   problems: string[];
@@ -68,7 +74,7 @@ export class DashboardService {
       proxies: proxies.proxies,
       tasks: newestFirst(tasks.tasks, OVERVIEW_LIMITS.tasks),
       migrations: newestFirst(migrations.migrations, OVERVIEW_LIMITS.migrations),
-      splits: newestFirst(splits.splits, OVERVIEW_LIMITS.splits),
+      splits: newestFirst(splits.splits, OVERVIEW_LIMITS.splits).map((x) => ({ ...x, cancelRefusal: splitCancelRefusal(x) })),
       history: newestFirst(history.entries, OVERVIEW_LIMITS.history),
       problems,
     };

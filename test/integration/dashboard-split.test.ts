@@ -2,9 +2,11 @@
  * A shard split on the dashboard (issue 14), in headless Chromium (Debian's `chromium`, driven by
  * playwright-core) against a real controller, etcd and redis-servers: the page shows the split
  * under way with its step, the sync's progress, the hold and each side's trim moving, then done
- * with the numbers of the record. Every wait is on the page's content.
+ * with the numbers of the record; and its buttons pause, resume and cancel a split with the API
+ * token, Cancel offered only before the commit. Every wait is on the page's content.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, waitFor } from '../../src/playground/processes.js';
@@ -60,6 +62,10 @@ describe('a split on the dashboard', () => {
 
     // The trim under way: the hold of the record, the sync's keys, each side's trim not done yet.
     await page.waitForSelector(`${row}[data-next="trim"] [data-side="source"][data-done="false"]`, { timeout: SHOWN_WITHIN });
+    // Past its commit a cancel would be refused: the page's Cancel is disabled and says why.
+    expect(await page.isDisabled(`${row} button[data-op="cancel"]`)).toBe(true);
+    expect(await page.getAttribute(`${row} button[data-op="cancel"]`, 'title')).toMatch(/past its commit \(at step trim\)/);
+    expect(await page.isEnabled(`${row} button[data-op="pause"]`)).toBe(true);
     const during = (await cluster.admin.splits.list('dsplit')).splits.find((s) => s.id === asked.id)!;
     expect(during.holdMs).not.toBeNull();
     expect(await dataOf(page, `${row} td.hold`, 'hold')).toBe(String(during.holdMs));
@@ -87,5 +93,66 @@ describe('a split on the dashboard', () => {
     // The overview carries the split for any other client of the API.
     const overview = (await (await fetch(`${base}/v1/clusters/dsplit/overview`)).json()) as { splits: { id: string; state: string }[] };
     expect(overview.splits.map((s) => [s.id, s.state])).toEqual([[asked.id, 'done']]);
+    expect(await page.$$(`${row} button`), 'no button for a finished split').toEqual([]);
   });
+
+  it('pauses, resumes and cancels a split from the page, with the API token; the cancel undoes it', async () => {
+    // A cluster of its own, behind a controller that needs a token for changes (docs/security.md).
+    const token = 'dashboard-split-token-0123456789';
+    const tokenFile = join(world.dir, 'dctl-token');
+    writeFileSync(tokenFile, token, { mode: 0o600 });
+    const own = await makeCluster(world, 'dctl', { shards: 1, slaves: 0 });
+    const api = `127.0.0.1:${await freePort()}`;
+    world.controller('dctl-c0', own.prefix, ['--listen', api, '--api-token-file', tokenFile]);
+    const ownBase = `http://${api}`;
+    await waitFor('the controller to answer', async () => (await fetch(`${ownBase}/healthz`).catch(() => null))?.ok, 15_000);
+    const source = redis.at(own.master.address);
+    const fill = source.pipeline();
+    // Values of 100 bytes: the source's fork sends the RDB in 16 KiB writes, one every half second here.
+    for (let i = 0; i < 6000; i++) fill.set(`k:${i}`, `v${i}`.padEnd(100, 'x'));
+    await fill.exec();
+    // The full sync slowed to about 18 s (3 ms per key in the source's fork): the split stays in its
+    // sync, where a cancel still undoes it, while the page pauses and resumes it.
+    await source.config('SET', 'rdb-key-save-delay', '3000');
+    const routeBefore = await own.admin.route('dctl');
+
+    await page.goto(`${ownBase}/ui/#/cluster/dctl`);
+    await page.fill('#token', token);
+    await page.click('#token-form button[type="submit"]');
+    page.on('dialog', (dialog) => void dialog.accept());
+    const newMaster = await world.redis();
+    // Its load reported every 4 KiB, not every 2 MiB (more than this RDB): the page shows the bytes of the full sync.
+    await redis.at(newMaster.address).config('SET', 'loading-process-events-interval-bytes', '4096');
+    const asked = await own.admin.splits.split('dctl', { shard: 's0', newShard: 's1', master: newMaster.address, requestedBy: 'test' });
+    const row = `#splits tr[data-split="${asked.id}"]`;
+    await page.waitForSelector(`${row}[data-next="sync"]`, { timeout: SHOWN_WITHIN });
+
+    await page.locator(`${row} button[data-op="pause"]`).click();
+    await page.waitForSelector(`${row}[data-state="paused"]`, { timeout: SHOWN_WITHIN });
+    expect(await page.textContent('#message')).toContain(`Split ${asked.id}: pause asked.`);
+    // Paused, the full sync goes on, and the page shows its bytes so far.
+    await page.waitForFunction((sel) => Number(document.querySelector<HTMLElement>(`${sel} td.sync > span`)?.dataset['fullSyncBytes']) > 0, row, { timeout: SHOWN_WITHIN });
+    expect(await page.textContent(`${row} td.sync`)).toMatch(/link down, full sync [\d.]+ (B|KiB|MiB) so far/);
+    await page.locator(`${row} button[data-op="resume"]`).click();
+    await page.waitForSelector(`${row}[data-state="running"] button[data-op="pause"]`, { timeout: SHOWN_WITHIN });
+    await page.locator(`${row} button[data-op="pause"]`).click();
+    await page.waitForSelector(`${row}[data-state="paused"]`, { timeout: SHOWN_WITHIN });
+
+    // Cancelled while the new master still loads the RDB: it answers LOADING to REPLICAOF NO ONE
+    // until its load ends, and the undo waits for that to detach it.
+    expect(await page.isEnabled(`${row} button[data-op="cancel"]`)).toBe(true);
+    expect(await dataOf(page, `${row} td.sync > span`, 'link')).toBe('down');
+    await page.locator(`${row} button[data-op="cancel"]`).click();
+    await page.waitForSelector(`${row}[data-state="cancelled"]`, { timeout: SHOWN_WITHIN });
+    const cancelled = (await own.admin.splits.list('dctl')).splits.find((s) => s.id === asked.id)!;
+    expect(cancelled.steps.map((s) => s.step)).toEqual(['attach', 'pause', 'resume', 'pause', 'cancel']);
+    // Undone: the route as before, the new instance detached, the source with every key.
+    expect(await own.admin.route('dctl')).toEqual(routeBefore);
+    expect((await redis.at(newMaster.address).info('replication')).includes('role:master')).toBe(true);
+    expect(await source.dbsize()).toBe(6000);
+    // Each asked from the page, in the history with who asked.
+    const history = (await own.admin.listHistory('dctl', 200)).entries;
+    expect(history.find((e) => e.action === 'split:cancel' && e.outcome === 'cancelled')?.reason).toMatch(/detached \(REPLICAOF NO ONE\).*settings put back/);
+    expect(history.filter((e) => e.reason.includes('asked by dashboard')).map((e) => e.action)).toEqual(['split:pause', 'split:resume', 'split:pause', 'split:cancel']);
+  }, 120_000);
 });

@@ -316,13 +316,20 @@ describe('shard split by replication', () => {
     // The full sync is slowed down (1 ms per key in the source's fork: about 7 s; the split sets
     // the sync delay to 0, so a delay cannot hold it back): the split is paused in its sync step.
     await redis.at(sourceMaster.address).config('SET', 'rdb-key-save-delay', '1000');
+    // The new master reports its load every 2 MiB by default, more than this shard's RDB: every 4 KiB here.
+    await redis.at(newMaster.address).config('SET', 'loading-process-events-interval-bytes', '4096');
     const asked = await admin.splits.split('pause', { shard: 's0', newShard: 's1', master: newMaster.address, slaves: [newSlave.address], trimRate: 500, requestedBy: 'test' });
     await splitWhen(admin, 'pause', 'to sync', (s) => s.next === 'sync');
     const paused = await cfgctl(world.etcd.endpoint, prefix, ['split', 'pause', 'pause']);
     expect(paused.code, paused.stderr).toBe(0);
     await splitWhen(admin, 'pause', 'to be paused in its sync', (s) => s.state === 'paused' && s.next === 'sync');
+    // While the full sync runs (the link down), the record has the bytes loaded so far: no total, the RDB is streamed.
+    const loading = await splitWhen(admin, 'pause', 'to record the bytes of its full sync', (s) => (s.sync?.fullSyncBytes ?? 0) > 0 || s.sync?.linkUp === true);
+    expect(loading.sync).toMatchObject({ linkUp: false, fullSyncTotalBytes: null });
+    expect(loading.sync!.fullSyncBytes).toBeGreaterThan(0);
     // The new master replicates the whole shard meanwhile, and the record shows it: yet no cut-over.
     const synced = await splitWhen(admin, 'pause', 'to show the new master in sync while paused', (s) => s.sync?.linkUp === true && s.sync.keys === 7000);
+    expect(synced.sync!.fullSyncBytes, 'no full sync runs any more').toBeNull();
     await splitWhen(admin, 'pause', 'to write its progress again', (s) => s.sync !== null && s.sync.at !== synced.sync!.at && s.sync.linkUp);
     const whilePaused = await admin.route('pause');
     expect(whilePaused.shards.map((s) => s.id)).toEqual(['s0']);

@@ -1,5 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { describe, it, expect } from 'vitest';
-import { parseInfoFields, parseReplicationInfo } from '../../src/redis/info.js';
+import { parseFullSyncProgress, parseInfoFields, parseReplicationInfo } from '../../src/redis/info.js';
 import { RedisError } from '../../src/model/errors.js';
 
 /** Redis sends INFO with CRLF line ends. */
@@ -331,5 +332,31 @@ describe('parseReplicationInfo', () => {
 
   it('rejects a down link without master_link_down_since_seconds', () => {
     expectRedisError(SLAVE_DOWN.replace('master_link_down_since_seconds:2\r\n', ''), /master_link_down_since_seconds is missing/);
+  });
+});
+
+/** `INFO replication` then `INFO persistence` of a replica, captured from redis-server 7.0.15 (docs/split.md). */
+const captured = (name: string): string => readFileSync(new URL(`../fixtures/${name}`, import.meta.url), 'utf8');
+
+describe('parseFullSyncProgress', () => {
+  it('reads the bytes loaded from the socket in a diskless load, with no total (the master_sync_* bytes stay 0 then)', () => {
+    const text = captured('info-full-sync-diskless-load-7.0.15.txt');
+    expect(text).toMatch(/master_sync_read_bytes:0\r\n/);
+    expect(parseFullSyncProgress(text)).toEqual({ phase: 'load', bytes: 32765, totalBytes: null });
+  });
+  it('reads the bytes received while the RDB goes to disk first', () => {
+    expect(parseFullSyncProgress(captured('info-full-sync-disk-transfer-7.0.15.txt'))).toEqual({ phase: 'transfer', bytes: 16346, totalBytes: null });
+  });
+  it('takes a known total: the size of a file being loaded, or of an RDB a disk-based master sends', () => {
+    expect(parseFullSyncProgress('loading:1\r\nasync_loading:0\r\nloading_total_bytes:900\r\nloading_loaded_bytes:300\r\n')).toEqual({ phase: 'load', bytes: 300, totalBytes: 900 });
+    expect(parseFullSyncProgress('master_sync_in_progress:1\r\nmaster_sync_total_bytes:800\r\nmaster_sync_read_bytes:200\r\nloading:0\r\n')).toEqual({ phase: 'transfer', bytes: 200, totalBytes: 800 });
+    expect(parseFullSyncProgress('master_sync_in_progress:1\r\nmaster_sync_total_bytes:-1\r\nmaster_sync_read_bytes:200\r\nloading:0\r\n')?.totalBytes).toBeNull();
+  });
+  it('is null once the sync is over', () => {
+    expect(parseFullSyncProgress(captured('info-after-full-sync-7.0.15.txt'))).toBeNull();
+  });
+  it('rejects a sync in progress without its byte count', () => {
+    expect(() => parseFullSyncProgress('master_sync_in_progress:1\r\nmaster_sync_total_bytes:0\r\n')).toThrow(RedisError);
+    expect(() => parseFullSyncProgress(42)).toThrow(RedisError);
   });
 });

@@ -28,7 +28,7 @@ describe('split metrics', () => {
     const at = (s: number) => new Date(Date.parse(createdAt) + s * 1000);
     m.splitRunning.set('c', [{ labels: {}, value: 1 }]);
     countSplitStep(m, record({ next: 'sync' }), 'attach', at(1));
-    countSplitStep(m, record({ next: 'hold', sync: { linkUp: true, offset: 10, sourceOffset: 10, lagBytes: 0, keys: 7000, at: createdAt } }), 'sync', at(5));
+    countSplitStep(m, record({ next: 'hold', sync: { linkUp: true, offset: 10, sourceOffset: 10, lagBytes: 0, keys: 7000, fullSyncBytes: null, fullSyncTotalBytes: null, at: createdAt } }), 'sync', at(5));
     countSplitStep(m, record({ next: 'trim', holdMs: 80 }), 'commit', at(6));
     const trim = { source: { scanned: 7000, removed: 3500, done: true }, shard: { scanned: 7000, removed: 3400, done: true } };
     countSplitStep(m, record({ state: 'done', next: '-', holdMs: 80, trim }), 'trim', at(42));

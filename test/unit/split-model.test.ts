@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { RefusedError, ValidationError } from '../../src/model/errors.js';
 import { newRoute } from '../../src/model/route.js';
 import { routeProblems, type Route } from '../../src/model/schemas.js';
-import { majorVersion, roomProblem, routeHolding, routeSplit, routeTrimmed, routeWithoutSplit, splitCancelRefusal, splitFinished, splitSlots, splitText, versionProblem, type SplitRecord } from '../../src/model/split.js';
+import { majorVersion, roomProblem, routeHolding, routeSplit, routeTrimmed, routeWithoutSplit, splitCancelRefusal, splitFinished, splitSlots, splitText, versionProblem, splitRecordSchema, type SplitRecord } from '../../src/model/split.js';
+import { splitSyncText } from '../../src/cli/tables.js';
 
 function route(): Route {
   return newRoute('c', 16, [
@@ -113,5 +114,19 @@ describe('the checks and controls of a split', () => {
     expect(splitFinished({ state: 'paused' })).toBe(false);
     expect(splitFinished({ state: 'cancelled' })).toBe(true);
     expect(splitFinished({ state: 'running' })).toBe(false);
+  });
+});
+
+describe("a split's sync progress", () => {
+  const at = '2026-12-03T00:00:00.000Z';
+  it('decodes a record written before the bytes of the full sync were kept: null, not an error', () => {
+    const old = { ...record([[4, 6]]), sync: { linkUp: false, offset: 1, sourceOffset: 80, lagBytes: 79, keys: 2071, at } };
+    expect(splitRecordSchema.parse(old).sync).toEqual({ ...old.sync, fullSyncBytes: null, fullSyncTotalBytes: null });
+  });
+  it('shows the bytes of a full sync under way, with its total when Redis knows it', () => {
+    const sync = { linkUp: false, offset: 1, sourceOffset: 80, lagBytes: 79, keys: 2071, fullSyncBytes: 2097014, fullSyncTotalBytes: null, at };
+    expect(splitSyncText(sync)).toBe('link down, full sync 2097014 B of ?, 79 B behind, 2071 keys');
+    expect(splitSyncText({ ...sync, fullSyncTotalBytes: 4000000 })).toBe('link down, full sync 2097014 B of 4000000 B, 79 B behind, 2071 keys');
+    expect(splitSyncText({ ...sync, linkUp: true, fullSyncBytes: null, lagBytes: 0, keys: null })).toBe('link up, 0 B behind');
   });
 });

@@ -104,6 +104,17 @@ const ACTIONS = {
     body: { by: 'dashboard' },
     done: () => `Migration ${d.id}: ${d.op} asked.`,
   }),
+  split: (c, d) => ({
+    ask:
+      d.op === 'cancel'
+        ? `Cancel split ${d.id}? The new shard leaves the route and its instances are detached; the source keeps every slot and key.`
+        : d.op === 'pause'
+          ? `Pause split ${d.id}? Its new master keeps replicating; no cut-over (or no more trimming) until resumed.`
+          : `Resume split ${d.id}?`,
+    path: `/v1/clusters/${seg(c)}/splits/${seg(d.id)}/${seg(d.op)}`,
+    body: { by: 'dashboard' },
+    done: () => `Split ${d.id}: ${d.op} asked.`,
+  }),
 };
 
 main.addEventListener('click', async (event) => {

@@ -219,14 +219,15 @@ function stepList(steps) {
 function splits(o) {
   if (!o.splits || o.splits.length === 0) return h('p', { class: 'muted' }, 'No split.');
   return table(
-    ['id', 'state', 'next step', 'split', 'sync', 'hold', 'trim', 'asked', 'steps'],
+    ['id', 'state', 'next step', 'split', 'sync', 'hold', 'trim', 'asked', 'steps', ''],
     o.splits.map((s) => {
       const finished = FINISHED_SPLIT.has(s.state);
+      const state = s.cancel && !finished ? `${s.state}, cancelling` : s.pause && s.state === 'running' ? 'pausing' : s.state;
       return h(
         'tr',
         { dataset: { split: s.id, state: s.state, next: s.next } },
         h('td', { class: 'mono' }, s.id),
-        h('td', { class: s.state === 'done' ? 'ok' : finished ? 'bad' : 'warn' }, s.state, s.error ? h('div', { class: 'bad' }, s.error) : null),
+        h('td', { class: s.state === 'done' ? 'ok' : finished ? 'bad' : 'warn' }, state, s.error ? h('div', { class: 'bad' }, s.error) : null),
         h('td', {}, finished ? '' : s.next),
         h('td', {}, `${s.source} → ${s.shard.id}: ${ranges(s.slots)}`, h('div', { class: 'mono muted' }, `${s.sourceMaster} → ${s.shard.master}`)),
         h('td', { class: 'sync' }, syncProgress(s)),
@@ -234,18 +235,31 @@ function splits(o) {
         h('td', { class: 'trim' }, s.steps.some((x) => x.step === 'commit') ? [trimProgress(s, 'source', s.source), trimProgress(s, 'shard', s.shard.id)] : '—'),
         h('td', {}, `${s.requestedBy}, ${ago(s.createdAt)}`, h('div', { class: 'muted' }, s.reason)),
         h('td', {}, stepList(s.steps)),
+        h('td', {}, finished ? null : splitButtons(s)),
       );
     }),
   );
 }
 
+/**
+ * Pause or Resume, and Cancel while it would still undo the split (before its commit: the server's
+ * `cancelRefusal` says why not after, shown on the disabled button).
+ */
+function splitButtons(s) {
+  const pauseOrResume = s.pause || s.state === 'paused' ? button('Resume', 'split', { id: s.id, op: 'resume' }) : button('Pause', 'split', { id: s.id, op: 'pause' }, { disabled: Boolean(s.cancel) });
+  if (s.cancel) return pauseOrResume;
+  const refused = s.cancelRefusal ?? null;
+  return [pauseOrResume, button('Cancel', 'split', { id: s.id, op: 'cancel' }, refused ? { disabled: true, title: refused } : {})];
+}
+
 function syncProgress(s) {
   if (!s.sync) return s.next === 'attach' ? 'not started' : '—';
-  const { linkUp, lagBytes, keys, at } = s.sync;
+  const { linkUp, lagBytes, keys, at, fullSyncBytes = null, fullSyncTotalBytes = null } = s.sync;
   return h(
     'span',
-    { dataset: { link: linkUp ? 'up' : 'down', lag: String(lagBytes), keys: keys === null ? '' : String(keys) } },
+    { dataset: { link: linkUp ? 'up' : 'down', lag: String(lagBytes), keys: keys === null ? '' : String(keys), fullSyncBytes: fullSyncBytes === null ? '' : String(fullSyncBytes) } },
     h('span', { class: linkUp ? 'ok' : 'warn' }, linkUp ? 'link up' : 'link down'),
+    fullSyncBytes === null ? '' : `, full sync ${bytes(fullSyncBytes)}${fullSyncTotalBytes === null ? '' : ` of ${bytes(fullSyncTotalBytes)}`} so far`,
     `, ${bytes(lagBytes)} behind, ${number(keys)} keys`,
     h('div', { class: 'muted' }, `read ${ago(at)}`),
   );
