@@ -29,7 +29,7 @@ import { ConfigApplier } from './config-applier.js';
 import { ReplicaQuorum } from './replica-quorum.js';
 import { MigrationDriver } from './migrations/migration-driver.js';
 import { MIGRATION_DEFAULTS } from './migrations/run-migration.js';
-import { SPLIT_DEFAULTS, SplitDriver } from './split-run.js';
+import { SPLIT_DEFAULTS, SplitDriver } from './splits/split-run.js';
 import type { ControllerApiClient } from './guarded-proxies.js';
 import { DEFAULT_MOVER_OPTIONS, KeyMover } from '../migration/mover.js';
 import { BigKeyMover, DEFAULT_BIG_KEY_OPTIONS } from '../migration/big-keys.js';

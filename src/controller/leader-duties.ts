@@ -37,7 +37,7 @@ import { undoTask } from './tasks/interrupt.js';
 import { TaskProgress, type TaskDeps } from './tasks/progress.js';
 import { runSwitchover } from './tasks/switchover.js';
 import type { MigrationDriver } from './migrations/migration-driver.js';
-import type { SplitDriver } from './split-run.js';
+import type { SplitDriver } from './splits/split-run.js';
 import type { ConfigApplier } from './config-applier.js';
 
 /** How long a read that is not cluster-specific serves the cycles of other clusters. */

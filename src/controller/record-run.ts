@@ -10,7 +10,7 @@
  * - `RecordDriver`: starts the cluster's unfinished record on the leader, one run per cluster, in
  *   the background (or, for a split's bounded cut-over, inside the leader's cycle).
  *
- * The steps themselves are the subclasses' (migrations/run-migration.ts, split-run.ts).
+ * The steps themselves are the subclasses' (migrations/run-migration.ts, splits/split-run.ts).
  */
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'winston';

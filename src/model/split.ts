@@ -63,7 +63,7 @@ export const splitRecordSchema = z.strictObject({
     .nullable()
     .default(null),
   /**
-   * Replication settings the split changed for its full sync (controller/split-sync-settings.ts):
+   * Replication settings the split changed for its full sync (controller/splits/split-sync-settings.ts):
    * each changed parameter with the value it had, per side, to be put back after the sync or an abort.
    */
   syncSettings: z

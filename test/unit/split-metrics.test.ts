@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ControllerMetrics } from '../../src/controller/metrics.js';
-import { countSplitStep } from '../../src/controller/split-metrics.js';
+import { countSplitStep } from '../../src/controller/splits/split-metrics.js';
 import type { SplitRecord } from '../../src/model/split.js';
 import { sample } from '../helpers/metrics-text.js';
 

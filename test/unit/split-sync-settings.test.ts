@@ -1,10 +1,10 @@
 /**
- * The settings a split changes for its full sync (src/controller/split-sync-settings.ts): what is
+ * The settings a split changes for its full sync (src/controller/splits/split-sync-settings.ts): what is
  * recorded, what is set, what is put back — after the sync, after an abort, by a new leader —
  * against an in-memory CONFIG of two instances.
  */
 import { describe, expect, it } from 'vitest';
-import { SYNC_SETTINGS, applySyncSettings, restoreSyncSettings, settingsToChange, type SyncSettings } from '../../src/controller/split-sync-settings.js';
+import { SYNC_SETTINGS, applySyncSettings, restoreSyncSettings, settingsToChange, type SyncSettings } from '../../src/controller/splits/split-sync-settings.js';
 import type { SplitRecord } from '../../src/model/split.js';
 
 const SOURCE = 'h:1';

@@ -43,7 +43,7 @@ if (pause) {
 const splitPause = /^([a-z-]+):(\d+)$/.exec(process.env.FAULT_SPLIT_PAUSE_AFTER ?? '');
 if (splitPause) {
   const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-  const { SplitRun } = await import(pathToFileURL(join(root, 'dist', 'controller', 'split-run.js')).href);
+  const { SplitRun } = await import(pathToFileURL(join(root, 'dist', 'controller', 'splits', 'split-run.js')).href);
   const persist = SplitRun.prototype.persist;
   SplitRun.prototype.persist = async function (step, ...rest) {
     await persist.call(this, step, ...rest);

@@ -25,8 +25,8 @@
  * (record-run.ts, hold-barrier.ts).
  */
 import { performance } from 'node:perf_hooks';
-import { NotLeaderError, RedisError, errorMessage } from '../model/errors.js';
-import { expandRanges } from '../model/migration.js';
+import { NotLeaderError, RedisError, errorMessage } from '../../model/errors.js';
+import { expandRanges } from '../../model/migration.js';
 import {
   UNPAUSABLE_SPLIT_STEPS,
   routeHolding,
@@ -38,12 +38,12 @@ import {
   splitText,
   type SplitRecord,
   type SplitSyncProgress,
-} from '../model/split.js';
-import { fullSyncProgress, isLoadingRefusal, promote, replicaOf, replicationInfo } from '../redis/commands.js';
-import type { RedisPool } from '../redis/pool.js';
-import type { SplitStore, StoredSplit } from '../store/split-store.js';
-import { holdBarrier } from './hold-barrier.js';
-import { RecordDriver, RecordRun, sleep, type RecordRunDeps } from './record-run.js';
+} from '../../model/split.js';
+import { fullSyncProgress, isLoadingRefusal, promote, replicaOf, replicationInfo } from '../../redis/commands.js';
+import type { RedisPool } from '../../redis/pool.js';
+import type { SplitStore, StoredSplit } from '../../store/split-store.js';
+import { holdBarrier } from '../hold-barrier.js';
+import { RecordDriver, RecordRun, sleep, type RecordRunDeps } from '../record-run.js';
 import { trimPass, type TrimCounts } from './split-trim.js';
 import { applySyncSettings, restoreSyncSettings, type SyncSettings } from './split-sync-settings.js';
 import { countSplitStep, type SplitMetrics } from './split-metrics.js';

@@ -3,9 +3,9 @@
  * the slots its shard no longer owns, paced so that its clients keep their latency. UNLINK frees
  * values in a background thread; each batch is one command. Keys of owned slots are never touched.
  */
-import type { RedisPool } from '../redis/pool.js';
-import { keySlot } from '../model/slot.js';
-import { Pacer } from '../util/pacer.js';
+import type { RedisPool } from '../../redis/pool.js';
+import { keySlot } from '../../model/slot.js';
+import { Pacer } from '../../util/pacer.js';
 
 export interface TrimSpec {
   master: string;

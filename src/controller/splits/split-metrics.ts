@@ -4,8 +4,8 @@
  * stored it: a step is stored once, so a sum over the replicas counts it once, and a leader that
  * dies before storing a step counts nothing of it (the next one does, when it stores it).
  */
-import { splitFinished, type SplitRecord } from '../model/split.js';
-import type { ControllerMetrics } from './metrics.js';
+import { splitFinished, type SplitRecord } from '../../model/split.js';
+import type { ControllerMetrics } from '../metrics.js';
 
 export type SplitMetrics = Pick<ControllerMetrics, 'splits' | 'splitSeconds' | 'splitHoldSeconds' | 'splitSyncedKeys' | 'splitTrimmedKeys' | 'splitRunning'>;
 

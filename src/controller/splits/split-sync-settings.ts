@@ -19,10 +19,10 @@
  * rewrote the new master's file, and any CONFIG REWRITE on the source meanwhile (the config
  * applier's, after a change of the desired configuration) wrote the split's values into its file.
  */
-import { RedisError, errorMessage } from '../model/errors.js';
-import type { SplitRecord } from '../model/split.js';
-import { configGet, rewriteConfig } from '../redis/commands.js';
-import type { RedisPool } from '../redis/pool.js';
+import { RedisError, errorMessage } from '../../model/errors.js';
+import type { SplitRecord } from '../../model/split.js';
+import { configGet, rewriteConfig } from '../../redis/commands.js';
+import type { RedisPool } from '../../redis/pool.js';
 
 export type SyncSettings = NonNullable<SplitRecord['syncSettings']>;
 type Side = 'source' | 'shard';
