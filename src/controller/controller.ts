@@ -90,6 +90,12 @@ export class Controller {
   private readonly seen = new Set<string>();
   private readonly lastSentence = new Map<string, string>();
   private lastRefresh = 0;
+  /**
+   * Whether the cluster list must be read again: set by every change of a cluster's index entry,
+   * spec, route or credentials in the etcd copy (and by its loading), so that the list is not
+   * decoded again every `refreshMs` for nothing while the copy serves.
+   */
+  private listStale = true;
   private loopTimer: NodeJS.Timeout | undefined;
   private readonly startedAt = new Date().toISOString();
   private apiTls = false;
@@ -113,7 +119,7 @@ export class Controller {
     this.pool = new RedisPool({ timeoutMs: 5000, credentials: this.credentials.forAddress });
     this.mirror = new EtcdMirror(this.etcd, this.keys, log);
     this.mirror.on('change', (key) => this.noticeChange(key));
-    this.mirror.on('synced', () => (this.lastRefresh = 0));
+    this.mirror.on('synced', () => (this.listStale = true));
     this.stores = createControllerStores(this.etcd, this.keys, this.mirror);
     this.limiter = new Limiter(config.probeConcurrency);
     this.tracker = new HealthTracker(this.id);
@@ -274,8 +280,12 @@ export class Controller {
 
   private async tick(): Promise<void> {
     const now = Date.now();
-    if (now - this.lastRefresh >= this.config.refreshMs) {
+    // While the copy serves, changes mark the list stale, and a read every 10 refresh periods is a
+    // safety net (a registration that failed to announce new credentials is retried by it).
+    const every = this.mirror.isSynced() ? 10 * this.config.refreshMs : this.config.refreshMs;
+    if (this.listStale || now - this.lastRefresh >= every) {
       this.lastRefresh = now;
+      this.listStale = false;
       await this.refreshClusters(now);
     }
     for (const cluster of this.clusters) {
@@ -296,10 +306,10 @@ export class Controller {
   private noticeChange(key: string): void {
     const cluster = this.keys.clusterOfKey(key);
     if (cluster === null) {
-      if (key.startsWith(this.keys.clusterIndex())) this.lastRefresh = 0;
+      if (key.startsWith(this.keys.clusterIndex())) this.listStale = true;
       return;
     }
-    if (key === this.keys.auth(cluster) || key === this.keys.spec(cluster)) this.lastRefresh = 0;
+    if (key === this.keys.auth(cluster) || key === this.keys.spec(cluster) || key === this.keys.route(cluster)) this.listStale = true;
     if (key.startsWith(this.keys.tasks(cluster)) || key === this.keys.activeMigration(cluster) || key === this.keys.route(cluster) || key === this.keys.spec(cluster)) this.lastProbe.delete(cluster);
   }
 

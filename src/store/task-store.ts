@@ -21,11 +21,11 @@ export const FINISHED_TASKS_KEPT = 200;
 
 export class TaskStore {
   /**
-   * Tasks decoded before, by key, with the revision they were decoded at: a leader lists a
+   * Tasks decoded before, per cluster and key, with the revision they were decoded at: a leader lists a
    * cluster's tasks (up to FINISHED_TASKS_KEPT of them) every cycle, and they rarely change.
    * Frozen, since every caller shares them.
    */
-  private readonly decoded = new Map<string, StoredTask>();
+  private readonly decoded = new Map<string, Map<string, StoredTask>>();
 
   constructor(
     private readonly etcd: Etcd3,
@@ -37,13 +37,13 @@ export class TaskStore {
   /** All tasks of a cluster, oldest first, as etcd has them now. Malformed ones are reported and skipped. */
   async list(cluster: string, onProblem?: ProblemHandler): Promise<StoredTask[]> {
     const kvs = await this.currentValues(cluster);
-    const prefix = this.keys.tasks(cluster);
-    const present = new Set(kvs.map((kv) => kv.key.toString()));
-    for (const key of this.decoded.keys()) if (key.startsWith(prefix) && !present.has(key)) this.decoded.delete(key);
+    // Per cluster, and only the tasks listed now: a trimmed task is forgotten with its cluster's old map.
+    const before = this.decoded.get(cluster);
+    const now = new Map<string, StoredTask>();
     const out: StoredTask[] = [];
     for (const kv of kvs) {
       const key = kv.key.toString();
-      let stored = this.decoded.get(key);
+      let stored = before?.get(key);
       if (stored?.revision !== kv.mod_revision) {
         try {
           stored = deepFreeze({ task: decodeKv(kv, taskSchema), revision: kv.mod_revision });
@@ -52,10 +52,11 @@ export class TaskStore {
           onProblem?.(err);
           continue;
         }
-        this.decoded.set(key, stored);
       }
+      now.set(key, stored);
       out.push(stored);
     }
+    this.decoded.set(cluster, now);
     return out;
   }
 
