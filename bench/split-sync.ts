@@ -9,19 +9,30 @@
  * it has also applied a PUBLISH sent after that (the stream flows: what the split's sync step waits
  * for), and the source's RDB phase as its own log tells it. Values of the large keys are random
  * bytes: incompressible, as most real values of that size are.
+ *
+ * Then the stream's start after the link is up, in rounds of a small data set (`--ack-keys`, as many
+ * rounds as `--ack-rounds`), with the split's settings, left to Redis and with the replica asked for
+ * its acknowledgement (askReplicaAck, what the split's sync does): Redis 7.0 starts the stream only on
+ * an acknowledgement that arrives after it reaped its fork child, and the replica's own come once a
+ * second.
+ *
+ *   node --import tsx bench/split-sync.ts [--ack-keys N] [--ack-rounds R]
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import { startRedis, type RedisServer } from '../src/playground/processes.js';
-import { argNumber } from './common.js';
+import { RedisPool } from '../src/redis/pool.js';
+import { argNumber, median } from './common.js';
+import { infoField as field, timeFullSync } from './full-sync.js';
 
 const SMALL_KEYS = argNumber('keys', 1_000_000);
 const LARGE_KEYS = argNumber('large', 100_000);
 const LARGE_VALUE_BYTES = argNumber('value-bytes', 10 * 1024);
+const ACK_KEYS = argNumber('ack-keys', 1000);
+const ACK_ROUNDS = argNumber('ack-rounds', 10);
 const say = (line: string) => process.stderr.write(`${line}\n`);
 
 /** Redis 7.0's own defaults for what startRedis (tests and playground) sets otherwise. */
@@ -61,10 +72,6 @@ async function fill(r: Redis, count: number, value: () => Buffer | string): Prom
   await Promise.all(inFlight);
 }
 
-function field(info: string, name: string): string | undefined {
-  return new RegExp(`^${name}:(.*)$`, 'm').exec(info)?.[1]?.trim();
-}
-
 /** Milliseconds between two lines of a Redis log ("... 03 Dec 2026 04:35:01.123 * text"). */
 function logSpan(file: string, from: RegExp, to: RegExp): number | null {
   const lines = readFileSync(file, 'utf8').split('\n');
@@ -78,9 +85,17 @@ function logSpan(file: string, from: RegExp, to: RegExp): number | null {
   return a !== null && b !== null ? b - a : null;
 }
 
-async function once(dir: string, setting: Setting, keys: number, value: () => Buffer | string): Promise<string> {
+interface SyncTimes {
+  linkUp: number;
+  streamed: number;
+  line: string;
+}
+
+/** One full sync under `setting`; with `kick`, the replica is asked for its acknowledgement every ACK_ASK_MS while linked and not streaming. */
+async function once(dir: string, setting: Setting, keys: number, value: () => Buffer | string, kick = false): Promise<SyncTimes> {
   const servers: RedisServer[] = [];
   const clients: Redis[] = [];
+  const pool = new RedisPool({ timeoutMs: 5000 });
   try {
     const source = await startRedis(dir, undefined, [...REDIS_DEFAULTS, ...setting.source]);
     servers.push(source);
@@ -91,29 +106,13 @@ async function once(dir: string, setting: Setting, keys: number, value: () => Bu
     clients.push(s, r);
     await fill(s, keys, value);
     const used = Number(field(await s.info('memory'), 'used_memory'));
-    const started = performance.now();
-    await r.replicaof('127.0.0.1', String(source.port));
-    let linkUp = 0;
-    let streamed = 0;
-    let mark = -1;
-    for (;;) {
-      const info = await r.info('replication');
-      const now = performance.now() - started;
-      if (!linkUp && field(info, 'master_link_status') === 'up') {
-        linkUp = now;
-        await s.publish('__bench', 'x');
-        mark = Number(field(await s.info('replication'), 'master_repl_offset'));
-      }
-      if (linkUp && Number(field(info, 'slave_repl_offset')) >= mark) {
-        streamed = now;
-        break;
-      }
-      await new Promise((res) => setTimeout(res, 5));
-    }
+    const { linkUp, streamed } = await timeFullSync({ source: s, replica: r, sourcePort: source.port, replicaAddress: replica.address, pool, kick });
     const rdb = logSpan(source.process.logFile, /Starting BGSAVE for SYNC/, /Background RDB transfer terminated|Background saving terminated/);
     const load = logSpan(replica.process.logFile, /MASTER <-> REPLICA sync: (receiving|Loading DB in memory|Flushing old data)/, /MASTER <-> REPLICA sync: Finished with success/);
-    return `  ${setting.name}: link up ${(linkUp / 1000).toFixed(2)} s, streaming ${(streamed / 1000).toFixed(2)} s; source RDB phase ${rdb ?? '?'} ms, replica receive+load ${load ?? '?'} ms; ${(used / 1e6).toFixed(0)} MB used`;
+    const line = `  ${setting.name}: link up ${(linkUp / 1000).toFixed(2)} s, streaming ${(streamed / 1000).toFixed(2)} s; source RDB phase ${rdb ?? '?'} ms, replica receive+load ${load ?? '?'} ms; ${(used / 1e6).toFixed(0)} MB used`;
+    return { linkUp, streamed, line };
   } finally {
+    await pool.close();
     clients.forEach((c) => c.disconnect());
     for (const x of servers.reverse()) await x.stop().catch(() => undefined);
   }
@@ -131,9 +130,20 @@ async function main(): Promise<void> {
       lines.push(`${keys} ${what} keys:`);
       for (const setting of SETTINGS) {
         say(`${what}: ${setting.name}`);
-        lines.push(await once(dir, setting, keys, value));
+        lines.push((await once(dir, setting, keys, value)).line);
       }
     }
+    const split = SETTINGS.find((x) => x.name.includes('what a split sets'))!;
+    lines.push(`the stream's start after the link is up, ${ACK_ROUNDS} rounds of ${ACK_KEYS} small keys each, the split's settings (median / max):`);
+    const waits: Record<string, number[]> = { 'left to Redis': [], 'replica asked to acknowledge (askReplicaAck)': [] };
+    for (let round = 0; round < ACK_ROUNDS; round++) {
+      for (const [name, kick] of [['left to Redis', false], ['replica asked to acknowledge (askReplicaAck)', true]] as const) {
+        say(`stream start: round ${round + 1}, ${name}`);
+        const t = await once(dir, split, ACK_KEYS, () => 'v'.repeat(16), kick);
+        waits[name]!.push(t.streamed - t.linkUp);
+      }
+    }
+    for (const [name, ms] of Object.entries(waits)) lines.push(`  ${name}: ${median(ms).toFixed(0)} / ${Math.max(...ms).toFixed(0)} ms`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

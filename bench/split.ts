@@ -35,6 +35,7 @@ import { createEtcd } from '../src/store/etcd.js';
 import { Keys } from '../src/store/keys.js';
 import { RedisPool } from '../src/redis/pool.js';
 import { argNumber, argText, controllerAndProxy, withCluster } from './common.js';
+import { timeFullSync } from './full-sync.js';
 
 const SMALL_KEYS = argNumber('keys', 1_000_000);
 const LARGE_KEYS = argNumber('large', 100_000);
@@ -54,6 +55,7 @@ interface Scene {
   empty: string;
   proxyPort: number;
   slotCount: number;
+  pool: RedisPool;
   at(address: string): Redis;
 }
 
@@ -72,7 +74,7 @@ async function withScene(body: (s: Scene) => Promise<void>): Promise<void> {
     const source = shards[0]!.address;
     for (const address of [source, empty.address]) await at(address).config('SET', ...REDIS_DEFAULTS.flat());
     const { slotCount } = await admin.route(CLUSTER);
-    await body({ admin, source, empty: empty.address, proxyPort, slotCount, at });
+    await body({ admin, source, empty: empty.address, proxyPort, slotCount, pool, at });
   });
 }
 
@@ -184,9 +186,36 @@ interface Outcome {
   keys: number;
   lines: string[];
   split?: SplitRecord;
+  /** Seconds of the same full sync alone (bySplit only): no split can own its slots sooner. */
+  floor?: number;
+}
+
+/**
+ * The floor under any split's time here: the same full sync alone (REPLICAOF of the empty instance,
+ * the split's sync settings, its acknowledgement asked as the split does), timed until the stream
+ * flows; then the instance detached and emptied and the settings put back, for the split to come.
+ */
+async function fullSyncAlone(s: Scene): Promise<number> {
+  const source = s.at(s.source);
+  const replica = s.at(s.empty);
+  const restore = async () => {
+    for (const address of [s.source, s.empty]) await s.at(address).config('SET', ...REDIS_DEFAULTS.flat());
+  };
+  await source.config('SET', 'repl-diskless-sync-delay', '0', 'rdbcompression', 'no');
+  await replica.config('SET', 'repl-diskless-load', 'on-empty-db');
+  try {
+    const t = await timeFullSync({ source, replica, sourcePort: Number(s.source.split(':')[1]), replicaAddress: s.empty, pool: s.pool, kick: true });
+    return t.streamed / 1000;
+  } finally {
+    await replica.replicaof('NO', 'ONE');
+    await replica.flushall('SYNC');
+    await restore();
+  }
 }
 
 async function bySplit(s: Scene): Promise<Outcome> {
+  say('  the full sync alone first (the floor)');
+  const floor = await fullSyncAlone(s);
   const started = performance.now();
   const requested = Date.now();
   const { id } = await s.admin.splits.split(CLUSTER, { shard: 's0', newShard: 's1', master: s.empty, requestedBy: 'bench/split' });
@@ -199,7 +228,7 @@ async function bySplit(s: Scene): Promise<Outcome> {
   if (end.state !== 'done') throw new Error(`split ${id} ended ${end.state}: ${end.error ?? ''}`);
   // When each step was recorded, from the request: the waits between steps show too.
   const steps = end.steps.map((st) => `${st.step} ${((Date.parse(st.at) - requested) / 1000).toFixed(2)}`).join(', ');
-  return { requested, owned, pickedUp: pickUp(end.steps, requested), done: (performance.now() - started) / 1000, keys: await s.at(s.empty).dbsize(), split: end, lines: [`  hold ${end.holdMs} ms; each step recorded at (s from the request): ${steps}; trimmed ${end.trim.source.removed} + ${end.trim.shard.removed} keys`] };
+  return { requested, owned, pickedUp: pickUp(end.steps, requested), done: (performance.now() - started) / 1000, keys: await s.at(s.empty).dbsize(), split: end, floor, lines: [`  the same full sync alone, just before (no controller: REPLICAOF until the stream flows): ${floor.toFixed(2)} s`, `  hold ${end.holdMs} ms; each step recorded at (s from the request): ${steps}; trimmed ${end.trim.source.removed} + ${end.trim.shard.removed} keys`] };
 }
 
 async function byMigration(s: Scene): Promise<Outcome> {
@@ -230,6 +259,8 @@ interface Result {
   /** Keys/s from the leader's pick-up of the request to the new owner. */
   rateFromPickUp: number;
   cutOverMoving: number | null;
+  owned: number;
+  floor: number | null;
 }
 
 /** What the probe saw: at the split's cut-over (moving slots apart), over the whole move, and during the trim. */
@@ -254,7 +285,7 @@ function probeLines(o: Outcome, writes: Write[]): { lines: string[]; cutOverMovi
 }
 
 async function scenario(label: string, how: (s: Scene) => Promise<Outcome>, keys: number, valueBytes: number, load: Load): Promise<Result> {
-  let out: Result = { lines: [], rate: 0, rateFromPickUp: 0, cutOverMoving: null };
+  let out: Result = { lines: [], rate: 0, rateFromPickUp: 0, cutOverMoving: null, owned: 0, floor: null };
   await withScene(async (s) => {
     say(`${label}: filling`);
     await fill(s, keys, valueBytes);
@@ -271,6 +302,8 @@ async function scenario(label: string, how: (s: Scene) => Promise<Outcome>, keys
       rate,
       rateFromPickUp: o.keys / (o.owned - o.pickedUp),
       cutOverMoving: seen.cutOverMoving,
+      owned: o.owned,
+      floor: o.floor ?? null,
       lines: [
         `${label}: ${o.keys} keys on the new shard (source ${(used / 1e6).toFixed(0)} MB used); it owned its slots ${o.owned.toFixed(2)} s after the request (${Math.round(rate)} keys/s, ${((rate * valueBytes) / 1e6).toFixed(1)} MB/s of values), done after ${o.done.toFixed(2)} s; the leader picked it up after ${o.pickedUp.toFixed(2)} s; probe errors ${w.errors}`,
         ...o.lines,
@@ -289,6 +322,7 @@ async function main(): Promise<void> {
       const split = await scenario(`split, ${what} keys, ${load}`, bySplit, keys, bytes, load);
       const migration = await scenario(`migration, ${what} keys, ${load}`, byMigration, keys, bytes, load);
       lines.push(...split.lines, ...migration.lines, `  => ${what} keys, ${load}: the split owned its slots ${(split.rate / migration.rate).toFixed(1)}x as fast (goal: 10x), ${(split.rateFromPickUp / migration.rateFromPickUp).toFixed(1)}x counted from the leader's pick-up; write pause of the moving slots at the cut-over ${split.cutOverMoving ?? '?'} ms (goal: <= 100 ms)`);
+      if (split.floor !== null) lines.push(`     the full sync alone took ${split.floor.toFixed(2)} s: no split could own its slots more than ${(migration.owned / split.floor).toFixed(1)}x as fast as this migration here; this split took ${(split.owned - split.floor).toFixed(2)} s more than it (pick-up, cut-over)`);
       process.stdout.write(`${lines.splice(0).join('\n')}\n`);
     }
   }

@@ -22,6 +22,32 @@ export async function fullSyncProgress(pool: RedisPool, address: string): Promis
   return parseFullSyncProgress(await pool.call(address, 'INFO', 'replication', 'persistence'));
 }
 
+/**
+ * Asks a replica to send its master an acknowledgement of its offset now (`REPLCONF GETACK *`).
+ * After a diskless full sync a Redis 7.0 master starts the replica's command stream only on an
+ * acknowledgement that arrives once it has reaped its fork child; the replica's first one, sent
+ * the moment its load ends, often comes earlier and is spent, and the next comes from its
+ * once-a-second timer: the stream then starts up to a second late (FIELD-NOTES; measured in
+ * docs/split.md). Redis takes GETACK from any client and sends no reply to it, so it goes on a
+ * connection of its own, followed by a PING whose answer (paired with the GETACK by the client
+ * library, which pairs replies in order) says Redis read it.
+ */
+export async function askReplicaAck(pool: RedisPool, address: string): Promise<void> {
+  await pool.prepare();
+  const conn = pool.client(address).duplicate({ lazyConnect: true, connectionName: 'cfgserver-ack', retryStrategy: () => null });
+  conn.on('error', () => undefined);
+  try {
+    await conn.connect();
+    const read = conn.call('REPLCONF', 'GETACK', '*');
+    conn.ping().catch(() => undefined);
+    await read;
+  } catch (err) {
+    throw new RedisError(`${address}: REPLCONF GETACK failed: ${errorMessage(err)}`, { cause: err });
+  } finally {
+    conn.disconnect();
+  }
+}
+
 /** Whether Redis refused a command because it is loading its data set (`-LOADING`): a retry after the load succeeds. */
 export function isLoadingRefusal(err: unknown): boolean {
   return /\bLOADING\b/.test(errorMessage(err));

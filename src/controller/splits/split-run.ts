@@ -39,7 +39,7 @@ import {
   type SplitRecord,
   type SplitSyncProgress,
 } from '../../model/split.js';
-import { fullSyncProgress, isLoadingRefusal, promote, replicaOf, replicationInfo } from '../../redis/commands.js';
+import { askReplicaAck, fullSyncProgress, isLoadingRefusal, promote, replicaOf, replicationInfo } from '../../redis/commands.js';
 import type { RedisPool } from '../../redis/pool.js';
 import type { SplitStore, StoredSplit } from '../../store/split-store.js';
 import { holdBarrier } from '../hold-barrier.js';
@@ -64,6 +64,9 @@ export interface SplitDeps extends RecordRunDeps {
   /** Where stored steps are counted (split-metrics.ts). */
   metrics?: SplitMetrics;
 }
+
+/** How often a new master linked but not yet streaming is asked for its acknowledgement (askReplicaAck). */
+export const ACK_ASK_MS = 10;
 
 export const SPLIT_DEFAULTS = { cutoffGraceMs: 1000, syncLagBytes: 1024 * 1024, catchupMs: 1000, pollMs: 50, trimBatch: 200, trimScanCount: 1000 };
 
@@ -197,6 +200,7 @@ export class SplitRun extends RecordRun<SplitRecord> {
     // key written) marks an offset the new master must reach to prove the stream flows.
     let streamed: number | null = null;
     let lastRead = performance.now();
+    let lastAckAsked = 0;
     for (;;) {
       this.deps.election.requireFence();
       if (performance.now() - lastRead >= 1000) {
@@ -215,6 +219,13 @@ export class SplitRun extends RecordRun<SplitRecord> {
       if (linkUp && streamed === null) {
         await this.deps.pool.call(s.sourceMaster, 'PUBLISH', '__cfgserver:split', s.id);
         streamed = (await replicationInfo(this.deps.pool, s.sourceMaster)).offset;
+      }
+      // Linked but the stream not flowing yet: the new master's acknowledgement is asked for now
+      // rather than waited for (up to a second). Harmless when the stream already flows.
+      if (linkUp && streamed !== null && mine.offset < streamed && performance.now() - lastAckAsked >= ACK_ASK_MS) {
+        lastAckAsked = performance.now();
+        // Only speed: without it the stream starts at the new master's own next acknowledgement.
+        await askReplicaAck(this.deps.pool, s.shard.master).catch(() => undefined);
       }
       if (linkUp && streamed !== null && mine.offset >= streamed && lagBytes <= this.deps.syncLagBytes && !this.split.pause) {
         const restored = await restoreSyncSettings(this.deps.pool, this.split, this.saveSyncSettings);
