@@ -9,6 +9,7 @@
  */
 import { z } from 'zod';
 import { RefusedError } from './errors.js';
+import type { InstanceFacts } from './instance-facts.js';
 import { expandRanges, leaderRunFields, parseSlotList, routeCommitted, routeWithPhase, type Moves } from './migration.js';
 import { rangesText, toRanges, withTrimming } from './route.js';
 import { address, clusterName, shardId, slotRange, taskStepSchema, type Route, type Shard } from './schemas.js';
@@ -114,12 +115,19 @@ export function versionProblem(instance: string, version: string, sourceMaster: 
 }
 
 /**
- * Why a new instance has no room for the source's whole data set (a split copies all of it, both
- * halves, before the trim), or null: its maxmemory (when set) below the source's used memory.
+ * Whether `instance` has room for the source's whole data set, which the full sync copies (both
+ * halves) before the trim: its `maxmemory` when set; without one, its host's memory
+ * (`total_system_memory`) less what it already uses. The host's other tenants are not known to
+ * Redis: the second check catches a shard that could never fit, not a host that is merely busy.
  */
-export function roomProblem(instance: string, maxmemory: number, sourceMaster: string, sourceUsed: number): string | null {
-  if (maxmemory <= 0 || maxmemory >= sourceUsed) return null;
-  return `${instance} has maxmemory ${maxmemory} bytes, below the ${sourceUsed} bytes ${sourceMaster} uses: the full sync copies the whole data set before the trim (raise its maxmemory, or use an instance with room)`;
+export function roomProblem(instance: string, facts: Pick<InstanceFacts, 'maxmemory' | 'systemMemory' | 'usedMemory'>, sourceMaster: string, sourceUsed: number): string | null {
+  if (facts.maxmemory > 0) {
+    if (facts.maxmemory >= sourceUsed) return null;
+    return `${instance} has maxmemory ${facts.maxmemory} bytes, below the ${sourceUsed} bytes ${sourceMaster} uses: the full sync copies the whole data set before the trim (raise its maxmemory, or use an instance with room)`;
+  }
+  const room = facts.systemMemory - facts.usedMemory;
+  if (facts.systemMemory <= 0 || room >= sourceUsed) return null;
+  return `${instance} has no maxmemory and its host has ${facts.systemMemory} bytes of memory (${facts.usedMemory} used by it): less than the ${sourceUsed} bytes ${sourceMaster} uses, which the full sync copies whole before the trim (use an instance on a host with room)`;
 }
 
 /** The split as the one move the route's migration phases speak of. */

@@ -166,7 +166,7 @@ export class SplitService {
         if (!force && info.role === 'slave') problems.push(`${a} replicates from ${info.masterAddress} (--force: it follows the split instead)`);
         const old = versionProblem(a, version, sourceMaster, sourceVersion);
         if (old) problems.push(old);
-        const room = roomProblem(a, facts.maxmemory, sourceMaster, sourceFacts.usedMemory);
+        const room = roomProblem(a, facts, sourceMaster, sourceFacts.usedMemory);
         if (room) problems.push(room);
       } catch (err) {
         problems.push(`${a} does not answer (${errorMessage(err)})`);

@@ -99,10 +99,14 @@ describe('the checks and controls of a split', () => {
     expect(versionProblem('h:9', '6.2.14', 'h:1', '7.0.15')).toMatch(/h:9 runs Redis 6.2.14, older than the source master's 7.0.15 \(h:1\)/);
     expect(versionProblem('h:9', 'x', 'h:1', '7.0.15')).toMatch(/cannot be compared/);
   });
-  it("refuses a maxmemory below the source's used memory, with the numbers; no maxmemory is no limit", () => {
-    expect(roomProblem('h:9', 0, 'h:1', 5_000_000)).toBeNull();
-    expect(roomProblem('h:9', 10_000_000, 'h:1', 5_000_000)).toBeNull();
-    expect(roomProblem('h:9', 1_000_000, 'h:1', 5_000_000)).toMatch(/h:9 has maxmemory 1000000 bytes, below the 5000000 bytes h:1 uses/);
+  it("refuses a maxmemory below the source's used memory, and without one a host too small for it, with the numbers", () => {
+    const facts = (maxmemory: number, systemMemory: number, usedMemory = 1_000_000) => ({ maxmemory, systemMemory, usedMemory });
+    expect(roomProblem('h:9', facts(10_000_000, 0), 'h:1', 5_000_000)).toBeNull();
+    expect(roomProblem('h:9', facts(1_000_000, 64_000_000), 'h:1', 5_000_000)).toMatch(/h:9 has maxmemory 1000000 bytes, below the 5000000 bytes h:1 uses/);
+    // No maxmemory: the host's memory less what the instance uses bounds it; unknown (0) is no limit.
+    expect(roomProblem('h:9', facts(0, 0), 'h:1', 5_000_000)).toBeNull();
+    expect(roomProblem('h:9', facts(0, 6_000_000), 'h:1', 5_000_000)).toBeNull();
+    expect(roomProblem('h:9', facts(0, 5_500_000), 'h:1', 5_000_000)).toMatch(/h:9 has no maxmemory and its host has 5500000 bytes of memory \(1000000 used by it\): less than the 5000000 bytes h:1 uses/);
   });
   it('lets a cancel undo the split up to the commit, and refuses it from the commit on with the reason', () => {
     for (const next of ['attach', 'sync', 'hold', 'hold-barrier', 'catchup']) expect(splitCancelRefusal({ ...record([[4, 6]]), next })).toBeNull();
