@@ -13,10 +13,11 @@ export type Action =
   /** Make `instance` (the route's master) stop replicating. */
   | { kind: 'promote'; shard: string; instance: string; reason: string }
   /**
-   * Put the write fence of the route's master `instance` on (`min-replicas-to-write 1` with this
-   * lag bound) or off (0). The reconciler changes nothing when it is already so.
+   * Put the write fence of the route's master `instance` on (`min-replicas-to-write` minReplicas,
+   * 1 but while a split's new master also replicates from it, with this lag bound) or off (0). The
+   * reconciler changes nothing when it is already so.
    */
-  | { kind: 'fence'; shard: string; instance: string; on: boolean; maxLagSeconds: number; reason: string };
+  | { kind: 'fence'; shard: string; instance: string; on: boolean; minReplicas: number; maxLagSeconds: number; reason: string };
 
 export interface Plan {
   actions: Action[];
@@ -119,12 +120,17 @@ export function planReplication(route: Route, observations: Observations): Plan 
  * `confirmed` holds, per master, the lag this leader has seen or set in force: the INFO field only
  * says whether the fence is on, so a fenced master whose lag this leader has not confirmed gets an
  * action too, which the reconciler carries out only if the lag differs.
+ *
+ * `raised` holds, per master, the `min-replicas-to-write` a split set while its new master streams
+ * from it (docs/split.md): the fence then counts only the shard's own slaves, and an action for that
+ * master sets the raised value, never 1.
  */
 export function planWriteFence(
   route: Route,
   observations: Observations,
   policy: Pick<FailoverPolicy, 'writeFence' | 'writeFenceLagSeconds'>,
   confirmed: ReadonlyMap<string, number>,
+  raised: ReadonlyMap<string, number> = new Map(),
 ): Action[] {
   const actions: Action[] = [];
   const lag = policy.writeFenceLagSeconds;
@@ -141,7 +147,7 @@ export function planWriteFence(
     const off = !policy.writeFence || live.length === 0 || info.connectedSlaves === 0;
     // One second of margin: Redis recounts good slaves once a second, when the lag may have grown by one.
     const acknowledging = (info.onlineSlaveLagsSec ?? []).some((l) => l < lag);
-    const base = { kind: 'fence' as const, shard: shard.id, instance: shard.master, maxLagSeconds: lag };
+    const base = { kind: 'fence' as const, shard: shard.id, instance: shard.master, minReplicas: raised.get(shard.master) ?? 1, maxLagSeconds: lag };
     if (!off && !isOn && acknowledging) {
       const reason = `${live.join(', ')} replicate${live.length === 1 ? 's' : ''} from ${shard.master} with the link up, so the master can be fenced: cut off from its slaves it stops acknowledging writes after ${lag} s`;
       actions.push({ ...base, on: true, reason });
@@ -153,7 +159,7 @@ export function planWriteFence(
       const reason = !policy.writeFence
         ? `the cluster's failover policy has writeFence off`
         : `${shard.master} has no live slave (${noLiveSlaveReason(shard.slaves, shard.master, info.connectedSlaves, observations)}): fenced, it would refuse every write`;
-      actions.push({ ...base, on: false, reason });
+      actions.push({ ...base, on: false, minReplicas: 0, reason });
     }
   }
   return actions;

@@ -206,7 +206,7 @@ export class LeaderDuties {
     if (cluster.spec.paused) return [...said, ...(await this.deps.config.run(cluster, observations))];
     const downShards = new Set(down.verdicts.map((v) => v.shard));
     const plan = planReplication(cluster.route, observations);
-    plan.actions.push(...planWriteFence(cluster.route, observations, cluster.spec.failover, this.deps.reconciler.confirmedFences(name)));
+    plan.actions.push(...planWriteFence(cluster.route, observations, cluster.spec.failover, this.deps.reconciler.confirmedFences(name), this.deps.splits?.raisedFences(name)));
     // A shard whose task ran in this cycle is judged on the next one: this cycle's observations
     // predate the task, so they would "repair" what the task just did (REPLICAOF NO ONE on the
     // promoted master, the old master "is a master") and read like a fault in history.

@@ -102,7 +102,7 @@ export class Reconciler {
     try {
       if (action.kind === 'promote') rewrite = await promote(this.deps.pool, action.instance);
       else if (action.kind === 'fence') {
-        const result = await setWriteFence(this.deps.pool, action.instance, action.on ? { minReplicas: 1, maxLagSeconds: action.maxLagSeconds } : { minReplicas: 0 });
+        const result = await setWriteFence(this.deps.pool, action.instance, action.on ? { minReplicas: action.minReplicas, maxLagSeconds: action.maxLagSeconds } : { minReplicas: 0 });
         this.rememberFence(cluster, action.instance, action.on ? action.maxLagSeconds : null);
         if (!result.changed) return { sentence: null, failed: false };
         rewrite = result.rewrite;
@@ -162,6 +162,6 @@ function describe(action: Action): string {
 function detailOf(action: Action, rewrite: RewriteProblem): Record<string, unknown> | undefined {
   const configRewrite = rewrite ? { configRewrite: rewrite } : {};
   if (action.kind === 'replicaof') return { master: action.master, ...configRewrite };
-  if (action.kind === 'fence') return { minReplicasToWrite: action.on ? 1 : 0, ...(action.on ? { maxLagSeconds: action.maxLagSeconds } : {}), ...configRewrite };
+  if (action.kind === 'fence') return { minReplicasToWrite: action.on ? action.minReplicas : 0, ...(action.on ? { maxLagSeconds: action.maxLagSeconds } : {}), ...configRewrite };
   return rewrite ? configRewrite : undefined;
 }

@@ -71,6 +71,14 @@ export const splitRecordSchema = z.strictObject({
     .strictObject({ source: z.record(z.string(), z.string()), shard: z.record(z.string(), z.string()), restored: z.boolean() })
     .nullable()
     .default(null),
+  /**
+   * The source's `min-replicas-to-write` raised by one while the new master streams from it
+   * (controller/splits/split-fence.ts): what it was, what it became, and whether it was put back.
+   */
+  fenceRaise: z
+    .strictObject({ instance: address, from: z.number().int().min(1), to: z.number().int().min(2), restored: z.boolean() })
+    .nullable()
+    .default(null),
   /** From the hold route published to the commit route published: how long the moved slots' commands waited. */
   holdMs: z.number().nullable().default(null),
   epochBefore: z.number().nullable().default(null),

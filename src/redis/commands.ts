@@ -88,10 +88,11 @@ export async function promote(pool: RedisPool, address: string): Promise<Rewrite
 }
 
 /**
- * The write fence (docs/failover.md): `min-replicas-to-write` 1 with a lag bound, or 0 (off; the
- * lag is then left as it is, since Redis ignores it).
+ * The write fence (docs/failover.md): `min-replicas-to-write` 1 with a lag bound (more while a split's
+ * new master replicates from the master: it must not count as one of the shard's own slaves,
+ * docs/split.md), or 0 (off; the lag is then left as it is, since Redis ignores it).
  */
-export type WriteFence = { minReplicas: 1; maxLagSeconds: number } | { minReplicas: 0 };
+export type WriteFence = { minReplicas: number; maxLagSeconds: number } | { minReplicas: 0 };
 
 /** The fence settings in force on `address` (one CONFIG GET). */
 export async function writeFenceInForce(pool: RedisPool, address: string): Promise<{ minReplicas: number; maxLagSeconds: number }> {
@@ -112,9 +113,9 @@ export async function setWriteFence(pool: RedisPool, address: string, wanted: Wr
   // These settings are the controller's, not the operator's: a later operator-managed Redis
   // configuration must leave min-replicas-to-write and min-replicas-max-lag to the leader.
   const now = await writeFenceInForce(pool, address);
-  if (now.minReplicas === wanted.minReplicas && (wanted.minReplicas === 0 || now.maxLagSeconds === wanted.maxLagSeconds)) return { changed: false };
+  if (now.minReplicas === wanted.minReplicas && (!('maxLagSeconds' in wanted) || now.maxLagSeconds === wanted.maxLagSeconds)) return { changed: false };
   // One CONFIG SET (atomic since Redis 7.0): the lag is never briefly wrong while the fence is on.
-  const args = wanted.minReplicas === 0 ? ['min-replicas-to-write', 0] : ['min-replicas-max-lag', wanted.maxLagSeconds, 'min-replicas-to-write', 1];
+  const args = 'maxLagSeconds' in wanted ? ['min-replicas-max-lag', wanted.maxLagSeconds, 'min-replicas-to-write', wanted.minReplicas] : ['min-replicas-to-write', 0];
   expectOk(address, 'CONFIG SET', await pool.call(address, 'CONFIG', 'SET', ...args));
   return { changed: true, rewrite: await rewriteConfig(pool, address) };
 }

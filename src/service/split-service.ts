@@ -104,6 +104,7 @@ export class SplitService {
       updatedAt: now,
       sync: null,
       syncSettings: null,
+      fenceRaise: null,
       holdMs: null,
       epochBefore: null,
       epochAfter: null,

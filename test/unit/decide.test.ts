@@ -252,8 +252,8 @@ describe('planWriteFence', () => {
   it('fences every master that has a live slave', () => {
     const actions = planWriteFence(route(), syncedEverywhere(), policy, none);
     expect(actions).toEqual([
-      { kind: 'fence', shard: 's0', instance: M0, on: true, maxLagSeconds: 2, reason: expect.stringContaining(`${S0a}, ${S0b} replicate from ${M0} with the link up`) },
-      { kind: 'fence', shard: 's1', instance: M1, on: true, maxLagSeconds: 2, reason: expect.stringContaining('stops acknowledging writes after 2 s') },
+      { kind: 'fence', shard: 's0', instance: M0, on: true, minReplicas: 1, maxLagSeconds: 2, reason: expect.stringContaining(`${S0a}, ${S0b} replicate from ${M0} with the link up`) },
+      { kind: 'fence', shard: 's1', instance: M1, on: true, minReplicas: 1, maxLagSeconds: 2, reason: expect.stringContaining('stops acknowledging writes after 2 s') },
     ]);
   });
 
@@ -274,8 +274,15 @@ describe('planWriteFence', () => {
     obs.set(S1, down(S1));
     obs.set(M1, fenced(M1, 0));
     expect(planWriteFence(route(), obs, policy, confirmedAt2)).toEqual([
-      { kind: 'fence', shard: 's1', instance: M1, on: false, maxLagSeconds: 2, reason: `${M1} has no live slave (${S1} unreachable; the master counts 0 connected): fenced, it would refuse every write` },
+      { kind: 'fence', shard: 's1', instance: M1, on: false, minReplicas: 0, maxLagSeconds: 2, reason: `${M1} has no live slave (${S1} unreachable; the master counts 0 connected): fenced, it would refuse every write` },
     ]);
+  });
+
+  it("sets a split's raised count where it fences, confirms or changes the lag, and leaves it alone where nothing is to do", () => {
+    const raised = new Map([[M0, 2]]);
+    expect(planWriteFence(route(), syncedEverywhere(), policy, none, raised).map((a) => [a.instance, a.kind === 'fence' && a.minReplicas])).toEqual([[M0, 2], [M1, 1]]);
+    expect(planWriteFence(route(), fencedEverywhere(), policy, new Map([[M1, 2]]), raised).map((a) => [a.instance, a.kind === 'fence' && a.minReplicas])).toEqual([[M0, 2]]);
+    expect(planWriteFence(route(), fencedEverywhere(), policy, confirmedAt2, raised)).toEqual([]);
   });
 
   it('keeps the fence while one slave of several is live', () => {

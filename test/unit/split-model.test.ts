@@ -16,7 +16,7 @@ function record(slots: [number, number][]): SplitRecord {
   const at = '2026-12-03T00:00:00.000Z';
   return {
     id: 'x-split-1', cluster: 'c', source: 's0', sourceMaster: 'h:1', shard: { id: 's2', master: 'h:9', slaves: ['h:10'] }, slots,
-    state: 'running', next: 'hold', reason: 'test', requestedBy: 'test', controller: null, createdAt: at, updatedAt: at, sync: null, syncSettings: null, holdMs: null,
+    state: 'running', next: 'hold', reason: 'test', requestedBy: 'test', controller: null, createdAt: at, updatedAt: at, sync: null, syncSettings: null, fenceRaise: null, holdMs: null,
     epochBefore: null, epochAfter: null, trim: { source: { scanned: 0, removed: 0, done: false }, shard: { scanned: 0, removed: 0, done: false } }, trimRate: null, steps: [], error: null, pause: false, cancel: null,
   };
 }

@@ -45,6 +45,7 @@ import type { SplitStore, StoredSplit } from '../../store/split-store.js';
 import { holdBarrier } from '../hold-barrier.js';
 import { RecordDriver, RecordRun, sleep, type RecordRunDeps } from '../record-run.js';
 import { trimPass, type TrimCounts } from './split-trim.js';
+import { lowerSourceFence, raiseSourceFence, type FenceRaise } from './split-fence.js';
 import { applySyncSettings, restoreSyncSettings, type SyncSettings } from './split-sync-settings.js';
 import { countSplitStep, type SplitMetrics } from './split-metrics.js';
 
@@ -201,6 +202,7 @@ export class SplitRun extends RecordRun<SplitRecord> {
     let streamed: number | null = null;
     let lastRead = performance.now();
     let lastAckAsked = 0;
+    let fenceText: string | null = null;
     for (;;) {
       this.deps.election.requireFence();
       if (performance.now() - lastRead >= 1000) {
@@ -227,11 +229,16 @@ export class SplitRun extends RecordRun<SplitRecord> {
         // Only speed: without it the stream starts at the new master's own next acknowledgement.
         await askReplicaAck(this.deps.pool, s.shard.master).catch(() => undefined);
       }
+      // The stream flows: from now on the new master counts for the source's fence, which must
+      // count only the shard's own slaves (split-fence.ts). Said once, with the sync's end.
+      if (linkUp && streamed !== null && mine.offset >= streamed && !this.split.fenceRaise?.restored) {
+        fenceText = (await raiseSourceFence(this.deps.pool, this.split, this.saveFenceRaise)) ?? fenceText;
+      }
       if (linkUp && streamed !== null && mine.offset >= streamed && lagBytes <= this.deps.syncLagBytes && !this.split.pause) {
         const restored = await restoreSyncSettings(this.deps.pool, this.split, this.saveSyncSettings);
         // Retried from the sync at the next cycle: the source must not keep the split's settings.
         if (!restored.complete) throw new RedisError(restored.text);
-        return this.persist('sync', 'running', 'hold', `${s.shard.master} is in sync: link up and streaming, offset ${mine.offset}, ${lagBytes} bytes behind ${s.sourceMaster}, ${mine.keys ?? '?'} keys${restored.text ? `; ${restored.text}` : ''}`, { sync });
+        return this.persist('sync', 'running', 'hold', `${s.shard.master} is in sync: link up and streaming, offset ${mine.offset}, ${lagBytes} bytes behind ${s.sourceMaster}, ${mine.keys ?? '?'} keys${restored.text ? `; ${restored.text}` : ''}${fenceText ? `; ${fenceText}` : ''}`, { sync });
       }
       if (performance.now() - lastWrite >= 1000) {
         lastWrite = performance.now();
@@ -248,7 +255,10 @@ export class SplitRun extends RecordRun<SplitRecord> {
   private async catchup(): Promise<void> {
     const s = this.split;
     const mine = await replicationInfo(this.deps.pool, s.shard.master);
-    if (mine.role === 'master') return this.persist('catchup', 'running', 'commit', `${s.shard.master} is a master already (promoted before a leader change)`);
+    if (mine.role === 'master') {
+      const fence = await lowerSourceFence(this.deps.pool, this.split, this.saveFenceRaise);
+      return this.persist('catchup', 'running', 'commit', `${s.shard.master} is a master already (promoted before a leader change)${fence ? `; ${fence}` : ''}`);
+    }
     // Writes to the moving slots all came before this offset: the barrier says none is in flight.
     const target = (await replicationInfo(this.deps.pool, s.sourceMaster)).offset;
     const started = performance.now();
@@ -258,8 +268,11 @@ export class SplitRun extends RecordRun<SplitRecord> {
       await sleep(2);
       offset = (await replicationInfo(this.deps.pool, s.shard.master)).offset;
     }
+    // Put back just before the promotion: after it the source would count one good replica fewer
+    // than it asks for and refuse writes to its other slots until then.
+    const fence = await lowerSourceFence(this.deps.pool, this.split, this.saveFenceRaise);
     const rewrite = await promote(this.deps.pool, s.shard.master);
-    await this.persist('catchup', 'running', 'commit', `${s.shard.master} reached offset ${offset} >= ${target} in ${Math.round(performance.now() - started)} ms; REPLICAOF NO ONE${rewrite ? ` (${rewrite})` : ' + CONFIG REWRITE'}`);
+    await this.persist('catchup', 'running', 'commit', `${s.shard.master} reached offset ${offset} >= ${target} in ${Math.round(performance.now() - started)} ms; ${fence ? `${fence}; ` : ''}REPLICAOF NO ONE${rewrite ? ` (${rewrite})` : ' + CONFIG REWRITE'}`);
   }
 
   /**
@@ -324,6 +337,8 @@ export class SplitRun extends RecordRun<SplitRecord> {
       const { before, after } = await this.writeRoute((r) => routeWithoutSplit(r, s));
       route = `; route epoch ${before} -> ${after}: as before the split`;
     }
+    // Before the new master goes: detached first, the source would refuse writes until this.
+    const fence = await lowerSourceFence(this.deps.pool, this.split, this.saveFenceRaise);
     const detached: string[] = [];
     const stuck: string[] = [];
     for (const instance of [s.shard.master, ...s.shard.slaves]) {
@@ -334,7 +349,7 @@ export class SplitRun extends RecordRun<SplitRecord> {
     }
     const what = `${detached.length ? `; ${detached.join(', ')} detached (REPLICAOF NO ONE), their data left as it is` : ''}${stuck.length ? `; ${stuck.join('; ')}` : ''}`;
     const restored = (await restoreSyncSettings(this.deps.pool, this.split, this.saveSyncSettings)).text;
-    await this.persist(step, state, '-', `${reason}${route}${what}${restored ? `; ${restored}` : ''}`, { error: reason });
+    await this.persist(step, state, '-', `${reason}${route}${what}${restored ? `; ${restored}` : ''}${fence ? `; ${fence}` : ''}`, { error: reason });
   }
 
   /**
@@ -356,6 +371,7 @@ export class SplitRun extends RecordRun<SplitRecord> {
   }
 
   private readonly saveSyncSettings = (syncSettings: SyncSettings): Promise<void> => this.update((x) => ({ ...x, syncSettings }));
+  private readonly saveFenceRaise = (fenceRaise: FenceRaise): Promise<void> => this.update((x) => ({ ...x, fenceRaise }));
 
   /** Each stored step counted in the metrics (split-metrics.ts). */
   protected override stepped(step: string): void {
@@ -369,12 +385,19 @@ export class SplitRun extends RecordRun<SplitRecord> {
  * cycle's repairs never see the new shard in the route before its master is promoted.
  */
 export class SplitDriver extends RecordDriver {
+  /** Each cluster's split as this leader last loaded it, for raisedFences. */
+  private readonly runs = new Map<string, SplitRun>();
+
   constructor(deps: SplitDeps) {
     super(deps.log, async (cluster) => {
       const active = await deps.splits.active(cluster);
       deps.metrics?.splitRunning.set(cluster, [{ labels: {}, value: active ? 1 : 0 }]);
-      if (!active) return null;
+      if (!active) {
+        this.runs.delete(cluster);
+        return null;
+      }
       const run = new SplitRun(deps, active);
+      this.runs.set(cluster, run);
       const s = active.record;
       return {
         label: run.label,
@@ -387,5 +410,15 @@ export class SplitDriver extends RecordDriver {
         },
       };
     });
+  }
+
+  /**
+   * The source fences the cluster's unfinished split has raised and not put back (split-fence.ts),
+   * as master -> min-replicas-to-write: the leader's fence planning keeps them.
+   */
+  raisedFences(cluster: string): Map<string, number> {
+    const split = this.runs.get(cluster)?.split;
+    const raise = split && !splitFinished(split) ? split.fenceRaise : null;
+    return raise && !raise.restored ? new Map([[raise.instance, raise.to]]) : new Map();
   }
 }

@@ -1,0 +1,90 @@
+/**
+ * The source's write fence during a split (controller/splits/split-fence.ts, docs/split.md): while
+ * the split's new master streams from the source, the source asks for one more good replica, so
+ * that cut off from its own slaves it stops acknowledging writes that only the new master would
+ * hold (a failover promotes an own slave and abandons the split: those writes would be lost).
+ * Real etcd, controller and redis-servers; the partition is the source's own slave and the
+ * controller both stalled (SIGSTOP), so that nobody turns the fence off meanwhile.
+ */
+import { describe, expect, it } from 'vitest';
+import { splitFinished, type SplitRecord } from '../../src/model/split.js';
+import { waitFor } from '../../src/playground/processes.js';
+import type { AdminService } from '../../src/service/admin-service.js';
+import { makeCluster, replicating } from '../helpers/cluster.js';
+import { useRedisClients } from '../helpers/redis.js';
+import { useWorld } from '../helpers/servers.js';
+
+const world = useWorld();
+const redis = useRedisClients();
+
+async function splitWhen(admin: AdminService, cluster: string, what: string, check: (s: SplitRecord) => boolean, timeoutMs = 40_000): Promise<SplitRecord> {
+  return waitFor(`the split ${what}`, async () => {
+    const s = (await admin.splits.list(cluster)).splits[0];
+    return s && check(s) ? s : null;
+  }, timeoutMs);
+}
+
+async function minReplicasToWrite(address: string): Promise<number> {
+  return Number(((await redis.at(address).config('GET', 'min-replicas-to-write')) as string[])[1]);
+}
+
+describe('the write fence during a split', () => {
+  it('counts only the shard\'s own slaves while the new master streams: cut off from them the source refuses writes; put back at the cut-over', async () => {
+    const { admin, prefix, master: source, slaves } = await makeCluster(world, 'sfence', { shards: 1, slaves: 1 });
+    const ownSlave = slaves[0]!;
+    const controller = world.controller('sfence-c0', prefix);
+    await replicating(redis, [ownSlave], source.address);
+    await waitFor('the source fenced', async () => (await minReplicasToWrite(source.address)) === 1, 15_000);
+    const fill = redis.at(source.address).pipeline();
+    for (let i = 0; i < 3000; i++) fill.set(`k:${i}`, `v${i}`);
+    await fill.exec();
+    const newMaster = await world.redis();
+    // A slow full sync (1 ms per key in the source's fork: about 3 s), so that the split is paused in it.
+    await redis.at(source.address).config('SET', 'rdb-key-save-delay', '1000');
+    await admin.splits.split('sfence', { shard: 's0', newShard: 's1', master: newMaster.address, requestedBy: 'test' });
+    await splitWhen(admin, 'sfence', 'to sync', (s) => s.next === 'sync');
+    await admin.splits.pause('sfence', 'test');
+    await splitWhen(admin, 'sfence', 'to be paused in its sync', (s) => s.state === 'paused');
+    expect(await minReplicasToWrite(source.address), 'not raised during the full sync: the source would refuse every write').toBe(1);
+    await redis.at(source.address).config('SET', 'rdb-key-save-delay', '0');
+
+    // Once the new master streams, the source asks for two good replicas, and has them.
+    const raised = await splitWhen(admin, 'sfence', 'to raise the fence', (s) => s.fenceRaise !== null);
+    expect(raised.fenceRaise).toEqual({ instance: source.address, from: 1, to: 2, restored: false });
+    expect(await minReplicasToWrite(source.address)).toBe(2);
+    await waitFor('two good replicas', async () => (await redis.replication(source.address)).goodSlaves === 2, 10_000);
+    expect(await redis.at(source.address).set('before', '1')).toBe('OK');
+    // The leader's own fence planning keeps the raised value over its cycles.
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(await minReplicasToWrite(source.address)).toBe(2);
+
+    // The source cut off from its own slave (and from the controller, who would otherwise turn the
+    // fence off for a master without a live slave): the new master alone still acknowledges, but
+    // the source refuses writes once the own slave's lag passes the bound (2 s).
+    controller.signal('SIGSTOP');
+    ownSlave.process.signal('SIGSTOP');
+    try {
+      let attempt = 0;
+      const refusedKey = await waitFor('the source to refuse writes', async () => {
+        const key = `cut-off:${attempt++}`;
+        const refused = await redis.at(source.address).set(key, '1').then(() => null, (err: Error) => err.message);
+        return refused !== null && /NOREPLICAS/.test(refused) ? key : null;
+      }, 10_000);
+      expect(await redis.at(source.address).exists(refusedKey)).toBe(0);
+    } finally {
+      ownSlave.process.signal('SIGCONT');
+      controller.signal('SIGCONT');
+    }
+    await waitFor('the source to take writes again', async () => (await redis.at(source.address).set('after', '1').then(() => true, () => false)), 15_000);
+
+    // Resumed: the cut-over puts the fence back before the promotion, and says so.
+    await admin.splits.resume('sfence', 'test');
+    const done = await splitWhen(admin, 'sfence', 'to end', splitFinished, 60_000);
+    expect(done.state, done.error ?? '').toBe('done');
+    expect(done.fenceRaise).toEqual({ instance: source.address, from: 1, to: 2, restored: true });
+    expect(await minReplicasToWrite(source.address)).toBe(1);
+    const steps = new Map(done.steps.map((s) => [s.step, s.detail]));
+    expect(steps.get('sync')).toMatch(new RegExp(`min-replicas-to-write 1 -> 2 on ${source.address}: ${newMaster.address} streams from it`));
+    expect(steps.get('catchup')).toMatch(new RegExp(`min-replicas-to-write 2 -> 1 on ${source.address}; REPLICAOF NO ONE`));
+  });
+});
