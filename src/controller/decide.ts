@@ -145,9 +145,12 @@ export function planWriteFence(
       return seen?.role === 'slave' && seen.masterAddress === shard.master && seen.linkUp === true;
     });
     const off = !policy.writeFence || live.length === 0 || info.connectedSlaves === 0;
-    // One second of margin: Redis recounts good slaves once a second, when the lag may have grown by one.
-    const acknowledging = (info.onlineSlaveLagsSec ?? []).some((l) => l < lag);
-    const base = { kind: 'fence' as const, shard: shard.id, instance: shard.master, minReplicas: raised.get(shard.master) ?? 1, maxLagSeconds: lag };
+    const minReplicas = raised.get(shard.master) ?? 1;
+    // As many acknowledging as the fence will ask for (a split's raise asks one more), or turning it
+    // on refuses writes at once. One second of margin: Redis recounts good slaves once a second,
+    // when the lag may have grown by one.
+    const acknowledging = (info.onlineSlaveLagsSec ?? []).filter((l) => l < lag).length >= minReplicas;
+    const base = { kind: 'fence' as const, shard: shard.id, instance: shard.master, minReplicas, maxLagSeconds: lag };
     if (!off && !isOn && acknowledging) {
       const reason = `${live.join(', ')} replicate${live.length === 1 ? 's' : ''} from ${shard.master} with the link up, so the master can be fenced: cut off from its slaves it stops acknowledging writes after ${lag} s`;
       actions.push({ ...base, on: true, reason });

@@ -283,6 +283,8 @@ describe('planWriteFence', () => {
     expect(planWriteFence(route(), syncedEverywhere(), policy, none, raised).map((a) => [a.instance, a.kind === 'fence' && a.minReplicas])).toEqual([[M0, 2], [M1, 1]]);
     expect(planWriteFence(route(), fencedEverywhere(), policy, new Map([[M1, 2]]), raised).map((a) => [a.instance, a.kind === 'fence' && a.minReplicas])).toEqual([[M0, 2]]);
     expect(planWriteFence(route(), fencedEverywhere(), policy, confirmedAt2, raised)).toEqual([]);
+    // Turned on only once as many slaves acknowledge as the raised fence asks for: M1 has one.
+    expect(planWriteFence(route(), syncedEverywhere(), policy, none, new Map([[M1, 2]])).map((a) => a.instance)).toEqual([M0]);
   });
 
   it('keeps the fence while one slave of several is live', () => {

@@ -68,6 +68,7 @@ export interface SplitDeps extends RecordRunDeps {
 
 /** How often a new master linked but not yet streaming is asked for its acknowledgement (askReplicaAck). */
 export const ACK_ASK_MS = 10;
+const ACK_ASK_FOR_MS = 2000;
 
 export const SPLIT_DEFAULTS = { cutoffGraceMs: 1000, syncLagBytes: 1024 * 1024, catchupMs: 1000, pollMs: 50, trimBatch: 200, trimScanCount: 1000 };
 
@@ -202,6 +203,7 @@ export class SplitRun extends RecordRun<SplitRecord> {
     let streamed: number | null = null;
     let lastRead = performance.now();
     let lastAckAsked = 0;
+    let linkedAt: number | null = null;
     let fenceText: string | null = null;
     for (;;) {
       this.deps.election.requireFence();
@@ -224,7 +226,9 @@ export class SplitRun extends RecordRun<SplitRecord> {
       }
       // Linked but the stream not flowing yet: the new master's acknowledgement is asked for now
       // rather than waited for (up to a second). Harmless when the stream already flows.
-      if (linkUp && streamed !== null && mine.offset < streamed && performance.now() - lastAckAsked >= ACK_ASK_MS) {
+      // Asked for 2 s at most: past that the replica's own once-a-second acknowledgements have come.
+      linkedAt ??= linkUp ? performance.now() : null;
+      if (linkUp && streamed !== null && mine.offset < streamed && performance.now() - lastAckAsked >= ACK_ASK_MS && performance.now() - linkedAt! < ACK_ASK_FOR_MS) {
         lastAckAsked = performance.now();
         // Only speed: without it the stream starts at the new master's own next acknowledgement.
         await askReplicaAck(this.deps.pool, s.shard.master).catch(() => undefined);
