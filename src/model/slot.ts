@@ -56,20 +56,20 @@ export function keySlot(key: string | Uint8Array, slotCount: number): number {
  * command, on the bytes as received.
  */
 export function bytesSlot(buf: Uint8Array, start: number, end: number, slotCount: number): number {
-  let from = start;
-  let to = end;
-  for (let open = start; open < end; open++) {
-    if (buf[open] !== OPEN_BRACE) continue;
-    for (let close = open + 1; close < end; close++) {
-      if (buf[close] === CLOSE_BRACE) {
-        if (close > open + 1) {
-          from = open + 1;
-          to = close;
-        }
-        break;
-      }
-    }
-    break;
+  // One pass for the common key without a '{': the CRC as the bytes are scanned for one.
+  let crc = 0;
+  for (let i = start; i < end; i++) {
+    const b = buf[i]!;
+    if (b === OPEN_BRACE) return taggedSlot(buf, start, end, i, slotCount);
+    crc = ((crc << 8) & 0xffff) ^ CRC16_TABLE[((crc >> 8) ^ b) & 0xff]!;
   }
-  return crc16(buf, from, to) % slotCount;
+  return crc % slotCount;
+}
+
+/** The slot of a key whose first '{' is at `open`: its tag's when a '}' follows with bytes between, the whole key's otherwise. */
+function taggedSlot(buf: Uint8Array, start: number, end: number, open: number, slotCount: number): number {
+  for (let close = open + 1; close < end; close++) {
+    if (buf[close] === CLOSE_BRACE) return crc16(buf, close > open + 1 ? open + 1 : start, close > open + 1 ? close : end) % slotCount;
+  }
+  return crc16(buf, start, end) % slotCount;
 }
