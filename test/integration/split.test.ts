@@ -291,6 +291,32 @@ describe('shard split by replication', () => {
     expect((await admin.route('lead')).shards.map((s) => s.slots)).toEqual([[[0, 511]], [[512, 1023]]]);
   });
 
+  it('a leader killed while the proxies hold the moving slots (after hold, before its barrier): the next one carries on, nothing lost', async () => {
+    const { admin, clients, counters, procs, newMaster, newSlave, master: sourceMaster } = await setup('held', 2, { splitPauseAfter: { step: 'hold', ms: 30_000 } });
+    const traffic = load(clients, counters);
+    await new Promise((r) => setTimeout(r, 200));
+    await admin.splits.split('held', { shard: 's0', newShard: 's1', master: newMaster.address, slaves: [newSlave.address], requestedBy: 'test' });
+    await splitWhen(admin, 'held', 'to hold the moving slots', (s) => s.next === 'hold-barrier');
+    expect((await admin.route('held')).migrating.length, 'the hold route is published').toBeGreaterThan(0);
+    const leader = (await admin.controllers.leader())!.controller;
+    await procs.get(leader)!.kill9();
+    const done = await splitWhen(admin, 'held', 'to end', splitFinished, 60_000);
+    await traffic.stop();
+    expect(done.state, done.error ?? '').toBe('done');
+    expect(done.controller).not.toBe(leader);
+    expect(done.steps.map((s) => s.step)).toEqual(['attach', 'sync', 'hold', 'hold-barrier', 'catchup', 'commit', 'trim']);
+    expect(traffic.stale).toBe(0);
+    const holders = await keysOnTheirOwners(redis, admin, 'held');
+    expect(traffic.unique.filter((k) => !holders.has(k)), 'acknowledged writes missing').toEqual([]);
+    expect((await admin.route('held')).shards.map((s) => s.slots)).toEqual([[[0, 511]], [[512, 1023]]]);
+    // A fence the first leader raised is put back by the next one at the cut-over.
+    if (done.fenceRaise) {
+      expect(done.fenceRaise.restored).toBe(true);
+      expect(await redis.at(sourceMaster.address).config('GET', 'min-replicas-to-write')).toEqual(['min-replicas-to-write', String(done.fenceRaise.from)]);
+    }
+    console.log(`split with the leader killed while the slots were held: held ${done.holdMs} ms, ${traffic.errors} client errors, fence ${JSON.stringify(done.fenceRaise)}`);
+  });
+
   it('a leader killed in the cut-over, its new master promoted and the route not yet committed: the next one commits, nothing lost', async () => {
     const { admin, clients, counters, procs, newMaster, newSlave } = await setup('cut', 2, { splitPauseAfter: { step: 'catchup', ms: 30_000 } });
     const traffic = load(clients, counters);
