@@ -60,16 +60,12 @@ export function bytesSlot(buf: Uint8Array, start: number, end: number, slotCount
   let crc = 0;
   for (let i = start; i < end; i++) {
     const b = buf[i]!;
-    if (b === OPEN_BRACE) return taggedSlot(buf, start, end, i, slotCount);
+    if (b === OPEN_BRACE) {
+      // A key with a '{' (rare): the hash-tag rule decides what is hashed.
+      const [from, to] = hashedRange(buf, start, end);
+      return crc16(buf, from, to) % slotCount;
+    }
     crc = ((crc << 8) & 0xffff) ^ CRC16_TABLE[((crc >> 8) ^ b) & 0xff]!;
   }
   return crc % slotCount;
-}
-
-/** The slot of a key whose first '{' is at `open`: its tag's when a '}' follows with bytes between, the whole key's otherwise. */
-function taggedSlot(buf: Uint8Array, start: number, end: number, open: number, slotCount: number): number {
-  for (let close = open + 1; close < end; close++) {
-    if (buf[close] === CLOSE_BRACE) return crc16(buf, close > open + 1 ? open + 1 : start, close > open + 1 ? close : end) % slotCount;
-  }
-  return crc16(buf, start, end) % slotCount;
 }

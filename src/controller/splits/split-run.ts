@@ -202,8 +202,8 @@ export class SplitRun extends RecordRun<SplitRecord> {
     // key written) marks an offset the new master must reach to prove the stream flows.
     let streamed: number | null = null;
     let lastRead = performance.now();
+    let linkedAt = 0;
     let lastAckAsked = 0;
-    let linkedAt: number | null = null;
     let fenceText: string | null = null;
     for (;;) {
       this.deps.election.requireFence();
@@ -223,20 +223,21 @@ export class SplitRun extends RecordRun<SplitRecord> {
       if (linkUp && streamed === null) {
         await this.deps.pool.call(s.sourceMaster, 'PUBLISH', '__cfgserver:split', s.id);
         streamed = (await replicationInfo(this.deps.pool, s.sourceMaster)).offset;
+        linkedAt = performance.now();
       }
       // Linked but the stream not flowing yet: the new master's acknowledgement is asked for now
       // rather than waited for (up to a second). Harmless when the stream already flows.
       // Asked for 2 s at most: past that the replica's own once-a-second acknowledgements have come.
-      linkedAt ??= linkUp ? performance.now() : null;
-      if (linkUp && streamed !== null && mine.offset < streamed && performance.now() - lastAckAsked >= ACK_ASK_MS && performance.now() - linkedAt! < ACK_ASK_FOR_MS) {
+      if (linkUp && streamed !== null && mine.offset < streamed && performance.now() - lastAckAsked >= ACK_ASK_MS && performance.now() - linkedAt < ACK_ASK_FOR_MS) {
         lastAckAsked = performance.now();
         // Only speed: without it the stream starts at the new master's own next acknowledgement.
         await askReplicaAck(this.deps.pool, s.shard.master).catch(() => undefined);
       }
       // The stream flows: from now on the new master counts for the source's fence, which must
-      // count only the shard's own slaves (split-fence.ts). Said once, with the sync's end.
-      if (linkUp && streamed !== null && mine.offset >= streamed && !this.split.fenceRaise?.restored) {
-        fenceText = (await raiseSourceFence(this.deps.pool, this.split, this.saveFenceRaise)) ?? fenceText;
+      // count only the shard's own slaves (split-fence.ts). Once in force (said with the sync's
+      // end) it is not read again; a fence that is off is looked at again next time round.
+      if (linkUp && streamed !== null && mine.offset >= streamed && fenceText === null && !this.split.fenceRaise?.restored) {
+        fenceText = await raiseSourceFence(this.deps.pool, this.split, this.saveFenceRaise);
       }
       if (linkUp && streamed !== null && mine.offset >= streamed && lagBytes <= this.deps.syncLagBytes && !this.split.pause) {
         const restored = await restoreSyncSettings(this.deps.pool, this.split, this.saveSyncSettings);
