@@ -95,6 +95,40 @@ async function setup(name: string, controllers = 1, faults: ControllerFaults = {
   return { ...cluster, procs, apis, clients, newMaster: master, newSlave: slave, counters: Array.from({ length: 30 }, (_, i) => `c:${i}`) };
 }
 
+type Scene = Awaited<ReturnType<typeof setup>>;
+
+/**
+ * A split under writes through two proxies whose leader sleeps after `step` (the harness's
+ * splitPauseAfter) and is killed there (kill -9) once the record satisfies `reached`; the next
+ * leader (of two controllers) must carry it to `done` with nothing lost and no stale read.
+ * `before` runs before the request (default: 200 ms of traffic), `beforeKill` just before the kill.
+ */
+async function splitWithLeaderKilled(
+  name: string,
+  step: string,
+  what: string,
+  reached: (s: SplitRecord) => boolean,
+  hooks: { before?: (s: Scene) => Promise<void>; beforeKill?: (s: Scene) => Promise<void> } = {},
+) {
+  const scene = await setup(name, 2, { splitPauseAfter: { step, ms: 30_000 } });
+  const { admin, clients, counters, procs, newMaster, newSlave } = scene;
+  const traffic = load(clients, counters);
+  await (hooks.before ? hooks.before(scene) : new Promise((r) => setTimeout(r, 200)));
+  await admin.splits.split(name, { shard: 's0', newShard: 's1', master: newMaster.address, slaves: [newSlave.address], requestedBy: 'test' });
+  await splitWhen(admin, name, what, reached);
+  await hooks.beforeKill?.(scene);
+  const leader = (await admin.controllers.leader())!.controller;
+  await procs.get(leader)!.kill9();
+  const done = await splitWhen(admin, name, 'to end', splitFinished, 60_000);
+  await traffic.stop();
+  expect(done.state, done.error ?? '').toBe('done');
+  expect(done.controller).not.toBe(leader);
+  expect(traffic.stale).toBe(0);
+  const holders = await keysOnTheirOwners(redis, admin, name);
+  expect(traffic.unique.filter((k) => !holders.has(k)), 'acknowledged writes missing').toEqual([]);
+  return { ...scene, done, traffic };
+}
+
 describe('shard split by replication', () => {
   it('splits a shard under writes through two proxies: nothing lost, no stale read, each key on one shard, TTLs kept', async () => {
     const { admin, apis, clients, counters, newMaster, newSlave, master: sourceMaster } = await setup('split');
@@ -269,45 +303,22 @@ describe('shard split by replication', () => {
 
   it('a leader killed during the sync: the next one carries the split on to the end', async () => {
     // Each leader sleeps 30 s after an attach: the first is killed there, the split's settings on.
-    const { admin, clients, counters, procs, newMaster, newSlave, master: sourceMaster } = await setup('lead', 2, { splitPauseAfter: { step: 'attach', ms: 30_000 } });
-    const traffic = load(clients, counters);
-    await redis.at(sourceMaster.address).config('SET', 'repl-diskless-sync-delay', '4');
-    await admin.splits.split('lead', { shard: 's0', newShard: 's1', master: newMaster.address, slaves: [newSlave.address], requestedBy: 'test' });
-    await splitWhen(admin, 'lead', 'to sync', (s) => s.next === 'sync');
-    expect(await redis.at(sourceMaster.address).config('GET', 'repl-diskless-sync-delay')).toEqual(['repl-diskless-sync-delay', '0']);
-    const leader = (await admin.controllers.leader())!.controller;
-    await procs.get(leader)!.kill9();
-    const done = await splitWhen(admin, 'lead', 'to end', splitFinished, 60_000);
-    await traffic.stop();
-    expect(done.state, done.error ?? '').toBe('done');
-    expect(done.controller).not.toBe(leader);
+    const { admin, done, master: sourceMaster } = await splitWithLeaderKilled('lead', 'attach', 'to sync', (s) => s.next === 'sync', {
+      before: async ({ master }) => void (await redis.at(master.address).config('SET', 'repl-diskless-sync-delay', '4')),
+      beforeKill: async ({ master }) => expect(await redis.at(master.address).config('GET', 'repl-diskless-sync-delay')).toEqual(['repl-diskless-sync-delay', '0']),
+    });
     // The next leader put the source's own settings back, as the first one had recorded them.
     expect(done.syncSettings).toEqual({ source: { 'repl-diskless-sync-delay': '4', rdbcompression: 'yes' }, shard: { 'repl-diskless-load': 'swapdb' }, restored: true });
     expect(await redis.at(sourceMaster.address).config('GET', 'repl-diskless-sync-delay')).toEqual(['repl-diskless-sync-delay', '4']);
     expect(await redis.at(sourceMaster.address).config('GET', 'rdbcompression')).toEqual(['rdbcompression', 'yes']);
-    expect(traffic.stale).toBe(0);
-    const holders = await keysOnTheirOwners(redis, admin, 'lead');
-    expect(traffic.unique.filter((k) => !holders.has(k)), 'acknowledged writes missing').toEqual([]);
     expect((await admin.route('lead')).shards.map((s) => s.slots)).toEqual([[[0, 511]], [[512, 1023]]]);
   });
 
   it('a leader killed while the proxies hold the moving slots (after hold, before its barrier): the next one carries on, nothing lost', async () => {
-    const { admin, clients, counters, procs, newMaster, newSlave, master: sourceMaster } = await setup('held', 2, { splitPauseAfter: { step: 'hold', ms: 30_000 } });
-    const traffic = load(clients, counters);
-    await new Promise((r) => setTimeout(r, 200));
-    await admin.splits.split('held', { shard: 's0', newShard: 's1', master: newMaster.address, slaves: [newSlave.address], requestedBy: 'test' });
-    await splitWhen(admin, 'held', 'to hold the moving slots', (s) => s.next === 'hold-barrier');
-    expect((await admin.route('held')).migrating.length, 'the hold route is published').toBeGreaterThan(0);
-    const leader = (await admin.controllers.leader())!.controller;
-    await procs.get(leader)!.kill9();
-    const done = await splitWhen(admin, 'held', 'to end', splitFinished, 60_000);
-    await traffic.stop();
-    expect(done.state, done.error ?? '').toBe('done');
-    expect(done.controller).not.toBe(leader);
+    const { admin, done, traffic, master: sourceMaster } = await splitWithLeaderKilled('held', 'hold', 'to hold the moving slots', (s) => s.next === 'hold-barrier', {
+      beforeKill: async ({ admin }) => expect((await admin.route('held')).migrating.length, 'the hold route is published').toBeGreaterThan(0),
+    });
     expect(done.steps.map((s) => s.step)).toEqual(['attach', 'sync', 'hold', 'hold-barrier', 'catchup', 'commit', 'trim']);
-    expect(traffic.stale).toBe(0);
-    const holders = await keysOnTheirOwners(redis, admin, 'held');
-    expect(traffic.unique.filter((k) => !holders.has(k)), 'acknowledged writes missing').toEqual([]);
     expect((await admin.route('held')).shards.map((s) => s.slots)).toEqual([[[0, 511]], [[512, 1023]]]);
     // A fence the first leader raised is put back by the next one at the cut-over.
     if (done.fenceRaise) {
@@ -318,20 +329,8 @@ describe('shard split by replication', () => {
   });
 
   it('a leader killed in the cut-over, its new master promoted and the route not yet committed: the next one commits, nothing lost', async () => {
-    const { admin, clients, counters, procs, newMaster, newSlave } = await setup('cut', 2, { splitPauseAfter: { step: 'catchup', ms: 30_000 } });
-    const traffic = load(clients, counters);
-    await new Promise((r) => setTimeout(r, 200));
-    await admin.splits.split('cut', { shard: 's0', newShard: 's1', master: newMaster.address, slaves: [newSlave.address], requestedBy: 'test' });
-    await splitWhen(admin, 'cut', 'to promote its new master', (s) => s.next === 'commit');
-    const leader = (await admin.controllers.leader())!.controller;
-    await procs.get(leader)!.kill9();
-    const done = await splitWhen(admin, 'cut', 'to end', splitFinished, 60_000);
-    await traffic.stop();
-    expect(done.state, done.error ?? '').toBe('done');
+    const { admin, done, traffic } = await splitWithLeaderKilled('cut', 'catchup', 'to promote its new master', (s) => s.next === 'commit');
     expect(done.steps.map((s) => s.step)).toEqual(['attach', 'sync', 'hold', 'hold-barrier', 'catchup', 'commit', 'trim']);
-    expect(traffic.stale).toBe(0);
-    const holders = await keysOnTheirOwners(redis, admin, 'cut');
-    expect(traffic.unique.filter((k) => !holders.has(k)), 'acknowledged writes missing').toEqual([]);
     const after = await admin.route('cut');
     const owners = slotOwners(after);
     for (const [counter, value] of traffic.acked) {
