@@ -25,6 +25,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { startRedis, type RedisServer } from '../src/playground/processes.js';
 import { RedisPool } from '../src/redis/pool.js';
+import { SYNC_SETTINGS } from '../src/controller/splits/split-sync-settings.js';
 import { argNumber, median } from './common.js';
 import { infoField as field, timeFullSync } from './full-sync.js';
 
@@ -44,14 +45,18 @@ interface Setting {
   replica: string[];
 }
 
+/** What a split sets for its sync (split-sync-settings.ts), as redis-server arguments. */
+const asArgs = (settings: Readonly<Record<string, string>>) => Object.entries(settings).flatMap(([k, v]) => [`--${k}`, v]);
+const SPLIT_SETTING: Setting = { name: 'what a split sets (split-sync-settings.ts)', source: asArgs(SYNC_SETTINGS.source), replica: asArgs(SYNC_SETTINGS.shard) };
+
 const SETTINGS: Setting[] = [
   { name: 'Redis defaults (diskless sync, delay 5 s, disk load)', source: [], replica: [] },
   { name: 'source delay 0', source: ['--repl-diskless-sync-delay', '0'], replica: [] },
   { name: 'source delay 0, disk-based sync', source: ['--repl-diskless-sync-delay', '0', '--repl-diskless-sync', 'no'], replica: [] },
   { name: 'source delay 0; replica diskless load on-empty-db', source: ['--repl-diskless-sync-delay', '0'], replica: ['--repl-diskless-load', 'on-empty-db'] },
   { name: 'source delay 0, rdbcompression no; replica disk load', source: ['--repl-diskless-sync-delay', '0', '--rdbcompression', 'no'], replica: [] },
-  { name: 'source delay 0, rdbcompression no; replica on-empty-db (what a split sets)', source: ['--repl-diskless-sync-delay', '0', '--rdbcompression', 'no'], replica: ['--repl-diskless-load', 'on-empty-db'] },
-  { name: 'the same and rdbchecksum no on both (not used)', source: ['--repl-diskless-sync-delay', '0', '--rdbcompression', 'no', '--rdbchecksum', 'no'], replica: ['--repl-diskless-load', 'on-empty-db', '--rdbchecksum', 'no'] },
+  SPLIT_SETTING,
+  { name: 'the same and rdbchecksum no on both (not used)', source: [...SPLIT_SETTING.source, '--rdbchecksum', 'no'], replica: [...SPLIT_SETTING.replica, '--rdbchecksum', 'no'] },
 ];
 
 async function fill(r: Redis, count: number, value: () => Buffer | string): Promise<void> {
@@ -133,13 +138,12 @@ async function main(): Promise<void> {
         lines.push((await once(dir, setting, keys, value)).line);
       }
     }
-    const split = SETTINGS.find((x) => x.name.includes('what a split sets'))!;
     lines.push(`the stream's start after the link is up, ${ACK_ROUNDS} rounds of ${ACK_KEYS} small keys each, the split's settings (median / max):`);
     const waits: Record<string, number[]> = { 'left to Redis': [], 'replica asked to acknowledge (askReplicaAck)': [] };
     for (let round = 0; round < ACK_ROUNDS; round++) {
       for (const [name, kick] of [['left to Redis', false], ['replica asked to acknowledge (askReplicaAck)', true]] as const) {
         say(`stream start: round ${round + 1}, ${name}`);
-        const t = await once(dir, split, ACK_KEYS, () => 'v'.repeat(16), kick);
+        const t = await once(dir, SPLIT_SETTING, ACK_KEYS, () => 'v'.repeat(16), kick);
         waits[name]!.push(t.streamed - t.linkUp);
       }
     }

@@ -36,6 +36,7 @@ import { Keys } from '../src/store/keys.js';
 import { RedisPool } from '../src/redis/pool.js';
 import { argNumber, argText, controllerAndProxy, withCluster } from './common.js';
 import { timeFullSync } from './full-sync.js';
+import { SYNC_SETTINGS } from '../src/controller/splits/split-sync-settings.js';
 
 const SMALL_KEYS = argNumber('keys', 1_000_000);
 const LARGE_KEYS = argNumber('large', 100_000);
@@ -201,8 +202,8 @@ async function fullSyncAlone(s: Scene): Promise<number> {
   const restore = async () => {
     for (const address of [s.source, s.empty]) await s.at(address).config('SET', ...REDIS_DEFAULTS.flat());
   };
-  await source.config('SET', 'repl-diskless-sync-delay', '0', 'rdbcompression', 'no');
-  await replica.config('SET', 'repl-diskless-load', 'on-empty-db');
+  await source.config('SET', ...Object.entries(SYNC_SETTINGS.source).flat());
+  await replica.config('SET', ...Object.entries(SYNC_SETTINGS.shard).flat());
   try {
     const t = await timeFullSync({ source, replica, sourcePort: Number(s.source.split(':')[1]), replicaAddress: s.empty, pool: s.pool, kick: true });
     return t.streamed / 1000;
