@@ -44,6 +44,17 @@ export function cpuMicros(pid: number): [number, number] {
 }
 
 /**
+ * CPU time the whole host has spent busy so far, in microseconds summed over its cores: every
+ * process, the kernel, and the softirq work that carries loopback TCP (`/proc/stat`, all but idle
+ * and iowait).
+ */
+export function hostBusyMicros(): number {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = fields.reduce((a, b) => a + b, 0);
+  return ((total - fields[3]! - fields[4]!) * 1e6) / 100;
+}
+
+/**
  * Read and write system calls a process made so far, [reads, writes] (syscr, syscw of
  * /proc/<pid>/io: read/readv/recv..., write/writev/send...); [0, 0] once it is gone.
  */

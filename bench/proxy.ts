@@ -14,7 +14,7 @@
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { ManagedProcess, freePort } from '../src/playground/processes.js';
-import { argNumber, argText, cpuMicros, ioCalls, median, redisBenchmark, run, startComparedProxies, whenServing, withCluster } from './common.js';
+import { argNumber, argText, cpuMicros, hostBusyMicros, ioCalls, median, redisBenchmark, run, startComparedProxies, whenServing, withCluster } from './common.js';
 
 const REQUESTS = argNumber('requests', 200_000);
 const ROUNDS = argNumber('rounds', 3);
@@ -31,15 +31,27 @@ interface Result {
   /** Read and write system calls of the proxy process per command. */
   readsPerOp: number | null;
   writesPerOp: number | null;
+  /** CPU microseconds per command of the whole host (every process and the kernel's softirq work). */
+  hostUsPerOp: number;
+  /** CPU microseconds and read system calls per command of the three Redis servers together. */
+  redisUsPerOp: number;
+  redisReadsPerOp: number;
 }
 
-async function benchmark(port: number, test: 'set' | 'get', pipeline: number, pid: number | null): Promise<Result> {
+async function benchmark(port: number, test: 'set' | 'get', pipeline: number, pid: number | null, redisPids: number[]): Promise<Result> {
   const before = pid ? cpuMicros(pid) : [0, 0];
   const ioBefore = pid ? ioCalls(pid) : [0, 0];
+  const hostBefore = hostBusyMicros();
+  const redisBefore = sumOver(redisPids);
   const { rps, p99 } = await redisBenchmark(port, test, pipeline, CLIENTS, REQUESTS);
   const after = pid ? cpuMicros(pid) : [0, 0];
   const ioAfter = pid ? ioCalls(pid) : [0, 0];
+  const hostAfter = hostBusyMicros();
+  const redisAfter = sumOver(redisPids);
   return {
+    hostUsPerOp: (hostAfter - hostBefore) / REQUESTS,
+    redisUsPerOp: (redisAfter.cpu - redisBefore.cpu) / REQUESTS,
+    redisReadsPerOp: (redisAfter.reads - redisBefore.reads) / REQUESTS,
     rps,
     p99,
     userUsPerOp: pid ? (after[0]! - before[0]!) / REQUESTS : null,
@@ -49,6 +61,18 @@ async function benchmark(port: number, test: 'set' | 'get', pipeline: number, pi
   };
 }
 
+/** CPU and read calls of a set of processes so far (the three Redis servers). */
+function sumOver(pids: number[]): { cpu: number; reads: number } {
+  let cpu = 0;
+  let reads = 0;
+  for (const pid of pids) {
+    const [user, sys] = cpuMicros(pid);
+    cpu += user! + sys!;
+    reads += ioCalls(pid)[0]!;
+  }
+  return { cpu, reads };
+}
+
 /** "label: throughput 1.20x, p99 0.80x, CPU per op 0.90x" — medians of `a` over medians of `b`. */
 function ratios(a: Result[], b: Result[], label: string): string {
   const ratio = (f: (r: Result) => number) => median(a.map(f)) / median(b.map(f));
@@ -56,6 +80,20 @@ function ratios(a: Result[], b: Result[], label: string): string {
   const p99 = ratio((r) => r.p99);
   const cpu = ratio((r) => r.userUsPerOp! + r.sysUsPerOp!);
   return `${label.padEnd(25)} throughput ${rps.toFixed(2)}x, p99 ${p99.toFixed(2)}x, CPU per op ${cpu.toFixed(2)}x`;
+}
+
+/**
+ * What a proxy may spend per command for 1.3x twemproxy's throughput on this host. The host's
+ * cores are shared by the proxy, redis-benchmark, the Redis servers and the kernel's loopback
+ * work; at the same host load as twemproxy's run, 1.3x its throughput needs 1/1.3 of its host
+ * CPU per command, and what is not the proxy's (measured through cfgserver) comes off first.
+ */
+function proxyBudget(twemproxy: Result[], cfgserver: Result[], minimal: Result[]): string {
+  const m = (rs: Result[], f: (r: Result) => number) => median(rs.map(f));
+  const proxyCpu = (r: Result) => r.userUsPerOp! + r.sysUsPerOp!;
+  const needed = m(twemproxy, (r) => r.hostUsPerOp) / 1.3;
+  const rest = m(cfgserver, (r) => r.hostUsPerOp - proxyCpu(r));
+  return `1.3x twemproxy at its host load: host ${needed.toFixed(2)} µs/op, of which Redis, redis-benchmark and the kernel take ${rest.toFixed(2)} => a proxy may spend ${(needed - rest).toFixed(2)} µs/op; twemproxy spends ${m(twemproxy, proxyCpu).toFixed(2)}, minimal node ${m(minimal, proxyCpu).toFixed(2)}, cfgserver ${m(cfgserver, proxyCpu).toFixed(2)}`;
 }
 
 async function main(): Promise<void> {
@@ -77,7 +115,7 @@ async function main(): Promise<void> {
       for (const pipeline of PIPELINES) {
         for (const test of TESTS) {
           for (const t of targets) {
-            const r = await benchmark(t.port, test, pipeline, t.pid);
+            const r = await benchmark(t.port, test, pipeline, t.pid, t.name.startsWith('redis') ? [shards[0]!.process.pid] : shards.map((s) => s.process.pid));
             const key = `${t.name}|${test}|${pipeline}`;
             results.set(key, [...(results.get(key) ?? []), r]);
             process.stderr.write(`round ${round} ${test.toUpperCase()} -P ${pipeline} ${t.name}: ${Math.round(r.rps)} ops/s, p99 ${r.p99} ms\n`);
@@ -89,14 +127,15 @@ async function main(): Promise<void> {
     const { stdout: redisVersion } = await run('redis-server', ['--version']);
     console.log(`\nbench/proxy: redis-benchmark -c ${CLIENTS} -n ${REQUESTS} -r 100000, median of ${ROUNDS} interleaved rounds`);
     console.log(`machine: ${cpus().length} cores (${cpus()[0]?.model}), node ${process.version}, ${redisVersion.trim().split(' ').slice(0, 3).join(' ')}, nutcracker 0.5.0; 3 shards on loopback; load average at start ${loadAtStart}\n`);
-    console.log('test  -P  target                       ops/s     p99 ms  proxy CPU µs/op (user + kernel)  reads, writes /op');
+    console.log('test  -P  target                       ops/s     p99 ms  proxy CPU µs/op (user + kernel)  reads, writes /op  Redis CPU µs/op, reads/op  host CPU µs/op');
     for (const pipeline of PIPELINES) {
       for (const test of TESTS) {
         for (const t of targets) {
           const rs = results.get(`${t.name}|${test}|${pipeline}`)!;
           const cpu = rs[0]!.userUsPerOp === null ? '-' : `${median(rs.map((r) => r.userUsPerOp! + r.sysUsPerOp!)).toFixed(2)} (${median(rs.map((r) => r.userUsPerOp!)).toFixed(2)} + ${median(rs.map((r) => r.sysUsPerOp!)).toFixed(2)})`;
           const io = rs[0]!.readsPerOp === null ? '' : `${median(rs.map((r) => r.readsPerOp!)).toFixed(3)}, ${median(rs.map((r) => r.writesPerOp!)).toFixed(3)}`;
-          console.log(`${test.toUpperCase().padEnd(5)} ${String(pipeline).padStart(2)}  ${t.name.padEnd(27)} ${String(Math.round(median(rs.map((r) => r.rps)))).padStart(8)}  ${median(rs.map((r) => r.p99)).toFixed(3).padStart(7)}  ${cpu.padEnd(31)}  ${io}`);
+          const redis = `${median(rs.map((r) => r.redisUsPerOp)).toFixed(2)}, ${median(rs.map((r) => r.redisReadsPerOp)).toFixed(3)}`;
+          console.log(`${test.toUpperCase().padEnd(5)} ${String(pipeline).padStart(2)}  ${t.name.padEnd(27)} ${String(Math.round(median(rs.map((r) => r.rps)))).padStart(8)}  ${median(rs.map((r) => r.p99)).toFixed(3).padStart(7)}  ${cpu.padEnd(31)}  ${io.padEnd(17)}  ${redis.padEnd(25)}  ${median(rs.map((r) => r.hostUsPerOp)).toFixed(2)} (${median(rs.map((r) => (r.hostUsPerOp * r.rps) / 1e6)).toFixed(2)} cores busy)`);
         }
         const of = (name: string) => results.get(`${name}|${test}|${pipeline}`)!;
         for (const [a, b, label] of [
@@ -106,6 +145,7 @@ async function main(): Promise<void> {
         ] as const) {
           console.log(`${''.padEnd(9)}${ratios(of(a), of(b), label)}`);
         }
+        console.log(`${''.padEnd(9)}${proxyBudget(of('twemproxy -v 3'), of('cfgserver proxy'), of('minimal node proxy'))}`);
         console.log('');
       }
     }

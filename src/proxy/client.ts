@@ -49,6 +49,16 @@ export interface ClientLimits {
 }
 
 /**
+ * The commands of one client read. Redis writes the replies to one read at once; the proxy does
+ * the same, holding a read's ready replies while its commands on the shared connections (which
+ * never block) are still being answered, so that a pipeline spread over shards gets one write.
+ */
+export class ReadBatch {
+  /** Commands of this read sent on a shared connection and not answered yet. */
+  open = 0;
+}
+
+/**
  * A reply position in the client's queue. It receives its backend's reply itself (no closure per
  * command), and remembers where its command's bytes were copied, for the one resend allowed.
  */
@@ -65,6 +75,10 @@ export class Pending implements ReplyTarget, SentRange {
   pool: BackendPool | null = null;
   /** It may change data: a success from a master the route no longer names is not passed on. */
   write = false;
+  /** Sent on a shared connection and not answered yet (counted in its batch's `open`). */
+  shared = false;
+  /** The client read its command came in. */
+  batch: ReadBatch | null = null;
   retried = false;
   sentBuf: Buffer | null = null;
   sentStart = 0;

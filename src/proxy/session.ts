@@ -14,7 +14,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { bytesSlot, keySlot } from '../model/slot.js';
 import { NOT_KNOWN, NOT_RUN, type BackendConnection, type BackendPool } from './backend.js';
-import { Pending, noOwner, type LocalClient, type ReplySink, type SessionContext, type Subscriber, type TransactionClient } from './client.js';
+import { Pending, ReadBatch, noOwner, type LocalClient, type ReplySink, type SessionContext, type Subscriber, type TransactionClient } from './client.js';
 import { arityAccepts, commandInfoAt, keyIndexes, streamReadBlocks, type CommandInfo } from './commands.js';
 import { flushSoon } from './flush-soon.js';
 import { runLocal } from './local-commands.js';
@@ -41,6 +41,8 @@ const LOADING = Buffer.from('-LOADING');
 const NOREPLICAS = Buffer.from('-NOREPLICAS');
 const BACKEND_DOWN = Buffer.from('-ERR proxy: backend');
 const NOT_RUN_TAIL = Buffer.from(`${NOT_RUN}\r\n`);
+/** Ready replies held while a pipeline's other replies are on their way; past this they are written. */
+const HOLD_REPLY_BYTES = 64 * 1024;
 
 /** The error reply proves the command did not run on the instance. */
 function didNotRun(buf: Buffer, start: number, end: number): boolean {
@@ -83,6 +85,10 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
   private lastEpoch = 0;
   /** Reply positions not answered yet. */
   private unanswered = 0;
+  /** The read being dispatched (see ReadBatch). */
+  private batch = new ReadBatch();
+  /** Ready replies wait for the rest of their read's (the flush runs again when it is answered). */
+  private repliesHeld = false;
   /** Bytes of the request being dispatched, given to the first reply position it reserves. */
   private incomingBytes = 0;
   /** Bytes of replies ready but not written yet (waiting behind an earlier one, or for the flush). */
@@ -125,6 +131,7 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
 
   onData(chunk: Buffer): void {
     this.heard = true;
+    if (this.inFlight > 0) this.batch = new ReadBatch(); // else nothing refers to the last one: reuse it
     this.guardBlocked = this.ctx.guard.blocked;
     try {
       this.parser.feed(chunk, this.onCommand);
@@ -144,6 +151,7 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
   /** Reserves the next reply position. */
   private reserve(): Pending {
     const p = new Pending(this);
+    p.batch = this.batch;
     this.unanswered++;
     p.requestBytes = this.incomingBytes;
     this.requestBytes += this.incomingBytes;
@@ -161,6 +169,10 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
   answerRange(p: Pending, buf: Buffer, start: number, end: number): void {
     if (p.reply !== null) return;
     this.unanswered--;
+    if (p.shared) {
+      p.shared = false;
+      if (--p.batch!.open === 0 && this.repliesHeld) this.scheduleFlush();
+    }
     p.reply = buf;
     p.replyStart = start;
     p.replyEnd = end;
@@ -195,6 +207,15 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
     while (end < this.queue.length && this.queue[end]!.reply !== null) {
       const p = this.queue[end++]!;
       bytes += p.replyEnd - p.replyStart;
+    }
+    this.repliesHeld = false;
+    if (end > this.head && end < this.queue.length && bytes < HOLD_REPLY_BYTES && !this.closeAfterFlush) {
+      const batch = this.queue[end - 1]!.batch;
+      if (batch !== null && batch.open > 0 && this.queue[end]!.batch === batch) {
+        // The rest of this read's replies are on their way; the last of them flushes again.
+        this.repliesHeld = true;
+        return;
+      }
     }
     let data: Buffer | null = null;
     if (end - this.head === 1) {
@@ -563,6 +584,8 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
   forward(p: Pending, slot: number, command: Buffer, owned = false): void {
     const connection = this.target(p, slot);
     if (!connection) return;
+    p.shared = true;
+    p.batch!.open++;
     p.sentBuf = connection.send(command, p, owned);
     p.sentStart = 0;
     p.sentEnd = p.sentBuf.length;
@@ -573,7 +596,11 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
     const p = this.reserve();
     p.write = write;
     if (cmd.owned) return this.forward(p, slot, cmd.raw, true);
-    this.target(p, slot)?.sendRange(cmd.buf, cmd.start, cmd.end, p);
+    const connection = this.target(p, slot);
+    if (!connection) return;
+    p.shared = true;
+    p.batch!.open++;
+    connection.sendRange(cmd.buf, cmd.start, cmd.end, p);
   }
 
   /**
