@@ -2,14 +2,14 @@
  * Test harness: real etcd and redis-server processes on free loopback ports, always stopped,
  * with a fresh key prefix per test so that tests never see each other's keys.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { execFile, spawn } from 'node:child_process';
 import type { Etcd3 } from 'etcd3';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, beforeEach } from 'vitest';
 import { createEtcd } from '../../src/store/etcd.js';
 import { Keys } from '../../src/store/keys.js';
 import { silentLogger } from '../../src/log.js';
@@ -103,6 +103,9 @@ export function useWorld(options: { etcdMembers?: 1 | 3 } = {}): TestWorld {
     };
     world.admin = (prefix) => new AdminService(world.client, new Keys(prefix));
   });
+  // A failed test prints the end of each controller's log: a flake on a loaded CI machine can
+  // then be read from the CI output, after the test directory is gone.
+  beforeEach((ctx) => ctx.onTestFailed(() => printControllerLogs(world.dir)));
   afterAll(async () => {
     for (const c of cleanups.reverse()) await c();
     world.client?.close();
@@ -111,6 +114,15 @@ export function useWorld(options: { etcdMembers?: 1 | 3 } = {}): TestWorld {
     if (world.dir && !process.env['KEEP_TEST_DIR']) rmSync(world.dir, { recursive: true, force: true });
   });
   return world;
+}
+
+/** The last lines of every controller log in `dir`, on stderr. */
+function printControllerLogs(dir: string | undefined, lines = 30): void {
+  if (!dir) return;
+  for (const file of readdirSync(dir).filter((f) => f.startsWith('controller-') && f.endsWith('.log'))) {
+    const tail = readFileSync(join(dir, file), 'utf8').trimEnd().split('\n').slice(-lines);
+    process.stderr.write(`\n--- last ${tail.length} lines of ${file} ---\n${tail.map((l) => l.slice(0, 400)).join('\n')}\n`);
+  }
 }
 
 export interface CliResult {

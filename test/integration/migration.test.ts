@@ -193,7 +193,9 @@ describe('slot migration', () => {
     const leader = (await admin.controllers.leader())!.controller;
     await procs.get(leader)!.kill9();
     const next = ids.find((id) => id !== leader)!;
-    await waitFor(`${next} to lead`, async () => (await admin.controllers.leader())?.controller === next, 15_000);
+    // This test is about the migration carried on, not about how fast the take-over is (the
+    // election tests and bench:failover are): on a loaded CI machine it once took over 15 s.
+    await waitFor(`${next} to lead`, async () => (await admin.controllers.leader())?.controller === next, 30_000);
     await admin.migrations.resume('lead', 'test');
     const done = await ended(admin, 'lead');
     expect(done.id).toBe(m.id);
