@@ -441,7 +441,11 @@ export class Proxy {
     // buffer allocated per read. net.Server has no `onread` option, so the accepted handle (paused:
     // nothing read yet) is wrapped in a socket that has one; without a handle, 'data' events serve.
     const shared = Buffer.allocUnsafe(64 * 1024);
-    this.server = createServer({ pauseOnConnect: true }, (accepted: Socket) => {
+    // No Nagle delay, and keep-alive probes that find clients gone without a FIN (a host gone, a
+    // NAT that forgot the connection): set by the server on the accepted handle, which the socket
+    // made below keeps; two setsockopt calls fewer in JavaScript for every client that connects.
+    const tcp = { noDelay: true, keepAlive: keepAliveMs > 0, keepAliveInitialDelay: keepAliveMs };
+    this.server = createServer({ pauseOnConnect: true, ...tcp }, (accepted: Socket) => {
       if (this.sessions.size >= maxClients) return this.refuse(accepted);
       counters.connectionsOpened++;
       counters.connections++;
@@ -457,8 +461,6 @@ export class Proxy {
         session = new ClientSession(accepted, ctx, this.nextSessionId++);
         void this.firstRegistration.then(() => accepted.resume());
       }
-      // Finds clients that vanished without a FIN (a host gone, a NAT that forgot the connection).
-      if (keepAliveMs > 0) session.socket.setKeepAlive(true, keepAliveMs);
       this.sessions.add(session);
     });
     // Once listening, 'error' means a failed accept.

@@ -115,7 +115,7 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
   ) {
     this.authed = ctx.password === null;
     this.parser.setAuthenticated(this.authed);
-    socket.setNoDelay(true);
+    // TCP_NODELAY (and keep-alive) were set when the proxy's server accepted the connection.
     if (!readsIntoSharedBuffer) socket.on('data', (chunk) => this.onData(chunk));
     socket.on('drain', () => this.maybeResume());
     socket.on('error', () => undefined);

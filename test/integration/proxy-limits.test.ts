@@ -4,6 +4,7 @@
  * failed accepts — on real etcd and redis, through the proxy.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { connect, type Server, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import type { RedisServer } from '../../src/playground/processes.js';
@@ -26,6 +27,22 @@ async function setup(name: string, options: Partial<ProxyOptions>, n = 2) {
   const proxy = await proxies.start(world.etcd.endpoint, prefix, name, options);
   // Lazy: it connects (and counts as a client) only in the tests that use it.
   return { prefix, masters, proxy, client: proxies.client(proxy, { lazyConnect: true }) };
+}
+
+/**
+ * The kernel's timer on the proxy's end of a client connection, from /proc/net/tcp: its kind
+ * (0 none, 1 retransmit, 2 keep-alive, ...) and the seconds left (the column is in USER_HZ ticks).
+ */
+function proxySideTimer(proxyPort: number, clientPort: number): { kind: number; seconds: number } {
+  const hexPort = (p: number) => p.toString(16).toUpperCase().padStart(4, '0');
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f[1]?.endsWith(`:${hexPort(proxyPort)}`) && f[2]?.endsWith(`:${hexPort(clientPort)}`)) {
+      const [kind, when] = f[5]!.split(':');
+      return { kind: parseInt(kind!, 16), seconds: parseInt(when!, 16) / 100 };
+    }
+  }
+  throw new Error(`no connection from port ${clientPort} to the proxy's ${proxyPort} in /proc/net/tcp`);
 }
 
 /** Connects, and resolves with everything received once the server closes the connection. */
@@ -90,6 +107,22 @@ describe('limits on what clients can make the proxy hold', () => {
     const next = await raw(proxy.listenAddress);
     expect(await next.call('PING')).toBe('+PONG\r\n');
     expect(await clients[1]!.call('INFO')).toContain('rejected_connections:1');
+  });
+
+  it('TCP keep-alive on client connections: probes after --tcp-keepalive seconds of silence, none with 0', async () => {
+    for (const [seconds, expected] of [[120, 'keepalive'], [0, 'none']] as const) {
+      const { proxy } = await setup(`keepalive-${seconds}`, { tcpKeepAliveSeconds: seconds }, 1);
+      const client = await raw(proxy.listenAddress);
+      expect(await client.call('PING')).toBe('+PONG\r\n');
+      const timer = proxySideTimer(Number(proxy.listenAddress.split(':').pop()), client.socket.localPort!);
+      if (expected === 'keepalive') {
+        expect(timer.kind).toBe(2); // the keep-alive timer
+        expect(timer.seconds).toBeGreaterThan(100);
+        expect(timer.seconds).toBeLessThanOrEqual(120);
+      } else {
+        expect(timer.kind).toBe(0); // no timer at all
+      }
+    }
   });
 
   it('idle timeout: an idle client is closed; a blocked and a subscribed one are not', async () => {
