@@ -27,6 +27,13 @@ export function argNumber(name: string, fallback: number): number {
   return Number(argText(name, String(fallback)));
 }
 
+/** The nearest-rank percentile `p` (0-100) of `values`; 0 for none. */
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return 0;
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
+}
+
 export function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)]!;

@@ -10,7 +10,7 @@
  */
 import { connect } from 'node:net';
 import { replyEnd } from '../src/proxy/resp.js';
-import { argNumber, argText } from './common.js';
+import { argNumber, argText, percentile } from './common.js';
 
 const PORT = argNumber('port', 0);
 const CLIENTS = argNumber('clients', 50);
@@ -25,10 +25,6 @@ function pipelineBytes(): Buffer {
     parts.push(TEST === 'set' ? `*3\r\n$3\r\nSET\r\n$${key.length}\r\n${key}\r\n$3\r\nxxx\r\n` : `*2\r\n$3\r\nGET\r\n$${key.length}\r\n${key}\r\n`);
   }
   return Buffer.from(parts.join(''), 'latin1');
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))]!;
 }
 
 const pipelines = Math.ceil(REQUESTS / PIPELINE);
@@ -85,6 +81,4 @@ await new Promise<void>((done) => {
 });
 
 const seconds = (performance.now() - begin) / 1000;
-firstByte.sort((a, b) => a - b);
-complete.sort((a, b) => a - b);
 console.log(JSON.stringify({ rps: (pipelines * PIPELINE) / seconds, firstP50: percentile(firstByte, 50), firstP99: percentile(firstByte, 99), completeP50: percentile(complete, 50), completeP99: percentile(complete, 99) }));

@@ -100,7 +100,12 @@ async function main(): Promise<void> {
   const loadAtStart = loadavg()[0]!.toFixed(2);
   await withCluster('bench', 3, async (c) => {
     const { dir, etcd, shards, stops } = c;
-    const targets: { name: string; port: number; pid: number | null }[] = [{ name: 'redis (direct, one shard)', port: shards[0]!.port, pid: null }, ...(await startComparedProxies(c, 'bench'))];
+    // Each target with the Redis servers its commands reach (whose CPU the run counts).
+    const everyShard = shards.map((s) => s.process.pid);
+    const targets: { name: string; port: number; pid: number | null; redisPids: number[] }[] = [
+      { name: 'redis (direct, one shard)', port: shards[0]!.port, pid: null, redisPids: [shards[0]!.process.pid] },
+      ...(await startComparedProxies(c, 'bench')).map((t) => ({ ...t, redisPids: everyShard })),
+    ];
     // --compare ENTRY: another build of cfgserver (e.g. the previous commit's) in the same run.
     const compare = argText('compare', '');
     if (compare) {
@@ -108,14 +113,14 @@ async function main(): Promise<void> {
       const other = new ManagedProcess('cfgserver compare', process.execPath, [compare, 'proxy', '--cluster', 'bench', '--listen', `127.0.0.1:${port}`, '--etcd', etcd.endpoint, '--log-level', 'warn'], join(dir, 'compare.log'));
       stops.push(() => other.stop());
       await whenServing('compare', port, 15_000);
-      targets.push({ name: 'cfgserver (--compare)', port, pid: other.pid });
+      targets.push({ name: 'cfgserver (--compare)', port, pid: other.pid, redisPids: everyShard });
     }
     const results = new Map<string, Result[]>();
     for (let round = 1; round <= ROUNDS; round++) {
       for (const pipeline of PIPELINES) {
         for (const test of TESTS) {
           for (const t of targets) {
-            const r = await benchmark(t.port, test, pipeline, t.pid, t.name.startsWith('redis') ? [shards[0]!.process.pid] : shards.map((s) => s.process.pid));
+            const r = await benchmark(t.port, test, pipeline, t.pid, t.redisPids);
             const key = `${t.name}|${test}|${pipeline}`;
             results.set(key, [...(results.get(key) ?? []), r]);
             process.stderr.write(`round ${round} ${test.toUpperCase()} -P ${pipeline} ${t.name}: ${Math.round(r.rps)} ops/s, p99 ${r.p99} ms\n`);

@@ -29,7 +29,7 @@ import { createEtcd, decodeKv } from '../src/store/etcd.js';
 import { routeSchema } from '../src/model/schemas.js';
 import { Keys } from '../src/store/keys.js';
 import { RouteWatcher } from '../src/store/route-watcher.js';
-import { argNumber, median } from './common.js';
+import { argNumber, median, percentile } from './common.js';
 
 const SHARDS = argNumber('shards', 500);
 const SLOTS = argNumber('slots', 16384);
@@ -45,11 +45,6 @@ function shardsOf(count: number, slots: number): Shard[] {
     slaves: [`10.1.${Math.floor(i / 250)}.${(i % 250) + 1}:6379`],
     slots: [[i * per, i === count - 1 ? slots - 1 : (i + 1) * per - 1]] as [number, number][],
   }));
-}
-
-function percentile(values: number[], p: number): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
 }
 
 async function main(): Promise<void> {

@@ -34,7 +34,7 @@ import { AdminService } from '../src/service/admin-service.js';
 import { createEtcd } from '../src/store/etcd.js';
 import { Keys } from '../src/store/keys.js';
 import { RedisPool } from '../src/redis/pool.js';
-import { argNumber, argText, controllerAndProxy, withCluster } from './common.js';
+import { argNumber, argText, controllerAndProxy, percentile, withCluster } from './common.js';
 import { timeFullSync } from './full-sync.js';
 import { SYNC_SETTINGS } from '../src/controller/splits/split-sync-settings.js';
 
@@ -164,12 +164,6 @@ function probe(s: Scene) {
 function benchmarkLoad(port: number) {
   const child = spawn('redis-benchmark', ['-h', '127.0.0.1', '-p', String(port), '-c', '10', '-n', '2000000000', '-r', '10000', '-t', 'set', '-q'], { stdio: 'ignore' });
   return { stop: () => child.kill('SIGKILL') };
-}
-
-function percentile(values: number[], p: number): number {
-  if (values.length === 0) return 0;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
 const ms = (w: Write) => w.end - w.start;

@@ -75,9 +75,7 @@ export class Pending implements ReplyTarget, SentRange {
   pool: BackendPool | null = null;
   /** It may change data: a success from a master the route no longer names is not passed on. */
   write = false;
-  /** Sent on a shared connection and not answered yet (counted in its batch's `open`). */
-  shared = false;
-  /** The client read its command came in. */
+  /** The client read its command came in (counted in its `open` while sent and unanswered). */
   batch: ReadBatch | null = null;
   retried = false;
   sentBuf: Buffer | null = null;

@@ -169,10 +169,8 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
   answerRange(p: Pending, buf: Buffer, start: number, end: number): void {
     if (p.reply !== null) return;
     this.unanswered--;
-    if (p.shared) {
-      p.shared = false;
-      if (--p.batch!.open === 0 && this.repliesHeld) this.scheduleFlush();
-    }
+    // Sent on a shared connection (aim): its read waits for one reply fewer.
+    if (p.pool !== null && --p.batch!.open === 0 && this.repliesHeld) this.scheduleFlush();
     p.reply = buf;
     p.replyStart = start;
     p.replyEnd = end;
@@ -480,9 +478,7 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
   /** Sends a command to the master `router` (the route it was dispatched under) serves `slot` on. */
   private forwardUnder(router: Router, p: Pending, slot: number, command: Buffer): void {
     const pool = router.poolForSlot(slot)!;
-    p.slot = slot;
-    p.epoch = router.epoch;
-    p.pool = pool;
+    this.aim(p, router, slot, pool);
     p.sentBuf = pool.connectionFor(this.id, this.proto).send(command, p);
     p.sentStart = 0;
     p.sentEnd = p.sentBuf.length;
@@ -574,18 +570,25 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
       this.answer(p, noOwner(router, slot));
       return null;
     }
+    this.aim(p, router, slot, pool);
+    return pool.connectionFor(this.id, this.proto);
+  }
+
+  /**
+   * Records that `p` goes to `pool`'s shared connection under `router`'s epoch (where a resend
+   * may go, see backendReplied), and counts it in its read's batch until it is answered.
+   */
+  private aim(p: Pending, router: Router, slot: number, pool: BackendPool): void {
     p.slot = slot;
     p.epoch = router.epoch;
     p.pool = pool;
-    return pool.connectionFor(this.id, this.proto);
+    p.batch!.open++;
   }
 
   /** Sends a command (its own buffer) to the master that owns `slot`; its reply answers `p`. */
   forward(p: Pending, slot: number, command: Buffer, owned = false): void {
     const connection = this.target(p, slot);
     if (!connection) return;
-    p.shared = true;
-    p.batch!.open++;
     p.sentBuf = connection.send(command, p, owned);
     p.sentStart = 0;
     p.sentEnd = p.sentBuf.length;
@@ -596,11 +599,7 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
     const p = this.reserve();
     p.write = write;
     if (cmd.owned) return this.forward(p, slot, cmd.raw, true);
-    const connection = this.target(p, slot);
-    if (!connection) return;
-    p.shared = true;
-    p.batch!.open++;
-    connection.sendRange(cmd.buf, cmd.start, cmd.end, p);
+    this.target(p, slot)?.sendRange(cmd.buf, cmd.start, cmd.end, p);
   }
 
   /**
