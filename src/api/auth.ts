@@ -2,7 +2,7 @@
  * The bearer-token check in front of the HTTP API. With a token set, every request that changes
  * something (POST, PUT, PATCH, DELETE) needs `Authorization: Bearer <token>`; with `authReads`,
  * every request does, except /healthz (what load balancers and orchestrators probe; it tells only
- * the replica's id and whether it leads). Without a token nothing is checked, as before.
+ * the replica's id and whether it leads) and the dashboard's page and files (below). Without a token nothing is checked, as before.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { RequestHandler } from 'express';

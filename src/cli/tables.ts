@@ -124,10 +124,13 @@ export function routeTable(route: Route): string {
   const trimming = route.trimming?.length
     ? `\ntrimming: ${route.trimming.join(', ')} (a split's trim: their masters still hold keys of slots they do not own; proxies count and list owned keys only)`
     : '';
+  const feeding = route.feedingSplit?.length
+    ? `\nfeeding a split: ${route.feedingSplit.join(', ')} (their masters replicate to a split's new master; proxies do not count it for WAIT)`
+    : '';
   return `${head}\n${table(
     ['SHARD', 'MASTER', 'SLAVES', 'SLOTS', 'RANGES'],
     route.shards.map((s) => [s.id, s.master, s.slaves.join(',') || '-', countSlots(s.slots), shortRanges(s.slots)]),
-  )}${trimming}`;
+  )}${trimming}${feeding}`;
 }
 
 export function controllersTable(controllers: ControllerStatus[]): string {

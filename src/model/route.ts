@@ -109,15 +109,31 @@ export function newRoute(cluster: string, slotCount: number, shards: Shard[], ep
   return { format: ROUTE_FORMAT, cluster, epoch, slotCount, hash: 'crc16', shards, migrating: [], updatedAt: new Date().toISOString() };
 }
 
+/** The route's optional lists of shard ids: absent when they list none. */
+type ShardMarks = 'trimming' | 'feedingSplit';
+
 /**
- * The route with `add` joined to the shards that may hold foreign keys (`trimming`) and `remove`
- * left out of them; the field is absent when it lists none, so a route without a trim reads as
- * before. The epoch is the caller's to change.
+ * The route with `add` joined to the shards of one of its marks and `remove` left out of it; the
+ * field is absent when it lists none, so a route without the mark reads as before. The epoch is the
+ * caller's to change.
  */
+function withMark(route: Route, mark: ShardMarks, add: readonly string[], remove: readonly string[]): Route {
+  const ids = [...new Set([...(route[mark] ?? []), ...add])].filter((id) => !remove.includes(id));
+  const { [mark]: _, updatedAt, ...rest } = route;
+  return ids.length ? { ...rest, [mark]: ids, updatedAt } : { ...rest, updatedAt };
+}
+
+/** The shards that may hold foreign keys (`trimming`): a split's two, from its hold to the end of its trim. */
 export function withTrimming(route: Route, add: readonly string[], remove: readonly string[] = []): Route {
-  const ids = [...new Set([...(route.trimming ?? []), ...add])].filter((id) => !remove.includes(id));
-  const { trimming: _, updatedAt, ...rest } = route;
-  return ids.length ? { ...rest, trimming: ids, updatedAt } : { ...rest, updatedAt };
+  return withMark(route, 'trimming', add, remove);
+}
+
+/**
+ * The shards whose master feeds a split's new master (`feedingSplit`): one replica that is not
+ * one of its slaves, which a proxy's WAIT must not count (docs/split.md).
+ */
+export function withFeedingSplit(route: Route, add: readonly string[], remove: readonly string[] = []): Route {
+  return withMark(route, 'feedingSplit', add, remove);
 }
 
 /** The same route with changed shards and the next epoch: every published change bumps the epoch. */

@@ -96,6 +96,12 @@ export const routeSchema = z
      * counts keys counts only owned slots' keys there. Absent when no shard is in that state.
      */
     trimming: z.array(shardId).optional(),
+    /**
+     * Shards whose master has one replica that is not one of their slaves: a split's new master,
+     * from when its link to the source is up until the split's commit (docs/split.md). WAIT through
+     * a proxy asks such a master for one replica more and answers one fewer. Absent when none.
+     */
+    feedingSplit: z.array(shardId).optional(),
     updatedAt: z.string(),
   })
   .superRefine((route, ctx) => {
@@ -341,6 +347,7 @@ export function routeProblems(route: {
   shards: { id: string; master: string; slaves: string[]; slots: [number, number][] }[];
   migrating?: { slot: number; from: string; to: string }[];
   trimming?: string[];
+  feedingSplit?: string[];
 }): string[] {
   const problems: string[] = [];
   if (!Number.isInteger(route.slotCount) || route.slotCount < 1 || route.slotCount > MAX_SLOTS) return [`slot count ${route.slotCount} is outside 1..${MAX_SLOTS}`];
@@ -382,11 +389,13 @@ export function routeProblems(route: {
     else if (m.from === m.to) problems.push(`slot ${m.slot} migrates from ${m.from} to itself`);
     else if (ownerOf(m.slot) !== m.from && ownerOf(m.slot) !== m.to) problems.push(`slot ${m.slot} migrates ${m.from} -> ${m.to} but is owned by ${ownerOf(m.slot) ?? 'no shard'}`);
   }
-  const trimming = new Set<string>();
-  for (const id of route.trimming ?? []) {
-    if (trimming.has(id)) problems.push(`shard ${id} is listed twice as trimming`);
-    trimming.add(id);
-    if (!shardIds.has(id)) problems.push(`trimming names unknown shard ${id}`);
+  for (const mark of ['trimming', 'feedingSplit'] as const) {
+    const listed = new Set<string>();
+    for (const id of route[mark] ?? []) {
+      if (listed.has(id)) problems.push(`shard ${id} is listed twice in ${mark}`);
+      listed.add(id);
+      if (!shardIds.has(id)) problems.push(`${mark} names unknown shard ${id}`);
+    }
   }
   return problems;
 }

@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { RefusedError } from './errors.js';
 import type { InstanceFacts } from './instance-facts.js';
 import { expandRanges, leaderRunFields, parseSlotList, routeCommitted, routeWithPhase, type Moves } from './migration.js';
-import { rangesText, toRanges, withTrimming } from './route.js';
+import { rangesText, toRanges, withFeedingSplit, withTrimming } from './route.js';
 import { address, clusterName, shardId, slotRange, taskStepSchema, type Route, type Shard } from './schemas.js';
 
 export const SPLIT_STATES = ['running', 'paused', 'done', 'failed', 'cancelled'] as const;
@@ -174,16 +174,28 @@ export function routeHolding(route: Route, s: SplitRecord): Route {
   return routeWithPhase(withTrimming(withShard, [s.source, s.shard.id]), { moves: splitMoves(s) }, 'prepare');
 }
 
-/** The commit: the new shard owns the moved slots, nothing migrates (a new epoch). */
+/**
+ * The new master's link to the source is up: from here it counts for the source's WAIT, so the
+ * route says the source feeds a split (a new epoch), or the route itself when it says so already.
+ */
+export function routeFeedingSplit(route: Route, s: Pick<SplitRecord, 'source'>): Route {
+  if (route.feedingSplit?.includes(s.source)) return route;
+  return { ...withFeedingSplit(route, [s.source]), epoch: route.epoch + 1, updatedAt: new Date().toISOString() };
+}
+
+/**
+ * The commit: the new shard owns the moved slots, nothing migrates, and its master (promoted at
+ * the catch-up) no longer replicates from the source (a new epoch).
+ */
 export function routeSplit(route: Route, s: SplitRecord): Route {
-  return routeCommitted(route, { moves: splitMoves(s) });
+  return routeCommitted(withFeedingSplit(route, [], [s.source]), { moves: splitMoves(s) });
 }
 
 /** The route as before the split: no slot held, the new shard gone (a new epoch). */
 export function routeWithoutSplit(route: Route, s: SplitRecord): Route {
   // Only the split's own shard goes: one of the same id added by hand since stays.
   const ours = (x: Shard) => x.id === s.shard.id && x.master === s.shard.master && x.slots.length === 0;
-  const before = withTrimming(route, [], [s.source, s.shard.id]);
+  const before = withFeedingSplit(withTrimming(route, [], [s.source, s.shard.id]), [], [s.source]);
   return { ...before, shards: route.shards.filter((x) => !ours(x)), migrating: [], epoch: route.epoch + 1, updatedAt: new Date().toISOString() };
 }
 

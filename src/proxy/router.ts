@@ -61,6 +61,8 @@ export class Router {
   readonly slotsOwned: number[];
   /** Whether each shard's master may hold keys of slots it does not own (a split's trim), by shard index. */
   readonly trimming: boolean[];
+  /** Whether each shard's master feeds a split's new master (one replica WAIT must not count), by shard index. */
+  readonly feedingSplit: boolean[];
   /** Whether any slot migrates (the hot path checks `phaseOf` only then). */
   readonly migrating: boolean;
   /** SLOT_SERVED, SLOT_HELD or SLOT_MOVING, by slot. */
@@ -88,6 +90,7 @@ export class Router {
     this.shardIds = route.shards.map((s) => s.id);
     this.slotsOwned = route.shards.map((s) => countSlots(s.slots));
     this.trimming = route.shards.map((s) => route.trimming?.includes(s.id) ?? false);
+    this.feedingSplit = route.shards.map((s) => route.feedingSplit?.includes(s.id) ?? false);
     this.pools = this.masterAddresses.map(poolFor);
     this.phases = new Uint8Array(route.slotCount);
     this.sources = new Int32Array(route.slotCount).fill(-1);

@@ -11,11 +11,15 @@ import { splitFinished, type SplitRecord } from '../../src/model/split.js';
 import { waitFor } from '../../src/playground/processes.js';
 import type { AdminService } from '../../src/service/admin-service.js';
 import { makeCluster, replicating } from '../helpers/cluster.js';
+import { useProxies } from '../helpers/proxy.js';
+import { useRawClients } from '../helpers/raw-client.js';
 import { useRedisClients } from '../helpers/redis.js';
 import { useWorld } from '../helpers/servers.js';
 
 const world = useWorld();
 const redis = useRedisClients();
+const proxies = useProxies();
+const raw = useRawClients();
 
 async function splitWhen(admin: AdminService, cluster: string, what: string, check: (s: SplitRecord) => boolean, timeoutMs = 40_000): Promise<SplitRecord> {
   return waitFor(`the split ${what}`, async () => {
@@ -86,5 +90,56 @@ describe('the write fence during a split', () => {
     const steps = new Map(done.steps.map((s) => [s.step, s.detail]));
     expect(steps.get('sync')).toMatch(new RegExp(`min-replicas-to-write 1 -> 2 on ${source.address}: ${newMaster.address} streams from it`));
     expect(steps.get('catchup')).toMatch(new RegExp(`min-replicas-to-write 2 -> 1 on ${source.address}; REPLICAOF NO ONE`));
+  });
+
+  it("WAIT through a proxy does not count the split's new master: the source's own slave stalled, WAIT 1 answers 0", async () => {
+    const { admin, prefix, master: source, slaves } = await makeCluster(world, 'swait', { shards: 1, slaves: 1 });
+    const ownSlave = slaves[0]!;
+    world.controller('swait-c0', prefix);
+    await replicating(redis, [ownSlave], source.address);
+    const fill = redis.at(source.address).pipeline();
+    for (let i = 0; i < 3000; i++) fill.set(`k:${i}`, `v${i}`);
+    await fill.exec();
+    const proxy = await proxies.start(world.etcd.endpoint, prefix, 'swait');
+    const client = await raw(proxy.listenAddress);
+    const newMaster = await world.redis();
+    // Paused in its sync (slowed as above), so the new master goes on streaming from the source.
+    await redis.at(source.address).config('SET', 'rdb-key-save-delay', '1000');
+    await admin.splits.split('swait', { shard: 's0', newShard: 's1', master: newMaster.address, requestedBy: 'test' });
+    await splitWhen(admin, 'swait', 'to sync', (s) => s.next === 'sync');
+    await admin.splits.pause('swait', 'test');
+    await splitWhen(admin, 'swait', 'to be paused in its sync', (s) => s.state === 'paused');
+    expect((await admin.route('swait')).feedingSplit, 'not marked during the full sync: WAIT would ask for a replica that cannot answer').toBeUndefined();
+    await redis.at(source.address).config('SET', 'rdb-key-save-delay', '0');
+    const marked = await waitFor('the route to mark s0 as feeding the split', async () => {
+      const route = await admin.route('swait');
+      return route.feedingSplit?.includes('s0') ? route : null;
+    }, 30_000);
+    await waitFor('the proxy on that route', async () => proxy.metrics.counters.epoch >= marked.epoch, 10_000);
+    await waitFor('two good replicas', async () => (await redis.replication(source.address)).goodSlaves === 2, 10_000);
+    expect(await client.call('SET', 'w', '1')).toBe('+OK\r\n');
+    expect(await client.call('WAIT', '1', '5000')).toBe(':1\r\n');
+
+    // The own slave stalled: Redis alone counts the new master, the proxy does not.
+    ownSlave.process.signal('SIGSTOP');
+    try {
+      const direct = await raw(source.address);
+      expect(await direct.call('SET', 'direct', '1')).toBe('+OK\r\n');
+      expect(await direct.call('WAIT', '1', '300'), "Redis's own count: the new master").toBe(':1\r\n');
+      const [set, waited] = await Promise.all([client.call('SET', 'w', '2'), client.call('WAIT', '1', '300')]);
+      expect([set, waited]).toEqual(['+OK\r\n', ':0\r\n']);
+      // WAIT 0 is answered at once, the new master taken off too.
+      expect(await client.call('WAIT', '0', '0')).toBe(':0\r\n');
+    } finally {
+      ownSlave.process.signal('SIGCONT');
+    }
+    expect(await client.call('WAIT', '1', '5000')).toBe(':1\r\n');
+
+    // Resumed: the mark goes with the commit, and the history says when it came.
+    await admin.splits.resume('swait', 'test');
+    const done = await splitWhen(admin, 'swait', 'to end', splitFinished, 60_000);
+    expect(done.state, done.error ?? '').toBe('done');
+    expect((await admin.route('swait')).feedingSplit).toBeUndefined();
+    expect(done.steps.find((s) => s.step === 'sync')?.detail).toMatch(new RegExp(`route epoch ${marked.epoch - 1} -> ${marked.epoch}: s0 feeds ${newMaster.address}, which proxies do not count for WAIT`));
   });
 });

@@ -350,17 +350,20 @@ describe('a cluster behind twemproxy', () => {
     expect(await direct.get('tw:auth')).toBe('2');
   });
 
-  it('slot migration, rebalance and drain are refused for it with the reason, and nothing is written', async () => {
+  it('slot migration, rebalance, drain and split are refused for it with the reason, and nothing is written', async () => {
     const { prefix, admin } = await makeCluster(world, 'twm', { shards: 2, slaves: 0 });
     expect((await cfgctl(world.etcd.endpoint, prefix, ['cluster', 'set', 'twm', '--proxy', 'nginx'])).code).toBe(2);
     expect((await cfgctl(world.etcd.endpoint, prefix, ['cluster', 'set', 'twm', '--proxy', 'twemproxy'])).code).toBe(0);
     const before = await admin.route('twm');
-    for (const args of [['migrate', 'twm', '--slots', '0-9', '--to', 's1'], ['rebalance', 'twm'], ['shard', 'drain', 'twm', 's0']]) {
+    const spare = await world.redis();
+    const split = ['shard', 'split', 'twm', 's0', '--new-shard', 's2', '--master', spare.address];
+    for (const args of [['migrate', 'twm', '--slots', '0-9', '--to', 's1'], ['rebalance', 'twm'], ['shard', 'drain', 'twm', 's0'], split]) {
       const result = await cfgctl(world.etcd.endpoint, prefix, args);
       expect(result.code, args.join(' ')).toBe(5);
       expect(result.stderr).toMatch(/behind twemproxy, which places keys by its own hash/);
     }
     expect((await admin.migrations.list('twm')).migrations).toEqual([]);
+    expect((await admin.splits.list('twm')).splits).toEqual([]);
     expect(await admin.route('twm')).toEqual(before);
     const shown = await cfgctl(world.etcd.endpoint, prefix, ['cluster', 'show', 'twm', '--json', '--no-live']);
     expect(JSON.parse(shown.stdout).spec.proxy).toBe('twemproxy');

@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { RefusedError, ValidationError } from '../../src/model/errors.js';
 import { newRoute } from '../../src/model/route.js';
 import { routeProblems, type Route } from '../../src/model/schemas.js';
-import { majorVersion, roomProblem, routeHolding, routeSplit, routeTrimmed, routeWithoutSplit, splitCancelRefusal, splitFinished, splitSlots, splitText, versionProblem, splitRecordSchema, type SplitRecord } from '../../src/model/split.js';
-import { splitSyncText } from '../../src/cli/tables.js';
+import { majorVersion, roomProblem, routeFeedingSplit, routeHolding, routeSplit, routeTrimmed, routeWithoutSplit, splitCancelRefusal, splitFinished, splitSlots, splitText, versionProblem, splitRecordSchema, type SplitRecord } from '../../src/model/split.js';
+import { routeTable, splitSyncText } from '../../src/cli/tables.js';
 
 function route(): Route {
   return newRoute('c', 16, [
@@ -84,9 +84,36 @@ describe('the route changes of a split', () => {
     // Another split's mark stays.
     expect(routeTrimmed({ ...split, trimming: ['s0', 's2', 's1'] }, s).trimming).toEqual(['s1']);
   });
-  it('refuses a route whose trimming names an unknown shard or one twice', () => {
+  it('refuses a route whose trimming or feedingSplit names an unknown shard or one twice', () => {
     expect(routeProblems({ ...route(), trimming: ['s7'] })).toEqual(['trimming names unknown shard s7']);
-    expect(routeProblems({ ...route(), trimming: ['s0', 's0'] })).toEqual(['shard s0 is listed twice as trimming']);
+    expect(routeProblems({ ...route(), trimming: ['s0', 's0'] })).toEqual(['shard s0 is listed twice in trimming']);
+    expect(routeProblems({ ...route(), feedingSplit: ['s7'] })).toEqual(['feedingSplit names unknown shard s7']);
+    expect(routeProblems({ ...route(), feedingSplit: ['s1', 's1'] })).toEqual(['shard s1 is listed twice in feedingSplit']);
+  });
+  it('marks the source as feeding the split from its link up (a new epoch, once) to the commit or the undo', () => {
+    const s = record([[4, 6]]);
+    const feeding = routeFeedingSplit(route(), s);
+    expect(feeding.feedingSplit).toEqual(['s0']);
+    expect(feeding.epoch).toBe(6);
+    expect(routeProblems(feeding)).toEqual([]);
+    // A new leader's sync finds it marked: the same route, no write.
+    expect(routeFeedingSplit(feeding, s)).toBe(feeding);
+    // Kept through the hold (the new master still replicates until the catch-up promotes it).
+    const held = routeHolding(feeding, s);
+    expect(held.feedingSplit).toEqual(['s0']);
+    const split = routeSplit(held, s);
+    expect('feedingSplit' in split).toBe(false);
+    expect(split.trimming).toEqual(['s0', 's2']);
+    // Undone from the hold or from the sync: gone with the split, the route as before.
+    for (const from of [held, feeding]) {
+      const undone = routeWithoutSplit(from, s);
+      expect('feedingSplit' in undone).toBe(false);
+      expect({ ...undone, epoch: 5, updatedAt: '' }).toEqual({ ...route(), updatedAt: '' });
+    }
+    // Another shard's mark stays at the commit.
+    expect(routeSplit({ ...held, feedingSplit: ['s0', 's1'] }, s).feedingSplit).toEqual(['s1']);
+    expect(routeTable(held)).toMatch(/\ntrimming: s0, s2 .*\nfeeding a split: s0 \(their masters replicate to a split's new master; proxies do not count it for WAIT\)$/);
+    expect(routeTable(route())).not.toMatch(/feeding|trimming/);
   });
 });
 

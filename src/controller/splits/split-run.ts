@@ -29,6 +29,7 @@ import { NotLeaderError, RedisError, errorMessage } from '../../model/errors.js'
 import { expandRanges } from '../../model/migration.js';
 import {
   UNPAUSABLE_SPLIT_STEPS,
+  routeFeedingSplit,
   routeHolding,
   routeSplit,
   routeTrimmed,
@@ -205,6 +206,7 @@ export class SplitRun extends RecordRun<SplitRecord> {
     let linkedAt = 0;
     let lastAckAsked = 0;
     let fenceText: string | null = null;
+    let feedingText: string | null = null;
     for (;;) {
       this.deps.election.requireFence();
       if (performance.now() - lastRead >= 1000) {
@@ -220,6 +222,12 @@ export class SplitRun extends RecordRun<SplitRecord> {
       const linkUp = mine.linkUp === true;
       const lagBytes = Math.max(0, source.offset - mine.offset);
       const sync: SplitSyncProgress = { linkUp, offset: mine.offset, sourceOffset: source.offset, lagBytes, keys: mine.keys, fullSyncBytes: null, fullSyncTotalBytes: null, at: new Date().toISOString() };
+      // Linked, the new master may acknowledge the source's offsets any moment: WAIT on the source
+      // must count one replica fewer from now on (docs/split.md "WAIT during a split").
+      if (linkUp && feedingText === null) {
+        const { before, after } = await this.writeRoute((r) => routeFeedingSplit(r, s));
+        feedingText = before === after ? '' : `route epoch ${before} -> ${after}: ${s.source} feeds ${s.shard.master}, which proxies do not count for WAIT`;
+      }
       if (linkUp && streamed === null) {
         await this.deps.pool.call(s.sourceMaster, 'PUBLISH', '__cfgserver:split', s.id);
         streamed = (await replicationInfo(this.deps.pool, s.sourceMaster)).offset;
@@ -243,7 +251,7 @@ export class SplitRun extends RecordRun<SplitRecord> {
         const restored = await restoreSyncSettings(this.deps.pool, this.split, this.saveSyncSettings);
         // Retried from the sync at the next cycle: the source must not keep the split's settings.
         if (!restored.complete) throw new RedisError(restored.text);
-        return this.persist('sync', 'running', 'hold', `${s.shard.master} is in sync: link up and streaming, offset ${mine.offset}, ${lagBytes} bytes behind ${s.sourceMaster}, ${mine.keys ?? '?'} keys${restored.text ? `; ${restored.text}` : ''}${fenceText ? `; ${fenceText}` : ''}`, { sync });
+        return this.persist('sync', 'running', 'hold', `${s.shard.master} is in sync: link up and streaming, offset ${mine.offset}, ${lagBytes} bytes behind ${s.sourceMaster}, ${mine.keys ?? '?'} keys${restored.text ? `; ${restored.text}` : ''}${fenceText ? `; ${fenceText}` : ''}${feedingText ? `; ${feedingText}` : ''}`, { sync });
       }
       if (performance.now() - lastWrite >= 1000) {
         lastWrite = performance.now();
