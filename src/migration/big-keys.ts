@@ -13,7 +13,7 @@
 import type { Redis } from 'ioredis';
 import { keySlot } from '../model/slot.js';
 import type { CredentialSource } from '../redis/credentials.js';
-import { MoverConnections, runOn, slavesToWaitFor, waitForSlaves } from './connection.js';
+import { MoverConnections, runOn, scanPages, slavesToWaitFor, waitForSlaves } from './connection.js';
 
 export const BIG_KEY_TYPES = ['hash', 'list', 'set', 'zset', 'string'] as const;
 export type BigKeyType = (typeof BIG_KEY_TYPES)[number];
@@ -88,21 +88,15 @@ export class BigKeyMover {
   async find(source: string, slots: ReadonlySet<number>, slotCount: number): Promise<BigKey[]> {
     const client = this.client(source);
     const found: BigKey[] = [];
-    const scan = (cursor: string) => runOn(source, 'SCAN', () => client.scanBuffer(cursor, 'COUNT', SURVEY_SCAN_COUNT)) as Promise<[Buffer, Buffer[]]>;
-    let page = scan('0');
-    let cursor: string;
-    do {
-      const [next, keys] = await page;
-      cursor = next.toString();
-      // The next page is asked for now, so that its round trip overlaps this page's sizing.
-      if (cursor !== '0') (page = scan(cursor)).catch(() => undefined);
+    // The next page is on its way while this one is sized.
+    for await (const keys of scanPages(source, client, SURVEY_SCAN_COUNT)) {
       const mine = keys.filter((k) => slots.has(keySlot(k, slotCount)));
       if (mine.length === 0) continue;
       const big = (await runOn(source, 'EVAL (sizes)', () => client.callBuffer('EVAL', SIZE_SCRIPT, mine.length, ...mine, String(this.options.threshold), String(this.options.stringThreshold)))) as (Buffer | number)[];
       for (let i = 0; i + 2 < big.length; i += 3) {
         found.push({ key: big[i] as Buffer, type: big[i + 1]!.toString() as BigKeyType, elements: Number(big[i + 2]) });
       }
-    } while (cursor !== '0');
+    }
     return found;
   }
 

@@ -52,6 +52,23 @@ export async function runOn<T>(address: string, what: string, fn: () => Promise<
 }
 
 /**
+ * Every page of a whole SCAN of `address` (COUNT `count`). The next page is asked for as soon as
+ * this one is yielded, so that its round trip overlaps the caller's work on this one; a caller that
+ * stops early leaves that request answered and ignored.
+ */
+export async function* scanPages(address: string, client: Redis, count: number): AsyncGenerator<Buffer[]> {
+  const scan = (cursor: string) => runOn(address, 'SCAN', () => client.scanBuffer(cursor, 'COUNT', count)) as Promise<[Buffer, Buffer[]]>;
+  let page = scan('0');
+  for (;;) {
+    const [next, keys] = await page;
+    const cursor = next.toString();
+    if (cursor !== '0') (page = scan(cursor)).catch(() => undefined);
+    yield keys;
+    if (cursor === '0') return;
+  }
+}
+
+/**
  * How many of `wanted` slaves to WAIT for at `address`: no more than it has online now. A slave the
  * route names but that is down (a dead old master) would make every wait last its whole timeout.
  */

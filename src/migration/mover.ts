@@ -15,7 +15,7 @@ import { keySlot } from '../model/slot.js';
 import { splitAddress } from '../model/address.js';
 import { migrateAuthArgs } from '../model/auth.js';
 import type { CredentialSource } from '../redis/credentials.js';
-import { MoverConnections, runOn, slavesToWaitFor, waitForSlaves } from './connection.js';
+import { MoverConnections, runOn, scanPages, slavesToWaitFor, waitForSlaves } from './connection.js';
 
 /** Where a migrating slot's keys go. */
 export interface MoveTarget {
@@ -89,14 +89,8 @@ export class KeyMover {
       await this.moveBatch(spec.source, batch.target.address, batch.replicas, keys, result, unlinks);
       return keepGoing(result);
     };
-    const scan = (cursor: string) => runOn(spec.source, 'SCAN', () => source.scanBuffer(cursor, 'COUNT', this.options.scanCount)) as Promise<[Buffer, Buffer[]]>;
-    let page = scan('0');
-    let cursor: string;
-    do {
-      const [next, keys] = await page;
-      cursor = next.toString();
-      // The next page is asked for now, so that its round trip overlaps this page's batches.
-      if (cursor !== '0') (page = scan(cursor)).catch(() => undefined);
+    // The next page is on its way while this one's batches are sent.
+    for await (const keys of scanPages(spec.source, source, this.options.scanCount)) {
       for (const key of keys) {
         const target = spec.targets.get(keySlot(key, spec.slotCount));
         if (!target) continue;
@@ -106,7 +100,7 @@ export class KeyMover {
         batch.keys.push(key);
         if (batch.keys.length >= this.options.keysPerBatch && !(await send(batch))) return finish(false);
       }
-    } while (cursor !== '0');
+    }
     for (const batch of batches.values()) if (batch.keys.length > 0 && !(await send(batch))) return finish(false);
     return finish(true);
   }

@@ -5,6 +5,7 @@
  */
 import type { RedisPool } from '../../redis/pool.js';
 import { keySlot } from '../../model/slot.js';
+import { scanPages } from '../../migration/connection.js';
 import { Pacer } from '../../util/pacer.js';
 
 export interface TrimSpec {
@@ -37,17 +38,14 @@ export async function trimPass(pool: RedisPool, spec: TrimSpec, progress: (sofar
     await pacer.took(keys.length);
     return progress(counts);
   };
-  let cursor = '0';
-  do {
-    const [next, keys] = (await client.scanBuffer(cursor, 'COUNT', spec.scanCount)) as [Buffer, Buffer[]];
-    cursor = next.toString();
+  for await (const keys of scanPages(spec.master, client, spec.scanCount)) {
     counts.scanned += keys.length;
     for (const key of keys) {
       if (!spec.foreign(keySlot(key, spec.slotCount))) continue;
       pending.push(key);
       if (pending.length >= spec.batch && !(await flush())) return { ...counts, complete: false };
     }
-  } while (cursor !== '0');
+  }
   if (!(await flush())) return { ...counts, complete: false };
   return { ...counts, complete: true };
 }
