@@ -98,6 +98,19 @@ export async function injectFault(kind: FaultKind, setup: ChaosSetup, clock: Rev
       member.signal('SIGCONT');
       return done(`${member.name}${leader}`);
     }
+    case 'cut etcd member': {
+      // A partition, not a stop: the member runs and answers its clients without a Raft leader
+      // (a proxy whose only endpoint it is is cut off from etcd), its peer links drop everything.
+      const member = pick(random, setup.etcd.members);
+      const leader = (await setup.etcd.leader()) === member ? ' (Raft leader)' : '';
+      setup.partitions.cut(setup.etcd.members, setup.etcd.members.indexOf(member));
+      try {
+        await sleep(ETCD_DOWN_MS);
+      } finally {
+        setup.partitions.heal();
+      }
+      return done(`${member.name}${leader}`);
+    }
     case 'switchover': {
       const { shard, master } = await randomMaster(setup, random);
       try {

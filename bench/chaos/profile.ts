@@ -13,6 +13,7 @@ export const FAULT_KINDS = [
   'SIGSTOP proxy',
   'kill -9 etcd member',
   'SIGSTOP etcd member',
+  'cut etcd member',
   'switchover',
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];

@@ -4,7 +4,7 @@
  * one temporary folder. Each process can be killed, stopped and started again on the same port;
  * `stop()` ends them all (stopped ones too) whatever state the run left them in.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Etcd3 } from 'etcd3';
@@ -23,6 +23,7 @@ import {
   type RedisServer,
 } from '../../src/playground/processes.js';
 import { FAST_PROBE, makeCluster, type ClusterWorld } from '../../test/helpers/cluster.js';
+import { EtcdPartitions, etcdUsers } from '../../test/helpers/etcd-partition.js';
 import { TEST_LEASE_TTL } from '../../test/helpers/servers.js';
 
 export const CLUSTER = 'chaos';
@@ -52,6 +53,8 @@ export class ChaosSetup {
   client!: Etcd3;
   keys!: Keys;
   admin!: AdminService;
+  /** Cuts of etcd members' peer links (the "cut etcd member" fault); healed and removed by stop(). */
+  readonly partitions = new EtcdPartitions();
   /** The etcd revision right after the cluster was created: history is read from here. */
   startRevision = '0';
 
@@ -71,7 +74,11 @@ export class ChaosSetup {
   }
 
   private async startAll(shardSlaves: number[], say: (line: string) => void): Promise<void> {
-    this.etcd = await startEtcdCluster(this.dir, 3);
+    // Each member as its own user, so that the "cut etcd member" fault can tell its links apart
+    // (test/helpers/etcd-partition.ts): root only, the folder open to them.
+    if (process.getuid?.() !== 0) throw new Error('the chaos runner cuts etcd links with iptables and runs etcd members as other users: run it as root');
+    chmodSync(this.dir, 0o711);
+    this.etcd = await startEtcdCluster(this.dir, 3, [], etcdUsers);
     this.client = createEtcd({ endpoints: this.etcd.endpoints });
     const world: ClusterWorld = {
       redis: (extraArgs = [], port) => this.startRedis(extraArgs, port),
@@ -149,6 +156,7 @@ export class ChaosSetup {
       p.signal('SIGCONT');
       p.signal('SIGKILL');
     }
+    this.partitions.remove();
     if (!keep) rmSync(this.dir, { recursive: true, force: true });
   }
 
@@ -162,6 +170,7 @@ export class ChaosSetup {
     for (const p of processes) p.signal('SIGCONT');
     await Promise.all(processes.map((p) => p.stop(2000).catch(() => undefined)));
     this.client?.close();
+    this.partitions.remove();
     await this.etcd?.stop().catch(() => undefined);
     if (!keep) rmSync(this.dir, { recursive: true, force: true });
   }

@@ -3,7 +3,7 @@
  * replicas — on loopback. The playground and the test harness both use this module.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, closeSync } from 'node:fs';
+import { chownSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -276,7 +276,7 @@ interface MemberStatus {
 }
 
 /** A member's own status through etcd's JSON gateway, with a short timeout (a stopped member never answers). */
-async function memberStatus(endpoint: string, timeoutMs = 500): Promise<MemberStatus | null> {
+export async function memberStatus(endpoint: string, timeoutMs = 500): Promise<MemberStatus | null> {
   try {
     const res = await fetch(`${endpoint}/v3/maintenance/status`, { method: 'POST', body: '{}', signal: AbortSignal.timeout(timeoutMs) });
     return res.ok ? ((await res.json()) as MemberStatus) : null;
@@ -285,20 +285,34 @@ async function memberStatus(endpoint: string, timeoutMs = 500): Promise<MemberSt
   }
 }
 
+export interface EtcdClusterOptions {
+  /**
+   * The user id each member runs as (by index), when not the caller's: a test that cuts a member's
+   * links with iptables tells its packets apart by their owner (test/helpers/etcd-partition.ts).
+   * Needs root, and `dir` open to that user.
+   */
+  uidOf?: (index: number) => number | undefined;
+}
+
 /** `size` etcd members on loopback forming one new cluster; resolves once it has a leader. */
-export async function startEtcdCluster(dir: string, size = 3, extraArgs: string[] = []): Promise<EtcdCluster> {
+export async function startEtcdCluster(dir: string, size = 3, extraArgs: string[] = [], options: EtcdClusterOptions = {}): Promise<EtcdCluster> {
   // The ports are picked before etcd binds them, and parallel test files pick ports too: a
   // member that lost that race exits at once. Start again on fresh ports, a few times.
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startEtcdClusterOnce(dir, size, extraArgs);
+      return await startEtcdClusterOnce(dir, size, extraArgs, options);
     } catch (err) {
       if (attempt >= 3 || !/exited/.test(String(err))) throw err;
     }
   }
 }
 
-async function startEtcdClusterOnce(dir: string, size: number, extraArgs: string[]): Promise<EtcdCluster> {
+/** `command args` as `uid` (setpriv, which execs it: the pid is the command's own), or as the caller. */
+function asUser(uid: number | undefined, command: string, args: string[]): [string, string[]] {
+  return uid === undefined ? [command, args] : ['setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', command, ...args]];
+}
+
+async function startEtcdClusterOnce(dir: string, size: number, extraArgs: string[], options: EtcdClusterOptions): Promise<EtcdCluster> {
   const ports: { client: number; peer: number }[] = [];
   for (let i = 0; i < size; i++) ports.push({ client: await freePort(), peer: await freePort() });
   const names = ports.map((_, i) => `m${i + 1}`);
@@ -307,10 +321,18 @@ async function startEtcdClusterOnce(dir: string, size: number, extraArgs: string
   const members: EtcdMember[] = names.map((name, i) => {
     const url = `http://127.0.0.1:${ports[i]!.client}`;
     const peerUrl = `http://127.0.0.1:${ports[i]!.peer}`;
+    const uid = options.uidOf?.(i);
+    const dataDir = join(dir, `etcd-${token}-${name}`);
+    const logFile = join(dir, `etcd-${token}-${name}.log`);
+    if (uid !== undefined) {
+      mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+      closeSync(openSync(logFile, 'a'));
+      for (const path of [dataDir, logFile]) chownSync(path, uid, uid);
+    }
     const spawnMember = () =>
-      new ManagedProcess(`etcd ${name}`, 'etcd', [
+      new ManagedProcess(`etcd ${name}`, ...asUser(uid, 'etcd', [
         '--name', name,
-        '--data-dir', join(dir, `etcd-${token}-${name}`),
+        '--data-dir', dataDir,
         '--listen-client-urls', url,
         '--advertise-client-urls', url,
         '--listen-peer-urls', peerUrl,
@@ -319,9 +341,9 @@ async function startEtcdClusterOnce(dir: string, size: number, extraArgs: string
         '--initial-cluster-token', token,
         '--initial-cluster-state', 'new',
         '--logger=zap',
-        '--log-outputs', join(dir, `etcd-${token}-${name}.log`),
+        '--log-outputs', logFile,
         ...extraArgs,
-      ], join(dir, `etcd-${token}-${name}.out`));
+      ]), join(dir, `etcd-${token}-${name}.out`));
     const member: EtcdMember = {
       name,
       endpoint: url,

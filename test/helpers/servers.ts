@@ -2,7 +2,7 @@
  * Test harness: real etcd and redis-server processes on free loopback ports, always stopped,
  * with a fresh key prefix per test so that tests never see each other's keys.
  */
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -14,6 +14,7 @@ import { createEtcd } from '../../src/store/etcd.js';
 import { Keys } from '../../src/store/keys.js';
 import { silentLogger } from '../../src/log.js';
 import { AdminService } from '../../src/service/admin-service.js';
+import { etcdUsers } from './etcd-partition.js';
 import {
   packageRoot,
   spawnController,
@@ -66,13 +67,18 @@ export interface TestWorld {
  * One etcd per test file (started in beforeAll), redis servers and controllers on demand; all
  * stopped in afterAll, whatever happened.
  */
-export function useWorld(options: { etcdMembers?: 1 | 3 } = {}): TestWorld {
+export function useWorld(options: { etcdMembers?: 1 | 3; /** Each member as its own user, for useEtcdPartitions. */ etcdAsUsers?: boolean } = {}): TestWorld {
   const cleanups: (() => Promise<void> | void)[] = [];
   const world = {} as TestWorld;
   beforeAll(async () => {
     world.dir = mkdtempSync(join(tmpdir(), 'cfgserver-test-'));
     if (options.etcdMembers === 3) {
-      world.etcdCluster = await startEtcdCluster(world.dir, 3);
+      // Members running as other users reach their files through the test directory.
+      if (options.etcdAsUsers) {
+        if (process.getuid?.() !== 0) throw new Error('this test cuts etcd links with iptables and runs etcd members as other users: run it as root');
+        chmodSync(world.dir, 0o711);
+      }
+      world.etcdCluster = await startEtcdCluster(world.dir, 3, [], options.etcdAsUsers ? etcdUsers : {});
       world.etcd = { endpoint: world.etcdCluster.endpoints, stop: () => world.etcdCluster!.stop() };
     } else {
       world.etcd = await startEtcd(world.dir);

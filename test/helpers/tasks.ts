@@ -35,13 +35,23 @@ export interface Writer {
  * would), until stopped or `maxWrites` were acknowledged. Errors are counted, not acknowledged.
  */
 export function writeContinuously(watcher: RouteWatcher, at: (address: string) => Redis, shard = 0, maxWrites = 200_000): Writer {
+  return writeUntilStopped(() => at(watcher.current()!.shards[shard]!.master), maxWrites, 120_000);
+}
+
+/** The same through one client (a proxy's), each SET retried until acknowledged. */
+export function writeThrough(client: Redis, maxWrites = 100_000, maxMs = 90_000): Writer {
+  return writeUntilStopped(() => client, maxWrites, maxMs);
+}
+
+/** Bounded in count and time: it stops by itself after `maxWrites` acknowledged or `maxMs`. */
+function writeUntilStopped(target: () => Redis, maxWrites: number, maxMs: number): Writer {
   let stopped = false;
+  const deadline = Date.now() + maxMs;
   const w: Writer = { acked: [], errors: 0, stop: async () => { stopped = true; await loop; } };
   const loop = (async () => {
-    for (let i = 0; !stopped && w.acked.length < maxWrites; ) {
-      const to = watcher.current()!.shards[shard]!.master;
+    for (let i = 0; !stopped && w.acked.length < maxWrites && Date.now() < deadline; ) {
       try {
-        await at(to).set(`w:${i}`, String(i));
+        await target().set(`w:${i}`, String(i));
         w.acked.push(i);
         i++;
       } catch {

@@ -10,7 +10,7 @@ import { makeCluster, streaming } from '../helpers/cluster.js';
 import { useProxies } from '../helpers/proxy.js';
 import { useRedisClients } from '../helpers/redis.js';
 import { useWorld } from '../helpers/servers.js';
-import { missingWrites } from '../helpers/tasks.js';
+import { missingWrites, writeThrough } from '../helpers/tasks.js';
 
 const world = useWorld({ etcdMembers: 3 });
 const redis = useRedisClients();
@@ -30,23 +30,8 @@ describe('stop-loss with a proxy cut off from etcd (3-member etcd)', () => {
     await waitFor('the proxy knows the controllers', async () => proxy.knownControllers().length === 3, 15_000);
     const client = proxies.client(proxy, { commandTimeout: 15_000 });
 
-    // One SET in flight at a time, each retried until acknowledged; bounded in count and time.
-    const acked: number[] = [];
-    let errors = 0;
-    let stop = false;
-    const deadline = Date.now() + 60_000;
-    const writer = (async () => {
-      for (let i = 0; !stop && Date.now() < deadline && acked.length < 100_000; ) {
-        try {
-          await client.set(`w:${i}`, String(i));
-          acked.push(i);
-          i++;
-        } catch {
-          errors++;
-          await sleep(5);
-        }
-      }
-    })();
+    const writer = writeThrough(client, 100_000, 60_000);
+    const { acked } = writer;
     await waitFor('some writes', async () => acked.length > 200);
 
     member3.signal('SIGSTOP');
@@ -67,12 +52,11 @@ describe('stop-loss with a proxy cut off from etcd (3-member etcd)', () => {
     await waitFor('the proxy on the new route', async () => proxy.metrics.counters.epoch >= route.epoch, 20_000);
     const countAfter = acked.length;
     await waitFor('writes through the proxy after the faults', async () => acked.length > countAfter + 200, 20_000);
-    stop = true;
-    await writer;
+    await writer.stop();
 
     expect(promoted).toBe(slaves[0]!.address);
     const missing = await missingWrites(redis.at(promoted), acked);
-    expect(missing.length, `acknowledged writes missing on the new master (of ${acked.length}; ${errors} errors)`).toBe(0);
+    expect(missing.length, `acknowledged writes missing on the new master (of ${acked.length}; ${writer.errors} errors)`).toBe(0);
     // The old master comes back as a slave, or is refused with its writes kept: either way the
     // new master has everything that was acknowledged (checked above).
   });
