@@ -2,11 +2,12 @@
  * The bearer-token check in front of the HTTP API. With a token set, every request that changes
  * something (POST, PUT, PATCH, DELETE) needs `Authorization: Bearer <token>`; with `authReads`,
  * every request does, except /healthz (what load balancers and orchestrators probe; it tells only
- * the replica's id and whether it leads) and the dashboard's page and files (below). Without a token nothing is checked, as before.
+ * the replica's id and whether it leads) and the dashboard's page and files (below). A read-only
+ * token, when set, is accepted on reads and refused (403) on changes. Without a token nothing is checked, as before.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { RequestHandler } from 'express';
-import { UnauthorizedError } from '../model/errors.js';
+import { ForbiddenError, UnauthorizedError } from '../model/errors.js';
 import type { ApiSecurity } from './api-security.js';
 
 const READS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -27,9 +28,13 @@ export function bearerToken(header: string | undefined): string | null {
   return match?.[1] ?? null;
 }
 
+function isRead(method: string): boolean {
+  return READS.has(method.toUpperCase());
+}
+
 export function needsToken(security: Pick<ApiSecurity, 'token' | 'authReads'>, method: string, path: string): boolean {
   if (security.token === null || OPEN_PATHS.has(path)) return false;
-  const read = READS.has(method.toUpperCase());
+  const read = isRead(method);
   // The dashboard's page and files hold no data (the page reads /v1/... with the token it is
   // given); a browser cannot send a token when it loads a page, so they are open even when reads
   // need the token.
@@ -37,15 +42,17 @@ export function needsToken(security: Pick<ApiSecurity, 'token' | 'authReads'>, m
   return security.authReads || !read;
 }
 
-export function requireToken(security: Pick<ApiSecurity, 'token' | 'authReads'>): RequestHandler {
+export function requireToken(security: Pick<ApiSecurity, 'token' | 'authReads' | 'readToken'>): RequestHandler {
   return (req, res, next) => {
     if (!needsToken(security, req.method, req.path)) return next();
     const given = bearerToken(req.get('authorization'));
     res.set('WWW-Authenticate', 'Bearer realm="cfgserver"');
-    // The error handler writes the API's usual {"error": {code, message}} with 401; the token
-    // given is never repeated back, nor logged.
+    // The error handler writes the API's usual {"error": {code, message}} with 401 (403 for the
+    // read-only token on a change); the token given is never repeated back, nor logged.
     if (given === null) return next(new UnauthorizedError(`${req.method} ${req.path} needs the API token: Authorization: Bearer <token>`));
-    if (!tokenMatches(given, security.token!)) return next(new UnauthorizedError('the API token is wrong'));
-    next();
+    if (tokenMatches(given, security.token!)) return next();
+    if (security.readToken === null || !tokenMatches(given, security.readToken)) return next(new UnauthorizedError('the API token is wrong'));
+    if (isRead(req.method)) return next();
+    next(new ForbiddenError(`${req.method} ${req.path} changes something: the read-only API token cannot, the API token can`));
   };
 }

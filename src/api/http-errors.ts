@@ -18,6 +18,7 @@ const STATUS: Record<ErrorCode, number> = {
   TIMEOUT: 504,
   ETCD_ACCESS: 503,
   UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
 };
 
 export function httpStatusOf(err: unknown): number {

@@ -19,7 +19,7 @@ export interface ApiDeps {
   /** Proxies that follow routes through this API (default: a ledger of this app's own). */
   guards?: GuardLedger;
   /** The bearer token (and whether reads need it); none: an open API, as before. */
-  security?: Pick<ApiSecurity, 'token' | 'authReads'>;
+  security?: Pick<ApiSecurity, 'token' | 'authReads' | 'readToken'>;
 }
 
 export function createApp(deps: ApiDeps): express.Express {

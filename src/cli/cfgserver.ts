@@ -50,6 +50,7 @@ await yargs(hideBin(process.argv))
         .option('lease-ttl', { type: 'number', describe: 'lease TTL in seconds (default 3)' })
         .option('api-token-file', { type: 'string', describe: 'file holding the HTTP API\'s bearer token, needed by every change (or $CFGSERVER_API_TOKEN)' })
         .option('api-auth-reads', { type: 'boolean', describe: 'reads need the token too (all but /healthz)' })
+        .option('api-read-token-file', { type: 'string', describe: 'file holding a read-only token that reads accept and changes refuse, with --api-auth-reads (or $CFGSERVER_API_READ_TOKEN)' })
         .option('api-tls-cert', { type: 'string', describe: 'PEM certificate: the HTTP API speaks https (with --api-tls-key)' })
         .option('api-tls-key', { type: 'string', describe: 'PEM key of --api-tls-cert' }),
     async (argv) => {
@@ -63,6 +64,7 @@ await yargs(hideBin(process.argv))
           etcdPasswordFile: etcdSecurity.passwordFile,
           apiTokenFile: argv['api-token-file'],
           apiAuthReads: argv['api-auth-reads'],
+          apiReadTokenFile: argv['api-read-token-file'],
           apiTlsCert: argv['api-tls-cert'],
           apiTlsKey: argv['api-tls-key'],
           id: argv.id,
@@ -103,7 +105,7 @@ await yargs(hideBin(process.argv))
         .option('max-multi-commands', { type: 'number', default: LIMIT_DEFAULTS.maxMultiCommands, describe: 'commands one MULTI may queue (the proxy holds them until EXEC), 0: no bound' })
         .option('backend-timeout', { type: 'number', default: 10_000, describe: 'ms without a reply before a backend connection is dropped' })
         .option('allow-flush', { type: 'boolean', default: false, describe: 'let clients run FLUSHALL, FLUSHDB, SCRIPT FLUSH, FUNCTION FLUSH (on every master)' })
-        .option('api-token-file', { type: 'string', describe: 'file holding the controllers\' API token, for reading the route when cut off from etcd (or $CFGSERVER_API_TOKEN)' })
+        .option('api-token-file', { type: 'string', describe: 'file holding a token of the controllers\' API (the read-only one will do), for reading the route when cut off from etcd (or $CFGSERVER_API_TOKEN)' })
         .option('api-ca', { type: 'string', describe: 'PEM file of the CA that signed the controllers\' https certificates (default: the system\'s roots)' }),
     async (argv) => {
       try {

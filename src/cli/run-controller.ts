@@ -20,7 +20,7 @@ function isLoopback(address: string): boolean {
 export async function runController(config: ControllerConfig): Promise<void> {
   const log = createLogger(config.logLevel);
   // Read before anything starts: a bad token or certificate file ends the process at once.
-  const apiSecurity = loadApiSecurity({ tokenFile: config.apiTokenFile, authReads: config.apiAuthReads, tlsCert: config.apiTlsCert, tlsKey: config.apiTlsKey });
+  const apiSecurity = loadApiSecurity({ tokenFile: config.apiTokenFile, authReads: config.apiAuthReads, readTokenFile: config.apiReadTokenFile, tlsCert: config.apiTlsCert, tlsKey: config.apiTlsKey });
   const controller = new Controller(config, log);
   let server: Server | undefined;
   if (config.listen) {
@@ -32,7 +32,7 @@ export async function runController(config: ControllerConfig): Promise<void> {
     controller.setApiAddress(address, apiSecurity.tls !== undefined);
     controller.setApiClient({ token: apiSecurity.token, ca: apiSecurity.tls?.cert });
     // Said once, never the token itself.
-    log.info('HTTP API listening', { address, tls: apiSecurity.tls !== undefined, token: apiSecurity.token !== null ? (apiSecurity.authReads ? 'every request' : 'changes') : 'none' });
+    log.info('HTTP API listening', { address, tls: apiSecurity.tls !== undefined, token: apiSecurity.token !== null ? (apiSecurity.authReads ? 'every request' : 'changes') : 'none', readOnlyToken: apiSecurity.readToken !== null });
     if (apiSecurity.token === null && !isLoopback(address)) log.warn('the HTTP API has no token: anyone who reaches it can change clusters (docs/security.md)', { address });
   }
   let stopping = false;

@@ -37,6 +37,7 @@ export const EXIT_CODES: Record<ErrorCode, number> = {
   TIMEOUT: 10,
   ETCD_ACCESS: 11,
   UNAUTHORIZED: 11,
+  FORBIDDEN: 11,
 };
 
 export const globalOptions = {

@@ -35,9 +35,11 @@ export const controllerConfigSchema = z.strictObject({
   etcdKey: z.string().min(1).optional(),
   etcdUser: z.string().min(1).optional(),
   etcdPasswordFile: z.string().min(1).optional(),
-  // The HTTP API's bearer token (a file, or $CFGSERVER_API_TOKEN), whether reads need it, and TLS.
+  // The HTTP API's bearer token (a file, or $CFGSERVER_API_TOKEN), whether reads need it, a
+  // read-only token (a file, or $CFGSERVER_API_READ_TOKEN), and TLS.
   apiTokenFile: z.string().min(1).optional(),
   apiAuthReads: z.boolean().default(false),
+  apiReadTokenFile: z.string().min(1).optional(),
   apiTlsCert: z.string().min(1).optional(),
   apiTlsKey: z.string().min(1).optional(),
 });

@@ -15,7 +15,8 @@ export type ErrorCode =
   | 'TASK_FAILED'
   | 'TIMEOUT'
   | 'ETCD_ACCESS'
-  | 'UNAUTHORIZED';
+  | 'UNAUTHORIZED'
+  | 'FORBIDDEN';
 
 export abstract class CfgError extends Error {
   abstract readonly code: ErrorCode;
@@ -69,6 +70,11 @@ export class EtcdAccessError extends CfgError {
 /** An HTTP API request without the bearer token it needs, or with a wrong one. */
 export class UnauthorizedError extends CfgError {
   readonly code = 'UNAUTHORIZED';
+}
+
+/** An HTTP API request whose token is right but may not do this (the read-only token on a change). */
+export class ForbiddenError extends CfgError {
+  readonly code = 'FORBIDDEN';
 }
 
 /** A value read from etcd that does not decode: reported and skipped, never fatal. */

@@ -323,11 +323,11 @@ describe('a proxy cut off from etcd, with the controllers\' reads protected', ()
   });
 });
 
-describe('the HTTP API without a token, and with a token for changes only', () => {
+describe('the HTTP API without a token, with a token for changes only, and with a read-only token', () => {
   /** An API of the controller's own making (createApp) on plain http, in this process. */
-  async function serveApi(security?: { token: string | null; authReads: boolean }): Promise<{ url: string; close(): void }> {
+  async function serveApi(security?: { token: string | null; authReads: boolean; readToken?: string | null }): Promise<{ url: string; close(): void }> {
     const etcd = createEtcd({ endpoints: sec.endpoint, security: loadEtcdSecurity({ ca: sec.ca.ca, cert: sec.clientCert.cert, key: sec.clientCert.key }) });
-    const app = createApp({ admin: new AdminService(etcd, new Keys(sec.prefix)), registry: new Registry(), controllerId: 'in-test', isLeader: () => false, security });
+    const app = createApp({ admin: new AdminService(etcd, new Keys(sec.prefix)), registry: new Registry(), controllerId: 'in-test', isLeader: () => false, security: security && { readToken: null, ...security } });
     const server = createServer(app);
     const address = await listenOn(server, '127.0.0.1:0', () => undefined);
     return { url: `http://${address}`, close: () => (server.close(), server.closeAllConnections(), etcd.close()) };
@@ -360,6 +360,32 @@ describe('the HTTP API without a token, and with a token for changes only', () =
       expect((await fetch(`${api.url}/v1/clusters/no-token`, { method: 'DELETE' })).status).toBe(401);
       expect(await keysUnder(sec.prefix)).not.toContain(`${sec.prefix}/cluster-names/no-token`);
       expect((await postJson(`${api.url}/v1/clusters`, { name: 'with-token' }, apiToken)).status).toBe(201);
+    } finally {
+      api.close();
+    }
+  });
+
+  it('a read-only token: reads accept it, changes refuse it (403, nothing written); the route guard reads the route with it', async () => {
+    const readToken = 'r'.repeat(24);
+    const api = await serveApi({ token: apiToken, authReads: true, readToken });
+    try {
+      const read = (token?: string) => fetch(`${api.url}/v1/clusters/sec/route`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+      expect((await read()).status).toBe(401);
+      expect((await read(readToken)).status).toBe(200);
+      expect((await read(apiToken)).status).toBe(200);
+      expect((await read('w'.repeat(24))).status).toBe(401);
+      const refused = await postJson(`${api.url}/v1/clusters`, { name: 'read-only' }, readToken);
+      expect(refused.status).toBe(403);
+      expect(await refused.json()).toEqual({ error: { code: 'FORBIDDEN', message: 'POST /v1/clusters changes something: the read-only API token cannot, the API token can' } });
+      expect((await fetch(`${api.url}/v1/clusters/sec`, { method: 'DELETE', headers: { authorization: `Bearer ${readToken}` } })).status).toBe(403);
+      expect(await keysUnder(sec.prefix)).not.toContain(`${sec.prefix}/cluster-names/read-only`);
+      expect(await keysUnder(sec.prefix)).toContain(`${sec.prefix}/cluster-names/sec`);
+      expect((await postJson(`${api.url}/v1/clusters`, { name: 'with-admin-token' }, apiToken)).status).toBe(201);
+      // A proxy needs only to read the route: the read-only token is all it is given.
+      const seen: Route[] = [];
+      const guard = new RouteGuard({ cluster: 'sec', proxyId: 'guard-read', drainedEpoch: () => null, ttlMs: 60_000, checkMs: 500, leaseRemainingMs: () => 0, epoch: () => 0, controllers: () => [api.url], api: { token: readToken }, onRoute: (r) => seen.push(r), log: createLogger('error') });
+      await guard.check();
+      expect(seen.map((r) => r.cluster)).toEqual(['sec']);
     } finally {
       api.close();
     }

@@ -163,6 +163,14 @@ describe('the HTTP API token', () => {
     expect(weak).toBe('the API token ($CFGSERVER_API_TOKEN) must be at least 16 characters');
     expect(validationMessage(() => loadApiSecurity({ authReads: true }, {}))).toMatch(/--api-auth-reads needs a token/);
     expect(validationMessage(() => loadApiSecurity({ tlsCert: ca.server('api').cert }, {}))).toMatch(/go together/);
+    // The read-only token: from a file or $CFGSERVER_API_READ_TOKEN, only with authReads, not the API token itself.
+    const both = { CFGSERVER_API_TOKEN: 'a'.repeat(20), CFGSERVER_API_READ_TOKEN: 'b'.repeat(20) };
+    expect(loadApiSecurity({ authReads: true }, both)).toMatchObject({ token: 'a'.repeat(20), readToken: 'b'.repeat(20) });
+    expect(loadApiSecurity({ authReads: true, readTokenFile: write('read-token', `${'c'.repeat(20)}\n`) }, both).readToken).toBe('c'.repeat(20));
+    expect(loadApiSecurity({ authReads: true }, { CFGSERVER_API_TOKEN: 'a'.repeat(20) }).readToken).toBeNull();
+    expect(validationMessage(() => loadApiSecurity({}, both))).toBe('a read-only API token (--api-read-token-file or $CFGSERVER_API_READ_TOKEN) needs --api-auth-reads: without it reads need no token');
+    expect(validationMessage(() => loadApiSecurity({ authReads: true }, { ...both, CFGSERVER_API_READ_TOKEN: 'a'.repeat(20) }))).toBe('the read-only API token must differ from the API token');
+    expect(validationMessage(() => loadApiSecurity({ authReads: true }, { ...both, CFGSERVER_API_READ_TOKEN: 'short' }))).toBe('the API token ($CFGSERVER_API_READ_TOKEN) must be at least 16 characters');
     const server = ca.server('api2');
     expect(loadApiSecurity({ tlsCert: server.cert, tlsKey: server.key }, {}).tls?.cert.toString()).toContain('BEGIN CERTIFICATE');
   });
@@ -170,9 +178,9 @@ describe('the HTTP API token', () => {
 
 describe('the controller config', () => {
   it('takes the security settings from YAML, with flags on top', () => {
-    const file = write('controller.yaml', 'etcdCa: /etc/ca.pem\netcdUser: cfgserver\netcdPasswordFile: /etc/pw\napiTokenFile: /etc/token\napiAuthReads: true\n');
+    const file = write('controller.yaml', 'etcdCa: /etc/ca.pem\netcdUser: cfgserver\netcdPasswordFile: /etc/pw\napiTokenFile: /etc/token\napiAuthReads: true\napiReadTokenFile: /etc/read-token\n');
     const config = loadControllerConfig(file, { etcdUser: 'other' });
-    expect(config).toMatchObject({ etcdCa: '/etc/ca.pem', etcdUser: 'other', etcdPasswordFile: '/etc/pw', apiTokenFile: '/etc/token', apiAuthReads: true });
+    expect(config).toMatchObject({ etcdCa: '/etc/ca.pem', etcdUser: 'other', etcdPasswordFile: '/etc/pw', apiTokenFile: '/etc/token', apiAuthReads: true, apiReadTokenFile: '/etc/read-token' });
     expect(loadControllerConfig(undefined, {}).apiAuthReads).toBe(false);
     // No password in the file: a typo'd or secret-bearing key is refused.
     expect(validationMessage(() => loadControllerConfig(write('bad.yaml', 'etcdPassword: x\n'), {}))).toMatch(/etcdPassword/);

@@ -77,6 +77,7 @@ function describe(err) {
       ? `Refused (401): the API token given is not accepted — ${err.message}. Paste the right one above.`
       : `Refused (401): this needs the API token — ${err.message}. Paste it in the "API token" box above.`;
   }
+  if (err instanceof ApiError && err.status === 403) return `Refused (403): ${err.message}. The token pasted is the read-only one; paste the API token to act.`;
   if (err instanceof ApiError) return `${err.code}: ${err.message}`;
   return `the controller did not answer: ${err && err.message ? err.message : err}`;
 }
