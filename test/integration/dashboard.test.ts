@@ -222,3 +222,45 @@ describe('the endpoints behind the page', () => {
     expect([root.status, root.headers.get('location')]).toEqual([302, '/ui/']);
   });
 });
+
+describe('the dashboard with reads protected and the read-only token', () => {
+  const READ_TOKEN = 'dashboard-read-only-token-0123456789';
+  let browser: Browser;
+  let controller: ManagedProcess;
+
+  afterAll(async () => {
+    await browser?.close();
+    await controller?.kill9();
+  });
+
+  it('shows the clusters once the read-only token is pasted; an action with it is refused (403) and said; nothing changes', async () => {
+    const { prefix, admin } = await makeCluster(world, 'ro', { shards: 1, slaves: 0 });
+    const port = await freePort();
+    controller = spawnController({
+      id: 'dash-ro',
+      etcd: world.etcd.endpoint,
+      prefix,
+      leaseTtlSeconds: TEST_LEASE_TTL,
+      logFile: join(world.dir, 'controller-dash-ro.log'),
+      listen: `127.0.0.1:${port}`,
+      extraArgs: ['--api-auth-reads'],
+      env: { CFGSERVER_API_TOKEN: TOKEN, CFGSERVER_API_READ_TOKEN: READ_TOKEN },
+    });
+    const base = `http://127.0.0.1:${port}`;
+    await waitFor('the replica to answer', async () => (await fetch(`${base}/healthz`).catch(() => null))?.ok, 15_000);
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    const page = await browser.newPage();
+    page.on('dialog', (dialog) => void dialog.accept());
+    // The page itself loads without a token; its reads are refused until one is pasted.
+    await page.goto(`${base}/`);
+    await page.waitForSelector('#updated.bad', { timeout: SHOWN_WITHIN });
+    expect(await page.textContent('#updated')).toContain('Refused (401): this needs the API token');
+    await page.fill('#token', READ_TOKEN);
+    await page.click('#token-form button[type="submit"]');
+    await page.locator('#clusters tr[data-cluster="ro"] a').click({ timeout: SHOWN_WITHIN });
+    await page.locator('button[data-action="pause"]').click({ timeout: SHOWN_WITHIN });
+    await page.waitForFunction(() => document.querySelector('#message')?.textContent?.includes('403'), undefined, { timeout: SHOWN_WITHIN });
+    expect(await page.textContent('#message')).toContain('read-only');
+    expect((await admin.getCluster('ro')).spec.paused).toBe(false);
+  }, 90_000);
+});
