@@ -28,6 +28,8 @@ const STALL_BEYOND_DOWN_MS = 2000;
 /** A killed master is restarted this long after the route names another (or after giving up waiting). */
 const MASTER_RESTART_AFTER_MS = 2000;
 const ETCD_DOWN_MS = 4000;
+/** How long the proxy stays cut off from etcd after the stalled master resumed. */
+const PROXY_CUT_AFTER_MASTER_MS = 2000;
 const PROXY_STOP_MS = 3000;
 
 export async function injectFault(kind: FaultKind, setup: ChaosSetup, clock: RevisionClock, random: () => number): Promise<FaultRun> {
@@ -110,6 +112,31 @@ export async function injectFault(kind: FaultKind, setup: ChaosSetup, clock: Rev
         setup.partitions.heal();
       }
       return done(`${member.name}${leader}`);
+    }
+    case 'SIGSTOP master, proxy cut off': {
+      // Two faults at once, issue 8's: a master stalls while a proxy cannot hear etcd (its only
+      // member cut off). The controllers fail the master over; the old master resumes while the
+      // proxy still learns routes only from the controllers.
+      const { shard, master } = await randomMaster(setup, random);
+      const proxy = pick(random, setup.proxies);
+      const members = setup.etcd.members;
+      const index = members.findIndex((m) => m.endpoint === proxy.etcdEndpoint);
+      const server = setup.redis.get(master)!;
+      setup.partitions.cut(members, index);
+      let note = '';
+      try {
+        server.process.signal('SIGSTOP');
+        try {
+          note = await failedOver(setup, shard, master);
+          await sleep(STALL_BEYOND_DOWN_MS);
+        } finally {
+          server.process.signal('SIGCONT');
+        }
+        await sleep(PROXY_CUT_AFTER_MASTER_MS);
+      } finally {
+        setup.partitions.heal();
+      }
+      return done(`${shard} ${master}, ${proxy.id} (${members[index]!.name})`, note);
     }
     case 'switchover': {
       const { shard, master } = await randomMaster(setup, random);

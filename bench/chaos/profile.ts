@@ -14,6 +14,7 @@ export const FAULT_KINDS = [
   'kill -9 etcd member',
   'SIGSTOP etcd member',
   'cut etcd member',
+  'SIGSTOP master, proxy cut off',
   'switchover',
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];

@@ -1,8 +1,9 @@
 /**
  * The HTTP API's protection: a bearer token (required on every mutating request when set, on
  * reads too with `authReads`), a second, read-only token that reads accept (for dashboards,
- * Prometheus and proxies: whoever holds it cannot change anything), and optional TLS. Loaded once at start-up; a bad file is a clear
- * error that names the option, never the secret.
+ * Prometheus and proxies: whoever holds it cannot change anything), and optional TLS. Loaded at
+ * start-up, and again from the same files on SIGHUP; a bad file is a clear error that names the
+ * option, never the secret.
  */
 import { ValidationError } from '../model/errors.js';
 import { readCertificateAndKey, readSecretFile } from '../util/setting-file.js';
@@ -53,4 +54,17 @@ export function loadApiSecurity(settings: ApiSecuritySettings, env: NodeJS.Proce
   const security: ApiSecurity = { token, authReads, readToken };
   if (settings.tlsCert !== undefined && settings.tlsKey !== undefined) security.tls = readCertificateAndKey('--api-tls-cert', settings.tlsCert, '--api-tls-key', settings.tlsKey);
   return security;
+}
+
+/**
+ * Reads the same files again (SIGHUP) and puts what they hold now into `current`, which the API's
+ * token check reads on every request: new tokens count from the next request. A bad file throws
+ * and changes nothing. The caller gives a new certificate to its https server.
+ */
+export function reloadApiSecurity(current: ApiSecurity, settings: ApiSecuritySettings, env: NodeJS.ProcessEnv = process.env): ApiSecurity {
+  const fresh = loadApiSecurity(settings, env);
+  current.token = fresh.token;
+  current.readToken = fresh.readToken;
+  if (fresh.tls) current.tls = fresh.tls;
+  return current;
 }

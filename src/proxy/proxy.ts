@@ -138,6 +138,8 @@ export class Proxy {
   private idleSweep: NodeJS.Timeout | null = null;
   private readonly controllerRegistry: ControllerRegistry;
   private controllerAddresses: string[] = [];
+  /** Live controllers without an HTTP API: the route guard cannot ask them (route-guard.ts). */
+  private controllersWithoutApi = 0;
   private controllerRefresh: NodeJS.Timeout | null = null;
   /** Refuses forwarding when the route may be stale (cut off from etcd and every controller). */
   readonly guard: RouteGuard;
@@ -164,6 +166,7 @@ export class Proxy {
       proxyId: this.id,
       drainedEpoch: () => this.drainedEpoch,
       controllers: () => this.controllerAddresses,
+      controllersWithoutApi: () => this.controllersWithoutApi,
       api: o.controllerApi,
       onRoute: (route) => this.apply(route),
       log: o.log,
@@ -250,6 +253,7 @@ export class Proxy {
     try {
       const list = await this.controllerRegistry.list();
       this.controllerAddresses = list.flatMap((c) => (c.address ? [`${c.tls ? 'https' : 'http'}://${c.address}`] : []));
+      this.controllersWithoutApi = list.filter((c) => !c.address).length;
     } catch {
       // etcd unreachable: keep the last list
     }

@@ -6,9 +6,10 @@
  * it — a failover may have replaced a master it still writes to. Then it asks the controllers'
  * HTTP API (any replica reads the route from etcd):
  * - a controller answers the route: the same epoch confirms it; a newer one is applied at once;
- * - every controller it knows answers that it cannot reach etcd either (or it knows none): nobody
- *   can change the route (changes go through etcd, failovers through a controller), so serving the
- *   last one is safe;
+ * - every controller it knows answers that it cannot reach etcd either (or none runs): nobody can
+ *   change the route (changes go through etcd, failovers through a controller), so serving the
+ *   last one is safe — but not while a controller runs that it cannot ask (one without an HTTP
+ *   API, `--listen`): that one may be failing a master over;
  * - nobody answers: the proxy keeps forwarding only until its lease could have expired (the TTL
  *   after the last confirmation), then refuses with CLUSTERDOWN and /healthz says not ready, so
  *   that a stalled proxy cannot write to a master the route no longer names.
@@ -40,6 +41,8 @@ export interface RouteGuardOptions {
   drainedEpoch(): number | null;
   /** Base URLs (http://HOST:PORT or https://…) of the controller replicas last seen in etcd. */
   controllers(): string[];
+  /** How many controller replicas last seen in etcd have no HTTP API to ask (none when absent). */
+  controllersWithoutApi?(): number;
   /** Token and CA for a protected API; none: plain requests, as before. */
   api?: ControllerApiAccess;
   /** A newer route a controller gave. */
@@ -102,15 +105,18 @@ export class RouteGuard {
         this.o.onRoute(newest);
       }
       if (newest && newest.epoch >= this.o.epoch()) return this.confirm('a controller');
-      // No controller known (none runs, so none can fail a master over), or every one cut off from
-      // etcd too: nobody can change the route now.
-      if (answers.every((a) => a.kind === 'no-etcd')) return this.confirm(answers.length === 0 ? 'no controller is known' : 'every controller is cut off from etcd too');
+      // No controller runs (so none can fail a master over), or every one is cut off from etcd
+      // too: nobody can change the route now. A controller without an API cannot say so: it may
+      // be failing a master over this moment, so it confirms nothing.
+      const unaskable = this.o.controllersWithoutApi?.() ?? 0;
+      if (unaskable === 0 && answers.every((a) => a.kind === 'no-etcd')) return this.confirm(answers.length === 0 ? 'no controller runs' : 'every controller is cut off from etcd too');
     } finally {
       this.asking = false;
     }
     if (!this.refused && this.blocked) {
       this.refused = true;
-      this.o.log.error('cut off from etcd and from every controller past the lease TTL: refusing to forward', { epoch: this.o.epoch() });
+      const unaskable = this.o.controllersWithoutApi?.() ?? 0;
+      this.o.log.error('cut off from etcd and from every controller past the lease TTL: refusing to forward', { epoch: this.o.epoch(), ...(unaskable > 0 ? { controllersWithoutApi: unaskable, why: 'a controller without an HTTP API (--listen) cannot confirm the route' } : {}) });
     }
   }
 

@@ -617,6 +617,12 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
       // instance that is being (or was) replaced, so the success may not survive. Never pass it on.
       return this.answer(p, reply.error(`ERR proxy: the route (epoch ${router.epoch}) no longer names ${p.pool?.address ?? 'the master'} as the master of slot ${p.slot}; it answered after the change, so ${NOT_KNOWN}`));
     }
+    if (p.write && buf[start] !== 45 && this.ctx.guard.blocked) {
+      // Sent before the route could go stale, answered after: the master may have been failed
+      // over meanwhile and have run it on resuming (a stalled master runs what waited in its
+      // socket before it notices its slaves left). The proxy cannot know: not an acknowledgement.
+      return this.answer(p, reply.error(`ERR proxy: cut off from etcd and from every controller, it cannot tell whether ${p.pool?.address ?? 'the master'} is still the master of slot ${p.slot}, so ${NOT_KNOWN}`));
+    }
     if (buf[start] === 45 && !p.retried && p.sentBuf !== null && didNotRun(buf, start, end)) {
       if (router.epoch !== p.epoch) {
         const pool = router.poolForSlot(p.slot);

@@ -110,7 +110,50 @@ describe('an etcd member cut off from its peers', () => {
     const missing = await missingWrites(redis.at(slaves[0]!.address), writer.acked);
     expect(missing.length, `acknowledged writes missing on the new master (of ${writer.acked.length}; ${writer.errors} errors)`).toBe(0);
   });
+
+  it('controllers without an HTTP API: the cut-off proxy cannot confirm its route, and acknowledges nothing a stalled, failed-over master runs on resuming', async () => {
+    const { prefix, admin, master, slaves } = await makeCluster(world, 'noapi', { slaves: 1 });
+    // No --listen: the controllers register, but a proxy cannot ask them for the route.
+    for (const id of ['n1', 'n2']) world.controller(id, prefix);
+    await waitFor('two controllers', async () => (await admin.listControllers()).controllers.length === 2, 30_000);
+    await waitFor('a leader', async () => admin.controllers.leader(), 15_000);
+    await streaming(redis, slaves, master.address);
+    const members = world.etcdCluster!.members;
+    const raftLeader = await world.etcdCluster!.leader();
+    const index = members.findIndex((m) => m !== raftLeader);
+    const proxy = await proxies.start(members[index]!.endpoint, prefix, 'noapi');
+    const writer = writeThrough(proxies.client(proxy, { commandTimeout: 15_000 }));
+    await waitFor('some writes', async () => writer.acked.length > 200);
+    expect(proxy.knownControllers()).toEqual([]);
+
+    // Issue 8's two faults at once: the proxy's only etcd member cut off, the master stalled. The
+    // controllers fail it over; it resumes, and runs the write that waited in its socket.
+    partitions.cut(members, index);
+    master.process.signal('SIGSTOP');
+    let route;
+    try {
+      route = await waitFor('the failover', async () => {
+        const r = await admin.route('noapi');
+        return r.shards[0]!.master !== master.address ? r : null;
+      }, 30_000);
+      await sleep(1000);
+      expect(proxy.guard.blocked, 'past its lease, the proxy must not confirm its route by itself').toBe(true);
+    } finally {
+      master.process.signal('SIGCONT');
+    }
+    await sleep(2000);
+    partitions.heal();
+    await waitFor('the proxy on the new route', async () => proxy.metrics.counters.epoch >= route.epoch, 30_000);
+    const countAfter = writer.acked.length;
+    await waitFor('writes after the heal', async () => writer.acked.length > countAfter + 200, 20_000);
+    await writer.stop();
+    expect(writer.errors, 'refused or answered "may have run" while cut off').toBeGreaterThan(0);
+    const missing = await missingWrites(redis.at(route.shards[0]!.master), writer.acked);
+    expect(missing.length, `acknowledged writes missing on the new master (of ${writer.acked.length}; ${writer.errors} errors)`).toBe(0);
+  });
 });
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Whether the member answers its status with no Raft leader (through its own JSON gateway, not cfgserver's client). */
 async function leaderless(endpoint: string): Promise<boolean> {
