@@ -8,7 +8,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { splitFinished, type SplitRecord } from '../../src/model/split.js';
-import { waitFor } from '../../src/playground/processes.js';
+import { waitFor, type RedisServer } from '../../src/playground/processes.js';
 import type { AdminService } from '../../src/service/admin-service.js';
 import { makeCluster, replicating } from '../helpers/cluster.js';
 import { useProxies } from '../helpers/proxy.js';
@@ -32,6 +32,24 @@ async function minReplicasToWrite(address: string): Promise<number> {
   return Number(((await redis.at(address).config('GET', 'min-replicas-to-write')) as string[])[1]);
 }
 
+/**
+ * 3,000 keys on the source, a split of its shard s0 asked onto a new instance, and paused in its
+ * full sync, slowed to about 3 s (1 ms per key in the source's fork) so that the pause lands in it.
+ * The caller takes the delay off when it wants the sync to end. Returns the new master.
+ */
+async function splitPausedInSync(admin: AdminService, cluster: string, source: string): Promise<RedisServer> {
+  const fill = redis.at(source).pipeline();
+  for (let i = 0; i < 3000; i++) fill.set(`k:${i}`, `v${i}`);
+  await fill.exec();
+  const newMaster = await world.redis();
+  await redis.at(source).config('SET', 'rdb-key-save-delay', '1000');
+  await admin.splits.split(cluster, { shard: 's0', newShard: 's1', master: newMaster.address, requestedBy: 'test' });
+  await splitWhen(admin, cluster, 'to sync', (s) => s.next === 'sync');
+  await admin.splits.pause(cluster, 'test');
+  await splitWhen(admin, cluster, 'to be paused in its sync', (s) => s.state === 'paused');
+  return newMaster;
+}
+
 describe('the write fence during a split', () => {
   it('counts only the shard\'s own slaves while the new master streams: cut off from them the source refuses writes; put back at the cut-over', async () => {
     const { admin, prefix, master: source, slaves } = await makeCluster(world, 'sfence', { shards: 1, slaves: 1 });
@@ -39,16 +57,7 @@ describe('the write fence during a split', () => {
     const controller = world.controller('sfence-c0', prefix);
     await replicating(redis, [ownSlave], source.address);
     await waitFor('the source fenced', async () => (await minReplicasToWrite(source.address)) === 1, 15_000);
-    const fill = redis.at(source.address).pipeline();
-    for (let i = 0; i < 3000; i++) fill.set(`k:${i}`, `v${i}`);
-    await fill.exec();
-    const newMaster = await world.redis();
-    // A slow full sync (1 ms per key in the source's fork: about 3 s), so that the split is paused in it.
-    await redis.at(source.address).config('SET', 'rdb-key-save-delay', '1000');
-    await admin.splits.split('sfence', { shard: 's0', newShard: 's1', master: newMaster.address, requestedBy: 'test' });
-    await splitWhen(admin, 'sfence', 'to sync', (s) => s.next === 'sync');
-    await admin.splits.pause('sfence', 'test');
-    await splitWhen(admin, 'sfence', 'to be paused in its sync', (s) => s.state === 'paused');
+    const newMaster = await splitPausedInSync(admin, 'sfence', source.address);
     expect(await minReplicasToWrite(source.address), 'not raised during the full sync: the source would refuse every write').toBe(1);
     await redis.at(source.address).config('SET', 'rdb-key-save-delay', '0');
 
@@ -97,18 +106,10 @@ describe('the write fence during a split', () => {
     const ownSlave = slaves[0]!;
     world.controller('swait-c0', prefix);
     await replicating(redis, [ownSlave], source.address);
-    const fill = redis.at(source.address).pipeline();
-    for (let i = 0; i < 3000; i++) fill.set(`k:${i}`, `v${i}`);
-    await fill.exec();
     const proxy = await proxies.start(world.etcd.endpoint, prefix, 'swait');
     const client = await raw(proxy.listenAddress);
-    const newMaster = await world.redis();
-    // Paused in its sync (slowed as above), so the new master goes on streaming from the source.
-    await redis.at(source.address).config('SET', 'rdb-key-save-delay', '1000');
-    await admin.splits.split('swait', { shard: 's0', newShard: 's1', master: newMaster.address, requestedBy: 'test' });
-    await splitWhen(admin, 'swait', 'to sync', (s) => s.next === 'sync');
-    await admin.splits.pause('swait', 'test');
-    await splitWhen(admin, 'swait', 'to be paused in its sync', (s) => s.state === 'paused');
+    // Paused in its sync, the new master goes on streaming from the source.
+    const newMaster = await splitPausedInSync(admin, 'swait', source.address);
     expect((await admin.route('swait')).feedingSplit, 'not marked during the full sync: WAIT would ask for a replica that cannot answer').toBeUndefined();
     await redis.at(source.address).config('SET', 'rdb-key-save-delay', '0');
     const marked = await waitFor('the route to mark s0 as feeding the split', async () => {
