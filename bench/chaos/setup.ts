@@ -55,6 +55,8 @@ export class ChaosSetup {
   admin!: AdminService;
   /** Cuts of etcd members' peer links (the "cut etcd member" fault); healed and removed by stop(). */
   readonly partitions = new EtcdPartitions();
+  /** The HTTP API port of each controller that has one (kept across its restarts). */
+  private readonly apiPorts = new Map<string, number>();
   /** The etcd revision right after the cluster was created: history is read from here. */
   startRevision = '0';
 
@@ -88,6 +90,9 @@ export class ChaosSetup {
     this.keys = new Keys(made.prefix);
     this.admin = made.admin;
     this.startRevision = (await this.client.get(this.keys.leader()).exec()).header.revision;
+    // One controller with an HTTP API, which a proxy cut off from etcd asks for the route; the
+    // other two without, which it cannot ask (so it must not take its route as confirmed).
+    this.apiPorts.set(CONTROLLER_IDS[0]!, await freePort());
     for (const id of CONTROLLER_IDS) this.startController(id);
     for (const [i, member] of this.etcd.members.slice(0, 2).entries()) {
       const port = await freePort();
@@ -113,8 +118,10 @@ export class ChaosSetup {
   }
 
   startController(id: string): ManagedProcess {
+    const port = this.apiPorts.get(id);
     const p = spawnController({
       id,
+      ...(port !== undefined ? { listen: `127.0.0.1:${port}` } : {}),
       etcd: this.etcd.endpoints,
       prefix: this.keys.prefix,
       leaseTtlSeconds: LEASE_TTL_SECONDS,
