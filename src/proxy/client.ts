@@ -17,8 +17,12 @@ export interface SessionContext<S = unknown> {
   password: string | null;
   /** ...as this user (`AUTH user pass`, `HELLO 3 AUTH user pass`); a bare `AUTH pass` names it too. */
   user: string;
-  /** `blocked`: the route may be stale (cut off from etcd and every controller): forward nothing. */
-  guard: { readonly blocked: boolean };
+  /**
+   * `blocked`: the route may be stale (cut off from etcd and every controller): forward nothing.
+   * `inDoubt`: false while `blocked` cannot be true before the guard's next look (a field read, for
+   * the reply path, where `blocked` would cost a clock read per command).
+   */
+  guard: { readonly blocked: boolean; readonly inDoubt: boolean };
   /** FLUSHALL / FLUSHDB / SCRIPT FLUSH / FUNCTION FLUSH go to every master (else refused). */
   allowFlush: boolean;
   /** At most this many commands waiting for their reply before reading from the client pauses. */

@@ -58,6 +58,8 @@ export class RouteGuard {
   private confirmedUntil: number;
   private timer: NodeJS.Timeout | null = null;
   private asking = false;
+  /** See inDoubt. True until the first look. */
+  private doubt = true;
   /** Controllers that refused our token, logged once each. */
   private readonly refusedBy = new Set<string>();
 
@@ -75,6 +77,15 @@ export class RouteGuard {
     return Date.now() > this.confirmedUntil && this.o.leaseRemainingMs() <= 0;
   }
 
+  /**
+   * False while the lease was comfortably alive at the last look (more than two looks' time
+   * left): `blocked` cannot turn true before the next look, which comes first after a stall of
+   * the event loop too (timers run before I/O callbacks).
+   */
+  get inDoubt(): boolean {
+    return this.doubt;
+  }
+
   start(): void {
     this.timer = setInterval(() => void this.check(), this.o.checkMs);
     this.timer.unref();
@@ -89,6 +100,7 @@ export class RouteGuard {
     // Confirmed by the lease only until the lease's own deadline: etcd drops the proxy's
     // registration then, and a barrier stops waiting for it.
     const leaseMs = this.o.leaseRemainingMs();
+    this.doubt = leaseMs <= 2 * this.o.checkMs;
     if (leaseMs > 0) this.confirm('lease', leaseMs);
     // Comfortably alive: nothing more to do. About to lapse (a renewal is late): ask the
     // controllers now, so that a proxy that reaches one has its route confirmed past the lease's

@@ -617,7 +617,7 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
       // instance that is being (or was) replaced, so the success may not survive. Never pass it on.
       return this.answer(p, reply.error(`ERR proxy: the route (epoch ${router.epoch}) no longer names ${p.pool?.address ?? 'the master'} as the master of slot ${p.slot}; it answered after the change, so ${NOT_KNOWN}`));
     }
-    if (p.write && buf[start] !== 45 && this.ctx.guard.blocked) {
+    if (p.write && buf[start] !== 45 && this.ctx.guard.inDoubt && this.ctx.guard.blocked) {
       // Sent before the route could go stale, answered after: the master may have been failed
       // over meanwhile and have run it on resuming (a stalled master runs what waited in its
       // socket before it notices its slaves left). The proxy cannot know: not an acknowledgement.
