@@ -166,6 +166,12 @@ export interface TransactionClient extends ReplyQueue, RouteView {
   enterPinnedLane(slot: number, cmd: ParsedCommand): BackendConnection | null | false;
   /** Claims the shared lane for a command the caller sends; false when it was held. */
   enterSharedLane(cmd: ParsedCommand): boolean;
+  /**
+   * A reply that must not be passed on as it is: the success of something that may have written,
+   * sent to `address` for `slot` under route `epoch`, when the route has moved the slot since or
+   * may be stale now. Returns the error to answer instead, or the reply itself.
+   */
+  checkedSuccess(reply: Buffer, address: string, slot: number, epoch: number): Buffer;
 }
 
 export function noOwner(router: Router, slot: number): Buffer {

@@ -417,7 +417,7 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
         const slot = this.slotOf(info, cmd);
         if (typeof slot !== 'number') return this.answer(this.reserve(), slot);
         if (router.migrating && router.phaseOf(slot) !== SLOT_SERVED) return this.dispatchMigrating(slot, cmd, info, blocks);
-        if (blocks || this.transaction.watchesSlotOf(this, slot)) return this.sendPinned(slot, cmd);
+        if (blocks || this.transaction.watchesSlotOf(this, slot)) return this.sendPinned(slot, cmd, info.write);
         if (!this.enterLane(SHARED, cmd)) return;
         return this.forwardParsed(slot, cmd, info.write);
       }
@@ -643,6 +643,20 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
     if (this.unanswered === 0 && this.flushScheduled) this.flushNow();
   }
 
+  checkedSuccess(r: Buffer, address: string, slot: number, epoch: number): Buffer {
+    if (r[0] === 45) return r;
+    const router = this.ctx.router();
+    // The same two rules as backendReplied's, for replies answered by their own callbacks (EXEC,
+    // the pinned connection's commands).
+    if (epoch !== router.epoch && router.poolForSlot(slot)?.address !== address) {
+      return reply.error(`ERR proxy: the route (epoch ${router.epoch}) no longer names ${address} as the master of slot ${slot}; it answered after the change, so ${NOT_KNOWN}`);
+    }
+    if (this.ctx.guard.inDoubt && this.ctx.guard.blocked) {
+      return reply.error(`ERR proxy: cut off from etcd and from every controller, it cannot tell whether ${address} is still the master of slot ${slot}, so ${NOT_KNOWN}`);
+    }
+    return r;
+  }
+
   /** Sends to a given pool (fan-out commands). */
   sendTo(pool: BackendPool, command: Buffer, handler: (r: Buffer) => void): void {
     pool.connectionFor(this.id, this.proto).send(command, handler);
@@ -667,12 +681,13 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
   }
 
   /** Sends a command on the client's pinned connection to the master of `slot` (in order). */
-  sendPinned(slot: number, cmd: ParsedCommand): void {
+  sendPinned(slot: number, cmd: ParsedCommand, write: boolean): void {
     const connection = this.enterPinnedLane(slot, cmd);
     if (connection === false) return;
     const p = this.reserve();
     if (connection === null) return this.answer(p, noOwner(this.ctx.router(), slot));
-    connection.send(cmd.raw, (r) => this.answer(p, r));
+    const epoch = this.ctx.router().epoch;
+    connection.send(cmd.raw, (r) => this.answer(p, write ? this.checkedSuccess(r, connection.address, slot, epoch) : r));
   }
 
   /** Claims the pinned lane of `slot`'s master for a command the caller sends itself (EXEC). */

@@ -167,7 +167,7 @@ export class TransactionState {
       }
       const connection = session.enterPinnedLane(this.watch.slot, cmd);
       if (connection === false) return; // held; the transaction stays as it is until then
-      return this.sendBlock(session, connection, noOwner(router, this.watch.slot));
+      return this.sendBlock(session, connection, noOwner(router, this.watch.slot), this.watch.slot);
     }
     if (this.queued.length === 0) {
       this.queued = null;
@@ -175,13 +175,14 @@ export class TransactionState {
     }
     const slot = this.slot ?? router.firstSlot();
     if (!session.enterSharedLane(cmd)) return;
-    if (slot === null) return this.sendBlock(session, null, reply.error('CLUSTERDOWN proxy: the cluster has no shard'));
+    if (slot === null) return this.sendBlock(session, null, reply.error('CLUSTERDOWN proxy: the cluster has no shard'), -1);
     const pool = router.poolForSlot(slot);
     // One connection, one synchronous burst: nothing else can interleave with the block.
-    return this.sendBlock(session, pool ? pool.connectionFor(session.id, session.proto) : null, noOwner(router, slot));
+    return this.sendBlock(session, pool ? pool.connectionFor(session.id, session.proto) : null, noOwner(router, slot), slot);
   }
 
-  private sendBlock(session: TransactionClient, connection: BackendConnection | null, noConnection: Buffer): void {
+  /** MULTI, the queued commands, EXEC; EXEC's success passes the session's checks (checkedSuccess). */
+  private sendBlock(session: TransactionClient, connection: BackendConnection | null, noConnection: Buffer, slot: number): void {
     const queued = this.queued!;
     this.queued = null;
     this.watch = null;
@@ -190,6 +191,7 @@ export class TransactionState {
     if (!connection) return session.answer(p, noConnection);
     connection.send(MULTI, () => undefined);
     for (const q of queued) connection.send(q, () => undefined);
-    connection.send(EXEC, (r) => session.answer(p, r));
+    const epoch = session.ctx.router().epoch;
+    connection.send(EXEC, (r) => session.answer(p, session.checkedSuccess(r, connection.address, slot, epoch)));
   }
 }
