@@ -612,16 +612,9 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
    */
   backendReplied(p: Pending, buf: Buffer, start: number, end: number): void {
     const router = this.ctx.router();
-    if (p.write && buf[start] !== 45 && p.epoch !== router.epoch && router.poolForSlot(p.slot) !== p.pool) {
-      // A write answered by a master that the route no longer names for its slot: it ran on an
-      // instance that is being (or was) replaced, so the success may not survive. Never pass it on.
-      return this.answer(p, reply.error(`ERR proxy: the route (epoch ${router.epoch}) no longer names ${p.pool?.address ?? 'the master'} as the master of slot ${p.slot}; it answered after the change, so ${NOT_KNOWN}`));
-    }
-    if (p.write && buf[start] !== 45 && this.ctx.guard.inDoubt && this.ctx.guard.blocked) {
-      // Sent before the route could go stale, answered after: the master may have been failed
-      // over meanwhile and have run it on resuming (a stalled master runs what waited in its
-      // socket before it notices its slaves left). The proxy cannot know: not an acknowledgement.
-      return this.answer(p, reply.error(`ERR proxy: cut off from etcd and from every controller, it cannot tell whether ${p.pool?.address ?? 'the master'} is still the master of slot ${p.slot}, so ${NOT_KNOWN}`));
+    if (p.write && buf[start] !== 45) {
+      const stale = this.staleSuccess(p.slot, p.epoch, p.pool, p.pool?.address ?? 'the master');
+      if (stale) return this.answer(p, stale);
     }
     if (buf[start] === 45 && !p.retried && p.sentBuf !== null && didNotRun(buf, start, end)) {
       if (router.epoch !== p.epoch) {
@@ -644,17 +637,29 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
   }
 
   checkedSuccess(r: Buffer, address: string, slot: number, epoch: number): Buffer {
-    if (r[0] === 45) return r;
+    // backendReplied's rules, for replies answered by their own callbacks (EXEC, pinned commands).
+    return r[0] === 45 ? r : (this.staleSuccess(slot, epoch, null, address) ?? r);
+  }
+
+  /**
+   * The error to answer instead of a write's success, sent for `slot` under route `epoch` to
+   * `pool` (or, when null, the instance at `address`), or null when it may pass:
+   * - the route no longer names that master for the slot: it ran on an instance that is being (or
+   *   was) replaced, and the success may not survive;
+   * - the route may be stale (cut off from etcd and every controller): sent before, answered
+   *   after, the master may have been failed over meanwhile and have run it on resuming (a stalled
+   *   master runs what waited in its socket before it notices its slaves left).
+   * Either way the proxy cannot know: not an acknowledgement.
+   */
+  private staleSuccess(slot: number, epoch: number, pool: BackendPool | null, address: string): Buffer | null {
     const router = this.ctx.router();
-    // The same two rules as backendReplied's, for replies answered by their own callbacks (EXEC,
-    // the pinned connection's commands).
-    if (epoch !== router.epoch && router.poolForSlot(slot)?.address !== address) {
+    if (epoch !== router.epoch && (pool ? router.poolForSlot(slot) !== pool : router.poolForSlot(slot)?.address !== address)) {
       return reply.error(`ERR proxy: the route (epoch ${router.epoch}) no longer names ${address} as the master of slot ${slot}; it answered after the change, so ${NOT_KNOWN}`);
     }
     if (this.ctx.guard.inDoubt && this.ctx.guard.blocked) {
       return reply.error(`ERR proxy: cut off from etcd and from every controller, it cannot tell whether ${address} is still the master of slot ${slot}, so ${NOT_KNOWN}`);
     }
-    return r;
+    return null;
   }
 
   /** Sends to a given pool (fan-out commands). */
