@@ -3,7 +3,8 @@
  * something (POST, PUT, PATCH, DELETE) needs `Authorization: Bearer <token>`; with `authReads`,
  * every request does, except /healthz (what load balancers and orchestrators probe; it tells only
  * the replica's id and whether it leads) and the dashboard's page and files (below). A read-only
- * token, when set, is accepted on reads and refused (403) on changes. Without a token nothing is checked, as before.
+ * token, when set, is accepted on reads and refused (403) on changes. Without a token nothing is
+ * checked, as before.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { RequestHandler } from 'express';

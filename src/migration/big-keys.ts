@@ -13,7 +13,8 @@
 import type { Redis } from 'ioredis';
 import { keySlot } from '../model/slot.js';
 import type { CredentialSource } from '../redis/credentials.js';
-import { MoverConnections, runOn, scanPages, slavesToWaitFor, waitForSlaves } from './connection.js';
+import { runOn, scanPages } from '../redis/named-calls.js';
+import { MoverConnections, slavesToWaitFor, waitForSlaves } from './connection.js';
 
 export const BIG_KEY_TYPES = ['hash', 'list', 'set', 'zset', 'string'] as const;
 export type BigKeyType = (typeof BIG_KEY_TYPES)[number];

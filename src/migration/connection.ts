@@ -1,11 +1,11 @@
 /**
  * The mover's own connections to Redis: long command timeouts (a batch of MIGRATE can take a
- * while), unlike the probe pool's, and errors that name the instance and the command.
+ * while), unlike the probe pool's, and errors that name the instance and the command (runOn).
  */
 import { Redis } from 'ioredis';
 import { splitAddress } from '../model/address.js';
-import { RedisError, errorMessage } from '../model/errors.js';
 import { followCredentials, ioredisAuth, type CredentialSource } from '../redis/credentials.js';
+import { runOn } from '../redis/named-calls.js';
 
 /** One connection per instance, opened on first use, all closed together. */
 export class MoverConnections {
@@ -40,32 +40,6 @@ function moverConnection(address: string, options: { credentials?: CredentialSou
   client.on('error', () => undefined); // failures are reported by the commands that hit them
   if (options.credentials) followCredentials(client, address, options.credentials);
   return client;
-}
-
-/** Runs one call, turning any failure into a RedisError that names the instance and what failed. */
-export async function runOn<T>(address: string, what: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    throw new RedisError(`${address}: ${what} failed: ${errorMessage(err)}`, { cause: err });
-  }
-}
-
-/**
- * Every page of a whole SCAN of `address` (COUNT `count`). The next page is asked for as soon as
- * this one is yielded, so that its round trip overlaps the caller's work on this one; a caller that
- * stops early leaves that request answered and ignored.
- */
-export async function* scanPages(address: string, client: Redis, count: number): AsyncGenerator<Buffer[]> {
-  const scan = (cursor: string) => runOn(address, 'SCAN', () => client.scanBuffer(cursor, 'COUNT', count)) as Promise<[Buffer, Buffer[]]>;
-  let page = scan('0');
-  for (;;) {
-    const [next, keys] = await page;
-    const cursor = next.toString();
-    if (cursor !== '0') (page = scan(cursor)).catch(() => undefined);
-    yield keys;
-    if (cursor === '0') return;
-  }
 }
 
 /**

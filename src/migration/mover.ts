@@ -15,7 +15,8 @@ import { keySlot } from '../model/slot.js';
 import { splitAddress } from '../model/address.js';
 import { migrateAuthArgs } from '../model/auth.js';
 import type { CredentialSource } from '../redis/credentials.js';
-import { MoverConnections, runOn, scanPages, slavesToWaitFor, waitForSlaves } from './connection.js';
+import { runOn, scanPages } from '../redis/named-calls.js';
+import { MoverConnections, slavesToWaitFor, waitForSlaves } from './connection.js';
 
 /** Where a migrating slot's keys go. */
 export interface MoveTarget {

@@ -3,7 +3,7 @@
  * replicas — on loopback. The playground and the test harness both use this module.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chownSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -289,13 +289,17 @@ export interface EtcdClusterOptions {
   /**
    * The user id each member runs as (by index), when not the caller's: a test that cuts a member's
    * links with iptables tells its packets apart by their owner (test/helpers/etcd-partition.ts).
-   * Needs root, and `dir` open to that user.
+   * Needs root; `dir` is opened to them (traverse only).
    */
   uidOf?: (index: number) => number | undefined;
 }
 
 /** `size` etcd members on loopback forming one new cluster; resolves once it has a leader. */
 export async function startEtcdCluster(dir: string, size = 3, extraArgs: string[] = [], options: EtcdClusterOptions = {}): Promise<EtcdCluster> {
+  if (options.uidOf) {
+    if (process.getuid?.() !== 0) throw new Error('etcd members as users of their own (to cut their links with iptables) need root: run as root');
+    chmodSync(dir, 0o711);
+  }
   // The ports are picked before etcd binds them, and parallel test files pick ports too: a
   // member that lost that race exits at once. Start again on fresh ports, a few times.
   for (let attempt = 1; ; attempt++) {

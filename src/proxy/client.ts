@@ -168,10 +168,10 @@ export interface TransactionClient extends ReplyQueue, RouteView {
   enterSharedLane(cmd: ParsedCommand): boolean;
   /**
    * A reply that must not be passed on as it is: the success of something that may have written,
-   * sent to `address` for `slot` under route `epoch`, when the route has moved the slot since or
-   * may be stale now. Returns the error to answer instead, or the reply itself.
+   * sent for `slot` under route `epoch` to `pool` (the slot's pool then), when the route has moved
+   * the slot since or may be stale now. Returns the error to answer instead, or the reply itself.
    */
-  checkedSuccess(reply: Buffer, address: string, slot: number, epoch: number): Buffer;
+  checkedSuccess(reply: Buffer, slot: number, epoch: number, pool: BackendPool | null): Buffer;
 }
 
 export function noOwner(router: Router, slot: number): Buffer {

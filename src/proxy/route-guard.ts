@@ -100,14 +100,16 @@ export class RouteGuard {
     // Confirmed by the lease only until the lease's own deadline: etcd drops the proxy's
     // registration then, and a barrier stops waiting for it.
     const leaseMs = this.o.leaseRemainingMs();
-    this.doubt = leaseMs <= 2 * this.o.checkMs;
+    const comfortable = leaseMs > 2 * this.o.checkMs;
+    this.doubt = !comfortable;
     if (leaseMs > 0) this.confirm('lease', leaseMs);
     // Comfortably alive: nothing more to do. About to lapse (a renewal is late): ask the
     // controllers now, so that a proxy that reaches one has its route confirmed past the lease's
     // deadline instead of stopping there until its next look.
-    if (leaseMs > 2 * this.o.checkMs) return;
-    if (this.asking) return;
+    if (comfortable || this.asking) return;
     this.asking = true;
+    // Controllers without an API cannot be asked: one may be failing a master over this moment.
+    const unaskable = this.o.controllersWithoutApi?.() ?? 0;
     try {
       const answers = await Promise.all(this.o.controllers().map((c) => this.ask(c)));
       const routes = answers.flatMap((a) => (a.kind === 'route' ? [a.route] : []));
@@ -118,16 +120,13 @@ export class RouteGuard {
       }
       if (newest && newest.epoch >= this.o.epoch()) return this.confirm('a controller');
       // No controller runs (so none can fail a master over), or every one is cut off from etcd
-      // too: nobody can change the route now. A controller without an API cannot say so: it may
-      // be failing a master over this moment, so it confirms nothing.
-      const unaskable = this.o.controllersWithoutApi?.() ?? 0;
+      // too: nobody can change the route now — unless one runs that could not be asked.
       if (unaskable === 0 && answers.every((a) => a.kind === 'no-etcd')) return this.confirm(answers.length === 0 ? 'no controller runs' : 'every controller is cut off from etcd too');
     } finally {
       this.asking = false;
     }
     if (!this.refused && this.blocked) {
       this.refused = true;
-      const unaskable = this.o.controllersWithoutApi?.() ?? 0;
       this.o.log.error('cut off from etcd and from every controller past the lease TTL: refusing to forward', { epoch: this.o.epoch(), ...(unaskable > 0 ? { controllersWithoutApi: unaskable, why: 'a controller without an HTTP API (--listen) cannot confirm the route' } : {}) });
     }
   }

@@ -613,7 +613,7 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
   backendReplied(p: Pending, buf: Buffer, start: number, end: number): void {
     const router = this.ctx.router();
     if (p.write && buf[start] !== 45) {
-      const stale = this.staleSuccess(p.slot, p.epoch, p.pool, p.pool?.address ?? 'the master');
+      const stale = this.staleSuccess(router, p.slot, p.epoch, p.pool);
       if (stale) return this.answer(p, stale);
     }
     if (buf[start] === 45 && !p.retried && p.sentBuf !== null && didNotRun(buf, start, end)) {
@@ -636,14 +636,14 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
     if (this.unanswered === 0 && this.flushScheduled) this.flushNow();
   }
 
-  checkedSuccess(r: Buffer, address: string, slot: number, epoch: number): Buffer {
+  checkedSuccess(r: Buffer, slot: number, epoch: number, pool: BackendPool | null): Buffer {
     // backendReplied's rules, for replies answered by their own callbacks (EXEC, pinned commands).
-    return r[0] === 45 ? r : (this.staleSuccess(slot, epoch, null, address) ?? r);
+    return r[0] === 45 ? r : (this.staleSuccess(this.ctx.router(), slot, epoch, pool) ?? r);
   }
 
   /**
-   * The error to answer instead of a write's success, sent for `slot` under route `epoch` to
-   * `pool` (or, when null, the instance at `address`), or null when it may pass:
+   * The error to answer instead of a write's success, sent for `slot` under route `epoch` to the
+   * master of `pool` (the slot's pool when it was sent), or null when it may pass:
    * - the route no longer names that master for the slot: it ran on an instance that is being (or
    *   was) replaced, and the success may not survive;
    * - the route may be stale (cut off from etcd and every controller): sent before, answered
@@ -651,13 +651,13 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
    *   master runs what waited in its socket before it notices its slaves left).
    * Either way the proxy cannot know: not an acknowledgement.
    */
-  private staleSuccess(slot: number, epoch: number, pool: BackendPool | null, address: string): Buffer | null {
-    const router = this.ctx.router();
-    if (epoch !== router.epoch && (pool ? router.poolForSlot(slot) !== pool : router.poolForSlot(slot)?.address !== address)) {
-      return reply.error(`ERR proxy: the route (epoch ${router.epoch}) no longer names ${address} as the master of slot ${slot}; it answered after the change, so ${NOT_KNOWN}`);
+  private staleSuccess(router: Router, slot: number, epoch: number, pool: BackendPool | null): Buffer | null {
+    // The common case reads two numbers and a flag; the messages are built only when they are sent.
+    if (epoch !== router.epoch && router.poolForSlot(slot) !== pool) {
+      return reply.error(`ERR proxy: the route (epoch ${router.epoch}) no longer names ${pool?.address ?? 'the master'} as the master of slot ${slot}; it answered after the change, so ${NOT_KNOWN}`);
     }
     if (this.ctx.guard.inDoubt && this.ctx.guard.blocked) {
-      return reply.error(`ERR proxy: cut off from etcd and from every controller, it cannot tell whether ${address} is still the master of slot ${slot}, so ${NOT_KNOWN}`);
+      return reply.error(`ERR proxy: cut off from etcd and from every controller, it cannot tell whether ${pool?.address ?? 'the master'} is still the master of slot ${slot}, so ${NOT_KNOWN}`);
     }
     return null;
   }
@@ -691,8 +691,9 @@ export class ClientSession implements LocalClient, TransactionClient, Subscriber
     if (connection === false) return;
     const p = this.reserve();
     if (connection === null) return this.answer(p, noOwner(this.ctx.router(), slot));
-    const epoch = this.ctx.router().epoch;
-    connection.send(cmd.raw, (r) => this.answer(p, write ? this.checkedSuccess(r, connection.address, slot, epoch) : r));
+    const { epoch } = this.ctx.router();
+    const pool = this.ctx.router().poolForSlot(slot);
+    connection.send(cmd.raw, (r) => this.answer(p, write ? this.checkedSuccess(r, slot, epoch, pool) : r));
   }
 
   /** Claims the pinned lane of `slot`'s master for a command the caller sends itself (EXEC). */

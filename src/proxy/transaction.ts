@@ -191,7 +191,8 @@ export class TransactionState {
     if (!connection) return session.answer(p, noConnection);
     connection.send(MULTI, () => undefined);
     for (const q of queued) connection.send(q, () => undefined);
-    const epoch = session.ctx.router().epoch;
-    connection.send(EXEC, (r) => session.answer(p, session.checkedSuccess(r, connection.address, slot, epoch)));
+    const { epoch } = session.ctx.router();
+    const pool = session.ctx.router().poolForSlot(slot);
+    connection.send(EXEC, (r) => session.answer(p, session.checkedSuccess(r, slot, epoch, pool)));
   }
 }

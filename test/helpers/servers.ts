@@ -2,7 +2,7 @@
  * Test harness: real etcd and redis-server processes on free loopback ports, always stopped,
  * with a fresh key prefix per test so that tests never see each other's keys.
  */
-import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -73,11 +73,6 @@ export function useWorld(options: { etcdMembers?: 1 | 3; /** Each member as its 
   beforeAll(async () => {
     world.dir = mkdtempSync(join(tmpdir(), 'cfgserver-test-'));
     if (options.etcdMembers === 3) {
-      // Members running as other users reach their files through the test directory.
-      if (options.etcdAsUsers) {
-        if (process.getuid?.() !== 0) throw new Error('this test cuts etcd links with iptables and runs etcd members as other users: run it as root');
-        chmodSync(world.dir, 0o711);
-      }
       world.etcdCluster = await startEtcdCluster(world.dir, 3, [], options.etcdAsUsers ? etcdUsers : {});
       world.etcd = { endpoint: world.etcdCluster.endpoints, stop: () => world.etcdCluster!.stop() };
     } else {

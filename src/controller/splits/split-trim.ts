@@ -5,7 +5,7 @@
  */
 import type { RedisPool } from '../../redis/pool.js';
 import { keySlot } from '../../model/slot.js';
-import { scanPages } from '../../migration/connection.js';
+import { scanPages } from '../../redis/named-calls.js';
 import { Pacer } from '../../util/pacer.js';
 
 export interface TrimSpec {
